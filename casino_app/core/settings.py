@@ -1,0 +1,260 @@
+"""One typed settings object, read from ``CASINO_*`` environment variables.
+
+The embedded defaults run the whole platform on one machine with no services: two SQLite
+files under ``data_dir``, Reflex's in-process state, no Redis, mail written to a folder.
+``CASINO_ENV=production`` turns every missing secret or service into a start-up error.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import sys
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "CASINO_"
+# Settings that hold secrets: each may also be given as a file path in <NAME>_FILE.
+SECRET_FIELDS = ("encryption_keys", "smtp_password")
+
+
+class Environment(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class ConfigError(Exception):
+    """A setting is missing or has a bad value; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", case_sensitive=False, validate_default=True
+    )
+
+    env: Environment = Environment.development
+    data_dir: Path = Path("data")
+    public_url: str = "http://localhost:3000"
+    port: int = Field(3000, ge=1, le=65535)
+
+    identity_db_url: str = ""
+    ledger_db_url: str = ""
+    # Reflex reads REFLEX_REDIS_URL for its state manager; we share it for limits and leases.
+    redis_url: str = Field("", validation_alias="REFLEX_REDIS_URL")
+
+    # Comma-separated "key_id:base64(32 bytes)"; the first is used to encrypt, all decrypt.
+    encryption_keys: str = ""
+
+    session_idle_minutes: int = Field(30, ge=1, le=24 * 60)
+    session_absolute_days: int = Field(7, ge=1, le=90)
+    lockout_threshold: int = Field(5, ge=1, le=100)
+    lockout_window_minutes: int = Field(15, ge=1, le=24 * 60)
+    reset_token_minutes: int = Field(15, ge=1, le=24 * 60)
+    unlock_token_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
+    mfa_challenge_minutes: int = Field(5, ge=1, le=60)
+    minimum_age: int = Field(18, ge=18, le=25)
+
+    argon2_memory_kib: int = Field(19 * 1024, ge=19 * 1024)
+    argon2_time_cost: int = Field(2, ge=2)
+    argon2_parallelism: int = Field(1, ge=1, le=16)
+
+    # Rate limits in the `limits` library's notation.
+    rate_login_ip: str = "30/minute;300/hour"
+    rate_login_account: str = "10/minute"
+    rate_register_ip: str = "5/minute;30/hour"
+    rate_reset_ip: str = "5/minute;30/hour"
+    rate_reset_account: str = "3/15 minutes"
+    rate_mfa_session: str = "10/minute"
+
+    smtp_host: str = ""
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = True
+    mail_from: str = "HashHouse <no-reply@localhost>"
+    mail_outbox_dir: Path | None = None
+
+    log_level: str = "INFO"
+    log_json: bool = True
+    run_jobs_in_app: bool = True
+    job_tick_seconds: float = Field(5.0, gt=0, le=3600)
+    lease_renew_seconds: float = Field(5.0, gt=0, le=600)
+    trusted_proxies: int = Field(0, ge=0, le=5)
+
+    @field_validator("public_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        v = v.upper()
+        if v not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return v
+
+    @field_validator("identity_db_url", "ledger_db_url")
+    @classmethod
+    def _db(cls, v: str) -> str:
+        if v and not v.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:// or postgresql:// URL")
+        if v.startswith(("postgresql://", "postgres://")):
+            v = "postgresql+psycopg://" + v.split("://", 1)[1]
+        return v
+
+    @field_validator("rate_login_ip", "rate_login_account", "rate_register_ip",
+                     "rate_reset_ip", "rate_reset_account", "rate_mfa_session")
+    @classmethod
+    def _rate(cls, v: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(v)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit such as '10/minute': {exc}") from None
+        return v
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _keys(cls, v: str) -> str:
+        if v:
+            parse_keyring(v)
+        return v
+
+    @model_validator(mode="after")
+    def _production_rules(self) -> Settings:
+        if self.env is not Environment.production:
+            return self
+        missing = []
+        if not self.identity_db_url.startswith("postgresql"):
+            missing.append("CASINO_IDENTITY_DB_URL (a postgresql:// URL)")
+        if not self.ledger_db_url.startswith("postgresql"):
+            missing.append("CASINO_LEDGER_DB_URL (a postgresql:// URL)")
+        if self.identity_db_url and self.identity_db_url == self.ledger_db_url:
+            missing.append("CASINO_LEDGER_DB_URL (must differ from CASINO_IDENTITY_DB_URL)")
+        if not self.redis_url:
+            missing.append("REFLEX_REDIS_URL")
+        if not self.encryption_keys:
+            missing.append("CASINO_ENCRYPTION_KEYS (or CASINO_ENCRYPTION_KEYS_FILE)")
+        if not self.smtp_host:
+            missing.append("CASINO_SMTP_HOST")
+        if not self.public_url.startswith("https://"):
+            missing.append("CASINO_PUBLIC_URL (must be https:// in production)")
+        if missing:
+            raise ValueError("production needs: " + ", ".join(missing))
+        return self
+
+    # Derived values -------------------------------------------------------------------
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.production
+
+    @property
+    def identity_url(self) -> str:
+        return self.identity_db_url or f"sqlite:///{(self.data_dir / 'identity.db').resolve()}"
+
+    @property
+    def ledger_url(self) -> str:
+        return self.ledger_db_url or f"sqlite:///{(self.data_dir / 'ledger.db').resolve()}"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return (self.mail_outbox_dir or self.data_dir / "outbox").resolve()
+
+    @property
+    def keyring(self) -> list[tuple[str, bytes]]:
+        if self.encryption_keys:
+            return parse_keyring(self.encryption_keys)
+        return parse_keyring(_development_keys(self.data_dir))
+
+
+def parse_keyring(value: str) -> list[tuple[str, bytes]]:
+    """Parse "id:base64key,id2:base64key" into [(id, 32-byte key)], first = active."""
+    ring: list[tuple[str, bytes]] = []
+    for part in (p.strip() for p in value.split(",") if p.strip()):
+        kid, sep, b64 = part.partition(":")
+        if not sep or not kid.isalnum() or len(kid) > 16:
+            raise ValueError("each key is 'id:base64', id alphanumeric up to 16 characters")
+        try:
+            key = base64.b64decode(b64, validate=True)
+        except ValueError:
+            raise ValueError(f"key '{kid}' is not valid base64") from None
+        if len(key) != 32:
+            raise ValueError(f"key '{kid}' must decode to 32 bytes (AES-256)")
+        if any(k == kid for k, _ in ring):
+            raise ValueError(f"key id '{kid}' appears twice")
+        ring.append((kid, key))
+    if not ring:
+        raise ValueError("no keys given")
+    return ring
+
+
+def _development_keys(data_dir: Path) -> str:
+    """Embedded default only: a key created on first run in the data folder."""
+    path = data_dir / "dev-secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())["encryption_keys"]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = "dev1:" + base64.b64encode(secrets.token_bytes(32)).decode()
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"encryption_keys": value, "note": "DEVELOPMENT ONLY"}, fh)
+    os.replace(tmp, path)
+    print(f"WARNING: created a development encryption key in {path}; "
+          "set CASINO_ENCRYPTION_KEYS in production", file=sys.stderr)
+    return value
+
+
+def _env_name(field: str) -> str:
+    info = Settings.model_fields.get(field)
+    if info is not None and isinstance(info.validation_alias, str):
+        return info.validation_alias
+    return ENV_PREFIX + field.upper()
+
+
+def _secret_files() -> dict[str, Any]:
+    """Read <NAME>_FILE variables for secret settings."""
+    values: dict[str, Any] = {}
+    for field in SECRET_FIELDS:
+        var = _env_name(field) + "_FILE"
+        path = os.environ.get(var)
+        if path:
+            try:
+                values[field] = Path(path).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"{var}: cannot read {path}: {exc.strerror}") from None
+    return values
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment; raise ConfigError naming the bad variable."""
+    try:
+        return Settings(**{**_secret_files(), **overrides})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = [str(x) for x in err["loc"]]
+            name = _env_name(loc[0]) if loc else "configuration"
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}: {msg}")
+        raise ConfigError("; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def reset_settings_cache() -> None:
+    get_settings.cache_clear()

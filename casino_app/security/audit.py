@@ -1,0 +1,165 @@
+"""Append-only, hash-chained audit log.
+
+Each row's hash covers its own fields and the previous row's hash, so editing, removing
+or reordering any row breaks every hash after it; ``verify`` names the first broken row.
+Appends are serialized by updating the single ``audit_head`` row first, in the same
+transaction as the action being recorded: an action and its audit row commit together,
+exactly once. The database refuses UPDATE and DELETE on the table (triggers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from casino_app.core.clock import utcnow
+from casino_app.core.logging import security_logger
+from casino_app.security.models import GENESIS_HASH, AuditEvent, AuditHead
+
+
+class AuditAction(StrEnum):
+    register = "account.register"
+    login_ok = "login.ok"
+    login_failed = "login.failed"
+    login_mfa_failed = "login.mfa_failed"
+    logout = "logout"
+    lock = "account.lock"
+    unlock = "account.unlock"
+    totp_enabled = "2fa.enabled"
+    totp_disabled = "2fa.disabled"
+    recovery_codes_regenerated = "2fa.recovery_regenerated"
+    recovery_code_used = "2fa.recovery_used"
+    session_revoke = "session.revoke"
+    sessions_revoke_others = "session.revoke_others"
+    password_reset_requested = "password.reset_requested"
+    password_reset = "password.reset"
+    password_changed = "password.changed"
+    staff_lookup = "staff.lookup"
+    staff_lock = "staff.lock"
+    staff_unlock = "staff.unlock"
+    staff_revoke_sessions = "staff.revoke_sessions"
+    staff_revoke_session = "staff.revoke_session"
+    staff_created = "staff.created"
+    staff_role_changed = "staff.role_changed"
+    keys_rotated = "keys.rotated"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did it: a user (with role), or the system (user_id None)."""
+
+    user_id: int | None = None
+    role: str | None = None
+    ip: str = ""
+
+
+SYSTEM = Actor(None, "system", "")
+
+
+def _canonical(event: AuditEvent) -> bytes:
+    fields = {
+        "id": event.id,
+        "at": event.at.isoformat(timespec="microseconds"),
+        "action": event.action,
+        "actor_user_id": event.actor_user_id,
+        "actor_role": event.actor_role,
+        "target_user_id": event.target_user_id,
+        "ip": event.ip,
+        "detail": event.detail,
+        "prev_hash": event.prev_hash,
+    }
+    return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+
+def compute_hash(event: AuditEvent) -> str:
+    return hashlib.sha256(_canonical(event)).hexdigest()
+
+
+def record(session: Session, action: AuditAction, actor: Actor,
+           target_user_id: int | None = None, **detail: Any) -> AuditEvent:
+    """Append one row in the caller's transaction. Never put secrets in ``detail``."""
+    # Take the head row's write lock first: concurrent appends queue here.
+    session.execute(update(AuditHead).where(AuditHead.id == 1)
+                    .values(last_id=AuditHead.last_id + 1))
+    head = session.execute(select(AuditHead).where(AuditHead.id == 1)
+                           .execution_options(populate_existing=True)).scalar_one()
+    event = AuditEvent(
+        id=head.last_id,
+        at=utcnow(),
+        action=str(action),
+        actor_user_id=actor.user_id,
+        actor_role=actor.role,
+        target_user_id=target_user_id,
+        ip=actor.ip or "",
+        detail=json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str),
+        prev_hash=head.last_hash,
+    )
+    event.row_hash = compute_hash(event)
+    session.add(event)
+    head.last_hash = event.row_hash
+    session.flush()
+    security_logger().info("audit", action=event.action, actor_user_id=actor.user_id,
+                           actor_role=actor.role, target_user_id=target_user_id,
+                           audit_id=event.id)
+    return event
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    rows: int
+    first_broken_id: int | None = None
+    reason: str = ""
+
+
+def verify(session: Session, batch: int = 5000) -> VerifyResult:
+    """Recompute the chain from the first row; report the first row that does not fit."""
+    prev = GENESIS_HASH
+    expected_id = 1
+    count = 0
+    last_id = 0
+    while True:
+        rows = session.execute(select(AuditEvent).where(AuditEvent.id > last_id)
+                               .order_by(AuditEvent.id).limit(batch)).scalars().all()
+        if not rows:
+            break
+        for row in rows:
+            count += 1
+            if row.id != expected_id:
+                return VerifyResult(False, count, expected_id,
+                                    f"row {expected_id} is missing (next is {row.id})")
+            if row.prev_hash != prev:
+                return VerifyResult(False, count, row.id,
+                                    "prev_hash does not match the previous row")
+            if compute_hash(row) != row.row_hash:
+                return VerifyResult(False, count, row.id, "row content does not match its hash")
+            prev = row.row_hash
+            expected_id += 1
+            last_id = row.id
+        session.expunge_all()
+    head = session.get(AuditHead, 1)
+    if head is not None and (head.last_id != last_id or head.last_hash != prev):
+        return VerifyResult(False, count, last_id + 1,
+                            f"rows after {last_id} are missing (head says {head.last_id})")
+    return VerifyResult(True, count)
+
+
+def recent(session: Session, limit: int = 100, target_user_id: int | None = None,
+           before_id: int | None = None) -> list[AuditEvent]:
+    q = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if target_user_id is not None:
+        q = q.where(AuditEvent.target_user_id == target_user_id)
+    if before_id is not None:
+        q = q.where(AuditEvent.id < before_id)
+    return list(session.execute(q).scalars())
+
+
+def format_time(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC")

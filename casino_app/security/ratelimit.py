@@ -1,0 +1,98 @@
+"""Rate limits (the ``limits`` library): memory storage by default, Redis in production.
+
+Limits are keyed so that nobody can spend someone else's budget: login and reset are
+limited per IP, and per (account, IP) pair, never per account alone. A player whose
+address is being hammered from elsewhere can still sign in from their own network.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse_many
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from casino_app.core.settings import get_settings
+
+
+class RateLimited(Exception):
+    """Too many attempts; ``retry_after`` seconds until the next one is allowed."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"too many attempts, try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
+@dataclass
+class _Limiter:
+    limiter: MovingWindowRateLimiter
+    cache: dict[str, list[RateLimitItem]]
+
+
+_lock = threading.Lock()
+_state: _Limiter | None = None
+
+
+def _get() -> _Limiter:
+    global _state
+    if _state is None:
+        with _lock:
+            if _state is None:
+                url = get_settings().redis_url
+                storage = storage_from_string(url if url else "memory://")
+                _state = _Limiter(MovingWindowRateLimiter(storage), {})
+    return _state
+
+
+def reset_limiter() -> None:
+    global _state
+    with _lock:
+        if _state is not None:
+            try:
+                _state.limiter.storage.reset()
+            except Exception:  # noqa: BLE001, S110 - best effort for tests
+                pass
+        _state = None
+
+
+def _items(spec: str) -> list[RateLimitItem]:
+    st = _get()
+    if spec not in st.cache:
+        st.cache[spec] = parse_many(spec)
+    return st.cache[spec]
+
+
+def hit(name: str, spec: str, *key: str) -> None:
+    """Count one attempt against ``spec`` for ``(name, *key)``; raise RateLimited if over."""
+    st = _get()
+    items = _items(spec)
+    for item in items:
+        if not st.limiter.test(item, name, *key):
+            reset = st.limiter.get_window_stats(item, name, *key).reset_time
+            import time
+
+            raise RateLimited(max(1, int(reset - time.time()) + 1))
+    for item in items:
+        st.limiter.hit(item, name, *key)
+
+
+def check_login(ip: str, email: str) -> None:
+    s = get_settings()
+    hit("login-ip", s.rate_login_ip, ip)
+    hit("login-account-ip", s.rate_login_account, email.lower(), ip)
+
+
+def check_register(ip: str) -> None:
+    hit("register-ip", get_settings().rate_register_ip, ip)
+
+
+def check_reset(ip: str, email: str) -> None:
+    s = get_settings()
+    hit("reset-ip", s.rate_reset_ip, ip)
+    hit("reset-account-ip", s.rate_reset_account, email.lower(), ip)
+
+
+def check_mfa(challenge_or_session: str) -> None:
+    hit("mfa", get_settings().rate_mfa_session, challenge_or_session)

@@ -1,0 +1,509 @@
+"""Account use cases: register, log in (password then 2FA), log out, lock and unlock,
+password reset and change, 2FA management. Each function is one unit of work on the
+identity database and writes its audit rows in the same transaction.
+
+Failures never reveal whether an email is registered: the same message, the same work
+(an argon2 verification against a dummy hash when there is no account), and mail is
+queued in the background so that its delivery time does not show.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from casino_app.core import mail
+from casino_app.core.clock import utcnow
+from casino_app.core.db import identity_tx
+from casino_app.core.logging import get_logger
+from casino_app.core.settings import get_settings
+from casino_app.payments.players import ensure_player
+from casino_app.security import ratelimit
+from casino_app.security.audit import SYSTEM, Actor, AuditAction, record
+from casino_app.security.crypto import token_hash
+from casino_app.users import passwords, sessions, totp, validation
+from casino_app.users.errors import (
+    AccountLocked,
+    InvalidCode,
+    InvalidCredentials,
+    InvalidToken,
+    ValidationFailed,
+)
+from casino_app.users.models import (
+    ActionToken,
+    LoginAttempt,
+    MfaChallenge,
+    Role,
+    TokenPurpose,
+    User,
+)
+from casino_app.users.sessions import CurrentUser, RequestContext
+
+log = get_logger("casino.users")
+MFA_MAX_ATTEMPTS = 5
+TERMS_VERSION = "2026-11"
+
+
+@dataclass(frozen=True)
+class LoginStep:
+    """After the password: either a session token, or a 2FA challenge to answer."""
+
+    session_token: str | None = None
+    mfa_token: str | None = None
+
+
+def _actor(user: User | CurrentUser | None, ctx: RequestContext) -> Actor:
+    if user is None:
+        return Actor(None, None, ctx.ip)
+    uid = user.id if isinstance(user, User) else user.user_id
+    role = user.role if isinstance(user, User) else user.role.value
+    return Actor(uid, str(role), ctx.ip)
+
+
+def _user_by_email(s: Session, email: str, *, lock: bool = False) -> User | None:
+    q = select(User).where(User.email == email)
+    if lock:
+        q = q.with_for_update()
+    return s.execute(q).scalar_one_or_none()
+
+
+def _user_for_update(s: Session, user_id: int) -> User:
+    user = s.execute(select(User).where(User.id == user_id).with_for_update()).scalar_one()
+    return user
+
+
+# Registration ----------------------------------------------------------------------------
+def register(*, email: object, password: object, display_name: object,
+             date_of_birth: object, accept_terms: object, ctx: RequestContext,
+             role: Role = Role.player) -> str:
+    """Create an account and sign it in; returns the session token.
+
+    A taken email gives the same answer as any other refusal of that field, without
+    saying whether the address belongs to someone.
+    """
+    st = get_settings()
+    clean_email = validation.email(email)
+    clean_pw = validation.password(password, email_addr=clean_email)
+    name = validation.display_name(display_name)
+    dob = validation.date_of_birth(date_of_birth, today=utcnow().date(),
+                                   minimum_age=st.minimum_age) \
+        if role is Role.player else None
+    if role is Role.player and accept_terms is not True:
+        raise ValidationFailed("Please accept the terms to open an account.", "accept_terms")
+    ratelimit.check_register(ctx.ip)
+    pw_hash = passwords.hash_password(clean_pw)
+    player_id = str(uuid.uuid4())
+    try:
+        with identity_tx() as s:
+            if _user_by_email(s, clean_email) is not None:
+                raise IntegrityError("email", None, Exception("taken"))
+            now = utcnow()
+            user = User(player_id=player_id, email=clean_email, display_name=name,
+                        date_of_birth=dob, password_hash=pw_hash, role=role.value,
+                        created_at=now, terms_accepted_at=now if accept_terms is True else None,
+                        password_changed_at=now, last_login_at=now, last_login_ip=ctx.ip,
+                        failures_since=now)
+            s.add(user)
+            s.flush()
+            record(s, AuditAction.register, _actor(user, ctx), user.id,
+                   terms_version=TERMS_VERSION, role=role.value)
+            token = sessions.create(s, user, ctx)
+    except IntegrityError:
+        raise ValidationFailed("We could not register that email address. If it is "
+                               "yours, sign in or reset your password.", "email") from None
+    ensure_player(player_id)
+    return token
+
+
+def date_today() -> date:
+    return utcnow().date()
+
+
+# Login -----------------------------------------------------------------------------------
+def _failures(s: Session, user: User) -> int:
+    st = get_settings()
+    since = utcnow() - timedelta(minutes=st.lockout_window_minutes)
+    if user.failures_since is not None and user.failures_since > since:
+        since = user.failures_since
+    return s.execute(select(func.count()).select_from(LoginAttempt).where(
+        LoginAttempt.user_id == user.id, LoginAttempt.success.is_(False),
+        LoginAttempt.at > since)).scalar_one()
+
+
+def _record_failure(s: Session, user: User, ctx: RequestContext, action: AuditAction) -> None:
+    s.add(LoginAttempt(user_id=user.id, ip=ctx.ip, success=False, at=utcnow()))
+    s.flush()
+    record(s, action, Actor(None, None, ctx.ip), user.id)
+    if user.locked_at is None and _failures(s, user) >= get_settings().lockout_threshold:
+        _lock(s, user, "too many failed sign-ins", SYSTEM, AuditAction.lock)
+        _send_unlock_mail(s, user)
+
+
+def _lock(s: Session, user: User, reason: str, actor: Actor, action: AuditAction) -> None:
+    user.locked_at = utcnow()
+    user.lock_reason = reason[:200]
+    record(s, action, actor, user.id, reason=reason[:200])
+
+
+def _unlock(s: Session, user: User, actor: Actor, action: AuditAction, how: str) -> None:
+    user.locked_at = None
+    user.lock_reason = None
+    user.failures_since = utcnow()
+    record(s, action, actor, user.id, how=how)
+
+
+def _issue_token(s: Session, user: User, purpose: TokenPurpose, minutes: int) -> str:
+    # A new link replaces any earlier unused link of the same kind.
+    s.execute(update(ActionToken).where(
+        ActionToken.user_id == user.id, ActionToken.purpose == purpose.value,
+        ActionToken.used_at.is_(None)).values(used_at=utcnow()))
+    token = secrets.token_urlsafe(32)
+    s.add(ActionToken(user_id=user.id, purpose=purpose.value, token_hash=token_hash(token),
+                      created_at=utcnow(), expires_at=utcnow() + timedelta(minutes=minutes)))
+    s.flush()
+    return token
+
+
+def _send_unlock_mail(s: Session, user: User) -> None:
+    st = get_settings()
+    token = _issue_token(s, user, TokenPurpose.unlock, st.unlock_token_minutes)
+    link = f"{st.public_url}/unlock?token={token}"
+    s.info.setdefault("after_commit_mail", []).append(mail.Mail(
+        user.email, "Your HashHouse account was locked",
+        f"Hello {user.display_name},\n\nWe locked your account after "
+        f"{st.lockout_threshold} failed sign-in attempts.\n\nIf that was you, unlock it "
+        f"here (valid for {st.unlock_token_minutes} minutes, once):\n{link}\n\n"
+        "If it was not you, unlock it and consider turning on two-factor authentication. "
+        "Your password was not revealed.\n"))
+
+
+def _run_step(step, *args) -> object:  # type: ignore[no-untyped-def]
+    """Run a login step in one transaction that commits even when the step refuses
+    (the attempt, the audit row and any lock must stick); mail goes after the commit."""
+    with identity_tx() as s:
+        outcome = step(s, *args)
+        queued = s.info.pop("after_commit_mail", [])
+    for m in queued:
+        mail.send(m)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def begin_login(*, email: object, password: object, ctx: RequestContext) -> LoginStep:
+    """Check email and password. Raises InvalidCredentials, AccountLocked, RateLimited."""
+    if not isinstance(password, str) or not password or len(password) > 1024:
+        raise InvalidCredentials()
+    try:
+        clean_email = validation.email(email)
+    except ValidationFailed:
+        passwords.dummy_verify(password)
+        raise InvalidCredentials() from None
+    ratelimit.check_login(ctx.ip, clean_email)
+    result = _run_step(_password_step, clean_email, password, ctx)
+    assert isinstance(result, LoginStep)
+    return result
+
+
+def _password_step(s: Session, email: str, password: str, ctx: RequestContext
+                   ) -> LoginStep | Exception:
+    user = _user_by_email(s, email, lock=True)
+    if user is None:
+        passwords.dummy_verify(password)
+        s.add(LoginAttempt(user_id=None, ip=ctx.ip, success=False, at=utcnow()))
+        record(s, AuditAction.login_failed, Actor(None, None, ctx.ip), None,
+               reason="unknown email")
+        return InvalidCredentials()
+    ok, new_hash = passwords.verify(password, user.password_hash)
+    if not ok:
+        _record_failure(s, user, ctx, AuditAction.login_failed)
+        return InvalidCredentials()
+    if new_hash:
+        user.password_hash = new_hash  # argon2 parameters changed: upgrade the hash
+    if user.locked_at is not None:
+        record(s, AuditAction.login_failed, Actor(None, None, ctx.ip), user.id,
+               reason="locked")
+        return AccountLocked()
+    if user.totp_enabled:
+        token = secrets.token_urlsafe(32)
+        s.add(MfaChallenge(user_id=user.id, token_hash=token_hash(token), created_at=utcnow(),
+                           expires_at=utcnow() + timedelta(
+                               minutes=get_settings().mfa_challenge_minutes)))
+        return LoginStep(mfa_token=token)
+    return LoginStep(session_token=_complete(s, user, ctx, method="password"))
+
+
+def _complete(s: Session, user: User, ctx: RequestContext, method: str) -> str:
+    now = utcnow()
+    s.add(LoginAttempt(user_id=user.id, ip=ctx.ip, success=True, at=now))
+    previous = user.last_login_at
+    user.last_login_at = now
+    user.last_login_ip = ctx.ip[:64]
+    user.failures_since = now
+    record(s, AuditAction.login_ok, _actor(user, ctx), user.id, method=method,
+           previous_login=previous.isoformat() if previous else None)
+    return sessions.create(s, user, ctx)
+
+
+def complete_login_mfa(*, mfa_token: object, code: object, ctx: RequestContext) -> str:
+    """Answer the 2FA challenge with a TOTP or recovery code; returns the session token."""
+    if not isinstance(mfa_token, str) or not mfa_token or len(mfa_token) > 128:
+        raise InvalidToken("Your sign-in expired. Please enter your password again.")
+    clean = validation.code(code)
+    ratelimit.check_mfa(token_hash(mfa_token))
+    result = _run_step(_mfa_step, mfa_token, clean, ctx)
+    assert isinstance(result, str)
+    return result
+
+
+def _mfa_step(s: Session, mfa_token: str, code: str, ctx: RequestContext) -> str | Exception:
+    ch = s.execute(select(MfaChallenge).where(
+        MfaChallenge.token_hash == token_hash(mfa_token)).with_for_update()
+    ).scalar_one_or_none()
+    now = utcnow()
+    if ch is None or ch.used_at is not None or ch.expires_at <= now \
+            or ch.attempts >= MFA_MAX_ATTEMPTS:
+        return InvalidToken("Your sign-in expired. Please enter your password again.")
+    user = _user_for_update(s, ch.user_id)
+    if user.locked_at is not None:
+        ch.used_at = now
+        return AccountLocked()
+    method = totp.check_code_or_recovery(s, user, code)
+    if method is None:
+        ch.attempts += 1
+        _record_failure(s, user, ctx, AuditAction.login_mfa_failed)
+        if user.locked_at is not None:
+            ch.used_at = now
+            return AccountLocked()
+        return InvalidCode()
+    ch.used_at = now
+    if method == "recovery":
+        record(s, AuditAction.recovery_code_used, _actor(user, ctx), user.id,
+               left=totp.recovery_codes_left(s, user.id))
+    return _complete(s, user, ctx, method=method)
+
+
+def logout(token: str | None, ctx: RequestContext) -> None:
+    with identity_tx() as s:
+        current = sessions.resolve(s, token, touch=False)
+        if current is None:
+            return
+        sessions.revoke(s, current.user_id, current.session_id, "logout")
+        record(s, AuditAction.logout, _actor(current, ctx), current.user_id)
+
+
+def current_user(token: str | None) -> CurrentUser | None:
+    with identity_tx() as s:
+        return sessions.resolve(s, token)
+
+
+# Unlock and reset by mailed link -------------------------------------------------------
+def _redeem(s: Session, token: object, purpose: TokenPurpose) -> User:
+    clean = validation.token(token)
+    row = s.execute(select(ActionToken).where(
+        ActionToken.token_hash == token_hash(clean)).with_for_update()).scalar_one_or_none()
+    if row is None or row.purpose != purpose.value or row.used_at is not None \
+            or row.expires_at <= utcnow():
+        raise InvalidToken()
+    row.used_at = utcnow()
+    return _user_for_update(s, row.user_id)
+
+
+def unlock_with_token(token: object, ctx: RequestContext) -> None:
+    with identity_tx() as s:
+        user = _redeem(s, token, TokenPurpose.unlock)
+        if user.locked_at is not None:
+            _unlock(s, user, Actor(user.id, user.role, ctx.ip), AuditAction.unlock,
+                    how="mailed link")
+
+
+def request_password_reset(email: object, ctx: RequestContext) -> None:
+    """Always answers the same way; mails a link only when the account exists."""
+    try:
+        clean = validation.email(email)
+    except ValidationFailed:
+        raise
+    ratelimit.check_reset(ctx.ip, clean)
+    st = get_settings()
+    with identity_tx() as s:
+        user = _user_by_email(s, clean, lock=True)
+        if user is None:
+            record(s, AuditAction.password_reset_requested, Actor(None, None, ctx.ip), None,
+                   known=False)
+            return
+        token = _issue_token(s, user, TokenPurpose.reset, st.reset_token_minutes)
+        record(s, AuditAction.password_reset_requested, Actor(None, None, ctx.ip), user.id,
+               known=True)
+        link = f"{st.public_url}/reset?token={token}"
+        message = mail.Mail(
+            user.email, "Reset your HashHouse password",
+            f"Hello {user.display_name},\n\nSomeone asked to reset the password of your "
+            f"HashHouse account. To choose a new password, open this link within "
+            f"{st.reset_token_minutes} minutes (it works once):\n{link}\n\n"
+            "If you did not ask, ignore this mail: your password stays as it is.\n")
+    mail.send(message)
+
+
+def reset_password(token: object, new_password: object, ctx: RequestContext) -> None:
+    with identity_tx() as s:
+        clean_token = validation.token(token)
+        # Validate the token first (without using it) so a bad password keeps the link.
+        row = s.execute(select(ActionToken).where(
+            ActionToken.token_hash == token_hash(clean_token))).scalar_one_or_none()
+        if row is None or row.purpose != TokenPurpose.reset.value or row.used_at is not None \
+                or row.expires_at <= utcnow():
+            raise InvalidToken()
+        user = s.get(User, row.user_id)
+        assert user is not None
+        pw = validation.password(new_password, email_addr=user.email, field="new_password")
+        user = _redeem(s, clean_token, TokenPurpose.reset)
+        user.password_hash = passwords.hash_password(pw)
+        user.password_changed_at = utcnow()
+        revoked = sessions.revoke_all(s, user.id, "password reset")
+        record(s, AuditAction.password_reset, Actor(user.id, user.role, ctx.ip), user.id,
+               sessions_revoked=revoked)
+        if user.locked_at is not None:
+            _unlock(s, user, Actor(user.id, user.role, ctx.ip), AuditAction.unlock,
+                    how="password reset")
+        else:
+            user.failures_since = utcnow()
+
+
+def change_password(token: str | None, current_password: object, new_password: object,
+                    ctx: RequestContext) -> str:
+    """Change the password; other sessions end and this one gets a new token."""
+    with identity_tx() as s:
+        me = _require(s, token)
+        user = _user_for_update(s, me.user_id)
+        _check_password(user, current_password)
+        pw = validation.password(new_password, email_addr=user.email, field="new_password")
+        user.password_hash = passwords.hash_password(pw)
+        user.password_changed_at = utcnow()
+        sessions.revoke_all(s, user.id, "password changed", except_session_id=me.session_id)
+        record(s, AuditAction.password_changed, _actor(me, ctx), user.id)
+        return sessions.rotate(s, me, ctx)
+
+
+# 2FA management ----------------------------------------------------------------------------
+def _require(s: Session, token: str | None) -> CurrentUser:
+    from casino_app.users.errors import NotAuthenticated
+
+    me = sessions.resolve(s, token)
+    if me is None:
+        raise NotAuthenticated()
+    return me
+
+
+def _check_password(user: User, password: object) -> None:
+    if not isinstance(password, str) or not password or len(password) > 1024:
+        raise ValidationFailed("Enter your current password.", "current_password")
+    ok, _ = passwords.verify(password, user.password_hash)
+    if not ok:
+        raise ValidationFailed("Your current password is not correct.", "current_password")
+
+
+def _check_current_code(s: Session, user: User, code: object) -> None:
+    clean = validation.code(code, field="current_code")
+    if totp.check_code_or_recovery(s, user, clean) is None:
+        raise ValidationFailed("That code is not valid. Codes can be used only once.",
+                               "current_code")
+
+
+def start_totp(token: str | None, password: object, current_code: object,
+               ctx: RequestContext) -> totp.Enrolment:
+    """Begin enrolment (or replacing the authenticator): needs the password, and the
+    current code when 2FA is already on."""
+    with identity_tx() as s:
+        me = _require(s, token)
+        user = _user_for_update(s, me.user_id)
+        _check_password(user, password)
+        if user.totp_enabled:
+            _check_current_code(s, user, current_code)
+        return totp.start_enrolment(user)
+
+
+def confirm_totp(token: str | None, code: object, ctx: RequestContext
+                 ) -> tuple[list[str], str]:
+    """Activate the pending secret; returns (recovery codes, rotated session token)."""
+    clean = validation.code(code)
+    with identity_tx() as s:
+        me = _require(s, token)
+        user = _user_for_update(s, me.user_id)
+        if user.totp_pending_enc is None:
+            raise ValidationFailed("Start the set-up again.", "code")
+        replacing = user.totp_enabled
+        codes = totp.confirm_enrolment(s, user, clean)
+        if codes is None:
+            raise ValidationFailed("That code does not match. Check the time on your phone "
+                                   "and try the newest code.", "code")
+        record(s, AuditAction.totp_enabled, _actor(me, ctx), user.id, replaced=replacing)
+        new_token = sessions.rotate(s, me, ctx)
+    return codes, new_token
+
+
+def disable_totp(token: str | None, password: object, code: object,
+                 ctx: RequestContext) -> str:
+    with identity_tx() as s:
+        me = _require(s, token)
+        user = _user_for_update(s, me.user_id)
+        if not user.totp_enabled:
+            raise ValidationFailed("Two-factor authentication is not on.", "code")
+        _check_password(user, password)
+        _check_current_code(s, user, code)
+        totp.disable(s, user)
+        record(s, AuditAction.totp_disabled, _actor(me, ctx), user.id)
+        return sessions.rotate(s, me, ctx)
+
+
+def regenerate_recovery_codes(token: str | None, password: object, code: object,
+                              ctx: RequestContext) -> list[str]:
+    with identity_tx() as s:
+        me = _require(s, token)
+        user = _user_for_update(s, me.user_id)
+        if not user.totp_enabled:
+            raise ValidationFailed("Turn on two-factor authentication first.", "code")
+        _check_password(user, password)
+        _check_current_code(s, user, code)
+        codes = totp.new_recovery_codes(s, user)
+        record(s, AuditAction.recovery_codes_regenerated, _actor(me, ctx), user.id)
+        return codes
+
+
+# Own sessions --------------------------------------------------------------------------------
+def my_sessions(token: str | None) -> list[sessions.SessionView]:
+    with identity_tx() as s:
+        me = _require(s, token)
+        return sessions.list_live(s, me.user_id, me.session_id)
+
+
+def revoke_my_session(token: str | None, session_id: object, ctx: RequestContext) -> bool:
+    if not isinstance(session_id, int) or isinstance(session_id, bool) or session_id <= 0:
+        raise ValidationFailed("Unknown session.", "session_id")
+    with identity_tx() as s:
+        me = _require(s, token)
+        done = sessions.revoke(s, me.user_id, session_id, "revoked by owner")
+        if done:
+            record(s, AuditAction.session_revoke, _actor(me, ctx), me.user_id,
+                   session_id=session_id)
+        return done
+
+
+def revoke_my_other_sessions(token: str | None, ctx: RequestContext) -> int:
+    with identity_tx() as s:
+        me = _require(s, token)
+        n = sessions.revoke_all(s, me.user_id, "revoked by owner",
+                                except_session_id=me.session_id)
+        record(s, AuditAction.sessions_revoke_others, _actor(me, ctx), me.user_id, count=n)
+        return n
+
+
+def recovery_codes_left(token: str | None) -> int:
+    with identity_tx() as s:
+        me = _require(s, token)
+        return totp.recovery_codes_left(s, me.user_id)

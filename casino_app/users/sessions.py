@@ -1,0 +1,151 @@
+"""Sessions: 256-bit random tokens held by the browser; only their SHA-256 is stored.
+
+A session ends when it is revoked, when it has been idle longer than the idle timeout,
+or when it reaches its absolute lifetime, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from user_agents import parse as parse_ua
+
+from casino_app.core.clock import utcnow
+from casino_app.core.settings import get_settings
+from casino_app.security.crypto import token_hash
+from casino_app.users.models import Role, User, UserSession
+
+# Write last_seen at most this often: an event per click must not mean a write per click.
+TOUCH_EVERY = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Where a request came from (for sessions, limits and the audit log)."""
+
+    ip: str = ""
+    user_agent: str = ""
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    """The caller, resolved from a session token. Plain values only."""
+
+    user_id: int
+    player_id: str
+    email: str
+    display_name: str
+    role: Role
+    session_id: int
+    totp_enabled: bool
+    last_login_at: datetime | None
+    last_login_ip: str | None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role.is_staff
+
+
+@dataclass(frozen=True)
+class SessionView:
+    id: int
+    device: str
+    ip: str
+    created_at: datetime
+    last_seen_at: datetime
+    current: bool
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)  # 32 bytes = 256 bits
+
+
+def device_label(user_agent: str) -> str:
+    if not user_agent:
+        return "Unknown device"
+    ua = parse_ua(user_agent[:300])
+    browser = ua.browser.family or "Browser"
+    os_name = ua.os.family or "unknown OS"
+    kind = "phone" if ua.is_mobile else "tablet" if ua.is_tablet else "computer"
+    return f"{browser} on {os_name} ({kind})"[:100]
+
+
+def create(session: Session, user: User, ctx: RequestContext) -> str:
+    """Open a new session for ``user``; returns the token (shown to nobody but the browser)."""
+    s = get_settings()
+    now = utcnow()
+    token = new_token()
+    session.add(UserSession(
+        user_id=user.id, token_hash=token_hash(token), created_at=now, last_seen_at=now,
+        absolute_expires_at=now + timedelta(days=s.session_absolute_days),
+        ip=ctx.ip[:64], user_agent=ctx.user_agent[:300], device=device_label(ctx.user_agent),
+    ))
+    session.flush()
+    return token
+
+
+def _live(row: UserSession, now: datetime) -> bool:
+    idle = timedelta(minutes=get_settings().session_idle_minutes)
+    return (row.revoked_at is None and now < row.absolute_expires_at
+            and now - row.last_seen_at <= idle)
+
+
+def resolve(session: Session, token: str | None, *, touch: bool = True) -> CurrentUser | None:
+    """The user behind a live token, or None. Touching extends the idle timeout."""
+    if not token or not isinstance(token, str) or len(token) > 128:
+        return None
+    row = session.execute(select(UserSession).where(
+        UserSession.token_hash == token_hash(token))).scalar_one_or_none()
+    now = utcnow()
+    if row is None or not _live(row, now):
+        return None
+    user = session.get(User, row.user_id)
+    if user is None:
+        return None
+    if touch and now - row.last_seen_at >= TOUCH_EVERY:
+        row.last_seen_at = now
+    return CurrentUser(
+        user_id=user.id, player_id=user.player_id, email=user.email,
+        display_name=user.display_name, role=user.role_enum, session_id=row.id,
+        totp_enabled=user.totp_enabled, last_login_at=user.last_login_at,
+        last_login_ip=user.last_login_ip)
+
+
+def revoke(session: Session, user_id: int, session_id: int, reason: str) -> bool:
+    result = session.execute(
+        update(UserSession)
+        .where(UserSession.id == session_id, UserSession.user_id == user_id,
+               UserSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_reason=reason[:50]))
+    return bool(result.rowcount)
+
+
+def revoke_all(session: Session, user_id: int, reason: str, *,
+               except_session_id: int | None = None) -> int:
+    q = (update(UserSession)
+         .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None)))
+    if except_session_id is not None:
+        q = q.where(UserSession.id != except_session_id)
+    return session.execute(q.values(revoked_at=utcnow(), revoked_reason=reason[:50])).rowcount
+
+
+def rotate(session: Session, current: CurrentUser, ctx: RequestContext) -> str:
+    """Replace the caller's session with a fresh token (after a privilege change)."""
+    revoke(session, current.user_id, current.session_id, "rotated")
+    user = session.get(User, current.user_id)
+    assert user is not None
+    return create(session, user, ctx)
+
+
+def list_live(session: Session, user_id: int, current_session_id: int | None = None
+              ) -> list[SessionView]:
+    now = utcnow()
+    rows = session.execute(select(UserSession).where(
+        UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+        .order_by(UserSession.last_seen_at.desc())).scalars()
+    return [SessionView(r.id, r.device, r.ip, r.created_at, r.last_seen_at,
+                        r.id == current_session_id) for r in rows if _live(r, now)]

@@ -1,0 +1,238 @@
+"""Staff use cases: find a player, see their sessions and lock state, lock/unlock,
+revoke sessions, change roles. Every function re-checks the caller's role from their
+session token (deny by default) and writes an audit row for what it did."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from casino_app.core.clock import utcnow
+from casino_app.core.db import identity_tx
+from casino_app.security.audit import Actor, AuditAction, AuditEvent, record, recent
+from casino_app.users import passwords, sessions, validation
+from casino_app.users.errors import Forbidden, NotAuthenticated, NotFound, ValidationFailed
+from casino_app.users.models import Role, User
+from casino_app.users.sessions import CurrentUser, RequestContext, SessionView
+
+STAFF = (Role.support, Role.admin)
+
+
+@dataclass(frozen=True)
+class PlayerSummary:
+    user_id: int
+    player_id: str
+    email: str
+    display_name: str
+    role: str
+    locked: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PlayerDetail:
+    summary: PlayerSummary
+    lock_reason: str | None
+    locked_at: datetime | None
+    totp_enabled: bool
+    last_login_at: datetime | None
+    last_login_ip: str | None
+    sessions: list[SessionView]
+    audit: list[AuditEvent]
+
+
+def require_role(s: Session, token: str | None, roles: tuple[Role, ...] = STAFF
+                 ) -> CurrentUser:
+    me = sessions.resolve(s, token)
+    if me is None:
+        raise NotAuthenticated()
+    if me.role not in roles:
+        raise Forbidden()
+    return me
+
+
+def _actor(me: CurrentUser, ctx: RequestContext) -> Actor:
+    return Actor(me.user_id, me.role.value, ctx.ip)
+
+
+def _summary(u: User) -> PlayerSummary:
+    return PlayerSummary(u.id, u.player_id, u.email, u.display_name, u.role,
+                         u.locked_at is not None, u.created_at)
+
+
+def _query(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValidationFailed("Enter an email, a player id or an account number.", "query")
+    q = value.strip()
+    if not q:
+        raise ValidationFailed("Enter an email, a player id or an account number.", "query")
+    if len(q) > 254:
+        raise ValidationFailed("That search is too long.", "query")
+    return q
+
+
+def find_players(token: str | None, query: object, limit: int = 25) -> list[PlayerSummary]:
+    """By account number, pseudonymous player id, exact email, or part of an email."""
+    q = _query(query)
+    with identity_tx() as s:
+        require_role(s, token)
+        conds = []
+        if q.isdigit() and len(q) < 12:
+            conds.append(User.id == int(q))
+        try:
+            conds.append(User.player_id == str(uuid.UUID(q)))
+        except ValueError:
+            pass
+        like = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conds.append(User.email.like(f"%{like}%", escape="\\"))
+        rows = s.execute(select(User).where(or_(*conds)).order_by(User.id).limit(limit))
+        return [_summary(u) for u in rows.scalars()]
+
+
+def _target(s: Session, user_id: object, *, lock: bool = False) -> User:
+    if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id <= 0:
+        raise ValidationFailed("Unknown account.", "user_id")
+    q = select(User).where(User.id == user_id)
+    if lock:
+        q = q.with_for_update()
+    user = s.execute(q).scalar_one_or_none()
+    if user is None:
+        raise NotFound("No such account.")
+    return user
+
+
+def player_detail(token: str | None, user_id: object, ctx: RequestContext) -> PlayerDetail:
+    """Everything support needs on one screen; the view itself is audited."""
+    with identity_tx() as s:
+        me = require_role(s, token)
+        u = _target(s, user_id)
+        record(s, AuditAction.staff_lookup, _actor(me, ctx), u.id)
+        return PlayerDetail(
+            summary=_summary(u), lock_reason=u.lock_reason, locked_at=u.locked_at,
+            totp_enabled=u.totp_enabled, last_login_at=u.last_login_at,
+            last_login_ip=u.last_login_ip, sessions=sessions.list_live(s, u.id),
+            audit=recent(s, 50, target_user_id=u.id))
+
+
+def _reason(reason: object) -> str:
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValidationFailed("Say why (it goes into the audit log).", "reason")
+    if len(reason) > 200:
+        raise ValidationFailed("Keep the reason under 200 characters.", "reason")
+    return " ".join(reason.split())
+
+
+def lock_player(token: str | None, user_id: object, reason: object, ctx: RequestContext
+                ) -> None:
+    why = _reason(reason)
+    with identity_tx() as s:
+        me = require_role(s, token)
+        u = _target(s, user_id, lock=True)
+        if u.id == me.user_id:
+            raise ValidationFailed("You cannot lock your own account.", "user_id")
+        if u.role != Role.player.value and me.role is not Role.admin:
+            raise Forbidden()
+        if u.locked_at is not None:
+            return
+        u.locked_at = utcnow()
+        u.lock_reason = f"staff: {why}"[:200]
+        n = sessions.revoke_all(s, u.id, "locked by staff")
+        record(s, AuditAction.staff_lock, _actor(me, ctx), u.id, reason=why,
+               sessions_revoked=n)
+
+
+def unlock_player(token: str | None, user_id: object, reason: object, ctx: RequestContext
+                  ) -> None:
+    why = _reason(reason)
+    with identity_tx() as s:
+        me = require_role(s, token)
+        u = _target(s, user_id, lock=True)
+        if u.role != Role.player.value and me.role is not Role.admin:
+            raise Forbidden()
+        if u.locked_at is None:
+            return
+        u.locked_at = None
+        u.lock_reason = None
+        u.failures_since = utcnow()
+        record(s, AuditAction.staff_unlock, _actor(me, ctx), u.id, reason=why)
+
+
+def revoke_player_sessions(token: str | None, user_id: object, ctx: RequestContext) -> int:
+    with identity_tx() as s:
+        me = require_role(s, token)
+        u = _target(s, user_id)
+        if u.role != Role.player.value and me.role is not Role.admin:
+            raise Forbidden()
+        n = sessions.revoke_all(s, u.id, "revoked by staff",
+                                except_session_id=me.session_id if u.id == me.user_id else None)
+        record(s, AuditAction.staff_revoke_sessions, _actor(me, ctx), u.id, count=n)
+        return n
+
+
+def revoke_player_session(token: str | None, user_id: object, session_id: object,
+                          ctx: RequestContext) -> bool:
+    if not isinstance(session_id, int) or isinstance(session_id, bool) or session_id <= 0:
+        raise ValidationFailed("Unknown session.", "session_id")
+    with identity_tx() as s:
+        me = require_role(s, token)
+        u = _target(s, user_id)
+        if u.role != Role.player.value and me.role is not Role.admin:
+            raise Forbidden()
+        done = sessions.revoke(s, u.id, session_id, "revoked by staff")
+        if done:
+            record(s, AuditAction.staff_revoke_session, _actor(me, ctx), u.id,
+                   session_id=session_id)
+        return done
+
+
+def set_role(token: str | None, user_id: object, role: object, ctx: RequestContext) -> None:
+    """Admins only. The caller's own role cannot be changed (no accidental lock-out)."""
+    if not isinstance(role, str) or role not in {r.value for r in Role}:
+        raise ValidationFailed("Choose player, support or admin.", "role")
+    with identity_tx() as s:
+        me = require_role(s, token, (Role.admin,))
+        u = _target(s, user_id, lock=True)
+        if u.id == me.user_id:
+            raise ValidationFailed("You cannot change your own role.", "role")
+        if u.role == role:
+            return
+        old = u.role
+        u.role = role
+        sessions.revoke_all(s, u.id, "role changed")
+        record(s, AuditAction.staff_role_changed, _actor(me, ctx), u.id, old=old, new=role)
+
+
+def audit_page(token: str | None, before_id: int | None = None, limit: int = 50
+               ) -> list[AuditEvent]:
+    if before_id is not None and (not isinstance(before_id, int) or before_id <= 0):
+        raise ValidationFailed("Bad page.", "before_id")
+    with identity_tx() as s:
+        require_role(s, token, (Role.admin,))
+        return recent(s, min(max(limit, 1), 200), before_id=before_id)
+
+
+def create_staff(email: object, password: object, role: Role, display_name: str | None = None
+                 ) -> int:
+    """Bootstrap a staff account from the command line (no session needed: local shell)."""
+    if role not in STAFF:
+        raise ValidationFailed("Staff accounts are support or admin.", "role")
+    clean_email = validation.email(email)
+    pw = validation.password(password, email_addr=clean_email)
+    name = validation.display_name(display_name or clean_email.split("@")[0][:40] or "Staff")
+    with identity_tx() as s:
+        existing = s.execute(select(User).where(User.email == clean_email)).scalar_one_or_none()
+        if existing is not None:
+            raise ValidationFailed("An account with that email already exists.", "email")
+        now = utcnow()
+        u = User(player_id=str(uuid.uuid4()), email=clean_email, display_name=name,
+                 password_hash=passwords.hash_password(pw), role=role.value, created_at=now,
+                 password_changed_at=now, failures_since=now)
+        s.add(u)
+        s.flush()
+        record(s, AuditAction.staff_created, Actor(None, "system", "cli"), u.id,
+               role=role.value)
+        return u.id
