@@ -1,0 +1,109 @@
+"""Shared fixtures.
+
+``app_env`` points settings at fresh SQLite files (the embedded default) in a temporary
+folder and migrates them; ``pg_env`` does the same on a private PostgreSQL cluster.
+Service tests that must hold on both take ``any_env`` (parametrised over the two).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.services import PgCluster, RedisServer
+
+TEST_KEY = "t1:" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _reset_process_state() -> None:
+    from casino_app.core.db import reset_databases
+    from casino_app.core.settings import reset_settings_cache
+    from casino_app.security.ratelimit import reset_limiter
+    from casino_app.users.passwords import reset_password_context
+
+    reset_databases()
+    reset_settings_cache()
+    reset_limiter()
+    reset_password_context()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    cluster = PgCluster().start()
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def base_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Environment shared by every configuration: data folder, key, fast argon2 is NOT
+    used (tests run the production parameters)."""
+    for key in list(os.environ):
+        if key.startswith("CASINO_") or key == "REFLEX_REDIS_URL":
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("CASINO_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CASINO_ENCRYPTION_KEYS", TEST_KEY)
+    monkeypatch.setenv("CASINO_LOG_JSON", "true")
+    _reset_process_state()
+    return tmp_path
+
+
+def _migrate() -> None:
+    from casino_app.core.migrations import upgrade_all
+
+    upgrade_all()
+
+
+@pytest.fixture
+def app_env(base_env: Path) -> Iterator[Path]:
+    """Embedded default: two SQLite files, memory rate limits."""
+    _migrate()
+    yield base_env
+    _reset_process_state()
+
+
+@pytest.fixture
+def pg_env(base_env: Path, pg_cluster: PgCluster, monkeypatch: pytest.MonkeyPatch
+           ) -> Iterator[PgCluster]:
+    """Both databases on the private PostgreSQL cluster (fresh databases per test)."""
+    tag = uuid.uuid4().hex[:8]
+    monkeypatch.setenv("CASINO_IDENTITY_DB_URL", pg_cluster.create_database(f"id_{tag}"))
+    monkeypatch.setenv("CASINO_LEDGER_DB_URL", pg_cluster.create_database(f"led_{tag}"))
+    _reset_process_state()
+    _migrate()
+    yield pg_cluster
+    _reset_process_state()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_env(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run the test on the embedded SQLite default and on PostgreSQL."""
+    if request.param == "sqlite":
+        request.getfixturevalue("app_env")
+    else:
+        request.getfixturevalue("pg_env")
+    yield request.param
+
+
+@pytest.fixture
+def redis_env(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> RedisServer:
+    """Rate limits (and anything else Redis-backed) on the private Redis server."""
+    import redis
+
+    redis.Redis.from_url(redis_server.url).flushall()
+    monkeypatch.setenv("REFLEX_REDIS_URL", redis_server.url)
+    _reset_process_state()
+    return redis_server
