@@ -236,3 +236,12 @@ def create_staff(email: object, password: object, role: Role, display_name: str 
         record(s, AuditAction.staff_created, Actor(None, "system", "cli"), u.id,
                role=role.value)
         return u.id
+
+
+def verify_audit(token: str | None):  # noqa: ANN201 - returns security.audit.VerifyResult
+    """Recompute the audit chain (admins only)."""
+    from casino_app.security.audit import verify
+
+    with identity_tx() as s:
+        require_role(s, token, (Role.admin,))
+        return verify(s)

@@ -1,0 +1,23 @@
+"""Builds the Reflex app: pages, API routes, PWA head tags and the jobs lifespan task.
+Nothing else happens at import time."""
+
+import reflex as rx
+
+from casino_app.api.app import api_transformers
+from casino_app.core.logging import configure_logging
+from casino_app.core.settings import get_settings
+from casino_app.jobs.runner import run_in_app
+from casino_app.ui import pages  # noqa: F401  (registers every page)
+from casino_app.ui.pwa import head_components
+from casino_app.ui.styles import global_style
+
+_settings = get_settings()
+configure_logging(_settings.log_level, _settings.log_json)
+
+app = rx.App(
+    style=global_style,
+    head_components=head_components(),
+    api_transformer=api_transformers(),
+    html_lang="en",
+)
+app.register_lifespan_task(run_in_app)

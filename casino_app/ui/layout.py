@@ -1,0 +1,126 @@
+"""One player shell and one staff shell, applied by page decorators. A page function
+only returns its own content; the decorator adds the header, navigation, theme and the
+on_load checks (sign-in for player pages, staff role for staff pages)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import reflex as rx
+
+from casino_app.ui import routes, styles
+from casino_app.ui.state.session import SessionState
+
+
+def _nav_link(label: str, href: str) -> rx.Component:
+    return rx.link(label, href=href, color=styles.TEXT, weight="medium", underline="none",
+                   _hover={"color": styles.ACCENT})
+
+
+def _account_menu() -> rx.Component:
+    return rx.menu.root(
+        rx.menu.trigger(rx.button(rx.icon("user", size=16),
+                                  rx.text(SessionState.display_name, max_width="120px",
+                                          overflow="hidden", text_overflow="ellipsis",
+                                          white_space="nowrap"),
+                                  variant="soft", size="2", aria_label="Account menu")),
+        rx.menu.content(
+            rx.menu.item("Account", on_click=rx.redirect(routes.ACCOUNT)),
+            rx.menu.item("Security and 2FA", on_click=rx.redirect(routes.SECURITY)),
+            rx.menu.item("Sessions", on_click=rx.redirect(routes.SESSIONS)),
+            rx.cond(SessionState.is_staff,
+                    rx.menu.item("Staff", on_click=rx.redirect(routes.STAFF))),
+            rx.menu.separator(),
+            rx.menu.item("Sign out", color="red", on_click=SessionState.logout),
+        ),
+    )
+
+
+def header(staff: bool = False) -> rx.Component:
+    return rx.el.header(
+        rx.hstack(
+            rx.link(rx.hstack(rx.icon("dice_5", color=styles.ACCENT, size=24),
+                              rx.heading("HashHouse", size="5", color=styles.TEXT),
+                              rx.cond(staff, rx.badge("Staff", color_scheme="amber")) if staff
+                              else rx.fragment(),
+                              spacing="2", align="center"),
+                    href=routes.STAFF if staff else routes.HOME, underline="none"),
+            rx.spacer(),
+            rx.hstack(
+                _nav_link("Lobby", routes.HOME),
+                rx.cond(SessionState.signed_in, _nav_link("Account", routes.ACCOUNT)),
+                rx.cond(SessionState.is_staff, _nav_link("Staff", routes.STAFF)),
+                spacing="5", display=["none", "none", "flex"], align="center"),
+            rx.cond(
+                SessionState.signed_in,
+                _account_menu(),
+                rx.hstack(rx.link(rx.button("Sign in", variant="soft", size="2"),
+                                  href=routes.LOGIN),
+                          rx.link(rx.button("Join", size="2"), href=routes.REGISTER),
+                          spacing="2"),
+            ),
+            align="center", width="100%", max_width=styles.MAX_WIDTH, margin_x="auto",
+            padding_x=["12px", "16px", "24px"], padding_y="12px", spacing="4",
+        ),
+        style={"border_bottom": f"1px solid {styles.BORDER}", "position": "sticky", "top": "0",
+               "z_index": "10", "background_color": styles.BG},
+    )
+
+
+def footer() -> rx.Component:
+    return rx.el.footer(
+        rx.hstack(
+            rx.text("HashHouse · 18+ · Play responsibly", size="1", color=styles.MUTED),
+            rx.spacer(),
+            rx.link("Terms", href=routes.TERMS, size="1"),
+            width="100%", max_width=styles.MAX_WIDTH, margin_x="auto",
+            padding_x=["12px", "16px", "24px"], padding_y="16px"),
+        style={"border_top": f"1px solid {styles.BORDER}", "margin_top": "48px"},
+    )
+
+
+def shell(content: rx.Component, staff: bool = False) -> rx.Component:
+    return rx.box(
+        header(staff),
+        rx.el.main(content, style={"max_width": styles.MAX_WIDTH, "margin": "0 auto",
+                                   "padding": "24px 12px", "width": "100%"}),
+        footer(),
+        min_height="100vh", background_color=styles.BG,
+    )
+
+
+def _page(route: str, title: str, on_load: list[Any], staff: bool
+          ) -> Callable[[Callable[[], rx.Component]], Callable[[], rx.Component]]:
+    def decorator(fn: Callable[[], rx.Component]) -> Callable[[], rx.Component]:
+        def page() -> rx.Component:
+            return shell(fn(), staff=staff)
+
+        page.__name__ = fn.__name__
+        rx.page(route=route, title=f"{title} · HashHouse", on_load=on_load)(page)
+        return fn
+
+    return decorator
+
+
+def player_page(route: str, title: str, *, signed_in: bool = False,
+                on_load: list[Any] | None = None):  # noqa: ANN201
+    first = SessionState.require_player if signed_in else SessionState.refresh
+    return _page(route, title, [first, *(on_load or [])], staff=False)
+
+
+def guest_page(route: str, title: str, on_load: list[Any] | None = None):  # noqa: ANN201
+    """Sign-in and sign-up pages: a signed-in visitor goes to their account."""
+    return _page(route, title, [SessionState.redirect_if_signed_in, *(on_load or [])],
+                 staff=False)
+
+
+def staff_page(route: str, title: str, on_load: list[Any] | None = None):  # noqa: ANN201
+    return _page(route, title, [SessionState.require_staff, *(on_load or [])], staff=True)
+
+
+def page_title(text: Any, sub: Any = "") -> rx.Component:
+    return rx.vstack(rx.heading(text, size="7"),
+                     rx.fragment() if isinstance(sub, str) and not sub
+                     else rx.text(sub, color=styles.MUTED),
+                     spacing="1", margin_bottom="16px", align="start")

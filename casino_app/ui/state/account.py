@@ -1,0 +1,204 @@
+"""The signed-in player's own security: 2FA, recovery codes, password, sessions.
+
+Every handler re-resolves the caller from the session token on the server and refuses
+(redirect to sign-in, nothing changed) when there is none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import reflex as rx
+
+from casino_app.ui import routes
+from casino_app.ui.state.session import caller, describe, fmt_time, form_value
+from casino_app.users import accounts
+
+
+@dataclasses.dataclass
+class SessionRow:
+    id: int
+    device: str
+    ip: str
+    created: str
+    last_seen: str
+    current: bool
+
+
+def _to_login(path: str):  # noqa: ANN202
+    return rx.redirect(routes.login_then(path))
+
+
+class SecurityState(rx.State):
+    # 2FA enrolment: "idle" -> "scan" (QR shown) -> "codes" (recovery codes shown once)
+    stage: str = "idle"
+    qr: str = ""
+    manual_secret: str = ""
+    recovery_codes: list[str] = []
+    codes_left: int = 0
+    errors: dict[str, str] = {}
+    message: str = ""
+    notice: str = ""
+
+    def _fail(self, exc: Exception) -> None:
+        field, msg = describe(exc)
+        if field:
+            self.errors = {field: msg}
+        else:
+            self.message = msg
+
+    def _clear(self) -> None:
+        self.errors, self.message, self.notice = {}, "", ""
+
+    @rx.event
+    async def on_open(self):
+        self._clear()
+        self.stage, self.qr, self.manual_secret, self.recovery_codes = "idle", "", "", []
+        sess, me = await caller(self)
+        if me is None:
+            return _to_login(routes.SECURITY)
+        if me.totp_enabled:
+            self.codes_left = await asyncio.to_thread(accounts.recovery_codes_left, sess.token)
+
+    @rx.event
+    async def start_totp(self, form: dict):
+        self._clear()
+        sess, me = await caller(self)
+        if me is None:
+            return _to_login(routes.SECURITY)
+        try:
+            enrol = await asyncio.to_thread(
+                accounts.start_totp, sess.token, form_value(form, "current_password"),
+                form_value(form, "current_code"), sess._context())
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+            return
+        self.qr, self.manual_secret, self.stage = enrol.qr_svg_data_uri, enrol.secret, "scan"
+
+    @rx.event
+    async def confirm_totp(self, form: dict):
+        self._clear()
+        sess, me = await caller(self)
+        if me is None:
+            return _to_login(routes.SECURITY)
+        try:
+            codes, new_token = await asyncio.to_thread(
+                accounts.confirm_totp, sess.token, form_value(form, "code"), sess._context())
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+            return
+        sess._signed_in_with(new_token)
+        await sess._current()
+        self.qr, self.manual_secret = "", ""
+        self.recovery_codes, self.codes_left, self.stage = codes, len(codes), "codes"
+        return rx.toast.success("Two-factor authentication is on.")
+
+    @rx.event
+    def cancel(self):
+        self._clear()
+        self.stage, self.qr, self.manual_secret, self.recovery_codes = "idle", "", "", []
+
+    @rx.event
+    async def disable_totp(self, form: dict):
+        self._clear()
+        sess, me = await caller(self)
+        if me is None:
+            return _to_login(routes.SECURITY)
+        try:
+            new_token = await asyncio.to_thread(
+                accounts.disable_totp, sess.token, form_value(form, "current_password"),
+                form_value(form, "current_code"), sess._context())
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+            return
+        sess._signed_in_with(new_token)
+        await sess._current()
+        self.codes_left = 0
+        self.notice = "Two-factor authentication is off."
+
+    @rx.event
+    async def regenerate_codes(self, form: dict):
+        self._clear()
+        sess, me = await caller(self)
+        if me is None:
+            return _to_login(routes.SECURITY)
+        try:
+            codes = await asyncio.to_thread(
+                accounts.regenerate_recovery_codes, sess.token,
+                form_value(form, "current_password"), form_value(form, "current_code"),
+                sess._context())
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+            return
+        self.recovery_codes, self.codes_left, self.stage = codes, len(codes), "codes"
+
+    @rx.event
+    async def change_password(self, form: dict):
+        self._clear()
+        sess, me = await caller(self)
+        if me is None:
+            return _to_login(routes.SECURITY)
+        new = form_value(form, "new_password")
+        if new != form_value(form, "new_password_confirm"):
+            self.errors = {"new_password_confirm": "The two passwords are not the same."}
+            return
+        try:
+            new_token = await asyncio.to_thread(
+                accounts.change_password, sess.token, form_value(form, "current_password"),
+                new, sess._context())
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+            return
+        sess._signed_in_with(new_token)
+        await sess._current()
+        self.notice = "Password changed. Your other devices were signed out."
+
+
+class SessionsState(rx.State):
+    rows: list[SessionRow] = []
+    message: str = ""
+
+    async def _load(self, token: str) -> None:
+        views = await asyncio.to_thread(accounts.my_sessions, token)
+        self.rows = [SessionRow(id=v.id, device=v.device, ip=v.ip or "unknown",
+                                created=fmt_time(v.created_at),
+                                last_seen=fmt_time(v.last_seen_at), current=v.current)
+                     for v in views]
+
+    @rx.event
+    async def on_open(self):
+        self.message = ""
+        sess, me = await caller(self)
+        if me is None:
+            return _to_login(routes.SESSIONS)
+        await self._load(sess.token)
+
+    @rx.event
+    async def revoke(self, session_id: int):
+        self.message = ""
+        sess, me = await caller(self)
+        if me is None:
+            return _to_login(routes.SESSIONS)
+        try:
+            await asyncio.to_thread(accounts.revoke_my_session, sess.token, session_id,
+                                    sess._context())
+        except Exception as exc:  # noqa: BLE001
+            self.message = describe(exc)[1]
+            return
+        if session_id == me.session_id:
+            sess.token = ""
+            sess._show(None)
+            return rx.redirect(routes.LOGIN)
+        await self._load(sess.token)
+
+    @rx.event
+    async def revoke_others(self):
+        self.message = ""
+        sess, me = await caller(self)
+        if me is None:
+            return _to_login(routes.SESSIONS)
+        n = await asyncio.to_thread(accounts.revoke_my_other_sessions, sess.token,
+                                    sess._context())
+        await self._load(sess.token)
+        return rx.toast.success(f"Signed out {n} other session{'s' if n != 1 else ''}.")

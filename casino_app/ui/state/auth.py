@@ -1,0 +1,187 @@
+"""Sign-up, sign-in (password, then 2FA code), password reset and unlock by mailed link.
+
+These handlers are meant for anonymous callers; each validates every argument on the
+server and is rate limited in the service it calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import reflex as rx
+
+from casino_app.core.logging import new_request_id
+from casino_app.ui import routes
+from casino_app.ui.state.session import describe, form_value, session_of
+from casino_app.users import accounts
+
+
+def _checked(value: object) -> bool:
+    return value is True or value in ("on", "true", "1")
+
+
+class RegisterState(rx.State):
+    errors: dict[str, str] = {}
+    message: str = ""
+
+    @rx.event
+    async def submit(self, form: dict):
+        new_request_id()
+        self.errors, self.message = {}, ""
+        sess = await session_of(self)
+        password = form_value(form, "password")
+        if password != form_value(form, "password_confirm"):
+            self.errors = {"password_confirm": "The two passwords are not the same."}
+            return
+        try:
+            token = await asyncio.to_thread(
+                accounts.register, email=form_value(form, "email"), password=password,
+                display_name=form_value(form, "display_name"),
+                date_of_birth=form_value(form, "date_of_birth"),
+                accept_terms=_checked(form_value(form, "accept_terms")), ctx=sess._context())
+        except Exception as exc:  # noqa: BLE001 - shown as a message, logged by the service
+            field, msg = describe(exc)
+            if field:
+                self.errors = {field: msg}
+            else:
+                self.message = msg
+            return
+        sess._signed_in_with(token)
+        await sess._current()
+        return [rx.redirect(routes.ACCOUNT), rx.toast.success("Welcome to HashHouse!")]
+
+
+class LoginState(rx.State):
+    step: str = "password"  # or "code"
+    message: str = ""
+    _mfa_token: str = ""
+
+    def _next(self) -> str:
+        return routes.safe_next(self.router.url.query_parameters.get("next"))
+
+    @rx.event
+    def restart(self):
+        self.step, self.message, self._mfa_token = "password", "", ""
+
+    @rx.event
+    async def submit_password(self, form: dict):
+        new_request_id()
+        self.message = ""
+        sess = await session_of(self)
+        try:
+            step = await asyncio.to_thread(
+                accounts.begin_login, email=form_value(form, "email"),
+                password=form_value(form, "password"), ctx=sess._context())
+        except Exception as exc:  # noqa: BLE001
+            self.message = describe(exc)[1]
+            return
+        if step.mfa_token:
+            self._mfa_token = step.mfa_token
+            self.step = "code"
+            return
+        assert step.session_token
+        sess._signed_in_with(step.session_token)
+        await sess._current()
+        return rx.redirect(self._next())
+
+    @rx.event
+    async def submit_code(self, form: dict):
+        new_request_id()
+        self.message = ""
+        sess = await session_of(self)
+        if not self._mfa_token:
+            self.step = "password"
+            self.message = "Your sign-in expired. Please enter your password again."
+            return
+        try:
+            token = await asyncio.to_thread(
+                accounts.complete_login_mfa, mfa_token=self._mfa_token,
+                code=form_value(form, "code"), ctx=sess._context())
+        except Exception as exc:  # noqa: BLE001
+            from casino_app.users.errors import AccountLocked, InvalidToken
+
+            self.message = describe(exc)[1]
+            if isinstance(exc, InvalidToken | AccountLocked):
+                self.step, self._mfa_token = "password", ""
+            return
+        self._mfa_token = ""
+        self.step = "password"
+        sess._signed_in_with(token)
+        await sess._current()
+        return rx.redirect(self._next())
+
+
+class ForgotState(rx.State):
+    sent: bool = False
+    message: str = ""
+
+    @rx.event
+    async def submit(self, form: dict):
+        new_request_id()
+        self.message = ""
+        sess = await session_of(self)
+        try:
+            await asyncio.to_thread(accounts.request_password_reset,
+                                    form_value(form, "email"), sess._context())
+        except Exception as exc:  # noqa: BLE001
+            self.message = describe(exc)[1]
+            return
+        self.sent = True
+
+    @rx.event
+    def again(self):
+        self.sent, self.message = False, ""
+
+
+class ResetState(rx.State):
+    done: bool = False
+    message: str = ""
+    errors: dict[str, str] = {}
+
+    @rx.event
+    def on_open(self):
+        self.done, self.message, self.errors = False, "", {}
+        if not self.router.url.query_parameters.get("token"):
+            self.message = "This link is invalid or has expired. Please request a new one."
+
+    @rx.event
+    async def submit(self, form: dict):
+        new_request_id()
+        self.message, self.errors = "", {}
+        sess = await session_of(self)
+        password = form_value(form, "new_password")
+        if password != form_value(form, "new_password_confirm"):
+            self.errors = {"new_password_confirm": "The two passwords are not the same."}
+            return
+        token = self.router.url.query_parameters.get("token", "")
+        try:
+            await asyncio.to_thread(accounts.reset_password, token, password,
+                                    sess._context())
+        except Exception as exc:  # noqa: BLE001
+            field, msg = describe(exc)
+            if field and field != "token":
+                self.errors = {field: msg}
+            else:
+                self.message = msg
+            return
+        self.done = True
+        sess.token = ""
+        sess._show(None)
+
+
+class UnlockState(rx.State):
+    status: str = "working"  # working | done | failed
+    message: str = ""
+
+    @rx.event
+    async def on_open(self):
+        new_request_id()
+        self.status, self.message = "working", ""
+        sess = await session_of(self)
+        token = self.router.url.query_parameters.get("token", "")
+        try:
+            await asyncio.to_thread(accounts.unlock_with_token, token, sess._context())
+        except Exception as exc:  # noqa: BLE001
+            self.status, self.message = "failed", describe(exc)[1]
+            return
+        self.status = "done"
