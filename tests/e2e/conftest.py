@@ -1,0 +1,177 @@
+"""End-to-end fixtures: the real app (``casino run``, production build, one port) started
+once per test session on a free port with fresh data, a real local SMTP server (aiosmtpd)
+receiving its mail, and Playwright driving Debian's Chromium."""
+
+from __future__ import annotations
+
+import base64
+import email
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.message import Message
+from pathlib import Path
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.support.services import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("CASINO_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-quic",
+                 "--no-first-run"]
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "staff only passphrase 1"
+PHONE = {"width": 360, "height": 780}
+DESKTOP = {"width": 1280, "height": 860}
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class Inbox:
+    messages: list[Message] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802, ANN001, ANN201
+        msg = email.message_from_bytes(envelope.content)
+        with self.lock:
+            self.messages.append(msg)
+        return "250 Message accepted for delivery"
+
+    def wait_for(self, to: str, subject: str, timeout: float = 20.0) -> Message:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with self.lock:
+                for m in reversed(self.messages):
+                    if m["To"] == to and subject.lower() in (m["Subject"] or "").lower():
+                        return m
+            time.sleep(0.2)
+        raise AssertionError(f"no mail to {to} about {subject!r} within {timeout}s")
+
+    def count(self, to: str, subject: str) -> int:
+        with self.lock:
+            return sum(1 for m in self.messages
+                       if m["To"] == to and subject.lower() in (m["Subject"] or "").lower())
+
+
+def link_in(msg: Message) -> str:
+    body = msg.get_payload(decode=True).decode()
+    found = re.search(r"https?://\S+", body)
+    assert found, body
+    return found.group(0)
+
+
+@pytest.fixture(scope="session")
+def smtp() -> Iterator[Inbox]:
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    inbox.port = port  # type: ignore[attr-defined]
+    yield inbox
+    controller.stop()
+
+
+@dataclass
+class LiveApp:
+    url: str
+    data_dir: Path
+    env: dict[str, str]
+    log: Path
+
+
+@pytest.fixture(scope="session")
+def live_app(smtp: Inbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
+    tmp = tmp_path_factory.mktemp("live")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CASINO_") and k != "REFLEX_REDIS_URL"}
+    env.update({
+        "CASINO_DATA_DIR": str(tmp / "data"),
+        "CASINO_PORT": str(port),
+        "CASINO_PUBLIC_URL": f"http://localhost:{port}",
+        "CASINO_SMTP_HOST": "127.0.0.1",
+        "CASINO_SMTP_PORT": str(smtp.port),  # type: ignore[attr-defined]
+        "CASINO_SMTP_STARTTLS": "false",
+        "CASINO_ENCRYPTION_KEYS": "e2e:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        # Many sign-ins from one address in a few minutes: the limits are tested elsewhere.
+        "CASINO_RATE_LOGIN_IP": "500/minute",
+        "CASINO_RATE_LOGIN_ACCOUNT": "100/minute",
+        "CASINO_RATE_REGISTER_IP": "100/minute",
+        "CASINO_RATE_RESET_IP": "100/minute",
+        "CASINO_RATE_RESET_ACCOUNT": "20/minute",
+    })
+    casino = str(Path(sys.executable).parent / "casino")
+    created = subprocess.run([casino, "admin", "create", "--email", ADMIN_EMAIL],  # noqa: S603
+                             input=ADMIN_PASSWORD + "\n", env=env, text=True,
+                             capture_output=True, timeout=120, cwd=ROOT)
+    assert created.returncode == 0, created.stderr
+    log = tmp / "app.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen([casino, "run", "--port", str(port), "--host", "127.0.0.1"],  # noqa: S603
+                                env=env, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    url = f"http://localhost:{port}"
+    try:
+        deadline = time.time() + 900
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError("the app exited:\n" + log.read_text()[-4000:])
+            try:
+                if httpx.get(url + "/", timeout=2).status_code == 200 and \
+                        httpx.get(url + "/api/livez", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline:
+                raise AssertionError("the app did not start:\n" + log.read_text()[-4000:])
+            time.sleep(1)
+        yield LiveApp(url, tmp / "data", env, log)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(30)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(params=[pytest.param(PHONE, id="phone"), pytest.param(DESKTOP, id="desktop")])
+def viewport(request: pytest.FixtureRequest) -> dict[str, int]:
+    return request.param
+
+
+@pytest.fixture
+def new_context(browser, live_app: LiveApp, viewport: dict[str, int]):  # noqa: ANN001, ANN201
+    """Each call is another device: its own cookies and localStorage."""
+    contexts = []
+
+    def make(**kw):  # noqa: ANN003, ANN202
+        ctx = browser.new_context(viewport=viewport, base_url=live_app.url, **kw)
+        ctx.set_default_timeout(20_000)
+        contexts.append(ctx)
+        return ctx
+
+    yield make
+    for c in contexts:
+        c.close()

@@ -1,0 +1,144 @@
+"""A player's whole account life in Chromium, at phone and desktop sizes: register,
+2FA, sessions, lock-out, reset by mail, and support finding them."""
+
+from __future__ import annotations
+
+import uuid
+
+import pyotp
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, link_in
+from tests.e2e.flows import (
+    code_for_next_step,
+    enter_code,
+    expect_signed_out,
+    login_password,
+    register,
+    sign_out,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def test_player_account_lifecycle(new_context, smtp, viewport):  # noqa: ANN001
+    email = f"player-{uuid.uuid4().hex[:8]}@example.com"
+    password = "a long pass phrase"
+    device_a = new_context().new_page()
+    device_b = new_context().new_page()
+
+    # Register; the session survives a reload and a new tab.
+    register(device_a, email, "Player One", password)
+    device_a.reload()
+    expect(device_a.get_by_text(email)).to_be_visible()
+    tab2 = device_a.context.new_page()
+    tab2.goto("/account")
+    expect(tab2.get_by_text(email)).to_be_visible()
+    tab2.close()
+
+    # A second device signs in with the password alone (2FA is not on yet).
+    login_password(device_b, email, password)
+    device_b.wait_for_url("**/account/")
+
+    # Enrol 2FA: read the key shown for manual entry, compute the code.
+    device_a.goto("/account/security")
+    device_a.get_by_label("Current password").fill(password)
+    device_a.get_by_role("button", name="Set up two-factor").click()
+    secret = device_a.locator("#totp-secret").inner_text().strip()
+    assert len(secret) >= 16
+    device_a.get_by_label("Code from the app").fill(pyotp.TOTP(secret).now())
+    device_a.get_by_role("button", name="Turn on two-factor").click()
+    expect(device_a.get_by_text("Your recovery codes")).to_be_visible()
+    recovery = [c.inner_text() for c in device_a.locator(".recovery-code").all()]
+    assert len(recovery) == 10
+    device_a.get_by_role("button", name="I have saved them").click()
+    expect(device_a.get_by_text("Recovery codes left: 10")).to_be_visible()
+
+    # Revoke the other device from the sessions page; it loses access.
+    device_a.goto("/account/sessions")
+    rows = device_a.locator(".session-row")
+    expect(rows).to_have_count(2)
+    other = rows.filter(has_not_text="This device")
+    other.get_by_role("button", name="Revoke session").click()
+    expect(rows).to_have_count(1)
+    expect_signed_out(device_b)
+
+    # Sign out, sign in again with a code: the password alone is not enough.
+    sign_out(device_a)
+    login_password(device_a, email, password)
+    expect(device_a.get_by_text("Two-factor check")).to_be_visible()
+    code = code_for_next_step(secret)
+    enter_code(device_a, code)
+    device_a.wait_for_url("**/account/")
+
+    # The same code is refused a second time.
+    sign_out(device_a)
+    login_password(device_a, email, password)
+    enter_code(device_a, code)
+    expect(device_a.get_by_role("alert").filter(has_text="not valid")).to_be_visible()
+    device_a.get_by_role("button", name="Start again").click()
+
+    # Five wrong passwords lock the account; the right one is then refused too.
+    for _ in range(5):
+        login_password(device_a, email, "wrong password here")
+        expect(device_a.get_by_role("alert").filter(
+            has_text="Email or password is incorrect")).to_be_visible()
+    login_password(device_a, email, password)
+    expect(device_a.get_by_role("alert").filter(has_text="locked")).to_be_visible()
+    smtp.wait_for(email, "locked")
+
+    # Reset the password through the mail the SMTP server received; that unlocks too.
+    device_a.goto("/forgot")
+    device_a.get_by_label("Email").fill(email)
+    device_a.get_by_role("button", name="Email me a link").click()
+    expect(device_a.get_by_text("we have emailed it a link")).to_be_visible()
+    link = link_in(smtp.wait_for(email, "Reset your HashHouse password"))
+    device_a.goto(link)
+    new_password = "another long pass phrase"
+    device_a.get_by_label("New password", exact=True).fill(new_password)
+    device_a.get_by_label("Repeat new password").fill(new_password)
+    device_a.get_by_role("button", name="Change password").click()
+    expect(device_a.get_by_text("Your password has been changed")).to_be_visible()
+    # The link works once.
+    device_a.goto(link)
+    device_a.get_by_label("New password", exact=True).fill("yet another pass phrase")
+    device_a.get_by_label("Repeat new password").fill("yet another pass phrase")
+    device_a.get_by_role("button", name="Change password").click()
+    expect(device_a.get_by_role("alert").filter(has_text="invalid or has expired")
+           ).to_be_visible()
+
+    # Sign in with the new password and a recovery code.
+    login_password(device_a, email, new_password)
+    enter_code(device_a, recovery[0])
+    device_a.wait_for_url("**/account/")
+
+    # Support finds the player and sees their sessions and lock state.
+    staff = new_context().new_page()
+    login_password(staff, ADMIN_EMAIL, ADMIN_PASSWORD)
+    staff.wait_for_url("**/account/")
+    staff.goto("/admin")
+    staff.get_by_label("Search").fill(email.split("@")[0])
+    staff.get_by_role("button", name="Search").click()
+    staff.get_by_role("link", name=email).click()
+    expect(staff.get_by_role("heading", name=email)).to_be_visible()
+    expect(staff.get_by_text("Live sessions")).to_be_visible()
+    expect(staff.get_by_text("Active", exact=True)).to_be_visible()
+    staff.get_by_label("Reason").fill("e2e check")
+    staff.get_by_role("button", name="Lock and sign out").click()
+    expect(staff.get_by_text("Account locked and signed out everywhere.")).to_be_visible()
+    expect_signed_out(device_a)
+
+
+def test_player_cannot_open_staff_pages(new_context):  # noqa: ANN001
+    page = new_context().new_page()
+    register(page, f"curious-{uuid.uuid4().hex[:8]}@example.com", "Curious", "a long pass phrase")
+    page.goto("/admin")
+    page.wait_for_url("**/account/")
+    expect(page.get_by_text("Find a player")).to_have_count(0)
+
+
+def test_anonymous_visitor_is_sent_to_sign_in(new_context):  # noqa: ANN001
+    page = new_context().new_page()
+    page.goto("/account/sessions")
+    page.wait_for_url("**/login/?next=**")
