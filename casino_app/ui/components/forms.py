@@ -12,14 +12,16 @@ from casino_app.ui import styles
 
 
 def field(label: str, name: str, *, type: str = "text", errors: Any = None,  # noqa: A002
-          hint: str = "", **attrs: Any) -> rx.Component:
+          hint: str = "", form_id: str = "", **attrs: Any) -> rx.Component:
+    """``form_id`` keeps element ids unique when two forms on a page share a field name."""
     error = errors[name] if errors is not None else None
+    fid = f"{form_id}-{name}" if form_id else name
     return rx.vstack(
-        rx.el.label(label, html_for=name, style={"font_weight": "600", "font_size": "14px"}),
-        rx.input(id=name, name=name, type=type, size="3", width="100%",
-                 aria_describedby=f"{name}-error", **attrs),
+        rx.el.label(label, html_for=fid, style={"font_weight": "600", "font_size": "14px"}),
+        rx.input(id=fid, name=name, type=type, size="3", width="100%",
+                 aria_describedby=f"{fid}-error", **attrs),
         rx.cond(hint != "", rx.text(hint, size="1", color=styles.MUTED)) if hint else rx.fragment(),
-        rx.cond(error, rx.text(error, id=f"{name}-error", role="alert", size="2",
+        rx.cond(error, rx.text(error, id=f"{fid}-error", role="alert", size="2",
                                color=styles.DANGER)) if errors is not None else rx.fragment(),
         spacing="1", width="100%", align="start",
     )

@@ -70,13 +70,14 @@ def _scan() -> rx.Component:
         spacing="3", align="start", width="100%"))
 
 
-def _reauth_form(action: rx.EventHandler, label: str, with_code: bool, color: str = "amber"
-                 ) -> rx.Component:
+def _reauth_form(action: rx.EventHandler, label: str, with_code: bool, form_id: str,
+                 color: str = "amber") -> rx.Component:
     e = SecurityState.errors
     return rx.form(
         rx.vstack(
-            password_field("Current password", "current_password", e),
-            code_field("Current code", "current_code", e) if with_code else rx.fragment(),
+            password_field("Current password", "current_password", e, form_id=form_id),
+            code_field("Current code", "current_code", e, form_id=form_id) if with_code
+            else rx.fragment(),
             submit(label, color_scheme=color), spacing="3", width="100%"),
         on_submit=action, reset_on_submit=True, width="100%")
 
@@ -94,13 +95,13 @@ def _two_factor() -> rx.Component:
                                  rx.tabs.trigger("Change authenticator", value="change"),
                                  rx.tabs.trigger("Turn off", value="off")),
                     rx.tabs.content(_reauth_form(SecurityState.regenerate_codes,
-                                                 "Make new recovery codes", True),
+                                                 "Make new recovery codes", True, "codes"),
                                     value="codes", padding_top="12px"),
                     rx.tabs.content(_reauth_form(SecurityState.start_totp,
-                                                 "Set up a new authenticator", True),
+                                                 "Set up a new authenticator", True, "change"),
                                     value="change", padding_top="12px"),
                     rx.tabs.content(_reauth_form(SecurityState.disable_totp,
-                                                 "Turn off two-factor", True, "red"),
+                                                 "Turn off two-factor", True, "off", "red"),
                                     value="off", padding_top="12px"),
                     default_value="codes", width="100%"),
                 spacing="3", width="100%", align="start"),
@@ -108,7 +109,7 @@ def _two_factor() -> rx.Component:
                 rx.badge("Off", color_scheme="amber", size="2"),
                 rx.text("Add a second step to sign-in: a code from an app on your phone.",
                         color=styles.MUTED),
-                _reauth_form(SecurityState.start_totp, "Set up two-factor", False),
+                _reauth_form(SecurityState.start_totp, "Set up two-factor", False, "enrol"),
                 spacing="3", width="100%", align="start"),
         ),
         spacing="3", width="100%", align="start"))
@@ -119,9 +120,10 @@ def _password() -> rx.Component:
     return card(rx.vstack(
         rx.heading("Change password", size="4"),
         rx.form(rx.vstack(
-            password_field("Current password", "current_password", e),
-            password_field("New password", "new_password", e, new=True),
-            password_field("Repeat new password", "new_password_confirm", e, new=True),
+            password_field("Current password", "current_password", e, form_id="pw"),
+            password_field("New password", "new_password", e, new=True, form_id="pw"),
+            password_field("Repeat new password", "new_password_confirm", e, new=True,
+                           form_id="pw"),
             submit("Change password", variant="soft"), spacing="3", width="100%"),
             on_submit=SecurityState.change_password, reset_on_submit=True, width="100%"),
         spacing="3", width="100%", align="start"))
