@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.pool import NullPool
 
 from casino_app.core.settings import get_settings
 
@@ -35,7 +34,8 @@ def make_engine(url: str) -> Engine:
 
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, poolclass=NullPool
+            url, connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=8, max_overflow=8, pool_pre_ping=False,
         )
 
         @event.listens_for(engine, "connect")
@@ -50,7 +50,11 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn):  # type: ignore[no-untyped-def]
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock up front (no upgrade deadlocks); readers don't.
+            if conn.get_execution_options().get("readonly"):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
@@ -65,15 +69,21 @@ class Databases:
     def __post_init__(self) -> None:
         self._identity = sessionmaker(self.identity_engine, expire_on_commit=False)
         self._ledger = sessionmaker(self.ledger_engine, expire_on_commit=False)
+        self._identity_ro = sessionmaker(self.identity_engine.execution_options(readonly=True),
+                                         expire_on_commit=False)
+        self._ledger_ro = sessionmaker(self.ledger_engine.execution_options(readonly=True),
+                                       expire_on_commit=False)
 
     @contextmanager
-    def identity(self) -> Iterator[Session]:
-        with self._identity() as session, session.begin():
+    def identity(self, readonly: bool = False) -> Iterator[Session]:
+        """A unit of work; ``readonly`` ones must not write (SQLite: no write lock)."""
+        with (self._identity_ro if readonly else self._identity)() as session, \
+                session.begin():
             yield session
 
     @contextmanager
-    def ledger(self) -> Iterator[Session]:
-        with self._ledger() as session, session.begin():
+    def ledger(self, readonly: bool = False) -> Iterator[Session]:
+        with (self._ledger_ro if readonly else self._ledger)() as session, session.begin():
             yield session
 
     def dispose(self) -> None:
@@ -106,12 +116,12 @@ def reset_databases() -> None:
 
 
 @contextmanager
-def identity_tx() -> Iterator[Session]:
-    with databases().identity() as s:
+def identity_tx(readonly: bool = False) -> Iterator[Session]:
+    with databases().identity(readonly) as s:
         yield s
 
 
 @contextmanager
-def ledger_tx() -> Iterator[Session]:
-    with databases().ledger() as s:
+def ledger_tx(readonly: bool = False) -> Iterator[Session]:
+    with databases().ledger(readonly) as s:
         yield s

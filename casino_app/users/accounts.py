@@ -206,21 +206,34 @@ def begin_login(*, email: object, password: object, ctx: RequestContext) -> Logi
         passwords.dummy_verify(password)
         raise InvalidCredentials() from None
     ratelimit.check_login(ctx.ip, clean_email)
-    result = _run_step(_password_step, clean_email, password, ctx)
+    # The slow argon2 check runs outside the write transaction, so that sign-ins of
+    # different players never wait on each other; the outcome is applied below only if
+    # the stored hash is still the one that was checked.
+    with identity_tx(readonly=True) as s:
+        stored = s.execute(select(User.password_hash).where(User.email == clean_email)
+                           ).scalar_one_or_none()
+    if stored is None:
+        passwords.dummy_verify(password)
+        checked: tuple[str | None, bool, str | None] = (None, False, None)
+    else:
+        ok, new_hash = passwords.verify(password, stored)
+        checked = (stored, ok, new_hash)
+    result = _run_step(_password_step, clean_email, checked, ctx)
     assert isinstance(result, LoginStep)
     return result
 
 
-def _password_step(s: Session, email: str, password: str, ctx: RequestContext
-                   ) -> LoginStep | Exception:
+def _password_step(s: Session, email: str, checked: tuple[str | None, bool, str | None],
+                   ctx: RequestContext) -> LoginStep | Exception:
+    stored, ok, new_hash = checked
     user = _user_by_email(s, email, lock=True)
     if user is None:
-        passwords.dummy_verify(password)
         s.add(LoginAttempt(user_id=None, ip=ctx.ip, success=False, at=utcnow()))
         record(s, AuditAction.login_failed, Actor(None, None, ctx.ip), None,
                reason="unknown email")
         return InvalidCredentials()
-    ok, new_hash = passwords.verify(password, user.password_hash)
+    if stored != user.password_hash:
+        ok, new_hash = False, None  # the password changed meanwhile: check again later
     if not ok:
         _record_failure(s, user, ctx, AuditAction.login_failed)
         return InvalidCredentials()
@@ -299,8 +312,13 @@ def logout(token: str | None, ctx: RequestContext) -> None:
 
 
 def current_user(token: str | None) -> CurrentUser | None:
-    with identity_tx() as s:
-        return sessions.resolve(s, token)
+    """The signed-in user behind a token (read-only; a write only every 30 s of use)."""
+    with identity_tx(readonly=True) as s:
+        me = sessions.resolve(s, token, touch=False)
+    if me is not None and me.needs_touch:
+        with identity_tx() as s:
+            sessions.touch(s, me.session_id)
+    return me
 
 
 # Unlock and reset by mailed link -------------------------------------------------------

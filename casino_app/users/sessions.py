@@ -44,6 +44,8 @@ class CurrentUser:
     totp_enabled: bool
     last_login_at: datetime | None
     last_login_ip: str | None
+    # True when last_seen is old enough to be written again (see TOUCH_EVERY).
+    needs_touch: bool = False
 
     @property
     def is_staff(self) -> bool:
@@ -106,13 +108,22 @@ def resolve(session: Session, token: str | None, *, touch: bool = True) -> Curre
     user = session.get(User, row.user_id)
     if user is None:
         return None
-    if touch and now - row.last_seen_at >= TOUCH_EVERY:
+    stale = now - row.last_seen_at >= TOUCH_EVERY
+    if touch and stale:
         row.last_seen_at = now
+        stale = False
     return CurrentUser(
         user_id=user.id, player_id=user.player_id, email=user.email,
         display_name=user.display_name, role=user.role_enum, session_id=row.id,
         totp_enabled=user.totp_enabled, last_login_at=user.last_login_at,
-        last_login_ip=user.last_login_ip)
+        last_login_ip=user.last_login_ip, needs_touch=stale)
+
+
+def touch(session: Session, session_id: int) -> None:
+    """Extend the idle timeout (only a session that is still live)."""
+    session.execute(update(UserSession).where(
+        UserSession.id == session_id, UserSession.revoked_at.is_(None))
+        .values(last_seen_at=utcnow()))
 
 
 def revoke(session: Session, user_id: int, session_id: int, reason: str) -> bool:
