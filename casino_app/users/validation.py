@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -76,7 +76,9 @@ def display_name(value: object) -> str:
 
 
 def date_of_birth(value: object, *, today: date, minimum_age: int) -> date:
-    if isinstance(value, date):
+    if isinstance(value, datetime):  # a datetime is a date too, but does not compare
+        dob = value.date()
+    elif isinstance(value, date):
         dob = value
     else:
         raw = _text(value, "date_of_birth", "Date of birth").strip()
