@@ -7,6 +7,7 @@ time never tells whether an email is registered.
 
 from __future__ import annotations
 
+import unicodedata
 from functools import lru_cache
 
 from passlib.context import CryptContext
@@ -36,17 +37,22 @@ def reset_password_context() -> None:
     _dummy_hash.cache_clear()
 
 
+def _nfc(password: str) -> str:
+    # The same characters typed on another keyboard may arrive decomposed (NFD).
+    return unicodedata.normalize("NFC", password)
+
+
 def hash_password(password: str) -> str:
-    return _context().hash(password)
+    return _context().hash(_nfc(password))
 
 
 def verify(password: str, stored_hash: str) -> tuple[bool, str | None]:
     """(matches, new_hash_if_parameters_changed)."""
     try:
-        return _context().verify_and_update(password, stored_hash)
+        return _context().verify_and_update(_nfc(password), stored_hash)
     except (ValueError, TypeError):
         return False, None
 
 
 def dummy_verify(password: str) -> None:
-    _context().verify(password, _dummy_hash())
+    _context().verify(_nfc(password), _dummy_hash())

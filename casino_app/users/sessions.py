@@ -30,6 +30,11 @@ class RequestContext:
     ip: str = ""
     user_agent: str = ""
 
+    def __post_init__(self) -> None:
+        # The columns that keep these hold 64 and 300 characters (Postgres refuses more).
+        object.__setattr__(self, "ip", (self.ip or "")[:64])
+        object.__setattr__(self, "user_agent", (self.user_agent or "")[:300])
+
 
 @dataclass(frozen=True)
 class CurrentUser:

@@ -148,7 +148,8 @@ def link_token(msg: EmailMessage, path: str) -> str:
 
 
 # Time and TOTP -------------------------------------------------------------------------------
-# A moment at the start of a 30-second TOTP step.
+# A moment at the start of a 30-second TOTP step. It is in the past: create accounts
+# inside the travel, or their failures_since/created_at lie in T0's future.
 T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 
 
