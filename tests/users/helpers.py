@@ -121,7 +121,7 @@ def read_outbox() -> list[EmailMessage]:
     if not folder.exists():
         return []
     return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
-            for p in sorted(folder.glob("*.eml"))]  # type: ignore[misc]
+            for p in sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns)]  # type: ignore[misc]
 
 
 def wait_for_mail(count: int = 1, timeout: float = 5.0) -> list[EmailMessage]:
@@ -180,3 +180,49 @@ def enable_2fa(token: str, password: str = PASSWORD, when: datetime | None = Non
 def is_role(token: str, role: Role) -> bool:
     me = whoami(token)
     return me is not None and me.role is role
+
+
+# A real SMTP server ------------------------------------------------------------------------
+class SmtpInbox:
+    """aiosmtpd handler that keeps every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[object] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        raw = envelope.original_content or envelope.content  # type: ignore[attr-defined]
+        self.envelopes.append(envelope)
+        self.messages.append(email.message_from_bytes(raw, policy=email.policy.default))  # type: ignore[arg-type]
+        return "250 OK"
+
+    def wait(self, count: int = 1, timeout: float = 10.0) -> list[EmailMessage]:
+        for _ in range(int(timeout / 0.02)):
+            if len(self.messages) >= count:
+                return self.messages
+            time.sleep(0.02)
+        raise AssertionError(f"expected {count} message(s), got {len(self.messages)}")
+
+
+@contextmanager
+def smtp_server(monkeypatch: pytest.MonkeyPatch, **controller_kwargs: object
+                ) -> Iterator[SmtpInbox]:
+    """Run aiosmtpd on a free port and point CASINO_SMTP_* at it (no STARTTLS unless the
+    caller sets CASINO_SMTP_STARTTLS itself)."""
+    from aiosmtpd.controller import Controller
+
+    from tests.support.services import free_port
+
+    inbox = SmtpInbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, **controller_kwargs)
+    controller.start()
+    try:
+        monkeypatch.setenv("CASINO_SMTP_HOST", "127.0.0.1")
+        monkeypatch.setenv("CASINO_SMTP_PORT", str(port))
+        if "CASINO_SMTP_STARTTLS" not in __import__("os").environ:
+            monkeypatch.setenv("CASINO_SMTP_STARTTLS", "false")
+        _reset_process_state()
+        yield inbox
+    finally:
+        controller.stop()
