@@ -48,6 +48,7 @@ from casino_app.users.sessions import CurrentUser, RequestContext
 log = get_logger("casino.users")
 MFA_MAX_ATTEMPTS = 5
 TERMS_VERSION = "2026-11"
+AUTO_LOCK_REASON = "too many failed sign-ins"
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def _record_failure(s: Session, user: User, ctx: RequestContext, action: AuditAc
     s.flush()
     record(s, action, Actor(None, None, ctx.ip), user.id)
     if user.locked_at is None and _failures(s, user) >= get_settings().lockout_threshold:
-        _lock(s, user, "too many failed sign-ins", SYSTEM, AuditAction.lock)
+        _lock(s, user, AUTO_LOCK_REASON, SYSTEM, AuditAction.lock)
         _send_unlock_mail(s, user)
 
 
@@ -149,6 +150,12 @@ def _lock(s: Session, user: User, reason: str, actor: Actor, action: AuditAction
     user.locked_at = utcnow()
     user.lock_reason = reason[:200]
     record(s, action, actor, user.id, reason=reason[:200])
+
+
+def locked_by_staff(user: User) -> bool:
+    """The owner may lift only the automatic lock-out (mailed link, password reset);
+    a lock placed by staff stays until staff lift it."""
+    return user.locked_at is not None and user.lock_reason != AUTO_LOCK_REASON
 
 
 def _unlock(s: Session, user: User, actor: Actor, action: AuditAction, how: str) -> None:
@@ -336,6 +343,8 @@ def _redeem(s: Session, token: object, purpose: TokenPurpose) -> User:
 def unlock_with_token(token: object, ctx: RequestContext) -> None:
     with identity_tx() as s:
         user = _redeem(s, token, TokenPurpose.unlock)
+        if locked_by_staff(user):
+            raise AccountLocked()
         if user.locked_at is not None:
             _unlock(s, user, Actor(user.id, user.role, ctx.ip), AuditAction.unlock,
                     how="mailed link")
@@ -386,7 +395,7 @@ def reset_password(token: object, new_password: object, ctx: RequestContext) -> 
         revoked = sessions.revoke_all(s, user.id, "password reset")
         record(s, AuditAction.password_reset, Actor(user.id, user.role, ctx.ip), user.id,
                sessions_revoked=revoked)
-        if user.locked_at is not None:
+        if user.locked_at is not None and not locked_by_staff(user):
             _unlock(s, user, Actor(user.id, user.role, ctx.ip), AuditAction.unlock,
                     how="password reset")
         else:

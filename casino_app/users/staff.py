@@ -15,6 +15,7 @@ from casino_app.core.clock import utcnow
 from casino_app.core.db import identity_tx
 from casino_app.security.audit import Actor, AuditAction, AuditEvent, record, recent
 from casino_app.users import passwords, sessions, validation
+from casino_app.users.accounts import locked_by_staff
 from casino_app.users.errors import Forbidden, NotAuthenticated, NotFound, ValidationFailed
 from casino_app.users.models import Role, User
 from casino_app.users.sessions import CurrentUser, RequestContext, SessionView
@@ -136,8 +137,8 @@ def lock_player(token: str | None, user_id: object, reason: object, ctx: Request
             raise ValidationFailed("You cannot lock your own account.", "user_id")
         if u.role != Role.player.value and me.role is not Role.admin:
             raise Forbidden()
-        if u.locked_at is not None:
-            return
+        if u.locked_at is not None and locked_by_staff(u):
+            return  # an automatic lock-out becomes a staff lock (its owner could lift it)
         u.locked_at = utcnow()
         u.lock_reason = f"staff: {why}"[:200]
         n = sessions.revoke_all(s, u.id, "locked by staff")

@@ -1,0 +1,301 @@
+"""Staff tools: deny by default, what support and admins may do, and the audit trail of
+every action."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import pytest
+
+from casino_app.users import accounts, staff
+from casino_app.users.errors import (
+    AccountLocked,
+    Forbidden,
+    InvalidCredentials,
+    NotAuthenticated,
+    ValidationFailed,
+)
+from casino_app.users.models import Role
+from tests.users.helpers import (
+    NEW_PASSWORD,
+    PASSWORD,
+    audit_rows,
+    audited,
+    is_role,
+    link_token,
+    make_staff,
+    new_ctx,
+    read_outbox,
+    register,
+    sign_in,
+    user_row,
+    wait_for_mail,
+    whoami,
+)
+
+# Every staff function that acts for a signed-in caller takes the session token first.
+EXPECTED = {"find_players", "player_detail", "lock_player", "unlock_player",
+            "revoke_player_sessions", "revoke_player_session", "set_role", "audit_page",
+            "verify_audit"}
+ADMIN_ONLY = {"set_role", "audit_page", "verify_audit"}
+
+
+def _token_functions() -> dict[str, object]:
+    found = {}
+    for name, fn in inspect.getmembers(staff, inspect.isfunction):
+        if fn.__module__ == staff.__name__:
+            params = list(inspect.signature(fn).parameters)
+            if params and params[0] == "token":
+                found[name] = fn
+    return found
+
+
+def _call(name: str, fn: object, token: str | None, target_id: int) -> object:
+    values = {"user_id": target_id, "reason": "routine check", "ctx": new_ctx(),
+              "query": "example.com", "session_id": 1, "role": "support", "before_id": None,
+              "limit": 10}
+    args = []
+    for p in list(inspect.signature(fn).parameters.values())[1:]:  # type: ignore[arg-type]
+        if p.default is inspect.Parameter.empty:
+            assert p.name in values, f"staff.{name}: add a test value for '{p.name}'"
+            args.append(values[p.name])
+    return fn(token, *args)  # type: ignore[operator]
+
+
+def test_every_staff_function_refuses_players_and_anonymous_callers(any_env: str) -> None:
+    functions = _token_functions()
+    assert set(functions) >= EXPECTED
+    player, _ = register()
+    target_token, target_addr = register()
+    target_id = user_row(target_addr).id
+    support, _, _ = make_staff(Role.support)
+    revoked = sign_in(target_addr)
+    accounts.logout(revoked, new_ctx())
+
+    with audited({}):
+        for name, fn in functions.items():
+            with pytest.raises(Forbidden):
+                _call(name, fn, player, target_id)
+            for nobody in (None, "", "made-up-token", revoked):
+                with pytest.raises(NotAuthenticated):
+                    _call(name, fn, nobody, target_id)
+            if name in ADMIN_ONLY:
+                with pytest.raises(Forbidden):
+                    _call(name, fn, support, target_id)
+    assert user_row(target_addr).locked_at is None
+    assert user_row(target_addr).role == "player"
+    assert whoami(target_token) is not None
+
+
+def test_support_finds_players_by_part_of_the_email_account_number_or_player_id(
+        any_env: str) -> None:
+    _, alice = register("alice.wonder@example.com", name="Alice Wonder")
+    _, bob = register("bob_builder@example.org", name="Bob Builder")
+    support, _, _ = make_staff(Role.support)
+    row = user_row(bob)
+
+    def emails(query: str) -> list[str]:
+        return [p.email for p in staff.find_players(support, query)]
+
+    assert emails("wonder") == [alice]
+    assert emails("ALICE.WONDER@EXAMPLE.COM") == [alice]
+    assert emails("example.org") == [bob]
+    assert emails(str(row.id)) == [bob]
+    assert emails(row.player_id) == [bob]
+    assert emails(f"  {row.player_id.upper()} ") == [bob]
+    assert emails("%") == [] and emails("_") == [bob]  # wildcards are literal
+    assert emails("nobody-like-this") == []
+    summary = staff.find_players(support, "alice")[0]
+    assert (summary.display_name, summary.role, summary.locked) == ("Alice Wonder", "player",
+                                                                    False)
+    for bad in ("", "   ", None, 5, "x" * 300):
+        with pytest.raises(ValidationFailed):
+            staff.find_players(support, bad)
+
+
+def test_looking_at_a_player_shows_sessions_and_history_and_is_audited(any_env: str) -> None:
+    token, addr = register()
+    support, support_id, _ = make_staff(Role.support)
+    target = user_row(addr).id
+    with audited({"staff.lookup": 1}):
+        detail = staff.player_detail(support, target, new_ctx())
+    assert detail.summary.email == addr
+    assert len(detail.sessions) == 1
+    assert [e.action for e in detail.audit][-1] == "account.register"
+    (row,) = audit_rows("staff.lookup")
+    assert (row.actor_user_id, row.actor_role, row.target_user_id) == (support_id, "support",
+                                                                       target)
+    from casino_app.users.errors import NotFound
+
+    with pytest.raises(NotFound):
+        staff.player_detail(support, 999_999, new_ctx())
+
+
+def test_support_locks_a_player_which_ends_their_sessions_and_unlocks_them(
+        any_env: str) -> None:
+    token, addr = register()
+    target = user_row(addr).id
+    support, support_id, _ = make_staff(Role.support)
+    with pytest.raises(ValidationFailed):
+        staff.lock_player(support, target, "  ", new_ctx())
+    with audited({"staff.lock": 1}):
+        staff.lock_player(support, target, "suspected   account sharing", new_ctx())
+    assert whoami(token) is None
+    with pytest.raises(AccountLocked):
+        accounts.begin_login(email=addr, password=PASSWORD, ctx=new_ctx())
+    (row,) = audit_rows("staff.lock")
+    assert (row.actor_user_id, row.actor_role, row.target_user_id) == (support_id, "support",
+                                                                       target)
+    assert json.loads(row.detail) == {"reason": "suspected account sharing",
+                                      "sessions_revoked": 1}
+    with audited({}):
+        staff.lock_player(support, target, "again", new_ctx())  # already locked: no-op
+
+    with audited({"staff.unlock": 1}):
+        staff.unlock_player(support, target, "verified by phone", new_ctx())
+    (row,) = audit_rows("staff.unlock")
+    assert (row.actor_user_id, row.target_user_id) == (support_id, target)
+    sign_in(addr)
+    with audited({}):
+        staff.unlock_player(support, target, "again", new_ctx())  # not locked: no-op
+
+
+def test_support_ends_a_players_sessions_all_or_one(any_env: str) -> None:
+    first, addr = register()
+    second = sign_in(addr)
+    third = sign_in(addr)
+    target = user_row(addr).id
+    support, support_id, _ = make_staff(Role.support)
+    one = next(v.id for v in accounts.my_sessions(second) if v.current)
+    with audited({"staff.revoke_session": 1}):
+        assert staff.revoke_player_session(support, target, one, new_ctx())
+    assert whoami(second) is None and whoami(first) is not None
+    with audited({}):  # nothing to do, nothing recorded
+        assert not staff.revoke_player_session(support, target, one, new_ctx())
+    with audited({"staff.revoke_sessions": 1}):
+        assert staff.revoke_player_sessions(support, target, new_ctx()) == 2
+    assert whoami(first) is None and whoami(third) is None
+    assert whoami(support) is not None
+    (row,) = audit_rows("staff.revoke_sessions")
+    assert (row.actor_user_id, row.target_user_id, json.loads(row.detail)) == (
+        support_id, target, {"count": 2})
+
+
+def test_support_cannot_act_on_staff_accounts(any_env: str) -> None:
+    support, support_id, _ = make_staff(Role.support)
+    admin, admin_id, admin_addr = make_staff(Role.admin)
+    _, other_support_id, _ = make_staff(Role.support)
+    with audited({}):
+        for target in (admin_id, other_support_id):
+            with pytest.raises(Forbidden):
+                staff.lock_player(support, target, "no", new_ctx())
+            with pytest.raises(Forbidden):
+                staff.unlock_player(support, target, "no", new_ctx())
+            with pytest.raises(Forbidden):
+                staff.revoke_player_sessions(support, target, new_ctx())
+            with pytest.raises(Forbidden):
+                staff.revoke_player_session(support, target, 1, new_ctx())
+            with pytest.raises(Forbidden):
+                staff.set_role(support, target, "player", new_ctx())
+    assert whoami(admin) is not None
+    assert user_row(admin_addr).locked_at is None
+    with pytest.raises(ValidationFailed):
+        staff.lock_player(support, support_id, "myself", new_ctx())
+
+
+def test_an_admin_sets_roles_and_the_change_takes_effect_at_the_next_sign_in(
+        any_env: str) -> None:
+    admin, admin_id, _ = make_staff(Role.admin)
+    token, addr = register()
+    target = user_row(addr).id
+    for bad in ("root", "", None, "Admin"):
+        with pytest.raises(ValidationFailed):
+            staff.set_role(admin, target, bad, new_ctx())
+    with audited({"staff.role_changed": 1}):
+        staff.set_role(admin, target, "support", new_ctx())
+    (row,) = audit_rows("staff.role_changed")
+    assert (row.actor_user_id, row.actor_role, row.target_user_id) == (admin_id, "admin",
+                                                                       target)
+    assert json.loads(row.detail) == {"old": "player", "new": "support"}
+    assert whoami(token) is None  # privilege change: sign in again
+    promoted = sign_in(addr)
+    assert is_role(promoted, Role.support)
+    assert staff.find_players(promoted, addr)
+    with audited({}):
+        staff.set_role(admin, target, "support", new_ctx())  # unchanged: nothing recorded
+    staff.set_role(admin, target, "player", new_ctx())
+    assert whoami(promoted) is None
+    with pytest.raises(Forbidden):
+        staff.find_players(sign_in(addr), addr)
+    with pytest.raises(ValidationFailed):
+        staff.set_role(admin, admin_id, "player", new_ctx())
+    with pytest.raises(ValidationFailed):
+        staff.lock_player(admin, admin_id, "myself", new_ctx())
+
+
+def test_an_admin_can_lock_a_support_account(any_env: str) -> None:
+    admin, _, _ = make_staff(Role.admin)
+    support, support_id, support_addr = make_staff(Role.support)
+    with audited({"staff.lock": 1}):
+        staff.lock_player(admin, support_id, "left the company", new_ctx())
+    assert whoami(support) is None
+    with pytest.raises(AccountLocked):
+        accounts.begin_login(email=support_addr, password=PASSWORD, ctx=new_ctx())
+
+
+def test_staff_accounts_are_created_with_a_strong_password_and_audited(any_env: str) -> None:
+    with audited({"staff.created": 1}):
+        uid = staff.create_staff("Ops@Example.com", PASSWORD, Role.admin, "Ops Lead")
+    (row,) = audit_rows("staff.created")
+    assert (row.target_user_id, row.actor_role, row.ip) == (uid, "system", "cli")
+    assert is_role(sign_in("ops@example.com"), Role.admin)
+    with pytest.raises(ValidationFailed):
+        staff.create_staff("ops@example.com", PASSWORD, Role.admin)
+    with pytest.raises(ValidationFailed) as exc:
+        staff.create_staff("weak@example.com", "password", Role.admin)
+    assert exc.value.field == "password"
+    with pytest.raises(ValidationFailed):
+        staff.create_staff("player@example.com", PASSWORD, Role.player)
+
+
+def test_the_audit_page_is_for_admins(any_env: str) -> None:
+    admin, _, _ = make_staff(Role.admin)
+    register()
+    events = staff.audit_page(admin, limit=500)
+    assert [e.action for e in events] == ["account.register", "login.ok", "staff.created"]
+    assert staff.verify_audit(admin).ok
+
+
+# A lock placed by staff is lifted only by staff ---------------------------------------------
+def test_a_staff_lock_is_not_lifted_by_a_password_reset(any_env: str) -> None:
+    _, addr = register()
+    support, _, _ = make_staff(Role.support)
+    staff.lock_player(support, user_row(addr).id, "chargeback fraud", new_ctx())
+    accounts.request_password_reset(addr, new_ctx())
+    link = link_token(wait_for_mail(1)[0], "reset")
+    with audited({"password.reset": 1}):
+        accounts.reset_password(link, NEW_PASSWORD, new_ctx())
+    assert user_row(addr).locked_at is not None
+    with pytest.raises(AccountLocked):
+        accounts.begin_login(email=addr, password=NEW_PASSWORD, ctx=new_ctx())
+
+
+def test_a_staff_lock_is_not_lifted_by_an_unlock_link_from_an_earlier_lock_out(
+        any_env: str) -> None:
+    _, addr = register()
+    for _ in range(5):
+        with pytest.raises(InvalidCredentials):
+            accounts.begin_login(email=addr, password="wrong password!", ctx=new_ctx())
+    unlock = link_token(wait_for_mail(1)[0], "unlock")
+    support, _, _ = make_staff(Role.support)
+    with audited({"staff.lock": 1}):  # already locked out: the staff lock still counts
+        staff.lock_player(support, user_row(addr).id, "chargeback fraud", new_ctx())
+    with pytest.raises(AccountLocked):
+        accounts.unlock_with_token(unlock, new_ctx())
+    assert user_row(addr).locked_at is not None
+    with pytest.raises(AccountLocked):
+        accounts.begin_login(email=addr, password=PASSWORD, ctx=new_ctx())
+    assert len(read_outbox()) == 1
+    staff.unlock_player(support, user_row(addr).id, "resolved", new_ctx())
+    sign_in(addr)
