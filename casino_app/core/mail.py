@@ -49,11 +49,21 @@ def deliver(mail: Mail) -> None:
         out = s.outbox_dir
         out.mkdir(parents=True, exist_ok=True)
         name = f"{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.eml"
-        (out / name).write_bytes(bytes(msg))
+        # Write under another name, then rename: a reader never sees half a message.
+        tmp = out / f".{name}.tmp"
+        tmp.write_bytes(bytes(msg))
+        tmp.replace(out / name)
         log.info("mail written to outbox", file=name, subject=mail.subject)
         return
     with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=20) as smtp:
-        if s.smtp_starttls and smtp.has_extn("starttls"):
+        if s.smtp_starttls:
+            # has_extn() knows nothing before EHLO; without this check STARTTLS was never
+            # used, and a server that does not offer it must not get the mail in clear.
+            smtp.ehlo()
+            if not smtp.has_extn("starttls"):
+                raise smtplib.SMTPNotSupportedError(
+                    "the mail server does not offer STARTTLS "
+                    "(set CASINO_SMTP_STARTTLS=false to send without TLS)")
             smtp.starttls(context=ssl.create_default_context())
         if s.smtp_user:
             smtp.login(s.smtp_user, s.smtp_password)
