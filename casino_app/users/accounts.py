@@ -210,6 +210,7 @@ def begin_login(*, email: object, password: object, ctx: RequestContext) -> Logi
     try:
         clean_email = validation.email(email)
     except ValidationFailed:
+        ratelimit.check_login(ctx.ip, "")  # the argon2 work below is not free either
         passwords.dummy_verify(password)
         raise InvalidCredentials() from None
     ratelimit.check_login(ctx.ip, clean_email)
