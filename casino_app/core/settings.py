@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     @field_validator("identity_db_url", "ledger_db_url")
     @classmethod
     def _db(cls, v: str) -> str:
-        if v and not v.startswith(("sqlite", "postgresql")):
+        if v and not v.startswith(("sqlite", "postgresql", "postgres://")):
             raise ValueError("must be a sqlite:// or postgresql:// URL")
         if v.startswith(("postgresql://", "postgres://")):
             v = "postgresql+psycopg://" + v.split("://", 1)[1]
