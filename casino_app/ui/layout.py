@@ -10,6 +10,7 @@ from typing import Any
 import reflex as rx
 
 from casino_app.ui import routes, styles
+from casino_app.ui.components.forms import link_button
 from casino_app.ui.state.session import SessionState
 
 
@@ -55,9 +56,9 @@ def header(staff: bool = False) -> rx.Component:
             rx.cond(
                 SessionState.signed_in,
                 _account_menu(),
-                rx.hstack(rx.link(rx.button("Sign in", variant="soft", size="2"),
+                rx.hstack(link_button("Sign in", variant="soft", size="2",
                                   href=routes.LOGIN),
-                          rx.link(rx.button("Join", size="2"), href=routes.REGISTER),
+                          link_button("Join", size="2", href=routes.REGISTER),
                           spacing="2"),
             ),
             align="center", width="100%", max_width=styles.MAX_WIDTH, margin_x="auto",

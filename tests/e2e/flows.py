@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pyotp
 from playwright.sync_api import Page, expect
 
 
+def at(path: str, query: bool = False) -> re.Pattern[str]:
+    """A URL pattern for a page, with or without the trailing slash (and query)."""
+    return re.compile(re.escape(path) + r"/?" + (r"(\?.*)?" if query else "") + "$")
+
+
+def goto(page: Page, path: str) -> None:
+    """Open a page and wait until it is connected and its on_load events have run
+    (submit buttons are disabled until then)."""
+    page.goto(path)
+    wait_ready(page)
+
+
+def wait_ready(page: Page) -> None:
+    page.wait_for_function(
+        "() => document.querySelector('main') && "
+        "!document.querySelector('button[type=submit][disabled]')")
+
+
 def register(page: Page, email: str, name: str, password: str,
              dob: str = "1990-05-05") -> None:
-    page.goto("/register")
+    goto(page, "/register")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Display name").fill(name)
     page.get_by_label("Password", exact=True).fill(password)
@@ -18,12 +37,12 @@ def register(page: Page, email: str, name: str, password: str,
     page.get_by_label("Date of birth").fill(dob)
     page.get_by_label("I am 18 or older").check()
     page.get_by_role("button", name="Create account").click()
-    page.wait_for_url("**/account/")
+    page.wait_for_url(at("/account"))
     expect(page.get_by_text(email)).to_be_visible()
 
 
 def login_password(page: Page, email: str, password: str) -> None:
-    page.goto("/login")
+    goto(page, "/login")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
@@ -37,7 +56,7 @@ def enter_code(page: Page, code: str) -> None:
 def sign_out(page: Page) -> None:
     page.get_by_role("button", name="Account menu").click()
     page.get_by_role("menuitem", name="Sign out").click()
-    page.wait_for_url("**/login/")
+    page.wait_for_url(at("/login"))
 
 
 def code_for_next_step(secret: str) -> str:
@@ -46,6 +65,6 @@ def code_for_next_step(secret: str) -> str:
 
 
 def expect_signed_out(page: Page) -> None:
-    page.goto("/account")
-    page.wait_for_url("**/login/**")
+    goto(page, "/account")
+    page.wait_for_url(at("/login", query=True))
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()

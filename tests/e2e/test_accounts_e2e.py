@@ -11,6 +11,8 @@ from playwright.sync_api import expect
 
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, link_in
 from tests.e2e.flows import (
+    at,
+    goto,
     code_for_next_step,
     enter_code,
     expect_signed_out,
@@ -33,18 +35,19 @@ def test_player_account_lifecycle(new_context, smtp, viewport):  # noqa: ANN001
     device_a.reload()
     expect(device_a.get_by_text(email)).to_be_visible()
     tab2 = device_a.context.new_page()
-    tab2.goto("/account")
+    goto(tab2, "/account")
     expect(tab2.get_by_text(email)).to_be_visible()
     tab2.close()
 
     # A second device signs in with the password alone (2FA is not on yet).
     login_password(device_b, email, password)
-    device_b.wait_for_url("**/account/")
+    device_b.wait_for_url(at("/account"))
 
     # Enrol 2FA: read the key shown for manual entry, compute the code.
-    device_a.goto("/account/security")
-    device_a.get_by_label("Current password").fill(password)
-    device_a.get_by_role("button", name="Set up two-factor").click()
+    goto(device_a, "/account/security")
+    two_factor = device_a.get_by_role("region", name="Two-factor authentication")
+    two_factor.get_by_label("Current password").fill(password)
+    two_factor.get_by_role("button", name="Set up two-factor").click()
     secret = device_a.locator("#totp-secret").inner_text().strip()
     assert len(secret) >= 16
     device_a.get_by_label("Code from the app").fill(pyotp.TOTP(secret).now())
@@ -56,7 +59,7 @@ def test_player_account_lifecycle(new_context, smtp, viewport):  # noqa: ANN001
     expect(device_a.get_by_text("Recovery codes left: 10")).to_be_visible()
 
     # Revoke the other device from the sessions page; it loses access.
-    device_a.goto("/account/sessions")
+    goto(device_a, "/account/sessions")
     rows = device_a.locator(".session-row")
     expect(rows).to_have_count(2)
     other = rows.filter(has_not_text="This device")
@@ -70,7 +73,7 @@ def test_player_account_lifecycle(new_context, smtp, viewport):  # noqa: ANN001
     expect(device_a.get_by_text("Two-factor check")).to_be_visible()
     code = code_for_next_step(secret)
     enter_code(device_a, code)
-    device_a.wait_for_url("**/account/")
+    device_a.wait_for_url(at("/account"))
 
     # The same code is refused a second time.
     sign_out(device_a)
@@ -89,19 +92,19 @@ def test_player_account_lifecycle(new_context, smtp, viewport):  # noqa: ANN001
     smtp.wait_for(email, "locked")
 
     # Reset the password through the mail the SMTP server received; that unlocks too.
-    device_a.goto("/forgot")
+    goto(device_a, "/forgot")
     device_a.get_by_label("Email").fill(email)
     device_a.get_by_role("button", name="Email me a link").click()
     expect(device_a.get_by_text("we have emailed it a link")).to_be_visible()
     link = link_in(smtp.wait_for(email, "Reset your HashHouse password"))
-    device_a.goto(link)
+    goto(device_a, link)
     new_password = "another long pass phrase"
     device_a.get_by_label("New password", exact=True).fill(new_password)
     device_a.get_by_label("Repeat new password").fill(new_password)
     device_a.get_by_role("button", name="Change password").click()
     expect(device_a.get_by_text("Your password has been changed")).to_be_visible()
     # The link works once.
-    device_a.goto(link)
+    goto(device_a, link)
     device_a.get_by_label("New password", exact=True).fill("yet another pass phrase")
     device_a.get_by_label("Repeat new password").fill("yet another pass phrase")
     device_a.get_by_role("button", name="Change password").click()
@@ -111,13 +114,13 @@ def test_player_account_lifecycle(new_context, smtp, viewport):  # noqa: ANN001
     # Sign in with the new password and a recovery code.
     login_password(device_a, email, new_password)
     enter_code(device_a, recovery[0])
-    device_a.wait_for_url("**/account/")
+    device_a.wait_for_url(at("/account"))
 
     # Support finds the player and sees their sessions and lock state.
     staff = new_context().new_page()
     login_password(staff, ADMIN_EMAIL, ADMIN_PASSWORD)
-    staff.wait_for_url("**/account/")
-    staff.goto("/admin")
+    staff.wait_for_url(at("/account"))
+    goto(staff, "/admin")
     staff.get_by_label("Search").fill(email.split("@")[0])
     staff.get_by_role("button", name="Search").click()
     staff.get_by_role("link", name=email).click()
@@ -133,12 +136,12 @@ def test_player_account_lifecycle(new_context, smtp, viewport):  # noqa: ANN001
 def test_player_cannot_open_staff_pages(new_context):  # noqa: ANN001
     page = new_context().new_page()
     register(page, f"curious-{uuid.uuid4().hex[:8]}@example.com", "Curious", "a long pass phrase")
-    page.goto("/admin")
-    page.wait_for_url("**/account/")
+    goto(page, "/admin")
+    page.wait_for_url(at("/account"))
     expect(page.get_by_text("Find a player")).to_have_count(0)
 
 
 def test_anonymous_visitor_is_sent_to_sign_in(new_context):  # noqa: ANN001
     page = new_context().new_page()
-    page.goto("/account/sessions")
-    page.wait_for_url("**/login/?next=**")
+    goto(page, "/account/sessions")
+    page.wait_for_url(at("/login", query=True))

@@ -55,8 +55,24 @@ def notice(message: Any) -> rx.Component:
 
 
 def submit(label: str, **attrs: Any) -> rx.Component:
-    return rx.button(label, type="submit", size="3", width="100%", **attrs)
+    """Disabled until the page is connected, so a click while assets load can never
+    fall back to a native form submission (which would put the fields in a URL)."""
+    return rx.button(label, type="submit", size="3", width="100%",
+                     disabled=~rx.State.is_hydrated, **attrs)
 
 
 def card(*children: rx.Component, **props: Any) -> rx.Component:
     return rx.box(*children, style=styles.card, **props)
+
+
+def link_button(label: Any, *, href: str, **props: Any) -> rx.Component:
+    """A link that looks like a button (an <a>, so it opens in a new tab and reads as a
+    link to screen readers; never a button nested in a link)."""
+    return rx.button(rx.link(label, href=href, underline="none"), as_child=True, **props)
+
+
+def form(*children: rx.Component, **props: Any) -> rx.Component:
+    """A form whose fields never travel in a URL: POST even if it were ever submitted
+    natively (the submit buttons are disabled until the page is connected)."""
+    props.setdefault("width", "100%")
+    return rx.form(*children, method="post", **props)

@@ -6,7 +6,9 @@ from casino_app.ui import routes, styles
 from casino_app.ui.components.forms import (
     card,
     code_field,
+    form,
     form_message,
+    link_button,
     notice,
     password_field,
     submit,
@@ -34,8 +36,8 @@ def account() -> rx.Component:
                                          SessionState.last_login_ip, "now")),
             _row("Two-factor", rx.cond(SessionState.totp_enabled, "On", "Off")),
             spacing="3")),
-        rx.hstack(rx.link(rx.button("Security and 2FA", variant="soft"), href=routes.SECURITY),
-                  rx.link(rx.button("Sessions", variant="soft"), href=routes.SESSIONS),
+        rx.hstack(link_button("Security and 2FA", variant="soft", href=routes.SECURITY),
+                  link_button("Sessions", variant="soft", href=routes.SESSIONS),
                   spacing="3", wrap="wrap"),
         spacing="4", width="100%", max_width="760px",
     )
@@ -63,7 +65,7 @@ def _scan() -> rx.Component:
         rx.text("Can't scan? Enter this key by hand:", size="2"),
         rx.code(SecurityState.manual_secret, id="totp-secret", size="3",
                 word_break="break-all"),
-        rx.form(rx.vstack(code_field("Code from the app", "code", SecurityState.errors),
+        form(rx.vstack(code_field("Code from the app", "code", SecurityState.errors),
                           submit("Turn on two-factor"), spacing="3", width="100%"),
                 on_submit=SecurityState.confirm_totp, reset_on_submit=True, width="100%"),
         rx.button("Cancel", variant="ghost", on_click=SecurityState.cancel),
@@ -73,7 +75,7 @@ def _scan() -> rx.Component:
 def _reauth_form(action: rx.EventHandler, label: str, with_code: bool, form_id: str,
                  color: str = "amber") -> rx.Component:
     e = SecurityState.errors
-    return rx.form(
+    return form(
         rx.vstack(
             password_field("Current password", "current_password", e, form_id=form_id),
             code_field("Current code", "current_code", e, form_id=form_id) if with_code
@@ -112,21 +114,22 @@ def _two_factor() -> rx.Component:
                 _reauth_form(SecurityState.start_totp, "Set up two-factor", False, "enrol"),
                 spacing="3", width="100%", align="start"),
         ),
-        spacing="3", width="100%", align="start"))
+        spacing="3", width="100%", align="start"), role="region",
+        aria_label="Two-factor authentication")
 
 
 def _password() -> rx.Component:
     e = SecurityState.errors
     return card(rx.vstack(
         rx.heading("Change password", size="4"),
-        rx.form(rx.vstack(
+        form(rx.vstack(
             password_field("Current password", "current_password", e, form_id="pw"),
             password_field("New password", "new_password", e, new=True, form_id="pw"),
             password_field("Repeat new password", "new_password_confirm", e, new=True,
                            form_id="pw"),
             submit("Change password", variant="soft"), spacing="3", width="100%"),
             on_submit=SecurityState.change_password, reset_on_submit=True, width="100%"),
-        spacing="3", width="100%", align="start"))
+        spacing="3", width="100%", align="start"), role="region", aria_label="Change password")
 
 
 @player_page(routes.SECURITY, "Security", signed_in=True, on_load=[SecurityState.on_open])

@@ -9,7 +9,9 @@ from casino_app.ui.components.forms import (
     card,
     code_field,
     field,
+    form,
     form_message,
+    link_button,
     password_field,
     submit,
 )
@@ -41,7 +43,7 @@ def register() -> rx.Component:
     e = RegisterState.errors
     return _narrow(
         rx.heading("Create your account", size="6"),
-        rx.form(
+        form(
             rx.vstack(
                 form_message(RegisterState.message),
                 field("Email", "email", type="email", errors=e, required=True,
@@ -79,7 +81,7 @@ def register() -> rx.Component:
 
 
 def _password_step() -> rx.Component:
-    return rx.form(
+    return form(
         rx.vstack(
             field("Email", "email", type="email", required=True, max_length=254,
                   auto_complete="username"),
@@ -94,7 +96,7 @@ def _password_step() -> rx.Component:
 
 
 def _code_step() -> rx.Component:
-    return rx.form(
+    return form(
         rx.vstack(
             rx.text("Enter the code from your authenticator app to finish signing in.",
                     color=styles.MUTED),
@@ -128,7 +130,7 @@ def forgot() -> rx.Component:
                            icon="mail", color_scheme="green", role="status"),
                 rx.button("Send another link", variant="soft", on_click=ForgotState.again),
                 spacing="3"),
-            rx.form(
+            form(
                 rx.vstack(
                     form_message(ForgotState.message),
                     field("Email", "email", type="email", required=True, max_length=254,
@@ -150,8 +152,8 @@ def reset() -> rx.Component:
             rx.vstack(
                 rx.callout("Your password has been changed and every device was signed "
                            "out.", icon="circle_check", color_scheme="green", role="status"),
-                rx.link(rx.button("Sign in"), href=routes.LOGIN), spacing="3"),
-            rx.form(
+                link_button("Sign in", href=routes.LOGIN), spacing="3"),
+            form(
                 rx.vstack(
                     form_message(ResetState.message),
                     password_field("New password", "new_password", e, new=True),
@@ -171,7 +173,7 @@ def unlock() -> rx.Component:
             ("done", rx.vstack(
                 rx.callout("Your account is unlocked. You can sign in again.",
                            icon="circle_check", color_scheme="green", role="status"),
-                rx.link(rx.button("Sign in"), href=routes.LOGIN), spacing="3")),
+                link_button("Sign in", href=routes.LOGIN), spacing="3")),
             ("failed", rx.vstack(form_message(UnlockState.message),
                                  rx.link("Reset your password instead", href=routes.FORGOT),
                                  spacing="3")),

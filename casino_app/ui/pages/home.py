@@ -3,7 +3,7 @@
 import reflex as rx
 
 from casino_app.ui import routes, styles
-from casino_app.ui.components.forms import card
+from casino_app.ui.components.forms import card, link_button
 from casino_app.ui.layout import player_page
 from casino_app.ui.state.session import SessionState
 
@@ -22,8 +22,8 @@ def _guest() -> rx.Component:
         rx.text("HashHouse is an open-source crypto casino: every round can be checked "
                 "by you, every coin is accounted for in a double-entry ledger.",
                 size="4", color=styles.MUTED),
-        rx.hstack(rx.link(rx.button("Create an account", size="4"), href=routes.REGISTER),
-                  rx.link(rx.button("Sign in", size="4", variant="soft"), href=routes.LOGIN),
+        rx.hstack(link_button("Create an account", size="4", href=routes.REGISTER),
+                  link_button("Sign in", size="4", variant="soft", href=routes.LOGIN),
                   spacing="3", wrap="wrap"),
         spacing="5", align="start", padding_y=["16px", "32px", "48px"],
     )

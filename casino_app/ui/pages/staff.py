@@ -4,7 +4,7 @@ audit log. The shell's on_load denies anyone who is not support or admin."""
 import reflex as rx
 
 from casino_app.ui import routes, styles
-from casino_app.ui.components.forms import card, field, form_message, notice, submit
+from casino_app.ui.components.forms import card, field, form, form_message, notice, submit
 from casino_app.ui.layout import page_title, staff_page
 from casino_app.ui.state.account import SessionRow
 from casino_app.ui.state.session import SessionState
@@ -33,7 +33,7 @@ def staff_home() -> rx.Component:
     return rx.vstack(
         page_title("Find a player", "Search by email (or part of it), account number or "
                    "player id."),
-        rx.form(rx.hstack(
+        form(rx.hstack(
             rx.box(field("Search", "query", required=True, max_length=254,
                          placeholder="email, #id or player id"), flex="1", min_width="220px"),
             rx.box(submit("Search"), width="140px", padding_top="22px"),
@@ -86,7 +86,7 @@ def _audit_table(rows: rx.Var) -> rx.Component:
 
 
 def _reason_form(action: rx.EventHandler, label: str, color: str) -> rx.Component:
-    return rx.form(rx.vstack(
+    return form(rx.vstack(
         field("Reason", "reason", required=True, max_length=200,
               hint="Written to the audit log."),
         submit(label, color_scheme=color), spacing="2", width="100%"),
@@ -117,7 +117,7 @@ def _player() -> rx.Component:
                 rx.cond(p.locked,
                         _reason_form(StaffPlayerState.unlock, "Unlock", "green"),
                         _reason_form(StaffPlayerState.lock, "Lock and sign out", "red")),
-                rx.cond(SessionState.is_admin, rx.form(rx.hstack(
+                rx.cond(SessionState.is_admin, form(rx.hstack(
                     rx.el.label("Role", html_for="role"),
                     rx.el.select(rx.el.option("player", value="player"),
                                  rx.el.option("support", value="support"),
