@@ -147,13 +147,29 @@ def live_app(smtp: Inbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
+def playwright_session() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+        yield pw
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_session) -> Iterator[object]:  # noqa: ANN001
+    b = playwright_session.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def profile_context(playwright_session, live_app: LiveApp, tmp_path: Path):  # noqa: ANN001, ANN201
+    """A browser with a real (non-incognito) profile: what installing a PWA needs."""
+    ctx = playwright_session.chromium.launch_persistent_context(
+        str(tmp_path / "profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+        base_url=live_app.url, viewport=PHONE)
+    ctx.set_default_timeout(20_000)
+    yield ctx
+    ctx.close()
 
 
 @pytest.fixture(params=[pytest.param(PHONE, id="phone"), pytest.param(DESKTOP, id="desktop")])
