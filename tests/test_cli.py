@@ -1,0 +1,178 @@
+"""The ``casino`` command, in-process through ``casino_app.cli.main`` and once as a real
+subprocess: exit status 0 on success, 2 on bad input or configuration, 1 when the audit
+log is broken."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+from sqlalchemy import text
+
+from casino_app.cli import main
+from casino_app.core.db import databases
+from casino_app.core.settings import parse_keyring
+from casino_app.users.models import Role
+from tests.conftest import _reset_process_state
+from tests.users.fast_env import app_env, sqlite_template  # noqa: F401
+from tests.users.helpers import PASSWORD, is_role, sign_in, user_count
+
+CASINO = Path(sys.executable).with_name("casino")
+
+
+@pytest.fixture(autouse=True)
+def _forget_cli_logging() -> Iterator[None]:
+    """Each command configures logging onto the current stderr; undo that afterwards."""
+    yield
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_casino", False):
+            root.removeHandler(h)
+    root.setLevel(logging.WARNING)
+    structlog.reset_defaults()
+
+
+def _stdin(monkeypatch: pytest.MonkeyPatch, text_in: str) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(text_in))
+
+
+def test_migrate_works_and_can_be_run_again(base_env: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    for _ in range(2):
+        assert main(["migrate"]) == 0
+        out = capsys.readouterr().out
+        assert re.search(r"databases at head: identity=\w+, ledger=\w+", out), out
+    assert (base_env / "data" / "identity.db").exists()
+    assert (base_env / "data" / "ledger.db").exists()
+
+
+def test_admin_create_reads_the_password_from_stdin_and_the_admin_can_sign_in(
+        app_env: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    _stdin(monkeypatch, PASSWORD + "\n")
+    assert main(["admin", "create", "--email", " Boss@Example.com "]) == 0
+    assert "created admin account #1 for boss@example.com" in capsys.readouterr().out
+    assert is_role(sign_in("boss@example.com"), Role.admin)
+
+    _stdin(monkeypatch, PASSWORD + "\n")
+    assert main(["admin", "create", "--email", "help@example.com", "--role", "support",
+                 "--name", "Help Desk"]) == 0
+    assert is_role(sign_in("help@example.com"), Role.support)
+
+
+@pytest.mark.parametrize(("password", "why"), [
+    ("password", "too common"), ("short", "at least 8"), ("", "at least 8"),
+    ("boss@example.com", "email address")])
+def test_admin_create_refuses_a_weak_password_with_status_2_and_no_account(
+        app_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        password: str, why: str) -> None:
+    _stdin(monkeypatch, password + "\n")
+    assert main(["admin", "create", "--email", "boss@example.com"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # (log lines come first)
+    assert last.startswith("casino: ") and why in last
+    assert user_count() == 0
+
+
+def test_admin_create_refuses_a_taken_email(app_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    for expected in (0, 2):
+        _stdin(monkeypatch, PASSWORD + "\n")
+        assert main(["admin", "create", "--email", "boss@example.com"]) == expected
+    assert "already exists" in capsys.readouterr().err
+    assert user_count() == 1
+
+
+def test_audit_verify_passes_then_fails_naming_the_row_after_tampering(
+        app_env: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    for i in range(3):
+        _stdin(monkeypatch, PASSWORD + "\n")
+        main(["admin", "create", "--email", f"boss{i}@example.com"])
+    capsys.readouterr()
+    assert main(["audit", "verify"]) == 0
+    assert "audit log intact: 3 rows" in capsys.readouterr().out
+    with databases().identity_engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER audit_log_no_update"))
+        conn.execute(text("UPDATE audit_log SET detail = '{}' WHERE id = 3"))
+    assert main(["audit", "verify"]) == 1
+    assert "BROKEN at row 3" in capsys.readouterr().out
+
+
+def test_a_configuration_error_exits_2_naming_the_variable(
+        app_env: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CASINO_SESSION_IDLE_MINUTES", "abc")
+    _reset_process_state()
+    for command in (["migrate"], ["config", "check"], ["audit", "verify"], ["keys", "rotate"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("casino: configuration error: CASINO_SESSION_IDLE_MINUTES:"), err
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_config_check_shows_settings_but_not_secrets(
+        base_env: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CASINO_IDENTITY_DB_URL", "postgresql://casino:db-pass-123@db/identity")
+    monkeypatch.setenv("CASINO_SMTP_PASSWORD", "smtp-pass-456")
+    _reset_process_state()
+    assert main(["config", "check"]) == 0
+    out = capsys.readouterr().out
+    assert "session_idle_minutes = 30" in out
+    assert "encryption_keys = (set)" in out and "smtp_password = (set)" in out
+    for secret in ("db-pass-123", "smtp-pass-456", os.environ["CASINO_ENCRYPTION_KEYS"][3:]):
+        assert secret not in out
+
+
+def test_keys_generate_prints_a_usable_key(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["keys", "generate"]) == 0
+    (kid, key), = parse_keyring(capsys.readouterr().out.strip())
+    assert len(key) == 32 and kid.startswith("k")
+
+
+def test_keys_rotate_reseals_under_the_first_key(
+        app_env: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from casino_app.security.crypto import keyring
+    from casino_app.users import accounts
+    from tests.conftest import TEST_KEY
+    from tests.users.helpers import new_ctx, register, user_row
+
+    token, addr = register()
+    accounts.start_totp(token, PASSWORD, None, new_ctx())
+    capsys.readouterr()
+    monkeypatch.setenv("CASINO_ENCRYPTION_KEYS", f"{main_key()},{TEST_KEY}")
+    _reset_process_state()
+    assert main(["keys", "rotate"]) == 0
+    assert "re-encrypted 1 values" in capsys.readouterr().out
+    assert keyring().key_id_of(user_row(addr).totp_pending_enc) == "n1"
+
+
+def main_key() -> str:
+    import base64
+
+    return "n1:" + base64.b64encode(os.urandom(32)).decode()
+
+
+def test_the_installed_command_creates_an_admin_from_piped_input(app_env: Path) -> None:
+    env = {k: v for k, v in os.environ.items()}
+    done = subprocess.run([str(CASINO), "admin", "create", "--email", "ops@example.com",  # noqa: S603
+                           "--role", "support"], input=PASSWORD + "\n", env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "created support account #1 for ops@example.com" in done.stdout
+    _reset_process_state()
+    assert is_role(sign_in("ops@example.com"), Role.support)
+
+    bad = subprocess.run([str(CASINO), "config", "check"], capture_output=True, text=True,  # noqa: S603
+                         env={**env, "CASINO_PUBLIC_URL": "ftp://x"}, timeout=120)
+    assert bad.returncode == 2
+    assert "CASINO_PUBLIC_URL" in bad.stderr
