@@ -109,7 +109,7 @@ def cmd_admin_create(args: argparse.Namespace) -> int:
 def cmd_audit_verify(_args: argparse.Namespace) -> int:
     _settings()
     from casino_app.core.db import identity_tx
-    from casino_app.security.audit import verify
+    from casino_app.security.audit import verify_and_count as verify
 
     with identity_tx() as s:
         result = verify(s)

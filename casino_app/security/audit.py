@@ -16,11 +16,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from casino_app.core.clock import utcnow
 from casino_app.core.logging import security_logger
+from casino_app.core.metrics import AUDIT_EVENTS, INVARIANT_VIOLATIONS
 from casino_app.security.models import GENESIS_HASH, AuditEvent, AuditHead
 
 
@@ -90,7 +91,7 @@ def record(session: Session, action: AuditAction, actor: Actor,
                     .values(last_id=AuditHead.last_id + 1))
     head = session.execute(select(AuditHead).where(AuditHead.id == 1)
                            .execution_options(populate_existing=True)).scalar_one()
-    event = AuditEvent(
+    event_row = AuditEvent(
         id=head.last_id,
         at=utcnow(),
         action=str(action),
@@ -101,14 +102,29 @@ def record(session: Session, action: AuditAction, actor: Actor,
         detail=json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str),
         prev_hash=head.last_hash,
     )
-    event.row_hash = compute_hash(event)
-    session.add(event)
-    head.last_hash = event.row_hash
+    event_row.row_hash = compute_hash(event_row)
+    session.add(event_row)
+    head.last_hash = event_row.row_hash
     session.flush()
-    security_logger().info("audit", action=event.action, actor_user_id=actor.user_id,
+    _count_after_commit(session, event_row.action)
+    security_logger().info("audit", action=event_row.action, actor_user_id=actor.user_id,
                            actor_role=actor.role, target_user_id=target_user_id,
-                           audit_id=event.id)
-    return event
+                           audit_id=event_row.id)
+    return event_row
+
+
+def _count_after_commit(session: Session, action: str) -> None:
+    """Count appended rows in /api/metrics once their transaction has committed."""
+    pending: list[str] = session.info.setdefault("audit_actions", [])
+    if not pending:
+        def flush(sess: Session) -> None:
+            for a in sess.info.pop("audit_actions", []):
+                AUDIT_EVENTS.labels(a).inc()
+
+        event.listen(session, "after_commit", flush, once=True)
+        event.listen(session, "after_rollback",
+                     lambda sess: sess.info.pop("audit_actions", None), once=True)
+    pending.append(action)
 
 
 @dataclass(frozen=True)
@@ -149,6 +165,14 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
         return VerifyResult(False, count, last_id + 1,
                             f"rows after {last_id} are missing (head says {head.last_id})")
     return VerifyResult(True, count)
+
+
+def verify_and_count(session: Session) -> VerifyResult:
+    """``verify``, counting a broken chain in /api/metrics."""
+    result = verify(session)
+    if not result.ok:
+        INVARIANT_VIOLATIONS.labels("audit_chain").inc()
+    return result
 
 
 def recent(session: Session, limit: int = 100, target_user_id: int | None = None,

@@ -8,12 +8,14 @@ address is being hammered from elsewhere can still sign in from their own networ
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
+from casino_app.core.metrics import RATE_LIMITED
 from casino_app.core.settings import get_settings
 
 
@@ -71,8 +73,7 @@ def hit(name: str, spec: str, *key: str) -> None:
     for item in items:
         if not st.limiter.test(item, name, *key):
             reset = st.limiter.get_window_stats(item, name, *key).reset_time
-            import time
-
+            RATE_LIMITED.labels(name).inc()
             raise RateLimited(max(1, int(reset - time.time()) + 1))
     for item in items:
         st.limiter.hit(item, name, *key)

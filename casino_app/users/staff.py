@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from casino_app.core.clock import utcnow
 from casino_app.core.db import identity_tx
-from casino_app.security.audit import Actor, AuditAction, AuditEvent, record, recent
+from casino_app.security.audit import Actor, AuditAction, AuditEvent, recent, record
 from casino_app.users import passwords, sessions, validation
 from casino_app.users.accounts import locked_by_staff
 from casino_app.users.errors import Forbidden, NotAuthenticated, NotFound, ValidationFailed
@@ -241,7 +241,7 @@ def create_staff(email: object, password: object, role: Role, display_name: str 
 
 def verify_audit(token: str | None):  # noqa: ANN201 - returns security.audit.VerifyResult
     """Recompute the audit chain (admins only)."""
-    from casino_app.security.audit import verify
+    from casino_app.security.audit import verify_and_count as verify
 
     with identity_tx() as s:
         require_role(s, token, (Role.admin,))
