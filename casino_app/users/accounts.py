@@ -22,6 +22,7 @@ from casino_app.core import mail
 from casino_app.core.clock import utcnow
 from casino_app.core.db import identity_tx
 from casino_app.core.logging import get_logger
+from casino_app.core.metrics import LOGINS, REGISTRATIONS
 from casino_app.core.settings import get_settings
 from casino_app.payments.players import ensure_player
 from casino_app.security import ratelimit
@@ -119,6 +120,7 @@ def register(*, email: object, password: object, display_name: object,
         raise ValidationFailed("We could not register that email address. If it is "
                                "yours, sign in or reset your password.", "email") from None
     ensure_player(player_id)
+    REGISTRATIONS.labels("ok").inc()
     return token
 
 
@@ -198,9 +200,20 @@ def _run_step(step, *args) -> object:  # type: ignore[no-untyped-def]
         queued = s.info.pop("after_commit_mail", [])
     for m in queued:
         mail.send(m)
+    LOGINS.labels(_login_result(outcome)).inc()
     if isinstance(outcome, Exception):
         raise outcome
     return outcome
+
+
+def _login_result(outcome: object) -> str:
+    """The label of a sign-in step in /api/metrics."""
+    if isinstance(outcome, LoginStep):
+        return "mfa_required" if outcome.mfa_token else "ok"
+    if isinstance(outcome, str):
+        return "ok"
+    return {AccountLocked: "locked", InvalidCredentials: "bad_credentials",
+            InvalidCode: "bad_code", InvalidToken: "expired"}.get(type(outcome), "refused")
 
 
 def begin_login(*, email: object, password: object, ctx: RequestContext) -> LoginStep:
