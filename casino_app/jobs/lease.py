@@ -18,9 +18,11 @@ A worker that fails to get a lease closes its connection, so standby workers hol
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import threading
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import IO, Protocol, runtime_checkable
 
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.pool import NullPool
@@ -55,18 +57,48 @@ _registry: dict[str, InProcessLease] = {}
 
 
 class InProcessLease:
-    """A process-wide lease keyed by job name: one holder per name in this process."""
+    """A process-wide lease keyed by job name: one holder per name in this process.
 
-    def __init__(self, name: str) -> None:
+    With ``lock_dir`` (the embedded SQLite default) it also holds an exclusive lock on a
+    file there, so that ``casino run`` and a ``casino worker`` started beside it on the
+    same machine never run one job twice; the OS drops the lock when a holder dies.
+    """
+
+    def __init__(self, name: str, lock_dir: Path | None = None) -> None:
         self.name = name
+        self.lock_dir = lock_dir
+        self._fh: IO[bytes] | None = None
+
+    def _lock_file(self) -> bool:
+        if self.lock_dir is None or self._fh is not None:
+            return True
+        self.lock_dir.mkdir(parents=True, exist_ok=True)
+        fh = open(self.lock_dir / f"{advisory_key(self.name) & 0xFFFFFFFF:08x}.lock", "ab")  # noqa: SIM115
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            return False
+        self._fh = fh
+        return True
+
+    def _unlock_file(self) -> None:
+        if self._fh is not None:
+            try:
+                fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            finally:
+                self._fh.close()
+                self._fh = None
 
     def try_acquire(self) -> bool:
         with _registry_lock:
             holder = _registry.get(self.name)
-            if holder is None:
-                _registry[self.name] = self
-                return True
-            return holder is self
+            if holder is not None:
+                return holder is self
+            if not self._lock_file():
+                return False
+            _registry[self.name] = self
+            return True
 
     def still_held(self) -> bool:
         with _registry_lock:
@@ -76,6 +108,7 @@ class InProcessLease:
         with _registry_lock:
             if _registry.get(self.name) is self:
                 del _registry[self.name]
+                self._unlock_file()
 
     def __repr__(self) -> str:
         return f"InProcessLease({self.name!r})"
@@ -220,4 +253,7 @@ def lease_for(job_name: str) -> Lease:
     engine = databases().ledger_engine
     if engine.dialect.name == "postgresql":
         return PostgresAdvisoryLease(job_name, lease_engine(engine))
-    return InProcessLease(job_name)
+    db_file = engine.url.database
+    lock_dir = Path(db_file).resolve().parent / "job-locks" if db_file and \
+        db_file != ":memory:" else None
+    return InProcessLease(job_name, lock_dir)
