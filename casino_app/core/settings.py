@@ -84,7 +84,6 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     run_jobs_in_app: bool = True
-    job_tick_seconds: float = Field(5.0, gt=0, le=3600)
     lease_renew_seconds: float = Field(5.0, gt=0, le=600)
     trusted_proxies: int = Field(0, ge=0, le=5)
 
