@@ -22,10 +22,13 @@ from casino_app.core.db import databases
 from casino_app.core.settings import parse_keyring
 from casino_app.users.models import Role
 from tests.conftest import _reset_process_state
-from tests.users.fast_env import app_env, sqlite_template  # noqa: F401
+from tests.users import fast_env
 from tests.users.helpers import PASSWORD, is_role, sign_in, user_count
 
 CASINO = Path(sys.executable).with_name("casino")
+# The faster fresh-SQLite fixture used by the service tests (see tests/users/fast_env.py).
+app_env = fast_env.app_env
+sqlite_template = fast_env.sqlite_template
 
 
 @pytest.fixture(autouse=True)

@@ -26,6 +26,8 @@ from tests.users.helpers import (
     wait_for_mail,
 )
 
+GUESS = "hunter2-wrong-guess"
+
 
 @pytest.fixture
 def json_logs() -> Iterator[io.StringIO]:
@@ -71,12 +73,12 @@ def test_no_secret_reaches_a_log_line(app_env: object,
         session2 = accounts.complete_login_mfa(mfa_token=step2.mfa_token, code=codes[0],
                                                ctx=new_ctx())
         with pytest.raises(InvalidCredentials):
-            accounts.begin_login(email=addr, password="hunter2-wrong-guess", ctx=new_ctx())
+            accounts.begin_login(email=addr, password=GUESS, ctx=new_ctx())
         accounts.request_password_reset(addr, new_ctx())
         reset_token = link_token(wait_for_mail(1)[0], "reset")
         accounts.reset_password(reset_token, NEW_PASSWORD, new_ctx())
     secrets += [enrolment.secret, first_code, second_code, token, token2, session, session2,
-                step.mfa_token, step2.mfa_token, reset_token, "hunter2-wrong-guess",
+                step.mfa_token, step2.mfa_token, reset_token, GUESS,
                 *codes, *(c.replace("-", "") for c in codes)]
 
     lines = _lines(json_logs)
@@ -91,9 +93,10 @@ def test_secret_looking_fields_and_long_tokens_are_masked(
         json_logs: io.StringIO) -> None:
     token = "Zq3" * 15
     log = get_logger("casino.test")
-    log.info("signing in", password="correct horse", totp_code="123456",
-             session_token="abc", nested={"api_key": "k-123", "ok": "visible"},
-             note=f"cookie value {token} seen", status_code=200)
+    fields = {"password": "correct horse", "totp_code": "123456", "session_token": "abc",
+              "nested": {"api_key": "k-123", "ok": "visible"},
+              "note": f"cookie value {token} seen", "status_code": 200}
+    log.info("signing in", **fields)
     logging.getLogger("thirdparty").warning("forwarded header had %s", token)
     try:
         raise ValueError(f"bad token {token}")

@@ -30,6 +30,7 @@ from tests.users.helpers import (
     NEW_PASSWORD,
     PASSWORD,
     T0,
+    WRONG_PASSWORD,
     audit_counts,
     audited,
     code_at,
@@ -77,11 +78,12 @@ def test_every_action_writes_exactly_one_row_of_its_kind(any_env: str) -> None:
         with audited({"account.register": 1}):
             token, addr = register()
         with audited({"login.ok": 1}):
-            other = sign_in(addr)
+            sign_in(addr)
         with audited({"login.failed": 1}), pytest.raises(InvalidCredentials):
-            accounts.begin_login(email=addr, password="wrong password!", ctx=new_ctx())
+            accounts.begin_login(email=addr, password=WRONG_PASSWORD, ctx=new_ctx())
         with audited({"login.failed": 1}), pytest.raises(InvalidCredentials):
-            accounts.begin_login(email="nobody@example.com", password=PASSWORD, ctx=new_ctx())
+            accounts.begin_login(email="nobody@example.com", password=PASSWORD,
+                                 ctx=new_ctx())
         with audited({}):
             enrolment = accounts.start_totp(token, PASSWORD, None, new_ctx())
         with audited({"2fa.enabled": 1}):
@@ -119,7 +121,7 @@ def test_every_action_writes_exactly_one_row_of_its_kind(any_env: str) -> None:
         with audited({"login.failed": 5, "account.lock": 1}):
             for _ in range(5):
                 with pytest.raises(InvalidCredentials):
-                    accounts.begin_login(email=addr, password="wrong password!", ctx=new_ctx())
+                    accounts.begin_login(email=addr, password=WRONG_PASSWORD, ctx=new_ctx())
         with audited({"account.unlock": 1}):
             accounts.unlock_with_token(link_token(wait_for_mail(1)[-1], "unlock"), new_ctx())
         with audited({"password.reset_requested": 1}):

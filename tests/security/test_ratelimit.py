@@ -18,6 +18,7 @@ from casino_app.users.sessions import RequestContext
 from tests.users.helpers import (
     PASSWORD,
     T0,
+    WRONG_PASSWORD,
     audited,
     new_ctx,
     new_email,
@@ -28,8 +29,8 @@ from tests.users.helpers import (
 )
 
 
-def _login(addr: str, ctx: RequestContext, password: str = "wrong password!") -> None:
-    accounts.begin_login(email=addr, password=password, ctx=ctx)
+def _login(addr: str, ctx: RequestContext, password: str | None = None) -> None:
+    accounts.begin_login(email=addr, password=password or WRONG_PASSWORD, ctx=ctx)
 
 
 def test_sign_in_attempts_are_limited_per_address(
@@ -38,7 +39,7 @@ def test_sign_in_attempts_are_limited_per_address(
     with time_machine.travel(T0) as traveller:
         _, owner = register()
         attacker = new_ctx()
-        for i in range(3):
+        for _ in range(3):
             with pytest.raises(InvalidCredentials):
                 _login(new_email("sprayed"), attacker)
         with audited({}), pytest.raises(RateLimited) as exc:

@@ -28,6 +28,7 @@ from tests.conftest import _reset_process_state
 
 PASSWORD = "purple elephants dance quietly"
 NEW_PASSWORD = "seven silver kettles humming"
+WRONG_PASSWORD = "wrong password!"
 CHROME_WINDOWS = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
                   "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36")
 SAFARI_IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "

@@ -10,6 +10,7 @@ import pytest
 from casino_app.users import accounts
 from casino_app.users.errors import InvalidCredentials
 from tests.users.helpers import (
+    NEW_PASSWORD,
     PASSWORD,
     audited,
     new_ctx,
@@ -49,7 +50,7 @@ def test_hash_is_upgraded_at_sign_in_when_parameters_change(
 
     reconfigure(monkeypatch, ARGON2_TIME_COST="3", ARGON2_MEMORY_KIB="24576")
     with pytest.raises(InvalidCredentials):
-        accounts.begin_login(email=addr, password="not the password", ctx=new_ctx())
+        accounts.begin_login(email=addr, password=NEW_PASSWORD, ctx=new_ctx())
     assert _params(user_row(addr).password_hash)[:2] == (19456, 2)  # wrong password: kept
 
     with audited({"login.ok": 1}):

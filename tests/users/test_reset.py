@@ -10,11 +10,17 @@ import pytest
 import time_machine
 
 from casino_app.users import accounts
-from casino_app.users.errors import AccountLocked, InvalidCredentials, InvalidToken, ValidationFailed
+from casino_app.users.errors import (
+    AccountLocked,
+    InvalidCredentials,
+    InvalidToken,
+    ValidationFailed,
+)
 from tests.users.helpers import (
     NEW_PASSWORD,
     PASSWORD,
     T0,
+    WRONG_PASSWORD,
     audit_rows,
     audited,
     body,
@@ -123,7 +129,7 @@ def test_resetting_lifts_a_lock_out(any_env: str) -> None:
     _, addr = register()
     for _ in range(5):
         with pytest.raises(InvalidCredentials):
-            accounts.begin_login(email=addr, password="wrong password!", ctx=new_ctx())
+            accounts.begin_login(email=addr, password=WRONG_PASSWORD, ctx=new_ctx())
     wait_for_mail(1)  # the unlock mail
     with pytest.raises(AccountLocked):
         accounts.begin_login(email=addr, password=PASSWORD, ctx=new_ctx())
@@ -134,7 +140,7 @@ def test_resetting_lifts_a_lock_out(any_env: str) -> None:
     sign_in(addr, NEW_PASSWORD)
     # and the old failures no longer count toward the next lock
     with pytest.raises(InvalidCredentials):
-        accounts.begin_login(email=addr, password="wrong password!", ctx=new_ctx())
+        accounts.begin_login(email=addr, password=WRONG_PASSWORD, ctx=new_ctx())
     assert user_row(addr).locked_at is None
 
 

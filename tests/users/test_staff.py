@@ -20,6 +20,7 @@ from casino_app.users.models import Role
 from tests.users.helpers import (
     NEW_PASSWORD,
     PASSWORD,
+    WRONG_PASSWORD,
     audit_rows,
     audited,
     is_role,
@@ -286,7 +287,7 @@ def test_a_staff_lock_is_not_lifted_by_an_unlock_link_from_an_earlier_lock_out(
     _, addr = register()
     for _ in range(5):
         with pytest.raises(InvalidCredentials):
-            accounts.begin_login(email=addr, password="wrong password!", ctx=new_ctx())
+            accounts.begin_login(email=addr, password=WRONG_PASSWORD, ctx=new_ctx())
     unlock = link_token(wait_for_mail(1)[0], "unlock")
     support, _, _ = make_staff(Role.support)
     with audited({"staff.lock": 1}):  # already locked out: the staff lock still counts

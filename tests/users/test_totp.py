@@ -24,6 +24,7 @@ from casino_app.users.errors import (
 from tests.users.helpers import (
     PASSWORD,
     T0,
+    WRONG_PASSWORD,
     audited,
     code_at,
     enable_2fa,
@@ -203,7 +204,7 @@ def test_wrong_codes_count_toward_the_lock(clock: time_machine.Coordinates) -> N
     clock.shift(STEP)
     for _ in range(2):
         with pytest.raises(InvalidCredentials):
-            accounts.begin_login(email=addr, password="wrong password!", ctx=new_ctx())
+            accounts.begin_login(email=addr, password=WRONG_PASSWORD, ctx=new_ctx())
     mfa_token = _password_step(addr)
     for _ in range(2):
         with pytest.raises(InvalidCode):
@@ -230,7 +231,7 @@ def test_turning_2fa_off_needs_the_password_and_a_current_code(
     clock.shift(STEP)
     good = code_at(secret, now())
     for password, code, field in ((None, good, "current_password"),
-                                  ("wrong password!", good, "current_password"),
+                                  (WRONG_PASSWORD, good, "current_password"),
                                   (PASSWORD, None, "current_code"),
                                   (PASSWORD, "", "current_code"),
                                   (PASSWORD, code_at(secret, now(), -3), "current_code")):
@@ -254,7 +255,7 @@ def test_replacing_the_authenticator_needs_the_password_and_a_current_code(
         accounts.start_totp(token, PASSWORD, None, new_ctx())
     assert exc.value.field == "current_code"
     with pytest.raises(ValidationFailed) as exc:
-        accounts.start_totp(token, "wrong password!", code_at(old_secret, now()), new_ctx())
+        accounts.start_totp(token, WRONG_PASSWORD, code_at(old_secret, now()), new_ctx())
     assert exc.value.field == "current_password"
     enrolment = accounts.start_totp(token, PASSWORD, code_at(old_secret, now()), new_ctx())
     clock.shift(STEP)
