@@ -76,7 +76,8 @@ def _user_by_email(s: Session, email: str, *, lock: bool = False) -> User | None
 
 
 def _user_for_update(s: Session, user_id: int) -> User:
-    user = s.execute(select(User).where(User.id == user_id).with_for_update()).scalar_one()
+    user = s.execute(select(User).where(User.id == user_id).with_for_update()
+                     .execution_options(populate_existing=True)).scalar_one()
     return user
 
 
@@ -345,8 +346,11 @@ def current_user(token: str | None) -> CurrentUser | None:
 # Unlock and reset by mailed link -------------------------------------------------------
 def _redeem(s: Session, token: object, purpose: TokenPurpose) -> User:
     clean = validation.token(token)
+    # populate_existing: the caller may hold this row from an unlocked read; without it the
+    # locked read keeps those stale values and a link used twice at once works twice.
     row = s.execute(select(ActionToken).where(
-        ActionToken.token_hash == token_hash(clean)).with_for_update()).scalar_one_or_none()
+        ActionToken.token_hash == token_hash(clean)).with_for_update()
+        .execution_options(populate_existing=True)).scalar_one_or_none()
     if row is None or row.purpose != purpose.value or row.used_at is not None \
             or row.expires_at <= utcnow():
         raise InvalidToken()

@@ -165,3 +165,29 @@ def test_the_reset_mail_goes_out_over_smtp(app_env: object,
     token = link_token(message, "reset")
     accounts.reset_password(token, NEW_PASSWORD, new_ctx())
     sign_in(addr, NEW_PASSWORD)
+
+
+def test_a_reset_link_sent_twice_at_the_same_moment_works_once(any_env: str) -> None:
+    import threading
+
+    _, addr = register()
+    link = _reset_link(addr)
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def use(password: str) -> None:
+        start.wait()
+        try:
+            accounts.reset_password(link, password, new_ctx())
+            outcomes.append("ok")
+        except InvalidToken:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=use, args=(pw,))
+               for pw in (NEW_PASSWORD, "an entirely different passphrase")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["ok", "refused"]
+    assert len(audit_rows("password.reset")) == 1

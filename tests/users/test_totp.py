@@ -312,3 +312,29 @@ def test_the_secret_is_stored_encrypted_and_recovery_codes_only_hashed(
     assert not any(f in stored for f in forms)
     for c in codes:
         assert c.encode() not in stored and c.replace("-", "").encode() not in stored
+
+
+def test_the_same_code_sent_twice_at_the_same_moment_is_accepted_once(
+        clock: time_machine.Coordinates) -> None:
+    import threading
+
+    addr, secret, _, token = _with_2fa()
+    clock.shift(STEP)
+    code = code_at(secret, now())
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def regenerate() -> None:
+        start.wait()
+        try:
+            accounts.regenerate_recovery_codes(token, PASSWORD, code, new_ctx())
+            outcomes.append("ok")
+        except ValidationFailed:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=regenerate) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["ok", "refused"]
