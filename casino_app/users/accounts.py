@@ -278,6 +278,7 @@ def _complete(s: Session, user: User, ctx: RequestContext, method: str) -> str:
     now = utcnow()
     s.add(LoginAttempt(user_id=user.id, ip=ctx.ip, success=True, at=now))
     previous = user.last_login_at
+    user.previous_login_at, user.previous_login_ip = user.last_login_at, user.last_login_ip
     user.last_login_at = now
     user.last_login_ip = ctx.ip[:64]
     user.failures_since = now

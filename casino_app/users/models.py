@@ -56,6 +56,9 @@ class User(IdentityBase):
     password_changed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     last_login_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The sign-in before the newest one: what "last sign-in" shows a returning player.
+    previous_login_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    previous_login_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     locked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     lock_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # Failed logins before this moment no longer count toward a lock (set on success,

@@ -49,6 +49,8 @@ class CurrentUser:
     totp_enabled: bool
     last_login_at: datetime | None
     last_login_ip: str | None
+    previous_login_at: datetime | None
+    previous_login_ip: str | None
     # True when last_seen is old enough to be written again (see TOUCH_EVERY).
     needs_touch: bool = False
 
@@ -121,7 +123,8 @@ def resolve(session: Session, token: str | None, *, touch: bool = True) -> Curre
         user_id=user.id, player_id=user.player_id, email=user.email,
         display_name=user.display_name, role=user.role_enum, session_id=row.id,
         totp_enabled=user.totp_enabled, last_login_at=user.last_login_at,
-        last_login_ip=user.last_login_ip, needs_touch=stale)
+        last_login_ip=user.last_login_ip, previous_login_at=user.previous_login_at,
+        previous_login_ip=user.previous_login_ip, needs_touch=stale)
 
 
 def touch(session: Session, session_id: int) -> None:

@@ -56,6 +56,8 @@ def upgrade() -> None:
     sa.Column('password_changed_at', sa.DateTime(), nullable=False),
     sa.Column('last_login_at', sa.DateTime(), nullable=True),
     sa.Column('last_login_ip', sa.String(length=64), nullable=True),
+    sa.Column('previous_login_at', sa.DateTime(), nullable=True),
+    sa.Column('previous_login_ip', sa.String(length=64), nullable=True),
     sa.Column('locked_at', sa.DateTime(), nullable=True),
     sa.Column('lock_reason', sa.String(length=200), nullable=True),
     sa.Column('failures_since', sa.DateTime(), nullable=True),

@@ -31,9 +31,10 @@ def account() -> rx.Component:
         card(rx.vstack(
             _row("Display name", SessionState.display_name),
             _row("Email", SessionState.email),
-            _row("Last sign-in", rx.cond(SessionState.last_login != "",
-                                         SessionState.last_login + " from " +
-                                         SessionState.last_login_ip, "now")),
+            _row("Previous sign-in", rx.cond(SessionState.previous_login != "",
+                                             SessionState.previous_login + " from " +
+                                             SessionState.previous_login_ip,
+                                             "none before this one")),
             _row("Two-factor", rx.cond(SessionState.totp_enabled, "On", "Off")),
             spacing="3")),
         rx.hstack(link_button("Security and 2FA", variant="soft", href=routes.SECURITY),

@@ -32,7 +32,9 @@ def _guest() -> rx.Component:
 def _player() -> rx.Component:
     return rx.vstack(
         rx.heading(f"Welcome back, {SessionState.display_name}", size="7"),
-        rx.text("Last sign-in: ", SessionState.last_login, color=styles.MUTED),
+        rx.cond(SessionState.previous_login != "",
+                rx.text("Your previous sign-in: ", SessionState.previous_login, " from ",
+                        SessionState.previous_login_ip, color=styles.MUTED)),
         rx.cond(
             SessionState.totp_enabled,
             rx.callout("Two-factor authentication protects your account.",

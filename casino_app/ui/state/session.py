@@ -37,8 +37,8 @@ class SessionState(rx.State):
     email: str = ""
     role: str = ""
     totp_enabled: bool = False
-    last_login: str = ""
-    last_login_ip: str = ""
+    previous_login: str = ""
+    previous_login_ip: str = ""
 
     @rx.var
     def is_staff(self) -> bool:
@@ -59,8 +59,10 @@ class SessionState(rx.State):
         self.email = me.email if me else ""
         self.role = me.role.value if me else ""
         self.totp_enabled = me.totp_enabled if me else False
-        self.last_login = fmt_time(me.last_login_at) if me else ""
-        self.last_login_ip = (me.last_login_ip or "") if me else ""
+        # "Last sign-in" is the one before this session's: a sign-in the player does not
+        # recognise there means someone else used the account.
+        self.previous_login = fmt_time(me.previous_login_at) if me else ""
+        self.previous_login_ip = (me.previous_login_ip or "") if me else ""
 
     async def _current(self) -> CurrentUser | None:
         new_request_id()
