@@ -12,10 +12,10 @@ from playwright.sync_api import expect
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, link_in
 from tests.e2e.flows import (
     at,
-    goto,
     code_for_next_step,
     enter_code,
     expect_signed_out,
+    goto,
     login_password,
     register,
     sign_out,

@@ -41,8 +41,9 @@ JUNK_FORM = {
 
 
 def _app_states() -> list[type]:
-    import casino_app.ui.pages  # noqa: F401  (defines every state)
     from reflex.state import State
+
+    import casino_app.ui.pages  # noqa: F401  (defines every state)
 
     found: list[type] = []
 
