@@ -179,3 +179,13 @@ def test_the_installed_command_creates_an_admin_from_piped_input(app_env: Path) 
                          env={**env, "CASINO_PUBLIC_URL": "ftp://x"}, timeout=120)
     assert bad.returncode == 2
     assert "CASINO_PUBLIC_URL" in bad.stderr
+
+
+@pytest.mark.parametrize("email", ["ops+admin@example.com", "a@example.com",
+                                   "first.last@example.com"])
+def test_admin_create_without_a_name_works_for_any_valid_email(
+        app_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        email: str) -> None:
+    _stdin(monkeypatch, PASSWORD + "\n")
+    assert main(["admin", "create", "--email", email]) == 0, capsys.readouterr().err
+    assert is_role(sign_in(email), Role.admin)

@@ -4,6 +4,7 @@ session token (deny by default) and writes an audit row for what it did."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -223,7 +224,9 @@ def create_staff(email: object, password: object, role: Role, display_name: str 
         raise ValidationFailed("Staff accounts are support or admin.", "role")
     clean_email = validation.email(email)
     pw = validation.password(password, email_addr=clean_email)
-    name = validation.display_name(display_name or clean_email.split("@")[0][:40] or "Staff")
+    # Without --name, the email's local part, keeping only what a display name allows.
+    local = " ".join(re.sub(r"[^\w.'\-]", " ", clean_email.split("@")[0]).split())[:40]
+    name = validation.display_name(display_name or (local if len(local) >= 2 else "Staff"))
     with identity_tx() as s:
         existing = s.execute(select(User).where(User.email == clean_email)).scalar_one_or_none()
         if existing is not None:
