@@ -222,3 +222,30 @@ def test_a_very_long_client_address_does_not_break_sign_in(any_env: str) -> None
         accounts.begin_login(email=addr, password=WRONG, ctx=_fail_ctx)
     assert whoami(sign_in(addr, ctx=ctx)) is not None
     assert whoami(token) is not None
+
+
+def test_failures_arriving_together_lock_once_and_send_one_mail(any_env: str) -> None:
+    import threading
+
+    _, addr = register()
+    start = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def guess() -> None:
+        ctx = new_ctx()
+        start.wait()
+        try:
+            accounts.begin_login(email=addr, password=WRONG, ctx=ctx)
+        except InvalidCredentials:
+            outcomes.append("refused")
+
+    with audited({"login.failed": 8, "account.lock": 1}):
+        threads = [threading.Thread(target=guess) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert outcomes == ["refused"] * 8
+    wait_for_mail(1)
+    time.sleep(0.2)
+    assert len(read_outbox()) == 1

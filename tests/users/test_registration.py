@@ -239,3 +239,30 @@ def test_a_new_player_gets_a_ledger_id_and_the_ledger_holds_no_personal_data(
                         for v in row)
     for secret in (addr, "private.person", "Private Person", "1984-07-09", "1984"):
         assert secret not in dump
+
+
+def test_two_registrations_of_one_email_at_the_same_moment_create_one_account(
+        any_env: str) -> None:
+    import threading
+
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def attempt() -> None:
+        ctx = new_ctx()
+        start.wait()
+        try:
+            _register(email="race@example.com", ctx=ctx)
+            outcomes.append("ok")
+        except ValidationFailed as exc:
+            outcomes.append(exc.field or "")
+
+    threads = [threading.Thread(target=attempt) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(outcomes) == ["email", "ok"]
+    assert user_count() == 1
+    with ledger_tx() as s:
+        assert s.execute(select(func.count()).select_from(Player)).scalar_one() == 1

@@ -44,12 +44,16 @@ def test_the_token_has_256_random_bits_and_only_its_hash_is_stored(any_env: str)
 
 def test_an_idle_session_ends_after_30_minutes(any_env: str) -> None:
     with time_machine.travel(T0) as traveller:
-        token, _ = register()
+        used, addr = register()
+        unused = sign_in(addr)
         traveller.shift(timedelta(minutes=29))
-        assert whoami(token) is not None
+        assert whoami(used) is not None
+        traveller.shift(timedelta(minutes=2))  # 31 minutes after sign-in
+        assert whoami(unused) is None
+        assert whoami(used) is not None  # used 2 minutes ago
         traveller.shift(timedelta(minutes=31))
-        assert whoami(token) is None
-        assert whoami(token) is None  # asking again does not revive it
+        assert whoami(used) is None
+        assert whoami(used) is None  # asking again does not revive it
 
 
 def test_activity_every_20_minutes_keeps_a_session_alive(any_env: str) -> None:
