@@ -157,3 +157,27 @@ def pg_env(base_env: Path, pg_cluster: PgCluster, pg_pair: _PgPair,
     _reset_process_state()
     yield pg_cluster
     _reset_process_state()
+
+
+@pytest.fixture(autouse=True)
+def mail_settles(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Wait for mail queued by a test before the next test starts: the mail thread reads
+    the settings when it delivers, and must not drop a late message into another test's
+    outbox."""
+    from casino_app.core import mail
+
+    futures = []
+    real_send = mail.send
+
+    def send(message: mail.Mail):  # noqa: ANN202
+        future = real_send(message)
+        futures.append(future)
+        return future
+
+    monkeypatch.setattr(mail, "send", send)
+    yield
+    for future in futures:
+        try:
+            future.result(timeout=20)
+        except Exception:  # noqa: BLE001, S110 - a test about failures has seen it already
+            pass
