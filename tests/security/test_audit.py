@@ -184,6 +184,7 @@ def test_the_database_refuses_to_change_or_remove_audit_rows(any_env: str, sql: 
     assert _verify().ok and _verify().rows == 4
 
 
+@pytest.mark.postgres
 def test_the_database_refuses_to_empty_the_audit_log(pg_env: object) -> None:
     _some_history(2)
     with pytest.raises(DBAPIError):

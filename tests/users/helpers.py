@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import itertools
+import os
 import re
 import time
 from collections import Counter
@@ -221,7 +222,7 @@ def smtp_server(monkeypatch: pytest.MonkeyPatch, **controller_kwargs: object
     try:
         monkeypatch.setenv("CASINO_SMTP_HOST", "127.0.0.1")
         monkeypatch.setenv("CASINO_SMTP_PORT", str(port))
-        if "CASINO_SMTP_STARTTLS" not in __import__("os").environ:
+        if "CASINO_SMTP_STARTTLS" not in os.environ:
             monkeypatch.setenv("CASINO_SMTP_STARTTLS", "false")
         _reset_process_state()
         yield inbox
