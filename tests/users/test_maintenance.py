@@ -1,0 +1,40 @@
+"""Housekeeping: expired rows go, live ones and the audit log stay."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+
+from casino_app.users import accounts
+from casino_app.users.errors import InvalidCredentials
+from casino_app.users.maintenance import purge_expired
+from tests.users.helpers import (
+    T0,
+    WRONG_PASSWORD,
+    audit_counts,
+    new_ctx,
+    register,
+    sign_in,
+    whoami,
+)
+
+
+def test_purge_removes_long_expired_rows_and_keeps_live_ones_and_the_audit_log(
+        any_env: str) -> None:
+    with time_machine.travel(T0) as traveller:
+        _, addr = register()
+        with pytest.raises(InvalidCredentials):
+            accounts.begin_login(email=addr, password=WRONG_PASSWORD, ctx=new_ctx())
+        accounts.request_password_reset(addr, new_ctx())
+        traveller.shift(timedelta(days=100))
+        fresh = sign_in(addr)
+        audit_before = audit_counts()
+        removed = purge_expired()
+        assert removed == {"sessions": 1, "mfa_challenges": 0, "action_tokens": 1,
+                           "login_attempts": 1}  # the sign-up session, reset link, failure
+        assert whoami(fresh) is not None
+        assert audit_counts() == audit_before
+        assert purge_expired() == {"sessions": 0, "mfa_challenges": 0, "action_tokens": 0,
+                                   "login_attempts": 0}
