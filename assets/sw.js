@@ -140,7 +140,10 @@ async function networkFirst(event) {
     event.waitUntil(remember(key, response.clone()).catch(() => undefined));
     return response;
   } catch (err) {
-    const cached = await caches.match(key);
+    // /account and /account/ are the same page (the static server redirects one to
+    // the other), so look for either.
+    const other = key.endsWith("/") ? key.replace(/\/+$/, "") : `${key}/`;
+    const cached = (await caches.match(key)) || (other && (await caches.match(other)));
     if (cached) return cached;
     const offline = await caches.match(OFFLINE_URL);
     if (offline) return offline;

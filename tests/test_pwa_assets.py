@@ -246,6 +246,7 @@ async function request(url, { method = "GET", mode = "cors", headers = {} } = {}
     ["/icons/icon-192.png", {}],
     ["/account", { mode: "navigate" }],
     ["/reset?token=SECRET-TOKEN-123", { mode: "navigate" }],
+    ["/games/", { mode: "navigate" }],
   ];
   for (const [url, opts] of cases) out.requests[(opts.method || "GET") + " " + url] = await request(url, opts);
   out.cachedUrlsOnline = [...stores.values()].flatMap((m) => [...m.keys()]);
@@ -253,6 +254,7 @@ async function request(url, { method = "GET", mode = "cors", headers = {} } = {}
   out.offline = {
     account: await request("/account", { mode: "navigate" }),
     neverVisited: await request("/staff/audit", { mode: "navigate" }),
+    withoutTrailingSlash: await request("/games", { mode: "navigate" }),
     staticAsset: await request("/assets/index-abc123.js"),
   };
   console.log(JSON.stringify(out));
@@ -301,6 +303,8 @@ def test_service_worker_falls_back_to_cached_page_then_offline_page(sw_run: dict
     offline = sw_run["offline"]
     assert offline["account"]["body"] == "network:/account"  # the copy seen online
     assert offline["neverVisited"]["body"] == "network:/offline.html"
+    # The static server redirects /games to /games/: either spelling finds the copy.
+    assert offline["withoutTrailingSlash"]["body"] == "network:/games/"
     assert offline["staticAsset"]["body"] == "network:/assets/index-abc123.js"
 
 

@@ -4,8 +4,9 @@
 ``/api/readyz`` answers 200 only when this worker can do its job: both databases answer,
 both are at the newest migration, and Redis answers when one is configured. Every check
 has a short deadline, so a hung database makes readyz fail fast instead of hanging the
-load balancer's probe. Blocking database calls run in a small dedicated thread pool so a
-stuck check can never use up the threads the rest of the app relies on.
+load balancer's probe. Blocking database calls run in their own daemon threads (a capped
+number at a time), so a stuck check never uses up the threads the rest of the app relies
+on, nor holds up shutdown.
 
 The response names each check; error details stay in the server log (a class name only
 goes to the client, never a URL or a message that could carry a host or a password).
@@ -14,9 +15,9 @@ goes to the client, never a URL or a message that could carry a host or a passwo
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import text
@@ -29,7 +30,8 @@ from casino_app.core.settings import get_settings
 log = get_logger("casino.api.health")
 
 CHECK_TIMEOUT_SECONDS = 2.0
-_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="readyz")
+MAX_CHECKS_IN_FLIGHT = 16
+_in_flight = threading.BoundedSemaphore(MAX_CHECKS_IN_FLIGHT)
 
 CheckFn = Callable[[], Awaitable[None]]
 # Extra readiness checks registered by other parts of the app (e.g. chain node lag).
@@ -51,8 +53,41 @@ def unregister_readiness_check(name: str) -> None:
 
 
 async def _in_thread(fn: Callable[[], Any]) -> Any:
+    """Run a blocking check in its own daemon thread.
+
+    Not the event loop's default executor: a check stuck in a socket call must neither
+    take the threads the app needs nor hold up process exit (daemon threads don't). The
+    number of checks in flight is capped, so a dependency that hangs for minutes while
+    probes keep coming cannot pile up threads: past the cap, checks fail at once.
+    """
+    slots = _in_flight
+    if not slots.acquire(blocking=False):
+        raise CheckFailed("earlier checks are still waiting for an answer")
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_executor, fn)
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def deliver(ok: bool, value: Any) -> None:
+        if future.done():
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    def run() -> None:
+        try:
+            outcome: tuple[bool, Any] = (True, fn())
+        except Exception as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            outcome = (False, exc)
+        finally:
+            slots.release()
+        try:
+            loop.call_soon_threadsafe(deliver, *outcome)
+        except RuntimeError:  # the loop is gone (shutdown); nobody is waiting
+            pass
+
+    threading.Thread(target=run, name="readyz-check", daemon=True).start()
+    return await future
 
 
 def _engine(name: str) -> Any:

@@ -50,6 +50,11 @@ def content_security_policy(public_url: str | None = None) -> str:
 
     Reflex's pages need inline scripts (React Router hydration data, the colour-mode
     preload) and inline styles (Emotion / Radix), hence 'unsafe-inline' for both.
+    'unsafe-eval' is there because Reflex runs the JavaScript of server-sent events with
+    eval(): every ``rx.toast``, ``rx.call_script`` or ``rx.set_clipboard`` returned from
+    a state handler fails without it (seen in Chromium: "EvalError ... 'unsafe-eval' is
+    not an allowed source", and no toast). The code evaluated comes from our own backend
+    over our own socket; no third-party script source is allowed.
     WebSocket connections are allowed to our own public origin only ('self' covers the
     same origin in current browsers; the explicit ws(s):// source covers the rest).
     """
@@ -66,7 +71,7 @@ def content_security_policy(public_url: str | None = None) -> str:
         connect += ["ws:", "wss:"]
     directives = [
         "default-src 'self'",
-        "script-src 'self' 'unsafe-inline'",
+        "script-src 'self' 'unsafe-inline' 'unsafe-eval'",
         "style-src 'self' 'unsafe-inline'",
         "img-src 'self' data: blob:",
         "font-src 'self' data:",

@@ -144,6 +144,34 @@ def test_readyz_gives_up_on_a_hung_dependency_quickly(
     assert elapsed < 3.0
 
 
+def test_readyz_gives_up_on_databases_that_accept_but_never_answer(
+        app_env: Path, client: TestClient, monkeypatch: pytest.MonkeyPatch,
+        silent_server: int) -> None:
+    import threading
+
+    from casino_app.api import health
+
+    monkeypatch.setattr(health, "CHECK_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(health, "_in_flight", threading.BoundedSemaphore(4))
+    hung = f"postgresql://casino@127.0.0.1:{silent_server}/db"
+    monkeypatch.setenv("CASINO_IDENTITY_DB_URL", hung)
+    monkeypatch.setenv("CASINO_LEDGER_DB_URL", hung + "2")
+    _reset()
+
+    start = time.monotonic()
+    first = client.get("/api/readyz")
+    assert time.monotonic() - start < 3.0
+    assert set(first.json()["failed"]) == DB_CHECKS
+    # The four connection attempts still hang and hold the four allowed threads: the
+    # next probe starts no new thread and answers at once.
+    start = time.monotonic()
+    second = client.get("/api/readyz")
+    assert time.monotonic() - start < 0.5
+    assert second.status_code == 503
+    assert {c["error"] for c in second.json()["checks"].values()} == {
+        "earlier checks are still waiting for an answer"}
+
+
 def test_readyz_runs_registered_checks_with_a_deadline(
         app_env: Path, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
