@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "CASINO_"
 # Settings that hold secrets: each may also be given as a file path in <NAME>_FILE.
-SECRET_FIELDS = ("encryption_keys", "smtp_password")
+SECRET_FIELDS = ("encryption_keys", "smtp_password", "metrics_token")
 
 
 class Environment(StrEnum):
@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     mail_from: str = "HashHouse <no-reply@localhost>"
     mail_outbox_dir: Path | None = None
+
+    # When set, /api/metrics wants "Authorization: Bearer <token>".
+    metrics_token: str = ""
 
     log_level: str = "INFO"
     log_json: bool = True

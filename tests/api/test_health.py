@@ -60,6 +60,7 @@ def test_readyz_is_ready_on_migrated_embedded_databases(app_env: Path,
 def test_readyz_names_the_database_whose_migrations_are_missing(
         base_env: Path, client: TestClient) -> None:
     from alembic import command
+
     from casino_app.core.migrations import alembic_config
 
     command.upgrade(alembic_config("ledger"), "head")  # identity is left empty
@@ -246,3 +247,16 @@ def test_metrics_speak_openmetrics_when_the_scraper_asks(base_env: Path,
     r = client.get("/api/metrics", headers={"Accept": "application/openmetrics-text"})
     assert r.headers["content-type"].startswith("application/openmetrics-text")
     assert r.text.rstrip().endswith("# EOF")
+
+
+def test_metrics_want_the_bearer_token_when_one_is_configured(
+        base_env: Path, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from casino_app.core.settings import reset_settings_cache
+
+    monkeypatch.setenv("CASINO_METRICS_TOKEN", "scraper-secret-123")
+    reset_settings_cache()
+    assert client.get("/api/metrics").status_code == 401
+    assert client.get("/api/metrics",
+                      headers={"Authorization": "Bearer wrong"}).status_code == 401
+    ok = client.get("/api/metrics", headers={"Authorization": "Bearer scraper-secret-123"})
+    assert ok.status_code == 200 and "casino_logins_total" in ok.text
