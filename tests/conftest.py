@@ -107,3 +107,9 @@ def redis_env(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> Red
     monkeypatch.setenv("REFLEX_REDIS_URL", redis_server.url)
     _reset_process_state()
     return redis_server
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests last: the fast layers report first, and Playwright's event loop
+    (alive while a browser is open) never overlaps tests that run their own loop."""
+    items.sort(key=lambda item: "/tests/e2e/" in str(item.path))

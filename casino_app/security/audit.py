@@ -43,6 +43,7 @@ class AuditAction(StrEnum):
     password_reset = "password.reset"
     password_changed = "password.changed"
     staff_lookup = "staff.lookup"
+    staff_search = "staff.search"
     staff_lock = "staff.lock"
     staff_unlock = "staff.unlock"
     staff_revoke_sessions = "staff.revoke_sessions"

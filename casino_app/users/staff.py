@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casino_app.core.clock import utcnow
@@ -77,22 +77,31 @@ def _query(value: object) -> str:
     return q
 
 
-def find_players(token: str | None, query: object, limit: int = 25) -> list[PlayerSummary]:
-    """By account number, pseudonymous player id, exact email, or part of an email."""
+def find_players(token: str | None, query: object, ctx: RequestContext | None = None,
+                 limit: int = 25) -> list[PlayerSummary]:
+    """By account number (``42`` or ``#42``), pseudonymous player id (a UUID), or email
+    (any part of it). The search itself is audited: it reads personal data."""
     q = _query(query)
     with identity_tx() as s:
-        require_role(s, token)
-        conds = []
-        if q.isdigit() and len(q) < 12:
-            conds.append(User.id == int(q))
-        try:
-            conds.append(User.player_id == str(uuid.UUID(q)))
-        except ValueError:
-            pass
-        like = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conds.append(User.email.like(f"%{like}%", escape="\\"))
-        rows = s.execute(select(User).where(or_(*conds)).order_by(User.id).limit(limit))
-        return [_summary(u) for u in rows.scalars()]
+        me = require_role(s, token)
+        number = q.removeprefix("#")
+        if number.isdigit() and len(number) < 12:
+            cond = User.id == int(number)
+            kind = "account"
+        else:
+            try:
+                cond = User.player_id == str(uuid.UUID(q))
+                kind = "player_id"
+            except ValueError:
+                like = q.lower().replace("\\", "\\\\").replace("%", "\\%") \
+                    .replace("_", "\\_")
+                cond = User.email.like(f"%{like}%", escape="\\")
+                kind = "email"
+        rows = list(s.execute(select(User).where(cond).order_by(User.id).limit(limit))
+                    .scalars())
+        record(s, AuditAction.staff_search, _actor(me, ctx or RequestContext()), None,
+               kind=kind, query=q[:100], results=len(rows))
+        return [_summary(u) for u in rows]
 
 
 def _target(s: Session, user_id: object, *, lock: bool = False) -> User:

@@ -146,7 +146,7 @@ def live_app(smtp: Inbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_session() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
@@ -154,7 +154,7 @@ def playwright_session() -> Iterator[object]:
         yield pw
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_session) -> Iterator[object]:  # noqa: ANN001
     b = playwright_session.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     yield b

@@ -74,7 +74,8 @@ class StaffSearchState(rx.State):
             return _refusal(NotAuthenticated() if me is None else Forbidden(), routes.STAFF)
         q = form_value(form, "query")
         try:
-            found = await asyncio.to_thread(staff.find_players, sess.token, q)
+            found = await asyncio.to_thread(staff.find_players, sess.token, q,
+                                            sess._context())
         except Exception as exc:  # noqa: BLE001
             redirect = _refusal(exc, routes.STAFF)
             if redirect is not None:
