@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     rate_reset_ip: str = "5/minute;30/hour"
     rate_reset_account: str = "3/15 minutes"
     rate_mfa_session: str = "10/minute"
+    rate_reauth_account: str = "10/15 minutes"
 
     smtp_host: str = ""
     smtp_port: int = Field(587, ge=1, le=65535)
@@ -115,7 +116,8 @@ class Settings(BaseSettings):
         return v
 
     @field_validator("rate_login_ip", "rate_login_account", "rate_register_ip",
-                     "rate_reset_ip", "rate_reset_account", "rate_mfa_session")
+                     "rate_reset_ip", "rate_reset_account", "rate_mfa_session",
+                     "rate_reauth_account")
     @classmethod
     def _rate(cls, v: str) -> str:
         from limits import parse_many

@@ -97,3 +97,9 @@ def check_reset(ip: str, email: str) -> None:
 
 def check_mfa(challenge_or_session: str) -> None:
     hit("mfa", get_settings().rate_mfa_session, challenge_or_session)
+
+
+def check_reauth(user_id: int) -> None:
+    """Password and code checks of a signed-in player (2FA changes, password change):
+    keyed by the account, which only that account's own sessions can spend."""
+    hit("reauth", get_settings().rate_reauth_account, str(user_id))

@@ -218,7 +218,8 @@ def _login_result(outcome: object) -> str:
 
 
 def begin_login(*, email: object, password: object, ctx: RequestContext) -> LoginStep:
-    """Check email and password. Raises InvalidCredentials, AccountLocked, RateLimited."""
+    """Check email and password. Raises InvalidCredentials (also for a locked account,
+    whatever the password) or RateLimited."""
     if not isinstance(password, str) or not password or len(password) > 1024:
         raise InvalidCredentials()
     try:
@@ -262,9 +263,12 @@ def _password_step(s: Session, email: str, checked: tuple[str | None, bool, str 
     if new_hash:
         user.password_hash = new_hash  # argon2 parameters changed: upgrade the hash
     if user.locked_at is not None:
+        # The same answer as a wrong password: saying "locked" only to the right password
+        # would let a guesser carry on through the lock and learn when they are right.
+        # The answer itself tells the owner that a lock may be why (and the mail has come).
         record(s, AuditAction.login_failed, Actor(None, None, ctx.ip), user.id,
                reason="locked")
-        return AccountLocked()
+        return InvalidCredentials()
     if user.totp_enabled:
         token = secrets.token_urlsafe(32)
         s.add(MfaChallenge(user_id=user.id, token_hash=token_hash(token), created_at=utcnow(),
@@ -447,6 +451,7 @@ def _require(s: Session, token: str | None) -> CurrentUser:
 
 
 def _check_password(user: User, password: object) -> None:
+    ratelimit.check_reauth(user.id)
     if not isinstance(password, str) or not password or len(password) > 1024:
         raise ValidationFailed("Enter your current password.", "current_password")
     ok, _ = passwords.verify(password, user.password_hash)

@@ -143,7 +143,7 @@ def test_support_locks_a_player_which_ends_their_sessions_and_unlocks_them(
     with audited({"staff.lock": 1}):
         staff.lock_player(support, target, "suspected   account sharing", new_ctx())
     assert whoami(token) is None
-    with pytest.raises(AccountLocked):
+    with pytest.raises(InvalidCredentials):
         accounts.begin_login(email=addr, password=PASSWORD, ctx=new_ctx())
     (row,) = audit_rows("staff.lock")
     assert (row.actor_user_id, row.actor_role, row.target_user_id) == (support_id, "support",
@@ -241,7 +241,7 @@ def test_an_admin_can_lock_a_support_account(any_env: str) -> None:
     with audited({"staff.lock": 1}):
         staff.lock_player(admin, support_id, "left the company", new_ctx())
     assert whoami(support) is None
-    with pytest.raises(AccountLocked):
+    with pytest.raises(InvalidCredentials):
         accounts.begin_login(email=support_addr, password=PASSWORD, ctx=new_ctx())
 
 
@@ -278,7 +278,7 @@ def test_a_staff_lock_is_not_lifted_by_a_password_reset(any_env: str) -> None:
     with audited({"password.reset": 1}):
         accounts.reset_password(link, NEW_PASSWORD, new_ctx())
     assert user_row(addr).locked_at is not None
-    with pytest.raises(AccountLocked):
+    with pytest.raises(InvalidCredentials):
         accounts.begin_login(email=addr, password=NEW_PASSWORD, ctx=new_ctx())
 
 
@@ -295,7 +295,7 @@ def test_a_staff_lock_is_not_lifted_by_an_unlock_link_from_an_earlier_lock_out(
     with pytest.raises(AccountLocked):
         accounts.unlock_with_token(unlock, new_ctx())
     assert user_row(addr).locked_at is not None
-    with pytest.raises(AccountLocked):
+    with pytest.raises(InvalidCredentials):
         accounts.begin_login(email=addr, password=PASSWORD, ctx=new_ctx())
     assert len(read_outbox()) == 1
     staff.unlock_player(support, user_row(addr).id, "resolved", new_ctx())

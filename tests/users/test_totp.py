@@ -17,6 +17,7 @@ from casino_app.users import accounts
 from casino_app.users.errors import (
     AccountLocked,
     InvalidCode,
+    InvalidCredentials,
     InvalidToken,
     NotAuthenticated,
     ValidationFailed,
@@ -198,7 +199,6 @@ def test_five_wrong_codes_use_up_the_challenge(
 
 
 def test_wrong_codes_count_toward_the_lock(clock: time_machine.Coordinates) -> None:
-    from casino_app.users.errors import InvalidCredentials
 
     addr, secret, _, _ = _with_2fa()
     clock.shift(STEP)
@@ -212,7 +212,7 @@ def test_wrong_codes_count_toward_the_lock(clock: time_machine.Coordinates) -> N
     with audited({"login.mfa_failed": 1, "account.lock": 1}), pytest.raises(AccountLocked):
         accounts.complete_login_mfa(mfa_token=mfa_token, code="000000", ctx=new_ctx())
     assert user_row(addr).locked_at is not None
-    with pytest.raises(AccountLocked):
+    with pytest.raises(InvalidCredentials):
         accounts.begin_login(email=addr, password=PASSWORD, ctx=new_ctx())
 
 
