@@ -107,25 +107,26 @@ def record(session: Session, action: AuditAction, actor: Actor,
     session.add(event_row)
     head.last_hash = event_row.row_hash
     session.flush()
-    _count_after_commit(session, event_row.action)
-    security_logger().info("audit", action=event_row.action, actor_user_id=actor.user_id,
-                           actor_role=actor.role, target_user_id=target_user_id,
-                           audit_id=event_row.id)
+    _after_commit(session, {"action": event_row.action, "actor_user_id": actor.user_id,
+                            "actor_role": actor.role, "target_user_id": target_user_id,
+                            "audit_id": event_row.id})
     return event_row
 
 
-def _count_after_commit(session: Session, action: str) -> None:
-    """Count appended rows in /api/metrics once their transaction has committed."""
-    pending: list[str] = session.info.setdefault("audit_actions", [])
+def _after_commit(session: Session, entry: dict[str, Any]) -> None:
+    """Once the transaction has committed (never for a rolled-back action): count the
+    row in /api/metrics and write it to the security log stream."""
+    pending: list[dict[str, Any]] = session.info.setdefault("audit_pending", [])
     if not pending:
         def flush(sess: Session) -> None:
-            for a in sess.info.pop("audit_actions", []):
-                AUDIT_EVENTS.labels(a).inc()
+            for e in sess.info.pop("audit_pending", []):
+                AUDIT_EVENTS.labels(e["action"]).inc()
+                security_logger().info("audit", **e)
 
         event.listen(session, "after_commit", flush, once=True)
         event.listen(session, "after_rollback",
-                     lambda sess: sess.info.pop("audit_actions", None), once=True)
-    pending.append(action)
+                     lambda sess: sess.info.pop("audit_pending", None), once=True)
+    pending.append(entry)
 
 
 @dataclass(frozen=True)
