@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     unlock_token_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
     mfa_challenge_minutes: int = Field(5, ge=1, le=60)
     minimum_age: int = Field(18, ge=18, le=25)
+    # Staff pages and actions need a second factor on the staff account (ASVS level 3).
+    staff_require_2fa: bool = True
 
     argon2_memory_kib: int = Field(19 * 1024, ge=19 * 1024)
     argon2_time_cost: int = Field(2, ge=2)

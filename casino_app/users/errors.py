@@ -45,8 +45,14 @@ class NotAuthenticated(UserError):
 
 
 class Forbidden(UserError):
+    def __init__(self, message: str = "You do not have permission to do that.") -> None:
+        super().__init__(message)
+
+
+class StaffNeeds2FA(Forbidden):
     def __init__(self) -> None:
-        super().__init__("You do not have permission to do that.")
+        super().__init__("Staff accounts must turn on two-factor authentication before "
+                         "using the staff pages.")
 
 
 class NotFound(UserError):

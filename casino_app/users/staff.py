@@ -14,10 +14,17 @@ from sqlalchemy.orm import Session
 
 from casino_app.core.clock import utcnow
 from casino_app.core.db import identity_tx
+from casino_app.core.settings import get_settings
 from casino_app.security.audit import Actor, AuditAction, AuditEvent, recent, record
 from casino_app.users import passwords, sessions, validation
 from casino_app.users.accounts import locked_by_staff
-from casino_app.users.errors import Forbidden, NotAuthenticated, NotFound, ValidationFailed
+from casino_app.users.errors import (
+    Forbidden,
+    NotAuthenticated,
+    NotFound,
+    StaffNeeds2FA,
+    ValidationFailed,
+)
 from casino_app.users.models import Role, User
 from casino_app.users.sessions import CurrentUser, RequestContext, SessionView
 
@@ -54,6 +61,8 @@ def require_role(s: Session, token: str | None, roles: tuple[Role, ...] = STAFF
         raise NotAuthenticated()
     if me.role not in roles:
         raise Forbidden()
+    if get_settings().staff_require_2fa and not me.totp_enabled:
+        raise StaffNeeds2FA()
     return me
 
 

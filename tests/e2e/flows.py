@@ -8,6 +8,11 @@ import time
 import pyotp
 from playwright.sync_api import Page, expect
 
+from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+
+# The shared admin's second factor, set up by the first test that signs in as staff.
+ADMIN_2FA: dict[str, object] = {}
+
 
 def at(path: str, query: bool = False) -> re.Pattern[str]:
     """A URL pattern for a page, with or without the trailing slash (and query)."""
@@ -68,3 +73,39 @@ def expect_signed_out(page: Page) -> None:
     goto(page, "/account")
     page.wait_for_url(at("/login", query=True))
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+
+
+def enrol_2fa(page: Page, password: str) -> tuple[str, list[str]]:
+    """Turn on 2FA on the security page: (secret read from the manual-entry key, codes)."""
+    goto(page, "/account/security")
+    two_factor = page.get_by_role("region", name="Two-factor authentication")
+    two_factor.get_by_label("Current password").fill(password)
+    two_factor.get_by_role("button", name="Set up two-factor").click()
+    secret = page.locator("#totp-secret").inner_text().strip()
+    assert len(secret) >= 16
+    page.get_by_label("Code from the app").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Turn on two-factor").click()
+    expect(page.get_by_text("Your recovery codes")).to_be_visible()
+    codes = [c.inner_text() for c in page.locator(".recovery-code").all()]
+    assert len(codes) == 10
+    page.get_by_role("button", name="I have saved them").click()
+    expect(page.get_by_text("Recovery codes left: 10")).to_be_visible()
+    return secret, codes
+
+
+def staff_sign_in(page: Page) -> None:
+    """Sign in as the admin; the first time, the staff pages send them to set up 2FA."""
+    login_password(page, ADMIN_EMAIL, ADMIN_PASSWORD)
+    if not ADMIN_2FA:
+        page.wait_for_url(at("/account"))
+        page.goto("/admin")
+        page.wait_for_url(at("/account/security"))
+        expect(page.get_by_text("Staff accounts need two-factor authentication")
+               ).to_be_visible()
+        secret, codes = enrol_2fa(page, ADMIN_PASSWORD)
+        ADMIN_2FA.update(secret=secret, codes=codes)
+    else:
+        codes = ADMIN_2FA["codes"]
+        assert isinstance(codes, list)
+        enter_code(page, codes.pop())
+        page.wait_for_url(at("/account"))

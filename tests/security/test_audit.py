@@ -130,7 +130,7 @@ def test_every_action_writes_exactly_one_row_of_its_kind(any_env: str) -> None:
         with audited({"password.reset": 1}):
             accounts.reset_password(reset, PASSWORD, new_ctx())
 
-        with audited({"staff.created": 1, "login.ok": 1}):
+        with audited({"staff.created": 1, "login.ok": 1, "2fa.enabled": 1}):
             admin, _, _ = make_staff(Role.admin)
         target = user_row(addr).id
         player = sign_in(addr)

@@ -14,6 +14,7 @@ from casino_app.users.errors import (
     Forbidden,
     InvalidCredentials,
     NotAuthenticated,
+    StaffNeeds2FA,
     ValidationFailed,
 )
 from casino_app.users.models import Role
@@ -23,6 +24,7 @@ from tests.users.helpers import (
     WRONG_PASSWORD,
     audit_rows,
     audited,
+    enable_2fa,
     is_role,
     link_token,
     make_staff,
@@ -222,13 +224,18 @@ def test_an_admin_sets_roles_and_the_change_takes_effect_at_the_next_sign_in(
     assert whoami(token) is None  # privilege change: sign in again
     promoted = sign_in(addr)
     assert is_role(promoted, Role.support)
+    with pytest.raises(StaffNeeds2FA):  # staff work needs a second factor
+        staff.find_players(promoted, addr)
+    _, codes, promoted = enable_2fa(promoted)
     assert staff.find_players(promoted, addr)
     with audited({}):
         staff.set_role(admin, target, "support", new_ctx())  # unchanged: nothing recorded
     staff.set_role(admin, target, "player", new_ctx())
     assert whoami(promoted) is None
+    step = accounts.begin_login(email=addr, password=PASSWORD, ctx=new_ctx())
+    again = accounts.complete_login_mfa(mfa_token=step.mfa_token, code=codes[0], ctx=new_ctx())
     with pytest.raises(Forbidden):
-        staff.find_players(sign_in(addr), addr)
+        staff.find_players(again, addr)
     with pytest.raises(ValidationFailed):
         staff.set_role(admin, admin_id, "player", new_ctx())
     with pytest.raises(ValidationFailed):
@@ -264,7 +271,8 @@ def test_the_audit_page_is_for_admins(any_env: str) -> None:
     admin, _, _ = make_staff(Role.admin)
     register()
     events = staff.audit_page(admin, limit=500)
-    assert [e.action for e in events] == ["account.register", "login.ok", "staff.created"]
+    assert [e.action for e in events] == ["account.register", "2fa.enabled", "login.ok",
+                                          "staff.created"]
     assert staff.verify_audit(admin).ok
 
 

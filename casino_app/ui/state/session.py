@@ -15,6 +15,7 @@ from typing import Any
 import reflex as rx
 
 from casino_app.core.logging import new_request_id
+from casino_app.core.settings import get_settings
 from casino_app.security.ratelimit import RateLimited
 from casino_app.ui import routes
 from casino_app.users import accounts
@@ -98,6 +99,10 @@ class SessionState(rx.State):
         if not me.is_staff:
             return [rx.redirect(routes.ACCOUNT),
                     rx.toast.error("That page is for staff only.")]
+        if get_settings().staff_require_2fa and not me.totp_enabled:
+            return [rx.redirect(routes.SECURITY),
+                    rx.toast.warning("Staff accounts need two-factor authentication: turn "
+                                     "it on here to open the staff pages.")]
 
     @rx.event
     async def redirect_if_signed_in(self):

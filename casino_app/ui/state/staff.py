@@ -14,7 +14,7 @@ from casino_app.ui import routes
 from casino_app.ui.state.account import SessionRow
 from casino_app.ui.state.session import caller, describe, fmt_time, form_value
 from casino_app.users import staff
-from casino_app.users.errors import Forbidden, NotAuthenticated
+from casino_app.users.errors import Forbidden, NotAuthenticated, StaffNeeds2FA
 
 
 @dataclasses.dataclass
@@ -55,6 +55,8 @@ def _audit_rows(events: list) -> list[AuditRow]:
 def _refusal(exc: Exception, path: str):  # noqa: ANN202
     if isinstance(exc, NotAuthenticated):
         return rx.redirect(routes.login_then(path))
+    if isinstance(exc, StaffNeeds2FA):
+        return [rx.redirect(routes.SECURITY), rx.toast.warning(str(exc))]
     if isinstance(exc, Forbidden):
         return [rx.redirect(routes.ACCOUNT), rx.toast.error("That page is for staff only.")]
     return None
