@@ -27,6 +27,7 @@ def _account_menu() -> rx.Component:
                                           white_space="nowrap"),
                                   variant="soft", size="2", aria_label="Account menu")),
         rx.menu.content(
+            rx.menu.item("Lobby", on_click=rx.redirect(routes.HOME)),
             rx.menu.item("Account", on_click=rx.redirect(routes.ACCOUNT)),
             rx.menu.item("Security and 2FA", on_click=rx.redirect(routes.SECURITY)),
             rx.menu.item("Sessions", on_click=rx.redirect(routes.SESSIONS)),

@@ -68,7 +68,8 @@ def card(*children: rx.Component, **props: Any) -> rx.Component:
 def link_button(label: Any, *, href: str, **props: Any) -> rx.Component:
     """A link that looks like a button (an <a>, so it opens in a new tab and reads as a
     link to screen readers; never a button nested in a link)."""
-    return rx.button(rx.link(label, href=href, underline="none"), as_child=True, **props)
+    return rx.button(rx.link(label, href=href, underline="none", color="inherit"),
+                     as_child=True, **props)
 
 
 def form(*children: rx.Component, **props: Any) -> rx.Component:
