@@ -167,4 +167,6 @@ def staff_audit() -> rx.Component:
                   rx.text(StaffAuditState.verify_result, weight="medium"), align="center",
                   wrap="wrap"),
         _audit_table(StaffAuditState.rows),
+        rx.cond(StaffAuditState.more,
+                rx.button("Older entries", variant="soft", on_click=StaffAuditState.load_older)),
         spacing="4", width="100%")

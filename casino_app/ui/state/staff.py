@@ -180,22 +180,37 @@ class StaffPlayerState(rx.State):
                                done="Role changed; their sessions were ended.")
 
 
+AUDIT_PAGE = 50
+
+
 class StaffAuditState(rx.State):
     rows: list[AuditRow] = []
+    more: bool = False
     verify_result: str = ""
     message: str = ""
 
-    @rx.event
-    async def on_open(self):
-        self.verify_result, self.message = "", ""
+    async def _page(self, before_id: int | None):  # noqa: ANN202
         sess, me = await caller(self)
         if me is None:
             return rx.redirect(routes.login_then(routes.STAFF_AUDIT))
         try:
-            events = await asyncio.to_thread(staff.audit_page, sess.token)
+            events = await asyncio.to_thread(staff.audit_page, sess.token, before_id,
+                                             AUDIT_PAGE)
         except Exception as exc:  # noqa: BLE001
             return _refusal(exc, routes.STAFF_AUDIT) or rx.toast.error(describe(exc)[1])
-        self.rows = _audit_rows(events)
+        rows = _audit_rows(events)
+        self.rows = rows if before_id is None else [*self.rows, *rows]
+        self.more = len(rows) == AUDIT_PAGE and rows[-1].id > 1
+        return None
+
+    @rx.event
+    async def on_open(self):
+        self.verify_result, self.message, self.rows = "", "", []
+        return await self._page(None)
+
+    @rx.event
+    async def load_older(self):
+        return await self._page(self.rows[-1].id if self.rows else None)
 
     @rx.event
     async def verify(self):
