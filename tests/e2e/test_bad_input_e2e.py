@@ -21,18 +21,6 @@ def _user_count(live_app) -> int:  # noqa: ANN001
         return db.execute("SELECT count(*) FROM users").fetchone()[0]
 
 
-def _fill_register(page, email: str, name: str, password: str, confirm: str,  # noqa: ANN001
-                   dob: str) -> None:
-    goto(page, "/register")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Display name").fill(name)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_label("Repeat password").fill(confirm)
-    page.get_by_label("Date of birth").fill(dob)
-    page.get_by_label("I am 18 or older").check()
-    page.get_by_role("button", name="Create account").click()
-
-
 @pytest.mark.parametrize(("name", "password", "confirm", "dob", "message"), [
     ("<script>alert(1)</script>", PASSWORD, PASSWORD, "1990-01-01",
      "Use letters, digits, spaces"),

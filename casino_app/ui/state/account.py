@@ -61,35 +61,40 @@ class SecurityState(rx.State):
         if me.totp_enabled:
             self.codes_left = await asyncio.to_thread(accounts.recovery_codes_left, sess.token)
 
-    @rx.event
-    async def start_totp(self, form: dict):
+    async def _call(self, fn, *args):  # noqa: ANN001, ANN202
+        """Run one service call for the signed-in caller: (session state, result), or
+        (None, an event to return) when there is no caller or the call was refused."""
         self._clear()
         sess, me = await caller(self)
         if me is None:
-            return _to_login(routes.SECURITY)
+            return None, _to_login(routes.SECURITY)
         try:
-            enrol = await asyncio.to_thread(
-                accounts.start_totp, sess.token, form_value(form, "current_password"),
-                form_value(form, "current_code"), sess._context())
-        except Exception as exc:  # noqa: BLE001
+            result = await asyncio.to_thread(fn, sess.token, *args, sess._context())
+        except Exception as exc:  # noqa: BLE001 - shown on the form
             self._fail(exc)
-            return
+            return None, None
+        return sess, result
+
+    async def _rotated(self, sess, new_token: str) -> None:  # noqa: ANN001
+        sess._signed_in_with(new_token)
+        await sess._current()
+
+    @rx.event
+    async def start_totp(self, form: dict):
+        sess, enrol = await self._call(accounts.start_totp,
+                                       form_value(form, "current_password"),
+                                       form_value(form, "current_code"))
+        if sess is None:
+            return enrol
         self.qr, self.manual_secret, self.stage = enrol.qr_svg_data_uri, enrol.secret, "scan"
 
     @rx.event
     async def confirm_totp(self, form: dict):
-        self._clear()
-        sess, me = await caller(self)
-        if me is None:
-            return _to_login(routes.SECURITY)
-        try:
-            codes, new_token = await asyncio.to_thread(
-                accounts.confirm_totp, sess.token, form_value(form, "code"), sess._context())
-        except Exception as exc:  # noqa: BLE001
-            self._fail(exc)
-            return
-        sess._signed_in_with(new_token)
-        await sess._current()
+        sess, out = await self._call(accounts.confirm_totp, form_value(form, "code"))
+        if sess is None:
+            return out
+        codes, new_token = out
+        await self._rotated(sess, new_token)
         self.qr, self.manual_secret = "", ""
         self.recovery_codes, self.codes_left, self.stage = codes, len(codes), "codes"
         return rx.toast.success("Two-factor authentication is on.")
@@ -101,57 +106,36 @@ class SecurityState(rx.State):
 
     @rx.event
     async def disable_totp(self, form: dict):
-        self._clear()
-        sess, me = await caller(self)
-        if me is None:
-            return _to_login(routes.SECURITY)
-        try:
-            new_token = await asyncio.to_thread(
-                accounts.disable_totp, sess.token, form_value(form, "current_password"),
-                form_value(form, "current_code"), sess._context())
-        except Exception as exc:  # noqa: BLE001
-            self._fail(exc)
-            return
-        sess._signed_in_with(new_token)
-        await sess._current()
+        sess, new_token = await self._call(accounts.disable_totp,
+                                           form_value(form, "current_password"),
+                                           form_value(form, "current_code"))
+        if sess is None:
+            return new_token
+        await self._rotated(sess, new_token)
         self.codes_left = 0
         self.notice = "Two-factor authentication is off."
 
     @rx.event
     async def regenerate_codes(self, form: dict):
-        self._clear()
-        sess, me = await caller(self)
-        if me is None:
-            return _to_login(routes.SECURITY)
-        try:
-            codes = await asyncio.to_thread(
-                accounts.regenerate_recovery_codes, sess.token,
-                form_value(form, "current_password"), form_value(form, "current_code"),
-                sess._context())
-        except Exception as exc:  # noqa: BLE001
-            self._fail(exc)
-            return
+        sess, codes = await self._call(accounts.regenerate_recovery_codes,
+                                       form_value(form, "current_password"),
+                                       form_value(form, "current_code"))
+        if sess is None:
+            return codes
         self.recovery_codes, self.codes_left, self.stage = codes, len(codes), "codes"
 
     @rx.event
     async def change_password(self, form: dict):
-        self._clear()
-        sess, me = await caller(self)
-        if me is None:
-            return _to_login(routes.SECURITY)
         new = form_value(form, "new_password")
         if new != form_value(form, "new_password_confirm"):
+            self._clear()
             self.errors = {"new_password_confirm": "The two passwords are not the same."}
-            return
-        try:
-            new_token = await asyncio.to_thread(
-                accounts.change_password, sess.token, form_value(form, "current_password"),
-                new, sess._context())
-        except Exception as exc:  # noqa: BLE001
-            self._fail(exc)
-            return
-        sess._signed_in_with(new_token)
-        await sess._current()
+            return None
+        sess, new_token = await self._call(accounts.change_password,
+                                           form_value(form, "current_password"), new)
+        if sess is None:
+            return new_token
+        await self._rotated(sess, new_token)
         self.notice = "Password changed. Your other devices were signed out."
 
 
