@@ -108,15 +108,22 @@ def cmd_admin_create(args: argparse.Namespace) -> int:
 
 def cmd_audit_verify(_args: argparse.Namespace) -> int:
     _settings()
-    from casino_app.core.db import identity_tx
-    from casino_app.security.audit import verify_and_count as verify
+    from casino_app.core.db import identity_tx, ledger_tx
+    from casino_app.security.anchors import verify_with_anchors
 
-    with identity_tx() as s:
-        result = verify(s)
+    # identity_tx() (not read-only): on SQLite it holds the write lock, so no row can be
+    # appended and anchored while the chain is read.
+    with ledger_tx(readonly=True) as led, identity_tx() as s:
+        result = verify_with_anchors(s, led)
     if result.ok:
-        print(f"audit log intact: {result.rows} rows")
+        print(f"audit log intact: {result.rows} rows, {result.anchors} anchors match")
         return 0
     print(f"audit log BROKEN at row {result.first_broken_id}: {result.reason}")
+    extra = [p for p in result.anchor_problems if p != result.reason]
+    for problem in extra[:20]:
+        print(f"  {problem}")
+    if len(extra) > 20:
+        print(f"  ... and {len(extra) - 20} more anchor problems")
     return 1
 
 
@@ -171,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     ac.set_defaults(func=cmd_admin_create)
 
     au = sub.add_parser("audit", help="audit log").add_subparsers(dest="audit", required=True)
-    au.add_parser("verify", help="recompute the hash chain").set_defaults(func=cmd_audit_verify)
+    au.add_parser("verify", help="recompute the hash chain and check it against the anchors") \
+        .set_defaults(func=cmd_audit_verify)
 
     k = sub.add_parser("keys", help="encryption keys").add_subparsers(dest="keys", required=True)
     k.add_parser("generate", help="print a new key for CASINO_ENCRYPTION_KEYS") \

@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     log_json: bool = True
     run_jobs_in_app: bool = True
     lease_renew_seconds: float = Field(5.0, gt=0, le=600)
+    # How often the audit head is copied to the ledger database (``audit_anchors``).
+    audit_anchor_seconds: int = Field(600, ge=10, le=86400)
     trusted_proxies: int = Field(0, ge=0, le=5)
 
     @field_validator("public_url")

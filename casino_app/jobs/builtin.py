@@ -2,14 +2,18 @@
 
 To add a job in a later issue: write the work as a plain function (or ``async def``)
 in its layer (``payments/``, ``users/``...), idempotent and resuming from what it stored,
-then add one line to ``register_builtin_jobs`` below. The runner gives it a lease, an
+then add one line to ``_builtin_jobs`` below. The runner gives it a lease, an
 interval and a row in ``job_state``; nothing else is needed.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from casino_app.core.logging import get_logger
+from casino_app.core.settings import get_settings
 from casino_app.jobs.runner import Job, register, registered
+from casino_app.security.anchors import anchor_now
 
 log = get_logger("casino.jobs")
 
@@ -27,13 +31,23 @@ def identity_cleanup() -> dict[str, int]:
     return removed
 
 
-BUILTIN_JOBS: tuple[Job, ...] = (
-    Job("identity-cleanup", HOUR, identity_cleanup),
-)
+@lru_cache(maxsize=4)
+def _builtin_jobs(audit_anchor_seconds: int) -> tuple[Job, ...]:
+    # Cached: the same settings give the very same Job objects, so registering is a no-op.
+    return (
+        Job("identity-cleanup", HOUR, identity_cleanup),
+        # Copy the audit head to the ledger database (security.anchors).
+        Job("audit-anchor", audit_anchor_seconds, anchor_now),
+    )
+
+
+def builtin_jobs() -> tuple[Job, ...]:
+    """The built-in jobs, with intervals from the settings."""
+    return _builtin_jobs(get_settings().audit_anchor_seconds)
 
 
 def register_builtin_jobs() -> list[Job]:
     """Register the built-in jobs (idempotent); returns every registered job."""
-    for job in BUILTIN_JOBS:
+    for job in builtin_jobs():
         register(job)
     return registered()

@@ -5,6 +5,10 @@ or reordering any row breaks every hash after it; ``verify`` names the first bro
 Appends are serialized by updating the single ``audit_head`` row first, in the same
 transaction as the action being recorded: an action and its audit row commit together,
 exactly once. The database refuses UPDATE and DELETE on the table (triggers).
+
+Someone who can write to the identity database could still rewrite the chain from an
+edited row onward and verify would pass; ``security.anchors`` keeps copies of the head
+in the ledger database to catch that (``verify_with_anchors``).
 """
 
 from __future__ import annotations
@@ -135,6 +139,10 @@ class VerifyResult:
     rows: int
     first_broken_id: int | None = None
     reason: str = ""
+    # Filled by ``security.anchors.verify_with_anchors``: anchors checked, and what
+    # did not match them (``verify`` alone knows nothing of anchors).
+    anchors: int = 0
+    anchor_problems: tuple[str, ...] = ()
 
 
 def verify(session: Session, batch: int = 5000) -> VerifyResult:

@@ -261,9 +261,13 @@ def create_staff(email: object, password: object, role: Role, display_name: str 
 
 
 def verify_audit(token: str | None):  # noqa: ANN201 - returns security.audit.VerifyResult
-    """Recompute the audit chain (admins only)."""
-    from casino_app.security.audit import verify_and_count as verify
+    """Recompute the audit chain and check it against the anchors in the ledger
+    database (admins only). An anchor that no longer matches makes the result not ok,
+    naming the anchored row ("anchor at row N does not match...")."""
+    from casino_app.core.db import ledger_tx
+    from casino_app.security.anchors import verify_with_anchors
 
     with identity_tx() as s:
         require_role(s, token, (Role.admin,))
-        return verify(s)
+        with ledger_tx(readonly=True) as led:
+            return verify_with_anchors(s, led)

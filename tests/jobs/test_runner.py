@@ -280,14 +280,16 @@ async def test_run_in_app_runs_builtin_jobs_and_releases_on_cancel(app_env, monk
     reset_settings_cache()
     task = asyncio.create_task(run_in_app())
     try:
-        await wait_until(lambda: (state("identity-cleanup") or JobState()).runs, 10)
+        await wait_until(lambda: all((state(n) or JobState()).runs
+                                     for n in ("identity-cleanup", "audit-anchor")), 10)
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(task, 10)
-    row = state("identity-cleanup")
-    assert row.runs == 1 and row.last_ok is True, row.last_error
-    assert [j.name for j in registered()] == ["identity-cleanup"]
+    for name in ("identity-cleanup", "audit-anchor"):
+        row = state(name)
+        assert row.runs == 1 and row.last_ok is True, row.last_error
+    assert [j.name for j in registered()] == ["identity-cleanup", "audit-anchor"]
     assert in_process_holders() == {}
 
 
