@@ -146,14 +146,21 @@ class VerifyResult:
 
 
 def verify(session: Session, batch: int = 5000) -> VerifyResult:
-    """Recompute the chain from the first row; report the first row that does not fit."""
+    """Recompute the chain from the first row up to the head read at the start (rows
+    appended while it runs are left for the next run); report the first row that does
+    not fit."""
+    head = session.execute(select(AuditHead.last_id, AuditHead.last_hash)
+                           .where(AuditHead.id == 1)).one_or_none()
+    end = head.last_id if head is not None else None
     prev = GENESIS_HASH
     expected_id = 1
     count = 0
     last_id = 0
     while True:
-        rows = session.execute(select(AuditEvent).where(AuditEvent.id > last_id)
-                               .order_by(AuditEvent.id).limit(batch)).scalars().all()
+        q = select(AuditEvent).where(AuditEvent.id > last_id)
+        if end is not None:
+            q = q.where(AuditEvent.id <= end)
+        rows = session.execute(q.order_by(AuditEvent.id).limit(batch)).scalars().all()
         if not rows:
             break
         for row in rows:
@@ -170,7 +177,6 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
             expected_id += 1
             last_id = row.id
         session.expunge_all()
-    head = session.get(AuditHead, 1)
     if head is not None and (head.last_id != last_id or head.last_hash != prev):
         return VerifyResult(False, count, last_id + 1,
                             f"rows after {last_id} are missing (head says {head.last_id})")
