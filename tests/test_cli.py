@@ -5,16 +5,13 @@ log is broken."""
 from __future__ import annotations
 
 import io
-import logging
 import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from sqlalchemy import text
 
 from casino_app.cli import main
@@ -22,6 +19,7 @@ from casino_app.core.db import databases
 from casino_app.core.settings import parse_keyring
 from casino_app.users.models import Role
 from tests.conftest import _reset_process_state
+from tests.support.cli_logging import forget_cli_logging  # noqa: F401 (autouse fixture)
 from tests.users import fast_env
 from tests.users.helpers import PASSWORD, is_role, sign_in, user_count
 
@@ -30,17 +28,6 @@ CASINO = Path(sys.executable).with_name("casino")
 app_env = fast_env.app_env
 sqlite_template = fast_env.sqlite_template
 
-
-@pytest.fixture(autouse=True)
-def _forget_cli_logging() -> Iterator[None]:
-    """Each command configures logging onto the current stderr; undo that afterwards."""
-    yield
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        if getattr(h, "_casino", False):
-            root.removeHandler(h)
-    root.setLevel(logging.WARNING)
-    structlog.reset_defaults()
 
 
 def _stdin(monkeypatch: pytest.MonkeyPatch, text_in: str) -> None:

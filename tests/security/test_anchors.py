@@ -4,8 +4,6 @@ chain that ``audit.verify`` alone cannot see (every row re-hashed after an edit)
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -22,19 +20,9 @@ from casino_app.security.audit import Actor, AuditAction, compute_hash, record, 
 from casino_app.security.models import AuditEvent, AuditHead
 from casino_app.users import staff
 from casino_app.users.models import Role
+from tests.support.audit_tamper import exec_identity, open_tampering
+from tests.support.cli_logging import forget_cli_logging  # noqa: F401 (autouse fixture)
 from tests.users.helpers import make_staff
-
-
-@pytest.fixture(autouse=True)
-def _forget_cli_logging() -> Iterator[None]:
-    """``casino`` commands configure logging onto the current stderr; undo that."""
-    yield
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        if getattr(h, "_casino", False):
-            root.removeHandler(h)
-    root.setLevel(logging.WARNING)
-    structlog.reset_defaults()
 
 
 def _history(n: int) -> None:
@@ -67,17 +55,6 @@ def _chain_ok() -> bool:
         return verify(s).ok
 
 
-def _exec(sql: str) -> None:
-    with databases().identity_engine.begin() as conn:
-        conn.execute(text(sql))
-
-
-def _open_tampering(env: str) -> None:
-    if env == "postgres":
-        _exec("ALTER TABLE audit_log DISABLE TRIGGER USER")
-    else:
-        _exec("DROP TRIGGER audit_log_no_update")
-        _exec("DROP TRIGGER audit_log_no_delete")
 
 
 def _rewrite_from(k: int) -> None:
@@ -151,7 +128,7 @@ def test_a_rewritten_and_rehashed_chain_is_caught_by_its_anchors(
         any_env: str, capsys: pytest.CaptureFixture[str]) -> None:
     _anchored(2, 3, 3)  # anchors at rows 2, 5 and 8
     _history(1)  # row 9
-    _open_tampering(any_env)
+    open_tampering(any_env)
     _rewrite_from(4)
     assert _chain_ok()  # the chain alone no longer shows it
 
@@ -182,7 +159,7 @@ def test_the_staff_audit_check_names_the_anchored_row(any_env: str) -> None:
     anchor = anchor_now()
     assert anchor is not None and staff.verify_audit(admin).ok
     _history(2)
-    _open_tampering(any_env)
+    open_tampering(any_env)
     _rewrite_from(1)
     assert _chain_ok()
     result = staff.verify_audit(admin)
@@ -192,7 +169,7 @@ def test_the_staff_audit_check_names_the_anchored_row(any_env: str) -> None:
 
 def test_a_rewritten_newest_row_is_not_anchored_again(any_env: str) -> None:
     _anchored(3)  # the head is the anchored row
-    _open_tampering(any_env)
+    open_tampering(any_env)
     _rewrite_from(3)
     assert _chain_ok()
     before = _violations()
@@ -210,8 +187,8 @@ def test_a_rewritten_newest_row_is_not_anchored_again(any_env: str) -> None:
 def test_deleting_the_newest_rows_after_an_anchor_is_caught(
         any_env: str, capsys: pytest.CaptureFixture[str]) -> None:
     _anchored(4, 2)  # anchors at rows 4 and 6
-    _open_tampering(any_env)
-    _exec("DELETE FROM audit_log WHERE id > 4")
+    open_tampering(any_env)
+    exec_identity("DELETE FROM audit_log WHERE id > 4")
     with identity_tx() as s:
         head = s.get(AuditHead, 1)
         row4 = s.get(AuditEvent, 4)
@@ -232,8 +209,8 @@ def test_deleting_the_newest_rows_after_an_anchor_is_caught(
 def test_a_broken_chain_is_still_reported_first(any_env: str,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     _anchored(4)
-    _open_tampering(any_env)
-    _exec("UPDATE audit_log SET detail = '{}' WHERE id = 2")  # not re-hashed
+    open_tampering(any_env)
+    exec_identity("UPDATE audit_log SET detail = '{}' WHERE id = 2")  # not re-hashed
     code, out = _verify_cli(capsys)
     assert code == 1
     # Row 4's stored hash is unchanged, so its anchor still matches: the chain names row 2.

@@ -12,7 +12,7 @@ import time_machine
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from casino_app.core.db import databases, identity_tx
+from casino_app.core.db import identity_tx
 from casino_app.security.audit import (
     SYSTEM,
     Actor,
@@ -26,6 +26,7 @@ from casino_app.users import accounts, staff
 from casino_app.users.errors import InvalidCode, InvalidCredentials
 from casino_app.users.maintenance import rotate_encryption
 from casino_app.users.models import Role
+from tests.support.audit_tamper import exec_identity, open_tampering
 from tests.users.helpers import (
     NEW_PASSWORD,
     PASSWORD,
@@ -49,18 +50,6 @@ def _verify():  # noqa: ANN202
         return verify(s)
 
 
-def _exec(sql: str) -> None:
-    with databases().identity_engine.begin() as conn:
-        conn.execute(text(sql))
-
-
-def _open_tampering(env: str) -> None:
-    """What an attacker with database access would do first."""
-    if env == "postgres":
-        _exec("ALTER TABLE audit_log DISABLE TRIGGER USER")
-    else:
-        _exec("DROP TRIGGER audit_log_no_update")
-        _exec("DROP TRIGGER audit_log_no_delete")
 
 
 def _some_history(n: int = 6) -> None:
@@ -180,7 +169,7 @@ def test_an_intact_chain_verifies(any_env: str) -> None:
 def test_the_database_refuses_to_change_or_remove_audit_rows(any_env: str, sql: str) -> None:
     _some_history(4)
     with pytest.raises(DBAPIError) as exc:
-        _exec(sql)
+        exec_identity(sql)
     assert "append-only" in str(exc.value)
     assert _verify().ok and _verify().rows == 4
 
@@ -189,7 +178,7 @@ def test_the_database_refuses_to_change_or_remove_audit_rows(any_env: str, sql: 
 def test_the_database_refuses_to_empty_the_audit_log(pg_env: object) -> None:
     _some_history(2)
     with pytest.raises(DBAPIError):
-        _exec("TRUNCATE audit_log")
+        exec_identity("TRUNCATE audit_log")
     assert _verify().rows == 2
 
 
@@ -202,8 +191,8 @@ def test_the_database_refuses_to_empty_the_audit_log(pg_env: object) -> None:
 ])
 def test_an_edited_row_is_named(any_env: str, column: str, value: str) -> None:
     _some_history(6)
-    _open_tampering(any_env)
-    _exec(f"UPDATE audit_log SET {column} = {value} WHERE id = 3")  # noqa: S608
+    open_tampering(any_env)
+    exec_identity(f"UPDATE audit_log SET {column} = {value} WHERE id = 3")  # noqa: S608
     result = _verify()
     assert (result.ok, result.first_broken_id) == (False, 3)
     assert "row content" in result.reason
@@ -211,7 +200,7 @@ def test_an_edited_row_is_named(any_env: str, column: str, value: str) -> None:
 
 def test_an_edited_and_rehashed_row_breaks_the_next_link(any_env: str) -> None:
     _some_history(6)
-    _open_tampering(any_env)
+    open_tampering(any_env)
     with identity_tx() as s:
         row = s.get(AuditEvent, 3)
         assert row is not None
@@ -223,8 +212,8 @@ def test_an_edited_and_rehashed_row_breaks_the_next_link(any_env: str) -> None:
 
 def test_a_deleted_row_is_named(any_env: str) -> None:
     _some_history(6)
-    _open_tampering(any_env)
-    _exec("DELETE FROM audit_log WHERE id = 3")
+    open_tampering(any_env)
+    exec_identity("DELETE FROM audit_log WHERE id = 3")
     result = _verify()
     assert (result.ok, result.first_broken_id) == (False, 3)
     assert "missing" in result.reason
@@ -232,8 +221,8 @@ def test_a_deleted_row_is_named(any_env: str) -> None:
 
 def test_deleting_the_newest_rows_is_noticed(any_env: str) -> None:
     _some_history(6)
-    _open_tampering(any_env)
-    _exec("DELETE FROM audit_log WHERE id >= 5")
+    open_tampering(any_env)
+    exec_identity("DELETE FROM audit_log WHERE id >= 5")
     result = _verify()
     assert (result.ok, result.first_broken_id) == (False, 5)
 
