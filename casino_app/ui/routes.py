@@ -22,13 +22,22 @@ def staff_player(user_id: int | str) -> str:
 def login_then(next_path: str) -> str:
     from urllib.parse import quote
 
-    if not next_path.startswith("/") or next_path.startswith("//"):
+    if not _same_site_path(next_path):
         return LOGIN
     return f"{LOGIN}?next={quote(next_path, safe='/')}"
 
 
 def safe_next(value: str | None) -> str:
     """Only same-site paths: never redirect to another origin after sign-in."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+    if not value or not _same_site_path(value):
         return ACCOUNT
     return value
+
+
+def _same_site_path(value: str) -> bool:
+    # Browsers drop tab, CR and LF anywhere in a URL ("/\t/evil.example" is
+    # "//evil.example") and read a backslash as a slash, so refuse those and every other
+    # control character or space outright.
+    if not isinstance(value, str) or not value.startswith("/") or value.startswith("//"):
+        return False
+    return not any(c <= " " or c in "\x7f\\" for c in value)
