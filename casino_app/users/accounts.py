@@ -429,8 +429,7 @@ def change_password(token: str | None, current_password: object, new_password: o
                     ctx: RequestContext) -> str:
     """Change the password; other sessions end and this one gets a new token."""
     with identity_tx() as s:
-        me = _require(s, token)
-        user = _user_for_update(s, me.user_id)
+        me, user = _require_for_update(s, token)
         _check_password(user, current_password)
         pw = validation.password(new_password, email_addr=user.email, field="new_password")
         user.password_hash = passwords.hash_password(pw)
@@ -448,6 +447,20 @@ def _require(s: Session, token: str | None) -> CurrentUser:
     if me is None:
         raise NotAuthenticated()
     return me
+
+
+def _require_for_update(s: Session, token: str | None) -> tuple[CurrentUser, User]:
+    """The caller and their account row, locked. The session is checked again once the
+    row is locked: staff may have locked the account (or a reset ended every session)
+    after the token was first read, and a rotated session must not outlive that."""
+    me = _require(s, token)
+    user = _user_for_update(s, me.user_id)
+    again = sessions.resolve(s, token, touch=False, fresh=True)
+    if again is None or again.session_id != me.session_id:
+        from casino_app.users.errors import NotAuthenticated
+
+        raise NotAuthenticated()
+    return again, user
 
 
 def _check_password(user: User, password: object) -> None:
@@ -471,8 +484,7 @@ def start_totp(token: str | None, password: object, current_code: object,
     """Begin enrolment (or replacing the authenticator): needs the password, and the
     current code when 2FA is already on."""
     with identity_tx() as s:
-        me = _require(s, token)
-        user = _user_for_update(s, me.user_id)
+        me, user = _require_for_update(s, token)
         _check_password(user, password)
         if user.totp_enabled:
             _check_current_code(s, user, current_code)
@@ -484,8 +496,7 @@ def confirm_totp(token: str | None, code: object, ctx: RequestContext
     """Activate the pending secret; returns (recovery codes, rotated session token)."""
     clean = validation.code(code)
     with identity_tx() as s:
-        me = _require(s, token)
-        user = _user_for_update(s, me.user_id)
+        me, user = _require_for_update(s, token)
         if user.totp_pending_enc is None:
             raise ValidationFailed("Start the set-up again.", "code")
         replacing = user.totp_enabled
@@ -501,8 +512,7 @@ def confirm_totp(token: str | None, code: object, ctx: RequestContext
 def disable_totp(token: str | None, password: object, code: object,
                  ctx: RequestContext) -> str:
     with identity_tx() as s:
-        me = _require(s, token)
-        user = _user_for_update(s, me.user_id)
+        me, user = _require_for_update(s, token)
         if not user.totp_enabled:
             raise ValidationFailed("Two-factor authentication is not on.", "code")
         _check_password(user, password)
@@ -515,8 +525,7 @@ def disable_totp(token: str | None, password: object, code: object,
 def regenerate_recovery_codes(token: str | None, password: object, code: object,
                               ctx: RequestContext) -> list[str]:
     with identity_tx() as s:
-        me = _require(s, token)
-        user = _user_for_update(s, me.user_id)
+        me, user = _require_for_update(s, token)
         if not user.totp_enabled:
             raise ValidationFailed("Turn on two-factor authentication first.", "code")
         _check_password(user, password)

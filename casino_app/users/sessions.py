@@ -103,12 +103,17 @@ def _live(row: UserSession, now: datetime) -> bool:
             and now - row.last_seen_at <= idle)
 
 
-def resolve(session: Session, token: str | None, *, touch: bool = True) -> CurrentUser | None:
-    """The user behind a live token, or None. Touching extends the idle timeout."""
+def resolve(session: Session, token: str | None, *, touch: bool = True,
+            fresh: bool = False) -> CurrentUser | None:
+    """The user behind a live token, or None. Touching extends the idle timeout.
+    ``fresh`` reads the session row again even if this unit of work has read it already
+    (to see a revocation committed meanwhile)."""
     if not token or not isinstance(token, str) or len(token) > 128:
         return None
-    row = session.execute(select(UserSession).where(
-        UserSession.token_hash == token_hash(token))).scalar_one_or_none()
+    q = select(UserSession).where(UserSession.token_hash == token_hash(token))
+    if fresh:
+        q = q.execution_options(populate_existing=True)
+    row = session.execute(q).scalar_one_or_none()
     now = utcnow()
     if row is None or not _live(row, now):
         return None
