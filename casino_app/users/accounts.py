@@ -543,8 +543,7 @@ def my_sessions(token: str | None) -> list[sessions.SessionView]:
 
 
 def revoke_my_session(token: str | None, session_id: object, ctx: RequestContext) -> bool:
-    if not isinstance(session_id, int) or isinstance(session_id, bool) or session_id <= 0:
-        raise ValidationFailed("Unknown session.", "session_id")
+    session_id = validation.row_id(session_id, "session_id", "Unknown session.")
     with identity_tx() as s:
         me = _require(s, token)
         done = sessions.revoke(s, me.user_id, session_id, "revoked by owner")

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import false, select
 from sqlalchemy.orm import Session
 
 from casino_app.core.clock import utcnow
@@ -94,8 +94,9 @@ def find_players(token: str | None, query: object, ctx: RequestContext | None = 
     with identity_tx() as s:
         me = require_role(s, token)
         number = q.removeprefix("#")
-        if number.isdigit() and len(number) < 12:
-            cond = User.id == int(number)
+        if number.isascii() and number.isdigit():
+            account = validation.account_number(q)
+            cond = User.id == account if account is not None else false()
             kind = "account"
         else:
             try:
@@ -114,8 +115,7 @@ def find_players(token: str | None, query: object, ctx: RequestContext | None = 
 
 
 def _target(s: Session, user_id: object, *, lock: bool = False) -> User:
-    if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id <= 0:
-        raise ValidationFailed("Unknown account.", "user_id")
+    user_id = validation.row_id(user_id, "user_id", "Unknown account.")
     q = select(User).where(User.id == user_id)
     if lock:
         q = q.with_for_update()
@@ -195,8 +195,7 @@ def revoke_player_sessions(token: str | None, user_id: object, ctx: RequestConte
 
 def revoke_player_session(token: str | None, user_id: object, session_id: object,
                           ctx: RequestContext) -> bool:
-    if not isinstance(session_id, int) or isinstance(session_id, bool) or session_id <= 0:
-        raise ValidationFailed("Unknown session.", "session_id")
+    session_id = validation.row_id(session_id, "session_id", "Unknown session.")
     with identity_tx() as s:
         me = require_role(s, token)
         u = _target(s, user_id)
@@ -228,8 +227,8 @@ def set_role(token: str | None, user_id: object, role: object, ctx: RequestConte
 
 def audit_page(token: str | None, before_id: int | None = None, limit: int = 50
                ) -> list[AuditEvent]:
-    if before_id is not None and (not isinstance(before_id, int) or before_id <= 0):
-        raise ValidationFailed("Bad page.", "before_id")
+    if before_id is not None:
+        before_id = validation.row_id(before_id, "before_id", "Bad page.")
     with identity_tx() as s:
         require_role(s, token, (Role.admin,))
         return recent(s, min(max(limit, 1), 200), before_id=before_id)

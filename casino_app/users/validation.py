@@ -110,6 +110,25 @@ def code(value: object, field: str = "code") -> str:
     return clean
 
 
+ROW_ID_MAX = 2**31 - 1  # ids are INTEGER columns (int4 on PostgreSQL)
+
+
+def row_id(value: object, field: str, message: str) -> int:
+    """A row id from the browser: a real int (not a bool) that fits the column."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= ROW_ID_MAX:
+        raise ValidationFailed(message, field)
+    return value
+
+
+def account_number(text: str) -> int | None:
+    """``42`` or ``#42`` (ASCII digits only) as an id that fits the column, else None."""
+    number = text.removeprefix("#")
+    if not (number.isascii() and number.isdigit()) or len(number) > 10:
+        return None
+    value = int(number)
+    return value if 0 < value <= ROW_ID_MAX else None
+
+
 def token(value: object) -> str:
     if not isinstance(value, str) or not (20 <= len(value) <= 128) or \
             not re.fullmatch(r"[A-Za-z0-9_\-]+", value):

@@ -31,3 +31,11 @@ def test_next_keeps_paths_of_this_site(value: str) -> None:
 def test_login_then_refuses_what_safe_next_refuses() -> None:
     assert routes.login_then("/\t/evil.example") == routes.LOGIN
     assert routes.login_then("/account") == "/login?next=/account"
+
+
+def test_the_staff_player_page_reads_only_plain_account_numbers() -> None:
+    from casino_app.ui.state.staff import user_id_from_query
+
+    assert user_id_from_query("42") == 42
+    for raw in ("", "²", "٣", "-1", "0", "4.2", "99999999999", "9" * 40, "x"):
+        assert user_id_from_query(raw) == 0, raw

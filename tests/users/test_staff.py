@@ -308,3 +308,27 @@ def test_a_staff_lock_is_not_lifted_by_an_unlock_link_from_an_earlier_lock_out(
     assert len(read_outbox()) == 1
     staff.unlock_player(support, user_row(addr).id, "resolved", new_ctx())
     sign_in(addr)
+
+
+def test_odd_numbers_from_the_browser_are_refused_not_crashed_on(any_env: str) -> None:
+    """Ids too big for the columns, and digits that are not 0-9 ("²" passes isdigit but
+    not int), get a validation message, not a database or conversion error."""
+    admin, _, _ = make_staff(Role.admin)
+    token, _ = register()
+    me = whoami(token)
+    assert me is not None
+    for huge in (2**31, 2**63, 2**70):
+        calls = (lambda h: staff.player_detail(admin, h, new_ctx()),
+                 lambda h: staff.lock_player(admin, h, "why", new_ctx()),
+                 lambda h: staff.unlock_player(admin, h, "why", new_ctx()),
+                 lambda h: staff.revoke_player_sessions(admin, h, new_ctx()),
+                 lambda h: staff.revoke_player_session(admin, me.user_id, h, new_ctx()),
+                 lambda h: staff.set_role(admin, h, "support", new_ctx()),
+                 lambda h: staff.audit_page(admin, h))
+        for call in calls:
+            with pytest.raises(ValidationFailed):
+                call(huge)
+    for query in ("²", "#²", "#³³", "#99999999999"):
+        assert staff.find_players(admin, query, new_ctx()) == []
+    assert [p.user_id for p in staff.find_players(admin, f"#{me.user_id}", new_ctx())] \
+        == [me.user_id]

@@ -13,7 +13,7 @@ from casino_app.security.audit import format_time
 from casino_app.ui import routes
 from casino_app.ui.state.account import SessionRow
 from casino_app.ui.state.session import caller, describe, fmt_time, form_value
-from casino_app.users import staff
+from casino_app.users import staff, validation
 from casino_app.users.errors import Forbidden, NotAuthenticated, StaffNeeds2FA
 
 
@@ -89,6 +89,13 @@ class StaffSearchState(rx.State):
         self.searched = True
 
 
+def user_id_from_query(raw: str) -> int:
+    """The ``?id=`` of the staff player page: a plain account number, else 0."""
+    if not raw or raw.startswith("#"):
+        return 0
+    return validation.account_number(raw) or 0
+
+
 class StaffPlayerState(rx.State):
     loaded: bool = False
     player: PlayerRow | None = None
@@ -135,7 +142,7 @@ class StaffPlayerState(rx.State):
     async def on_open(self):
         self.loaded, self.player, self.message, self.notice = False, None, "", ""
         raw = self.router.url.query_parameters.get("id", "")
-        self._user_id = int(raw) if raw.isdigit() and len(raw) < 12 else 0
+        self._user_id = user_id_from_query(raw)
         return await self._load()
 
     async def _act(self, fn, *args, done: str = ""):  # noqa: ANN001, ANN202
