@@ -14,6 +14,7 @@ import reflex as rx
 from casino_app.ui import routes
 from casino_app.ui.state.session import caller, describe, fmt_time, form_value
 from casino_app.users import accounts
+from casino_app.users.errors import NotAuthenticated
 
 
 @dataclasses.dataclass
@@ -182,7 +183,10 @@ class SessionsState(rx.State):
         sess, me = await caller(self)
         if me is None:
             return _to_login(routes.SESSIONS)
-        n = await asyncio.to_thread(accounts.revoke_my_other_sessions, sess.token,
-                                    sess._context())
+        try:
+            n = await asyncio.to_thread(accounts.revoke_my_other_sessions, sess.token,
+                                        sess._context())
+        except NotAuthenticated:  # ended meanwhile (elsewhere, or by staff)
+            return _to_login(routes.SESSIONS)
         await self._load(sess.token)
         return rx.toast.success(f"Signed out {n} other session{'s' if n != 1 else ''}.")

@@ -225,6 +225,9 @@ class StaffAuditState(rx.State):
         if me is None or me.role.value != "admin":
             return _refusal(NotAuthenticated() if me is None else Forbidden(),
                             routes.STAFF_AUDIT)
-        result = await asyncio.to_thread(staff.verify_audit, sess.token)
+        try:
+            result = await asyncio.to_thread(staff.verify_audit, sess.token)
+        except Exception as exc:  # noqa: BLE001
+            return _refusal(exc, routes.STAFF_AUDIT) or rx.toast.error(describe(exc)[1])
         self.verify_result = (f"Intact: {result.rows} rows checked." if result.ok else
                               f"BROKEN at row {result.first_broken_id}: {result.reason}")
