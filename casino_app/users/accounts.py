@@ -180,6 +180,13 @@ def _issue_token(s: Session, user: User, purpose: TokenPurpose, minutes: int) ->
     return token
 
 
+def _end_challenges(s: Session, user_id: int) -> None:
+    """A new password ends sign-ins waiting at the 2FA step (started with the old one)."""
+    s.execute(update(MfaChallenge).where(
+        MfaChallenge.user_id == user_id, MfaChallenge.used_at.is_(None))
+        .values(used_at=utcnow()))
+
+
 def _send_unlock_mail(s: Session, user: User) -> None:
     st = get_settings()
     token = _issue_token(s, user, TokenPurpose.unlock, st.unlock_token_minutes)
@@ -416,6 +423,7 @@ def reset_password(token: object, new_password: object, ctx: RequestContext) -> 
         user.password_hash = passwords.hash_password(pw)
         user.password_changed_at = utcnow()
         revoked = sessions.revoke_all(s, user.id, "password reset")
+        _end_challenges(s, user.id)
         record(s, AuditAction.password_reset, Actor(user.id, user.role, ctx.ip), user.id,
                sessions_revoked=revoked)
         if user.locked_at is not None and not locked_by_staff(user):
@@ -435,6 +443,7 @@ def change_password(token: str | None, current_password: object, new_password: o
         user.password_hash = passwords.hash_password(pw)
         user.password_changed_at = utcnow()
         sessions.revoke_all(s, user.id, "password changed", except_session_id=me.session_id)
+        _end_challenges(s, user.id)
         record(s, AuditAction.password_changed, _actor(me, ctx), user.id)
         return sessions.rotate(s, me, ctx)
 

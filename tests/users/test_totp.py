@@ -338,3 +338,26 @@ def test_the_same_code_sent_twice_at_the_same_moment_is_accepted_once(
     for t in threads:
         t.join(30)
     assert sorted(outcomes) == ["ok", "refused"]
+
+
+def test_a_password_change_or_reset_ends_challenges_answered_later(
+        clock: time_machine.Coordinates) -> None:
+    """Someone who had the old password and is waiting at the code step (with a phished
+    recovery code, say) must not get in after the owner changed or reset the password."""
+    from tests.users.helpers import NEW_PASSWORD, link_token, read_outbox, wait_for_mail
+
+    addr, _, codes, token = _with_2fa()
+    pending = _password_step(addr)
+    accounts.change_password(token, PASSWORD, NEW_PASSWORD, new_ctx())
+    with pytest.raises(InvalidToken):
+        accounts.complete_login_mfa(mfa_token=pending, code=codes[0], ctx=new_ctx())
+
+    pending = _password_step(addr, NEW_PASSWORD)
+    before = len(read_outbox())
+    accounts.request_password_reset(addr, new_ctx())
+    link = link_token(wait_for_mail(before + 1)[-1], "reset")
+    accounts.reset_password(link, PASSWORD, new_ctx())
+    with pytest.raises(InvalidToken):
+        accounts.complete_login_mfa(mfa_token=pending, code=codes[1], ctx=new_ctx())
+    # A challenge started after the reset works as usual.
+    accounts.complete_login_mfa(mfa_token=_password_step(addr), code=codes[2], ctx=new_ctx())
