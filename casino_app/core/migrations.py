@@ -6,6 +6,7 @@ database is behind. No alembic.ini: the configuration is built here from setting
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
@@ -49,8 +50,16 @@ def upgrade_all() -> dict[str, str]:
     return out
 
 
+@lru_cache(maxsize=len(DATABASES))
 def head(name: str) -> str:
-    return ScriptDirectory.from_config(alembic_config(name)).get_current_head() or ""
+    """The newest revision shipped for a database. The scripts do not change while the
+    process runs, so they are read once (readyz asks on every probe)."""
+    if name not in DATABASES:
+        raise ValueError(f"unknown database {name!r}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(ROOT / "alembic" / name))
+    cfg.set_main_option("path_separator", "os")
+    return ScriptDirectory.from_config(cfg).get_current_head() or ""
 
 
 def current(name: str, engine: Engine | None = None) -> str:

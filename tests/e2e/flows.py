@@ -32,16 +32,22 @@ def wait_ready(page: Page) -> None:
         "!document.querySelector('button[type=submit][disabled]')")
 
 
-def register(page: Page, email: str, name: str, password: str,
-             dob: str = "1990-05-05") -> None:
-    goto(page, "/register")
+def submit_registration(page: Page, email: str, name: str, password: str,
+                        confirm: str | None = None, dob: str = "1990-05-05") -> None:
+    """Fill the open registration form and send it."""
     page.get_by_label("Email").fill(email)
     page.get_by_label("Display name").fill(name)
     page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_label("Repeat password").fill(password)
+    page.get_by_label("Repeat password").fill(password if confirm is None else confirm)
     page.get_by_label("Date of birth").fill(dob)
     page.get_by_label("I am 18 or older").check()
     page.get_by_role("button", name="Create account").click()
+
+
+def register(page: Page, email: str, name: str, password: str,
+             dob: str = "1990-05-05") -> None:
+    goto(page, "/register")
+    submit_registration(page, email, name, password, dob=dob)
     page.wait_for_url(at("/account"))
     expect(page.get_by_text(email)).to_be_visible()
 

@@ -9,7 +9,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.flows import goto
+from tests.e2e.flows import goto, submit_registration
 
 pytestmark = pytest.mark.e2e
 
@@ -38,13 +38,8 @@ def test_registration_refuses_bad_input_with_a_message(new_context, live_app, na
     goto(page, "/register")
     page.evaluate("""() => document.querySelectorAll('input').forEach(i => {
         i.removeAttribute('maxlength'); i.removeAttribute('max'); })""")
-    page.get_by_label("Email").fill(f"bad-{uuid.uuid4().hex[:6]}@example.com")
-    page.get_by_label("Display name").fill(name)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_label("Repeat password").fill(confirm)
-    page.get_by_label("Date of birth").fill(dob)
-    page.get_by_label("I am 18 or older").check()
-    page.get_by_role("button", name="Create account").click()
+    submit_registration(page, f"bad-{uuid.uuid4().hex[:6]}@example.com", name, password,
+                        confirm, dob)
     expect(page.get_by_role("alert").filter(has_text=message)).to_be_visible()
     assert _user_count(live_app) == before
     assert "/register" in page.url

@@ -30,6 +30,11 @@ def _narrow(*children: rx.Component) -> rx.Component:
                             width="100%", max_width=styles.FORM_WIDTH), width="100%")
 
 
+def _done_then_sign_in(text: str) -> rx.Component:
+    return rx.vstack(rx.callout(text, icon="circle_check", color_scheme="green", role="status"),
+                     link_button("Sign in", href=routes.LOGIN), spacing="3")
+
+
 def _latest_birthday() -> str:
     today = date.today()
     try:
@@ -149,10 +154,8 @@ def reset() -> rx.Component:
         rx.heading("Choose a new password", size="6"),
         rx.cond(
             ResetState.done,
-            rx.vstack(
-                rx.callout("Your password has been changed and every device was signed "
-                           "out.", icon="circle_check", color_scheme="green", role="status"),
-                link_button("Sign in", href=routes.LOGIN), spacing="3"),
+            _done_then_sign_in("Your password has been changed and every device was "
+                               "signed out."),
             form(
                 rx.vstack(
                     form_message(ResetState.message),
@@ -170,10 +173,7 @@ def unlock() -> rx.Component:
         rx.heading("Unlock your account", size="6"),
         rx.match(
             UnlockState.status,
-            ("done", rx.vstack(
-                rx.callout("Your account is unlocked. You can sign in again.",
-                           icon="circle_check", color_scheme="green", role="status"),
-                link_button("Sign in", href=routes.LOGIN), spacing="3")),
+            ("done", _done_then_sign_in("Your account is unlocked. You can sign in again.")),
             ("failed", rx.vstack(form_message(UnlockState.message),
                                  rx.link("Reset your password instead", href=routes.FORGOT),
                                  spacing="3")),

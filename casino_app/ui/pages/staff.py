@@ -1,6 +1,9 @@
 """Staff pages: player search, a player's account (sessions, lock state, actions), the
 audit log. The shell's on_load denies anyone who is not support or admin."""
 
+from collections.abc import Callable
+from typing import Any
+
 import reflex as rx
 
 from casino_app.ui import routes, styles
@@ -15,6 +18,15 @@ from casino_app.ui.state.staff import (
     StaffPlayerState,
     StaffSearchState,
 )
+
+
+def _table(headers: tuple[str, ...], rows: rx.Var, render: Callable[[Any], rx.Component],
+           **props: Any) -> rx.Component:
+    """A table that scrolls sideways on a phone instead of squeezing its columns."""
+    return rx.box(rx.table.root(
+        rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
+        rx.table.body(rx.foreach(rows, render)), width="100%", **props),
+        overflow_x="auto", width="100%")
 
 
 def _result(p: PlayerRow) -> rx.Component:
@@ -43,15 +55,8 @@ def staff_home() -> rx.Component:
         rx.cond(
             StaffSearchState.searched,
             rx.cond(StaffSearchState.results.length() > 0,
-                    rx.box(rx.table.root(
-                        rx.table.header(rx.table.row(
-                            rx.table.column_header_cell("Email"),
-                            rx.table.column_header_cell("Name"),
-                            rx.table.column_header_cell("Account"),
-                            rx.table.column_header_cell("Role"),
-                            rx.table.column_header_cell("State"))),
-                        rx.table.body(rx.foreach(StaffSearchState.results, _result)),
-                        width="100%"), overflow_x="auto", width="100%"),
+                    _table(("Email", "Name", "Account", "Role", "State"),
+                           StaffSearchState.results, _result),
                     rx.text("No account matches that search.", color=styles.MUTED))),
         rx.cond(SessionState.is_admin, rx.link("Audit log", href=routes.STAFF_AUDIT)),
         spacing="4", width="100%",
@@ -77,12 +82,8 @@ def _audit_table(rows: rx.Var) -> rx.Component:
                             rx.table.cell(a.target), rx.table.cell(a.ip),
                             rx.table.cell(rx.text(a.detail, size="1", word_break="break-all")))
 
-    return rx.box(rx.table.root(
-        rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in
-                                       ("#", "When", "Action", "By", "Account", "IP",
-                                        "Detail")])),
-        rx.table.body(rx.foreach(rows, line)), size="1", width="100%"),
-        overflow_x="auto", width="100%")
+    return _table(("#", "When", "Action", "By", "Account", "IP", "Detail"), rows, line,
+                  size="1")
 
 
 def _reason_form(action: rx.EventHandler, label: str, color: str) -> rx.Component:
@@ -132,14 +133,8 @@ def _player() -> rx.Component:
                       rx.button("Revoke all", color_scheme="red", variant="outline",
                                 on_click=StaffPlayerState.revoke_all), width="100%"),
             rx.cond(StaffPlayerState.sessions.length() > 0,
-                    rx.box(rx.table.root(
-                        rx.table.header(rx.table.row(
-                            rx.table.column_header_cell("Device"),
-                            rx.table.column_header_cell("IP"),
-                            rx.table.column_header_cell("Last seen"),
-                            rx.table.column_header_cell(""))),
-                        rx.table.body(rx.foreach(StaffPlayerState.sessions, _staff_session)),
-                        width="100%"), overflow_x="auto", width="100%"),
+                    _table(("Device", "IP", "Last seen", ""), StaffPlayerState.sessions,
+                           _staff_session),
                     rx.text("No live sessions.", color=styles.MUTED)),
             spacing="3", width="100%", align="start")),
         card(rx.vstack(rx.heading("Recent activity", size="4"),

@@ -1,6 +1,7 @@
 """Staff pages: find a player, see their sessions and lock state, act on them, read the
-audit log. Every handler re-checks the caller's role on the server (the services do it
-again inside their transaction), and every action is audited by the service."""
+audit log. Every handler goes through ``_staff_call``: the ``users.staff`` function it
+calls checks the caller's session, role and 2FA on the server inside its transaction
+(deny by default), a refusal becomes a redirect, and the service audits the action."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import reflex as rx
 from casino_app.security.audit import format_time
 from casino_app.ui import routes
 from casino_app.ui.state.account import SessionRow
-from casino_app.ui.state.session import caller, describe, fmt_time, form_value
+from casino_app.ui.state.session import describe, fmt_time, form_value, session_of
 from casino_app.users import staff, validation
 from casino_app.users.errors import Forbidden, NotAuthenticated, StaffNeeds2FA
 
@@ -62,6 +63,34 @@ def _refusal(exc: Exception, path: str):  # noqa: ANN202
     return None
 
 
+@dataclasses.dataclass
+class _Outcome:
+    """A staff service call: its result, or what to do instead (``redirect`` to return
+    for a refused caller, or ``error`` to show)."""
+
+    result: object = None
+    redirect: object = None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.redirect is None and not self.error
+
+
+async def _staff_call(state: rx.State, path: str, fn, *args,  # noqa: ANN001
+                      with_context: bool = True) -> _Outcome:
+    """Call one ``users.staff`` function with the caller's session token. The service
+    checks the role (and staff 2FA) inside its transaction; a refusal becomes a redirect."""
+    sess = await session_of(state)
+    extra = (sess._context(),) if with_context else ()
+    try:
+        return _Outcome(await asyncio.to_thread(fn, sess.token, *args, *extra))
+    except Exception as exc:  # noqa: BLE001 - refusals redirect, the rest is shown
+        redirect = _refusal(exc, path)
+        return _Outcome(redirect=redirect, error="" if redirect is not None
+                        else describe(exc)[1])
+
+
 class StaffSearchState(rx.State):
     query: str = ""
     results: list[PlayerRow] = []
@@ -71,22 +100,15 @@ class StaffSearchState(rx.State):
     @rx.event
     async def search(self, form: dict):
         self.message = ""
-        sess, me = await caller(self)
-        if me is None or not me.is_staff:
-            return _refusal(NotAuthenticated() if me is None else Forbidden(), routes.STAFF)
         q = form_value(form, "query")
-        try:
-            found = await asyncio.to_thread(staff.find_players, sess.token, q,
-                                            sess._context())
-        except Exception as exc:  # noqa: BLE001
-            redirect = _refusal(exc, routes.STAFF)
-            if redirect is not None:
-                return redirect
-            self.message = describe(exc)[1]
-            return
+        out = await _staff_call(self, routes.STAFF, staff.find_players, q)
+        if not out.ok:
+            self.message = out.error
+            return out.redirect
         self.query = q if isinstance(q, str) else ""
-        self.results = [_row(p) for p in found]
+        self.results = [_row(p) for p in out.result]
         self.searched = True
+        return None
 
 
 def user_id_from_query(raw: str) -> int:
@@ -114,18 +136,12 @@ class StaffPlayerState(rx.State):
         return routes.staff_player(self._user_id or "")
 
     async def _load(self) -> object:
-        sess, me = await caller(self)
-        if me is None or not me.is_staff:
-            return _refusal(NotAuthenticated() if me is None else Forbidden(), self._path())
-        try:
-            d = await asyncio.to_thread(staff.player_detail, sess.token, self._user_id,
-                                        sess._context())
-        except Exception as exc:  # noqa: BLE001
-            redirect = _refusal(exc, self._path())
-            if redirect is not None:
-                return redirect
-            self.loaded, self.player, self.message = True, None, describe(exc)[1]
-            return None
+        out = await _staff_call(self, self._path(), staff.player_detail, self._user_id)
+        if not out.ok:
+            if out.error:
+                self.loaded, self.player, self.message = True, None, out.error
+            return out.redirect
+        d = out.result
         self.player = _row(d.summary)
         self.lock_reason = d.lock_reason or ""
         self.locked_at = fmt_time(d.locked_at)
@@ -147,17 +163,10 @@ class StaffPlayerState(rx.State):
 
     async def _act(self, fn, *args, done: str = ""):  # noqa: ANN001, ANN202
         self.message, self.notice = "", ""
-        sess, me = await caller(self)
-        if me is None or not me.is_staff:
-            return _refusal(NotAuthenticated() if me is None else Forbidden(), self._path())
-        try:
-            await asyncio.to_thread(fn, sess.token, self._user_id, *args, sess._context())
-        except Exception as exc:  # noqa: BLE001
-            redirect = _refusal(exc, self._path())
-            if redirect is not None:
-                return redirect
-            self.message = describe(exc)[1]
-            return None
+        out = await _staff_call(self, self._path(), fn, self._user_id, *args)
+        if not out.ok:
+            self.message = out.error
+            return out.redirect
         redirect = await self._load()
         self.notice = done
         return redirect
@@ -197,15 +206,11 @@ class StaffAuditState(rx.State):
     message: str = ""
 
     async def _page(self, before_id: int | None):  # noqa: ANN202
-        sess, me = await caller(self)
-        if me is None:
-            return rx.redirect(routes.login_then(routes.STAFF_AUDIT))
-        try:
-            events = await asyncio.to_thread(staff.audit_page, sess.token, before_id,
-                                             AUDIT_PAGE)
-        except Exception as exc:  # noqa: BLE001
-            return _refusal(exc, routes.STAFF_AUDIT) or rx.toast.error(describe(exc)[1])
-        rows = _audit_rows(events)
+        out = await _staff_call(self, routes.STAFF_AUDIT, staff.audit_page, before_id,
+                                AUDIT_PAGE, with_context=False)
+        if not out.ok:
+            return out.redirect or rx.toast.error(out.error)
+        rows = _audit_rows(out.result)
         self.rows = rows if before_id is None else [*self.rows, *rows]
         self.more = len(rows) == AUDIT_PAGE and rows[-1].id > 1
         return None
@@ -221,13 +226,10 @@ class StaffAuditState(rx.State):
 
     @rx.event
     async def verify(self):
-        sess, me = await caller(self)
-        if me is None or me.role.value != "admin":
-            return _refusal(NotAuthenticated() if me is None else Forbidden(),
-                            routes.STAFF_AUDIT)
-        try:
-            result = await asyncio.to_thread(staff.verify_audit, sess.token)
-        except Exception as exc:  # noqa: BLE001
-            return _refusal(exc, routes.STAFF_AUDIT) or rx.toast.error(describe(exc)[1])
+        out = await _staff_call(self, routes.STAFF_AUDIT, staff.verify_audit,
+                                with_context=False)
+        if not out.ok:
+            return out.redirect or rx.toast.error(out.error)
+        result = out.result
         self.verify_result = (f"Intact: {result.rows} rows checked." if result.ok else
                               f"BROKEN at row {result.first_broken_id}: {result.reason}")
