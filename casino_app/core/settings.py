@@ -95,6 +95,18 @@ class Settings(BaseSettings):
     audit_anchor_seconds: int = Field(600, ge=10, le=86400)
     trusted_proxies: int = Field(0, ge=0, le=5)
 
+    # Games and bets. Payout tables and house edges live in a JSON file (games/config.py
+    # documents its shape); empty means the built-in tables.
+    games_config_file: Path | None = None
+    # Largest payout one bet may win, as a share of the house bankroll (basis points).
+    exposure_cap_bps: int = Field(100, ge=1, le=10_000)
+    # Bet limits per currency in its base unit: "CUR:min:max" separated by commas;
+    # currencies not named use the defaults of payments/currencies.py.
+    bet_limits: str = ""
+    rate_bets_player: str = "20/second;600/minute"
+    # Play money a demo top-up grants (FUN hundredths) and the balance under which it may.
+    fun_topup_amount: int = Field(100_000, ge=1, le=10**12)
+
     @field_validator("public_url")
     @classmethod
     def _url(cls, v: str) -> str:
@@ -121,7 +133,7 @@ class Settings(BaseSettings):
 
     @field_validator("rate_login_ip", "rate_login_account", "rate_register_ip",
                      "rate_reset_ip", "rate_reset_account", "rate_mfa_session",
-                     "rate_reauth_account")
+                     "rate_reauth_account", "rate_bets_player")
     @classmethod
     def _rate(cls, v: str) -> str:
         from limits import parse_many
