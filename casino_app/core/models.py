@@ -1,5 +1,6 @@
 """Import every table module so each Base's metadata is complete (alembic, tests)."""
 
+from casino_app.games import models as _games  # noqa: F401
 from casino_app.jobs import models as _jobs  # noqa: F401
 from casino_app.payments import models as _payments  # noqa: F401
 from casino_app.security import anchor_models as _anchors  # noqa: F401

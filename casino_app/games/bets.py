@@ -1,0 +1,375 @@
+"""The bet path: one service call per bet (cosmicpython's service layer).
+
+``place_bet`` validates, rate-limits, draws the outcome from the player's active seed pair
+and, in one ledger transaction, posts stake and payout as one balanced entry, records the
+bet with its fairness inputs and updates the player's stats. The browser chooses the
+``bet_key``: the same key again returns the first bet and moves nothing.
+
+Mines is played in steps: ``start_mines`` takes the stake, ``reveal_tile`` opens tiles,
+``cash_out`` pays; an open round lives in the database and survives reloads and restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import zlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from casino_app.core.clock import utcnow
+from casino_app.core.db import ledger_tx
+from casino_app.core.settings import get_settings
+from casino_app.games import seeds
+from casino_app.games.house import GAMES, GameError
+from casino_app.games.models import Bet, PlayerStats
+from casino_app.payments import ledger
+from casino_app.payments.currencies import Currency, currency
+from casino_app.security import ratelimit
+
+E4 = 10_000
+_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+class BetRefused(Exception):
+    """A bet that was not placed; ``str(exc)`` is the message for the player."""
+
+
+class InvalidBet(BetRefused):
+    pass
+
+
+class InsufficientBalance(BetRefused):
+    def __init__(self) -> None:
+        super().__init__("Insufficient balance for this bet.")
+
+
+class OverExposure(BetRefused):
+    pass
+
+
+class TooFast(BetRefused):
+    def __init__(self, retry_after: int):
+        super().__init__(f"You are betting too fast. Try again in {retry_after} s.")
+
+
+@dataclass(frozen=True)
+class BetResult:
+    bet_id: int
+    bet_key: str
+    game: str
+    currency: str
+    stake: int
+    payout: int
+    mult_e4: int
+    state: str                 # open (Mines in play), won, lost
+    params: dict[str, Any]
+    outcome: Any               # Mines while open: None (the mines stay hidden)
+    revealed: list[int]        # Mines: safe tiles opened so far
+    next_mult_e4: int          # Mines: what cashing out now would pay (x 1e4)
+    balance_before: int
+    balance_after: int
+    nonce: int
+    client_seed: str
+    server_seed_hash: str
+    server_seed: str | None    # only once the pair is revealed
+    created_at: datetime
+    replayed: bool = False
+
+    @property
+    def profit(self) -> int:
+        return self.payout - self.stake
+
+
+def _shard(bet_key: str) -> int:
+    return zlib.crc32(bet_key.encode()) % ledger.BANKROLL_SHARDS
+
+
+def _entry_key(player_id: str, bet_key: str) -> str:
+    return f"bet:{player_id}:{bet_key}"
+
+
+def _game(name: object):  # noqa: ANN202
+    game = GAMES.get(name) if isinstance(name, str) else None
+    if game is None:
+        raise InvalidBet(f"Unknown game. Choose one of {', '.join(GAMES)}.")
+    return game
+
+
+def _validate(player_id: str, game_name: object, currency_code: object, stake: object,
+              params: object, bet_key: object):  # noqa: ANN202
+    if not isinstance(bet_key, str) or not _KEY.match(bet_key):
+        raise InvalidBet("Bad bet id: reload the page and try again.")
+    game = _game(game_name)
+    try:
+        cur = currency(currency_code)
+    except ValueError as exc:
+        raise InvalidBet(str(exc)) from None
+    if isinstance(stake, bool) or not isinstance(stake, int):
+        raise InvalidBet("Enter a bet amount.")
+    if stake < cur.min_bet:
+        raise InvalidBet(f"The smallest bet is {cur.format(cur.min_bet)} {cur.code}.")
+    if stake > cur.max_bet:
+        raise InvalidBet(f"The largest bet is {cur.format(cur.max_bet)} {cur.code}.")
+    if not isinstance(params, dict):
+        raise InvalidBet("Bad game settings.")
+    try:
+        parsed = game.parse_params(params)
+    except GameError as exc:
+        raise InvalidBet(str(exc)) from None
+    return game, cur, parsed
+
+
+_bankroll_cache: dict[tuple[int, str], tuple[float, int]] = {}
+_bankroll_lock = threading.Lock()
+
+
+def _bankroll(currency_code: str) -> int:
+    """The house bankroll over all shards, cached for a second (the cap is a policy, not
+    an invariant: the ledger itself never needs it)."""
+    key = (id(ledger_tx), currency_code)
+    now = time.monotonic()
+    hit = _bankroll_cache.get(key)
+    if hit and now - hit[0] < 1.0:
+        return hit[1]
+    with ledger_tx(readonly=True) as s:
+        total = ledger.house_total(s, currency_code, "bankroll")
+    with _bankroll_lock:
+        _bankroll_cache[key] = (now, total)
+    return total
+
+
+def reset_bankroll_cache() -> None:
+    _bankroll_cache.clear()
+
+
+def max_win(cur: Currency) -> int | None:
+    """The largest net win one bet may have in ``cur`` (None: no cap, play money)."""
+    if not cur.real_money:
+        return None
+    return max(0, _bankroll(cur.code)) * get_settings().exposure_cap_bps // E4
+
+
+def _check_exposure(cur: Currency, stake: int, mult_e4: int) -> None:
+    cap = max_win(cur)
+    if cap is None:
+        return
+    if stake * mult_e4 // E4 - stake > cap:
+        raise OverExposure(
+            f"This bet could win more than the house allows per bet "
+            f"({cur.format(cap)} {cur.code}). Lower the amount or the multiplier.")
+
+
+def _rate_limit(player_id: str) -> None:
+    try:
+        ratelimit.hit("bet", get_settings().rate_bets_player, player_id)
+    except ratelimit.RateLimited as exc:
+        raise TooFast(exc.retry_after) from None
+
+
+def _stats(s: Session, player_id: str, cur: str, stake: int, payout: int, mult: int) -> None:
+    pg = s.get_bind().dialect.name == "postgresql"
+    ins = (postgresql.insert if pg else sqlite.insert)(PlayerStats).values(
+        player_id=player_id, currency=cur, bets=1, wagered=stake, paid=payout,
+        best_mult_e4=mult, updated_at=utcnow())
+    t = PlayerStats.__table__
+    from sqlalchemy import func
+
+    greatest = func.greatest if pg else func.max
+    s.execute(ins.on_conflict_do_update(
+        index_elements=["player_id", "currency"],
+        set_={"bets": t.c.bets + 1, "wagered": t.c.wagered + stake,
+              "paid": t.c.paid + payout,
+              "best_mult_e4": greatest(t.c.best_mult_e4, ins.excluded.best_mult_e4),
+              "updated_at": ins.excluded.updated_at}))
+
+
+def _view(b: Bet, replayed: bool = False, server_seed: str | None = None) -> BetResult:
+    open_ = b.state == "open"
+    revealed = json.loads(b.progress) if b.game == "mines" else []
+    next_mult = 0
+    params = json.loads(b.params)
+    if b.game == "mines":
+        next_mult = _game("mines").mines_multiplier_e4(params["mines"], len(revealed))
+    return BetResult(b.id, b.bet_key, b.game, b.currency, b.stake, b.payout, b.mult_e4,
+                     b.state, params, None if open_ else json.loads(b.outcome), revealed,
+                     next_mult, b.balance_before, b.balance_after, b.nonce, b.client_seed,
+                     b.server_seed_hash, server_seed, b.created_at, replayed)
+
+
+def _params_json(parsed: Any) -> str:
+    from dataclasses import asdict, is_dataclass
+
+    data = asdict(parsed) if is_dataclass(parsed) else dict(parsed)
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def _replay(player_id: str, bet_key: str, game: str, cur: str, stake: int,
+            params_json: str) -> BetResult | None:
+    with ledger_tx(readonly=True) as s:
+        b = s.execute(select(Bet).where(Bet.player_id == player_id, Bet.bet_key == bet_key)
+                      ).scalar_one_or_none()
+        if b is None:
+            return None
+        if (b.game, b.currency, b.stake, b.params) != (game, cur, stake, params_json):
+            raise InvalidBet("This bet id was already used for another bet.")
+        return _view(b, replayed=True, server_seed=seeds.revealed_seed_of(s, b.seed_pair_id))
+
+
+def place_bet(player_id: str, game_name: object, currency_code: object, stake: object,
+              params: object, bet_key: object) -> BetResult:
+    """Place one bet (Mines: start a round). Raises BetRefused with a clear message."""
+    game, cur, parsed = _validate(player_id, game_name, currency_code, stake, params, bet_key)
+    assert isinstance(stake, int) and isinstance(bet_key, str)
+    params_json = _params_json(parsed)
+    found = _replay(player_id, bet_key, game.name, cur.code, stake, params_json)
+    if found is not None:
+        return found
+    is_mines = game.name == "mines"
+    _check_exposure(cur, stake, game.mines_multiplier_e4(parsed.mines, 1) if is_mines
+                    else game.max_multiplier_e4(parsed))
+    _rate_limit(player_id)
+    seeds.ensure(player_id)
+    try:
+        return _settle(player_id, game, cur, stake, parsed, params_json, bet_key)
+    except (ledger.IdempotencyConflict, IntegrityError):
+        # the same bet id raced with itself: the first one won, answer with it
+        found = _replay(player_id, bet_key, game.name, cur.code, stake, params_json)
+        if found is None:
+            if is_mines:
+                raise InvalidBet("Finish your open Mines round first.") from None
+            raise
+        return found
+
+
+def _settle(player_id: str, game, cur: Currency, stake: int, parsed: Any,  # noqa: ANN001
+            params_json: str, bet_key: str) -> BetResult:
+    is_mines = game.name == "mines"
+    with ledger_tx() as s:
+        inputs = seeds._draw_inputs(s, player_id)
+        if inputs is None:
+            raise InvalidBet("Your seeds are being set up. Try again.")
+        outcome = game.draw(inputs.server_seed, inputs.client_seed, inputs.nonce, parsed)
+        mult = 0 if is_mines else game.multiplier_e4(parsed, outcome)
+        payout = stake * mult // E4
+        player = ledger.player_account(s, player_id, cur.code)
+        bank = ledger.house_account(s, cur.code, "bankroll", _shard(bet_key))
+        try:
+            result = ledger.post_entry(
+                s, _entry_key(player_id, bet_key), "bet",
+                [(player, -stake), (bank, stake), (bank, -payout), (player, payout)],
+                memo=f"{game.name} bet {bet_key}")
+        except ledger.InsufficientFunds:
+            raise InsufficientBalance() from None
+        if result.replayed:
+            raise ledger.IdempotencyConflict(result.key)
+        after = result.balances[player]
+        now = utcnow()
+        bet = Bet(player_id=player_id, bet_key=bet_key, game=game.name, currency=cur.code,
+                  stake=stake, payout=payout, mult_e4=mult,
+                  state="open" if is_mines else ("won" if payout > 0 else "lost"),
+                  params=params_json, outcome=json.dumps(outcome), progress="[]",
+                  seed_pair_id=inputs.pair_id, nonce=inputs.nonce,
+                  client_seed=inputs.client_seed, server_seed_hash=inputs.server_seed_hash,
+                  balance_before=after - payout + stake, balance_after=after,
+                  created_at=now, settled_at=None if is_mines else now)
+        s.add(bet)
+        if not is_mines:
+            _stats(s, player_id, cur.code, stake, payout, mult)
+        s.flush()
+        return _view(bet)
+
+
+# --- Mines ---
+
+def _open_round(s: Session, player_id: str, bet_id: object) -> Bet:
+    if isinstance(bet_id, bool) or not isinstance(bet_id, int) or not 0 < bet_id < 2**62:
+        raise InvalidBet("No such round.")
+    q = select(Bet).where(Bet.id == bet_id, Bet.player_id == player_id, Bet.game == "mines")
+    if s.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update()
+    b = s.execute(q).scalar_one_or_none()
+    if b is None:
+        raise InvalidBet("No such round.")
+    return b
+
+
+def open_mines(player_id: str) -> BetResult | None:
+    """The player's unfinished Mines round, if any."""
+    with ledger_tx(readonly=True) as s:
+        b = s.execute(select(Bet).where(Bet.player_id == player_id, Bet.state == "open")
+                      ).scalar_one_or_none()
+        return None if b is None else _view(b)
+
+
+def _finish(s: Session, b: Bet, state: str, mult: int) -> None:
+    b.state, b.mult_e4, b.payout = state, mult, b.stake * mult // E4
+    b.settled_at = utcnow()
+    _stats(s, b.player_id, b.currency, b.stake, b.payout, mult)
+
+
+def _pay(s: Session, b: Bet) -> None:
+    player = ledger.player_account(s, b.player_id, b.currency)
+    bank = ledger.house_account(s, b.currency, "bankroll", _shard(b.bet_key))
+    if b.payout > 0:
+        r = ledger.transfer(s, _entry_key(b.player_id, b.bet_key) + ":cashout", "payout",
+                            bank, player, b.payout, memo=f"mines cash out {b.bet_key}")
+        b.balance_after = r.balances.get(player, b.balance_after)
+
+
+def reveal_tile(player_id: str, bet_id: object, tile: object) -> BetResult:
+    """Open one tile of the player's Mines round; a mine ends it, the last safe tile pays."""
+    if isinstance(tile, bool) or not isinstance(tile, int) or not 0 <= tile <= 24:
+        raise InvalidBet("Pick a tile from 0 to 24.")
+    game = _game("mines")
+    with ledger_tx() as s:
+        b = _open_round(s, player_id, bet_id)
+        if b.state != "open":
+            return _view(b, server_seed=seeds.revealed_seed_of(s, b.seed_pair_id))
+        revealed = json.loads(b.progress)
+        if tile in revealed:
+            return _view(b)
+        mines_at = json.loads(b.outcome)
+        count = json.loads(b.params)["mines"]
+        try:
+            _check_exposure(currency(b.currency), b.stake,
+                            game.mines_multiplier_e4(count, len(revealed) + 1))
+        except OverExposure:
+            raise OverExposure("This round has reached the largest win the house allows "
+                               "per bet. Cash out to collect it.") from None
+        if tile in mines_at:
+            b.progress = json.dumps([*revealed, tile])
+            _finish(s, b, "lost", 0)
+            b.balance_after = ledger.player_balances(s, player_id)[b.currency].balance
+            return _view(b)
+        revealed.append(tile)
+        b.progress = json.dumps(revealed)
+        if len(revealed) == 25 - count:
+            _finish(s, b, "won", game.mines_multiplier_e4(count, len(revealed)))
+            _pay(s, b)
+        return _view(b)
+
+
+def cash_out(player_id: str, bet_id: object) -> BetResult:
+    """Take the current Mines multiplier; at least one safe tile must be open."""
+    game = _game("mines")
+    with ledger_tx() as s:
+        b = _open_round(s, player_id, bet_id)
+        if b.state != "open":
+            return _view(b, replayed=True,
+                         server_seed=seeds.revealed_seed_of(s, b.seed_pair_id))
+        revealed = json.loads(b.progress)
+        if not revealed:
+            raise InvalidBet("Open at least one tile before cashing out.")
+        _finish(s, b, "won", game.mines_multiplier_e4(json.loads(b.params)["mines"],
+                                                      len(revealed)))
+        _pay(s, b)
+        return _view(b)

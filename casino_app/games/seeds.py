@@ -1,0 +1,147 @@
+"""Seed pairs of the provably-fair scheme (shared/reference/FAIRNESS.md).
+
+A player has one *active* pair (its server seed's hash is shown; bets use it with the
+next nonce) and one *next* pair (committed: its hash is shown too). Rotating reveals the
+active server seed and promotes the next one. Server seeds are sealed with the keyring
+until revealed, and no function here returns an unrevealed seed except ``_draw_inputs``,
+which the bet path uses inside its transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from casino_app.core.clock import utcnow
+from casino_app.core.db import ledger_tx
+from casino_app.games import fairness
+from casino_app.games.models import SeedPair
+from casino_app.security.crypto import keyring
+
+
+def _context(player_id: str, seed_hash: str) -> str:
+    return f"server-seed:{player_id}:{seed_hash}"
+
+
+def _new_pair(player_id: str, state: str, client_seed: str = "") -> SeedPair:
+    seed = fairness.new_server_seed()
+    digest = fairness.hash_server_seed(seed)
+    now = utcnow()
+    return SeedPair(player_id=player_id, state=state, server_seed_hash=digest,
+                    server_seed_sealed=keyring().seal(seed.encode(), _context(player_id, digest)),
+                    client_seed=client_seed, nonce=0, created_at=now,
+                    activated_at=now if state == "active" else None)
+
+
+def _open(pair_player: str, digest: str, sealed: bytes) -> str:
+    return keyring().open(sealed, _context(pair_player, digest)).decode()
+
+
+def ensure(player_id: str) -> None:
+    """Give the player an active and a next pair if they have none (idempotent)."""
+    with ledger_tx(readonly=True) as s:
+        states = set(s.scalars(select(SeedPair.state).where(
+            SeedPair.player_id == player_id, SeedPair.state != "revealed")))
+    if {"active", "next"} <= states:
+        return
+    try:
+        with ledger_tx() as s:
+            states = set(s.scalars(select(SeedPair.state).where(
+                SeedPair.player_id == player_id, SeedPair.state != "revealed")))
+            if "active" not in states:
+                s.add(_new_pair(player_id, "active", fairness.new_client_seed()))
+            if "next" not in states:
+                s.add(_new_pair(player_id, "next"))
+    except IntegrityError:
+        pass  # created by a concurrent request: same outcome
+
+
+@dataclass(frozen=True)
+class DrawInputs:
+    pair_id: int
+    server_seed: str
+    server_seed_hash: str
+    client_seed: str
+    nonce: int
+
+
+def _draw_inputs(s: Session, player_id: str) -> DrawInputs | None:
+    """Take the next nonce of the active pair (row-locked until the transaction ends)."""
+    t = SeedPair.__table__
+    row = s.execute(update(t).where(t.c.player_id == player_id, t.c.state == "active")
+                    .values(nonce=t.c.nonce + 1)
+                    .returning(t.c.id, t.c.server_seed_sealed, t.c.server_seed_hash,
+                               t.c.client_seed, t.c.nonce)).first()
+    if row is None:
+        return None
+    return DrawInputs(row.id, _open(player_id, row.server_seed_hash, row.server_seed_sealed),
+                      row.server_seed_hash, row.client_seed, row.nonce - 1)
+
+
+@dataclass(frozen=True)
+class SeedView:
+    server_seed_hash: str
+    client_seed: str
+    nonce: int
+    next_server_seed_hash: str
+
+
+@dataclass(frozen=True)
+class RevealedSeed:
+    pair_id: int
+    server_seed: str
+    server_seed_hash: str
+    client_seed: str
+    bets: int           # nonces 0 .. bets-1 were used
+    activated_at: datetime | None
+    revealed_at: datetime | None
+
+
+def current(player_id: str) -> SeedView:
+    ensure(player_id)
+    with ledger_tx(readonly=True) as s:
+        pairs = {p.state: p for p in s.scalars(select(SeedPair).where(
+            SeedPair.player_id == player_id, SeedPair.state != "revealed"))}
+    a, n = pairs["active"], pairs["next"]
+    return SeedView(a.server_seed_hash, a.client_seed, a.nonce, n.server_seed_hash)
+
+
+def rotate(player_id: str, client_seed: object = None) -> RevealedSeed:
+    """Reveal the active server seed, make the next pair active with ``client_seed`` (or a
+    random one), and commit a new next seed. Returns the revealed pair."""
+    new_client = (fairness.new_client_seed() if client_seed in (None, "")
+                  else fairness.validate_client_seed(client_seed))  # type: ignore[arg-type]
+    ensure(player_id)
+    with ledger_tx() as s:
+        t = SeedPair.__table__
+        now = utcnow()
+        old = s.execute(update(t).where(t.c.player_id == player_id, t.c.state == "active")
+                        .values(state="revealed", revealed_at=now)
+                        .returning(t.c.id, t.c.server_seed_sealed, t.c.server_seed_hash,
+                                   t.c.client_seed, t.c.nonce, t.c.activated_at)).one()
+        seed = _open(player_id, old.server_seed_hash, old.server_seed_sealed)
+        s.execute(update(t).where(t.c.id == old.id).values(revealed_seed=seed))
+        s.execute(update(t).where(t.c.player_id == player_id, t.c.state == "next")
+                  .values(state="active", client_seed=new_client, activated_at=now))
+        s.add(_new_pair(player_id, "next"))
+    return RevealedSeed(old.id, seed, old.server_seed_hash, old.client_seed, old.nonce,
+                        old.activated_at, now)
+
+
+def revealed(player_id: str, limit: int = 50) -> list[RevealedSeed]:
+    with ledger_tx(readonly=True) as s:
+        rows = s.scalars(select(SeedPair).where(SeedPair.player_id == player_id,
+                                                SeedPair.state == "revealed")
+                         .order_by(SeedPair.id.desc()).limit(limit)).all()
+    return [RevealedSeed(p.id, p.revealed_seed or "", p.server_seed_hash, p.client_seed,
+                         p.nonce, p.activated_at, p.revealed_at) for p in rows]
+
+
+def revealed_seed_of(s: Session, pair_id: int) -> str | None:
+    """The server seed of pair ``pair_id`` if it has been revealed, else None."""
+    return s.execute(select(SeedPair.revealed_seed).where(
+        SeedPair.id == pair_id, SeedPair.state == "revealed")).scalar_one_or_none()
