@@ -24,6 +24,7 @@ TEST_KEY = "t1:" + base64.b64encode(secrets.token_bytes(32)).decode()
 def _reset_process_state() -> None:
     from casino_app.core.db import reset_databases
     from casino_app.core.settings import reset_settings_cache
+    from casino_app.payments.currencies import reset_currencies
     from casino_app.security.ratelimit import reset_limiter
     from casino_app.users.passwords import reset_password_context
 
@@ -31,6 +32,14 @@ def _reset_process_state() -> None:
     reset_settings_cache()
     reset_limiter()
     reset_password_context()
+    reset_currencies()
+    try:
+        from casino_app.games.bets import reset_bankroll_cache
+        from casino_app.games.config import reset_config
+    except ImportError:  # the games package is being built
+        return
+    reset_bankroll_cache()
+    reset_config()
 
 
 @pytest.fixture(scope="session")

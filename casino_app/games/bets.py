@@ -128,14 +128,14 @@ def _validate(player_id: str, game_name: object, currency_code: object, stake: o
     return game, cur, parsed
 
 
-_bankroll_cache: dict[tuple[int, str], tuple[float, int]] = {}
+_bankroll_cache: dict[str, tuple[float, int]] = {}
 _bankroll_lock = threading.Lock()
 
 
 def _bankroll(currency_code: str) -> int:
     """The house bankroll over all shards, cached for a second (the cap is a policy, not
     an invariant: the ledger itself never needs it)."""
-    key = (id(ledger_tx), currency_code)
+    key = currency_code
     now = time.monotonic()
     hit = _bankroll_cache.get(key)
     if hit and now - hit[0] < 1.0:
