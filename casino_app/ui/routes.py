@@ -13,6 +13,20 @@ SESSIONS = "/account/sessions"
 STAFF = "/admin"
 STAFF_PLAYER = "/admin/player"
 STAFF_AUDIT = "/admin/audit"
+STAFF_ADJUSTMENTS = "/admin/adjustments"
+GAMES = "/games"            # one page per game: /games/dice, /games/mines, ...
+BETS = "/bets"              # my bets: history, recall, stats
+BET = "/bets/bet"           # one bet's recall: /bets/bet?id=42
+FAIRNESS = "/fairness"      # seeds: current hash, client seed, rotate, revealed seeds
+VERIFY = "/verify"          # the in-browser verifier (no server call)
+
+
+def game(name: str) -> str:
+    return f"{GAMES}/{name}"
+
+
+def bet(bet_id: int | str) -> str:
+    return f"{BET}?id={bet_id}"
 
 
 def staff_player(user_id: int | str) -> str:
