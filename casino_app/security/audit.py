@@ -55,6 +55,11 @@ class AuditAction(StrEnum):
     staff_created = "staff.created"
     staff_role_changed = "staff.role_changed"
     keys_rotated = "keys.rotated"
+    staff_money_view = "staff.money_view"
+    adjustment_requested = "ledger.adjustment_requested"
+    adjustment_approved = "ledger.adjustment_approved"
+    adjustment_rejected = "ledger.adjustment_rejected"
+    ledger_check_failed = "ledger.check_failed"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,199 @@
+"""Staff use cases on a player's money: see balances, bets and ledger entries; request a
+manual adjustment and have a second staff member approve or reject it (four eyes).
+
+Like users/staff.py, every function re-checks the caller's role from their session token
+and writes an audit row. The adjustment itself lives in the ledger database
+(``adjustment_requests``) and is posted as one balanced entry against the house
+``adjustment`` account under the idempotency key ``adjustment:<id>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from casino_app.core.clock import utcnow
+from casino_app.core.db import identity_tx, ledger_tx
+from casino_app.games import history
+from casino_app.games.bets import BetResult
+from casino_app.payments import ledger
+from casino_app.payments.currencies import currency
+from casino_app.payments.models import AdjustmentRequest
+from casino_app.security.audit import AuditAction, record
+from casino_app.users.errors import Forbidden, NotFound, ValidationFailed
+from casino_app.users.models import Role, User
+from casino_app.users.sessions import RequestContext
+from casino_app.users.staff import _actor, _reason, _target, require_role
+
+APPROVERS = (Role.admin,)
+
+
+@dataclass(frozen=True)
+class PlayerMoney:
+    user_id: int
+    player_id: str
+    balances: dict[str, ledger.Balance]
+    bets: list[BetResult]
+    entries: list[ledger.EntryLine]
+    adjustments: list[AdjustmentView]
+
+
+@dataclass(frozen=True)
+class AdjustmentView:
+    id: int
+    user_id: int | None
+    player_id: str
+    currency: str
+    amount: int
+    amount_text: str
+    reason: str
+    requested_by: int
+    requested_at: datetime
+    state: str
+    decided_by: int | None
+    decided_at: datetime | None
+
+
+def _view(a: AdjustmentRequest, user_id: int | None = None) -> AdjustmentView:
+    cur = currency(a.currency)
+    sign = "-" if a.amount < 0 else "+"
+    return AdjustmentView(a.id, user_id, a.player_id, a.currency, a.amount,
+                          f"{sign}{cur.format(abs(a.amount), cur.decimals)} {a.currency}",
+                          a.reason, a.requested_by, a.requested_at, a.state, a.decided_by,
+                          a.decided_at)
+
+
+def player_money(token: str | None, user_id: object, ctx: RequestContext) -> PlayerMoney:
+    """A player's balances, last bets, ledger lines and adjustments (the view is audited)."""
+    with identity_tx() as s:
+        me = require_role(s, token)
+        u = _target(s, user_id)
+        record(s, AuditAction.staff_money_view, _actor(me, ctx), u.id)
+        uid, pid = u.id, u.player_id
+    bets, _ = history.bets_page(pid, limit=20)
+    with ledger_tx(readonly=True) as ls:
+        balances = ledger.player_balances(ls, pid)
+        entries = ledger.entries_of(ls, pid, limit=50)
+        adjustments = [_view(a, uid) for a in ls.scalars(
+            select(AdjustmentRequest).where(AdjustmentRequest.player_id == pid)
+            .order_by(AdjustmentRequest.id.desc()).limit(20))]
+    return PlayerMoney(uid, pid, balances, bets, entries, adjustments)
+
+
+def _amount(currency_code: object, amount_text: object) -> tuple[str, int]:
+    try:
+        cur = currency(currency_code)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), "currency") from None
+    if not cur.real_money:
+        raise ValidationFailed("Play money is not adjusted by staff.", "currency")
+    text = amount_text.strip() if isinstance(amount_text, str) else ""
+    negative = text.startswith("-")
+    try:
+        units = cur.parse(text.lstrip("+-"))
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), "amount") from None
+    if units == 0:
+        raise ValidationFailed("Enter an amount other than zero (use - to debit).", "amount")
+    return cur.code, -units if negative else units
+
+
+def request_adjustment(token: str | None, user_id: object, currency_code: object,
+                       amount_text: object, reason: object, ctx: RequestContext
+                       ) -> AdjustmentView:
+    """Ask for a manual credit (``"0.5"``) or debit (``"-0.5"``) of a player's balance."""
+    why = _reason(reason)
+    code, amount = _amount(currency_code, amount_text)
+    with identity_tx() as s:
+        me = require_role(s, token)
+        u = _target(s, user_id)
+        if u.role != Role.player.value:
+            raise ValidationFailed("Only player accounts hold balances.", "user_id")
+        with ledger_tx() as ls:
+            a = AdjustmentRequest(player_id=u.player_id, currency=code, amount=amount,
+                                  reason=why, requested_by=me.user_id, state="pending",
+                                  requested_at=utcnow())
+            ls.add(a)
+            ls.flush()
+            view = _view(a, u.id)
+        record(s, AuditAction.adjustment_requested, _actor(me, ctx), u.id,
+               adjustment_id=view.id, currency=code, amount=amount, reason=why)
+    return view
+
+
+def _pending(ls, request_id: object) -> AdjustmentRequest:  # noqa: ANN001
+    if isinstance(request_id, bool) or not isinstance(request_id, int) \
+            or not 0 < request_id < 2**31:
+        raise NotFound("No such adjustment request.")
+    q = select(AdjustmentRequest).where(AdjustmentRequest.id == request_id)
+    if ls.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update()
+    a = ls.execute(q).scalar_one_or_none()
+    if a is None:
+        raise NotFound("No such adjustment request.")
+    if a.state != "pending":
+        raise ValidationFailed(f"This request was already {a.state}.", "request_id")
+    return a
+
+
+def _player_user(s, player_id: str) -> int | None:  # noqa: ANN001
+    return s.execute(select(User.id).where(User.player_id == player_id)).scalar_one_or_none()
+
+
+def approve_adjustment(token: str | None, request_id: object, ctx: RequestContext
+                       ) -> AdjustmentView:
+    """A second staff member (an admin who did not ask for it) applies the adjustment."""
+    with identity_tx() as s:
+        me = require_role(s, token, APPROVERS)
+        with ledger_tx() as ls:
+            a = _pending(ls, request_id)
+            if a.requested_by == me.user_id:
+                raise Forbidden("A second staff member must approve your own request.")
+            player = ledger.player_account(ls, a.player_id, a.currency)
+            house = ledger.house_account(ls, a.currency, "adjustment")
+            debit, credit = (house, player) if a.amount > 0 else (player, house)
+            try:
+                entry = ledger.transfer(ls, f"adjustment:{a.id}", "adjustment", debit, credit,
+                                        abs(a.amount), memo=f"adjustment #{a.id}: {a.reason}")
+            except ledger.InsufficientFunds:
+                raise ValidationFailed("The player's available balance is smaller than this "
+                                       "debit.", "request_id") from None
+            a.state, a.decided_by, a.decided_at = "approved", me.user_id, utcnow()
+            a.entry_id = entry.entry_id
+            ls.flush()
+            view = _view(a, _player_user(s, a.player_id))
+        record(s, AuditAction.adjustment_approved, _actor(me, ctx), view.user_id,
+               adjustment_id=view.id, currency=view.currency, amount=view.amount,
+               requested_by=view.requested_by, entry_id=entry.entry_id)
+    return view
+
+
+def reject_adjustment(token: str | None, request_id: object, reason: object,
+                      ctx: RequestContext) -> AdjustmentView:
+    why = _reason(reason)
+    with identity_tx() as s:
+        me = require_role(s, token, APPROVERS)
+        with ledger_tx() as ls:
+            a = _pending(ls, request_id)
+            if a.requested_by == me.user_id:
+                raise Forbidden("A second staff member must decide on your own request.")
+            a.state, a.decided_by, a.decided_at = "rejected", me.user_id, utcnow()
+            ls.flush()
+            view = _view(a, _player_user(s, a.player_id))
+        record(s, AuditAction.adjustment_rejected, _actor(me, ctx), view.user_id,
+               adjustment_id=view.id, reason=why)
+    return view
+
+
+def pending_adjustments(token: str | None) -> list[AdjustmentView]:
+    with identity_tx() as s:
+        require_role(s, token)
+        with ledger_tx(readonly=True) as ls:
+            rows = ls.scalars(select(AdjustmentRequest)
+                              .where(AdjustmentRequest.state == "pending")
+                              .order_by(AdjustmentRequest.id)).all()
+        users = dict(s.execute(select(User.player_id, User.id).where(
+            User.player_id.in_({a.player_id for a in rows}))).all()) if rows else {}
+    return [_view(a, users.get(a.player_id)) for a in rows]
