@@ -155,6 +155,33 @@ def cmd_config_check(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Recompute a house-game outcome from revealed seeds; needs no configuration."""
+    import json
+
+    from casino_app.games.house import GameError, verify
+
+    def whole(value: str | None, option: str) -> int | None:
+        if value is None:
+            return None
+        if not (value.strip().isascii() and value.strip().isdigit()):
+            raise GameError(f"{option}: must be a whole number")
+        return int(value)
+
+    try:
+        missing = [f"--{n.replace('_', '-')}" for n in ("game", "server_seed",
+                   "client_seed", "nonce") if getattr(args, n) is None]
+        if missing:
+            raise GameError(f"missing {', '.join(missing)}")
+        result = verify(args.game.strip().lower(), args.server_seed.strip(),
+                        args.client_seed, whole(args.nonce, "--nonce") or 0,
+                        rows=whole(args.rows, "--rows"), mines=whole(args.mines, "--mines"))
+    except ValueError as exc:  # GameError, FairnessError
+        return _fail(str(exc))
+    print(json.dumps(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="casino", description="HashHouse platform commands")
     sub = p.add_subparsers(dest="command", required=True)
@@ -190,6 +217,16 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("config", help="configuration").add_subparsers(dest="config", required=True)
     c.add_parser("check", help="validate and print the settings (secrets hidden)") \
         .set_defaults(func=cmd_config_check)
+
+    v = sub.add_parser("verify", help="recompute a house-game outcome from revealed seeds "
+                                      "(prints JSON)")
+    v.add_argument("--game", help="dice, limbo, plinko, keno or mines")
+    v.add_argument("--server-seed", help="the revealed server seed (64 hex characters)")
+    v.add_argument("--client-seed")
+    v.add_argument("--nonce")
+    v.add_argument("--rows", help="plinko only: 8 to 16 (required)")
+    v.add_argument("--mines", help="mines only: 1 to 24 (required)")
+    v.set_defaults(func=cmd_verify)
     return p
 
 
