@@ -182,6 +182,58 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ledger_check(_args: argparse.Namespace) -> int:
+    """Print each ledger invariant (shared/reference/TRUST.md); exit 1 on a violation."""
+    from casino_app.payments.checks import run_check
+
+    findings = run_check()
+    for f in findings:
+        status = "ok" if not f.violations else f"VIOLATED ({f.violations})"
+        print(f"{status:<16} {f.check}: {f.description}")
+        for example in f.examples:
+            print(f"{'':<16}   e.g. {example}")
+    bad = sum(1 for f in findings if f.violations)
+    print("ledger: all invariants hold" if not bad else f"ledger: {bad} invariant(s) violated")
+    return 1 if bad else 0
+
+
+def cmd_ledger_fund(args: argparse.Namespace) -> int:
+    """Record coins the operator put into the house wallets as bankroll."""
+    from casino_app.core.db import identity_tx, ledger_tx
+    from casino_app.payments import ledger
+    from casino_app.payments.currencies import currency
+    from casino_app.security.audit import SYSTEM, AuditAction, record
+
+    try:
+        cur = currency(args.currency)
+        if not cur.real_money:
+            return _fail("FUN is play money: its bankroll needs no funding")
+        amount = cur.parse(args.amount)
+    except ValueError as exc:
+        return _fail(str(exc))
+    if amount <= 0:
+        return _fail("the amount must be positive")
+    reference = " ".join(args.reference.split())[:120]
+    if not reference:
+        return _fail("--reference must say where the coins came from (e.g. a transaction id)")
+    with identity_tx() as s, ledger_tx() as ls:
+        custody = ledger.house_account(ls, cur.code, "custody")
+        bank = ledger.house_account(ls, cur.code, "bankroll")
+        try:
+            r = ledger.transfer(ls, f"fund:{cur.code}:{reference}", "funding", custody, bank,
+                                amount, memo=f"bankroll funding: {reference}")
+        except ledger.IdempotencyConflict:
+            return _fail(f"reference {reference!r} was already recorded with another amount")
+        if not r.replayed:
+            record(s, AuditAction.bankroll_funded, SYSTEM, None, currency=cur.code,
+                   amount=amount, reference=reference, entry_id=r.entry_id)
+        total = ledger.house_total(ls, cur.code, "bankroll")
+    word = "already recorded" if r.replayed else "recorded"
+    print(f"{word}: {cur.format(amount, cur.decimals)} {cur.code} into the bankroll "
+          f"(entry {r.entry_id}); bankroll now {cur.format(total, cur.decimals)} {cur.code}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="casino", description="HashHouse platform commands")
     sub = p.add_subparsers(dest="command", required=True)
@@ -213,6 +265,17 @@ def build_parser() -> argparse.ArgumentParser:
         .set_defaults(func=cmd_keys_generate)
     k.add_parser("rotate", help="re-encrypt stored secrets under the first key") \
         .set_defaults(func=cmd_keys_rotate)
+
+    lg = sub.add_parser("ledger", help="the money ledger").add_subparsers(dest="ledger",
+                                                                         required=True)
+    lg.add_parser("check", help="check the ledger's invariants; exit 1 on a violation") \
+        .set_defaults(func=cmd_ledger_check)
+    lf = lg.add_parser("fund", help="record coins put into the house wallets as bankroll")
+    lf.add_argument("--currency", required=True)
+    lf.add_argument("--amount", required=True, help="in whole coins, e.g. 0.5")
+    lf.add_argument("--reference", required=True,
+                    help="where the coins came from (transaction id); a repeat is a no-op")
+    lf.set_defaults(func=cmd_ledger_fund)
 
     c = sub.add_parser("config", help="configuration").add_subparsers(dest="config", required=True)
     c.add_parser("check", help="validate and print the settings (secrets hidden)") \

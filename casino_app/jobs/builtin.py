@@ -31,6 +31,12 @@ def identity_cleanup() -> dict[str, int]:
     return removed
 
 
+def ledger_check() -> dict[str, int]:
+    from casino_app.payments.checks import run_check
+
+    return {f.check: f.violations for f in run_check() if f.violations}
+
+
 @lru_cache(maxsize=4)
 def _builtin_jobs(audit_anchor_seconds: int) -> tuple[Job, ...]:
     # Cached: the same settings give the very same Job objects, so registering is a no-op.
@@ -38,6 +44,9 @@ def _builtin_jobs(audit_anchor_seconds: int) -> tuple[Job, ...]:
         Job("identity-cleanup", HOUR, identity_cleanup),
         # Copy the audit head to the ledger database (security.anchors).
         Job("audit-anchor", audit_anchor_seconds, anchor_now),
+        # Recompute the ledger's invariants (payments.checks): violations are logged,
+        # audited and counted in /api/metrics.
+        Job("ledger-check", HOUR, ledger_check),
     )
 
 

@@ -60,6 +60,7 @@ class AuditAction(StrEnum):
     adjustment_approved = "ledger.adjustment_approved"
     adjustment_rejected = "ledger.adjustment_rejected"
     ledger_check_failed = "ledger.check_failed"
+    bankroll_funded = "ledger.bankroll_funded"
 
 
 @dataclass(frozen=True)

@@ -272,6 +272,9 @@ async def test_an_hourly_job_is_not_rerun_right_after_a_restart(app_env) -> None
     assert runs == []
 
 
+BUILTIN = ("identity-cleanup", "audit-anchor", "ledger-check")
+
+
 async def test_run_in_app_runs_builtin_jobs_and_releases_on_cancel(app_env, monkeypatch
                                                                     ) -> None:
     from casino_app.core.settings import reset_settings_cache
@@ -281,15 +284,15 @@ async def test_run_in_app_runs_builtin_jobs_and_releases_on_cancel(app_env, monk
     task = asyncio.create_task(run_in_app())
     try:
         await wait_until(lambda: all((state(n) or JobState()).runs
-                                     for n in ("identity-cleanup", "audit-anchor")), 10)
+                                     for n in BUILTIN), 10)
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(task, 10)
-    for name in ("identity-cleanup", "audit-anchor"):
+    for name in BUILTIN:
         row = state(name)
         assert row.runs == 1 and row.last_ok is True, row.last_error
-    assert [j.name for j in registered()] == ["identity-cleanup", "audit-anchor"]
+    assert [j.name for j in registered()] == list(BUILTIN)
     assert in_process_holders() == {}
 
 
