@@ -29,7 +29,7 @@ from casino_app.core.clock import utcnow
 from casino_app.core.db import ledger_tx
 from casino_app.core.settings import get_settings
 from casino_app.games import seeds
-from casino_app.games.house import GAMES, GameError
+from casino_app.games.house import GAMES, GameError, mines_multiplier_e4
 from casino_app.games.models import Bet, PlayerStats
 from casino_app.payments import ledger
 from casino_app.payments.currencies import Currency, currency
@@ -198,7 +198,7 @@ def _view(b: Bet, replayed: bool = False, server_seed: str | None = None) -> Bet
     next_mult = 0
     params = json.loads(b.params)
     if b.game == "mines":
-        next_mult = _game("mines").mines_multiplier_e4(params["mines"], len(revealed))
+        next_mult = mines_multiplier_e4(params["mines"], len(revealed))
     return BetResult(b.id, b.bet_key, b.game, b.currency, b.stake, b.payout, b.mult_e4,
                      b.state, params, None if open_ else json.loads(b.outcome), revealed,
                      next_mult, b.balance_before, b.balance_after, b.nonce, b.client_seed,
@@ -206,10 +206,7 @@ def _view(b: Bet, replayed: bool = False, server_seed: str | None = None) -> Bet
 
 
 def _params_json(parsed: Any) -> str:
-    from dataclasses import asdict, is_dataclass
-
-    data = asdict(parsed) if is_dataclass(parsed) else dict(parsed)
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return json.dumps(parsed.to_json(), sort_keys=True, separators=(",", ":"))
 
 
 def _replay(player_id: str, bet_key: str, game: str, cur: str, stake: int,
@@ -234,7 +231,7 @@ def place_bet(player_id: str, game_name: object, currency_code: object, stake: o
     if found is not None:
         return found
     is_mines = game.name == "mines"
-    _check_exposure(cur, stake, game.mines_multiplier_e4(parsed.mines, 1) if is_mines
+    _check_exposure(cur, stake, mines_multiplier_e4(parsed.mines, 1) if is_mines
                     else game.max_multiplier_e4(parsed))
     _rate_limit(player_id)
     seeds.ensure(player_id)
@@ -329,7 +326,6 @@ def reveal_tile(player_id: str, bet_id: object, tile: object) -> BetResult:
     """Open one tile of the player's Mines round; a mine ends it, the last safe tile pays."""
     if isinstance(tile, bool) or not isinstance(tile, int) or not 0 <= tile <= 24:
         raise InvalidBet("Pick a tile from 0 to 24.")
-    game = _game("mines")
     with ledger_tx() as s:
         b = _open_round(s, player_id, bet_id)
         if b.state != "open":
@@ -341,7 +337,7 @@ def reveal_tile(player_id: str, bet_id: object, tile: object) -> BetResult:
         count = json.loads(b.params)["mines"]
         try:
             _check_exposure(currency(b.currency), b.stake,
-                            game.mines_multiplier_e4(count, len(revealed) + 1))
+                            mines_multiplier_e4(count, len(revealed) + 1))
         except OverExposure:
             raise OverExposure("This round has reached the largest win the house allows "
                                "per bet. Cash out to collect it.") from None
@@ -353,14 +349,13 @@ def reveal_tile(player_id: str, bet_id: object, tile: object) -> BetResult:
         revealed.append(tile)
         b.progress = json.dumps(revealed)
         if len(revealed) == 25 - count:
-            _finish(s, b, "won", game.mines_multiplier_e4(count, len(revealed)))
+            _finish(s, b, "won", mines_multiplier_e4(count, len(revealed)))
             _pay(s, b)
         return _view(b)
 
 
 def cash_out(player_id: str, bet_id: object) -> BetResult:
     """Take the current Mines multiplier; at least one safe tile must be open."""
-    game = _game("mines")
     with ledger_tx() as s:
         b = _open_round(s, player_id, bet_id)
         if b.state != "open":
@@ -369,7 +364,7 @@ def cash_out(player_id: str, bet_id: object) -> BetResult:
         revealed = json.loads(b.progress)
         if not revealed:
             raise InvalidBet("Open at least one tile before cashing out.")
-        _finish(s, b, "won", game.mines_multiplier_e4(json.loads(b.params)["mines"],
+        _finish(s, b, "won", mines_multiplier_e4(json.loads(b.params)["mines"],
                                                       len(revealed)))
         _pay(s, b)
         return _view(b)
