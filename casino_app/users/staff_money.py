@@ -9,6 +9,7 @@ and writes an audit row. The adjustment itself lives in the ledger database
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,7 +25,7 @@ from casino_app.payments.models import AdjustmentRequest
 from casino_app.security.audit import AuditAction, record
 from casino_app.users.errors import Forbidden, NotFound, ValidationFailed
 from casino_app.users.models import Role, User
-from casino_app.users.sessions import RequestContext
+from casino_app.users.sessions import CurrentUser, RequestContext
 from casino_app.users.staff import _actor, _reason, _target, require_role
 
 APPROVERS = (Role.admin,)
@@ -82,7 +83,12 @@ def player_money(token: str | None, user_id: object, ctx: RequestContext) -> Pla
     return PlayerMoney(uid, pid, balances, bets, entries, adjustments)
 
 
+_AMOUNT = re.compile(r"[0-9][0-9,_]*(\.[0-9]*)?|\.[0-9]+")
+
+
 def _amount(currency_code: object, amount_text: object) -> tuple[str, int]:
+    """A signed decimal amount (``"0.5"``, ``"+0.5"``, ``"-0.5"``) in base units: one
+    optional sign, digits and a decimal point only (no exponents, NaN or infinity)."""
     try:
         cur = currency(currency_code)
     except ValueError as exc:
@@ -91,8 +97,15 @@ def _amount(currency_code: object, amount_text: object) -> tuple[str, int]:
         raise ValidationFailed("Play money is not adjusted by staff.", "currency")
     text = amount_text.strip() if isinstance(amount_text, str) else ""
     negative = text.startswith("-")
+    digits = text[1:].strip() if text[:1] in ("+", "-") else text
+    if not digits:
+        raise ValidationFailed("Enter an amount, e.g. 0.5 to credit or -0.5 to debit.",
+                               "amount")
+    if not _AMOUNT.fullmatch(digits):
+        raise ValidationFailed(f"'{text[:20]}' is not an amount: write it like 0.5 or -0.5.",
+                               "amount")
     try:
-        units = cur.parse(text.lstrip("+-"))
+        units = cur.parse(digits)
     except ValueError as exc:
         raise ValidationFailed(str(exc), "amount") from None
     if units == 0:
@@ -104,10 +117,10 @@ def request_adjustment(token: str | None, user_id: object, currency_code: object
                        amount_text: object, reason: object, ctx: RequestContext
                        ) -> AdjustmentView:
     """Ask for a manual credit (``"0.5"``) or debit (``"-0.5"``) of a player's balance."""
-    why = _reason(reason)
-    code, amount = _amount(currency_code, amount_text)
     with identity_tx() as s:
-        me = require_role(s, token)
+        me = require_role(s, token)  # the caller first: input is judged for staff only
+        why = _reason(reason)
+        code, amount = _amount(currency_code, amount_text)
         u = _target(s, user_id)
         if u.role != Role.player.value:
             raise ValidationFailed("Only player accounts hold balances.", "user_id")
@@ -118,8 +131,9 @@ def request_adjustment(token: str | None, user_id: object, currency_code: object
             ls.add(a)
             ls.flush()
             view = _view(a, u.id)
-        record(s, AuditAction.adjustment_requested, _actor(me, ctx), u.id,
-               adjustment_id=view.id, currency=code, amount=amount, reason=why)
+            # recorded before the ledger commits: a failed audit write leaves no request
+            record(s, AuditAction.adjustment_requested, _actor(me, ctx), u.id,
+                   adjustment_id=view.id, currency=code, amount=amount, reason=why)
     return view
 
 
@@ -142,11 +156,18 @@ def _player_user(s, player_id: str) -> int | None:  # noqa: ANN001
     return s.execute(select(User.id).where(User.player_id == player_id)).scalar_one_or_none()
 
 
+def _approver(s, token: str | None) -> CurrentUser:  # noqa: ANN001
+    me = require_role(s, token)
+    if me.role not in APPROVERS:
+        raise Forbidden("Only an admin can approve or reject an adjustment.")
+    return me
+
+
 def approve_adjustment(token: str | None, request_id: object, ctx: RequestContext
                        ) -> AdjustmentView:
     """A second staff member (an admin who did not ask for it) applies the adjustment."""
     with identity_tx() as s:
-        me = require_role(s, token, APPROVERS)
+        me = _approver(s, token)
         with ledger_tx() as ls:
             a = _pending(ls, request_id)
             if a.requested_by == me.user_id:
@@ -164,17 +185,18 @@ def approve_adjustment(token: str | None, request_id: object, ctx: RequestContex
             a.entry_id = entry.entry_id
             ls.flush()
             view = _view(a, _player_user(s, a.player_id))
-        record(s, AuditAction.adjustment_approved, _actor(me, ctx), view.user_id,
-               adjustment_id=view.id, currency=view.currency, amount=view.amount,
-               requested_by=view.requested_by, entry_id=entry.entry_id)
+            # recorded before the ledger commits: no money moves without its audit row
+            record(s, AuditAction.adjustment_approved, _actor(me, ctx), view.user_id,
+                   adjustment_id=view.id, currency=view.currency, amount=view.amount,
+                   requested_by=view.requested_by, entry_id=entry.entry_id)
     return view
 
 
 def reject_adjustment(token: str | None, request_id: object, reason: object,
                       ctx: RequestContext) -> AdjustmentView:
-    why = _reason(reason)
     with identity_tx() as s:
-        me = require_role(s, token, APPROVERS)
+        me = _approver(s, token)
+        why = _reason(reason)
         with ledger_tx() as ls:
             a = _pending(ls, request_id)
             if a.requested_by == me.user_id:
@@ -182,8 +204,8 @@ def reject_adjustment(token: str | None, request_id: object, reason: object,
             a.state, a.decided_by, a.decided_at = "rejected", me.user_id, utcnow()
             ls.flush()
             view = _view(a, _player_user(s, a.player_id))
-        record(s, AuditAction.adjustment_rejected, _actor(me, ctx), view.user_id,
-               adjustment_id=view.id, reason=why)
+            record(s, AuditAction.adjustment_rejected, _actor(me, ctx), view.user_id,
+                   adjustment_id=view.id, reason=why)
     return view
 
 
