@@ -15,7 +15,6 @@ Floats choose outcomes only; no float ever touches money (see ``house.py``).
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 import secrets
 import struct
@@ -28,6 +27,8 @@ NONCE_MAX = 2**63 - 1
 FLOATS_PER_ROUND = 8
 _EIGHT_WORDS = struct.Struct(">8I")
 _TWO_POW_MINUS_32 = 2.0**-32
+_IPAD = bytes(b ^ 0x36 for b in range(256))  # byte -> byte XOR 0x36, for bytes.translate
+_OPAD = bytes(b ^ 0x5C for b in range(256))
 
 
 class FairnessError(ValueError):
@@ -87,18 +88,61 @@ def _check(server_seed: str, client_seed: str, nonce: int) -> None:
     check_nonce(nonce)
 
 
+class FloatSource:
+    """One server seed's HMAC-SHA256 key, prepared once (RFC 2104: the key is the 64
+    bytes of the hex string, exactly one SHA-256 block, so the inner and outer hashes
+    start from ``key XOR 0x36..`` and ``key XOR 0x5c..``). ``floats()`` makes one per
+    call; replaying many nonces of one seed (statistical tests, a revealed seed's bets)
+    keeps one and saves the key set-up and the argument checks of the seed.
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, server_seed: str) -> None:
+        check_server_seed(server_seed)
+        key = server_seed.encode("utf-8")  # 64 bytes: no hashing or padding needed
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def round_bytes(self, client_seed: str, nonce: int, round_: int) -> bytes:
+        """HMAC_SHA256(server seed, f"{client_seed}:{nonce}:{round_}"), 32 bytes."""
+        inner = self._inner.copy()
+        inner.update(f"{client_seed}:{nonce}:{round_}".encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+    def floats(self, client_seed: str, nonce: int, count: int) -> list[float]:
+        """The first ``count`` floats of (client seed, nonce), 8 per round."""
+        if not isinstance(client_seed, str) or not client_seed:
+            raise FairnessError("client seed: must be non-empty text")
+        check_nonce(nonce)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise FairnessError("count: must be a whole number >= 0")
+        if count <= FLOATS_PER_ROUND:
+            words = _EIGHT_WORDS.unpack(self.round_bytes(client_seed, nonce, 0))
+            return [w * _TWO_POW_MINUS_32 for w in words[:count]]
+        out: list[float] = []
+        for round_ in range(rounds_needed(count)):
+            words = _EIGHT_WORDS.unpack(self.round_bytes(client_seed, nonce, round_))
+            out.extend([w * _TWO_POW_MINUS_32 for w in words])
+        del out[count:]
+        return out
+
+
 def round_bytes(server_seed: str, client_seed: str, nonce: int, round_: int) -> bytes:
-    """The 32 bytes of one HMAC round (no validation: callers check first)."""
-    return hmac.digest(server_seed.encode("utf-8"),
-                       f"{client_seed}:{nonce}:{round_}".encode(), "sha256")
+    """The 32 bytes of one HMAC round."""
+    _check(server_seed, client_seed, nonce)
+    return FloatSource(server_seed).round_bytes(client_seed, nonce, round_)
 
 
 def byte_stream(server_seed: str, client_seed: str, nonce: int) -> Iterator[int]:
     """Yield the bytes of round 0, then round 1, ... without end."""
     _check(server_seed, client_seed, nonce)
+    source = FloatSource(server_seed)
     round_ = 0
     while True:
-        yield from round_bytes(server_seed, client_seed, nonce, round_)
+        yield from source.round_bytes(client_seed, nonce, round_)
         round_ += 1
 
 
@@ -108,18 +152,8 @@ def floats(server_seed: str, client_seed: str, nonce: int, count: int) -> list[f
     Each float is ``b0/256 + b1/256**2 + b2/256**3 + b3/256**4``; every term and every
     partial sum is exact in a double, so this equals ``uint32 / 2**32`` exactly.
     """
-    _check(server_seed, client_seed, nonce)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise FairnessError("count: must be a whole number >= 0")
-    key = server_seed.encode("utf-8")
-    out: list[float] = []
-    round_ = 0
-    while len(out) < count:
-        digest = hmac.digest(key, f"{client_seed}:{nonce}:{round_}".encode(), "sha256")
-        out.extend(w * _TWO_POW_MINUS_32 for w in _EIGHT_WORDS.unpack(digest))
-        round_ += 1
-    del out[count:]
-    return out
+    check_server_seed(server_seed)
+    return FloatSource(server_seed).floats(client_seed, nonce, count)
 
 
 def rounds_needed(count: int) -> int:
