@@ -12,6 +12,7 @@ import reflex as rx
 from casino_app.ui import routes, styles
 from casino_app.ui.components.forms import link_button
 from casino_app.ui.state.session import SessionState
+from casino_app.ui.state.wallet import WalletState, currency_codes
 
 
 def _nav_link(label: str, href: str) -> rx.Component:
@@ -24,7 +25,8 @@ def _account_menu() -> rx.Component:
         rx.menu.trigger(rx.button(rx.icon("user", size=16),
                                   rx.text(SessionState.display_name, max_width="120px",
                                           overflow="hidden", text_overflow="ellipsis",
-                                          white_space="nowrap"),
+                                          white_space="nowrap",
+                                          display=["none", "none", "block"]),
                                   variant="soft", size="2", aria_label="Account menu")),
         rx.menu.content(
             rx.menu.item("Lobby", on_click=rx.redirect(routes.HOME)),
@@ -39,11 +41,51 @@ def _account_menu() -> rx.Component:
     )
 
 
+def currency_select(label: str, select_id: str, **props) -> rx.Component:  # noqa: ANN003
+    """A native select (thumb-friendly on phones) of the currencies, FUN included."""
+    return rx.el.select(
+        *[rx.el.option(code, value=code) for code in currency_codes()],
+        value=WalletState.code, on_change=WalletState.select_currency, id=select_id,
+        aria_label=label,
+        style={"background_color": styles.SURFACE_2, "color": styles.TEXT,
+               "border": f"1px solid {styles.BORDER}", "border_radius": "8px",
+               "padding": "4px 6px", "font_size": "14px", "min_height": "32px",
+               **props.pop("style", {})},
+        **props)
+
+
+def _wallet() -> rx.Component:
+    """The live balance of the selected currency, updated after every bet."""
+    return rx.cond(
+        WalletState.loaded,
+        rx.hstack(
+            rx.text(WalletState.balance, id="header-balance", aria_live="polite",
+                    weight="bold", size="2", max_width=["96px", "180px"], overflow="hidden",
+                    text_overflow="ellipsis", white_space="nowrap",
+                    title=WalletState.balance),
+            currency_select("Wallet currency", "header-currency"),
+            spacing="1", align="center",
+            style={"background_color": styles.SURFACE, "border_radius": "10px",
+                   "padding": "2px 2px 2px 10px", "border": f"1px solid {styles.BORDER}"}),
+    )
+
+
+def _brand(staff: bool) -> rx.Component:
+    name = rx.heading("HashHouse", size="5", color=styles.TEXT)
+    if staff:
+        return name
+    # a signed-in phone needs the room for the balance: the dice icon stays
+    return rx.cond(SessionState.signed_in,
+                   rx.heading("HashHouse", size="5", color=styles.TEXT,
+                              display=["none", "block"]),
+                   name)
+
+
 def header(staff: bool = False) -> rx.Component:
     return rx.el.header(
         rx.hstack(
             rx.link(rx.hstack(rx.icon("dice_5", color=styles.ACCENT, size=24),
-                              rx.heading("HashHouse", size="5", color=styles.TEXT),
+                              _brand(staff),
                               rx.cond(staff, rx.badge("Staff", color_scheme="amber")) if staff
                               else rx.fragment(),
                               spacing="2", align="center"),
@@ -54,6 +96,7 @@ def header(staff: bool = False) -> rx.Component:
                 rx.cond(SessionState.signed_in, _nav_link("Account", routes.ACCOUNT)),
                 rx.cond(SessionState.is_staff, _nav_link("Staff", routes.STAFF)),
                 spacing="5", display=["none", "none", "flex"], align="center"),
+            rx.cond(SessionState.signed_in, _wallet()) if not staff else rx.fragment(),
             rx.cond(
                 SessionState.signed_in,
                 _account_menu(),
@@ -63,7 +106,7 @@ def header(staff: bool = False) -> rx.Component:
                           spacing="2"),
             ),
             align="center", width="100%", max_width=styles.MAX_WIDTH, margin_x="auto",
-            padding_x=["12px", "16px", "24px"], padding_y="12px", spacing="4",
+            padding_x=["12px", "16px", "24px"], padding_y="12px", spacing=rx.breakpoints(initial="2", sm="4"),
         ),
         style={"border_bottom": f"1px solid {styles.BORDER}", "position": "sticky", "top": "0",
                "z_index": "10", "background_color": styles.BG},
@@ -108,7 +151,7 @@ def _page(route: str, title: str, on_load: list[Any], staff: bool
 def player_page(route: str, title: str, *, signed_in: bool = False,
                 on_load: list[Any] | None = None):  # noqa: ANN201
     first = SessionState.require_player if signed_in else SessionState.refresh
-    return _page(route, title, [first, *(on_load or [])], staff=False)
+    return _page(route, title, [first, WalletState.load, *(on_load or [])], staff=False)
 
 
 def guest_page(route: str, title: str, on_load: list[Any] | None = None):  # noqa: ANN201

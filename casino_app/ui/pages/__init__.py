@@ -1,3 +1,13 @@
 """Importing this package registers every page (each module decorates its pages)."""
 
-from casino_app.ui.pages import account, auth, home, staff, terms  # noqa: F401
+from casino_app.ui.pages import (  # noqa: F401
+    account,
+    auth,
+    bets,
+    fairness,
+    games,
+    home,
+    staff,
+    staff_money,
+    terms,
+)

@@ -1,0 +1,446 @@
+"""One page per house game, made for a thumb on a 360 px phone: the board, the result,
+the controls with the Bet button at the bottom, and this tab's last bets of the game.
+
+The bet key is made in the browser at click time (``BET_KEY``, a JavaScript expression
+passed as the event argument): a websocket reconnect that resends the event carries the
+same key, and the bet service answers a repeated key with the first bet.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reflex as rx
+
+from casino_app.games.house import GAMES
+from casino_app.ui import routes, styles
+from casino_app.ui.components.forms import card
+from casino_app.ui.layout import currency_select, player_page
+from casino_app.ui.state.games import (
+    KENO_RISKS,
+    PLINKO_RISKS,
+    PLINKO_ROWS,
+    BetRow,
+    Cell,
+    GameState,
+    PegRow,
+)
+from casino_app.ui.state.wallet import WalletState
+
+# A fresh random id per click, evaluated by the browser when the event is sent
+# (crypto.randomUUID needs a secure context; getRandomValues works everywhere).
+_RANDOM_KEY_JS = (
+    "(globalThis.crypto && globalThis.crypto.randomUUID ? globalThis.crypto.randomUUID() "
+    ": Array.from(globalThis.crypto.getRandomValues(new Uint8Array(16)), "
+    "(b) => b.toString(16).padStart(2, \"0\")).join(\"\"))")
+BET_KEY: rx.Var = rx.Var(_js_expr=_RANDOM_KEY_JS, _var_type=str)
+
+# Short animations only (<= 350 ms); none for people who ask for reduced motion.
+_CSS = """
+@keyframes hh-pop{from{transform:scale(.9);opacity:.4}to{transform:none;opacity:1}}
+@keyframes hh-drop{from{left:50%;top:0}to{left:var(--x);top:calc(100% - 12px)}}
+.hh-pop{animation:hh-pop .25s ease-out}
+.hh-drop{animation:hh-drop .35s ease-in both}
+.hh-move{transition:left .3s ease-out,background-color .25s,opacity .25s}
+@media (prefers-reduced-motion: reduce){.hh-pop,.hh-drop,.hh-move{animation:none!important;transition:none!important}}
+"""
+
+_SELECT_STYLE = {"background_color": styles.SURFACE_2, "color": styles.TEXT,
+                 "border": f"1px solid {styles.BORDER}", "border_radius": "8px",
+                 "padding": "8px", "font_size": "16px", "width": "100%", "min_height": "44px"}
+
+
+def _label(text: str, html_for: str) -> rx.Component:
+    return rx.el.label(text, html_for=html_for,
+                       style={"font_weight": "600", "font_size": "14px"})
+
+
+def _select(label: str, sid: str, options: list[tuple[str, str]], value: Any,
+            on_change: Any, disabled: Any = False) -> rx.Component:
+    return rx.vstack(
+        _label(label, sid),
+        rx.el.select(*[rx.el.option(text, value=v) for v, text in options], id=sid,
+                     value=value, on_change=on_change, disabled=disabled,
+                     style=_SELECT_STYLE),
+        spacing="1", width="100%", align="start")
+
+
+def _stat(label: str, value: Any, vid: str) -> rx.Component:
+    return rx.vstack(rx.text(label, size="1", color=styles.MUTED),
+                     rx.text(value, id=vid, weight="bold", size="3"),
+                     spacing="0", align="start")
+
+
+# --- shared controls --------------------------------------------------------------------
+
+def _amount() -> rx.Component:
+    return rx.vstack(
+        _label("Amount", "bet-amount"),
+        rx.hstack(
+            rx.input(id="bet-amount", value=GameState.amount, on_change=GameState.edit_amount,
+                     input_mode="decimal", auto_complete="off", size="3", flex="1",
+                     min_width="0", max_length=40, aria_describedby="bet-error"),
+            rx.button("½", on_click=GameState.half_amount, variant="soft", size="3",
+                      aria_label="Halve the amount", type="button"),
+            rx.button("2×", on_click=GameState.double_amount, variant="soft", size="3",
+                      aria_label="Double the amount", type="button"),
+            currency_select("Bet currency", "bet-currency",
+                            style={"min_height": "40px", "font_size": "16px"}),
+            spacing="2", width="100%", align="center"),
+        spacing="1", width="100%", align="start")
+
+
+def _top_up() -> rx.Component:
+    return rx.cond(
+        WalletState.is_fun & WalletState.fun_low & WalletState.loaded,
+        rx.callout(
+            rx.hstack(rx.text("Your play money is low."),
+                      rx.button("Top up play money", size="2", type="button",
+                                on_click=WalletState.top_up(BET_KEY)),
+                      align="center", wrap="wrap", spacing="3"),
+            icon="coins", color_scheme="amber", width="100%"),
+    )
+
+
+def _errors() -> rx.Component:
+    return rx.fragment(
+        rx.cond(GameState.error != "",
+                rx.callout(GameState.error, id="bet-error", icon="triangle_alert",
+                           color_scheme="red", role="alert", width="100%")),
+        rx.cond(WalletState.message != "",
+                rx.callout(WalletState.message, icon="triangle_alert", color_scheme="red",
+                           role="alert", width="100%")),
+    )
+
+
+def _bet_button(label: str = "Bet", disabled: Any = False) -> rx.Component:
+    return rx.button(label, id="bet-button", type="button", size="4", width="100%",
+                     on_click=GameState.bet(BET_KEY),
+                     disabled=~rx.State.is_hydrated | ~GameState.amount_ok | disabled)
+
+
+def _result() -> rx.Component:
+    """The last result, popping in briefly (a new key restarts the animation)."""
+    return rx.cond(
+        GameState.has_result,
+        rx.hstack(
+            rx.vstack(rx.text(GameState.result_text, id="result-text", size="3"),
+                      rx.cond(GameState.result_id > 0,
+                              rx.link(f"Bet #{GameState.result_id}",
+                                      href=f"{routes.BET}?id={GameState.result_id}",
+                                      size="1")),
+                      spacing="0", align="start"),
+            rx.spacer(),
+            rx.vstack(rx.text(GameState.result_mult, size="5", weight="bold"),
+                      rx.text(GameState.result_profit, id="result-profit", size="2",
+                              color=rx.cond(GameState.result_won, styles.SUCCESS,
+                                            styles.MUTED)),
+                      spacing="0", align="end"),
+            key=GameState.result_seq, class_name="hh-pop", id="result", role="status",
+            width="100%", align="center",
+            style={**styles.card, "border_color": rx.cond(GameState.result_won,
+                                                          styles.SUCCESS, styles.BORDER)},
+        ),
+    )
+
+
+def _history_row(row: BetRow) -> rx.Component:
+    return rx.link(
+        rx.hstack(rx.text("#", row.id, size="1", color=styles.MUTED, min_width="52px"),
+                  rx.text(row.outcome, size="2", flex="1", overflow="hidden",
+                          white_space="nowrap", text_overflow="ellipsis"),
+                  rx.text(row.mult, size="2", min_width="64px", text_align="right"),
+                  rx.text(row.profit, size="2", min_width="96px", text_align="right",
+                          color=rx.cond(row.won, styles.SUCCESS, styles.MUTED)),
+                  width="100%", align="center", spacing="2"),
+        href=row.href, underline="none", color=styles.TEXT, width="100%",
+        style={"padding": "8px 4px", "border_bottom": f"1px solid {styles.BORDER}"},
+        class_name="bet-row")
+
+
+def _history() -> rx.Component:
+    return rx.cond(
+        GameState.game_rows.length() > 0,
+        card(rx.heading("Your last bets here", size="3", margin_bottom="8px"),
+             rx.vstack(rx.foreach(GameState.game_rows, _history_row), spacing="0",
+                       width="100%", id="bet-history"),
+             rx.link("All my bets", href=routes.BETS, size="2", margin_top="8px")),
+    )
+
+
+def _game_page(name: str, board: rx.Component, controls: rx.Component,
+               action: rx.Component | None = None) -> rx.Component:
+    game = GAMES[name]
+    return rx.vstack(
+        rx.el.style(_CSS),
+        rx.hstack(rx.link("← Lobby", href=routes.HOME, size="2"), rx.spacer(),
+                  rx.link("Fairness", href=routes.FAIRNESS, size="2"), width="100%"),
+        rx.vstack(rx.heading(game.title, size="7"),
+                  rx.text(game.description, color=styles.MUTED, size="2"),
+                  spacing="1", align="start"),
+        rx.grid(
+            rx.vstack(card(board), _result(), spacing="3", width="100%"),
+            card(rx.vstack(controls, _amount(), _top_up(), _errors(),
+                           action if action is not None else _bet_button(),
+                           spacing="3", width="100%")),
+            columns=rx.breakpoints(initial="1", md="2"), spacing="4", width="100%"),
+        _history(),
+        spacing="4", width="100%",
+    )
+
+
+# --- dice -------------------------------------------------------------------------------
+
+def _dice_board() -> rx.Component:
+    over = GameState.dice_direction == "over"
+    t = GameState.dice_target_value.to_string() + "%"
+    gradient = rx.cond(
+        over,
+        f"linear-gradient(90deg, {styles.DANGER} 0 " + t + f", {styles.SUCCESS} " + t
+        + " 100%)",
+        f"linear-gradient(90deg, {styles.SUCCESS} 0 " + t + f", {styles.DANGER} " + t
+        + " 100%)")
+    return rx.vstack(
+        rx.box(
+            rx.box(rx.cond(GameState.dice_roll >= 0,
+                           rx.text(GameState.dice_roll.to_string(), size="2", weight="bold",
+                                   style={"transform": "translate(-50%, -26px)",
+                                          "white_space": "nowrap"})),
+                   class_name="hh-move",
+                   style={"position": "absolute", "top": "-4px", "left": GameState.dice_roll_left,
+                          "width": "4px", "height": "20px", "margin_left": "-2px",
+                          "background_color": styles.TEXT, "border_radius": "2px",
+                          "opacity": rx.cond(GameState.dice_roll >= 0, "1", "0")}),
+            style={"position": "relative", "height": "12px", "border_radius": "6px",
+                   "background": gradient, "margin_top": "36px", "width": "100%"}),
+        rx.hstack(rx.text("0", size="1"), rx.spacer(), rx.text("50", size="1"), rx.spacer(),
+                  rx.text("100", size="1"), width="100%", color=styles.MUTED),
+        rx.hstack(_stat("Win chance", GameState.dice_chance, "dice-chance"),
+                  _stat("Multiplier", GameState.dice_multiplier, "dice-multiplier"),
+                  _stat("Target", GameState.dice_target, "dice-target-shown"),
+                  width="100%", justify="between"),
+        spacing="3", width="100%")
+
+
+def _dice_controls() -> rx.Component:
+    return rx.vstack(
+        rx.segmented_control.root(
+            rx.segmented_control.item("Roll over", value="over"),
+            rx.segmented_control.item("Roll under", value="under"),
+            value=GameState.dice_direction, on_change=GameState.choose_direction,
+            width="100%", size="3", aria_label="Direction"),
+        _label("Target", "dice-target"),
+        rx.slider(value=[GameState.dice_target_value], min=0, max=100, step=1,
+                  on_change=GameState.set_dice_slider.throttle(80),
+                  on_value_commit=GameState.set_dice_slider, aria_label="Target slider",
+                  size="3"),
+        rx.input(id="dice-target", default_value=GameState.dice_target,
+                 key=GameState.dice_target, on_blur=GameState.edit_dice_target,
+                 input_mode="decimal", size="3", width="100%", auto_complete="off"),
+        spacing="2", width="100%", align="start")
+
+
+@player_page(routes.game("dice"), "Dice", signed_in=True,
+             on_load=[GameState.open_game("dice")])
+def dice_page() -> rx.Component:
+    return _game_page("dice", _dice_board(), _dice_controls())
+
+
+# --- limbo ------------------------------------------------------------------------------
+
+def _limbo_board() -> rx.Component:
+    return rx.center(
+        rx.vstack(
+            rx.cond(GameState.has_result,
+                    rx.text(GameState.result_text, key=GameState.result_seq,
+                            class_name="hh-pop", size="8", weight="bold",
+                            color=rx.cond(GameState.result_won, styles.SUCCESS,
+                                          styles.DANGER)),
+                    rx.text("?.??×", size="8", weight="bold", color=styles.MUTED)),
+            rx.hstack(_stat("Target", GameState.limbo_target + "×", "limbo-target-shown"),
+                      _stat("Win chance", GameState.limbo_chance, "limbo-chance"),
+                      spacing="6"),
+            align="center", spacing="3"),
+        min_height="160px", width="100%")
+
+
+def _limbo_controls() -> rx.Component:
+    return rx.vstack(
+        _label("Target multiplier", "limbo-target"),
+        rx.input(id="limbo-target", default_value=GameState.limbo_target,
+                 key=GameState.limbo_target, on_blur=GameState.edit_limbo_target,
+                 input_mode="decimal", size="3", width="100%", auto_complete="off"),
+        rx.text("1.01× to 1,000,000×", size="1", color=styles.MUTED),
+        spacing="1", width="100%", align="start")
+
+
+@player_page(routes.game("limbo"), "Limbo", signed_in=True,
+             on_load=[GameState.open_game("limbo")])
+def limbo_page() -> rx.Component:
+    return _game_page("limbo", _limbo_board(), _limbo_controls())
+
+
+# --- plinko -----------------------------------------------------------------------------
+
+def _peg_row(row: PegRow) -> rx.Component:
+    return rx.hstack(
+        rx.foreach(row.pegs, lambda _: rx.box(width="5px", height="5px", border_radius="50%",
+                                              background_color=styles.MUTED)),
+        justify="between", style={"width": row.width, "margin": "0 auto"})
+
+
+def _bucket(cell: Cell) -> rx.Component:
+    return rx.box(rx.text(cell.n, size="1", style={"font_size": "9px"}),
+                  class_name="hh-move plinko-bucket",
+                  data_hit=rx.cond(cell.kind == "hit", "true", "false"),
+                  style={"flex": "1", "text_align": "center", "padding": "4px 0",
+                         "border_radius": "4px", "overflow": "hidden",
+                         "background_color": rx.cond(cell.kind == "hit", styles.ACCENT,
+                                                     styles.SURFACE_2),
+                         "color": rx.cond(cell.kind == "hit", styles.BG, styles.TEXT)})
+
+
+def _plinko_board() -> rx.Component:
+    return rx.vstack(
+        rx.box(
+            rx.vstack(rx.foreach(GameState.plinko_peg_rows, _peg_row), spacing="2",
+                      width="100%", padding_y="6px"),
+            rx.cond(GameState.plinko_bucket >= 0,
+                    rx.box(key=GameState.result_seq, class_name="hh-drop",
+                           style={"position": "absolute", "--x": GameState.plinko_ball_left,
+                                  "left": "var(--x)", "top": "calc(100% - 12px)",
+                                  "width": "12px", "height": "12px", "margin_left": "-6px",
+                                  "border_radius": "50%",
+                                  "background_color": styles.ACCENT})),
+            style={"position": "relative", "width": "100%"}),
+        rx.hstack(rx.foreach(GameState.plinko_buckets, _bucket), spacing="1", width="100%",
+                  id="plinko-buckets"),
+        spacing="1", width="100%")
+
+
+def _plinko_controls() -> rx.Component:
+    return rx.grid(
+        _select("Rows", "plinko-rows", [(str(r), str(r)) for r in PLINKO_ROWS],
+                GameState.plinko_rows.to_string(), GameState.choose_plinko_rows),
+        _select("Risk", "plinko-risk", [(r, r.title()) for r in PLINKO_RISKS],
+                GameState.plinko_risk, GameState.choose_plinko_risk),
+        columns="2", spacing="3", width="100%")
+
+
+@player_page(routes.game("plinko"), "Plinko", signed_in=True,
+             on_load=[GameState.open_game("plinko")])
+def plinko_page() -> rx.Component:
+    return _game_page("plinko", _plinko_board(), _plinko_controls())
+
+
+# --- keno -------------------------------------------------------------------------------
+
+_KENO_BG = {"hit": styles.SUCCESS, "picked": styles.ACCENT, "miss": "#3a2630"}
+
+
+def _keno_square(cell: Cell) -> rx.Component:
+    return rx.el.button(
+        cell.n, type="button", on_click=GameState.keno_toggle(cell.n),
+        aria_pressed=rx.cond((cell.kind == "picked") | (cell.kind == "hit"), "true", "false"),
+        aria_label="Square " + cell.n.to_string(), class_name="hh-move keno-square",
+        data_kind=cell.kind,
+        style={"aspect_ratio": "1", "width": "100%", "border_radius": "8px",
+               "border": f"1px solid {styles.BORDER}", "font_weight": "700",
+               "font_size": "14px", "cursor": "pointer",
+               "background_color": rx.match(cell.kind, ("hit", _KENO_BG["hit"]),
+                                            ("picked", _KENO_BG["picked"]),
+                                            ("miss", _KENO_BG["miss"]), styles.SURFACE_2),
+               "color": rx.cond((cell.kind == "hit") | (cell.kind == "picked"), styles.BG,
+                                styles.TEXT)})
+
+
+def _keno_board() -> rx.Component:
+    return rx.vstack(
+        rx.grid(rx.foreach(GameState.keno_cells, _keno_square), columns="8", spacing="1",
+                width="100%", id="keno-grid"),
+        rx.cond(GameState.keno_payouts.length() > 0,
+                rx.flex(rx.foreach(GameState.keno_payouts,
+                                   lambda p: rx.badge(p, variant="surface")),
+                        wrap="wrap", gap="4px")),
+        spacing="3", width="100%")
+
+
+def _keno_controls() -> rx.Component:
+    return rx.vstack(
+        rx.hstack(rx.text("Picked ", GameState.keno_picks.length(), " of 10", size="2"),
+                  rx.spacer(),
+                  rx.button("Clear", on_click=GameState.keno_clear, variant="soft",
+                            size="2", type="button"),
+                  width="100%", align="center"),
+        _select("Risk", "keno-risk", [(r, r.title()) for r in KENO_RISKS],
+                GameState.keno_risk, GameState.choose_keno_risk),
+        spacing="2", width="100%")
+
+
+@player_page(routes.game("keno"), "Keno", signed_in=True,
+             on_load=[GameState.open_game("keno")])
+def keno_page() -> rx.Component:
+    return _game_page("keno", _keno_board(),
+                      _keno_controls(),
+                      _bet_button(disabled=GameState.keno_picks.length() == 0))
+
+
+# --- mines ------------------------------------------------------------------------------
+
+def _mine_tile(cell: Cell) -> rx.Component:
+    return rx.el.button(
+        rx.match(cell.kind,
+                 ("safe", rx.icon("gem", size=22)),
+                 ("boom", rx.icon("bomb", size=22)),
+                 ("mine", rx.icon("bomb", size=18)),
+                 rx.fragment()),
+        type="button", on_click=GameState.reveal(cell.n),
+        disabled=~GameState.mines_open | (cell.kind != "hidden"),
+        aria_label="Tile " + (cell.n + 1).to_string(), class_name="hh-move mines-tile",
+        data_kind=cell.kind,
+        style={"aspect_ratio": "1", "width": "100%", "border_radius": "10px",
+               "border": f"1px solid {styles.BORDER}", "display": "flex",
+               "align_items": "center", "justify_content": "center",
+               "cursor": rx.cond(GameState.mines_open & (cell.kind == "hidden"), "pointer",
+                                 "default"),
+               "background_color": rx.match(cell.kind, ("safe", "#1f5f4a"),
+                                            ("boom", styles.DANGER), ("mine", "#3a2630"),
+                                            rx.cond(GameState.mines_open, "#2a3a48",
+                                                    styles.SURFACE_2)),
+               "color": rx.match(cell.kind, ("safe", styles.SUCCESS), ("boom", styles.BG),
+                                 styles.DANGER)})
+
+
+def _mines_board() -> rx.Component:
+    return rx.vstack(
+        rx.grid(rx.foreach(GameState.mines_cells, _mine_tile), columns="5", spacing="2",
+                width="100%", id="mines-grid"),
+        rx.cond(GameState.mines_open,
+                rx.text("Round in play: pick a tile or cash out at ", GameState.mines_next,
+                        id="mines-status", size="2", color=styles.MUTED),
+                rx.text("Choose the number of mines and start a round.", size="2",
+                        color=styles.MUTED)),
+        spacing="3", width="100%")
+
+
+def _mines_controls() -> rx.Component:
+    return _select("Mines", "mines-count", [(str(n), str(n)) for n in range(1, 25)],
+                   GameState.mines_count.to_string(), GameState.choose_mines,
+                   disabled=GameState.mines_open)
+
+
+def _mines_action() -> rx.Component:
+    return rx.cond(
+        GameState.mines_open,
+        rx.button("Cash out ", GameState.mines_next, id="cash-out", type="button",
+                  size="4", width="100%", color_scheme="green",
+                  on_click=GameState.cash_out,
+                  disabled=~rx.State.is_hydrated | (GameState.mines_revealed.length() == 0)),
+        _bet_button("Start round"),
+    )
+
+
+@player_page(routes.game("mines"), "Mines", signed_in=True,
+             on_load=[GameState.open_game("mines")])
+def mines_page() -> rx.Component:
+    return _game_page("mines", _mines_board(), _mines_controls(), _mines_action())
