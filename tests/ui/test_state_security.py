@@ -28,6 +28,7 @@ ANONYMOUS_OK = {
     "ResetState": {"on_open", "submit"},
     "UnlockState": {"on_open"},
     "SecurityState": {"cancel"},  # clears the tab's own view, touches no data
+    "VerifyState": {"on_open"},  # the public verifier: reads its form values from the URL
 }
 
 JUNK_FORM = {

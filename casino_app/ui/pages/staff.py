@@ -9,6 +9,7 @@ import reflex as rx
 from casino_app.ui import routes, styles
 from casino_app.ui.components.forms import card, field, form, form_message, notice, submit
 from casino_app.ui.layout import page_title, staff_page
+from casino_app.ui.pages.staff_money import money_section
 from casino_app.ui.state.account import SessionRow
 from casino_app.ui.state.session import SessionState
 from casino_app.ui.state.staff import (
@@ -18,6 +19,7 @@ from casino_app.ui.state.staff import (
     StaffPlayerState,
     StaffSearchState,
 )
+from casino_app.ui.state.staff_money import StaffMoneyState
 
 
 def _table(headers: tuple[str, ...], rows: rx.Var, render: Callable[[Any], rx.Component],
@@ -58,7 +60,9 @@ def staff_home() -> rx.Component:
                     _table(("Email", "Name", "Account", "Role", "State"),
                            StaffSearchState.results, _result),
                     rx.text("No account matches that search.", color=styles.MUTED))),
-        rx.cond(SessionState.is_admin, rx.link("Audit log", href=routes.STAFF_AUDIT)),
+        rx.hstack(rx.link("Adjustments awaiting approval", href=routes.STAFF_ADJUSTMENTS),
+                  rx.cond(SessionState.is_admin, rx.link("Audit log", href=routes.STAFF_AUDIT)),
+                  spacing="4", wrap="wrap"),
         spacing="4", width="100%",
     )
 
@@ -137,13 +141,16 @@ def _player() -> rx.Component:
                            _staff_session),
                     rx.text("No live sessions.", color=styles.MUTED)),
             spacing="3", width="100%", align="start")),
+        rx.heading("Money", size="5", margin_top="8px"),
+        money_section(),
         card(rx.vstack(rx.heading("Recent activity", size="4"),
                        _audit_table(StaffPlayerState.audit), spacing="3", width="100%")),
         spacing="4", width="100%",
     )
 
 
-@staff_page(routes.STAFF_PLAYER, "Player", on_load=[StaffPlayerState.on_open])
+@staff_page(routes.STAFF_PLAYER, "Player",
+            on_load=[StaffPlayerState.on_open, StaffMoneyState.on_open])
 def staff_player() -> rx.Component:
     return rx.vstack(
         rx.link("← Find a player", href=routes.STAFF),

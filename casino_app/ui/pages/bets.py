@@ -1,0 +1,193 @@
+"""My bets: history with filters, stats per currency, a cumulative-profit chart, and one
+bet's recall page with its fairness inputs and a link to the in-browser verifier."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import reflex as rx
+
+from casino_app.ui import routes, styles
+from casino_app.ui.components.forms import card, form, link_button
+from casino_app.ui.layout import page_title, player_page
+from casino_app.ui.state.bets import (
+    GAME_CHOICES,
+    RESULT_CHOICES,
+    BetRow,
+    BetsState,
+    BetState,
+    StatRow,
+    currency_choices,
+)
+
+
+def table(headers: tuple[str, ...], rows: rx.Var, render: Callable[[Any], rx.Component],
+          **props: Any) -> rx.Component:
+    """A table that scrolls sideways on a phone instead of squeezing its columns."""
+    return rx.box(rx.table.root(
+        rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
+        rx.table.body(rx.foreach(rows, render)), width="100%", **props),
+        overflow_x="auto", width="100%")
+
+
+def select(label: str, name: str, choices: tuple[str, ...], value: Any,
+           all_label: str = "All", form_id: str = "") -> rx.Component:
+    fid = f"{form_id}-{name}" if form_id else name
+    return rx.vstack(
+        rx.el.label(label, html_for=fid, style={"font_weight": "600", "font_size": "14px"}),
+        rx.el.select(rx.el.option(all_label, value=""),
+                     *[rx.el.option(c, value=c) for c in choices],
+                     id=fid, name=name, default_value=value,
+                     style={"padding": "8px", "border_radius": "8px", "min_width": "120px",
+                            "background_color": styles.SURFACE_2, "color": styles.TEXT,
+                            "border": f"1px solid {styles.BORDER}"}),
+        spacing="1", align="start")
+
+
+def _profit(text: rx.Var, up: rx.Var) -> rx.Component:
+    return rx.text(text, color=rx.cond(up, styles.SUCCESS, styles.MUTED), weight="medium")
+
+
+def _bet_row(b: BetRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.text(b.when, size="1", white_space="nowrap")),
+        rx.table.cell(b.game),
+        rx.table.cell(rx.text(b.stake, " ", b.currency, white_space="nowrap")),
+        rx.table.cell(b.mult),
+        rx.table.cell(rx.text(b.payout, white_space="nowrap")),
+        rx.table.cell(_profit(b.profit, b.won)),
+        rx.table.cell(rx.badge(b.state, color_scheme=rx.match(
+            b.state, ("won", "green"), ("open", "amber"), "gray"))),
+        rx.table.cell(rx.link("Details", href=b.link, aria_label="Bet " + b.id.to_string())),
+        class_name="bet-row",
+    )
+
+
+def _stat_row(s: StatRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(s.currency), rx.table.cell(s.bets), rx.table.cell(s.wagered),
+        rx.table.cell(_profit(s.profit, s.up)), rx.table.cell(s.best),
+        rx.table.cell(rx.button("Chart", size="1", variant=rx.cond(
+            BetsState.chart_currency == s.currency, "solid", "soft"),
+            on_click=BetsState.show_chart(s.currency),
+            aria_label="Chart of " + s.currency)),
+        class_name="stat-row",
+    )
+
+
+def _stats() -> rx.Component:
+    return card(rx.vstack(
+        rx.heading("Your stats", size="4"),
+        table(("Currency", "Bets", "Wagered", "Profit", "Best", ""), BetsState.stats,
+              _stat_row, size="1"),
+        rx.cond(
+            BetsState.chart.length() > 0,
+            rx.vstack(
+                rx.text("Cumulative profit in ", BetsState.chart_currency, " (",
+                        BetsState.chart_unit, "), last 200 settled bets", size="2",
+                        color=styles.MUTED),
+                rx.recharts.line_chart(
+                    rx.recharts.line(data_key="profit", stroke=styles.ACCENT, dot=False,
+                                     type_="stepAfter", is_animation_active=False),
+                    rx.recharts.x_axis(data_key="bet", hide=True),
+                    rx.recharts.y_axis(width=80),
+                    rx.recharts.reference_line(y=0, stroke=styles.BORDER),
+                    rx.recharts.graphing_tooltip(),
+                    data=BetsState.chart, width="100%", height=220),
+                width="100%", spacing="2", id="profit-chart"),
+            rx.text("Settled bets show up here as a chart.", color=styles.MUTED, size="2")),
+        spacing="3", width="100%", align="start"))
+
+
+def _filters() -> rx.Component:
+    return form(rx.hstack(
+        select("Game", "game", GAME_CHOICES, BetsState.game, "All games", "bets"),
+        select("Currency", "currency", currency_choices(), BetsState.currency,
+               "All currencies", "bets"),
+        select("Result", "result", RESULT_CHOICES, BetsState.result, "Any result", "bets"),
+        rx.button("Show", type="submit", disabled=~rx.State.is_hydrated),
+        align="end", wrap="wrap", spacing="3"),
+        on_submit=BetsState.apply_filters, reset_on_submit=False)
+
+
+@player_page(routes.BETS, "My bets", signed_in=True, on_load=[BetsState.on_open])
+def my_bets() -> rx.Component:
+    return rx.vstack(
+        page_title("My bets", "Every round you played, newest first. Open one to see its "
+                   "fairness inputs and verify it."),
+        rx.cond(BetsState.stats.length() > 0, _stats()),
+        _filters(),
+        rx.cond(
+            BetsState.rows.length() > 0,
+            table(("Time", "Game", "Stake", "Multiplier", "Payout", "Profit", "Result", ""),
+                  BetsState.rows, _bet_row, size="1"),
+            rx.cond(BetsState.loaded,
+                    rx.vstack(rx.text("No bets match.", color=styles.MUTED),
+                              rx.link("Play a game", href=routes.HOME), align="start"),
+                    rx.spinner())),
+        rx.cond(BetsState.more,
+                rx.button("Older bets", variant="soft", on_click=BetsState.older)),
+        rx.hstack(rx.link("Seeds and fairness", href=routes.FAIRNESS),
+                  rx.link("Verifier", href=routes.VERIFY), spacing="4"),
+        spacing="4", width="100%")
+
+
+# --- recall ----------------------------------------------------------------------------------
+
+def _kv(label: str, value: Any, mono: bool = False, **props: Any) -> rx.Component:
+    return rx.hstack(
+        rx.text(label, color=styles.MUTED, min_width="150px"),
+        rx.code(value, word_break="break-all", **props) if mono
+        else rx.text(value, weight="medium", word_break="break-all", **props),
+        wrap="wrap", width="100%", align="baseline")
+
+
+def _recall() -> rx.Component:
+    b = BetState.bet
+    return rx.vstack(
+        page_title(b.game_name + " bet #" + b.id.to_string(), b.when + " UTC"),
+        rx.grid(
+            card(rx.vstack(
+                rx.heading("Round", size="4"),
+                _kv("Result", rx.badge(b.state, color_scheme=rx.match(
+                    b.state, ("won", "green"), ("open", "amber"), "gray"))),
+                _kv("Stake", b.stake + " " + b.currency),
+                _kv("Settings", b.params),
+                _kv("Outcome", b.outcome, id="bet-outcome"),
+                rx.cond(b.revealed != "", _kv("Tiles opened", b.revealed)),
+                _kv("Multiplier", b.mult),
+                _kv("Payout", b.payout + " " + b.currency),
+                _kv("Profit", b.profit),
+                _kv("Balance before", b.balance_before + " " + b.currency),
+                _kv("Balance after", b.balance_after + " " + b.currency),
+                spacing="2", align="start", width="100%")),
+            card(rx.vstack(
+                rx.heading("Fairness", size="4"),
+                _kv("Server seed hash", b.server_seed_hash, mono=True),
+                _kv("Client seed", b.client_seed, mono=True),
+                _kv("Nonce", b.nonce, mono=True),
+                rx.cond(
+                    b.server_seed != "",
+                    rx.vstack(_kv("Server seed", b.server_seed, mono=True, id="bet-seed"),
+                              link_button("Verify", href=b.verify, size="3"),
+                              spacing="3", width="100%", align="start"),
+                    rx.vstack(_kv("Server seed", "revealed when you rotate your seeds"),
+                              rx.link("Rotate your seeds on the fairness page",
+                                      href=routes.FAIRNESS),
+                              spacing="2", width="100%", align="start")),
+                spacing="2", align="start", width="100%")),
+            columns=rx.breakpoints(initial="1", md="2"), spacing="4", width="100%"),
+        spacing="4", width="100%")
+
+
+@player_page(routes.BET, "Bet", signed_in=True, on_load=[BetState.on_open])
+def bet_recall() -> rx.Component:
+    return rx.vstack(
+        rx.link("← My bets", href=routes.BETS),
+        rx.cond(BetState.bet, _recall(),
+                rx.cond(BetState.loaded,
+                        rx.callout("Bet not found. You can only open your own bets.",
+                                   icon="search_x", color_scheme="gray", role="alert"),
+                        rx.spinner())),
+        spacing="3", width="100%")

@@ -1,0 +1,229 @@
+"""Fairness: the player's seeds (hashes, client seed, nonce, rotation, revealed seeds) and
+the verifier, which recomputes an outcome entirely in the browser.
+
+The verifier loads ``/verifier.js`` (assets/verifier.js, Web Crypto) and its button runs
+``rx.call_script``, which Reflex evaluates in the page without sending anything to the
+server; the result is written into the page with DOM text nodes (never HTML), so values
+from a shared link cannot inject markup.
+"""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from casino_app.games.house import GAMES
+from casino_app.ui import routes, styles
+from casino_app.ui.components.forms import card, field, form, form_message, notice, submit
+from casino_app.ui.layout import page_title, player_page
+from casino_app.ui.pages.bets import table
+from casino_app.ui.state.fairness import FairnessState, RevealedRow, VerifyState
+
+
+def _kv(label: str, value: rx.Var | str, **props: object) -> rx.Component:
+    return rx.vstack(rx.text(label, color=styles.MUTED, size="2"),
+                     rx.code(value, word_break="break-all", **props),
+                     spacing="1", align="start", width="100%")
+
+
+def _rotate_dialog() -> rx.Component:
+    return rx.alert_dialog.root(
+        rx.alert_dialog.trigger(rx.button("Rotate seeds", variant="soft",
+                                          disabled=~rx.State.is_hydrated)),
+        rx.alert_dialog.content(
+            rx.alert_dialog.title("Rotate your seed pair?"),
+            rx.alert_dialog.description(
+                "Your current server seed is revealed so you can verify every bet made "
+                "with it; the next server seed becomes active with a new random client "
+                "seed, and the nonce starts again at 0."),
+            rx.hstack(
+                rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray")),
+                rx.alert_dialog.action(rx.button("Rotate", on_click=FairnessState.rotate)),
+                spacing="3", justify="end", margin_top="16px"),
+        ),
+    )
+
+
+def _revealed_row(r: RevealedRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.code(r.server_seed_hash, size="1", word_break="break-all")),
+        rx.table.cell(rx.code(r.server_seed, size="1", word_break="break-all",
+                              class_name="revealed-seed")),
+        rx.table.cell(rx.code(r.client_seed, size="1", word_break="break-all")),
+        rx.table.cell(r.bets),
+        rx.table.cell(rx.text(r.revealed_at, size="1")),
+        rx.table.cell(rx.vstack(
+            rx.cond(r.verify != "", rx.link("Verify first bet", href=r.verify)),
+            rx.cond(r.first_bet != "", rx.link("Open it", href=r.first_bet)),
+            spacing="1")),
+        class_name="revealed-row",
+    )
+
+
+@player_page(routes.FAIRNESS, "Fairness", signed_in=True, on_load=[FairnessState.on_open])
+def fairness() -> rx.Component:
+    return rx.vstack(
+        page_title("Provably fair", "Every outcome comes from a server seed we commit to "
+                   "(you see its hash before you bet), your client seed and a nonce."),
+        notice(FairnessState.notice),
+        form_message(FairnessState.message),
+        rx.cond(~FairnessState.loaded, rx.spinner()),
+        card(rx.vstack(
+            rx.heading("Your seeds", size="4"),
+            _kv("Active server seed (hash)", FairnessState.server_seed_hash,
+                id="active-hash"),
+            _kv("Next server seed (hash)", FairnessState.next_server_seed_hash,
+                id="next-hash"),
+            _kv("Client seed", FairnessState.client_seed, id="client-seed"),
+            _kv("Nonce (bets made with this pair)", FairnessState.nonce, id="nonce"),
+            rx.text("The active server seed stays secret until you rotate; then it is "
+                    "revealed here and the next one becomes active.", size="2",
+                    color=styles.MUTED),
+            _rotate_dialog(),
+            spacing="3", align="start", width="100%")),
+        card(rx.vstack(
+            rx.heading("Change your client seed", size="4"),
+            rx.fragment(form(rx.vstack(
+                field("New client seed", "client_seed", required=True, max_length=64,
+                      errors={"client_seed": FairnessState.error}, form_id="fair",
+                      default_value=FairnessState.client_seed, auto_complete="off",
+                      hint="1 to 64 printable characters, no spaces. Saving rotates your "
+                           "seed pair: the current server seed is revealed."),
+                submit("Save and rotate"), spacing="3", width="100%"),
+                on_submit=FairnessState.save_client_seed, reset_on_submit=False),
+                key=FairnessState.form_key.to_string()),
+            spacing="3", align="start", width="100%")),
+        card(rx.vstack(
+            rx.heading("Revealed seeds", size="4"),
+            rx.cond(FairnessState.revealed.length() > 0,
+                    table(("Server seed hash", "Server seed", "Client seed", "Bets",
+                           "Revealed", ""), FairnessState.revealed, _revealed_row,
+                          size="1"),
+                    rx.text("None yet: rotate your seeds to reveal the current one.",
+                            color=styles.MUTED)),
+            rx.link("Open the verifier", href=routes.VERIFY),
+            spacing="3", align="start", width="100%")),
+        spacing="4", width="100%")
+
+
+# --- verifier --------------------------------------------------------------------------------
+
+# Runs in the browser (rx.call_script is evaluated by the page, not sent to the server).
+RUN_VERIFIER = r"""
+(async function () {
+  var $ = function (id) { return document.getElementById(id); };
+  var out = $("verify-output");
+  var el = function (tag, text, attrs) {
+    var node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    return node;
+  };
+  var outcomeText = function (game, o) {
+    if (game === "dice") return "rolled " + o.toFixed(2);
+    if (game === "limbo") return o.toFixed(2) + "x";
+    if (game === "plinko") return "bucket " + o;
+    if (game === "keno") return "drawn " + o.join(", ");
+    if (game === "mines") return "mines on tiles " + o.join(", ");
+    return String(o);
+  };
+  out.replaceChildren(el("p", "Computing in your browser…"));
+  try {
+    if (!window.HashHouseVerify) throw new Error("The verifier is still loading: try again.");
+    var game = $("vf-game").value;
+    var params = {};
+    if (game === "plinko") params.rows = $("vf-rows").value.trim();
+    if (game === "mines") params.mines = $("vf-mines").value.trim();
+    var expected = $("vf-hash").value.trim();
+    if (expected) params.serverSeedHash = expected;
+    var r = await window.HashHouseVerify.verify(
+      game, $("vf-server_seed").value.trim(), $("vf-client_seed").value,
+      $("vf-nonce").value.trim(), params);
+    var parts = [el("h3", "Outcome", {"class": "rt-Heading rt-r-size-4"}),
+                 el("p", outcomeText(game, r.outcome), {id: "verify-outcome"})];
+    if (game === "keno") {
+      var picks = $("vf-picks").value.split(/[\s,]+/).filter(Boolean).map(Number);
+      if (picks.length) {
+        var hit = picks.filter(function (p) { return r.outcome.indexOf(p) >= 0; });
+        parts.push(el("p", "Your picks " + picks.join(", ") + ": " + hit.length +
+                      " matched" + (hit.length ? " (" + hit.join(", ") + ")" : "")));
+      }
+    }
+    var hashLine = "SHA-256 of the server seed: " + r.serverSeedHash;
+    if (r.hashMatches === true) hashLine += " (matches the committed hash)";
+    if (r.hashMatches === false) hashLine += " (DOES NOT MATCH the committed hash)";
+    parts.push(el("p", hashLine, {id: "verify-hash",
+                                  "data-matches": String(r.hashMatches)}));
+    parts.push(el("h3", "Step by step", {"class": "rt-Heading rt-r-size-4"}));
+    var ol = el("ol", null, {id: "verify-steps"});
+    r.steps.forEach(function (s) {
+      ol.appendChild(el("li", s, {style: "word-break: break-all; margin: 4px 0; " +
+                                         "font-family: monospace; font-size: 13px"}));
+    });
+    parts.push(ol);
+    out.replaceChildren.apply(out, parts);
+  } catch (e) {
+    out.replaceChildren(el("p", e.message, {role: "alert", id: "verify-error",
+                                            style: "color: #ff6b6b"}));
+  }
+})()
+"""
+
+
+def _vfield(label: str, name: str, hint: str = "", **attrs: object) -> rx.Component:
+    return rx.vstack(
+        rx.el.label(label, html_for=f"vf-{name}",
+                    style={"font_weight": "600", "font_size": "14px"}),
+        rx.input(id=f"vf-{name}", name=name, size="3", width="100%",
+                 default_value=VerifyState.values[name], auto_complete="off",
+                 spell_check=False, **attrs),
+        rx.cond(hint != "", rx.text(hint, size="1", color=styles.MUTED)) if hint
+        else rx.fragment(),
+        spacing="1", width="100%", align="start")
+
+
+def _verify_form() -> rx.Component:
+    return rx.vstack(
+        rx.vstack(
+            rx.el.label("Game", html_for="vf-game",
+                        style={"font_weight": "600", "font_size": "14px"}),
+            rx.el.select(*[rx.el.option(g.title, value=name) for name, g in GAMES.items()],
+                         id="vf-game", name="game", default_value=VerifyState.values["game"],
+                         style={"padding": "8px", "border_radius": "8px",
+                                "background_color": styles.SURFACE_2, "color": styles.TEXT,
+                                "border": f"1px solid {styles.BORDER}"}),
+            spacing="1", align="start"),
+        _vfield("Server seed", "server_seed", "64 hexadecimal characters, as revealed on "
+                "the fairness page.", max_length=64),
+        _vfield("Client seed", "client_seed", max_length=64),
+        _vfield("Nonce", "nonce", input_mode="numeric", max_length=19),
+        rx.grid(
+            _vfield("Rows (plinko)", "rows", input_mode="numeric", max_length=2),
+            _vfield("Mines (mines)", "mines", input_mode="numeric", max_length=2),
+            _vfield("Your picks (keno, optional)", "picks", max_length=40),
+            columns=rx.breakpoints(initial="1", sm="3"), spacing="3", width="100%"),
+        _vfield("Committed server seed hash (optional)", "hash",
+                "Shown before you bet; the verifier checks the seed against it.",
+                max_length=64),
+        rx.button("Verify", size="3", type="button", id="verify-run",
+                  on_click=rx.call_script(RUN_VERIFIER)),
+        spacing="3", width="100%", align="start")
+
+
+@player_page(routes.VERIFY, "Verifier", on_load=[VerifyState.on_open])
+def verify() -> rx.Component:
+    return rx.vstack(
+        rx.script(src="/verifier.js"),
+        page_title("Verifier", "Recompute any round from its seeds. This runs entirely in "
+                   "your browser: nothing is sent to HashHouse."),
+        card(rx.cond(VerifyState.loaded, _verify_form(), rx.spinner())),
+        card(rx.vstack(
+            rx.text("Fill in the seeds and press Verify: the result appears below.",
+                    color=styles.MUTED),
+            # filled by RUN_VERIFIER; React renders no children here, so it never
+            # touches the nodes the script puts in
+            rx.el.div(id="verify-output", aria_live="polite", style={"width": "100%"}),
+            spacing="2", width="100%", align="start")),
+        rx.text("The same computation, in Python: ", rx.code("casino verify"),
+                ". Any verifier for the widely used Stake scheme gives the same result.",
+                size="2", color=styles.MUTED),
+        spacing="4", width="100%", max_width="860px")
