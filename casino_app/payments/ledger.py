@@ -115,6 +115,15 @@ def _cache(s: Session) -> dict:
     return c
 
 
+def _created_here(s: Session) -> dict:
+    """Accounts this transaction created: known only to it until it commits, since a
+    rollback takes them away (and SQLite then gives the same id to another account)."""
+    c = s.info.get("ledger_new_accounts")
+    if c is None:
+        c = s.info["ledger_new_accounts"] = {"by_name": {}, "by_id": {}}
+    return c
+
+
 def _insert(s: Session, table):  # noqa: ANN001, ANN202 - dialect-specific INSERT
     return (postgresql.insert if s.get_bind().dialect.name == "postgresql"
             else sqlite.insert)(table)
@@ -125,6 +134,8 @@ def account(s: Session, owner: str, currency_code: str, kind: str, shard: int = 
     name = (owner, currency_code, kind, shard)
     c = _cache(s)
     found = c["by_name"].get(name)
+    if found is None:
+        found = _created_here(s)["by_name"].get(name)
     if found is not None:
         return found
     if kind not in KINDS:
@@ -136,10 +147,14 @@ def account(s: Session, owner: str, currency_code: str, kind: str, shard: int = 
         owner=owner, currency=cur.code, kind=kind, shard=shard,
         allow_negative=KINDS[kind], balance=0, reserved=0, created_at=utcnow(),
     ).on_conflict_do_nothing(index_elements=["owner", "currency", "kind", "shard"])
-    s.execute(stmt)
-    row = s.execute(select(LedgerAccount.id, LedgerAccount.allow_negative).where(
-        LedgerAccount.owner == owner, LedgerAccount.currency == cur.code,
-        LedgerAccount.kind == kind, LedgerAccount.shard == shard)).one()
+    table = LedgerAccount.__table__
+    row = s.execute(stmt.returning(table.c.id, table.c.allow_negative)).first()
+    if row is not None:  # created now: cached for this transaction only
+        c = _created_here(s)
+    else:  # committed by an earlier transaction: cached for the process
+        row = s.execute(select(LedgerAccount.id, LedgerAccount.allow_negative).where(
+            LedgerAccount.owner == owner, LedgerAccount.currency == cur.code,
+            LedgerAccount.kind == kind, LedgerAccount.shard == shard)).one()
     c["by_name"][name] = row.id
     c["by_id"][row.id] = AccountInfo(row.id, owner, cur.code, kind, shard, row.allow_negative)
     return row.id
@@ -156,6 +171,8 @@ def house_account(s: Session, currency_code: str, kind: str, shard: int = 0) -> 
 def info(s: Session, account_id: int) -> AccountInfo:
     c = _cache(s)
     found = c["by_id"].get(account_id)
+    if found is None:
+        found = _created_here(s)["by_id"].get(account_id)
     if found is None:
         a = s.get(LedgerAccount, account_id)
         if a is None:
