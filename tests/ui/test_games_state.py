@@ -1,0 +1,311 @@
+"""The game and wallet states: amounts in base units, refusals that change nothing, the
+header balance after a bet, Mines rounds restored on load, favourites."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.ui.test_state_security import _call, _fresh_root, _substate
+
+
+def _fingerprint() -> str:
+    """Every row of both databases except seed pairs (the bet service may set up a
+    player's first seed pair before it refuses a bet: that is no money)."""
+    import hashlib
+
+    from sqlalchemy import inspect, text
+
+    from casino_app.core.db import databases
+
+    h = hashlib.sha256()
+    dbs = databases()
+    for engine in (dbs.identity_engine, dbs.ledger_engine):
+        with engine.connect() as conn:
+            for table in sorted(inspect(conn).get_table_names()):
+                if table == "seed_pairs":
+                    continue
+                rows = conn.execute(text(f'SELECT * FROM "{table}"')).fetchall()  # noqa: S608
+                h.update(table.encode() + repr(sorted(map(repr, rows))).encode())
+    return h.hexdigest()
+
+
+def _cur(code: str):  # noqa: ANN202
+    from casino_app.payments.currencies import currency
+
+    return currency(code)
+
+
+# --- pure helpers -------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("code", "units", "text"), [
+    ("FUN", 100, "1.00"), ("FUN", 5, "0.05"), ("FUN", 123456789, "1234567.89"),
+    ("BTC", 1, "0.00000001"), ("BTC", 10_000, "0.0001"), ("BTC", 100_000_000, "1.00"),
+    ("ETH", 500_000_000, "0.50"), ("ETH", 1, "0.000000001"), ("USDT", 10_000, "0.01"),
+])
+def test_amount_text_is_exact_and_readable(app_env, code: str, units: int, text: str) -> None:  # noqa: ANN001
+    from casino_app.ui.state.games import amount_text
+
+    assert amount_text(_cur(code), units) == text
+    assert _cur(code).parse(text) == units  # what the box shows reads back exactly
+
+
+def test_halving_and_doubling_use_integer_base_units(app_env) -> None:  # noqa: ANN001
+    from casino_app.ui.state.games import scale_amount
+
+    fun, btc = _cur("FUN"), _cur("BTC")
+    assert scale_amount(fun, "1.00", "half") == "0.50"
+    assert scale_amount(fun, "0.03", "half") == "0.01"        # 3 // 2 = 1 cent, no float
+    assert scale_amount(fun, "0.01", "half") == "0.01"        # never below the smallest bet
+    assert scale_amount(fun, "1,000.05", "double") == "2000.10"
+    assert scale_amount(fun, "90000", "double") == "100000.00"  # capped at the largest bet
+    assert scale_amount(btc, "0.00000301", "half") == "0.0000015"
+    assert scale_amount(btc, "0.1", "double") == "0.20"
+    # every base unit counts (a float would lose the last gwei here)
+    assert scale_amount(_cur("ETH"), "4.123456789", "double") == "8.246913578"
+    assert scale_amount(_cur("ETH"), "4.123456789", "half") == "2.061728394"
+    for junk in ["", "abc", "-1", "1e999", "NaN", None, "0.001"]:
+        assert scale_amount(fun, junk, "double") == "0.01"     # unreadable: smallest bet
+
+
+def test_small_formatters(app_env) -> None:  # noqa: ANN001
+    from casino_app.ui.state.games import e2_text, mult_text, parse_int_in, signed_amount
+
+    assert mult_text(19_800) == "1.98×" and mult_text(10_000) == "1.00×"
+    assert mult_text(0) == "0.00×" and mult_text(19_899) == "1.98×"  # rounded down
+    assert mult_text(10_000_000_000) == "1,000,000.00×"
+    assert signed_amount(_cur("FUN"), 98) == "+0.98"
+    assert signed_amount(_cur("FUN"), -100) == "−1.00"
+    assert e2_text("50", 0, 10_000) == "50.00" and e2_text(" 49.5 ", 0, 10_000) == "49.50"
+    assert e2_text(12.25, 0, 10_000) == "12.25"
+    for junk in ["50.123", "-1", "101", "inf", "nan", "", None, [], "1" * 50, True]:
+        assert e2_text(junk, 0, 10_000) is None, junk
+    assert parse_int_in("16", 8, 16) == 16 and parse_int_in(8, 8, 16) == 8
+    for junk in ["17", "x", True, 7, 8.5, "١٢", None, "00009"]:
+        assert parse_int_in(junk, 8, 16) is None, junk
+
+
+def test_dice_and_limbo_figures_follow_the_game_rules(app_env) -> None:  # noqa: ANN001
+    from casino_app.ui.state.games import GameState
+
+    g = _substate(_fresh_root(), GameState)
+    assert (g.dice_chance, g.dice_multiplier) == ("50.00%", "1.98×")
+    _run(g, "choose_direction", ["under"])     # flipping keeps the win chance
+    assert (g.dice_direction, g.dice_target, g.dice_chance) == ("under", "50.00", "50.00%")
+    _run(g, "edit_dice_target", "25.5")
+    _run(g, "choose_direction", "over")
+    assert (g.dice_target, g.dice_chance) == ("74.50", "25.50%")
+    _run(g, "edit_dice_target", "1.00")           # a number, but outside the game's bounds
+    assert g.dice_chance == "—"              # shown as unknown; the server refuses the bet
+    _run(g, "edit_dice_target", "abc")
+    assert g.dice_target == "1.00"
+    _run(g, "set_dice_slider", [33.0])
+    assert g.dice_target == "33.00"
+    _run(g, "edit_limbo_target", "2")
+    assert (g.limbo_target, g.limbo_chance) == ("2.00", "49.5%")
+
+
+def test_keno_picks_are_checked_in_the_tab(app_env) -> None:  # noqa: ANN001
+    from casino_app.ui.state.games import GameState
+
+    g = _substate(_fresh_root(), GameState)
+    for n in [*range(1, 12), 0, 41, "x7", True, None, 2.5]:
+        _run(g, "keno_toggle", n)
+    assert g.keno_picks == list(range(1, 11))
+    assert "at most 10" in g.error
+    _run(g, "keno_toggle", 3)
+    assert 3 not in g.keno_picks and len(g.keno_picks) == 9
+    assert [c.kind for c in g.keno_cells][:4] == ["picked", "picked", "", "picked"]
+
+
+# --- with a signed-in player --------------------------------------------------------------
+
+def _player(email: str = "gamer@example.com") -> tuple[str, str]:
+    from casino_app.users import accounts
+    from casino_app.users.sessions import RequestContext
+
+    token = accounts.register(email=email, password="gamer pass phrase", display_name="Gamer",
+                              date_of_birth="1990-01-01", accept_terms=True,
+                              ctx=RequestContext("10.0.0.5", "pytest"))
+    me = accounts.current_user(token)
+    assert me is not None
+    return token, me.player_id
+
+
+def _tab(token: str) -> Any:
+    from casino_app.ui.state.session import SessionState
+
+    root = _fresh_root()
+    _substate(root, SessionState).token = token
+    return root
+
+
+def _run(state: Any, name: str, *args: Any) -> list[Any]:
+    return asyncio.run(_call(state, type(state).event_handlers[name], list(args)))
+
+
+def _states(root: Any) -> tuple[Any, Any]:
+    from casino_app.ui.state.games import GameState
+    from casino_app.ui.state.wallet import WalletState
+
+    return _substate(root, GameState), _substate(root, WalletState)
+
+
+def test_a_new_player_starts_in_play_money_and_can_top_up(app_env) -> None:  # noqa: ANN001
+    token, pid = _player()
+    game, wallet = _states(_tab(token))
+    _run(wallet, "load")
+    assert (wallet.code, wallet.balance, wallet.fun_low) == ("FUN", "0.00", True)
+    _run(wallet, "top_up", "topup-key-0001")
+    assert wallet.balance == "1,000.00" and not wallet.fun_low
+    _run(wallet, "top_up", "topup-key-0002")   # not low any more: refused, nothing moves
+    assert "runs low" in wallet.message and wallet.balance == "1,000.00"
+
+
+def test_a_bet_updates_result_history_and_header_balance(app_env) -> None:  # noqa: ANN001
+    from casino_app.payments import demo
+
+    token, pid = _player()
+    demo.top_up_fun(pid, "topup-key-0001")
+    game, wallet = _states(_tab(token))
+    _run(wallet, "load")
+    _run(game, "open_game", "dice")
+    assert game.amount == "1.00" and game.game == "dice"
+    _run(game, "bet", "bet-key-00000001")
+    assert game.error == "" and game.has_result
+    assert game.result_text.startswith("Rolled ")
+    assert game.result_profit in ("+0.98 FUN", "−1.00 FUN")
+    assert wallet.balance == ("1,000.98" if game.result_won else "999.00")
+    assert demo.fun_balance(pid) == (100_098 if game.result_won else 99_900)
+    assert [r.id for r in game.game_rows] == [game.result_id]
+    assert game.game_rows[0].href == f"/bets/bet?id={game.result_id}"
+    # the same key again (a resent event): the first bet, nothing moves twice
+    before = demo.fun_balance(pid)
+    _run(game, "bet", "bet-key-00000001")
+    assert demo.fun_balance(pid) == before and len(game.game_rows) == 1
+
+
+@pytest.mark.parametrize(("amount", "setup", "message"), [
+    ("5000", None, "Insufficient balance"),
+    ("abc", None, "not an amount"),
+    ("0.001", None, "at most 2 decimals"),
+    ("", None, "Enter an amount"),
+    ("200000", None, "largest bet"),
+    ("1", {"dice_target": "1.00"}, "target"),
+    ("1", {"dice_direction": "sideways"}, "direction"),
+])
+def test_refused_bets_show_why_and_change_nothing(app_env, amount: str, setup: Any,  # noqa: ANN001
+                                                  message: str) -> None:
+    from casino_app.payments import demo
+
+    token, pid = _player()
+    demo.top_up_fun(pid, "topup-key-0001")
+    game, wallet = _states(_tab(token))
+    _run(wallet, "load")
+    _run(game, "open_game", "dice")
+    _run(game, "edit_amount", amount)
+    for k, v in (setup or {}).items():
+        setattr(game, k, v)
+    before = _fingerprint()
+    _run(game, "bet", "bet-key-00000002")
+    assert message.lower() in game.error.lower()
+    assert _fingerprint() == before
+    assert wallet.balance == "1,000.00" and not game.has_result and game.rows == []
+
+
+def test_a_changed_currency_never_reinterprets_the_typed_amount(app_env) -> None:  # noqa: ANN001
+    from casino_app.payments import demo
+
+    token, pid = _player()
+    demo.top_up_fun(pid, "topup-key-0001")
+    game, wallet = _states(_tab(token))
+    _run(wallet, "load")
+    _run(game, "open_game", "limbo")
+    _run(game, "edit_amount", "500")
+    _run(wallet, "select_currency", "BTC")
+    assert wallet.code == "BTC" and game.amount == "0.000001"  # BTC's smallest bet
+    _run(wallet, "select_currency", "NOPE")
+    assert wallet.code == "BTC"
+    # another tab (or a forged localStorage value) switched the currency under us
+    _run(game, "edit_amount", "500")
+    wallet.currency = "FUN"
+    before = _fingerprint()
+    _run(game, "bet", "bet-key-00000003")
+    assert "currency is now FUN" in game.error and game.amount == "1.00"
+    assert _fingerprint() == before
+    wallet.currency = "<script>"
+    assert wallet.code == "FUN"   # junk from the browser reads as play money
+
+
+def test_mines_round_starts_reveals_cashes_out_and_survives_a_new_tab(app_env) -> None:  # noqa: ANN001
+    from casino_app.payments import demo
+
+    token, pid = _player()
+    demo.top_up_fun(pid, "topup-key-0001")
+    game, wallet = _states(_tab(token))
+    _run(wallet, "load")
+    _run(game, "open_game", "mines")
+    _run(game, "choose_mines", "1")
+    _run(game, "bet", "bet-key-00000004")
+    assert game.mines_open and game.round_id > 0 and wallet.balance == "999.00"
+    _run(game, "bet", "bet-key-00000005")       # one round at a time
+    assert "open round" in game.error
+    _run(game, "choose_mines", "5")              # settings are locked during a round
+    assert game.mines_count == 1
+    # a reload (a fresh tab state) finds the open round
+    game2, wallet2 = _states(_tab(token))
+    _run(wallet2, "load")
+    _run(game2, "open_game", "mines")
+    assert game2.round_id == game.round_id and game2.mines_count == 1
+    _run(game2, "reveal", 99)
+    assert game2.error and game2.mines_revealed == []
+    _run(game2, "cash_out")
+    assert "at least one tile" in game2.error
+    for tile in range(25):
+        _run(game2, "reveal", tile)
+        if not game2.mines_open:
+            break
+        if tile == 0:
+            _run(game2, "cash_out")
+            break
+    assert not game2.mines_open and game2.mines_at  # the mine is shown once it is over
+    assert game2.rows and game2.rows[0].id == game.round_id
+    expected = demo.fun_balance(pid)
+    assert wallet2.balance == f"{expected // 100:,}.{expected % 100:02d}"
+
+
+def test_anonymous_callers_are_sent_to_sign_in_with_the_game_as_next(app_env) -> None:  # noqa: ANN001
+    from casino_app.ui.state.games import GameState
+
+    g = _substate(_fresh_root(), GameState)
+    out = _run(g, "open_game", "keno")
+    assert "/login?next=/games/keno" in repr(out)
+
+
+def test_favourites_and_recent_games_in_the_lobby(app_env) -> None:  # noqa: ANN001
+    from casino_app.games import history
+    from casino_app.payments import demo
+    from casino_app.ui.state.games import LobbyState
+
+    token, pid = _player()
+    demo.top_up_fun(pid, "topup-key-0001")
+    root = _tab(token)
+    lobby = _substate(root, LobbyState)
+    game, _ = _states(root)
+    _run(game, "open_game", "limbo")
+    _run(game, "bet", "bet-key-00000006")
+    _run(lobby, "load")
+    assert [t.name for t in lobby.recent_tiles] == ["limbo"]
+    _run(lobby, "toggle_favourite", "keno")
+    _run(lobby, "toggle_favourite", "nope")
+    assert [t.name for t in lobby.favourite_tiles] == ["keno"]
+    assert history.favourites(pid) == ["keno"]
+    _run(lobby, "toggle_favourite", "keno")
+    assert history.favourites(pid) == [] and lobby.favourite_tiles == []
+    _run(lobby, "choose_category", "Lottery")
+    assert [t.name for t in lobby.tiles] == ["keno"]
+    _run(lobby, "choose_category", "All")
+    _run(lobby, "search_games", "  LIM ")
+    assert [t.name for t in lobby.tiles] == ["limbo"]
