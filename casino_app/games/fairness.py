@@ -152,7 +152,6 @@ def floats(server_seed: str, client_seed: str, nonce: int, count: int) -> list[f
     Each float is ``b0/256 + b1/256**2 + b2/256**3 + b3/256**4``; every term and every
     partial sum is exact in a double, so this equals ``uint32 / 2**32`` exactly.
     """
-    check_server_seed(server_seed)
     return FloatSource(server_seed).floats(client_seed, nonce, count)
 
 
