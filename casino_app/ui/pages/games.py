@@ -21,6 +21,7 @@ from casino_app.ui.state.games import (
     PLINKO_RISKS,
     PLINKO_ROWS,
     BetRow,
+    Bucket,
     Cell,
     GameState,
     PegRow,
@@ -126,7 +127,7 @@ def _result() -> rx.Component:
         rx.hstack(
             rx.vstack(rx.text(GameState.result_text, id="result-text", size="3"),
                       rx.cond(GameState.result_id > 0,
-                              rx.link(f"Bet #{GameState.result_id}",
+                              rx.link(f"Bet #{GameState.result_id}", id="result-bet",
                                       href=f"{routes.BET}?id={GameState.result_id}",
                                       size="1")),
                       spacing="0", align="start"),
@@ -149,7 +150,8 @@ def _history_row(row: BetRow) -> rx.Component:
         rx.hstack(rx.text("#", row.id, size="1", color=styles.MUTED, min_width="52px"),
                   rx.text(row.outcome, size="2", flex="1", overflow="hidden",
                           white_space="nowrap", text_overflow="ellipsis"),
-                  rx.text(row.mult, size="2", min_width="64px", text_align="right"),
+                  rx.text(row.mult, size="2", min_width="64px", text_align="right",
+                          display=["none", "block"]),
                   rx.text(row.profit, size="2", min_width="96px", text_align="right",
                           color=rx.cond(row.won, styles.SUCCESS, styles.MUTED)),
                   width="100%", align="center", spacing="2"),
@@ -203,7 +205,7 @@ def _dice_board() -> rx.Component:
     return rx.vstack(
         rx.box(
             rx.box(rx.cond(GameState.dice_roll >= 0,
-                           rx.text(GameState.dice_roll.to_string(), size="2", weight="bold",
+                           rx.text(GameState.dice_roll_text, size="2", weight="bold",
                                    style={"transform": "translate(-50%, -26px)",
                                           "white_space": "nowrap"})),
                    class_name="hh-move",
@@ -289,15 +291,15 @@ def _peg_row(row: PegRow) -> rx.Component:
         justify="between", style={"width": row.width, "margin": "0 auto"})
 
 
-def _bucket(cell: Cell) -> rx.Component:
-    return rx.box(rx.text(cell.n, size="1", style={"font_size": "9px"}),
+def _bucket(b: Bucket) -> rx.Component:
+    return rx.box(rx.text(b.label, style={"font_size": "9px", "letter_spacing": "-0.3px"}),
                   class_name="hh-move plinko-bucket",
-                  data_hit=rx.cond(cell.kind == "hit", "true", "false"),
-                  style={"flex": "1", "text_align": "center", "padding": "4px 0",
-                         "border_radius": "4px", "overflow": "hidden",
-                         "background_color": rx.cond(cell.kind == "hit", styles.ACCENT,
-                                                     styles.SURFACE_2),
-                         "color": rx.cond(cell.kind == "hit", styles.BG, styles.TEXT)})
+                  data_hit=rx.cond(b.hit, "true", "false"),
+                  style={"flex": "1 1 0", "min_width": "0", "text_align": "center",
+                         "padding": "4px 0", "border_radius": "4px", "overflow": "hidden",
+                         "white_space": "nowrap",
+                         "background_color": rx.cond(b.hit, styles.ACCENT, styles.SURFACE_2),
+                         "color": rx.cond(b.hit, styles.BG, styles.TEXT)})
 
 
 def _plinko_board() -> rx.Component:

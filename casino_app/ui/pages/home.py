@@ -77,22 +77,22 @@ def _tile(tile: GameTile) -> rx.Component:
                          style={"aspect_ratio": "16 / 10", "object_fit": "cover",
                                 "border_radius": "8px", "background_color": styles.SURFACE_2,
                                 "display": "block"}),
-                rx.hstack(rx.heading(tile.title, size="4"), rx.spacer(),
-                          rx.badge(tile.category, variant="soft"), width="100%",
-                          align="center"),
-                rx.text(tile.description, size="2", color=styles.MUTED),
+                rx.flex(rx.heading(tile.title, size="4"), rx.spacer(),
+                        rx.badge(tile.category, variant="soft"), width="100%",
+                        align="center", wrap="wrap", gap="4px"),
+                rx.text(tile.description, size="1", color=styles.MUTED),
                 spacing="2", align="start", width="100%"),
             href=tile.href, underline="none", color=styles.TEXT,
             aria_label="Play " + tile.title),
         _star(tile),
         class_name="game-tile", data_game=tile.name,
-        style={**styles.card, "position": "relative", "padding": "12px"},
+        style={**styles.card, "position": "relative", "padding": "10px"},
     )
 
 
 def _grid(tiles, grid_id: str) -> rx.Component:  # noqa: ANN001
     return rx.grid(rx.foreach(tiles, _tile), id=grid_id,
-                   columns=rx.breakpoints(initial="1", xs="2", md="3"), spacing="3",
+                   columns=rx.breakpoints(initial="2", sm="3", lg="5"), spacing="3",
                    width="100%")
 
 

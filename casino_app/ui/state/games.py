@@ -152,6 +152,21 @@ class Cell:
 
 
 @dataclasses.dataclass
+class Bucket:
+    label: str
+    hit: bool
+
+
+def short_mult(mult_e4: int) -> str:
+    """A multiplier in a narrow plinko bucket: 1k, 130, 26, 1.5, 0.2."""
+    if mult_e4 >= 1000 * E4:
+        return f"{mult_e4 / (1000 * E4):g}k"
+    if mult_e4 >= 10 * E4:
+        return str(mult_e4 // E4)
+    return f"{mult_e4 // 1000 / 10:g}"
+
+
+@dataclasses.dataclass
 class PegRow:
     pegs: list[int]
     width: str  # so that pegs line up above the buckets (between them, row by row)
@@ -257,6 +272,10 @@ class GameState(rx.State):
             return 50.0
 
     @rx.var
+    def dice_roll_text(self) -> str:
+        return f"{self.dice_roll:.2f}" if self.dice_roll >= 0 else ""
+
+    @rx.var
     def dice_roll_left(self) -> str:
         return f"{self.dice_roll:.2f}%" if self.dice_roll >= 0 else "50%"
 
@@ -276,12 +295,12 @@ class GameState(rx.State):
                 for i in range(n)]
 
     @rx.var
-    def plinko_buckets(self) -> list[Cell]:
+    def plinko_buckets(self) -> list[Bucket]:
         game = GAMES["plinko"]
         table = game.table(game.parse_params({"rows": self.plinko_rows,
                                               "risk": self.plinko_risk}))
-        return [Cell(m, "hit" if i == self.plinko_bucket and self.result_game == "plinko"
-                     else "") for i, m in enumerate(table)]
+        return [Bucket(short_mult(m), i == self.plinko_bucket and self.result_game == "plinko")
+                for i, m in enumerate(table)]
 
     @rx.var
     def plinko_ball_left(self) -> str:
