@@ -54,6 +54,8 @@ def test_play_see_recall_rotate_and_verify_in_the_browser(new_context, viewport)
     page.on("websocket", lambda ws: ws.on(
         "framesent", lambda payload: frames.append(str(payload))))
     register(page, email, "History Player", PASSWORD)
+    # the detector works: page loads send Socket.IO events ("42[...]") on this socket
+    assert any(f.startswith("42") for f in frames), frames[:5]
 
     goto(page, "/games/dice")
     _top_up(page)

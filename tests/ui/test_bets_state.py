@@ -52,7 +52,7 @@ def test_outcomes_and_params_read_like_the_game() -> None:
     assert outcome_text("keno", [3, 17, 40]) == "drawn 3, 17, 40"
     assert outcome_text("mines", [0, 24]) == "mines on tiles 0, 24"
     assert outcome_text("mines", None) == "hidden until the round ends"
-    assert params_text({"target": 50.5, "direction": "over"}) == "direction over · target 50.5"
+    assert params_text({"target": 50.5, "direction": "over"}) == "direction over · target 50.50"
     assert params_text({"target_e2": 5050}) == "target 50.50"
     assert params_text({"picks": [1, 2, 3], "risk": "low"}) == "picks 1, 2, 3 · risk low"
 
@@ -148,7 +148,8 @@ def test_my_bets_pages_filters_stats_and_chart(players, monkeypatch) -> None:  #
     assert st.wagered == fmt_amount("FUN", sum(b.stake for b in placed))
     assert st.profit == fmt_amount("FUN", sum(b.profit for b in placed), signed=True)
     assert state.chart_currency == "FUN" and state.chart_unit == "cent"
-    assert [p["bet"] for p in state.chart] == [b.bet_id for b in placed]
+    assert [p["bet"] for p in state.chart] == [0] + [b.bet_id for b in placed]
+    assert state.chart[0]["profit"] == 0
     assert state.chart[-1]["profit"] == sum(b.profit for b in placed)
     assert all(isinstance(p["profit"], int) for p in state.chart)
     _run(state, "show_chart", "BTC")

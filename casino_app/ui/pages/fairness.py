@@ -53,7 +53,7 @@ def _revealed_row(r: RevealedRow) -> rx.Component:
         rx.table.cell(rx.text(r.revealed_at, size="1")),
         rx.table.cell(rx.vstack(
             rx.cond(r.verify != "", rx.link("Verify first bet", href=r.verify)),
-            rx.cond(r.first_bet != "", rx.link("Open it", href=r.first_bet)),
+            rx.cond(r.first_bet != "", rx.link("Open that bet", href=r.first_bet)),
             spacing="1")),
         class_name="revealed-row",
     )

@@ -69,6 +69,8 @@ def params_view(params: dict[str, Any]) -> dict[str, str]:
             out[key[:-3]] = fmt_e2(value)
         elif isinstance(value, (list, tuple)):
             out[key] = ", ".join(str(v) for v in value)
+        elif isinstance(value, float):
+            out[key] = f"{value:.2f}"  # dice and limbo targets have two decimals
         else:
             out[key] = str(value)
     return out
@@ -214,7 +216,9 @@ class BetsState(rx.State):
             self.chart, self.chart_unit = [], ""
             return
         series = await asyncio.to_thread(history.profit_series, pid, code)
-        self.chart = [{"bet": bet_id, "profit": total} for bet_id, total in series]
+        # the line starts at zero, before the first bet of the window
+        self.chart = [{"bet": 0, "profit": 0}] + [{"bet": bet_id, "profit": total}
+                                                  for bet_id, total in series] if series else []
         self.chart_unit = currency(code).unit
 
     @rx.event
