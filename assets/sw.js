@@ -12,7 +12,7 @@
  */
 "use strict";
 
-const VERSION = "hh-v1";
+const VERSION = "hh-v2";
 const PREFIX = "hh-";
 const SHELL_CACHE = `${VERSION}-shell`;
 const RUNTIME_CACHE = `${VERSION}-runtime`;
@@ -29,6 +29,9 @@ const SHELL = [
   "/icons/icon-512.png",
   "/icons/maskable-192.png",
   "/icons/maskable-512.png",
+  // the fairness verifier works offline once installed
+  "/verify",
+  "/verifier.js",
 ];
 
 const STATIC_EXTENSIONS = /\.(?:js|mjs|css|woff2?|ttf|png|jpe?g|gif|webp|avif|svg|ico|webmanifest)$/;
