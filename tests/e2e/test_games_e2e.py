@@ -59,6 +59,10 @@ def no_horizontal_scroll(page: Page) -> None:
 
 def test_a_new_player_plays_every_game_on_a_phone(new_context) -> None:  # noqa: ANN001
     page = new_context().new_page()
+    sent_keys: list[str] = []  # bet keys as they leave the browser on the websocket
+    page.on("websocket", lambda ws: ws.on(
+        "framesent", lambda frame: sent_keys.extend(
+            re.findall(r'\\?"bet_key\\?":\s*\\?"([^"\\]*)', str(frame)))))
     email = f"player-{secrets.token_hex(4)}@example.com"
     register(page, email, "Gamer", PASSWORD)
 
@@ -170,6 +174,10 @@ def test_a_new_player_plays_every_game_on_a_phone(new_context) -> None:  # noqa:
            ).to_have_count(3)
     expect(page.locator("#bet-history .bet-row")).to_have_count(1)
     no_horizontal_scroll(page)
+
+    # every click made its own key in the browser (the server never chose one)
+    assert len(sent_keys) == 6 and len(set(sent_keys)) == 6, sent_keys
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{8,64}", k) for k in sent_keys), sent_keys
 
     # the lobby remembers the games just played
     goto(page, "/")
