@@ -309,3 +309,27 @@ def test_favourites_and_recent_games_in_the_lobby(app_env) -> None:  # noqa: ANN
     _run(lobby, "choose_category", "All")
     _run(lobby, "search_games", "  LIM ")
     assert [t.name for t in lobby.tiles] == ["limbo"]
+
+
+def test_junk_from_a_signed_in_browser_never_breaks_a_handler(app_env) -> None:  # noqa: ANN001
+    """Any argument a browser can send: refused or ignored, never an exception, and no
+    money moves without a well-formed bet."""
+    from casino_app.payments import demo
+    from casino_app.ui.state.games import GameState, LobbyState
+    from casino_app.ui.state.wallet import WalletState
+
+    token, pid = _player()
+    demo.top_up_fun(pid, "topup-key-0001")
+    junk: list[Any] = [None, 42, -1, 2**70, 1.5, True, [], [1], {}, {"a": 1}, "",
+                       "x" * 5000, "<script>", "\u202e\u0000😀", "mines", "FUN"]
+    for cls in (GameState, WalletState, LobbyState):
+        for name in cls.event_handlers:
+            if name.startswith("_") or name in ("setvar", "top_up"):
+                continue
+            for value in junk:
+                root = _tab(token)
+                state = _substate(root, cls)
+                _run(_substate(root, GameState), "open_game", "dice")
+                n_args = cls.event_handlers[name].fn.__code__.co_argcount - 1
+                _run(state, name, *([value] * n_args))
+    assert demo.fun_balance(pid) == 100_000

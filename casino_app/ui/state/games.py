@@ -430,6 +430,7 @@ class GameState(rx.State):
         """on_load of a game page: the player, the amount for their currency and, on
         Mines, a round left open (it survives reloads and restarts)."""
         self.error = ""
+        name = name if isinstance(name, str) else ""
         _, me = await caller(self)
         if me is None or name not in GAMES:
             self.game = name if name in GAMES else ""
@@ -658,7 +659,7 @@ class LobbyState(rx.State):
         _, me = await caller(self)
         if me is None:
             return rx.redirect(routes.login_then(routes.HOME))
-        if name not in GAMES:
+        if not isinstance(name, str) or name not in GAMES:
             return None
         on = name not in self.favourites
         try:
