@@ -67,7 +67,7 @@ def _request_form() -> rx.Component:
                          hint="0.5 credits the player, -0.5 debits."), flex="1",
                    min_width="180px"),
             width="100%", align="start", wrap="wrap", spacing="3"),
-        field("Reason", "reason", errors=StaffMoneyState.errors, required=True,
+        field("Reason for the adjustment", "reason", errors=StaffMoneyState.errors, required=True,
               max_length=200, form_id="adj", hint="Written to the audit log and the ledger."),
         submit("Request adjustment"),
         spacing="3", width="100%"),
