@@ -1,0 +1,184 @@
+"""Benchmark (not a test): settled house bets per second through the full service path.
+
+  .venv/bin/python bench/bets.py [--bets 5000] [--threads 1,8,32] [--currency FUN]
+                                 [--pgbench-seconds 10] [--profile 500]
+
+Starts a private PostgreSQL cluster with fsync on (the production setting), migrates the
+databases, gives every worker thread its own funded players (a player's bets queue on
+their seed-pair row, as they must), and settles ``--bets`` dice bets through
+``bets.place_bet`` at each concurrency. Prints bets/s and p50/p99 latency, then pgbench's
+simple-update TPS (``pgbench -N``) against the same server and the ratio of the two.
+``--profile N`` also prints the top costs of N bets from one thread (cProfile).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import cProfile
+import io
+import os
+import pstats
+import re
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+PLAYERS_PER_WORKER = 2
+DICE = {"target": 50, "direction": "over"}
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def run_bets(total: int, workers: int, currency: str, stake: int, tag: str,
+             profile: cProfile.Profile | None = None) -> tuple[float, list[float], list[str]]:
+    """Settle ``total`` bets from ``workers`` threads; (bets/s, latencies, refusals)."""
+    from casino_app.core.db import ledger_tx
+    from casino_app.games import bets, seeds
+    from casino_app.payments import ledger
+
+    players = [[f"bench-{tag}-{w}-{i}" for i in range(PLAYERS_PER_WORKER)]
+               for w in range(workers)]
+    source = "faucet" if currency == "FUN" else "custody"
+    for group in players:
+        for p in group:
+            with ledger_tx() as s:
+                ledger.transfer(s, f"fund:{p}", "deposit",
+                                ledger.house_account(s, currency, source),
+                                ledger.player_account(s, p, currency), stake * total * 2)
+            seeds.ensure(p)
+    share = [total // workers + (1 if w < total % workers else 0) for w in range(workers)]
+    latencies: list[list[float]] = [[] for _ in range(workers)]
+    refused: list[str] = []
+    barrier = threading.Barrier(workers + 1)
+
+    def bet_loop(w: int) -> None:
+        group, lat = players[w], latencies[w]
+        for n in range(share[w]):
+            t = time.perf_counter()
+            try:
+                bets.place_bet(group[n % len(group)], "dice", currency, stake, DICE,
+                               f"bench-{tag}-{w:03d}-{n:06d}")
+            except bets.BetRefused as exc:
+                refused.append(f"{type(exc).__name__}: {exc}")
+            lat.append(time.perf_counter() - t)
+
+    if profile is not None:  # one worker, in this thread, so cProfile sees it
+        profile.enable()
+        bet_loop(0)
+        profile.disable()
+        return 0.0, latencies[0], refused
+
+    def worker(w: int) -> None:
+        barrier.wait()
+        bet_loop(w)
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(workers)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    return total / elapsed, [x for lat in latencies for x in lat], refused
+
+
+def pgbench(cluster, db: str, clients: int, seconds: int) -> float:  # noqa: ANN001
+    exe = str(cluster.bindir / "pgbench")
+    conn = ["-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres"]
+    out = subprocess.run([exe, *conn, "-N", "-c", str(clients), "-j", "2", "-T",
+                          str(seconds), db], check=True, capture_output=True, text=True)
+    m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out.stdout)
+    if m is None:
+        raise RuntimeError(f"pgbench said: {out.stdout}\n{out.stderr}")
+    return float(m.group(1))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--bets", type=int, default=5000)
+    p.add_argument("--threads", default="1,8,32")
+    p.add_argument("--currency", default="FUN", choices=["FUN", "BTC"])
+    p.add_argument("--pgbench-seconds", type=int, default=10)
+    p.add_argument("--profile", type=int, default=0, metavar="N")
+    a = p.parse_args()
+    levels = [int(x) for x in a.threads.split(",")]
+
+    tmp = Path(tempfile.mkdtemp(prefix="hh-bench-"))
+    os.environ["CASINO_DATA_DIR"] = str(tmp)
+    os.environ["CASINO_ENCRYPTION_KEYS"] = "b1:" + base64.b64encode(secrets.token_bytes(32)).decode()
+    os.environ["CASINO_RATE_BETS_PLAYER"] = "1000000/second"
+    from tests.support.services import PgCluster
+
+    cluster = PgCluster(fsync=True).start()
+    try:
+        os.environ["CASINO_IDENTITY_DB_URL"] = cluster.create_database("bench_id")
+        os.environ["CASINO_LEDGER_DB_URL"] = cluster.create_database("bench_led")
+        from casino_app.core.db import ledger_tx
+        from casino_app.core.logging import configure_logging
+        from casino_app.core.migrations import upgrade_all
+        from casino_app.payments import ledger
+        from casino_app.payments.currencies import currency
+
+        configure_logging("WARNING", True)
+        upgrade_all()
+        cur = currency(a.currency)
+        stake = cur.min_bet
+        if cur.real_money:  # a bankroll far above any win, so the exposure cap never refuses
+            with ledger_tx() as s:
+                ledger.transfer(s, "bench-capital", "capital",
+                                ledger.house_account(s, cur.code, "custody"),
+                                ledger.house_account(s, cur.code, "bankroll"), 10**15)
+        run_bets(200, 4, cur.code, stake, "warm")
+
+        print(f"postgres {cluster.bindir.parent.name} (fsync on, synchronous_commit on), "
+              f"{os.cpu_count()} cpus; dice bets of {cur.format(stake)} {cur.code} through "
+              f"bets.place_bet, {PLAYERS_PER_WORKER} players per worker")
+        best = 0.0
+        for n in levels:
+            rate, lat, refused = run_bets(a.bets, n, cur.code, stake, f"c{n}")
+            best = max(best, rate)
+            print(f"  {n:>3} threads: {rate:7.0f} bets/s   p50 {statistics.median(lat) * 1e3:6.2f} ms"
+                  f"   p99 {pct(lat, 0.99) * 1e3:6.2f} ms   ({a.bets} bets, {len(refused)} refused"
+                  f"{': ' + refused[0] if refused else ''})")
+
+        with ledger_tx(readonly=True) as s:
+            bad = [f.check for f in ledger.check_invariants(s) if f.violations]
+        print(f"  ledger invariants after the run: {'clean' if not bad else bad}")
+
+        cluster.create_database("pgbench")
+        subprocess.run([str(cluster.bindir / "pgbench"), "-h", "127.0.0.1", "-p",
+                        str(cluster.port), "-U", "postgres", "-i", "-s", "10", "-q",
+                        "pgbench"], check=True, capture_output=True)
+        tps = {c: pgbench(cluster, "pgbench", c, a.pgbench_seconds) for c in (1, 8, 32)}
+        for c, v in tps.items():
+            print(f"pgbench -N -c {c} -j 2 -T {a.pgbench_seconds}: {v:7.0f} TPS")
+        ref = max(tps.values())
+        print(f"best bets/s {best:.0f} / best pgbench TPS {ref:.0f} = {best / ref:.2f}")
+
+        if a.profile:
+            prof = cProfile.Profile()
+            run_bets(a.profile, 1, cur.code, stake, "prof", prof)
+            out = io.StringIO()
+            st = pstats.Stats(prof, stream=out)
+            st.sort_stats("cumulative").print_stats(r"casino_app|limits|hmac|crypto", 30)
+            st.sort_stats("tottime").print_stats(15)
+            print(f"\ncProfile of {a.profile} bets from one thread:")
+            print(out.getvalue())
+    finally:
+        cluster.destroy()
+
+
+if __name__ == "__main__":
+    main()
