@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -175,21 +175,24 @@ def _rate_limit(player_id: str) -> None:
         raise TooFast(exc.retry_after) from None
 
 
-def _stats(s: Session, player_id: str, cur: str, stake: int, payout: int, mult: int) -> None:
-    pg = s.get_bind().dialect.name == "postgresql"
-    ins = (postgresql.insert if pg else sqlite.insert)(PlayerStats).values(
-        player_id=player_id, currency=cur, bets=1, wagered=stake, paid=payout,
-        best_mult_e4=mult, updated_at=utcnow())
-    t = PlayerStats.__table__
-    from sqlalchemy import func
+_stats_upserts: dict[str, Any] = {}
 
-    greatest = func.greatest if pg else func.max
-    s.execute(ins.on_conflict_do_update(
-        index_elements=["player_id", "currency"],
-        set_={"bets": t.c.bets + 1, "wagered": t.c.wagered + stake,
-              "paid": t.c.paid + payout,
-              "best_mult_e4": greatest(t.c.best_mult_e4, ins.excluded.best_mult_e4),
-              "updated_at": ins.excluded.updated_at}))
+
+def _stats(s: Session, player_id: str, cur: str, stake: int, payout: int, mult: int) -> None:
+    dialect = s.get_bind().dialect.name
+    stmt = _stats_upserts.get(dialect)
+    if stmt is None:  # built once: building it costs more than running it
+        t = PlayerStats.__table__
+        ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(t)
+        greatest = func.greatest if dialect == "postgresql" else func.max
+        stmt = _stats_upserts[dialect] = ins.on_conflict_do_update(
+            index_elements=["player_id", "currency"],
+            set_={"bets": t.c.bets + 1, "wagered": t.c.wagered + ins.excluded.wagered,
+                  "paid": t.c.paid + ins.excluded.paid,
+                  "best_mult_e4": greatest(t.c.best_mult_e4, ins.excluded.best_mult_e4),
+                  "updated_at": ins.excluded.updated_at})
+    s.execute(stmt, {"player_id": player_id, "currency": cur, "bets": 1, "wagered": stake,
+                     "paid": payout, "best_mult_e4": mult, "updated_at": utcnow()})
 
 
 def _view(b: Bet, replayed: bool = False, server_seed: str | None = None) -> BetResult:

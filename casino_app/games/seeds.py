@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -69,13 +69,17 @@ class DrawInputs:
     nonce: int
 
 
+_pairs = SeedPair.__table__
+_TAKE_NONCE = (update(_pairs)
+               .where(_pairs.c.player_id == bindparam("p_player"), _pairs.c.state == "active")
+               .values(nonce=_pairs.c.nonce + 1)
+               .returning(_pairs.c.id, _pairs.c.server_seed_sealed, _pairs.c.server_seed_hash,
+                          _pairs.c.client_seed, _pairs.c.nonce))
+
+
 def _draw_inputs(s: Session, player_id: str) -> DrawInputs | None:
     """Take the next nonce of the active pair (row-locked until the transaction ends)."""
-    t = SeedPair.__table__
-    row = s.execute(update(t).where(t.c.player_id == player_id, t.c.state == "active")
-                    .values(nonce=t.c.nonce + 1)
-                    .returning(t.c.id, t.c.server_seed_sealed, t.c.server_seed_hash,
-                               t.c.client_seed, t.c.nonce)).first()
+    row = s.execute(_TAKE_NONCE, {"p_player": player_id}).first()
     if row is None:
         return None
     return DrawInputs(row.id, _open(player_id, row.server_seed_hash, row.server_seed_sealed),

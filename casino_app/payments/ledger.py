@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -194,20 +194,29 @@ def _check_amount(amount: object) -> int:
     return amount
 
 
+# Statements of the bet path, built once: building a statement costs more Python time
+# than the database needs to run it.
+_accounts = LedgerAccount.__table__
+_CREDIT = (update(_accounts).where(_accounts.c.id == bindparam("p_id"))
+           .values(balance=_accounts.c.balance + bindparam("p_net"))
+           .returning(_accounts.c.balance))
+_DEBIT = _CREDIT.where(_accounts.c.balance - _accounts.c.reserved >= bindparam("p_debits"))
+_entry_inserts: dict[str, object] = {}
+
+
 def _apply(s: Session, deltas: dict[int, tuple[int, int]]) -> dict[int, int]:
     """Change balances; ``deltas`` maps account -> (net change, gross debits).
 
     Rows are updated in id order so concurrent entries never deadlock.
     """
     out = {}
-    table = LedgerAccount.__table__
     for account_id in sorted(deltas):
         net, debits = deltas[account_id]
-        stmt = (update(table).where(table.c.id == account_id)
-                .values(balance=table.c.balance + net).returning(table.c.balance))
         if not info(s, account_id).allow_negative and debits:
-            stmt = stmt.where(table.c.balance - table.c.reserved >= debits)
-        row = s.execute(stmt).first()
+            row = s.execute(_DEBIT, {"p_id": account_id, "p_net": net,
+                                     "p_debits": debits}).first()
+        else:
+            row = s.execute(_CREDIT, {"p_id": account_id, "p_net": net}).first()
         if row is None:
             raise InsufficientFunds(account_id)
         out[account_id] = row[0]
@@ -215,12 +224,15 @@ def _apply(s: Session, deltas: dict[int, tuple[int, int]]) -> dict[int, int]:
 
 
 def _new_entry(s: Session, key: str, kind: str, fingerprint: str, memo: str) -> int | None:
-    stmt = (_insert(s, JournalEntry)
-            .values(key=key, kind=kind, fingerprint=fingerprint, memo=memo[:200],
-                    created_at=utcnow())
-            .on_conflict_do_nothing(index_elements=["key"])
-            .returning(JournalEntry.__table__.c.id))
-    row = s.execute(stmt).first()
+    dialect = s.get_bind().dialect.name
+    stmt = _entry_inserts.get(dialect)
+    if stmt is None:
+        table = JournalEntry.__table__
+        stmt = _entry_inserts[dialect] = (
+            _insert(s, table).on_conflict_do_nothing(index_elements=["key"])
+            .returning(table.c.id))
+    row = s.execute(stmt, {"key": key, "kind": kind, "fingerprint": fingerprint,  # type: ignore[arg-type]
+                           "memo": memo[:200], "created_at": utcnow()}).first()
     return None if row is None else row[0]
 
 
