@@ -115,7 +115,7 @@ def test_player_account_lifecycle(new_context, smtp, viewport):  # noqa: ANN001
     expect(staff.get_by_role("heading", name=email)).to_be_visible()
     expect(staff.get_by_text("Live sessions")).to_be_visible()
     expect(staff.get_by_text("Active", exact=True)).to_be_visible()
-    staff.get_by_label("Reason").fill("e2e check")
+    staff.get_by_label("Reason", exact=True).fill("e2e check")
     staff.get_by_role("button", name="Lock and sign out").click()
     expect(staff.get_by_text("Account locked and signed out everywhere.")).to_be_visible()
     expect_signed_out(device_a)

@@ -3,6 +3,7 @@ tampering is found and named."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import threading
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,9 @@ import time_machine
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from casino_app.core.db import identity_tx
+from casino_app.cli import cmd_ledger_fund
+from casino_app.core.db import identity_tx, ledger_tx
+from casino_app.payments.checks import run_check
 from casino_app.security.audit import (
     SYSTEM,
     Actor,
@@ -22,7 +25,7 @@ from casino_app.security.audit import (
     verify,
 )
 from casino_app.security.models import GENESIS_HASH, AuditEvent
-from casino_app.users import accounts, staff
+from casino_app.users import accounts, staff, staff_money
 from casino_app.users.errors import InvalidCode, InvalidCredentials
 from casino_app.users.maintenance import rotate_encryption
 from casino_app.users.models import Role
@@ -143,6 +146,31 @@ def test_every_action_writes_exactly_one_row_of_its_kind(any_env: str) -> None:
         with audited({}):
             staff.audit_page(admin)
             staff.verify_audit(admin)
+
+        # money: staff views and four-eyes adjustments, operator funding, ledger check
+        _, payee_addr = register()
+        payee = user_row(payee_addr).id
+        second, _, _ = make_staff(Role.admin)
+        with audited({"staff.money_view": 1}):
+            staff_money.player_money(admin, payee, new_ctx())
+        with audited({"ledger.adjustment_requested": 1}):
+            req = staff_money.request_adjustment(admin, payee, "BTC", "0.5", "goodwill",
+                                                 new_ctx())
+        with audited({"ledger.adjustment_approved": 1}):
+            staff_money.approve_adjustment(second, req.id, new_ctx())
+        with audited({"ledger.adjustment_requested": 1}):
+            req = staff_money.request_adjustment(admin, payee, "BTC", "-0.1", "typo",
+                                                 new_ctx())
+        with audited({"ledger.adjustment_rejected": 1}):
+            staff_money.reject_adjustment(second, req.id, "not needed", new_ctx())
+        with audited({"ledger.bankroll_funded": 1}):
+            assert cmd_ledger_fund(argparse.Namespace(currency="ETH", amount="1",
+                                                      reference="tx-1")) == 0
+        with audited({"ledger.check_failed": 1}):
+            with ledger_tx() as s:
+                s.execute(text("UPDATE ledger_accounts SET balance = balance + 1 "
+                               "WHERE kind = 'bankroll'"))
+            run_check()
 
     assert set(audit_counts()) == {str(a) for a in AuditAction}
     result = _verify()
