@@ -54,16 +54,23 @@ class SessionState(rx.State):
                               user_agent=self.router.headers.user_agent or "")
 
     def _show(self, me: CurrentUser | None) -> None:
-        self.checked = True
-        self.signed_in = me is not None
-        self.display_name = me.display_name if me else ""
-        self.email = me.email if me else ""
-        self.role = me.role.value if me else ""
-        self.totp_enabled = me.totp_enabled if me else False
         # "Last sign-in" is the one before this session's: a sign-in the player does not
         # recognise there means someone else used the account.
-        self.previous_login = fmt_time(me.previous_login_at) if me else ""
-        self.previous_login_ip = (me.previous_login_ip or "") if me else ""
+        view = {
+            "checked": True,
+            "signed_in": me is not None,
+            "display_name": me.display_name if me else "",
+            "email": me.email if me else "",
+            "role": me.role.value if me else "",
+            "totp_enabled": me.totp_enabled if me else False,
+            "previous_login": fmt_time(me.previous_login_at) if me else "",
+            "previous_login_ip": (me.previous_login_ip or "") if me else "",
+        }
+        # Assign only what changed: Reflex sends every assigned var to the browser, and
+        # this runs on every signed-in event (a bet answer carried all eight each time).
+        for name, value in view.items():
+            if getattr(self, name) != value:
+                setattr(self, name, value)
 
     async def _current(self) -> CurrentUser | None:
         new_request_id()
