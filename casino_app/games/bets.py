@@ -132,16 +132,20 @@ _bankroll_cache: dict[str, tuple[float, int]] = {}
 _bankroll_lock = threading.Lock()
 
 
-def _bankroll(currency_code: str) -> int:
+def _bankroll(currency_code: str, s: Session | None = None) -> int:
     """The house bankroll over all shards, cached for a second (the cap is a policy, not
-    an invariant: the ledger itself never needs it)."""
+    an invariant: the ledger itself never needs it). Read in ``s`` when given: a caller
+    inside a transaction must not wait for a second pooled connection."""
     key = currency_code
     now = time.monotonic()
     hit = _bankroll_cache.get(key)
     if hit and now - hit[0] < 1.0:
         return hit[1]
-    with ledger_tx(readonly=True) as s:
+    if s is not None:
         total = ledger.house_total(s, currency_code, "bankroll")
+    else:
+        with ledger_tx(readonly=True) as ro:
+            total = ledger.house_total(ro, currency_code, "bankroll")
     with _bankroll_lock:
         _bankroll_cache[key] = (now, total)
     return total
@@ -151,15 +155,16 @@ def reset_bankroll_cache() -> None:
     _bankroll_cache.clear()
 
 
-def max_win(cur: Currency) -> int | None:
+def max_win(cur: Currency, s: Session | None = None) -> int | None:
     """The largest net win one bet may have in ``cur`` (None: no cap, play money)."""
     if not cur.real_money:
         return None
-    return max(0, _bankroll(cur.code)) * get_settings().exposure_cap_bps // E4
+    return max(0, _bankroll(cur.code, s)) * get_settings().exposure_cap_bps // E4
 
 
-def _check_exposure(cur: Currency, stake: int, mult_e4: int) -> None:
-    cap = max_win(cur)
+def _check_exposure(cur: Currency, stake: int, mult_e4: int, s: Session | None = None
+                    ) -> None:
+    cap = max_win(cur, s)
     if cap is None:
         return
     if stake * mult_e4 // E4 - stake > cap:
@@ -340,7 +345,7 @@ def reveal_tile(player_id: str, bet_id: object, tile: object) -> BetResult:
         count = json.loads(b.params)["mines"]
         try:
             _check_exposure(currency(b.currency), b.stake,
-                            mines_multiplier_e4(count, len(revealed) + 1))
+                            mines_multiplier_e4(count, len(revealed) + 1), s)
         except OverExposure:
             raise OverExposure("This round has reached the largest win the house allows "
                                "per bet. Cash out to collect it.") from None

@@ -3,6 +3,7 @@ reservation released together against one balance that cannot cover them all."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -169,7 +170,8 @@ def test_no_bet_key_or_entry_key_is_stored_twice(race_env: PgCluster) -> None:
     jobs = [lambda p=p, i=i: bets.place_bet(p, GAME, CUR, STAKE, PARAMS, f"key-{i % 12:04d}")
             for p in players for i in range(15)]  # keys 0..2 sent twice per player
     answers = _together(jobs)
-    assert all(isinstance(r, bets.BetResult | bets.InsufficientBalance) for r in answers)
+    assert all(isinstance(r, bets.BetResult | bets.InsufficientBalance) for r in answers), [
+        repr(r) for r in answers if not isinstance(r, bets.BetResult | bets.InsufficientBalance)][:3]
     with ledger_tx(readonly=True) as s:
         dup_bets = s.execute(select(Bet.player_id, Bet.bet_key).group_by(
             Bet.player_id, Bet.bet_key).having(func.count() > 1)).all()
@@ -182,4 +184,23 @@ def test_no_bet_key_or_entry_key_is_stored_twice(race_env: PgCluster) -> None:
     assert n_bets == sum(1 for p in players for _ in range(10))  # 1,000 covers 10 bets
     assert all(b == 0 for _, b in balances) or any(
         isinstance(r, bets.BetResult) and r.payout for r in answers)
+    assert _violations() == {}
+
+
+def test_many_mines_reveals_at_once_do_not_exhaust_the_connection_pool(
+        race_env: PgCluster) -> None:
+    """A reveal checks the exposure cap inside its transaction: reading the bankroll
+    there, not through a second pooled connection, so 40 at once cannot starve the pool."""
+    players = [f"miner-{i}" for i in range(40)]
+    rounds = {}
+    for p in players:
+        _credit(p, 10_000)
+        rounds[p] = bets.place_bet(p, "mines", CUR, 1_000, {"mines": 1}, f"round-{p}")
+        with ledger_tx(readonly=True) as s:  # white-box: pick a safe tile
+            mines = json.loads(s.get(Bet, rounds[p].bet_id).outcome)
+        rounds[p] = (rounds[p].bet_id, next(t for t in range(25) if t not in mines))
+    bets.reset_bankroll_cache()  # every reveal must read the bankroll
+    answers = _together([lambda p=p: bets.reveal_tile(p, *rounds[p]) for p in players])
+    assert all(isinstance(r, bets.BetResult) and r.state == "open" for r in answers), [
+        repr(r) for r in answers if not isinstance(r, bets.BetResult)][:3]
     assert _violations() == {}
