@@ -217,34 +217,49 @@ def _params_json(parsed: Any) -> str:
     return json.dumps(parsed.to_json(), sort_keys=True, separators=(",", ":"))
 
 
+def _find(s: Session, player_id: str, bet_key: str, game: str, cur: str, stake: int,
+          params_json: str) -> BetResult | None:
+    """The bet already placed under ``bet_key`` (InvalidBet if its fields differ)."""
+    b = s.execute(select(Bet).where(Bet.player_id == player_id, Bet.bet_key == bet_key)
+                  ).scalar_one_or_none()
+    if b is None:
+        return None
+    if (b.game, b.currency, b.stake, b.params) != (game, cur, stake, params_json):
+        raise InvalidBet("This bet id was already used for another bet.")
+    return _view(b, replayed=True, server_seed=seeds.revealed_seed_of(s, b.seed_pair_id))
+
+
 def _replay(player_id: str, bet_key: str, game: str, cur: str, stake: int,
             params_json: str) -> BetResult | None:
     with ledger_tx(readonly=True) as s:
-        b = s.execute(select(Bet).where(Bet.player_id == player_id, Bet.bet_key == bet_key)
-                      ).scalar_one_or_none()
-        if b is None:
-            return None
-        if (b.game, b.currency, b.stake, b.params) != (game, cur, stake, params_json):
-            raise InvalidBet("This bet id was already used for another bet.")
-        return _view(b, replayed=True, server_seed=seeds.revealed_seed_of(s, b.seed_pair_id))
+        return _find(s, player_id, bet_key, game, cur, stake, params_json)
+
+
+class _NoSeeds(Exception):
+    """The player has no active seed pair yet (first bet)."""
 
 
 def place_bet(player_id: str, game_name: object, currency_code: object, stake: object,
               params: object, bet_key: object) -> BetResult:
-    """Place one bet (Mines: start a round). Raises BetRefused with a clear message."""
+    """Place one bet (Mines: start a round). Raises BetRefused with a clear message.
+
+    One transaction: a bet id already used answers with its bet, before the exposure cap
+    and the rate limit are asked; then the outcome is drawn and the money posted.
+    """
     game, cur, parsed = _validate(player_id, game_name, currency_code, stake, params, bet_key)
     assert isinstance(stake, int) and isinstance(bet_key, str)
     params_json = _params_json(parsed)
-    found = _replay(player_id, bet_key, game.name, cur.code, stake, params_json)
-    if found is not None:
-        return found
     is_mines = game.name == "mines"
-    _check_exposure(cur, stake, mines_multiplier_e4(parsed.mines, 1) if is_mines
-                    else game.max_multiplier_e4(parsed))
-    _rate_limit(player_id)
-    seeds.ensure(player_id)
+    max_mult = (mines_multiplier_e4(parsed.mines, 1) if is_mines
+                else game.max_multiplier_e4(parsed))
     try:
-        return _settle(player_id, game, cur, stake, parsed, params_json, bet_key)
+        try:
+            return _settle(player_id, game, cur, stake, parsed, params_json, bet_key,
+                           max_mult, count=True)
+        except _NoSeeds:
+            seeds.ensure(player_id)
+            return _settle(player_id, game, cur, stake, parsed, params_json, bet_key,
+                           max_mult, count=False)
     except (ledger.IdempotencyConflict, IntegrityError):
         # the same bet id raced with itself: the first one won, answer with it
         found = _replay(player_id, bet_key, game.name, cur.code, stake, params_json)
@@ -256,11 +271,19 @@ def place_bet(player_id: str, game_name: object, currency_code: object, stake: o
 
 
 def _settle(player_id: str, game, cur: Currency, stake: int, parsed: Any,  # noqa: ANN001
-            params_json: str, bet_key: str) -> BetResult:
+            params_json: str, bet_key: str, max_mult: int, count: bool) -> BetResult:
     is_mines = game.name == "mines"
     with ledger_tx() as s:
+        found = _find(s, player_id, bet_key, game.name, cur.code, stake, params_json)
+        if found is not None:
+            return found
+        _check_exposure(cur, stake, max_mult, s)
+        if count:
+            _rate_limit(player_id)
         inputs = seeds._draw_inputs(s, player_id)
         if inputs is None:
+            if count:
+                raise _NoSeeds
             raise InvalidBet("Your seeds are being set up. Try again.")
         outcome = game.draw(inputs.server_seed, inputs.client_seed, inputs.nonce, parsed)
         mult = 0 if is_mines else game.multiplier_e4(parsed, outcome)

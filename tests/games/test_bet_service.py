@@ -255,12 +255,14 @@ def test_betting_too_fast_is_refused_with_a_wait(player: str,
     reset_settings_cache()
     reset_limiter()
     _fund(player, "FUN", 10_000)
-    for _ in range(3):
-        bets.place_bet(player, "dice", "FUN", 100, DICE, _key())
+    placed = [bets.place_bet(player, "dice", "FUN", 100, DICE, _key()) for _ in range(3)]
     snap = _snapshot(player)
     with pytest.raises(bets.TooFast, match=r"Try again in \d+ s"):
         bets.place_bet(player, "dice", "FUN", 100, DICE, _key())
     assert _snapshot(player) == snap
+    # a resent bet is not a new one: it is answered even now
+    again = bets.place_bet(player, "dice", "FUN", 100, DICE, placed[0].bet_key)
+    assert again.replayed and again.bet_id == placed[0].bet_id
     # another player is not slowed down by this one
     other = "p-" + uuid.uuid4().hex[:12]
     _fund(other, "FUN", 1_000)
