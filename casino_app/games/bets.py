@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -217,11 +217,15 @@ def _params_json(parsed: Any) -> str:
     return json.dumps(parsed.to_json(), sort_keys=True, separators=(",", ":"))
 
 
+_INSERT_BET = Bet.__table__.insert().returning(Bet.__table__.c.id)
+_FIND_BET = select(Bet).where(Bet.player_id == bindparam("p_player"),
+                              Bet.bet_key == bindparam("p_key"))
+
+
 def _find(s: Session, player_id: str, bet_key: str, game: str, cur: str, stake: int,
           params_json: str) -> BetResult | None:
     """The bet already placed under ``bet_key`` (InvalidBet if its fields differ)."""
-    b = s.execute(select(Bet).where(Bet.player_id == player_id, Bet.bet_key == bet_key)
-                  ).scalar_one_or_none()
+    b = s.execute(_FIND_BET, {"p_player": player_id, "p_key": bet_key}).scalar_one_or_none()
     if b is None:
         return None
     if (b.game, b.currency, b.stake, b.params) != (game, cur, stake, params_json):
@@ -301,19 +305,18 @@ def _settle(player_id: str, game, cur: Currency, stake: int, parsed: Any,  # noq
             raise ledger.IdempotencyConflict(result.key)
         after = result.balances[player]
         now = utcnow()
-        bet = Bet(player_id=player_id, bet_key=bet_key, game=game.name, currency=cur.code,
-                  stake=stake, payout=payout, mult_e4=mult,
-                  state="open" if is_mines else ("won" if payout > 0 else "lost"),
-                  params=params_json, outcome=json.dumps(outcome), progress="[]",
-                  seed_pair_id=inputs.pair_id, nonce=inputs.nonce,
-                  client_seed=inputs.client_seed, server_seed_hash=inputs.server_seed_hash,
-                  balance_before=after - payout + stake, balance_after=after,
-                  created_at=now, settled_at=None if is_mines else now)
-        s.add(bet)
+        row = dict(player_id=player_id, bet_key=bet_key, game=game.name, currency=cur.code,
+                   stake=stake, payout=payout, mult_e4=mult,
+                   state="open" if is_mines else ("won" if payout > 0 else "lost"),
+                   params=params_json, outcome=json.dumps(outcome), progress="[]",
+                   seed_pair_id=inputs.pair_id, nonce=inputs.nonce,
+                   client_seed=inputs.client_seed, server_seed_hash=inputs.server_seed_hash,
+                   balance_before=after - payout + stake, balance_after=after,
+                   created_at=now, settled_at=None if is_mines else now)
+        bet_id = s.execute(_INSERT_BET, row).scalar_one()  # Core: no unit-of-work cost
         if not is_mines:
             _stats(s, player_id, cur.code, stake, payout, mult)
-        s.flush()
-        return _view(bet)
+        return _view(Bet(id=bet_id, **row))  # a detached copy, for the answer
 
 
 # --- Mines ---
