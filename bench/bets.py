@@ -1,12 +1,13 @@
 """Benchmark (not a test): settled house bets per second through the full service path.
 
-  .venv/bin/python bench/bets.py [--bets 5000] [--threads 1,8,32] [--currency FUN]
-                                 [--pgbench-seconds 10] [--profile 500]
+  .venv/bin/python bench/bets.py [--bets 5000] [--threads 1,8,32] [--processes 2x8,4x8]
+                                 [--currency FUN] [--pgbench-seconds 10] [--profile 500]
 
 Starts a private PostgreSQL cluster with fsync on (the production setting), migrates the
 databases, gives every worker thread its own funded players (a player's bets queue on
 their seed-pair row, as they must), and settles ``--bets`` dice bets through
-``bets.place_bet`` at each concurrency. Prints bets/s and p50/p99 latency, then pgbench's
+``bets.place_bet`` at each concurrency (threads of one process, then several processes,
+as a deployment with several workers). Prints bets/s and p50/p99 latency, then pgbench's
 simple-update TPS (``pgbench -N``) against the same server and the ratio of the two.
 ``--profile N`` also prints the top costs of N bets from one thread (cProfile).
 """
@@ -17,6 +18,7 @@ import argparse
 import base64
 import cProfile
 import io
+import multiprocessing
 import os
 import pstats
 import re
@@ -27,7 +29,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -41,8 +45,10 @@ def pct(values: list[float], q: float) -> float:
 
 
 def run_bets(total: int, workers: int, currency: str, stake: int, tag: str,
-             profile: cProfile.Profile | None = None) -> tuple[float, list[float], list[str]]:
-    """Settle ``total`` bets from ``workers`` threads; (bets/s, latencies, refusals)."""
+             profile: cProfile.Profile | None = None, ready: Callable[[], object] | None = None
+             ) -> tuple[float, list[float], list[str]]:
+    """Settle ``total`` bets from ``workers`` threads; (bets/s, latencies, refusals).
+    ``ready`` is called once the players are set up, just before the bets start."""
     from casino_app.core.db import ledger_tx
     from casino_app.games import bets, seeds
     from casino_app.payments import ledger
@@ -86,12 +92,46 @@ def run_bets(total: int, workers: int, currency: str, stake: int, tag: str,
     threads = [threading.Thread(target=worker, args=(w,)) for w in range(workers)]
     for t in threads:
         t.start()
+    if ready is not None:
+        ready()
     barrier.wait()
     t0 = time.perf_counter()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t0
     return total / elapsed, [x for lat in latencies for x in lat], refused
+
+
+def _process(total: int, workers: int, currency: str, stake: int, tag: str,
+             start: Any, results: Any) -> None:  # noqa: ANN401 - multiprocessing objects
+    from casino_app.core.logging import configure_logging
+
+    configure_logging("WARNING", True)
+    _, lat, refused = run_bets(total, workers, currency, stake, tag, ready=start.wait)
+    results.put((lat, refused))
+
+
+def run_processes(total: int, processes: int, workers: int, currency: str, stake: int
+                  ) -> tuple[float, list[float], list[str]]:
+    """As run_bets, from ``processes`` processes of ``workers`` threads each (a deployment
+    runs several worker processes: the GIL is per process)."""
+    ctx = multiprocessing.get_context("spawn")
+    start, results = ctx.Barrier(processes + 1), ctx.Queue()
+    procs = [ctx.Process(target=_process, args=(total // processes, workers, currency,
+                                                stake, f"p{processes}x{workers}-{i}", start,
+                                                results))
+             for i in range(processes)]
+    for pr in procs:
+        pr.start()
+    start.wait()
+    t0 = time.perf_counter()
+    got = [results.get() for _ in procs]
+    elapsed = time.perf_counter() - t0
+    for pr in procs:
+        pr.join()
+    done = total // processes * processes
+    return (done / elapsed, [x for lat, _ in got for x in lat],
+            [r for _, refused in got for r in refused])
 
 
 def pgbench(cluster, db: str, clients: int, seconds: int) -> float:  # noqa: ANN001
@@ -109,6 +149,8 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--bets", type=int, default=5000)
     p.add_argument("--threads", default="1,8,32")
+    p.add_argument("--processes", default="2x8,4x8", metavar="PxT,...",
+                   help="also run from P processes of T threads each")
     p.add_argument("--currency", default="FUN", choices=["FUN", "BTC"])
     p.add_argument("--pgbench-seconds", type=int, default=10)
     p.add_argument("--profile", type=int, default=0, metavar="N")
@@ -146,12 +188,21 @@ def main() -> None:
               f"{os.cpu_count()} cpus; dice bets of {cur.format(stake)} {cur.code} through "
               f"bets.place_bet, {PLAYERS_PER_WORKER} players per worker")
         best = 0.0
+
+        def show(label: str, rate: float, lat: list[float], refused: list[str]) -> None:
+            print(f"  {label:>17}: {rate:6.0f} bets/s   p50 {statistics.median(lat) * 1e3:6.2f} ms"
+                  f"   p99 {pct(lat, 0.99) * 1e3:6.2f} ms   ({len(lat)} bets, "
+                  f"{len(refused)} refused{': ' + refused[0] if refused else ''})")
+
         for n in levels:
             rate, lat, refused = run_bets(a.bets, n, cur.code, stake, f"c{n}")
             best = max(best, rate)
-            print(f"  {n:>3} threads: {rate:7.0f} bets/s   p50 {statistics.median(lat) * 1e3:6.2f} ms"
-                  f"   p99 {pct(lat, 0.99) * 1e3:6.2f} ms   ({a.bets} bets, {len(refused)} refused"
-                  f"{': ' + refused[0] if refused else ''})")
+            show(f"{n} threads", rate, lat, refused)
+        for spec in filter(None, a.processes.split(",")):
+            procs, threads = (int(x) for x in spec.split("x"))
+            rate, lat, refused = run_processes(a.bets, procs, threads, cur.code, stake)
+            best = max(best, rate)
+            show(f"{procs} procs x {threads} thr", rate, lat, refused)
 
         with ledger_tx(readonly=True) as s:
             bad = [f.check for f in ledger.check_invariants(s) if f.violations]
