@@ -99,7 +99,8 @@ def test_bets_and_a_withdrawal_racing_for_one_balance_never_overdraw(
                if not isinstance(r, bets.BetResult)]
     # every refusal is the honest one: the money was not there
     assert all(isinstance(r, bets.InsufficientBalance) for _, r in refused), refused[:3]
-    assert placed and refused, "the balance must cover some bets and not all"
+    won_any = any(r.payout for r in placed)  # about one run in 5,000 has a win
+    assert placed and (refused or won_any), "the balance must cover some bets and not all"
     reserved = RESERVE if isinstance(reservation, ledger.PendingResult) else 0
     if not reserved:
         assert isinstance(reservation, ledger.InsufficientFunds), reservation
@@ -127,7 +128,7 @@ def test_bets_and_a_withdrawal_racing_for_one_balance_never_overdraw(
     assert bal.balance == INITIAL + won == chain[-1].balance_after == posted
     assert bal.reserved == reserved
     assert bal.available >= 0
-    if refused and not any(r.payout for r in chain):
+    if refused and not won_any:
         assert bal.available < STAKE  # nothing was refused that the balance could cover
     # refused bets left no trace; accepted ones are recorded once
     assert sorted(k for k, _ in bet_rows) == sorted(r.bet_key for r in placed)
@@ -181,9 +182,9 @@ def test_no_bet_key_or_entry_key_is_stored_twice(race_env: PgCluster) -> None:
         balances = s.execute(select(LedgerAccount.owner, LedgerAccount.balance).where(
             LedgerAccount.owner.in_(players))).all()
     assert dup_bets == [] and dup_entries == []
-    assert n_bets == sum(1 for p in players for _ in range(10))  # 1,000 covers 10 bets
-    assert all(b == 0 for _, b in balances) or any(
-        isinstance(r, bets.BetResult) and r.payout for r in answers)
+    if not any(isinstance(r, bets.BetResult) and r.payout for r in answers):  # no rare win
+        assert n_bets == 10 * len(players)  # 1,000 covers 10 bets of 100
+        assert all(b == 0 for _, b in balances)
     assert _violations() == {}
 
 
