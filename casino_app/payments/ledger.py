@@ -376,10 +376,10 @@ def player_balances(s: Session, player_id: str) -> dict[str, Balance]:
 
 
 def house_total(s: Session, currency_code: str, kind: str) -> int:
-    """Sum of a house account over its shards."""
-    return s.execute(select(func.coalesce(func.sum(LedgerAccount.balance), 0)).where(
+    """Sum of a house account over its shards (an int: Postgres sums BIGINT as NUMERIC)."""
+    return int(s.execute(select(func.coalesce(func.sum(LedgerAccount.balance), 0)).where(
         LedgerAccount.owner == HOUSE, LedgerAccount.currency == currency_code,
-        LedgerAccount.kind == kind)).scalar_one()
+        LedgerAccount.kind == kind)).scalar_one())
 
 
 @dataclass(frozen=True)

@@ -236,9 +236,12 @@ def test_the_exposure_cap_refuses_a_real_money_bet_that_could_win_too_much(
     assert bets.max_win(bets.currency("BTC")) == 10_000
     ok = bets.place_bet(player, "limbo", "BTC", 10_000, {"target": 2}, _key())  # wins 10,000
     assert ok.stake == 10_000
+    bets.reset_bankroll_cache()
+    cap = bets.max_win(bets.currency("BTC"))  # 1% of the bankroll after that bet
+    assert cap == (1_000_000 + ok.stake - ok.payout) // 100 and type(cap) is int
     snap = _snapshot(player)
-    with pytest.raises(bets.OverExposure, match=r"0\.00010000 BTC"):
-        bets.place_bet(player, "limbo", "BTC", 10_001, {"target": 2}, _key())
+    with pytest.raises(bets.OverExposure, match=rf"\({bets.currency('BTC').format(cap)} BTC\)"):
+        bets.place_bet(player, "limbo", "BTC", cap + 1, {"target": 2}, _key())
     with pytest.raises(bets.OverExposure):
         bets.place_bet(player, "mines", "BTC", 100_000, {"mines": 24}, _key())
     assert _snapshot(player) == snap
