@@ -3,13 +3,13 @@ bet's recall page with its fairness inputs and a link to the in-browser verifier
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import reflex as rx
 
 from casino_app.ui import routes, styles
 from casino_app.ui.components.forms import card, form, link_button
+from casino_app.ui.components.tables import table
 from casino_app.ui.layout import page_title, player_page
 from casino_app.ui.state.bets import (
     GAME_CHOICES,
@@ -20,15 +20,6 @@ from casino_app.ui.state.bets import (
     StatRow,
     currency_choices,
 )
-
-
-def table(headers: tuple[str, ...], rows: rx.Var, render: Callable[[Any], rx.Component],
-          **props: Any) -> rx.Component:
-    """A table that scrolls sideways on a phone instead of squeezing its columns."""
-    return rx.box(rx.table.root(
-        rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
-        rx.table.body(rx.foreach(rows, render)), width="100%", **props),
-        overflow_x="auto", width="100%")
 
 
 def select(label: str, name: str, choices: tuple[str, ...], value: Any,

@@ -14,8 +14,8 @@ import reflex as rx
 from casino_app.games.house import GAMES
 from casino_app.ui import routes, styles
 from casino_app.ui.components.forms import card, field, form, form_message, notice, submit
+from casino_app.ui.components.tables import table
 from casino_app.ui.layout import page_title, player_page
-from casino_app.ui.pages.bets import table
 from casino_app.ui.state.fairness import FairnessState, RevealedRow, VerifyState
 
 

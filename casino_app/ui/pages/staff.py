@@ -1,13 +1,12 @@
 """Staff pages: player search, a player's account (sessions, lock state, actions), the
 audit log. The shell's on_load denies anyone who is not support or admin."""
 
-from collections.abc import Callable
-from typing import Any
 
 import reflex as rx
 
 from casino_app.ui import routes, styles
 from casino_app.ui.components.forms import card, field, form, form_message, notice, submit
+from casino_app.ui.components.tables import table
 from casino_app.ui.layout import page_title, staff_page
 from casino_app.ui.pages.staff_money import money_section
 from casino_app.ui.state.account import SessionRow
@@ -20,15 +19,6 @@ from casino_app.ui.state.staff import (
     StaffSearchState,
 )
 from casino_app.ui.state.staff_money import StaffMoneyState
-
-
-def _table(headers: tuple[str, ...], rows: rx.Var, render: Callable[[Any], rx.Component],
-           **props: Any) -> rx.Component:
-    """A table that scrolls sideways on a phone instead of squeezing its columns."""
-    return rx.box(rx.table.root(
-        rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
-        rx.table.body(rx.foreach(rows, render)), width="100%", **props),
-        overflow_x="auto", width="100%")
 
 
 def _result(p: PlayerRow) -> rx.Component:
@@ -57,7 +47,7 @@ def staff_home() -> rx.Component:
         rx.cond(
             StaffSearchState.searched,
             rx.cond(StaffSearchState.results.length() > 0,
-                    _table(("Email", "Name", "Account", "Role", "State"),
+                    table(("Email", "Name", "Account", "Role", "State"),
                            StaffSearchState.results, _result),
                     rx.text("No account matches that search.", color=styles.MUTED))),
         rx.hstack(rx.link("Adjustments awaiting approval", href=routes.STAFF_ADJUSTMENTS),
@@ -86,7 +76,7 @@ def _audit_table(rows: rx.Var) -> rx.Component:
                             rx.table.cell(a.target), rx.table.cell(a.ip),
                             rx.table.cell(rx.text(a.detail, size="1", word_break="break-all")))
 
-    return _table(("#", "When", "Action", "By", "Account", "IP", "Detail"), rows, line,
+    return table(("#", "When", "Action", "By", "Account", "IP", "Detail"), rows, line,
                   size="1")
 
 
@@ -137,7 +127,7 @@ def _player() -> rx.Component:
                       rx.button("Revoke all", color_scheme="red", variant="outline",
                                 on_click=StaffPlayerState.revoke_all), width="100%"),
             rx.cond(StaffPlayerState.sessions.length() > 0,
-                    _table(("Device", "IP", "Last seen", ""), StaffPlayerState.sessions,
+                    table(("Device", "IP", "Last seen", ""), StaffPlayerState.sessions,
                            _staff_session),
                     rx.text("No live sessions.", color=styles.MUTED)),
             spacing="3", width="100%", align="start")),

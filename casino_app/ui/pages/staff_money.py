@@ -7,8 +7,8 @@ import reflex as rx
 
 from casino_app.ui import routes, styles
 from casino_app.ui.components.forms import card, field, form, form_message, notice, submit
+from casino_app.ui.components.tables import table
 from casino_app.ui.layout import page_title, staff_page
-from casino_app.ui.pages.bets import table
 from casino_app.ui.state.bets import BetRow
 from casino_app.ui.state.staff_money import (
     AdjustmentRow,
