@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from casino_app.core.db import ledger_tx
 from casino_app.core.settings import reset_settings_cache
@@ -97,3 +97,23 @@ def test_both_paths_write_the_same_rows(fast: bool) -> None:
         assert balance == fresh[-1].balance_after
         assert not [f for f in ledger.check_invariants(s) if f.violations]
         assert json.loads(rows[0][5]) == DICE
+
+
+def test_a_bet_after_a_database_restart_gets_a_fresh_connection(
+        fast: bool, pg_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ping per checkout, but a connection idle in the pool is pinged first: after a
+    server restart the next bet reconnects instead of failing."""
+    from casino_app.core import db
+
+    player = "p-" + uuid.uuid4().hex[:12]
+    _fund(player, 100_000)
+    bets.place_bet(player, "dice", "FUN", 1_000, DICE, "before-restart")
+    with ledger_tx() as s:  # the test cluster runs without fsync: make the bet durable
+        s.execute(text("CHECKPOINT"))
+    pg_env.stop("immediate")
+    pg_env.start()
+    monkeypatch.setattr(db, "IDLE_PING_SECONDS", 0.0)
+    after = bets.place_bet(player, "dice", "FUN", 1_000, DICE, "after-restart")
+    assert after.nonce == 1 and not after.replayed
+    with ledger_tx(readonly=True) as s:
+        assert not [f for f in ledger.check_invariants(s) if f.violations]
