@@ -233,10 +233,152 @@ def _find(s: Session, player_id: str, bet_key: str, game: str, cur: str, stake: 
     return _view(b, replayed=True, server_seed=seeds.revealed_seed_of(s, b.seed_pair_id))
 
 
+def _found(s: Session, player_id: str, bet_key: str, game: str, cur: str, stake: int,
+           params_json: str) -> BetResult:
+    found = _find(s, player_id, bet_key, game, cur, stake, params_json)
+    assert found is not None  # the row was seen in this transaction's first statement
+    return found
+
+
+# --- the Postgres bet path: two statements after BEGIN, then COMMIT ---
+# The rows written are those of the generic path (ledger.post_entry, _INSERT_BET, _stats):
+# same entry key, kind, fingerprint and memo; the same postings in the same order; the
+# same conditional debit (``balance - reserved >= stake``, re-checked by Postgres on the
+# latest row version) and the account rows locked in id order, as ledger._apply does.
+
+_FIND_OR_DRAW = """
+WITH found AS (
+  SELECT 1 FROM bets WHERE player_id = %(p_player)s AND bet_key = %(p_key)s
+), drawn AS (
+  UPDATE seed_pairs SET nonce = nonce + 1
+  WHERE player_id = %(p_player)s AND state = 'active' AND NOT EXISTS (SELECT 1 FROM found)
+  RETURNING id, server_seed_sealed, server_seed_hash, client_seed, nonce
+)
+SELECT EXISTS (SELECT 1 FROM found), drawn.id, drawn.server_seed_sealed,
+       drawn.server_seed_hash, drawn.client_seed, drawn.nonce
+FROM (SELECT 1) AS one LEFT JOIN drawn ON true
+"""
+
+
+def _find_or_draw(s: Session, player_id: str, bet_key: str
+                  ) -> tuple[bool, seeds.DrawInputs | None]:
+    """(the bet id is taken, the draw inputs). When the id is taken nothing is written;
+    otherwise the next nonce of the active pair is taken (the row stays locked)."""
+    row = s.connection().exec_driver_sql(
+        _FIND_OR_DRAW, {"p_player": player_id, "p_key": bet_key}).one()
+    if row[0]:
+        return True, None
+    return False, seeds.draw_inputs_of(player_id, row[1:])
+
+
+def _settle_sql(player_first: bool, with_stats: bool) -> str:
+    debit = "AND balance - reserved >= %(p_stake)s::bigint"
+    first, second = ("pl", "bk") if player_first else ("bk", "pl")
+    cond = {"pl": debit, "bk": ""}
+    ids = {"pl": "%(p_player_acct)s", "bk": "%(p_bank_acct)s"}
+    nets = {"pl": "%(p_payout)s::bigint - %(p_stake)s::bigint",
+            "bk": "%(p_stake)s::bigint - %(p_payout)s::bigint"}
+    stats = """, stats AS (
+  INSERT INTO player_stats (player_id, currency, bets, wagered, paid, best_mult_e4,
+                            updated_at)
+  SELECT %(p_player)s, %(p_cur)s, 1, %(p_stake)s::bigint, %(p_payout)s::bigint,
+         %(p_mult)s::bigint, %(p_now)s::timestamp
+  FROM b
+  ON CONFLICT (player_id, currency) DO UPDATE SET
+    bets = player_stats.bets + 1, wagered = player_stats.wagered + excluded.wagered,
+    paid = player_stats.paid + excluded.paid,
+    best_mult_e4 = greatest(player_stats.best_mult_e4, excluded.best_mult_e4),
+    updated_at = excluded.updated_at
+)""" if with_stats else ""
+    # only the constants above are interpolated; every value is a bound parameter
+    return f"""
+WITH e AS (
+  INSERT INTO journal_entries (key, kind, fingerprint, memo, created_at)
+  VALUES (%(p_entry_key)s, 'bet', %(p_fingerprint)s, %(p_memo)s, %(p_now)s::timestamp)
+  ON CONFLICT (key) DO NOTHING
+  RETURNING id
+), {first} AS (
+  UPDATE ledger_accounts SET balance = balance + ({nets[first]})
+  WHERE id = {ids[first]} AND EXISTS (SELECT 1 FROM e) {cond[first]}
+  RETURNING balance
+), {second} AS (
+  UPDATE ledger_accounts SET balance = balance + ({nets[second]})
+  WHERE id = {ids[second]} AND EXISTS (SELECT 1 FROM {first}) {cond[second]}
+  RETURNING balance
+), p AS (
+  INSERT INTO postings (entry_id, account_id, currency, amount)
+  SELECT e.id, v.account_id, %(p_cur)s, v.amount
+  FROM e, {second},
+       unnest(%(p_accounts)s::integer[], %(p_amounts)s::bigint[]) WITH ORDINALITY
+         AS v(account_id, amount, n)
+  ORDER BY v.n
+), b AS (
+  INSERT INTO bets (player_id, bet_key, game, currency, stake, payout, mult_e4, state,
+                    params, outcome, progress, seed_pair_id, nonce, client_seed,
+                    server_seed_hash, balance_before, balance_after, created_at, settled_at)
+  SELECT %(p_player)s, %(p_key)s, %(p_game)s, %(p_cur)s, %(p_stake)s::bigint,
+         %(p_payout)s::bigint, %(p_mult)s::bigint, %(p_state)s, %(p_params)s,
+         %(p_outcome)s, '[]', %(p_pair)s,
+         %(p_nonce)s, %(p_client_seed)s, %(p_seed_hash)s,
+         pl.balance - %(p_payout)s::bigint + %(p_stake)s::bigint, pl.balance,
+         %(p_now)s::timestamp, %(p_settled)s::timestamp
+  FROM pl, bk
+  RETURNING id
+){stats}
+SELECT (SELECT id FROM e), (SELECT balance FROM pl), (SELECT id FROM b)
+"""  # noqa: S608
+
+
+_SETTLE_SQL = {(first, stats): _settle_sql(first, stats)
+               for first in (True, False) for stats in (True, False)}
+
+
+def _settle_pg(s: Session, player_id: str, game: str, cur: str, stake: int, payout: int,
+               mult: int, params_json: str, outcome: Any, bet_key: str,
+               inputs: seeds.DrawInputs, player: int, bank: int, is_mines: bool
+               ) -> BetResult:
+    """Post the bet's entry, record the bet and its stats in one statement (Postgres)."""
+    lines = [(a, m) for a, m in ((player, -stake), (bank, stake), (bank, -payout),
+                                 (player, payout)) if m != 0]
+    for _a, m in lines:
+        ledger._check_amount(m)
+    key = _entry_key(player_id, bet_key)
+    now = utcnow()
+    state = "open" if is_mines else ("won" if payout > 0 else "lost")
+    outcome_json = json.dumps(outcome)
+    settled = None if is_mines else now
+    row = s.connection().exec_driver_sql(_SETTLE_SQL[(player < bank, not is_mines)], {
+        "p_entry_key": key, "p_fingerprint": ledger._fingerprint("bet", sorted(lines)),
+        "p_memo": f"{game} bet {bet_key}"[:200], "p_now": now,
+        "p_player_acct": player, "p_bank_acct": bank,
+        "p_accounts": [a for a, _m in lines], "p_amounts": [m for _a, m in lines],
+        "p_player": player_id, "p_key": bet_key, "p_game": game, "p_cur": cur,
+        "p_stake": stake, "p_payout": payout, "p_mult": mult, "p_state": state,
+        "p_params": params_json, "p_outcome": outcome_json, "p_pair": inputs.pair_id,
+        "p_nonce": inputs.nonce, "p_client_seed": inputs.client_seed,
+        "p_seed_hash": inputs.server_seed_hash, "p_settled": settled,
+    }).one()
+    entry_id, after, bet_id = row
+    if entry_id is None:  # the entry key exists: the same bet id raced with itself
+        raise ledger.IdempotencyConflict(key)
+    if after is None:
+        raise InsufficientBalance()
+    return BetResult(bet_id, bet_key, game, cur, stake, payout, mult, state,
+                     json.loads(params_json), None if is_mines else json.loads(outcome_json),
+                     [], mines_multiplier_e4(json.loads(params_json)["mines"], 0)
+                     if is_mines else 0, after - payout + stake, after, inputs.nonce,
+                     inputs.client_seed, inputs.server_seed_hash, None, now)
+
+
 def _replay(player_id: str, bet_key: str, game: str, cur: str, stake: int,
             params_json: str) -> BetResult | None:
     with ledger_tx(readonly=True) as s:
         return _find(s, player_id, bet_key, game, cur, stake, params_json)
+
+
+# Postgres settles a house bet in two statements (_find_or_draw, _settle_pg); tests turn
+# this off to compare its rows with the generic path's (ledger.post_entry).
+PG_FAST_PATH = True
 
 
 class _NoSeeds(Exception):
@@ -278,13 +420,21 @@ def _settle(player_id: str, game, cur: Currency, stake: int, parsed: Any,  # noq
             params_json: str, bet_key: str, max_mult: int, count: bool) -> BetResult:
     is_mines = game.name == "mines"
     with ledger_tx() as s:
-        found = _find(s, player_id, bet_key, game.name, cur.code, stake, params_json)
-        if found is not None:
-            return found
+        pg = PG_FAST_PATH and s.get_bind().dialect.name == "postgresql"
+        if pg:  # one round trip: the bet-id lookup and (if the id is new) the nonce draw
+            taken, inputs = _find_or_draw(s, player_id, bet_key)
+            if taken:
+                return _found(s, player_id, bet_key, game.name, cur.code, stake,
+                              params_json)
+        else:
+            found = _find(s, player_id, bet_key, game.name, cur.code, stake, params_json)
+            if found is not None:
+                return found
         _check_exposure(cur, stake, max_mult, s)
         if count:
             _rate_limit(player_id)
-        inputs = seeds._draw_inputs(s, player_id)
+        if not pg:
+            inputs = seeds._draw_inputs(s, player_id)
         if inputs is None:
             if count:
                 raise _NoSeeds
@@ -294,6 +444,9 @@ def _settle(player_id: str, game, cur: Currency, stake: int, parsed: Any,  # noq
         payout = stake * mult // E4
         player = ledger.player_account(s, player_id, cur.code)
         bank = ledger.house_account(s, cur.code, "bankroll", _shard(bet_key))
+        if pg and not ledger.info(s, player).allow_negative:
+            return _settle_pg(s, player_id, game.name, cur.code, stake, payout, mult,
+                              params_json, outcome, bet_key, inputs, player, bank, is_mines)
         try:
             result = ledger.post_entry(
                 s, _entry_key(player_id, bet_key), "bet",

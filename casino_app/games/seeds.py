@@ -9,6 +9,7 @@ which the bet path uses inside its transaction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -80,10 +81,17 @@ _TAKE_NONCE = (update(_pairs)
 def _draw_inputs(s: Session, player_id: str) -> DrawInputs | None:
     """Take the next nonce of the active pair (row-locked until the transaction ends)."""
     row = s.execute(_TAKE_NONCE, {"p_player": player_id}).first()
-    if row is None:
+    return draw_inputs_of(player_id, row)
+
+
+def draw_inputs_of(player_id: str, row: Sequence | None) -> DrawInputs | None:
+    """DrawInputs from a row (id, server_seed_sealed, server_seed_hash, client_seed, nonce)
+    returned by taking a nonce (the nonce after the increment); None when no row or id."""
+    if row is None or row[0] is None:
         return None
-    return DrawInputs(row.id, _open(player_id, row.server_seed_hash, row.server_seed_sealed),
-                      row.server_seed_hash, row.client_seed, row.nonce - 1)
+    pair_id, sealed, digest, client_seed, nonce = row
+    return DrawInputs(pair_id, _open(player_id, digest, bytes(sealed)), digest, client_seed,
+                      nonce - 1)
 
 
 @dataclass(frozen=True)
