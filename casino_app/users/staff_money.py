@@ -185,7 +185,9 @@ def approve_adjustment(token: str | None, request_id: object, ctx: RequestContex
             a.entry_id = entry.entry_id
             ls.flush()
             view = _view(a, _player_user(s, a.player_id))
-            # recorded before the ledger commits: no money moves without its audit row
+            # written before the ledger commits, so a failed audit write moves no money;
+            # the identity database commits just after the ledger (two databases: a crash
+            # between the two commits leaves the entry, whose request row names both staff)
             record(s, AuditAction.adjustment_approved, _actor(me, ctx), view.user_id,
                    adjustment_id=view.id, currency=view.currency, amount=view.amount,
                    requested_by=view.requested_by, entry_id=entry.entry_id)
