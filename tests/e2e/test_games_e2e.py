@@ -44,8 +44,9 @@ def bet(page: Page) -> str:
     """Click Bet, wait for a new result and check the header balance moved by exactly
     the profit shown; returns the new balance."""
     before = balance(page)
-    last = page.locator("#result-bet")
-    last_id = last.inner_text() if last.count() else ""
+    # no waiting here: the previous game's result may vanish while the page loads
+    shown = page.locator("#result-bet").all_inner_texts()
+    last_id = shown[0] if shown else ""
     page.locator("#bet-button").click()
     expect(page.locator("#result-bet")).not_to_have_text(last_id or "none yet")
     profit = amount(page.locator("#result-profit").inner_text())

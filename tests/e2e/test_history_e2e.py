@@ -33,8 +33,9 @@ def _top_up(page: Page) -> None:
 
 def _bet(page: Page) -> int:
     """Click Bet and wait for this bet's result: returns its id."""
-    before = page.locator("#result a").first.inner_text() if page.locator(
-        "#result a").count() else ""
+    # no waiting here: the previous game's result may vanish while the page loads
+    shown = page.locator("#result a").all_inner_texts()
+    before = shown[0] if shown else ""
     page.locator("#bet-button").click()
     link = page.locator("#result a").first
     expect(link).to_have_text(re.compile(r"Bet #\d+"))
