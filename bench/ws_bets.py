@@ -40,9 +40,7 @@ import os
 import random
 import re
 import secrets
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -54,6 +52,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from tests.support.services import (  # noqa: E402
+    AppFailed,
+    free_port,
+    start_casino,
+    stop_casino,
+)
 
 LOCK = "/tmp/hh-web.lock"
 PAGE = "/games/dice"
@@ -90,12 +95,6 @@ def ms(x: float) -> str:
 
 # --- the app ----------------------------------------------------------------------------
 
-def free_port() -> int:
-    from tests.support.services import free_port as fp
-
-    return fp()
-
-
 def app_env(tmp: Path, port: int, db_urls: dict[str, str]) -> dict[str, str]:
     env = {k: val for k, val in os.environ.items()
            if not k.startswith("CASINO_") and k != "REFLEX_REDIS_URL"}
@@ -128,33 +127,16 @@ def frontend_boot_values() -> tuple[str | None, list[str] | None]:
 
 def start_app(env: dict[str, str], port: int, log: Path):  # noqa: ANN201
     """``casino run`` on the port; the .web lock is held only until it answers."""
-    import httpx
-
-    casino = str(Path(sys.executable).parent / "casino")
     url = f"http://127.0.0.1:{port}"
     fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o666)
     t0 = time.perf_counter()
     fcntl.flock(fd, fcntl.LOCK_EX)
     waited = time.perf_counter() - t0
     try:
-        with log.open("w") as fh:
-            proc = subprocess.Popen([casino, "run", "--port", str(port),  # noqa: S603
-                                     "--host", "127.0.0.1"], env=env, cwd=ROOT, stdout=fh,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.time() + 900
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit("the app exited:\n" + log.read_text()[-4000:])
-            try:
-                if httpx.get(url + "/", timeout=2).status_code == 200 and \
-                        httpx.get(url + "/api/livez", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() > deadline:
-                stop_app(proc)
-                raise SystemExit("the app did not start:\n" + log.read_text()[-4000:])
-            time.sleep(1)
+        try:
+            proc = start_casino(env, port, log, ROOT)
+        except AppFailed as exc:
+            raise SystemExit(str(exc)) from None
         boot = frontend_boot_values()
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
@@ -162,16 +144,6 @@ def start_app(env: dict[str, str], port: int, log: Path):  # noqa: ANN201
     print(f"app up on {url} (waited {waited:.0f} s for the .web lock, "
           f"{time.perf_counter() - t0 - waited:.0f} s to build and start)")
     return proc, url, boot
-
-
-def stop_app(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 # --- players (created through the services, in this process) ---------------------------
@@ -507,7 +479,7 @@ def main() -> None:
             raise SystemExit("verification FAILED")
     finally:
         if proc is not None:
-            stop_app(proc)
+            stop_casino(proc)
         if cluster is not None:
             cluster.destroy()
         if not a.keep:

@@ -21,7 +21,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -188,7 +187,7 @@ def _stats(s: Session, player_id: str, cur: str, stake: int, payout: int, mult: 
     stmt = _stats_upserts.get(dialect)
     if stmt is None:  # built once: building it costs more than running it
         t = PlayerStats.__table__
-        ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(t)
+        ins = ledger.dialect_insert(s, t)
         greatest = func.greatest if dialect == "postgresql" else func.max
         stmt = _stats_upserts[dialect] = ins.on_conflict_do_update(
             index_elements=["player_id", "currency"],
@@ -477,10 +476,9 @@ def _settle(player_id: str, game, cur: Currency, stake: int, parsed: Any,  # noq
 def _open_round(s: Session, player_id: str, bet_id: object) -> Bet:
     if isinstance(bet_id, bool) or not isinstance(bet_id, int) or not 0 < bet_id < 2**62:
         raise InvalidBet("No such round.")
-    q = select(Bet).where(Bet.id == bet_id, Bet.player_id == player_id, Bet.game == "mines")
-    if s.get_bind().dialect.name == "postgresql":
-        q = q.with_for_update()
-    b = s.execute(q).scalar_one_or_none()
+    b = s.execute(select(Bet).where(Bet.id == bet_id, Bet.player_id == player_id,
+                                    Bet.game == "mines").with_for_update()
+                  ).scalar_one_or_none()
     if b is None:
         raise InvalidBet("No such round.")
     return b

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from casino_app.core.db import ledger_tx
 from casino_app.games import seeds
@@ -30,16 +29,6 @@ class BetFilter:
                          self.result if self.result in RESULTS else "")
 
 
-def _revealed(s: Session, pair_ids: set[int]) -> dict[int, str]:
-    if not pair_ids:
-        return {}
-    from casino_app.games.models import SeedPair
-
-    rows = s.execute(select(SeedPair.id, SeedPair.revealed_seed).where(
-        SeedPair.id.in_(pair_ids), SeedPair.state == "revealed"))
-    return {r.id: r.revealed_seed for r in rows}
-
-
 def bets_page(player_id: str, flt: BetFilter = BetFilter(), before_id: int | None = None,
               limit: int = PAGE) -> tuple[list[BetResult], bool]:
     """Newest first; returns (bets, there_are_more)."""
@@ -55,7 +44,7 @@ def bets_page(player_id: str, flt: BetFilter = BetFilter(), before_id: int | Non
         q = q.where(Bet.id < before_id)
     with ledger_tx(readonly=True) as s:
         rows = s.scalars(q).all()
-        revealed = _revealed(s, {b.seed_pair_id for b in rows})
+        revealed = seeds.revealed_seeds_of(s, {b.seed_pair_id for b in rows})
         views = [_view(b, server_seed=revealed.get(b.seed_pair_id)) for b in rows[:limit]]
     return views, len(rows) > limit
 

@@ -153,7 +153,15 @@ def revealed(player_id: str, limit: int = 50) -> list[RevealedSeed]:
                          p.nonce, p.activated_at, p.revealed_at) for p in rows]
 
 
+def revealed_seeds_of(s: Session, pair_ids: set[int]) -> dict[int, str]:
+    """The server seeds of those of ``pair_ids`` that have been revealed."""
+    if not pair_ids:
+        return {}
+    rows = s.execute(select(SeedPair.id, SeedPair.revealed_seed).where(
+        SeedPair.id.in_(pair_ids), SeedPair.state == "revealed"))
+    return {r.id: r.revealed_seed for r in rows}
+
+
 def revealed_seed_of(s: Session, pair_id: int) -> str | None:
     """The server seed of pair ``pair_id`` if it has been revealed, else None."""
-    return s.execute(select(SeedPair.revealed_seed).where(
-        SeedPair.id == pair_id, SeedPair.state == "revealed")).scalar_one_or_none()
+    return revealed_seeds_of(s, {pair_id}).get(pair_id)

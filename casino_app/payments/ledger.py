@@ -124,7 +124,8 @@ def _created_here(s: Session) -> dict:
     return c
 
 
-def _insert(s: Session, table):  # noqa: ANN001, ANN202 - dialect-specific INSERT
+def dialect_insert(s: Session, table):  # noqa: ANN001, ANN201
+    """INSERT with ON CONFLICT support for the session's database (Postgres or SQLite)."""
     return (postgresql.insert if s.get_bind().dialect.name == "postgresql"
             else sqlite.insert)(table)
 
@@ -143,7 +144,7 @@ def account(s: Session, owner: str, currency_code: str, kind: str, shard: int = 
     cur = currency(currency_code)
     if kind == "custody" and not cur.real_money or kind == "faucet" and cur.real_money:
         raise ValueError(f"{cur.code} has no {kind} account")
-    stmt = _insert(s, LedgerAccount).values(
+    stmt = dialect_insert(s, LedgerAccount).values(
         owner=owner, currency=cur.code, kind=kind, shard=shard,
         allow_negative=KINDS[kind], balance=0, reserved=0, created_at=utcnow(),
     ).on_conflict_do_nothing(index_elements=["owner", "currency", "kind", "shard"])
@@ -229,7 +230,7 @@ def _new_entry(s: Session, key: str, kind: str, fingerprint: str, memo: str) -> 
     if stmt is None:
         table = JournalEntry.__table__
         stmt = _entry_inserts[dialect] = (
-            _insert(s, table).on_conflict_do_nothing(index_elements=["key"])
+            dialect_insert(s, table).on_conflict_do_nothing(index_elements=["key"])
             .returning(table.c.id))
     row = s.execute(stmt, {"key": key, "kind": kind, "fingerprint": fingerprint,  # type: ignore[arg-type]
                            "memo": memo[:200], "created_at": utcnow()}).first()
@@ -296,7 +297,7 @@ def reserve(s: Session, key: str, kind: str, debit: int, credit: int, amount: in
     if info(s, debit).currency != info(s, credit).currency:
         raise ValueError("a transfer stays in one currency")
     fingerprint = _fingerprint(kind, debit, credit, amount)
-    stmt = (_insert(s, PendingTransfer)
+    stmt = (dialect_insert(s, PendingTransfer)
             .values(key=key, kind=kind, fingerprint=fingerprint, debit_account_id=debit,
                     credit_account_id=credit, currency=info(s, debit).currency,
                     amount=amount, state="pending", memo=memo[:200], created_at=utcnow())

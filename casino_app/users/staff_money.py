@@ -141,10 +141,8 @@ def _pending(ls, request_id: object) -> AdjustmentRequest:  # noqa: ANN001
     if isinstance(request_id, bool) or not isinstance(request_id, int) \
             or not 0 < request_id < 2**31:
         raise NotFound("No such adjustment request.")
-    q = select(AdjustmentRequest).where(AdjustmentRequest.id == request_id)
-    if ls.get_bind().dialect.name == "postgresql":
-        q = q.with_for_update()
-    a = ls.execute(q).scalar_one_or_none()
+    a = ls.execute(select(AdjustmentRequest).where(AdjustmentRequest.id == request_id)
+                   .with_for_update()).scalar_one_or_none()
     if a is None:
         raise NotFound("No such adjustment request.")
     if a.state != "pending":

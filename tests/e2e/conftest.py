@@ -9,7 +9,6 @@ import email
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import threading
@@ -19,11 +18,10 @@ from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
 
-import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.support.services import free_port
+from tests.support.services import free_port, start_casino, stop_casino
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CASINO_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -118,32 +116,11 @@ def live_app(smtp: Inbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                              capture_output=True, timeout=120, cwd=ROOT)
     assert created.returncode == 0, created.stderr
     log = tmp / "app.log"
-    with log.open("w") as fh:
-        proc = subprocess.Popen([casino, "run", "--port", str(port), "--host", "127.0.0.1"],  # noqa: S603
-                                env=env, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    url = f"http://localhost:{port}"
+    proc = start_casino(env, port, log, ROOT)
     try:
-        deadline = time.time() + 900
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError("the app exited:\n" + log.read_text()[-4000:])
-            try:
-                if httpx.get(url + "/", timeout=2).status_code == 200 and \
-                        httpx.get(url + "/api/livez", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() > deadline:
-                raise AssertionError("the app did not start:\n" + log.read_text()[-4000:])
-            time.sleep(1)
-        yield LiveApp(url, tmp / "data", env, log)
+        yield LiveApp(f"http://localhost:{port}", tmp / "data", env, log)
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_casino(proc)
 
 
 @pytest.fixture(scope="module")

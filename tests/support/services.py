@@ -130,3 +130,52 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+# --- the real app -----------------------------------------------------------------------
+
+class AppFailed(RuntimeError):
+    """``casino run`` exited or did not answer in time; the message ends with its log."""
+
+
+def start_casino(env: dict[str, str], port: int, log: Path, cwd: Path,
+                 timeout: float = 900) -> subprocess.Popen:
+    """Start ``casino run`` on 127.0.0.1:``port`` (own process group, output to ``log``) and
+    wait until its pages and /api/livez answer."""
+    import sys
+
+    import httpx
+
+    casino = str(Path(sys.executable).parent / "casino")
+    with log.open("w") as fh:
+        proc = subprocess.Popen([casino, "run", "--port", str(port), "--host", "127.0.0.1"],  # noqa: S603
+                                env=env, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise AppFailed("the app exited:\n" + log.read_text()[-4000:])
+        try:
+            if httpx.get(url + "/", timeout=2).status_code == 200 and \
+                    httpx.get(url + "/api/livez", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if time.time() > deadline:
+            stop_casino(proc)
+            raise AppFailed("the app did not start:\n" + log.read_text()[-4000:])
+        time.sleep(1)
+
+
+def stop_casino(proc: subprocess.Popen) -> None:
+    """SIGTERM the app's process group; SIGKILL it if it has not gone in 30 s."""
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
