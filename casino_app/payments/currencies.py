@@ -6,14 +6,17 @@ currency, and FUN (play money for demo mode) has no custody account and no way i
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal
 from functools import lru_cache
 
 from casino_app.core.settings import get_settings
 
 # Amounts are stored in signed 64-bit columns on SQLite and Postgres.
 MAX_AMOUNT = 2**62
+# What a person types: digits with an optional decimal part (no sign, exponent, NaN, ...).
+_PLAIN = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -45,12 +48,11 @@ class Currency:
         raw = str(text).strip().replace(",", "").replace("_", "")
         if not raw or len(raw) > 40:
             raise ValueError("Enter an amount.")
-        try:
-            value = Decimal(raw)
-        except InvalidOperation:
-            raise ValueError(f"'{raw[:20]}' is not an amount.") from None
-        if not value.is_finite() or value < 0:
+        if raw.startswith("-") and _PLAIN.fullmatch(raw[1:]):
             raise ValueError("Enter a positive amount.")
+        if not _PLAIN.fullmatch(raw):
+            raise ValueError(f"'{raw[:20]}' is not an amount.")
+        value = Decimal(raw)
         units = value * self.scale
         if units != units.to_integral_value():
             raise ValueError(f"{self.code} has at most {self.decimals} decimals.")
