@@ -8,7 +8,9 @@ databases, gives every worker thread its own funded players (a player's bets que
 their seed-pair row, as they must), and settles ``--bets`` dice bets through
 ``bets.place_bet`` at each concurrency (threads of one process, then several processes,
 as a deployment with several workers). Prints bets/s and p50/p99 latency, then pgbench's
-simple-update TPS (``pgbench -N``) against the same server and the ratio of the two.
+simple-update TPS (``pgbench -N -M prepared``) against the same server and the ratio of
+the two, and last the bet's own SQL run by pgbench (no Python: the ceiling of any service
+path) with the house bankroll over 1, 8 and ``ledger.BANKROLL_SHARDS`` shards.
 ``--profile N`` also prints the top costs of N bets from one thread (cProfile).
 """
 
@@ -137,11 +139,67 @@ def run_processes(total: int, processes: int, workers: int, currency: str, stake
 def pgbench(cluster, db: str, clients: int, seconds: int) -> float:  # noqa: ANN001
     exe = str(cluster.bindir / "pgbench")
     conn = ["-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres"]
-    out = subprocess.run([exe, *conn, "-N", "-c", str(clients), "-j", "2", "-T",
+    out = subprocess.run([exe, *conn, "-N", "-c", str(clients), "-j", "2", "-M", "prepared", "-T",
                           str(seconds), db], check=True, capture_output=True, text=True)
     m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out.stdout)
     if m is None:
         raise RuntimeError(f"pgbench said: {out.stdout}\n{out.stderr}")
+    return float(m.group(1))
+
+
+def sql_ceiling(cluster, db: str, clients: int, seconds: int, currency: str,  # noqa: ANN001
+                shards: int) -> float:
+    """The bet path's own SQL (BEGIN, _FIND_OR_DRAW, the settle statement, COMMIT) run by
+    pgbench, without Python: the TPS no service path that writes these rows can pass."""
+    from casino_app.core.db import ledger_tx
+    from casino_app.games import bets, seeds
+    from casino_app.payments import ledger
+
+    for c in range(clients):
+        with ledger_tx() as s:
+            ledger.transfer(s, f"fund:sqlp-{c}", "deposit",
+                            ledger.house_account(s, currency, "faucet" if currency == "FUN"
+                                                 else "custody"),
+                            ledger.player_account(s, f"sqlp-{c}", currency), 10**12)
+        seeds.ensure(f"sqlp-{c}")
+    with ledger_tx() as s:
+        for shard in range(shards):
+            ledger.house_account(s, currency, "bankroll", shard)
+    player = "('sqlp-' || :client_id)"
+    key = "('k' || :client_id || '-' || :k)"
+    acct = ("(SELECT id FROM ledger_accounts WHERE owner = {o} AND currency = '{c}' "
+            "AND kind = '{k}' AND shard = {s})")
+    pl = acct.format(o=player, c=currency, k="player", s=0)
+    bk = acct.format(o=f"'{ledger.HOUSE}'", c=currency, k="bankroll", s=":shard")
+    values = {
+        "p_player": player, "p_key": key, "p_entry_key": f"('bet:' || {player} || ':' || {key})",
+        "p_fingerprint": "repeat('f', 64)", "p_memo": f"('dice bet ' || {key})",
+        "p_now": "now()", "p_player_acct": pl, "p_bank_acct": bk,
+        "p_accounts": f"ARRAY[{pl}, {bk}]", "p_amounts": "ARRAY[-1, 1]", "p_cur": f"'{currency}'",
+        "p_game": "'dice'", "p_stake": "1", "p_payout": "0", "p_mult": "0", "p_state": "'lost'",
+        "p_params": "'{\"direction\":\"over\",\"target\":50}'", "p_outcome": "'12.34'",
+        "p_pair": ":pair", "p_nonce": "(:nonce - 1)", "p_client_seed": ":client_seed",
+        "p_seed_hash": ":seed_hash", "p_settled": "now()"}
+
+    def sub(sql: str) -> str:
+        return re.sub(r"%\((\w+)\)s", lambda m: values[m.group(1)], sql).strip()
+
+    draw = sub(bets._FIND_OR_DRAW).replace(
+        "SELECT EXISTS (SELECT 1 FROM found), drawn.id, drawn.server_seed_sealed,\n"
+        "       drawn.server_seed_hash, drawn.client_seed, drawn.nonce",
+        "SELECT drawn.id AS pair, drawn.server_seed_hash AS seed_hash, "
+        "drawn.client_seed AS client_seed, drawn.nonce AS nonce")
+    script = Path(tempfile.mkdtemp(prefix="hh-sql-")) / "bet.sql"
+    script.write_text("\\set k random(1, 1000000000000)\n"
+                      f"\\set shard random(0, {shards - 1})\nBEGIN;\n" + draw + " \\gset\n"
+                      + sub(bets._SETTLE_SQL[(True, True)]) + ";\nCOMMIT;\n")
+    exe = str(cluster.bindir / "pgbench")
+    conn = ["-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres"]
+    out = subprocess.run([exe, *conn, "-n", "-M", "prepared", "-f", str(script), "-c", str(clients), "-j", "2",
+                          "-T", str(seconds), db], capture_output=True, text=True)
+    m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out.stdout)
+    if out.returncode or m is None:
+        raise RuntimeError(f"pgbench said: {out.stdout}\n{out.stderr}\n{script.read_text()}")
     return float(m.group(1))
 
 
@@ -217,6 +275,11 @@ def main() -> None:
             print(f"pgbench -N -c {c} -j 2 -T {a.pgbench_seconds}: {v:7.0f} TPS")
         ref = max(tps.values())
         print(f"best bets/s {best:.0f} / best pgbench TPS {ref:.0f} = {best / ref:.2f}")
+        led_db = os.environ["CASINO_LEDGER_DB_URL"].rsplit("/", 1)[1]
+        for shards in sorted({1, 8, ledger.BANKROLL_SHARDS}):
+            v = sql_ceiling(cluster, led_db, 8, a.pgbench_seconds, cur.code, shards)
+            print(f"the bet's own SQL under pgbench, -c 8, bankroll over {shards:2d} shards: "
+                  f"{v:7.0f} TPS = {v / ref:.2f} x pgbench -N")
 
         if a.profile:
             prof = cProfile.Profile()

@@ -43,7 +43,7 @@ KINDS: dict[str, bool] = {
     "faucet": True,       # source of FUN play money (FUN only)
     "capital": True,      # operator funding of the bankroll
 }
-BANKROLL_SHARDS = 8
+BANKROLL_SHARDS = 64
 
 
 class LedgerError(Exception):

@@ -464,7 +464,7 @@ def _require_for_update(s: Session, token: str | None) -> tuple[CurrentUser, Use
     after the token was first read, and a rotated session must not outlive that."""
     me = _require(s, token)
     user = _user_for_update(s, me.user_id)
-    again = sessions.resolve(s, token, touch=False, fresh=True)
+    again = sessions.resolve(s, token, touch=False)
     if again is None or again.session_id != me.session_id:
         from casino_app.users.errors import NotAuthenticated
 

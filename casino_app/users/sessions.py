@@ -9,8 +9,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 from user_agents import parse as parse_ua
 
@@ -97,43 +98,51 @@ def create(session: Session, user: User, ctx: RequestContext) -> str:
     return token
 
 
-def _live(row: UserSession, now: datetime) -> bool:
+def _live(row: Any, now: datetime) -> bool:
     idle = timedelta(minutes=get_settings().session_idle_minutes)
     return (row.revoked_at is None and now < row.absolute_expires_at
             and now - row.last_seen_at <= idle)
 
 
-def resolve(session: Session, token: str | None, *, touch: bool = True,
-            fresh: bool = False) -> CurrentUser | None:
-    """The user behind a live token, or None. Touching extends the idle timeout.
-    ``fresh`` reads the session row again even if this unit of work has read it already
-    (to see a revocation committed meanwhile)."""
+# One query for the check every authenticated event makes: the session and its user,
+# only the columns a CurrentUser needs (no ORM objects: read fresh every time).
+_LOOKUP = (
+    select(UserSession.id, UserSession.revoked_at, UserSession.absolute_expires_at,
+           UserSession.last_seen_at, User.id.label("user_id"), User.player_id, User.email,
+           User.display_name, User.role, User.totp_secret_enc.is_not(None).label("totp"),
+           User.last_login_at, User.last_login_ip, User.previous_login_at,
+           User.previous_login_ip)
+    .join(User, User.id == UserSession.user_id)
+    .where(UserSession.token_hash == bindparam("token_hash")))
+
+
+def resolve(session: Session, token: str | None, *, touch: bool = True) -> CurrentUser | None:
+    """The user behind a live token, or None, read from the database (a revocation
+    committed meanwhile is seen). Touching extends the idle timeout."""
     if not token or not isinstance(token, str) or len(token) > 128:
         return None
-    q = select(UserSession).where(UserSession.token_hash == token_hash(token))
-    if fresh:
-        q = q.execution_options(populate_existing=True)
-    row = session.execute(q).scalar_one_or_none()
+    row = session.execute(_LOOKUP, {"token_hash": token_hash(token)}).one_or_none()
     now = utcnow()
     if row is None or not _live(row, now):
         return None
-    user = session.get(User, row.user_id)
-    if user is None:
-        return None
     stale = now - row.last_seen_at >= TOUCH_EVERY
     if touch and stale:
-        row.last_seen_at = now
+        _touch(session, row.id)
         stale = False
     return CurrentUser(
-        user_id=user.id, player_id=user.player_id, email=user.email,
-        display_name=user.display_name, role=user.role_enum, session_id=row.id,
-        totp_enabled=user.totp_enabled, last_login_at=user.last_login_at,
-        last_login_ip=user.last_login_ip, previous_login_at=user.previous_login_at,
-        previous_login_ip=user.previous_login_ip, needs_touch=stale)
+        user_id=row.user_id, player_id=row.player_id, email=row.email,
+        display_name=row.display_name, role=Role(row.role), session_id=row.id,
+        totp_enabled=bool(row.totp), last_login_at=row.last_login_at,
+        last_login_ip=row.last_login_ip, previous_login_at=row.previous_login_at,
+        previous_login_ip=row.previous_login_ip, needs_touch=stale)
 
 
 def touch(session: Session, session_id: int) -> None:
     """Extend the idle timeout (only a session that is still live)."""
+    _touch(session, session_id)
+
+
+def _touch(session: Session, session_id: int) -> None:  # resolve() has a ``touch`` flag
     session.execute(update(UserSession).where(
         UserSession.id == session_id, UserSession.revoked_at.is_(None))
         .values(last_seen_at=utcnow()))
