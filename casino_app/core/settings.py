@@ -107,6 +107,34 @@ class Settings(BaseSettings):
     # Play money a demo top-up grants (FUN hundredths) and the balance under which it may.
     fun_topup_amount: int = Field(100_000, ge=1, le=10**12)
 
+    # Ethereum custody. Empty RPC URL: no chain (the wallet says deposits are off).
+    eth_rpc_url: str = ""
+    eth_chain_id: int = Field(31337, ge=1)
+    # The hot wallet's account-level xpub (BIP44 m/44'/60'/0'): all the web process knows.
+    # Empty in development: the signer's development seed writes it to the data folder.
+    eth_xpub: str = ""
+    # Only the signer reads the seed (a BIP39 mnemonic), from this file or variable.
+    eth_hot_seed_file: Path | None = None
+    eth_hot_seed: str = ""
+    # ERC-20 contracts on the network: "USDT:0x...,USDC:0x..." (checksummed).
+    eth_tokens: str = ""
+    # Confirmations for a deposit to become withdrawable (1 = credited as pending).
+    eth_confirmations: int = Field(12, ge=1, le=1000)
+    # Unconfirmed deposits a player may play with, per currency in base units
+    # ("ETH:100000000,USDT:..."); currencies not named: nothing (wait for N confirmations).
+    eth_pending_cap: str = ""
+    # Deposits below these (base units per currency) are recorded, never credited.
+    eth_dust: str = ""
+    eth_watch_seconds: float = Field(2.0, gt=0, le=3600)
+    eth_blocks_per_poll: int = Field(500, ge=1, le=10_000)
+
+    @field_validator("eth_rpc_url")
+    @classmethod
+    def _rpc(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// JSON-RPC URL")
+        return v.rstrip("/")
+
     @field_validator("public_url")
     @classmethod
     def _url(cls, v: str) -> str:
