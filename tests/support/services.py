@@ -179,3 +179,185 @@ def stop_casino(proc: subprocess.Popen) -> None:
         pass
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+# --- Ethereum dev node ------------------------------------------------------------------
+
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+# The ten accounts anvil funds from ANVIL_MNEMONIC (m/44'/60'/0'/0/i), 10,000 ETH each.
+ANVIL_KEYS = [
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+    "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
+    "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e",
+    "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
+    "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
+    "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
+]
+
+_ANVILS: set[subprocess.Popen] = set()
+
+
+def _kill_anvils() -> None:
+    for proc in list(_ANVILS):
+        proc.kill()
+        proc.wait()
+        _ANVILS.discard(proc)
+
+
+def anvil_exe() -> Path:
+    """The anvil binary that ./setup.sh installs from npm into .tools/ (HH_TOOLS_DIR)."""
+    tools = Path(os.environ.get("HH_TOOLS_DIR", Path(__file__).resolve().parents[2] / ".tools"))
+    exe = tools / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+    if exe.exists():
+        return exe
+    found = shutil.which("anvil")
+    if found:
+        return Path(found)
+    raise RuntimeError(f"anvil not found at {exe}: run ./setup.sh install")
+
+
+class Anvil:
+    """A private anvil (Foundry's dev node) on a free port: chain id 31337, the ten funded
+    accounts of ANVIL_MNEMONIC, auto-mining unless ``no_mining`` (or on a clock with
+    ``block_time``). ``start``/``stop``; also a context manager. The process is killed when
+    the interpreter exits, and (through ``setpriv --pdeathsig``) when its parent dies."""
+
+    chain_id = 31337
+
+    def __init__(self, no_mining: bool = False, block_time: float | None = None,
+                 extra_args: tuple[str, ...] = ()) -> None:
+        self.no_mining = no_mining
+        self.block_time = block_time
+        self.extra_args = tuple(extra_args)
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.root = Path(tempfile.mkdtemp(prefix="hh-anvil-"))
+        self._w3 = None
+        self._ids = 0
+
+    # life cycle
+    def start(self, timeout: float = 30) -> Anvil:
+        if not _ANVILS:
+            import atexit
+
+            atexit.register(_kill_anvils)
+        last = ""
+        for _ in range(3):  # a free port can be taken before anvil binds it: try another
+            self.port = free_port()
+            cmd = [str(anvil_exe()), "--port", str(self.port), "--host", "127.0.0.1",
+                   "--chain-id", str(self.chain_id), "--silent"]
+            if self.no_mining:
+                cmd.append("--no-mining")
+            if self.block_time is not None:
+                cmd += ["--block-time", str(self.block_time)]
+            cmd += list(self.extra_args)
+            setpriv = shutil.which("setpriv")
+            if setpriv:
+                cmd = [setpriv, "--pdeathsig", "KILL", "--", *cmd]
+            log = self.root / "anvil.log"
+            with log.open("wb") as fh:
+                self.proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)  # noqa: S603
+            _ANVILS.add(self.proc)
+            deadline = time.time() + timeout
+            while time.time() < deadline and self.proc.poll() is None:
+                try:
+                    self.rpc("eth_blockNumber")
+                    return self
+                except OSError:
+                    time.sleep(0.05)
+            last = log.read_text(errors="replace")[-2000:]
+            self._terminate()
+        raise RuntimeError(f"anvil did not start:\n{last}")
+
+    def _terminate(self) -> None:
+        proc, self.proc = self.proc, None
+        self._w3 = None
+        if proc is None:
+            return
+        try:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        finally:
+            _ANVILS.discard(proc)
+
+    def stop(self) -> None:
+        self._terminate()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> Anvil:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # access
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def w3(self):  # noqa: ANN201 - web3.Web3, imported lazily
+        if self._w3 is None:
+            from casino_app.payments.eth.chain import connect
+
+            self._w3 = connect(self.url, timeout=30)
+        return self._w3
+
+    @property
+    def keys(self) -> list[str]:
+        return list(ANVIL_KEYS)
+
+    @property
+    def accounts(self) -> list[str]:
+        from eth_account import Account
+
+        return [Account.from_key(k).address for k in ANVIL_KEYS]
+
+    def rpc(self, method: str, params: list | None = None):  # noqa: ANN201
+        """One JSON-RPC call; the result, or RuntimeError with the node's error.
+        Connection failures raise OSError (httpx's transport errors are OSErrors too)."""
+        import httpx
+
+        self._ids += 1
+        try:
+            resp = httpx.post(self.url, json={"jsonrpc": "2.0", "id": self._ids,
+                                              "method": method, "params": params or []},
+                              timeout=30)
+        except httpx.TransportError as exc:
+            raise ConnectionError(str(exc)) from exc
+        body = resp.json()
+        if "error" in body:
+            raise RuntimeError(f"{method}: {body['error']}")
+        return body["result"]
+
+    # chain control
+    def mine(self, n: int = 1) -> int:
+        """Mine ``n`` blocks now (also with --no-mining); the new block number."""
+        self.rpc("anvil_mine", [hex(n)])
+        return int(self.rpc("eth_blockNumber"), 16)
+
+    def automine(self, enabled: bool) -> None:
+        self.rpc("evm_setAutomine", [enabled])
+
+    def reorg(self, depth: int, txs: list | None = None) -> None:
+        """Replace the last ``depth`` blocks with as many new ones (same height, new
+        hashes). ``txs``: pairs (transaction, block offset 0..depth-1) to include in the
+        new blocks; a transaction is a request dict (from an unlocked account) or a signed
+        raw transaction as 0x-hex. Transactions of the dropped blocks are not replayed."""
+        self.rpc("anvil_reorg", [depth, [[tx, offset] for tx, offset in (txs or [])]])
+
+    def snapshot(self) -> str:
+        return self.rpc("evm_snapshot")
+
+    def revert(self, snapshot_id: str) -> None:
+        if not self.rpc("evm_revert", [snapshot_id]):
+            raise RuntimeError(f"evm_revert({snapshot_id}) refused")
