@@ -208,6 +208,14 @@ def _kill_anvils() -> None:
         _ANVILS.discard(proc)
 
 
+def _watch_anvils() -> None:
+    import atexit
+
+    if not getattr(_watch_anvils, "done", False):
+        atexit.register(_kill_anvils)
+        _watch_anvils.done = True  # type: ignore[attr-defined]
+
+
 def anvil_exe() -> Path:
     """The anvil binary that ./setup.sh installs from npm into .tools/ (HH_TOOLS_DIR)."""
     tools = Path(os.environ.get("HH_TOOLS_DIR", Path(__file__).resolve().parents[2] / ".tools"))
@@ -224,7 +232,9 @@ class Anvil:
     """A private anvil (Foundry's dev node) on a free port: chain id 31337, the ten funded
     accounts of ANVIL_MNEMONIC, auto-mining unless ``no_mining`` (or on a clock with
     ``block_time``). ``start``/``stop``; also a context manager. The process is killed when
-    the interpreter exits, and (through ``setpriv --pdeathsig``) when its parent dies."""
+    the interpreter exits, and (through ``setpriv --pdeathsig``) when its parent dies, even
+    by SIGKILL. The death signal follows the starting *thread*: start it from a thread that
+    lives as long as the node should (the main thread, as pytest fixtures do)."""
 
     chain_id = 31337
 
@@ -241,10 +251,7 @@ class Anvil:
 
     # life cycle
     def start(self, timeout: float = 30) -> Anvil:
-        if not _ANVILS:
-            import atexit
-
-            atexit.register(_kill_anvils)
+        _watch_anvils()
         last = ""
         for _ in range(3):  # a free port can be taken before anvil binds it: try another
             self.port = free_port()

@@ -29,11 +29,15 @@ def anvil() -> Iterator[Anvil]:
         node.stop()
 
 
-def _deploy(anvil: Anvil) -> dict[str, Any]:
-    owner_keys = anvil.keys[7:10]
-    d = chain.deploy_devnet(anvil.w3, anvil.keys[0], owner_keys, threshold=2)
-    d["safe_owner_keys"] = owner_keys
-    return d
+_CONTRACTS = ("USDT", "USDC", "safe")
+
+
+def _fingerprint(anvil: Anvil, d: dict[str, Any]) -> tuple:
+    w3 = anvil.w3
+    codes = tuple(bytes(w3.eth.get_code(d[k])) for k in _CONTRACTS)
+    owners = chain.contract(w3, "SafeL2", d["safe"]).functions.getOwners().call() \
+        if codes[-1] else []
+    return codes, sorted(owners)
 
 
 @pytest.fixture(scope="session")
@@ -44,9 +48,12 @@ def _devnet_cache() -> dict[str, Any]:
 @pytest.fixture
 def devnet(anvil: Anvil, _devnet_cache: dict[str, Any]) -> dict[str, Any]:
     d = _devnet_cache.get("devnet")
-    w3 = anvil.w3
-    if d is None or not all(w3.eth.get_code(d[k]) for k in ("USDT", "USDC", "safe")):
-        d = _devnet_cache["devnet"] = _deploy(anvil)
+    if d is None or _fingerprint(anvil, d) != _devnet_cache["fingerprint"]:
+        owner_keys = anvil.keys[7:10]
+        d = chain.deploy_devnet(anvil.w3, anvil.keys[0], owner_keys, threshold=2)
+        d["safe_owner_keys"] = owner_keys
+        _devnet_cache["devnet"] = d
+        _devnet_cache["fingerprint"] = _fingerprint(anvil, d)
     return d
 
 
