@@ -1,0 +1,225 @@
+"""Hot wallet keys: the web side derives addresses from the account xpub only, and the
+signer alone reads the seed."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from structlog.testing import capture_logs
+
+from casino_app.core.settings import ConfigError, reset_settings_cache
+from casino_app.payments.eth import keys
+from casino_app.payments.signer import seed
+
+# anvil's (and hardhat's) development mnemonic and its first two accounts
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+ANVIL_XPUB = ("xpub6Ce9NcJvTk36xtLSrJLZqE7wtgA5deCeYs7rSQtreh4cj6ByPtrg9sD7V2FNFLPnf8heNP3FGk"
+              "eV9qwfzvZNSd54JoNXVsXFYSYwHsnJxqP")
+ANVIL_0 = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+ANVIL_1 = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+ROOT_XPUB = ("xpub661MyMwAqRbcFtXgS5sYJABqqG9YLmC4Q1Rdap9gSE8NqtwybGhePY2gZ29ESFjqJoCu1Rupje8Yt"
+             "GqsefD265TMg7usUDFdp6W1EGMcet8")  # depth 0: BIP32 test vector 1's master key
+ACCOUNT_XPRV = ("xprv9yeny6n2dNUokQFykGoZU6BDLeKbEBUoBeCFe2VF6MXdrHrprMYRc4tddncDRxrJCy7GtPDk68z"
+                "RcgWtGFveqdCV5NyhZwVgMoZVbTm78vx")  # the private twin of ANVIL_XPUB
+ACCOUNT_ZPUB = ("zpub6rJfywekm784fUigX1upFQJxEcSyWtBeP6AJ1CgdQhpNqHpRuDBoPzXPXSAYF9hdUQwFsLENC5M"
+                "avRAoSKPQ36SG3UmNfhAE5tgE4xXG1d6")  # the same key with segwit version bytes
+
+
+def _production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CASINO_ENV", "production")
+    monkeypatch.setenv("CASINO_IDENTITY_DB_URL", "postgresql://casino:pw@db/identity")
+    monkeypatch.setenv("CASINO_LEDGER_DB_URL", "postgres://casino:pw@db/ledger")
+    monkeypatch.setenv("REFLEX_REDIS_URL", "redis://redis:6379/0")
+    monkeypatch.setenv("CASINO_SMTP_HOST", "smtp.example.com")
+    monkeypatch.setenv("CASINO_PUBLIC_URL", "https://casino.example.com/")
+    reset_settings_cache()
+
+
+def _setenv(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    reset_settings_cache()
+
+
+# --- keys -------------------------------------------------------------------------------
+
+def test_anvil_mnemonic_gives_its_known_accounts_from_the_xpub_and_the_private_keys() -> None:
+    xpub = seed.account_xpub(ANVIL_MNEMONIC)
+    assert xpub == ANVIL_XPUB
+    assert keys.address_at(xpub, 0) == ANVIL_0
+    assert keys.address_at(xpub, 1) == ANVIL_1
+    for i, expected in ((0, ANVIL_0), (1, ANVIL_1)):
+        private = seed.private_key_at(ANVIL_MNEMONIC, i)
+        assert len(private) == 32
+        assert Account.from_key(private).address == expected
+    # a further index agrees between the public and the private derivation as well
+    assert (keys.address_at(xpub, 2**31 - 1)
+            == Account.from_key(seed.private_key_at(ANVIL_MNEMONIC, 2**31 - 1)).address)
+
+
+@pytest.mark.parametrize(("xpub", "says"), [
+    ("", "empty"),
+    ("not a key", "not a valid xpub"),
+    (ANVIL_XPUB[:-1] + "x", "checksum"),        # bitcoinlib alone would accept this one
+    (ANVIL_XPUB[:40] + ANVIL_XPUB[41:], "not a valid xpub"),
+    (ACCOUNT_XPRV, "PRIVATE"),
+    (ACCOUNT_ZPUB, "starting with 'xpub'"),
+    (ROOT_XPUB, "depth 0"),
+    (None, "string"),
+])
+def test_address_at_refuses_what_is_not_an_account_xpub(xpub: object, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        keys.address_at(xpub, 0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("index", [-1, 2**31, 2**40, True, 1.0, "1", None])
+def test_address_at_refuses_an_index_outside_the_non_hardened_range(index: object) -> None:
+    with pytest.raises(ValueError, match="derivation index"):
+        keys.address_at(ANVIL_XPUB, index)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="derivation index"):
+        seed.private_key_at(ANVIL_MNEMONIC, index)  # type: ignore[arg-type]
+
+
+def test_checksum_accepts_one_case_spellings_and_refuses_a_wrong_checksum() -> None:
+    assert keys.is_checksum_address(ANVIL_0)
+    assert not keys.is_checksum_address(ANVIL_0.lower())
+    assert not keys.is_checksum_address(ANVIL_0[2:])
+    assert not keys.is_checksum_address(None)
+    assert keys.checksum(ANVIL_0.lower()) == ANVIL_0
+    assert keys.checksum("0x" + ANVIL_0[2:].upper()) == ANVIL_0
+    assert keys.checksum(f"  {ANVIL_0}\n") == ANVIL_0
+    wrong = ANVIL_0.replace("f39F", "F39F")  # one letter's case changed
+    assert not keys.is_checksum_address(wrong)
+    with pytest.raises(ValueError, match="checksum"):
+        keys.checksum(wrong)
+    for bad in ("", "0x123", ANVIL_0 + "0", "0X" + ANVIL_0[2:], ANVIL_0[:-1] + "g", 5):
+        with pytest.raises(ValueError, match="0x followed by 40"):
+            keys.checksum(bad)
+
+
+# --- the seed and the xpub the web process sees -----------------------------------------------
+
+def test_development_seed_is_created_once_private_and_announced(base_env: Path) -> None:
+    data = base_env / "data"
+    with capture_logs() as logs:
+        words = seed.load_seed()
+    path = data / seed.DEV_SEED_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(words.split()) == 24 and path.read_text().strip() == words
+    created = [e for e in logs if e["log_level"] == "warning"]
+    assert len(created) == 1 and "DEVELOPMENT HOT WALLET SEED CREATED" in created[0]["event"]
+    assert words not in str(logs)
+    # the xpub is left for the web process, which reads it without the seed
+    xpub = seed.account_xpub(words)
+    assert (data / keys.DEV_XPUB_FILE).read_text().strip() == xpub
+    assert keys.hot_wallet_xpub() == xpub
+
+    with capture_logs() as again:
+        assert seed.load_seed() == words                     # reused, not replaced
+    assert path.read_text().strip() == words
+    assert [e["event"] for e in again if e["log_level"] == "warning"] in (
+        [], ["using the DEVELOPMENT hot wallet seed: for development only"])
+    assert seed.prepare_hot_wallet() == xpub
+    assert sorted(p.name for p in data.iterdir()) == sorted([keys.DEV_XPUB_FILE, seed.DEV_SEED_FILE])
+
+
+def test_concurrent_first_runs_share_one_development_seed(base_env: Path) -> None:
+    results: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def run() -> None:
+        barrier.wait()
+        results.append(seed.load_seed())
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 8 and len(set(results)) == 1
+    assert not [p for p in (base_env / "data").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_the_web_side_never_opens_the_seed(base_env: Path) -> None:
+    # before the signer ran there is no xpub, and asking creates no seed
+    with pytest.raises(ConfigError, match="CASINO_ETH_XPUB"):
+        keys.hot_wallet_xpub()
+    assert not (base_env / "data" / seed.DEV_SEED_FILE).exists()
+    # and the web-side modules do not even import the signer
+    probe = ("import sys, casino_app.payments.eth.keys; "
+             "print(sorted(m for m in sys.modules if m.startswith('casino_app.payments.signer')))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[3]).stdout
+    assert out.strip() == "[]"
+
+
+def test_seed_comes_from_the_file_or_the_variable_named_in_settings(
+        base_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _setenv(monkeypatch, "CASINO_ETH_HOT_SEED", ANVIL_MNEMONIC.replace(" ", "  "))
+    assert seed.load_seed() == ANVIL_MNEMONIC
+    assert seed.prepare_hot_wallet() == ANVIL_XPUB          # development: xpub file written
+    assert keys.hot_wallet_xpub() == ANVIL_XPUB
+
+    file = base_env / "hot.seed"
+    other = seed._mnemonic().to_mnemonic(bytes(range(16)))
+    fd = os.open(file, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, (other + "\n").encode())
+    os.close(fd)
+    _setenv(monkeypatch, "CASINO_ETH_HOT_SEED_FILE", str(file))
+    assert seed.load_seed() == other                          # the file wins
+    assert not (base_env / "data" / seed.DEV_SEED_FILE).exists()
+
+    _setenv(monkeypatch, "CASINO_ETH_HOT_SEED_FILE", str(base_env / "missing.seed"))
+    with pytest.raises(ConfigError, match="CASINO_ETH_HOT_SEED_FILE: cannot read"):
+        seed.load_seed()
+
+
+@pytest.mark.parametrize("bad", [
+    "test test test test test test test test test test test test",   # bad checksum
+    "test test test test test test test test test test test junq",   # unknown word
+    "test test test",
+])
+def test_a_bad_seed_is_refused_without_repeating_its_words(
+        base_env: Path, monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
+    _setenv(monkeypatch, "CASINO_ETH_HOT_SEED", bad)
+    with pytest.raises(ConfigError, match="CASINO_ETH_HOT_SEED: not a") as err:
+        seed.load_seed()
+    assert "test" not in str(err.value) and "junq" not in str(err.value)
+
+
+def test_production_without_a_seed_or_xpub_refuses(
+        base_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _production(monkeypatch)
+    data = base_env / "data"
+    data.mkdir()
+    (data / seed.DEV_SEED_FILE).write_text(ANVIL_MNEMONIC)   # never used in production
+    (data / keys.DEV_XPUB_FILE).write_text(ANVIL_XPUB)
+    with pytest.raises(ConfigError, match="CASINO_ETH_HOT_SEED_FILE.*CASINO_ETH_HOT_SEED"):
+        seed.load_seed()
+    with pytest.raises(ConfigError, match="CASINO_ETH_XPUB: production"):
+        keys.hot_wallet_xpub()
+
+    _setenv(monkeypatch, "CASINO_ETH_HOT_SEED", ANVIL_MNEMONIC)
+    with pytest.raises(ConfigError, match="CASINO_ETH_XPUB: production"):
+        seed.prepare_hot_wallet()
+    _setenv(monkeypatch, "CASINO_ETH_XPUB", ANVIL_XPUB)
+    assert seed.prepare_hot_wallet() == ANVIL_XPUB
+    assert keys.hot_wallet_xpub() == ANVIL_XPUB
+
+
+def test_an_xpub_that_is_not_the_seeds_is_refused_at_start(
+        base_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _setenv(monkeypatch, "CASINO_ETH_HOT_SEED", ANVIL_MNEMONIC)
+    other = seed.account_xpub(seed._mnemonic().to_mnemonic(bytes(range(16))))
+    _setenv(monkeypatch, "CASINO_ETH_XPUB", other)
+    with pytest.raises(ConfigError, match="cannot spend"):
+        seed.prepare_hot_wallet()
+    _setenv(monkeypatch, "CASINO_ETH_XPUB", ACCOUNT_XPRV)
+    with pytest.raises(ConfigError, match="CASINO_ETH_XPUB: .*PRIVATE"):
+        keys.hot_wallet_xpub()
