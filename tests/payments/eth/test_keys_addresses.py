@@ -1,5 +1,6 @@
-"""Hot wallet keys: the web side derives addresses from the account xpub only, and the
-signer alone reads the seed."""
+"""Hot wallet keys and deposit addresses: the web side derives addresses from the account
+xpub only, the signer alone reads the seed, and an address is handed out once and never
+given to another player (SQLite and PostgreSQL, under concurrency)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,26 @@ import threading
 from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from eth_account import Account
+from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import DBAPIError
 from structlog.testing import capture_logs
 
+from casino_app.core.db import LedgerBase, databases, ledger_tx
+from casino_app.core.migrations import alembic_config, current
 from casino_app.core.settings import ConfigError, reset_settings_cache
-from casino_app.payments.eth import keys
+from casino_app.payments.eth import addresses, keys
+from casino_app.payments.eth.models import DepositAddress
 from casino_app.payments.signer import seed
+from tests.users.fast_env import (  # noqa: F401 - migrated databases, built once a session
+    app_env,
+    pg_env,
+    pg_pair,
+    sqlite_template,
+)
 
 # anvil's (and hardhat's) development mnemonic and its first two accounts
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
@@ -152,7 +167,7 @@ def test_the_web_side_never_opens_the_seed(base_env: Path) -> None:
         keys.hot_wallet_xpub()
     assert not (base_env / "data" / seed.DEV_SEED_FILE).exists()
     # and the web-side modules do not even import the signer
-    probe = ("import sys, casino_app.payments.eth.keys; "
+    probe = ("import sys, casino_app.payments.eth.addresses, casino_app.payments.eth.keys; "
              "print(sorted(m for m in sys.modules if m.startswith('casino_app.payments.signer')))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[3]).stdout
@@ -223,3 +238,130 @@ def test_an_xpub_that_is_not_the_seeds_is_refused_at_start(
     _setenv(monkeypatch, "CASINO_ETH_XPUB", ACCOUNT_XPRV)
     with pytest.raises(ConfigError, match="CASINO_ETH_XPUB: .*PRIVATE"):
         keys.hot_wallet_xpub()
+
+
+# --- deposit addresses -------------------------------------------------------------------
+
+@pytest.fixture
+def wallet(any_env: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    _setenv(monkeypatch, "CASINO_ETH_XPUB", ANVIL_XPUB)
+    return any_env
+
+
+def _rows(chain: str = "ethereum") -> list[tuple[str, int, str]]:
+    with ledger_tx(readonly=True) as s:
+        return [tuple(r) for r in s.execute(
+            select(DepositAddress.player_id, DepositAddress.derivation_index,
+                   DepositAddress.address).where(DepositAddress.chain == chain)
+            .order_by(DepositAddress.derivation_index))]
+
+
+def test_deposit_address_is_stable_per_player_and_never_shared(wallet: str) -> None:
+    a = addresses.deposit_address("player-a")
+    b = addresses.deposit_address("player-b")
+    assert (a, b) == (ANVIL_0, ANVIL_1)
+    assert keys.is_checksum_address(a) and keys.is_checksum_address(b)
+    assert addresses.deposit_address("player-a") == a
+    assert addresses.deposit_address("player-b") == b
+    # another chain has its own row (and index space) for the same player
+    assert addresses.deposit_address("player-b", chain="sepolia") == ANVIL_0
+    assert _rows() == [("player-a", 0, ANVIL_0), ("player-b", 1, ANVIL_1)]
+
+    with ledger_tx(readonly=True) as s:
+        assert addresses.all_addresses(s, "ethereum") == {ANVIL_0: "player-a",
+                                                          ANVIL_1: "player-b"}
+        assert addresses.count(s, "ethereum") == 2
+        assert addresses.count(s, "sepolia") == 1
+        found = addresses.owners(s, "ethereum", [ANVIL_0.lower(), "0x" + ANVIL_1[2:].upper(),
+                                                 "0x" + "00" * 20, "garbage", ANVIL_0])
+        assert found == {ANVIL_0: "player-a", ANVIL_1: "player-b"}
+        assert addresses.owners(s, "sepolia", [ANVIL_1]) == {}
+
+
+@pytest.mark.parametrize(("player", "chain"), [
+    ("", "ethereum"), ("x" * 37, "ethereum"), ("a b", "ethereum"), ("p;--", "ethereum"),
+    (None, "ethereum"), ("player-a", "Ethereum"), ("player-a", ""), ("player-a", "x" * 17),
+])
+@pytest.mark.usefixtures("app_env")
+def test_deposit_address_refuses_bad_player_ids_and_chains(
+        monkeypatch: pytest.MonkeyPatch, player: object, chain: object) -> None:
+    _setenv(monkeypatch, "CASINO_ETH_XPUB", ANVIL_XPUB)
+    with pytest.raises(ValueError, match="bad"):
+        addresses.deposit_address(player, chain)  # type: ignore[arg-type]
+    assert _rows() == []
+
+
+def test_deposit_address_needs_the_xpub(any_env: str) -> None:
+    with pytest.raises(ConfigError, match="CASINO_ETH_XPUB"):
+        addresses.deposit_address("player-a")
+    assert _rows() == []
+
+
+def test_deposit_addresses_are_append_only(wallet: str) -> None:
+    addresses.deposit_address("player-a")
+    for sql in ("UPDATE deposit_addresses SET player_id = 'thief'",
+                "DELETE FROM deposit_addresses"):
+        with pytest.raises(DBAPIError, match="append-only"), ledger_tx() as s:
+            s.execute(text(sql))
+    assert _rows() == [("player-a", 0, ANVIL_0)]
+
+
+@pytest.mark.postgres
+@pytest.mark.usefixtures("pg_env")
+def test_concurrent_requests_give_each_player_one_address_and_each_index_one_player(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _setenv(monkeypatch, "CASINO_ETH_XPUB", ANVIL_XPUB)
+    players = [f"race-{i}" for i in range(10)] * 2        # 20 requests, two per player
+    barrier = threading.Barrier(len(players))
+    got: list[object] = [None] * len(players)
+
+    def ask(i: int) -> None:
+        barrier.wait()
+        try:
+            got[i] = addresses.deposit_address(players[i])
+        except Exception as exc:  # noqa: BLE001 - checked below
+            got[i] = exc
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(players))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads)
+    assert all(isinstance(a, str) for a in got), [a for a in got if not isinstance(a, str)]
+    by_player: dict[str, set[object]] = {}
+    for p, a in zip(players, got, strict=True):
+        by_player.setdefault(p, set()).add(a)
+    assert all(len(v) == 1 for v in by_player.values())   # same answer to both requests
+    assert len({a for v in by_player.values() for a in v}) == 10
+
+    rows = _rows()
+    assert [i for _, i, _ in rows] == list(range(10))
+    assert sorted(p for p, _, _ in rows) == sorted(set(players))
+    for player, index, address in rows:
+        assert by_player[player] == {address}
+        assert keys.address_at(ANVIL_XPUB, index) == address
+
+
+# --- the migration ------------------------------------------------------------------------
+
+def test_migration_led0004_upgrades_and_downgrades(any_env: str) -> None:
+    engine = databases().ledger_engine
+    cfg = alembic_config("ledger")
+    assert "deposit_addresses" in inspect(engine).get_table_names()
+    # the migration builds exactly what the model declares
+    with engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), LedgerBase.metadata)
+    assert [d for d in diffs if "deposit_addresses" in repr(d)] == []
+
+    command.downgrade(cfg, "led0003")
+    assert current("ledger") == "led0003"
+    assert "deposit_addresses" not in inspect(engine).get_table_names()
+    if any_env == "sqlite":  # its triggers went with it
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                                     "AND name LIKE 'deposit_addresses%'")).all() == []
+    command.upgrade(cfg, "led0004")
+    assert current("ledger") == "led0004"
+    command.upgrade(cfg, "head")
+    assert "deposit_addresses" in inspect(engine).get_table_names()
