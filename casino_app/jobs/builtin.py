@@ -37,9 +37,19 @@ def ledger_check() -> dict[str, int]:
     return {f.check: f.violations for f in run_check() if f.violations}
 
 
+def eth_watch() -> dict[str, int]:
+    from casino_app.payments.eth.watcher import watch_once
+
+    return watch_once()
+
+
 @lru_cache(maxsize=4)
-def _builtin_jobs(audit_anchor_seconds: int) -> tuple[Job, ...]:
+def _builtin_jobs(audit_anchor_seconds: int, eth_watch_seconds: float | None
+                  ) -> tuple[Job, ...]:
     # Cached: the same settings give the very same Job objects, so registering is a no-op.
+    chain = (
+        # Follow the Ethereum node: deposits, confirmations, reorgs (payments.eth.watcher).
+        (Job("eth-watch", eth_watch_seconds, eth_watch),) if eth_watch_seconds else ())
     return (
         Job("identity-cleanup", HOUR, identity_cleanup),
         # Copy the audit head to the ledger database (security.anchors).
@@ -47,12 +57,14 @@ def _builtin_jobs(audit_anchor_seconds: int) -> tuple[Job, ...]:
         # Recompute the ledger's invariants (payments.checks): violations are logged,
         # audited and counted in /api/metrics.
         Job("ledger-check", HOUR, ledger_check),
-    )
+    ) + chain
 
 
 def builtin_jobs() -> tuple[Job, ...]:
     """The built-in jobs, with intervals from the settings."""
-    return _builtin_jobs(get_settings().audit_anchor_seconds)
+    st = get_settings()
+    return _builtin_jobs(st.audit_anchor_seconds,
+                         st.eth_watch_seconds if st.eth_rpc_url else None)
 
 
 def register_builtin_jobs() -> list[Job]:

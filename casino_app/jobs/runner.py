@@ -395,8 +395,15 @@ def _released(lease: Lease) -> bool:
 
 # Entry points --------------------------------------------------------------------------
 def _prepare() -> list[Job]:
+    from casino_app.core.settings import get_settings
     from casino_app.jobs.builtin import register_builtin_jobs
 
+    if get_settings().eth_rpc_url:
+        # The signer runs where the jobs run: it checks the hot wallet seed against
+        # CASINO_ETH_XPUB (development: creates the seed and writes the xpub file).
+        from casino_app.payments.signer.seed import prepare_hot_wallet
+
+        prepare_hot_wallet()
     register_builtin_jobs()
     return registered()
 

@@ -42,6 +42,7 @@ KINDS: dict[str, bool] = {
     "adjustment": True,   # counterpart of staff-approved manual adjustments
     "faucet": True,       # source of FUN play money (FUN only)
     "capital": True,      # operator funding of the bankroll
+    "debt": True,         # what a player owes (a spent deposit that a reorg reversed)
 }
 BANKROLL_SHARDS = 64
 
@@ -374,6 +375,14 @@ def player_balances(s: Session, player_id: str) -> dict[str, Balance]:
                      .where(LedgerAccount.owner == player_id,
                             LedgerAccount.kind == "player")).all()
     return {r.currency: Balance(r.currency, r.balance, r.reserved) for r in rows}
+
+
+def balance_of(s: Session, account_id: int, lock: bool = False) -> Balance:
+    """One account's balance (``lock``: FOR UPDATE, for a decision made on it)."""
+    q = select(LedgerAccount.currency, LedgerAccount.balance, LedgerAccount.reserved).where(
+        LedgerAccount.id == account_id)
+    r = s.execute(q.with_for_update() if lock else q).one()
+    return Balance(r.currency, r.balance, r.reserved)
 
 
 def house_total(s: Session, currency_code: str, kind: str) -> int:

@@ -1,0 +1,95 @@
+"""Ledger database tables of the chain watcher: the blocks it followed and the deposits it
+found. Written only by payments/eth/watcher.py."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from casino_app.core.clock import utcnow
+from casino_app.core.db import LedgerBase
+
+
+class ChainBlock(LedgerBase):
+    """A block the watcher processed, as it saw it. The highest one is the cursor; a new
+    block whose parent hash differs from the stored hash below it means a reorg."""
+
+    __tablename__ = "chain_blocks"
+
+    chain: Mapped[str] = mapped_column(String(16), primary_key=True)
+    number: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hash: Mapped[str] = mapped_column(String(66))
+    parent_hash: Mapped[str] = mapped_column(String(66))
+    seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# A deposit's states: seen (in a block, not credited: over the pending cap), pending
+# (credited at 1 confirmation: playable, not withdrawable), available (N confirmations),
+# reversed (its block left the chain: the credit was taken back), dust (below the
+# threshold: recorded, never credited).
+DEPOSIT_STATES = ("seen", "pending", "available", "reversed", "dust")
+
+
+class ChainDeposit(LedgerBase):
+    """One transfer to a deposit address: (chain, tx hash, log index) once; a native
+    transfer has log index -1. ``credits`` counts the credit entries posted (a deposit
+    reversed by a reorg and mined again is credited again under a new key)."""
+
+    __tablename__ = "chain_deposits"
+    __table_args__ = (
+        UniqueConstraint("chain", "tx_hash", "log_index", name="uq_chain_deposit"),
+        CheckConstraint("state IN ('seen', 'pending', 'available', 'reversed', 'dust')",
+                        name="ck_chain_deposit_state"),
+        CheckConstraint("amount >= 0 AND owed >= 0 AND credits >= 0",
+                        name="ck_chain_deposit_amounts"),
+        Index("ix_chain_deposit_state", "chain", "state"),
+        Index("ix_chain_deposit_block", "chain", "block_number"),
+        Index("ix_chain_deposit_player", "player_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chain: Mapped[str] = mapped_column(String(16))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    log_index: Mapped[int] = mapped_column(Integer)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    currency: Mapped[str] = mapped_column(String(8))
+    address: Mapped[str] = mapped_column(String(42))
+    sender: Mapped[str] = mapped_column(String(42))
+    player_id: Mapped[str] = mapped_column(String(36))
+    # On-chain units (wei, token units) as decimal digits: they can pass 64 bits.
+    amount_raw: Mapped[str] = mapped_column(String(80))
+    # Ledger units (ETH: gwei); what a credit moves. Wei below a gwei stay uncredited.
+    amount: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(12))
+    credits: Mapped[int] = mapped_column(Integer, default=0)
+    # What the player could not pay back when a spent deposit was reversed.
+    owed: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class PlayerHold(LedgerBase):
+    """A hold on a player's money for staff review (e.g. a reversed deposit left them
+    owing): open while ``released_at`` is empty."""
+
+    __tablename__ = "player_holds"
+    __table_args__ = (Index("ix_player_holds_open", "player_id", "released_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    player_id: Mapped[str] = mapped_column(String(36))
+    reason: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    released_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    released_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
