@@ -127,6 +127,30 @@ class Settings(BaseSettings):
     eth_dust: str = ""
     eth_watch_seconds: float = Field(2.0, gt=0, le=3600)
     eth_blocks_per_poll: int = Field(500, ge=1, le=10_000)
+    # Withdrawals, per currency in base units "CUR:amount,...": smallest and largest
+    # request, the fee the player pays, and from which amount two staff approve and the
+    # cold Safe pays.
+    eth_withdraw_min: str = ""
+    eth_withdraw_max: str = ""
+    eth_withdraw_fee: str = ""
+    eth_withdraw_large: str = ""
+    # How often queued withdrawals are joined into one transaction per currency, and how
+    # long a broadcast transaction may wait before its fee is bumped.
+    eth_batch_seconds: float = Field(60.0, gt=0, le=86400)
+    eth_fee_bump_seconds: float = Field(180.0, gt=0, le=86400)
+    # The batch-payment contract (payments/eth/contracts/BatchPay.sol) on the network.
+    eth_batch_contract: str = ""
+    # The cold wallet (a Safe) and the hot wallet's band per currency "CUR:min:max,...".
+    eth_safe_address: str = ""
+    eth_hot_band: str = ""
+
+    # Display currency conversion: a CoinGecko-compatible API ("" = fixed rates below).
+    rates_url: str = ""
+    rates_seconds: float = Field(300.0, gt=0, le=86400)
+    rates_stale_seconds: float = Field(1800.0, gt=0, le=7 * 86400)
+    # Fixed rates used without a source (and said so): "ETH:USD:3000,ETH:EUR:2750,...".
+    rates_fixed: str = ("BTC:USD:90000,BTC:EUR:83000,ETH:USD:3000,ETH:EUR:2750,"
+                        "USDT:USD:1,USDT:EUR:0.92,USDC:USD:1,USDC:EUR:0.92")
 
     @field_validator("eth_rpc_url")
     @classmethod
