@@ -3,7 +3,7 @@
     .venv/bin/python -m casino_app.payments.eth.contracts.build            # write them
     .venv/bin/python -m casino_app.payments.eth.contracts.build --check    # compare only
 
-``TestToken.sol`` and ``TetherToken.sol`` are compiled with solc-js (npm ``solc``) run by
+``BatchPay.sol``, ``TestToken.sol`` and ``TetherToken.sol`` are compiled with solc-js (npm ``solc``) run by
 the Node.js in ``.tools/`` (``./setup.sh install`` puts both there), fed standard JSON on
 stdin; imports of ``@openzeppelin/...`` are read from ``.tools/node_modules/@openzeppelin``.
 The Safe contracts are not compiled here: their ABI and bytecode are copied from the build
@@ -32,7 +32,7 @@ SOLC_VERSION = "0.8.37"
 OPENZEPPELIN_VERSION = "5.7.0"
 SAFE_VERSION = "1.4.1"
 
-SOURCES = ["TestToken.sol", "TetherToken.sol"]
+SOURCES = ["BatchPay.sol", "TestToken.sol", "TetherToken.sol"]
 SETTINGS = {
     # cancun: runs on anvil and on every EVM mainnet today
     "evmVersion": "cancun",
