@@ -61,6 +61,7 @@ class AuditAction(StrEnum):
     adjustment_rejected = "ledger.adjustment_rejected"
     ledger_check_failed = "ledger.check_failed"
     bankroll_funded = "ledger.bankroll_funded"
+    reconcile_failed = "chain.reconcile_failed"
 
 
 @dataclass(frozen=True)

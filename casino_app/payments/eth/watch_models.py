@@ -55,6 +55,8 @@ class ChainDeposit(LedgerBase):
         Index("ix_chain_deposit_state", "chain", "state"),
         Index("ix_chain_deposit_block", "chain", "block_number"),
         Index("ix_chain_deposit_player", "player_id", "id"),
+        # The web process's push loop reads what changed since its last look.
+        Index("ix_chain_deposit_updated", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -1,0 +1,98 @@
+"""Reconciliation against a real anvil node: a clean run is recorded; funds moved outside
+the ledger, a lost deposit record and a credit whose transaction is not on the chain are
+flagged, stored, audited and counted."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from casino_app.core.db import identity_tx, ledger_tx
+from casino_app.core.metrics import INVARIANT_VIOLATIONS
+from casino_app.core.settings import reset_settings_cache
+from casino_app.payments.eth import addresses, chain
+from casino_app.payments.eth.reconcile import reconcile
+from casino_app.payments.eth.reconcile_models import ReconcileIssue, ReconcileRun
+from casino_app.payments.eth.watch_models import ChainDeposit
+from casino_app.payments.eth.watcher import Watcher, chain_assets
+from casino_app.payments.signer.seed import account_xpub, private_key_at
+from casino_app.security.models import AuditEvent
+
+pytestmark = pytest.mark.ethereum
+
+# Not anvil's mnemonic: its addresses start empty on anvil (anvil funds its own ten).
+MNEMONIC = ("abandon abandon abandon abandon abandon abandon abandon abandon abandon "
+            "abandon abandon about")
+OUTSIDE = "0x000000000000000000000000000000000000dEaD"
+
+
+@pytest.fixture
+def env(any_env: str, chain_state, devnet, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001, ANN201
+    monkeypatch.setenv("CASINO_ETH_XPUB", account_xpub(MNEMONIC))
+    reset_settings_cache()
+    return chain_state
+
+
+def _setup(anvil, devnet):  # noqa: ANN001, ANN202
+    """Deposits of every kind, seen by the watcher and confirmed."""
+    w3 = anvil.w3
+    tokens = {"USDT": devnet["USDT"], "USDC": devnet["USDC"]}
+    assets = chain_assets(w3, tokens)
+    watcher = Watcher(w3, assets, confirmations=2, pending_cap={"ETH": 10**12},
+                      dust={"ETH": 1000}, start_block=w3.eth.block_number)
+    a, b = addresses.deposit_address("p-a"), addresses.deposit_address("p-b")
+    w3.eth.send_transaction({"from": anvil.accounts[1], "to": a, "value": 10**16 + 123})
+    w3.eth.send_transaction({"from": anvil.accounts[1], "to": b, "value": 500 * 10**9})  # dust
+    for code, amount in (("USDT", 5_000_000), ("USDC", 2_500_000)):
+        w3.eth.contract(address=tokens[code], abi=devnet["abi"][code]).functions.mint(
+            b, amount).transact({"from": anvil.accounts[0]})
+    watcher.poll()
+    anvil.mine(2)
+    watcher.poll()
+    return w3, assets, a, b, watcher
+
+
+def test_a_clean_run_is_recorded(env, devnet) -> None:  # noqa: ANN001
+    w3, assets, _, _, _ = _setup(env, devnet)
+    res = reconcile(w3, assets)
+    assert res.clean, res.issues
+    assert res.totals["ETH"]["onchain"] == str(10**16 + 123 + 500 * 10**9)
+    assert res.totals["USDT"]["onchain"] == "5000000"
+    with ledger_tx(readonly=True) as s:
+        run = s.get(ReconcileRun, res.run_id)
+        assert run.clean and run.issues == 0 and run.block_number == res.block
+
+
+def test_funds_moved_outside_the_ledger_are_flagged(env, devnet) -> None:  # noqa: ANN001
+    w3, assets, a, _, watcher = _setup(env, devnet)
+    key = private_key_at(MNEMONIC, 0)
+    assert chain.address_of(key) == a
+    before = INVARIANT_VIOLATIONS.labels("reconcile.balance")._value.get()
+    result = chain.transact(w3, {"to": OUTSIDE, "value": 10**15}, key)
+    assert result.ok
+    watcher.poll()  # the run pins the watcher's tip: let it see the block
+    res = reconcile(w3, assets)
+    assert not res.clean
+    assert [(i.currency, i.kind) for i in res.issues] == [("ETH", "balance")]
+    assert INVARIANT_VIOLATIONS.labels("reconcile.balance")._value.get() == before + 1
+    with ledger_tx(readonly=True) as s:
+        stored = s.execute(select(ReconcileIssue).where(
+            ReconcileIssue.run_id == res.run_id)).scalars().all()
+        assert [(i.currency, i.kind) for i in stored] == [("ETH", "balance")]
+    with identity_tx(readonly=True) as s:
+        actions = [e.action for e in s.execute(select(AuditEvent)).scalars()]
+    assert "chain.reconcile_failed" in actions
+
+
+def test_a_lost_deposit_record_and_a_credit_off_chain_are_flagged(env, devnet) -> None:  # noqa: ANN001
+    w3, assets, _, b, _ = _setup(env, devnet)
+    with ledger_tx() as s:  # lose the USDC deposit's record; corrupt the ETH one's block
+        s.query(ChainDeposit).filter_by(currency="USDC").delete()
+        eth = s.query(ChainDeposit).filter_by(currency="ETH", address=addresses.deposit_address(
+            "p-a")).one()
+        eth.block_hash = "0x" + "ab" * 32
+    res = reconcile(w3, assets)
+    kinds = sorted((i.currency, i.kind) for i in res.issues)
+    assert ("USDC", "missing_deposit") in kinds
+    assert ("ETH", "credit_not_on_chain") in kinds
+    assert b  # the USDC went to b
