@@ -381,8 +381,9 @@ def deploy_devnet(w3: Web3, deployer_key: Sender, safe_owners: Sequence[Sender],
     """Deploy what HashHouse's Ethereum side needs on a development chain: USDT (the
     TetherToken look-alike: transfer returns nothing), USDC (TestToken, 6 decimals), and
     a ``threshold``-of-n Safe of ``safe_owners`` (keys or addresses) with its singleton,
-    factory, fallback handler and MultiSendCallOnly. The deployer owns both tokens (it
-    alone can ``mint``). Returns addresses (and the tokens' and Safe's ABI under "abi")."""
+    factory, fallback handler and MultiSendCallOnly, and BatchPay ("batch"). The deployer
+    owns both tokens (it alone can ``mint``). Returns addresses (and the tokens' and Safe's
+    ABI under "abi")."""
     owners = [address_of(o) for o in safe_owners]
     usdt = deploy(w3, "TetherToken", sender=deployer_key)
     usdc = deploy(w3, "TestToken", "USD Coin", "USDC", 6, sender=deployer_key)
@@ -392,6 +393,7 @@ def deploy_devnet(w3: Web3, deployer_key: Sender, safe_owners: Sequence[Sender],
     multisend = deploy(w3, "MultiSendCallOnly", sender=deployer_key)
     safe = deploy_safe(w3, owners, threshold, deployer_key, singleton=singleton,
                        factory=factory, fallback_handler=handler)
+    batch = deploy(w3, "BatchPay", sender=deployer_key)
     return {
         "chain_id": w3.eth.chain_id,
         "deployer": address_of(deployer_key),
@@ -404,6 +406,7 @@ def deploy_devnet(w3: Web3, deployer_key: Sender, safe_owners: Sequence[Sender],
         "safe_proxy_factory": factory,
         "safe_fallback_handler": handler,
         "multisend_call_only": multisend,
+        "batch": batch,
         "abi": {"USDT": artifact("TetherToken")["abi"], "USDC": artifact("TestToken")["abi"],
                 "safe": artifact("SafeL2")["abi"]},
     }

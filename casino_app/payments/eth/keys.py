@@ -118,6 +118,21 @@ def address_at(xpub: str, index: int) -> str:
     return eth_keys.PublicKey(uncompressed[1:]).to_checksum_address()
 
 
+HOT_WALLET_CHANGE, HOT_WALLET_INDEX = 1, 0  # m/44'/60'/0'/1/0: off the deposit chain /0/i
+
+
+@lru_cache(maxsize=8)
+def hot_wallet_address(xpub: str) -> str:
+    """EIP-55 address of the hot wallet's sending key ``m/44'/60'/0'/1/0`` from the account
+    xpub (public derivation; the signer holds the private twin). It is on the internal
+    chain, so it is never one of the deposit addresses ``.../0/i``."""
+    from bitcoinlib.keys import HDKey
+
+    account = HDKey(validate_xpub(xpub), network="bitcoin", witness_type="legacy")
+    child = account.child_public(HOT_WALLET_CHANGE).child_public(HOT_WALLET_INDEX)
+    return eth_keys.PublicKey(child.public_uncompressed_byte[1:]).to_checksum_address()
+
+
 def is_checksum_address(text: object) -> bool:
     """True for "0x" + 40 hex digits whose letters' case matches EIP-55."""
     return isinstance(text, str) and bool(_HEX_ADDRESS.match(text)) and _eth_is_checksum(text)

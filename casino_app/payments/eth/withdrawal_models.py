@@ -1,0 +1,141 @@
+"""Ledger database tables of Ethereum withdrawals: the requests, the batch transactions that
+pay them and every signed version of each transaction.
+
+Written only by payments/eth/withdrawals.py (requests) and payments/eth/batcher.py
+(batches). A batch and its signed raw transaction are stored BEFORE it is broadcast, so a
+crash never makes the batcher sign a second payment for the same withdrawals.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from casino_app.core.clock import utcnow
+from casino_app.core.db import LedgerBase
+
+# queued (reserved, waiting for the next batch), awaiting_approval (large: two staff must
+# approve before it is queued), batched (in a signed transaction), confirmed (paid on
+# chain, posted in the ledger), failed (not paid: the reservation was voided), rejected
+# (a large withdrawal staff refused: voided).
+WITHDRAWAL_STATES = ("queued", "awaiting_approval", "batched", "confirmed", "failed",
+                     "rejected")
+# signed (recorded, maybe not broadcast yet), sent (broadcast), confirmed (mined with
+# status 1 and enough confirmations), failed (status 0, or its nonce was used by another
+# transaction).
+BATCH_STATES = ("signed", "sent", "confirmed", "failed")
+BATCH_KINDS = ("pay", "approve")
+
+
+class WithdrawalBatch(LedgerBase):
+    """One transaction from the hot wallet: a BatchPay call paying withdrawals of one
+    currency (``kind`` pay) or the token approval BatchPay needs (``kind`` approve). The
+    call (to, value, data, gas) is fixed when first signed; a fee bump re-signs the same
+    call with the same nonce (a new row in ``withdrawal_batch_txs``)."""
+
+    __tablename__ = "withdrawal_batches"
+    __table_args__ = (
+        UniqueConstraint("chain", "from_address", "nonce", name="uq_withdrawal_batch_nonce"),
+        CheckConstraint("state IN ('signed', 'sent', 'confirmed', 'failed')",
+                        name="ck_withdrawal_batch_state"),
+        CheckConstraint("kind IN ('pay', 'approve')", name="ck_withdrawal_batch_kind"),
+        CheckConstraint("nonce >= 0 AND total >= 0 AND gas_limit > 0",
+                        name="ck_withdrawal_batch_amounts"),
+        Index("ix_withdrawal_batch_state", "chain", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chain: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(8))
+    currency: Mapped[str] = mapped_column(String(8))
+    from_address: Mapped[str] = mapped_column(String(42))
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(12))
+    # The call, as signed: contract, value in wei (decimal digits), call data (0x-hex).
+    to_address: Mapped[str] = mapped_column(String(42))
+    value_wei: Mapped[str] = mapped_column(String(80))
+    call_data: Mapped[str] = mapped_column(Text)
+    gas_limit: Mapped[int] = mapped_column(BigInteger)
+    # Sum of the withdrawals' amounts paid (ledger base units; 0 for an approval).
+    total: Mapped[int] = mapped_column(BigInteger)
+    # The version that was mined, its block, and the gas it cost (wei, and ledger gwei).
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    gas_used: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    gas_fee_wei: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    failure: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    broadcast_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class WithdrawalBatchTx(LedgerBase):
+    """One signed version of a batch's transaction (version 0, then each fee bump). The
+    raw transaction is kept until the batch is final, so a restart rebroadcasts exactly
+    what was signed."""
+
+    __tablename__ = "withdrawal_batch_txs"
+    __table_args__ = (
+        UniqueConstraint("batch_id", "version", name="uq_withdrawal_batch_tx_version"),
+        UniqueConstraint("tx_hash", name="uq_withdrawal_batch_tx_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("withdrawal_batches.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    raw_tx: Mapped[str | None] = mapped_column(Text, nullable=True)
+    max_fee_per_gas: Mapped[int] = mapped_column(BigInteger)
+    max_priority_fee_per_gas: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    broadcast_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Withdrawal(LedgerBase):
+    """A player's withdrawal request. ``key`` is the request's idempotency key (the same
+    key returns the same withdrawal); the ledger reservation is ``withdrawal:<id>`` of
+    amount + fee, from the player's account to custody."""
+
+    __tablename__ = "withdrawals"
+    __table_args__ = (
+        UniqueConstraint("key", name="uq_withdrawal_key"),
+        CheckConstraint("state IN ('queued', 'awaiting_approval', 'batched', 'confirmed', "
+                        "'failed', 'rejected')", name="ck_withdrawal_state"),
+        CheckConstraint("amount > 0 AND fee >= 0", name="ck_withdrawal_amounts"),
+        CheckConstraint("approved_by IS NULL OR approved_by_2 IS NULL "
+                        "OR approved_by <> approved_by_2", name="ck_withdrawal_two_staff"),
+        Index("ix_withdrawal_state", "chain", "currency", "state"),
+        Index("ix_withdrawal_player", "player_id", "id"),
+        Index("ix_withdrawal_batch", "batch_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(100))
+    player_id: Mapped[str] = mapped_column(String(36))
+    chain: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(8))
+    amount: Mapped[int] = mapped_column(BigInteger)   # paid to the address (base units)
+    fee: Mapped[int] = mapped_column(BigInteger)      # kept by the house (base units)
+    address: Mapped[str] = mapped_column(String(42))  # EIP-55
+    state: Mapped[str] = mapped_column(String(20))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("withdrawal_batches.id"),
+                                                 nullable=True)
+    failure: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Large withdrawals: the two staff members (identity user ids) who approved.
+    approved_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    approved_by_2: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
