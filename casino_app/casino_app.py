@@ -1,4 +1,5 @@
-"""Builds the Reflex app: pages, API routes, PWA head tags and the jobs lifespan task.
+"""Builds the Reflex app: pages, API routes, PWA head tags and the lifespan tasks (jobs,
+wallet push).
 Nothing else happens at import time."""
 
 import reflex as rx
@@ -7,7 +8,7 @@ from casino_app.api.app import api_transformers
 from casino_app.core.logging import configure_logging
 from casino_app.core.settings import get_settings
 from casino_app.jobs.runner import run_in_app
-from casino_app.ui import pages  # noqa: F401  (registers every page)
+from casino_app.ui import pages, push  # noqa: F401  (pages registers every page)
 from casino_app.ui.pwa import head_components
 from casino_app.ui.styles import global_style
 
@@ -21,3 +22,5 @@ app = rx.App(
     html_lang="en",
 )
 app.register_lifespan_task(run_in_app)
+# Deposits reach open wallet tabs without a reload (idle without an Ethereum node).
+app.register_lifespan_task(push.run)

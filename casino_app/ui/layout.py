@@ -30,6 +30,7 @@ def _account_menu() -> rx.Component:
                                   variant="soft", size="2", aria_label="Account menu")),
         rx.menu.content(
             rx.menu.item("Lobby", on_click=rx.redirect(routes.HOME)),
+            rx.menu.item("Wallet", on_click=rx.redirect(routes.WALLET)),
             rx.menu.item("Account", on_click=rx.redirect(routes.ACCOUNT)),
             rx.menu.item("Security and 2FA", on_click=rx.redirect(routes.SECURITY)),
             rx.menu.item("Sessions", on_click=rx.redirect(routes.SESSIONS)),
@@ -93,6 +94,7 @@ def header(staff: bool = False) -> rx.Component:
             rx.spacer(),
             rx.hstack(
                 _nav_link("Lobby", routes.HOME),
+                rx.cond(SessionState.signed_in, _nav_link("Wallet", routes.WALLET)),
                 rx.cond(SessionState.signed_in, _nav_link("Account", routes.ACCOUNT)),
                 rx.cond(SessionState.is_staff, _nav_link("Staff", routes.STAFF)),
                 spacing="5", display=["none", "none", "flex"], align="center"),

@@ -19,6 +19,7 @@ BETS = "/bets"              # my bets: history, recall, stats
 BET = "/bets/bet"           # one bet's recall: /bets/bet?id=42
 FAIRNESS = "/fairness"      # seeds: current hash, client seed, rotate, revealed seeds
 VERIFY = "/verify"          # the in-browser verifier (no server call)
+WALLET = "/wallet"          # deposit addresses, deposits, withdrawals
 
 
 def game(name: str) -> str:

@@ -10,4 +10,5 @@ from casino_app.ui.pages import (  # noqa: F401
     staff,
     staff_money,
     terms,
+    wallet,
 )

@@ -1,0 +1,161 @@
+"""What the wallet page shows about Ethereum deposits, and what changed since a last look.
+
+Read-only views of the watcher's tables (payments/eth/watch_models.py) for the web side:
+
+* ``player_deposits``: a player's recent deposits with their confirmations, and per
+  currency what is withdrawable, credited but still confirming (``pending``: playable,
+  not withdrawable) and seen but not yet credited (``confirming``: over the pending cap).
+* ``changes_since`` / ``with_open_deposits`` / ``chain_tip``: what the web process's push
+  loop (ui/push.py) asks every second to know whose open wallet tabs to refresh.
+* ``payment_uri`` and ``network_name``: the EIP-681 URI of a deposit address (what the QR
+  code holds) and a readable name for the chain id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from casino_app.core.db import ledger_tx
+from casino_app.payments.eth.watch_models import ChainBlock, ChainDeposit
+from casino_app.payments.eth.watcher import CHAIN, withdrawable
+
+# Chain ids a casino may run on, by name; anything else is named by its id.
+NETWORKS = {
+    1: "Ethereum mainnet",
+    11155111: "Sepolia testnet",
+    17000: "Holesky testnet",
+    560048: "Hoodi testnet",
+    31337: "the local development chain",
+}
+_BATCH = 500
+
+
+def network_name(chain_id: int) -> str:
+    return NETWORKS.get(chain_id, f"the network with chain id {chain_id}")
+
+
+def payment_uri(address: str, chain_id: int, token: str | None = None) -> str:
+    """EIP-681: ``ethereum:<address>@<chain id>`` for ether; for an ERC-20 token,
+    ``ethereum:<token>@<chain id>/transfer?address=<address>`` (wallets ask the amount)."""
+    if token is None:
+        return f"ethereum:{address}@{chain_id}"
+    return f"ethereum:{token}@{chain_id}/transfer?address={address}"
+
+
+@dataclass(frozen=True)
+class Deposit:
+    id: int
+    currency: str
+    amount: int           # ledger base units
+    state: str            # seen, pending, available, reversed, dust
+    confirmations: int    # 0 when its block is above the watcher's tip (or reversed)
+    tx_hash: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PlayerDeposits:
+    tip: int | None                 # the highest block the watcher has processed
+    deposits: list[Deposit]         # newest first
+    withdrawable: dict[str, int]    # per currency asked for
+    pending: dict[str, int]         # credited, not yet withdrawable
+    confirming: dict[str, int]      # seen, not credited until confirmed
+
+
+def chain_tip(s: Session, chain: str = CHAIN) -> int | None:
+    return s.execute(select(func.max(ChainBlock.number))
+                     .where(ChainBlock.chain == chain)).scalar_one()
+
+
+def _confirmations(tip: int | None, row: ChainDeposit) -> int:
+    if tip is None or row.state == "reversed" or row.block_number > tip:
+        return 0
+    return tip - row.block_number + 1
+
+
+def player_deposits(player_id: str, currencies: Iterable[str], limit: int = 50,
+                    chain: str = CHAIN) -> PlayerDeposits:
+    """The player's last ``limit`` deposits on ``chain`` and their amounts per currency
+    (one read-only transaction)."""
+    codes = list(currencies)
+    with ledger_tx(readonly=True) as s:
+        tip = chain_tip(s, chain)
+        rows = s.execute(select(ChainDeposit).where(
+            ChainDeposit.player_id == player_id, ChainDeposit.chain == chain)
+            .order_by(ChainDeposit.id.desc()).limit(limit)).scalars().all()
+        sums = {(cur, state): int(total or 0) for cur, state, total in s.execute(
+            select(ChainDeposit.currency, ChainDeposit.state, func.sum(ChainDeposit.amount))
+            .where(ChainDeposit.player_id == player_id, ChainDeposit.chain == chain,
+                   ChainDeposit.state.in_(("seen", "pending")))
+            .group_by(ChainDeposit.currency, ChainDeposit.state)).tuples().all()}
+        out = PlayerDeposits(
+            tip=tip,
+            deposits=[Deposit(r.id, r.currency, r.amount, r.state, _confirmations(tip, r),
+                              r.tx_hash, r.created_at) for r in rows],
+            withdrawable={c: withdrawable(s, player_id, c) for c in codes},
+            pending={c: sums.get((c, "pending"), 0) for c in codes},
+            confirming={c: sums.get((c, "seen"), 0) for c in codes})
+    return out
+
+
+@dataclass(frozen=True)
+class Change:
+    deposit_id: int
+    player_id: str
+    updated_at: datetime
+
+
+def changes_since(s: Session, since: datetime) -> list[Change]:
+    """Deposits updated at or after ``since`` (index ix_chain_deposit_updated)."""
+    return [Change(i, p, u) for i, p, u in s.execute(
+        select(ChainDeposit.id, ChainDeposit.player_id, ChainDeposit.updated_at)
+        .where(ChainDeposit.updated_at >= since)
+        .order_by(ChainDeposit.updated_at)).tuples().all()]
+
+
+def with_open_deposits(s: Session, players: Collection[str], chain: str = CHAIN) -> set[str]:
+    """Those of ``players`` with deposits still counting confirmations (seen, pending)."""
+    found: set[str] = set()
+    ordered = sorted(players)
+    for i in range(0, len(ordered), _BATCH):
+        found.update(s.execute(select(ChainDeposit.player_id).distinct().where(
+            ChainDeposit.chain == chain, ChainDeposit.state.in_(("seen", "pending")),
+            ChainDeposit.player_id.in_(ordered[i:i + _BATCH]))).scalars())
+    return found
+
+
+class ChangeTracker:
+    """Remembers what it has reported: ``poll`` returns the players whose deposits changed
+    since the last call, or who have unconfirmed deposits when the chain tip moved.
+
+    Rows are read with a look-back window (a transaction may commit a little after the
+    time it stamped), and a row already reported with the same ``updated_at`` is not
+    reported again."""
+
+    LOOKBACK = timedelta(seconds=10)
+
+    def __init__(self, now: datetime, chain: str = CHAIN) -> None:
+        self.chain = chain
+        self.cursor = now
+        self.tip: int | None = None
+        self._tip_known = False
+        self._seen: dict[int, datetime] = {}
+
+    def poll(self, s: Session, watched: Collection[str]) -> tuple[set[str], int | None]:
+        """(players of ``watched`` to refresh, the chain tip)."""
+        rows = changes_since(s, self.cursor - self.LOOKBACK)
+        affected = {r.player_id for r in rows if self._seen.get(r.deposit_id) != r.updated_at}
+        self._seen = {r.deposit_id: r.updated_at for r in rows}
+        if rows:
+            self.cursor = max(self.cursor, rows[-1].updated_at)
+        tip = chain_tip(s, self.chain)
+        if tip != self.tip or not self._tip_known:
+            if self._tip_known:
+                affected |= with_open_deposits(s, watched, self.chain)
+            self.tip, self._tip_known = tip, True
+        return affected & set(watched), tip

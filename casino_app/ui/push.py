@@ -1,0 +1,153 @@
+"""Live wallet updates: deposits reach the player's open wallet tabs without a reload.
+
+The chain watcher (a job, possibly in another process) only writes the ledger database.
+Each web process runs ``run`` as a Reflex lifespan task: about once a second it asks the
+ledger what changed since its last look (``payments.eth.activity.ChangeTracker``:
+deposits whose ``updated_at`` moved, and the chain tip, which moves the confirmation count
+of unconfirmed deposits) and refreshes the affected players' tabs with
+``app.modify_state``, which sends the new view over the tab's socket.
+
+Which tab shows whose wallet is an in-process registry filled by the wallet page's on_load
+(``watch_tab``): each process pushes to the tabs connected to it. An entry goes when its
+socket has been gone for ``GONE_GRACE`` seconds, when the tab shows another page or
+another player (checked under the tab's state lock at push time, with the session
+re-checked on the server), and the oldest go when a player has more than
+``TABS_PER_PLAYER`` or the process more than ``MAX_TABS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from casino_app.core.clock import utcnow
+from casino_app.core.db import ledger_tx
+from casino_app.core.logging import get_logger
+from casino_app.core.settings import get_settings
+from casino_app.payments.eth.activity import ChangeTracker
+
+log = get_logger("casino.ui.push")
+
+PUSH_SECONDS = 1.0
+GONE_GRACE = 60.0        # a socket may drop and reconnect (phone sleeping, network switch)
+TABS_PER_PLAYER = 20
+MAX_TABS = 20_000
+TOKEN_MAX = 128
+
+
+@dataclass
+class Tab:
+    player_id: str
+    since: float
+    gone_since: float | None = None
+
+
+_tabs: dict[str, Tab] = {}
+
+
+def watch_tab(token: object, player_id: str) -> None:
+    """Remember that the tab ``token`` shows ``player_id``'s wallet."""
+    if not isinstance(token, str) or not token or len(token) > TOKEN_MAX:
+        return
+    _tabs.pop(token, None)
+    _tabs[token] = Tab(player_id, time.monotonic())
+    mine = [t for t, tab in _tabs.items() if tab.player_id == player_id]
+    for old in mine[:-TABS_PER_PLAYER]:
+        _tabs.pop(old, None)
+    while len(_tabs) > MAX_TABS:
+        _tabs.pop(next(iter(_tabs)))
+
+
+def forget_tab(token: str) -> None:
+    _tabs.pop(token, None)
+
+
+def watched_tabs() -> dict[str, str]:
+    """{client token: player id} of the registered tabs."""
+    return {token: tab.player_id for token, tab in _tabs.items()}
+
+
+def reset() -> None:
+    _tabs.clear()
+
+
+def prune(connected: Any, now: float | None = None) -> None:
+    """Drop tabs whose socket has been gone for GONE_GRACE seconds (``connected``: the
+    tokens with a socket, e.g. ``app.event_namespace.token_to_sid``)."""
+    now = time.monotonic() if now is None else now
+    for token, tab in list(_tabs.items()):
+        if token in connected:
+            tab.gone_since = None
+        elif tab.gone_since is None:
+            tab.gone_since = now
+        elif now - tab.gone_since > GONE_GRACE:
+            _tabs.pop(token, None)
+
+
+def _poll(tracker: ChangeTracker, players: set[str]) -> set[str]:
+    with ledger_tx(readonly=True) as s:
+        affected, _ = tracker.poll(s, players)
+    return affected
+
+
+async def push_to(app: Any, token: str, player_id: str) -> None:
+    """Refresh one tab's deposits and header balance (forgotten if it moved on)."""
+    import reflex as rx
+
+    from casino_app.ui.state.deposits import DepositsState
+
+    async with app.modify_state(rx.BaseStateToken(ident=token, cls=DepositsState)) as root:
+        state = await root.get_state(DepositsState)
+        keep = await state._pushed(player_id)
+    if not keep:
+        forget_tab(token)
+
+
+class Pusher:
+    """One process's loop state: the change tracker, made when the first tab registers."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.tracker: ChangeTracker | None = None
+
+    async def once(self) -> int:
+        """One look at the ledger; returns how many tabs were refreshed."""
+        namespace = getattr(self.app, "event_namespace", None)
+        if namespace is None:
+            return 0  # no socket server yet
+        prune(namespace.token_to_sid)
+        if not _tabs:
+            self.tracker = None  # nobody watches: nothing to read
+            return 0
+        if self.tracker is None:
+            self.tracker = ChangeTracker(utcnow())
+        players = {tab.player_id for tab in _tabs.values()}
+        affected = await asyncio.to_thread(_poll, self.tracker, players)
+        pushed = 0
+        for token, tab in list(_tabs.items()):
+            if tab.player_id not in affected:
+                continue
+            try:
+                await push_to(self.app, token, tab.player_id)
+                pushed += 1
+            except Exception as exc:  # noqa: BLE001 - one tab's failure spares the others
+                log.warning("wallet_push_failed", error=type(exc).__name__)
+        return pushed
+
+
+async def run(app: Any) -> None:
+    """The lifespan task (casino_app/casino_app.py); idle when Ethereum is off."""
+    if not get_settings().eth_rpc_url:
+        return
+    pusher = Pusher(app)
+    while True:
+        await asyncio.sleep(PUSH_SECONDS)
+        try:
+            await pusher.once()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a database hiccup: try again next second
+            log.warning("wallet_push_loop_failed", error=type(exc).__name__)
+            pusher.tracker = None
