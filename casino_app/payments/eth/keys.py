@@ -121,14 +121,18 @@ def address_at(xpub: str, index: int) -> str:
 HOT_WALLET_CHANGE, HOT_WALLET_INDEX = 1, 0  # m/44'/60'/0'/1/0: off the deposit chain /0/i
 
 
-@lru_cache(maxsize=8)
-def hot_wallet_address(xpub: str) -> str:
+def hot_wallet_address(xpub: str | None = None) -> str:
     """EIP-55 address of the hot wallet's sending key ``m/44'/60'/0'/1/0`` from the account
-    xpub (public derivation; the signer holds the private twin). It is on the internal
-    chain, so it is never one of the deposit addresses ``.../0/i``."""
+    xpub (default: :func:`hot_wallet_xpub`; public derivation, the signer holds the private
+    twin). It is on the internal chain, so it is never a deposit address ``.../0/i``."""
+    return _hot_address(validate_xpub(xpub) if xpub is not None else hot_wallet_xpub())
+
+
+@lru_cache(maxsize=8)
+def _hot_address(xpub: str) -> str:
     from bitcoinlib.keys import HDKey
 
-    account = HDKey(validate_xpub(xpub), network="bitcoin", witness_type="legacy")
+    account = HDKey(xpub, network="bitcoin", witness_type="legacy")
     child = account.child_public(HOT_WALLET_CHANGE).child_public(HOT_WALLET_INDEX)
     return eth_keys.PublicKey(child.public_uncompressed_byte[1:]).to_checksum_address()
 
