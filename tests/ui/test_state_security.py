@@ -135,6 +135,7 @@ def _substate(root: Any, cls: type) -> Any:
 def test_every_public_handler_is_classified_and_protected(populated) -> None:  # noqa: ANN001
     states = _app_states()
     assert {s.__name__ for s in states} >= set(ANONYMOUS_OK), "a known state disappeared"
+    assert "DepositsState" in {s.__name__ for s in states}  # the wallet (deposit addresses)
     checked = 0
     for cls in states:
         for name, handler in cls.event_handlers.items():
