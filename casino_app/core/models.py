@@ -3,6 +3,7 @@
 from casino_app.games import models as _games  # noqa: F401
 from casino_app.jobs import models as _jobs  # noqa: F401
 from casino_app.payments import models as _payments  # noqa: F401
+from casino_app.payments import rate_models as _rates  # noqa: F401
 from casino_app.payments.eth import models as _eth_addresses  # noqa: F401
 from casino_app.payments.eth import reconcile_models as _eth_reconcile  # noqa: F401
 from casino_app.payments.eth import watch_models as _eth_watch  # noqa: F401

@@ -13,6 +13,7 @@ from functools import lru_cache
 from casino_app.core.logging import get_logger
 from casino_app.core.settings import get_settings
 from casino_app.jobs.runner import Job, register, registered
+from casino_app.payments.rates import refresh as rates_refresh
 from casino_app.security.anchors import anchor_now
 
 log = get_logger("casino.jobs")
@@ -44,8 +45,8 @@ def eth_watch() -> dict[str, int]:
 
 
 @lru_cache(maxsize=4)
-def _builtin_jobs(audit_anchor_seconds: int, eth_watch_seconds: float | None
-                  ) -> tuple[Job, ...]:
+def _builtin_jobs(audit_anchor_seconds: int, eth_watch_seconds: float | None,
+                  rates_seconds: float | None = None) -> tuple[Job, ...]:
     # Cached: the same settings give the very same Job objects, so registering is a no-op.
     chain = (
         # Follow the Ethereum node: deposits, confirmations, reorgs (payments.eth.watcher).
@@ -57,14 +58,17 @@ def _builtin_jobs(audit_anchor_seconds: int, eth_watch_seconds: float | None
         # Recompute the ledger's invariants (payments.checks): violations are logged,
         # audited and counted in /api/metrics.
         Job("ledger-check", HOUR, ledger_check),
-    ) + chain
+    ) + chain + (
+        # Display rates from CASINO_RATES_URL (payments.rates); fixed rates need no job.
+        (Job("rates-refresh", rates_seconds, rates_refresh),) if rates_seconds else ())
 
 
 def builtin_jobs() -> tuple[Job, ...]:
     """The built-in jobs, with intervals from the settings."""
     st = get_settings()
     return _builtin_jobs(st.audit_anchor_seconds,
-                         st.eth_watch_seconds if st.eth_rpc_url else None)
+                         st.eth_watch_seconds if st.eth_rpc_url else None,
+                         rates_seconds=st.rates_seconds if st.rates_url else None)
 
 
 def register_builtin_jobs() -> list[Job]:
