@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import base64
 import getpass
+import json
 import os
 import secrets
 import shutil
@@ -234,6 +235,25 @@ def cmd_ledger_fund(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconcile(_args: argparse.Namespace) -> int:
+    """One reconciliation of the books against the chain; exit 1 on a discrepancy."""
+    if not _settings().eth_rpc_url:  # (logs go to stderr: stdout is the JSON answer)
+        return _fail("CASINO_ETH_RPC_URL is not set: there is no chain to reconcile with")
+    from casino_app.core.migrations import upgrade_all
+    from casino_app.payments.eth import reconcile
+
+    upgrade_all()
+    try:
+        res = reconcile.run_reconcile_result()
+    except reconcile.ReconcileUnavailable as exc:
+        return _fail(f"nothing to reconcile yet: {exc}")
+    print(json.dumps({"run_id": res.run_id, "block": res.block, "clean": res.clean,
+                      "totals": res.totals,
+                      "issues": [{"currency": i.currency, "kind": i.kind, "detail": i.detail}
+                                 for i in res.issues]}, indent=2))
+    return 0 if res.clean else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="casino", description="HashHouse platform commands")
     sub = p.add_subparsers(dest="command", required=True)
@@ -276,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     lf.add_argument("--reference", required=True,
                     help="where the coins came from (transaction id); a repeat is a no-op")
     lf.set_defaults(func=cmd_ledger_fund)
+
+    sub.add_parser("reconcile", help="compare the books with the chain now (JSON; exit 1 "
+                                     "on a discrepancy)").set_defaults(func=cmd_reconcile)
 
     c = sub.add_parser("config", help="configuration").add_subparsers(dest="config", required=True)
     c.add_parser("check", help="validate and print the settings (secrets hidden)") \

@@ -143,6 +143,8 @@ class Settings(BaseSettings):
     # The cold wallet (a Safe) and the hot wallet's band per currency "CUR:min:max,...".
     eth_safe_address: str = ""
     eth_hot_band: str = ""
+    # How often the books are reconciled against the chain (also `casino reconcile`).
+    eth_reconcile_seconds: float = Field(3600.0, gt=0, le=7 * 86400)
 
     # Display currency conversion: a CoinGecko-compatible API ("" = fixed rates below).
     rates_url: str = ""

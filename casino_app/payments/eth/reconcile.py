@@ -254,11 +254,19 @@ def controlled_extra() -> list[str]:
     return out
 
 
-def run_reconcile() -> dict[str, int]:
-    """The ``eth-reconcile`` job and ``casino reconcile``: one run with the settings."""
+def run_reconcile_result() -> Result:
+    """``casino reconcile``: one run with the settings."""
     from casino_app.payments.eth.watcher import chain_assets, parse_tokens
 
     st = get_settings()
     w3 = Web3(Web3.HTTPProvider(st.eth_rpc_url, request_kwargs={"timeout": 30}))
-    res = reconcile(w3, chain_assets(w3, parse_tokens(st.eth_tokens)), controlled_extra())
+    return reconcile(w3, chain_assets(w3, parse_tokens(st.eth_tokens)), controlled_extra())
+
+
+def run_reconcile() -> dict[str, int]:
+    """The ``eth-reconcile`` job (a run before the watcher stored a block is skipped)."""
+    try:
+        res = run_reconcile_result()
+    except ReconcileUnavailable:
+        return {"skipped": 1}
     return {"run_id": res.run_id, "block": res.block, "issues": len(res.issues)}

@@ -96,3 +96,29 @@ def test_a_lost_deposit_record_and_a_credit_off_chain_are_flagged(env, devnet) -
     assert ("USDC", "missing_deposit") in kinds
     assert ("ETH", "credit_not_on_chain") in kinds
     assert b  # the USDC went to b
+
+
+def test_casino_reconcile_command(env, devnet, monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from casino_app.cli import main
+
+    assert main(["reconcile"]) == 2  # no chain configured
+    assert "CASINO_ETH_RPC_URL" in capsys.readouterr().err
+    monkeypatch.setenv("CASINO_ETH_RPC_URL", env.url)
+    monkeypatch.setenv("CASINO_ETH_TOKENS", f"USDT:{devnet['USDT']},USDC:{devnet['USDC']}")
+    reset_settings_cache()
+    assert main(["reconcile"]) == 2  # the watcher stored nothing yet
+    assert "nothing to reconcile yet" in capsys.readouterr().err
+    w3, _, a, _, watcher = _setup(env, devnet)
+    capsys.readouterr()
+    assert main(["reconcile"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["clean"] and out["totals"]["USDC"]["onchain"] == "2500000"
+    chain.transact(w3, {"to": OUTSIDE, "value": 10**15}, private_key_at(MNEMONIC, 0))
+    watcher.poll()
+    capsys.readouterr()
+    assert main(["reconcile"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert [i["kind"] for i in out["issues"]] == ["balance"]
