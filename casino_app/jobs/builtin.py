@@ -44,13 +44,22 @@ def eth_watch() -> dict[str, int]:
     return watch_once()
 
 
+def eth_reconcile() -> dict[str, int]:
+    from casino_app.payments.eth.reconcile import run_reconcile
+
+    return run_reconcile()
+
+
 @lru_cache(maxsize=4)
-def _builtin_jobs(audit_anchor_seconds: int, eth_watch_seconds: float | None,
+def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, float] | None,
                   rates_seconds: float | None = None) -> tuple[Job, ...]:
     # Cached: the same settings give the very same Job objects, so registering is a no-op.
-    chain = (
+    chain = () if eth is None else (
         # Follow the Ethereum node: deposits, confirmations, reorgs (payments.eth.watcher).
-        (Job("eth-watch", eth_watch_seconds, eth_watch),) if eth_watch_seconds else ())
+        Job("eth-watch", eth[0], eth_watch),
+        # Compare the books with the chain (payments.eth.reconcile).
+        Job("eth-reconcile", eth[1], eth_reconcile),
+    )
     return (
         Job("identity-cleanup", HOUR, identity_cleanup),
         # Copy the audit head to the ledger database (security.anchors).
@@ -67,7 +76,8 @@ def builtin_jobs() -> tuple[Job, ...]:
     """The built-in jobs, with intervals from the settings."""
     st = get_settings()
     return _builtin_jobs(st.audit_anchor_seconds,
-                         st.eth_watch_seconds if st.eth_rpc_url else None,
+                         (st.eth_watch_seconds, st.eth_reconcile_seconds)
+                         if st.eth_rpc_url else None,
                          rates_seconds=st.rates_seconds if st.rates_url else None)
 
 
