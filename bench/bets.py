@@ -184,11 +184,13 @@ def sql_ceiling(cluster, db: str, clients: int, seconds: int, currency: str,  # 
     def sub(sql: str) -> str:
         return re.sub(r"%\((\w+)\)s", lambda m: values[m.group(1)], sql).strip()
 
+    select = ("SELECT EXISTS (SELECT 1 FROM found), EXISTS (SELECT 1 FROM held), drawn.id,\n"
+              "       drawn.server_seed_sealed, drawn.server_seed_hash, drawn.client_seed, "
+              "drawn.nonce")
+    assert select in bets._FIND_OR_DRAW, "bets._FIND_OR_DRAW changed: update this bench"
     draw = sub(bets._FIND_OR_DRAW).replace(
-        "SELECT EXISTS (SELECT 1 FROM found), drawn.id, drawn.server_seed_sealed,\n"
-        "       drawn.server_seed_hash, drawn.client_seed, drawn.nonce",
-        "SELECT drawn.id AS pair, drawn.server_seed_hash AS seed_hash, "
-        "drawn.client_seed AS client_seed, drawn.nonce AS nonce")
+        select, "SELECT drawn.id AS pair, drawn.server_seed_hash AS seed_hash, "
+                "drawn.client_seed AS client_seed, drawn.nonce AS nonce")
     script = Path(tempfile.mkdtemp(prefix="hh-sql-")) / "bet.sql"
     script.write_text("\\set k random(1, 1000000000000)\n"
                       f"\\set shard random(0, {shards - 1})\nBEGIN;\n" + draw + " \\gset\n"

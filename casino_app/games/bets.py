@@ -30,7 +30,7 @@ from casino_app.core.settings import get_settings
 from casino_app.games import seeds
 from casino_app.games.house import GAMES, GameError, mines_multiplier_e4
 from casino_app.games.models import Bet, PlayerStats
-from casino_app.payments import ledger
+from casino_app.payments import holds, ledger
 from casino_app.payments.currencies import Currency, currency
 from casino_app.security import ratelimit
 
@@ -53,6 +53,11 @@ class InsufficientBalance(BetRefused):
 
 class OverExposure(BetRefused):
     pass
+
+
+class OnHold(BetRefused):
+    def __init__(self) -> None:
+        super().__init__(holds.MESSAGE)
 
 
 class TooFast(BetRefused):
@@ -248,13 +253,16 @@ def _found(s: Session, player_id: str, bet_key: str, game: str, cur: str, stake:
 _FIND_OR_DRAW = """
 WITH found AS (
   SELECT 1 FROM bets WHERE player_id = %(p_player)s AND bet_key = %(p_key)s
+), held AS (
+  SELECT 1 FROM player_holds WHERE player_id = %(p_player)s AND released_at IS NULL
 ), drawn AS (
   UPDATE seed_pairs SET nonce = nonce + 1
   WHERE player_id = %(p_player)s AND state = 'active' AND NOT EXISTS (SELECT 1 FROM found)
+    AND NOT EXISTS (SELECT 1 FROM held)
   RETURNING id, server_seed_sealed, server_seed_hash, client_seed, nonce
 )
-SELECT EXISTS (SELECT 1 FROM found), drawn.id, drawn.server_seed_sealed,
-       drawn.server_seed_hash, drawn.client_seed, drawn.nonce
+SELECT EXISTS (SELECT 1 FROM found), EXISTS (SELECT 1 FROM held), drawn.id,
+       drawn.server_seed_sealed, drawn.server_seed_hash, drawn.client_seed, drawn.nonce
 FROM (SELECT 1) AS one LEFT JOIN drawn ON true
 """
 
@@ -262,12 +270,15 @@ FROM (SELECT 1) AS one LEFT JOIN drawn ON true
 def _find_or_draw(s: Session, player_id: str, bet_key: str
                   ) -> tuple[bool, seeds.DrawInputs | None]:
     """(the bet id is taken, the draw inputs). When the id is taken nothing is written;
-    otherwise the next nonce of the active pair is taken (the row stays locked)."""
+    otherwise the next nonce of the active pair is taken (the row stays locked).
+    A player on hold (payments.holds) draws nothing: OnHold."""
     row = s.connection().exec_driver_sql(
         _FIND_OR_DRAW, {"p_player": player_id, "p_key": bet_key}).one()
     if row[0]:
         return True, None
-    return False, seeds.draw_inputs_of(player_id, row[1:])
+    if row[1]:
+        raise OnHold()
+    return False, seeds.draw_inputs_of(player_id, row[2:])
 
 
 def _settle_sql(player_first: bool, with_stats: bool) -> str:
@@ -429,6 +440,8 @@ def _settle(player_id: str, game, cur: Currency, stake: int, parsed: Any,  # noq
             found = _find(s, player_id, bet_key, game.name, cur.code, stake, params_json)
             if found is not None:
                 return found
+            if holds.on_hold(s, player_id):
+                raise OnHold()
         _check_exposure(cur, stake, max_mult, s)
         if count:
             _rate_limit(player_id)

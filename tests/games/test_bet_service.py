@@ -406,3 +406,27 @@ def test_the_active_server_seed_is_never_shown_before_rotation(player: str) -> N
     revealed = seeds.rotate(player)
     assert revealed.server_seed == secret
     assert all(b.server_seed == secret for b in history.bets_page(player)[0])
+
+
+def test_a_player_on_hold_cannot_bet_until_staff_release_it(player: str) -> None:
+    """A hold (payments.holds: e.g. a reversed deposit left the player owing) refuses new
+    bets on both paths and changes nothing; a released hold lets the player bet again."""
+    from casino_app.core.clock import utcnow
+    from casino_app.payments.eth.watch_models import PlayerHold
+
+    _fund(player, "FUN", 10_000)
+    first = str(uuid.uuid4())
+    bets.place_bet(player, "dice", "FUN", 100, DICE, first)
+    with ledger_tx() as s:
+        s.add(PlayerHold(player_id=player, reason="deposit_reversed", detail="test",
+                         created_at=utcnow()))
+    with pytest.raises(bets.OnHold, match="under review"):
+        bets.place_bet(player, "dice", "FUN", 100, DICE, str(uuid.uuid4()))
+    # the same bet id again still answers with the bet already placed
+    assert bets.place_bet(player, "dice", "FUN", 100, DICE, first).replayed
+    with ledger_tx(readonly=True) as s:
+        assert s.query(Bet).filter_by(player_id=player).count() == 1
+        assert s.query(SeedPair).filter_by(player_id=player, state="active").one().nonce == 1
+    with ledger_tx() as s:
+        s.query(PlayerHold).filter_by(player_id=player).update({"released_at": utcnow()})
+    assert bets.place_bet(player, "dice", "FUN", 100, DICE, str(uuid.uuid4())).nonce == 1
