@@ -345,11 +345,13 @@ def logout(token: str | None, ctx: RequestContext) -> None:
         record(s, AuditAction.logout, _actor(current, ctx), current.user_id)
 
 
-def current_user(token: str | None) -> CurrentUser | None:
-    """The signed-in user behind a token (read-only; a write only every 30 s of use)."""
+def current_user(token: str | None, *, touch: bool = True) -> CurrentUser | None:
+    """The signed-in user behind a token (read-only; a write only every 30 s of use).
+    ``touch=False`` for a look that is not the player's use (a push to an open tab): it
+    does not extend the session's idle time."""
     with identity_tx(readonly=True) as s:
         me = sessions.resolve(s, token, touch=False)
-    if me is not None and me.needs_touch:
+    if me is not None and touch and me.needs_touch:
         with identity_tx() as s:
             sessions.touch(s, me.session_id)
     return me

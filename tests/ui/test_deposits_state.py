@@ -258,8 +258,18 @@ class FakeApp:
 
 
 def test_the_push_loop_refreshes_the_open_wallet_tabs_of_affected_players(
-        eth_env) -> None:  # noqa: ANN001
+        eth_env, monkeypatch) -> None:  # noqa: ANN001
     from casino_app.ui.state.wallet import WalletState
+    from casino_app.users import accounts
+
+    looks: list[bool] = []
+    real = accounts.current_user
+
+    def current_user(token, *, touch=True):  # noqa: ANN001, ANN202
+        looks.append(touch)
+        return real(token, touch=touch)
+
+    monkeypatch.setattr(accounts, "current_user", current_user)
 
     (token, pid), (other_token, other_pid) = eth_env
     _tip(10)
@@ -278,11 +288,13 @@ def test_the_push_loop_refreshes_the_open_wallet_tabs_of_affected_players(
                              session=SessionData(client_token="t3"))
     _deposit(pid, 10, "pending", 50_000_000, n=1)
     app.modified.clear()
+    looks.clear()
     assert asyncio.run(pusher.once()) == 2
     assert sorted(app.modified) == ["t1", "t3"]
     shown = _substate(tab1, DepositsState)
     assert [(r.state, r.confirmations) for r in shown.deposits] == [("pending", "1 of 3")]
     assert _substate(tab1, WalletState).balances["ETH"] == "0.050000"
+    assert looks == [False]  # a push is not the player's use: the idle time runs on
     assert _substate(tab3, DepositsState).deposits == []  # not refreshed: it moved on
     assert push.watched_tabs() == {"t1": pid, "t2": other_pid}
 

@@ -25,7 +25,8 @@ from casino_app.payments.currencies import currency
 from casino_app.payments.eth import activity, addresses
 from casino_app.payments.eth.watcher import parse_tokens
 from casino_app.ui import push, routes
-from casino_app.ui.state.session import caller
+from casino_app.ui.state.session import caller, session_of
+from casino_app.users import accounts
 
 log = get_logger("casino.ui.deposits")
 
@@ -181,7 +182,10 @@ class DepositsState(rx.State):
         longer shows the wallet of ``player_id`` (the push loop then forgets it)."""
         if not self._on_wallet_page():
             return False
-        _, me = await caller(self)
+        # The session is re-checked, without counting as the player's use (a tab left
+        # open on the wallet still signs out when idle).
+        sess = await session_of(self)
+        me = await asyncio.to_thread(accounts.current_user, sess.token, touch=False)
         if me is None or me.player_id != player_id:
             self._clear()
             return False
