@@ -343,11 +343,13 @@ def snapshot() -> RateTable:
     return table
 
 
-def cached() -> RateTable | None:
-    """The rates this process read last (however old), without any I/O; None before the
-    first ``snapshot()`` or after the settings changed."""
+def cached(max_age: float | None = None) -> RateTable | None:
+    """The rates this process read last, without any I/O: None before the first
+    ``snapshot()``, after the settings changed, or when read more than ``max_age``
+    seconds ago (default: any age)."""
     with _cache_lock:
-        if _cache is not None and _cache[0] == _key():
+        if _cache is not None and _cache[0] == _key() and (
+                max_age is None or time.monotonic() - _cache[1] < max_age):
             return _cache[2]
     return None
 

@@ -11,6 +11,7 @@ import reflex as rx
 
 from casino_app.ui import routes, styles
 from casino_app.ui.components.forms import link_button
+from casino_app.ui.state import fx
 from casino_app.ui.state.session import SessionState
 from casino_app.ui.state.wallet import WalletState, currency_codes
 
@@ -36,6 +37,9 @@ def _account_menu() -> rx.Component:
             rx.menu.item("Sessions", on_click=rx.redirect(routes.SESSIONS)),
             rx.cond(SessionState.is_staff,
                     rx.menu.item("Staff", on_click=rx.redirect(routes.STAFF))),
+            rx.cond(WalletState.fx_note != "",
+                    rx.text("≈ values: ", WalletState.fx_note, size="1", color=styles.MUTED,
+                            padding="4px 12px", id="fx-note")),
             rx.menu.separator(),
             rx.menu.item("Sign out", color="red", on_click=SessionState.logout),
         ),
@@ -55,16 +59,38 @@ def currency_select(label: str, select_id: str, **props) -> rx.Component:  # noq
         **props)
 
 
+def display_select() -> rx.Component:
+    """The display currency: converted values beside amounts (or none)."""
+    return rx.el.select(
+        *[rx.el.option(fx.LABELS.get(code, code), value=code) for code in fx.CHOICES],
+        value=WalletState.display_code, on_change=WalletState.select_display,
+        id="header-display", aria_label="Show values in",
+        style={"background_color": styles.SURFACE_2, "color": styles.MUTED,
+               "border": f"1px solid {styles.BORDER}", "border_radius": "8px",
+               "padding": "4px 2px", "font_size": "12px", "min_height": "32px"})
+
+
 def _wallet() -> rx.Component:
-    """The live balance of the selected currency, updated after every bet."""
+    """The live balance of the selected currency, updated after every bet, with its
+    converted value (display only) under it."""
+    clip = {"max_width": ["84px", "180px"], "overflow": "hidden", "white_space": "nowrap",
+            "text_overflow": "ellipsis"}
     return rx.cond(
         WalletState.loaded,
         rx.hstack(
-            rx.text(WalletState.balance, id="header-balance", aria_live="polite",
-                    weight="bold", size="2", max_width=["96px", "180px"], overflow="hidden",
-                    text_overflow="ellipsis", white_space="nowrap",
-                    title=WalletState.balance),
+            rx.vstack(
+                rx.text(WalletState.balance, id="header-balance", aria_live="polite",
+                        weight="bold", size="2", title=WalletState.balance, **clip),
+                rx.cond(WalletState.balance_fx != "",
+                        rx.text(WalletState.balance_fx, id="header-fx", size="1",
+                                color=styles.MUTED, line_height="1.1",
+                                title=rx.cond(WalletState.fx_note != "",
+                                              WalletState.balance_fx + " · "
+                                              + WalletState.fx_note,
+                                              WalletState.balance_fx), **clip)),
+                spacing="0", align="end"),
             currency_select("Wallet currency", "header-currency"),
+            display_select(),
             spacing="1", align="center",
             style={"background_color": styles.SURFACE, "border_radius": "10px",
                    "padding": "2px 2px 2px 10px", "border": f"1px solid {styles.BORDER}"}),

@@ -40,14 +40,21 @@ def _profit(text: rx.Var, up: rx.Var) -> rx.Component:
     return rx.text(text, color=rx.cond(up, styles.SUCCESS, styles.MUTED), weight="medium")
 
 
+def _fx(value: rx.Var) -> rx.Component:
+    """A converted value under an amount (display only; empty for play money)."""
+    return rx.cond(value != "", rx.text(value, size="1", color=styles.MUTED,
+                                        white_space="nowrap", class_name="fx"))
+
+
 def _bet_row(b: BetRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.text(b.when, size="1", white_space="nowrap")),
         rx.table.cell(b.game),
-        rx.table.cell(rx.text(b.stake, " ", b.currency, white_space="nowrap")),
+        rx.table.cell(rx.text(b.stake, " ", b.currency, white_space="nowrap"),
+                      _fx(b.fx_stake)),
         rx.table.cell(b.mult),
         rx.table.cell(rx.text(b.payout, white_space="nowrap")),
-        rx.table.cell(_profit(b.profit, b.won)),
+        rx.table.cell(_profit(b.profit, b.won), _fx(b.fx_profit)),
         rx.table.cell(rx.badge(b.state, color_scheme=rx.match(
             b.state, ("won", "green"), ("open", "amber"), "gray"))),
         rx.table.cell(rx.link("Details", href=b.link, aria_label="Bet " + b.id.to_string())),
@@ -57,8 +64,9 @@ def _bet_row(b: BetRow) -> rx.Component:
 
 def _stat_row(s: StatRow) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(s.currency), rx.table.cell(s.bets), rx.table.cell(s.wagered),
-        rx.table.cell(_profit(s.profit, s.up)), rx.table.cell(s.best),
+        rx.table.cell(s.currency), rx.table.cell(s.bets),
+        rx.table.cell(s.wagered, _fx(s.fx_wagered)),
+        rx.table.cell(_profit(s.profit, s.up), _fx(s.fx_profit)), rx.table.cell(s.best),
         rx.table.cell(rx.button("Chart", size="1", variant=rx.cond(
             BetsState.chart_currency == s.currency, "solid", "soft"),
             on_click=BetsState.show_chart(s.currency),
@@ -72,6 +80,8 @@ def _stats() -> rx.Component:
         rx.heading("Your stats", size="4"),
         table(("Currency", "Bets", "Wagered", "Profit", "Best", ""), BetsState.stats,
               _stat_row, size="1"),
+        rx.cond(BetsState.fx_caption != "",
+                rx.text(BetsState.fx_caption, size="1", color=styles.MUTED, id="fx-caption")),
         rx.cond(
             BetsState.chart.length() > 0,
             rx.vstack(

@@ -21,7 +21,9 @@ from casino_app.games.bets import BetResult
 from casino_app.games.house import GAMES
 from casino_app.payments.currencies import all_currencies, currency
 from casino_app.ui import routes
+from casino_app.ui.state import fx
 from casino_app.ui.state.session import caller, form_value
+from casino_app.ui.state.wallet import WalletState
 
 PAGE = 20
 BET_ID_MAX = 2**62
@@ -137,6 +139,9 @@ class BetRow:
     profit: str
     state: str
     won: bool
+    # converted for display (fx): "≈ $1.20", or "" (play money, no display currency)
+    fx_stake: str = ""
+    fx_profit: str = ""
 
 
 @dataclasses.dataclass
@@ -147,6 +152,8 @@ class StatRow:
     profit: str
     best: str
     up: bool
+    fx_wagered: str = ""
+    fx_profit: str = ""
 
 
 def bet_row(b: BetResult) -> BetRow:
@@ -163,6 +170,31 @@ def stat_row(s: history.Stats) -> StatRow:
     return StatRow(s.currency, s.bets, fmt_amount(s.currency, s.wagered),
                    fmt_amount(s.currency, s.profit, signed=True), fmt_mult(s.best_mult_e4),
                    s.profit >= 0)
+
+
+# what a row's converted values are computed from: currency, stake (wagered), profit
+Units = tuple[str, int, int | None]
+
+
+def bet_units(b: BetResult) -> Units:
+    return (b.currency, b.stake, None if b.state == "open" else b.profit)
+
+
+def with_fx(row: Any, units: Units, quote: str, rates: fx.RateTable) -> Any:
+    """A bet or stat row with its converted stake (wagered) and profit filled in."""
+    code, stake, profit = units
+    first = "fx_wagered" if isinstance(row, StatRow) else "fx_stake"
+    return dataclasses.replace(row, **{
+        first: fx.amount_fx(code, stake, quote, rates),
+        "fx_profit": fx.amount_fx(code, profit, quote, rates, signed=True)})
+
+
+def fx_caption(quote: str, rates: fx.RateTable) -> str:
+    """What the ≈ values on My bets are: today's rates, not the rates of the day."""
+    if quote == fx.NONE:
+        return ""
+    note = fx.note(quote, rates)
+    return f"≈ values in {quote} at current rates" + (f" ({note})" if note else "")
 
 
 def _text(form: Any, key: str, allowed: tuple[str, ...]) -> str:
@@ -190,6 +222,9 @@ class BetsState(rx.State):
     chart_unit: str = ""
     chart: list[dict[str, int]] = []
     message: str = ""
+    fx_caption: str = ""
+    _units: dict[int, Units] = {}
+    _stat_units: dict[str, Units] = {}
 
     def _filter(self) -> history.BetFilter:
         return history.BetFilter(self.game, self.currency, self.result)
@@ -202,13 +237,30 @@ class BetsState(rx.State):
             return None, rx.redirect(routes.login_then(routes.BETS))
         return me.player_id, None
 
+    async def _display(self) -> tuple[str, fx.RateTable]:
+        """The caller's display currency (checked) and the rates to convert with."""
+        wallet = await self.get_state(WalletState)
+        return fx.quote(wallet.display), await fx.table()
+
+    def _convert(self, quote: str, rates: fx.RateTable) -> None:
+        """Convert the shown rows and stats again (the display currency changed)."""
+        self.rows = [with_fx(r, self._units[r.id], quote, rates) if r.id in self._units
+                     else r for r in self.rows]
+        self.stats = [with_fx(s, self._stat_units[s.currency], quote, rates)
+                      if s.currency in self._stat_units else s for s in self.stats]
+        self.fx_caption = fx_caption(quote, rates) if self.rows or self.stats else ""
+
     async def _load_page(self, pid: str, before_id: int | None) -> None:
         bets, more = await asyncio.to_thread(history.bets_page, pid, self._filter(),
                                              before_id, PAGE)
-        rows = [bet_row(b) for b in bets]
+        quote, rates = await self._display()
+        units = {b.bet_id: bet_units(b) for b in bets}
+        rows = [with_fx(bet_row(b), units[b.bet_id], quote, rates) for b in bets]
         self.rows = rows if before_id is None else [*self.rows, *rows]
+        self._units = units if before_id is None else {**self._units, **units}
         self.more = more
         self.loaded = True
+        self.fx_caption = fx_caption(quote, rates)
 
     async def _load_chart(self, pid: str) -> None:
         code = self.chart_currency
@@ -230,7 +282,10 @@ class BetsState(rx.State):
             return redirect
         await self._load_page(pid, None)
         stats = await asyncio.to_thread(history.stats, pid)
-        self.stats = [stat_row(s) for s in stats]
+        quote, rates = await self._display()
+        self._stat_units = {s.currency: (s.currency, s.wagered, s.profit) for s in stats}
+        self.stats = [with_fx(stat_row(s), self._stat_units[s.currency], quote, rates)
+                      for s in stats]
         codes = [s.currency for s in stats]
         if self.chart_currency not in codes:
             # real money first if the player has any, else play money

@@ -24,6 +24,7 @@ from casino_app.games.bets import BetRefused, BetResult
 from casino_app.games.house import GAMES, GameError
 from casino_app.payments.currencies import Currency, currency
 from casino_app.ui import routes
+from casino_app.ui.state import fx
 from casino_app.ui.state.session import caller
 from casino_app.ui.state.wallet import DEFAULT_CURRENCY, WalletState
 
@@ -143,6 +144,7 @@ class BetRow:
     profit: str
     outcome: str
     won: bool
+    fx_profit: str = ""  # converted for display (fx): "≈ +$1.20", or ""
 
 
 @dataclasses.dataclass
@@ -232,6 +234,8 @@ class GameState(rx.State):
     rows: list[BetRow] = []
 
     _amount_cur: str = DEFAULT_CURRENCY
+    # per row: currency and profit, to convert again when the display currency changes
+    _units: dict[int, tuple[str, int]] = {}
 
     # --- derived view ---
 
@@ -380,7 +384,13 @@ class GameState(rx.State):
         if open_:
             self.mines_count = int(r.params.get("mines", self.mines_count))
 
-    def _show(self, r: BetResult) -> None:
+    def _convert(self, quote: str, rates: fx.RateTable) -> None:
+        """Convert the recent rows again (the display currency changed)."""
+        self.rows = [dataclasses.replace(row, fx_profit=fx.amount_fx(
+            *self._units[row.id], quote, rates, signed=True)) if row.id in self._units
+            else row for row in self.rows]
+
+    def _show(self, r: BetResult, quote: str = fx.NONE) -> None:
         cur = currency(r.currency)
         if r.game == "mines":
             self._show_round(r)
@@ -403,8 +413,12 @@ class GameState(rx.State):
         if not any(row.id == r.bet_id for row in self.rows):
             row = BetRow(r.bet_id, r.game, routes.bet(r.bet_id),
                          f"{cur.format(r.stake)} {cur.code}", self.result_mult,
-                         self.result_profit, self.result_text, r.profit > 0)
+                         self.result_profit, self.result_text, r.profit > 0,
+                         fx.amount_fx(cur.code, r.profit, quote, fx.last_table(),
+                                      signed=True))
             self.rows = [row, *self.rows][:HISTORY_PER_GAME * len(GAMES)]
+            units = {**self._units, r.bet_id: (cur.code, r.profit)}
+            self._units = {row.id: units[row.id] for row in self.rows if row.id in units}
 
     async def _settled(self, call, *args):  # noqa: ANN001, ANN202
         """Run one bet service call for the signed-in caller and show its result.
@@ -418,8 +432,8 @@ class GameState(rx.State):
         except BetRefused as exc:
             self.error = str(exc)
             return None
-        self._show(r)
         wallet = await self.get_state(WalletState)
+        self._show(r, fx.quote(wallet.display))
         wallet._after_bet(r.currency, r.balance_after)
         return None
 
@@ -573,7 +587,7 @@ class GameState(rx.State):
         except BetRefused as exc:
             self.error = str(exc)
             return None
-        self._show(r)
+        self._show(r, fx.quote(wallet.display))
         wallet._after_bet(r.currency, r.balance_after)
         return None
 

@@ -17,6 +17,7 @@ from casino_app.core.settings import get_settings
 from casino_app.payments import demo, ledger
 from casino_app.payments.currencies import Currency, all_currencies, currency
 from casino_app.ui import routes
+from casino_app.ui.state import fx
 from casino_app.ui.state.session import caller
 
 CURRENCY_STORAGE_KEY = "hh_currency"
@@ -49,6 +50,12 @@ class WalletState(rx.State):
     # Reserved (e.g. withdrawals in flight) per currency, so that a balance taken from a
     # bet result is shown as available, like the balances read from the ledger.
     _reserved: dict[str, int] = {}
+    # The display currency (USD, EUR, BTC, ETH or NONE), also a browser-chosen value:
+    # always read through fx.quote(). Converted values are text for display only.
+    display: str = rx.LocalStorage(fx.DEFAULT, name=fx.STORAGE_KEY)
+    converted: dict[str, str] = {}
+    fx_note: str = ""
+    _available: dict[str, int] = {}
 
     @rx.var
     def code(self) -> str:
@@ -65,12 +72,25 @@ class WalletState(rx.State):
     def is_fun(self) -> bool:
         return self.code == DEFAULT_CURRENCY
 
+    @rx.var
+    def display_code(self) -> str:
+        return fx.quote(self.display)
+
+    @rx.var
+    def balance_fx(self) -> str:
+        """The selected balance converted: ``≈ 11.40 €``, ``play money`` or nothing."""
+        return self.converted.get(self.code, "")
+
     def _clear(self) -> None:
         self.balances, self._reserved, self.fun_low, self.loaded = {}, {}, False, False
+        self.converted, self._available, self.fx_note = {}, {}, ""
 
     def _show(self, code: str, available: int) -> None:
         cur = currency(code)
         self.balances = {**self.balances, cur.code: cur.format(available)}
+        self._available = {**self._available, cur.code: available}
+        self.converted = {**self.converted, cur.code: fx.balance_fx(
+            cur.code, available, fx.quote(self.display), fx.last_table())}
         if cur.code == DEFAULT_CURRENCY:
             self.fun_low = fun_is_low(available)
 
@@ -106,7 +126,31 @@ class WalletState(rx.State):
             return
         if known_currency(self.currency) is None:
             self.currency = DEFAULT_CURRENCY
+        if not fx.valid(self.display):
+            self.display = fx.DEFAULT
         await self._refresh(me.player_id)
+        self._convert(fx.quote(self.display), await fx.table())
+
+    def _convert(self, quote: str, rates: fx.RateTable) -> None:
+        """Every balance in the display currency, and how live the rates are."""
+        self.converted = {code: fx.balance_fx(code, amount, quote, rates)
+                          for code, amount in self._available.items()}
+        self.fx_note = fx.note(quote, rates)
+
+    @rx.event
+    async def select_display(self, code: str):
+        """Switch the display currency (a view choice; changes no data): the header and the
+        open bet lists convert again. A value that is not a choice is ignored."""
+        if not fx.valid(code):
+            return
+        self.display = code
+        quote, rates = fx.quote(code), await fx.table()
+        self._convert(quote, rates)
+        from casino_app.ui.state.bets import BetsState  # bets and games import this module
+        from casino_app.ui.state.games import GameState
+
+        for cls in (BetsState, GameState):
+            (await self.get_state(cls))._convert(quote, rates)
 
     @rx.event
     async def select_currency(self, code: str):
