@@ -1,0 +1,509 @@
+"""The withdrawal batcher: pays the queued withdrawals from the hot wallet, one
+transaction per currency and interval, and never pays a withdrawal twice.
+
+One run (``Batcher.run``, the ``eth-batch`` job every ``CASINO_ETH_BATCH_SECONDS``):
+
+1. Open batches first (``signed`` or ``sent``, oldest nonce first):
+   - a version of its transaction has a receipt with enough confirmations
+     (``CASINO_ETH_CONFIRMATIONS``): status 1 posts every withdrawal's reservation (and
+     its fee to the house ``fees`` account), status 0 voids them (the money is the
+     players' again); either way the gas the hot wallet paid is an entry fees -> custody
+     in ETH. One ledger transaction, once (the batch row is locked and its state checked).
+   - no receipt and its nonce was used by another transaction (at the confirmed depth):
+     failed, reservations voided.
+   - not mined ``CASINO_ETH_FEE_BUMP_SECONDS`` after its latest version: the SAME call (to, value, data,
+     gas, nonce) is signed again with fees raised by at least 12.5 %; the new version is
+     recorded BEFORE it is broadcast. Whichever version is mined settles the batch.
+   - the node does not know any version: the latest signed raw transaction is broadcast
+     again, byte for byte (a new payment for the same withdrawals is never signed).
+2. New batches: per currency without an open batch, up to ``MAX_PER_BATCH`` queued
+   withdrawals become one BatchPay call (``payEth`` with the sum as value;
+   ``payToken`` after a one-time ``approve`` of BatchPay by the hot wallet, itself a
+   recorded transaction). The nonce is reserved, the transaction signed, and the batch
+   with its raw transaction and hash recorded (withdrawals marked ``batched``) in one
+   ledger transaction; only then is it broadcast.
+
+Crash points (``fault``) let tests stop the run right after recording (before the
+broadcast) and right after the broadcast (before recording it).
+
+The hot wallet's key is used through ``payments/signer/eth.py`` (the only code that loads
+the seed); this module runs in the jobs process, never in the web process.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
+
+from casino_app.core.clock import utcnow
+from casino_app.core.db import ledger_tx
+from casino_app.core.logging import get_logger
+from casino_app.core.settings import get_settings
+from casino_app.payments import ledger
+from casino_app.payments.eth.chain import artifact
+from casino_app.payments.eth.watcher import Asset, chain_assets, parse_tokens
+from casino_app.payments.eth.withdrawal_models import (
+    Withdrawal,
+    WithdrawalBatch,
+    WithdrawalBatchTx,
+)
+
+log = get_logger("casino.eth.batcher")
+
+CHAIN = "ethereum"
+MAX_PER_BATCH = 100
+MAX_UINT256 = 2**256 - 1
+WEI_PER_GWEI = 10**9
+OPEN = ("signed", "sent")
+_TOKEN_ABI = [
+    {"type": "function", "name": "allowance", "stateMutability": "view",
+     "inputs": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"}],
+     "outputs": [{"name": "", "type": "uint256"}]},
+    {"type": "function", "name": "balanceOf", "stateMutability": "view",
+     "inputs": [{"name": "owner", "type": "address"}],
+     "outputs": [{"name": "", "type": "uint256"}]},
+    # No outputs: USDT's approve returns nothing.
+    {"type": "function", "name": "approve", "stateMutability": "nonpayable",
+     "inputs": [{"name": "spender", "type": "address"}, {"name": "value", "type": "uint256"}],
+     "outputs": []},
+]
+
+# Tests only: called at named points ("signed": batch recorded, not broadcast;
+# "broadcast": sent, not recorded as sent) with the batch id; raising stops the run there.
+fault: Callable[[str, int], None] | None = None
+
+
+def _fault(point: str, batch_id: int) -> None:
+    if fault is not None:
+        fault(point, batch_id)
+
+
+class Signer(Protocol):
+    def hot_address(self) -> str: ...
+    def sign_transaction(self, tx: dict[str, Any]) -> tuple[bytes, str]: ...
+
+
+@dataclass
+class RunResult:
+    created: int = 0        # new transactions recorded (pay and approve)
+    broadcast: int = 0      # first broadcasts
+    rebroadcast: int = 0    # a recorded raw transaction sent again
+    bumped: int = 0         # fee bumps signed
+    confirmed: int = 0      # batches settled as paid
+    failed: int = 0         # batches settled as not paid
+    paid: int = 0           # withdrawals posted
+    voided: int = 0         # withdrawals whose reservation was voided
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class _Open:
+    id: int
+    kind: str
+    currency: str
+    nonce: int
+    state: str
+    to: str
+    value: int
+    data: str
+    gas: int
+
+
+@dataclass(frozen=True)
+class _Version:
+    id: int
+    version: int
+    tx_hash: str
+    raw: str | None
+    max_fee: int
+    tip: int
+    at: Any  # broadcast_at or created_at
+
+
+def _hex(value: Any) -> str:
+    return value if isinstance(value, str) else Web3.to_hex(value)
+
+
+def _bumped(old: int) -> int:
+    """At least +12.5 % (nodes require +10 % to replace a pending transaction)."""
+    return old + max(1, math.ceil(old / 8))
+
+
+class Batcher:
+    """Pays queued withdrawals on one chain from the hot wallet through BatchPay."""
+
+    def __init__(self, w3: Web3, batch_contract: str, tokens: dict[str, str], *,
+                 signer: Signer | None = None, chain: str = CHAIN,
+                 confirmations: int | None = None, fee_bump_seconds: float | None = None,
+                 max_per_batch: int = MAX_PER_BATCH) -> None:
+        st = get_settings()
+        if signer is None:
+            from casino_app.payments.signer import eth as signer_module
+
+            signer = signer_module
+        self.w3, self.chain, self.signer = w3, chain, signer
+        self.hot = Web3.to_checksum_address(signer.hot_address())
+        self.contract = w3.eth.contract(address=Web3.to_checksum_address(batch_contract),
+                                        abi=artifact("BatchPay")["abi"])
+        self.assets: dict[str, Asset] = {a.code: a for a in chain_assets(w3, tokens)}
+        self.confirmations = confirmations or st.eth_confirmations
+        self.fee_bump_seconds = (st.eth_fee_bump_seconds if fee_bump_seconds is None
+                                 else fee_bump_seconds)
+        self.max_per_batch = max_per_batch
+        self.chain_id = w3.eth.chain_id
+
+    # --- the run ---
+
+    def run(self) -> RunResult:
+        res = RunResult()
+        for batch in self._open_batches():
+            self._advance(batch, res)
+        busy = {b.currency for b in self._open_batches()}
+        for code in self.assets:
+            if code not in busy:
+                self._start(code, res)
+        if any(res.as_dict().values()):
+            log.info("eth_batch_run", **res.as_dict())
+        return res
+
+    def _open_batches(self) -> list[_Open]:
+        with ledger_tx(readonly=True) as s:
+            rows = s.execute(select(WithdrawalBatch).where(
+                WithdrawalBatch.chain == self.chain,
+                WithdrawalBatch.from_address == self.hot,
+                WithdrawalBatch.state.in_(OPEN)).order_by(WithdrawalBatch.nonce)).scalars()
+            return [_Open(b.id, b.kind, b.currency, b.nonce, b.state, b.to_address,
+                          int(b.value_wei), b.call_data, b.gas_limit) for b in rows]
+
+    def _versions(self, batch_id: int) -> list[_Version]:
+        with ledger_tx(readonly=True) as s:
+            rows = s.execute(select(WithdrawalBatchTx).where(
+                WithdrawalBatchTx.batch_id == batch_id)
+                .order_by(WithdrawalBatchTx.version)).scalars()
+            return [_Version(v.id, v.version, v.tx_hash, v.raw_tx, v.max_fee_per_gas,
+                             v.max_priority_fee_per_gas, v.broadcast_at or v.created_at)
+                    for v in rows]
+
+    # --- open batches ---
+
+    def _receipt(self, tx_hash: str) -> Any:
+        try:
+            return self.w3.eth.get_transaction_receipt(tx_hash)
+        except TransactionNotFound:
+            return None
+
+    def _known(self, tx_hash: str) -> bool:
+        try:
+            self.w3.eth.get_transaction(tx_hash)
+            return True
+        except TransactionNotFound:
+            return False
+
+    def _advance(self, b: _Open, res: RunResult) -> None:
+        versions = self._versions(b.id)
+        head = self.w3.eth.block_number
+        for v in versions:
+            receipt = self._receipt(v.tx_hash)
+            if receipt is None:
+                continue
+            if head - receipt["blockNumber"] + 1 >= self.confirmations:
+                self._settle(b, receipt, res)
+            elif b.state == "signed":
+                self._mark_sent(b.id, v.id)  # it was broadcast: it is mined
+            return
+        safe_block = head - self.confirmations + 1
+        if safe_block >= 0 and \
+                self.w3.eth.get_transaction_count(self.hot, safe_block) > b.nonce:
+            self._settle(b, None, res, "its nonce was used by another transaction")
+            return
+        latest = versions[-1]
+        age = (utcnow() - latest.at).total_seconds()
+        if age >= self.fee_bump_seconds:
+            self._bump(b, latest, res)
+        elif not any(self._known(v.tx_hash) for v in versions):
+            if latest.raw and self._broadcast(b.id, latest):
+                res.rebroadcast += 1
+
+    def _mark_sent(self, batch_id: int, version_id: int) -> None:
+        now = utcnow()
+        with ledger_tx() as s:
+            s.execute(update(WithdrawalBatchTx).where(
+                WithdrawalBatchTx.id == version_id, WithdrawalBatchTx.broadcast_at.is_(None))
+                .values(broadcast_at=now))
+            s.execute(update(WithdrawalBatch).where(
+                WithdrawalBatch.id == batch_id, WithdrawalBatch.state == "signed")
+                .values(state="sent", broadcast_at=now, updated_at=now))
+
+    def _broadcast(self, batch_id: int, v: _Version) -> bool:
+        """Send a recorded raw transaction; True when the node took it (or had it)."""
+        assert v.raw is not None
+        try:
+            self.w3.eth.send_raw_transaction(v.raw)
+        except Exception as exc:  # noqa: BLE001 - the node's refusal is logged, retried later
+            text = str(exc).lower()
+            if "already known" not in text and "known transaction" not in text:
+                log.warning("eth_batch_broadcast_refused", batch_id=batch_id,
+                            tx_hash=v.tx_hash, error=str(exc)[:300])
+                return False
+        _fault("broadcast", batch_id)
+        self._mark_sent(batch_id, v.id)
+        return True
+
+    def _fees(self, floor_fee: int = 0, floor_tip: int = 0) -> tuple[int, int]:
+        block = self.w3.eth.get_block("latest")
+        base = int(block.get("baseFeePerGas") or 0)
+        tip = max(int(self.w3.eth.max_priority_fee), floor_tip)
+        return max(2 * base + tip, floor_fee, tip), tip
+
+    def _tx(self, to: str, value: int, data: str, gas: int, nonce: int, max_fee: int,
+            tip: int) -> dict[str, Any]:
+        return {"type": 2, "chainId": self.chain_id, "from": self.hot, "to": to,
+                "value": value, "data": data, "gas": gas, "nonce": nonce,
+                "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip}
+
+    def _bump(self, b: _Open, latest: _Version, res: RunResult) -> None:
+        max_fee, tip = self._fees(_bumped(latest.max_fee), _bumped(latest.tip))
+        raw, tx_hash = self.signer.sign_transaction(
+            self._tx(b.to, b.value, b.data, b.gas, b.nonce, max_fee, tip))
+        now = utcnow()
+        with ledger_tx() as s:
+            row = WithdrawalBatchTx(batch_id=b.id, version=latest.version + 1,
+                                    tx_hash=tx_hash, raw_tx=Web3.to_hex(raw),
+                                    max_fee_per_gas=max_fee, max_priority_fee_per_gas=tip,
+                                    created_at=now)
+            s.add(row)
+            s.execute(update(WithdrawalBatch).where(WithdrawalBatch.id == b.id)
+                      .values(updated_at=now))
+            s.flush()
+            version = _Version(row.id, row.version, tx_hash, row.raw_tx, max_fee, tip, now)
+        res.bumped += 1
+        log.info("eth_batch_fee_bumped", batch_id=b.id, nonce=b.nonce, tx_hash=tx_hash,
+                 max_fee_per_gas=max_fee, priority_fee=tip)
+        _fault("bumped", b.id)
+        self._broadcast(b.id, version)
+
+    def _settle(self, b: _Open, receipt: Any, res: RunResult, reason: str = "") -> None:
+        """Final state of a batch, in one ledger transaction, once."""
+        ok = receipt is not None and receipt["status"] == 1
+        now = utcnow()
+        with ledger_tx() as s:
+            batch = s.execute(select(WithdrawalBatch).where(WithdrawalBatch.id == b.id)
+                              .with_for_update()).scalar_one()
+            if batch.state not in OPEN:
+                return
+            if receipt is not None:
+                tx_hash = _hex(receipt["transactionHash"])
+                gas_wei = int(receipt["gasUsed"]) * int(receipt["effectiveGasPrice"])
+                gas_gwei = -(-gas_wei // WEI_PER_GWEI)  # rounded up: never overstate custody
+                if gas_gwei:
+                    ledger.transfer(s, f"eth-gas:{self.chain}:{tx_hash}", "network_fee",
+                                    ledger.house_account(s, "ETH", "fees"),
+                                    ledger.house_account(s, "ETH", "custody"), gas_gwei,
+                                    memo=f"gas of {self.chain} batch {b.id}")
+                batch.tx_hash, batch.block_number = tx_hash, int(receipt["blockNumber"])
+                batch.gas_used, batch.gas_fee_wei = int(receipt["gasUsed"]), str(gas_wei)
+                if not ok:
+                    reason = "the transaction reverted"
+            rows = s.execute(select(Withdrawal).where(
+                Withdrawal.batch_id == b.id, Withdrawal.state == "batched")
+                .order_by(Withdrawal.id).with_for_update()).scalars().all()
+            for w in rows:
+                key = f"withdrawal:{w.id}"
+                if ok:
+                    ledger.post_pending(s, key)
+                    if w.fee:
+                        ledger.transfer(s, f"withdrawal-fee:{w.id}", "withdrawal_fee",
+                                        ledger.house_account(s, w.currency, "custody"),
+                                        ledger.house_account(s, w.currency, "fees"), w.fee,
+                                        memo=f"fee of withdrawal {w.id}")
+                    w.state = "confirmed"
+                    res.paid += 1
+                else:
+                    ledger.void_pending(s, key)
+                    w.state, w.failure = "failed", reason[:200]
+                    res.voided += 1
+                w.updated_at = now
+            batch.state = "confirmed" if ok else "failed"
+            batch.failure = None if ok else reason[:200]
+            batch.confirmed_at = batch.updated_at = now
+            s.execute(update(WithdrawalBatchTx).where(WithdrawalBatchTx.batch_id == b.id)
+                      .values(raw_tx=None))
+        if ok:
+            res.confirmed += 1
+        else:
+            res.failed += 1
+        (log.info if ok else log.warning)("eth_batch_settled", batch_id=b.id, kind=b.kind,
+                currency=b.currency, nonce=b.nonce, ok=ok, withdrawals=len(rows),
+                reason=reason or None)
+
+    # --- new batches ---
+
+    def _queued(self, code: str) -> list[tuple[int, str, int]]:
+        with ledger_tx(readonly=True) as s:
+            return [tuple(r) for r in s.execute(
+                select(Withdrawal.id, Withdrawal.address, Withdrawal.amount).where(
+                    Withdrawal.chain == self.chain, Withdrawal.currency == code,
+                    Withdrawal.state == "queued").order_by(Withdrawal.id)
+                .limit(self.max_per_batch))]
+
+    def _call(self, asset: Asset, items: list[tuple[int, str, int]]) -> tuple[str, int]:
+        """(call data, value in wei) of the BatchPay call paying ``items``."""
+        tos = [Web3.to_checksum_address(a) for _, a, _ in items]
+        amounts = [amount * asset.per_unit for _, _, amount in items]
+        refs = [wid for wid, _, _ in items]
+        if asset.token is None:
+            return self.contract.encode_abi("payEth", args=[tos, amounts, refs]), sum(amounts)
+        return self.contract.encode_abi("payToken", args=[asset.token, tos, amounts, refs]), 0
+
+    def _estimate(self, to: str, value: int, data: str) -> int | None:
+        try:
+            return int(self.w3.eth.estimate_gas({"from": self.hot, "to": to, "value": value,
+                                                 "data": data}))
+        except Exception as exc:  # noqa: BLE001 - a revert (or a node error): no batch now
+            log.debug("eth_batch_estimate_failed", error=str(exc)[:200])
+            return None
+
+    def _start(self, code: str, res: RunResult) -> None:
+        items = self._queued(code)
+        if not items:
+            return
+        asset = self.assets[code]
+        if asset.token is not None:
+            token = self.w3.eth.contract(address=asset.token, abi=_TOKEN_ABI)
+            need = sum(a for _, _, a in items) * asset.per_unit
+            allowance = token.functions.allowance(self.hot, self.contract.address).call()
+            if allowance < need:
+                # USDT refuses to change a non-zero allowance: reset it to 0 first.
+                value = 0 if allowance else MAX_UINT256
+                data = token.encode_abi("approve", args=[self.contract.address, value])
+                self._record_and_send("approve", code, asset.token, 0, data, [], res)
+                return
+            if token.functions.balanceOf(self.hot).call() < need:
+                log.error("eth_hot_wallet_short", currency=code, needed=need,
+                          withdrawals=len(items))
+                return
+        else:
+            value = sum(a for _, _, a in items) * asset.per_unit
+            if self.w3.eth.get_balance(self.hot) < value:
+                log.error("eth_hot_wallet_short", currency=code, needed=value,
+                          withdrawals=len(items))
+                return
+        data, value = self._call(asset, items)
+        if self._estimate(self.contract.address, value, data) is None:
+            items = self._drop_refused(asset, items, res)
+            if not items:
+                return
+            data, value = self._call(asset, items)
+        self._record_and_send("pay", code, self.contract.address, value, data, items, res)
+
+    def _drop_refused(self, asset: Asset, items: list[tuple[int, str, int]],
+                      res: RunResult) -> list[tuple[int, str, int]]:
+        """The batch would revert: try each withdrawal alone; those that revert alone (the
+        address refuses the payment) fail now (reservation voided), the others stay."""
+        refused, kept = [], []
+        for item in items:
+            data, value = self._call(asset, [item])
+            (kept if self._estimate(self.contract.address, value, data) else refused).append(
+                item)
+        if refused:
+            now = utcnow()
+            with ledger_tx() as s:
+                for wid, _, _ in refused:
+                    done = s.execute(update(Withdrawal).where(
+                        Withdrawal.id == wid, Withdrawal.state == "queued").values(
+                        state="failed", updated_at=now,
+                        failure="the address refused the payment")).rowcount
+                    if done:
+                        ledger.void_pending(s, f"withdrawal:{wid}")
+                        res.voided += 1
+            log.warning("eth_withdrawals_refused_by_address", ids=[i for i, _, _ in refused])
+        if kept and len(kept) == len(items):
+            log.error("eth_batch_would_revert", currency=asset.code, withdrawals=len(items))
+            return []
+        return kept
+
+    def _next_nonce(self, s: Any) -> int:
+        stored = s.execute(select(func.max(WithdrawalBatch.nonce)).where(
+            WithdrawalBatch.chain == self.chain,
+            WithdrawalBatch.from_address == self.hot)).scalar_one()
+        on_chain = self.w3.eth.get_transaction_count(self.hot, "pending")
+        return max(on_chain, -1 if stored is None else int(stored) + 1)
+
+    def _record_and_send(self, kind: str, code: str, to: str, value: int, data: str,
+                         items: list[tuple[int, str, int]], res: RunResult) -> None:
+        estimate = self._estimate(to, value, data)
+        if estimate is None:
+            log.error("eth_batch_would_revert", kind=kind, currency=code)
+            return
+        gas = estimate * 6 // 5
+        max_fee, tip = self._fees()
+        now = utcnow()
+        try:
+            with ledger_tx() as s:
+                nonce = self._next_nonce(s)
+                raw, tx_hash = self.signer.sign_transaction(
+                    self._tx(to, value, data, gas, nonce, max_fee, tip))
+                batch = WithdrawalBatch(
+                    chain=self.chain, kind=kind, currency=code, from_address=self.hot,
+                    nonce=nonce, state="signed", to_address=to, value_wei=str(value),
+                    call_data=data, gas_limit=gas, total=sum(a for _, _, a in items),
+                    created_at=now, updated_at=now)
+                s.add(batch)
+                s.flush()
+                ids = [wid for wid, _, _ in items]
+                if ids:
+                    marked = s.execute(update(Withdrawal).where(
+                        Withdrawal.id.in_(ids), Withdrawal.state == "queued").values(
+                        state="batched", batch_id=batch.id, updated_at=now)).rowcount
+                    if marked != len(ids):
+                        raise _Changed()
+                version = WithdrawalBatchTx(batch_id=batch.id, version=0, tx_hash=tx_hash,
+                                            raw_tx=Web3.to_hex(raw), max_fee_per_gas=max_fee,
+                                            max_priority_fee_per_gas=tip, created_at=now)
+                s.add(version)
+                s.flush()
+                batch_id, v = batch.id, _Version(version.id, 0, tx_hash, version.raw_tx,
+                                                 max_fee, tip, now)
+        except (_Changed, IntegrityError) as exc:
+            # Nothing was recorded, so the signed transaction is thrown away unsent.
+            log.warning("eth_batch_not_recorded", kind=kind, currency=code,
+                        reason=type(exc).__name__)
+            return
+        res.created += 1
+        log.info("eth_batch_recorded", batch_id=batch_id, kind=kind, currency=code,
+                 nonce=nonce, tx_hash=tx_hash, withdrawals=len(items))
+        _fault("signed", batch_id)
+        if self._broadcast(batch_id, v):
+            res.broadcast += 1
+
+
+class _Changed(Exception):
+    """A withdrawal left the queue while its batch was being built."""
+
+
+# --- the job ---------------------------------------------------------------------------------
+
+_batcher: Batcher | None = None
+
+
+def batch_once() -> dict[str, int]:
+    """The ``eth-batch`` job: one run of the process's batcher (built from the settings on
+    first use). Without ``CASINO_ETH_BATCH_CONTRACT`` withdrawals stay queued."""
+    global _batcher
+    st = get_settings()
+    if not st.eth_batch_contract:
+        log.warning("eth_batch_no_contract")
+        return {}
+    if _batcher is None:
+        w3 = Web3(Web3.HTTPProvider(st.eth_rpc_url, request_kwargs={"timeout": 10}))
+        _batcher = Batcher(w3, st.eth_batch_contract, parse_tokens(st.eth_tokens))
+    return _batcher.run().as_dict()

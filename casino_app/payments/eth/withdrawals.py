@@ -1,0 +1,309 @@
+"""Ethereum withdrawal requests: validate, reserve the money, queue for the batcher.
+
+The web process calls :func:`request_withdrawal` (through a state handler) and
+:func:`withdrawals_of` for the history. Nothing here signs or reads a key: the batcher
+(``payments/eth/batcher.py``, a job) pays the queue with the hot wallet.
+
+A request is one ledger transaction: the withdrawal row and the reservation
+``withdrawal:<id>`` of amount + fee (player -> custody) are written together, or neither
+is. The request's idempotency key is UNIQUE: the same key returns the first withdrawal.
+Once queued a withdrawal cannot be cancelled by the player; it ends confirmed (the
+reservation is posted, the fee moves to the house ``fees`` account) or failed (the
+reservation is voided: the money is the player's again).
+
+Two-factor authentication and re-authentication are checked by the UI layer BEFORE it
+calls :func:`request_withdrawal`; this module trusts its ``player_id``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from casino_app.core.clock import utcnow
+from casino_app.core.db import ledger_tx
+from casino_app.core.logging import get_logger
+from casino_app.core.settings import ConfigError, get_settings
+from casino_app.payments import ledger
+from casino_app.payments.currencies import MAX_AMOUNT, Currency, currency
+from casino_app.payments.eth import addresses, keys
+from casino_app.payments.eth.watch_models import PlayerHold
+from casino_app.payments.eth.watcher import parse_amounts, parse_tokens, withdrawable
+from casino_app.payments.eth.withdrawal_models import (
+    Withdrawal,
+    WithdrawalBatch,
+    WithdrawalBatchTx,
+)
+
+log = get_logger("casino.eth.withdrawals")
+
+CHAIN = "ethereum"
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+OPEN_STATES = ("queued", "awaiting_approval", "batched")
+
+
+# --- refusals: str() is safe to show to the player ---------------------------------------
+
+class WithdrawalRefused(Exception):
+    """A request that was not accepted; nothing was stored or reserved."""
+
+
+class WithdrawalsUnavailable(WithdrawalRefused):
+    def __init__(self) -> None:
+        super().__init__("Withdrawals are not available right now. Please try again later.")
+
+
+class UnsupportedCurrency(WithdrawalRefused):
+    def __init__(self, code: str) -> None:
+        super().__init__(f"{code[:8]} withdrawals are not available.")
+
+
+class InvalidAddress(WithdrawalRefused):
+    pass
+
+
+class InvalidAmount(WithdrawalRefused):
+    pass
+
+
+class InsufficientBalance(WithdrawalRefused):
+    def __init__(self) -> None:
+        super().__init__("Your withdrawable balance does not cover the amount and the fee. "
+                         "Deposits become withdrawable after their confirmations.")
+
+
+class AccountOnHold(WithdrawalRefused):
+    def __init__(self) -> None:
+        super().__init__("Withdrawals are paused on your account while our team reviews "
+                         "it. Please contact support.")
+
+
+class KeyReused(WithdrawalRefused):
+    def __init__(self) -> None:
+        super().__init__("This request id was already used for a different withdrawal. "
+                         "Reload the page and try again.")
+
+
+# --- views and limits --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WithdrawalView:
+    id: int
+    currency: str
+    amount: int          # paid to the address (base units)
+    fee: int             # kept by the house (base units)
+    address: str
+    state: str           # queued, awaiting_approval, batched, confirmed, failed, rejected
+    tx_hash: str | None  # the batch transaction (latest signed version until mined)
+    failure: str | None
+    created_at: datetime
+    updated_at: datetime
+    replayed: bool = False  # the same key was sent before: this is the first answer
+
+    @property
+    def total(self) -> int:
+        """What left (or is reserved on) the player's balance."""
+        return self.amount + self.fee
+
+
+@dataclass(frozen=True)
+class Limits:
+    currency: str
+    minimum: int
+    maximum: int
+    fee: int
+    large: int | None   # from this amount two staff approve (None: never)
+
+
+def limits(currency_code: str) -> Limits:
+    """The withdrawal limits and fee of a currency, from the settings (base units)."""
+    st = get_settings()
+    code = currency(currency_code).code
+    low = parse_amounts(st.eth_withdraw_min, "CASINO_ETH_WITHDRAW_MIN").get(code, 1)
+    high = parse_amounts(st.eth_withdraw_max, "CASINO_ETH_WITHDRAW_MAX").get(code, MAX_AMOUNT)
+    fee = parse_amounts(st.eth_withdraw_fee, "CASINO_ETH_WITHDRAW_FEE").get(code, 0)
+    large = parse_amounts(st.eth_withdraw_large, "CASINO_ETH_WITHDRAW_LARGE").get(code)
+    return Limits(code, max(1, low), high, fee, large)
+
+
+def currencies() -> list[str]:
+    """The currencies that can be withdrawn on Ethereum now: ETH and the configured tokens
+    (none without a node)."""
+    st = get_settings()
+    if not st.eth_rpc_url:
+        return []
+    return ["ETH", *parse_tokens(st.eth_tokens)]
+
+
+def _view(w: Withdrawal, tx_hash: str | None, replayed: bool = False) -> WithdrawalView:
+    return WithdrawalView(w.id, w.currency, w.amount, w.fee, w.address, w.state, tx_hash,
+                          w.failure, w.created_at, w.updated_at, replayed)
+
+
+def _tx_hashes(s: Session, batch_ids: set[int]) -> dict[int, str]:
+    """Batch id -> its mined tx hash, or its latest signed version's."""
+    if not batch_ids:
+        return {}
+    out: dict[int, str] = {}
+    for bid, _version, h in s.execute(
+            select(WithdrawalBatchTx.batch_id, WithdrawalBatchTx.version,
+                   WithdrawalBatchTx.tx_hash)
+            .where(WithdrawalBatchTx.batch_id.in_(batch_ids))
+            .order_by(WithdrawalBatchTx.batch_id, WithdrawalBatchTx.version)):
+        out[bid] = h
+    for bid, h in s.execute(select(WithdrawalBatch.id, WithdrawalBatch.tx_hash).where(
+            WithdrawalBatch.id.in_(batch_ids), WithdrawalBatch.tx_hash.is_not(None))):
+        out[bid] = h
+    return out
+
+
+def withdrawals_of(player_id: str, limit: int = 50) -> list[WithdrawalView]:
+    """The player's withdrawals, newest first."""
+    with ledger_tx(readonly=True) as s:
+        rows = list(s.execute(select(Withdrawal).where(Withdrawal.player_id == player_id)
+                              .order_by(Withdrawal.id.desc()).limit(limit)).scalars())
+        hashes = _tx_hashes(s, {w.batch_id for w in rows if w.batch_id is not None})
+        return [_view(w, hashes.get(w.batch_id) if w.batch_id else None) for w in rows]
+
+
+def get_withdrawal(withdrawal_id: int) -> WithdrawalView | None:
+    with ledger_tx(readonly=True) as s:
+        w = s.get(Withdrawal, withdrawal_id)
+        if w is None:
+            return None
+        hashes = _tx_hashes(s, {w.batch_id} if w.batch_id else set())
+        return _view(w, hashes.get(w.batch_id) if w.batch_id else None)
+
+
+# --- the request ---------------------------------------------------------------------------
+
+def _parse_amount(code: str, amount: int | str) -> int:
+    if isinstance(amount, bool):
+        raise InvalidAmount("Enter an amount.")
+    if isinstance(amount, int):
+        value = amount
+    else:
+        try:
+            value = currency(code).parse(amount)
+        except ValueError as exc:
+            raise InvalidAmount(str(exc)) from None
+    if value <= 0:
+        raise InvalidAmount("Enter a positive amount.")
+    return value
+
+
+def _fmt(cur: Currency, amount: int) -> str:
+    text = cur.format(amount, cur.decimals)
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _own_addresses(s: Session, address: str) -> bool:
+    """Is ``address`` one of ours (deposit addresses, hot wallet, Safe, our contracts)?"""
+    st = get_settings()
+    ours = {keys.hot_wallet_address()}
+    for extra in (st.eth_batch_contract, st.eth_safe_address,
+                  *parse_tokens(st.eth_tokens).values()):
+        if extra:
+            try:
+                ours.add(keys.checksum(extra))
+            except ValueError:
+                continue
+    return address in ours or bool(addresses.owners(s, CHAIN, [address]))
+
+
+def _check_address(text: object) -> str:
+    try:
+        address = keys.checksum(text)
+    except ValueError as exc:
+        raise InvalidAddress(str(exc)) from None
+    if address == ZERO_ADDRESS:
+        raise InvalidAddress("This is the zero address: funds sent there are lost.")
+    return address
+
+
+def request_withdrawal(player_id: str, currency_code: str, amount: int | str,
+                       address: str, key: str) -> WithdrawalView:
+    """Queue a withdrawal of ``amount`` (an int in base units, or a decimal string as the
+    player typed it) to ``address``, reserving amount + fee at once.
+
+    ``key`` is the request's idempotency key (the UI makes one per form): sent again with
+    the same values it returns the first withdrawal (``replayed``), with other values it
+    raises :class:`KeyReused`. Raises a :class:`WithdrawalRefused` subclass, whose text is
+    safe to show, when the request is refused; then nothing was stored or reserved.
+
+    The caller (the UI layer) has checked the player's 2FA before calling.
+    """
+    if not isinstance(key, str) or not 1 <= len(key) <= 100:
+        raise WithdrawalRefused("Missing request id. Reload the page and try again.")
+    if not isinstance(currency_code, str) or not currency_code:
+        raise UnsupportedCurrency("?")
+    code = currency_code.strip().upper()
+    try:
+        if code not in currencies():
+            raise UnsupportedCurrency(code)
+    except ValueError:  # a malformed CASINO_ETH_TOKENS: the config check names it
+        raise WithdrawalsUnavailable() from None
+    value = _parse_amount(code, amount)
+    target = _check_address(address)
+    for _ in range(3):
+        try:
+            with ledger_tx() as s:
+                return _request(s, player_id, code, value, target, key)
+        except IntegrityError:
+            continue  # a concurrent request with the same key: read its row
+    raise WithdrawalsUnavailable()
+
+
+def _request(s: Session, player_id: str, code: str, value: int, target: str,
+             key: str) -> WithdrawalView:
+    found = s.execute(select(Withdrawal).where(Withdrawal.key == key)).scalar_one_or_none()
+    if found is not None:
+        if (found.player_id, found.currency, found.amount, found.address) != \
+                (player_id, code, value, target):
+            raise KeyReused()
+        hashes = _tx_hashes(s, {found.batch_id} if found.batch_id else set())
+        return _view(found, hashes.get(found.batch_id) if found.batch_id else None, True)
+    try:
+        lim = limits(code)
+    except ValueError:
+        raise WithdrawalsUnavailable() from None
+    cur = currency(code)
+    if value < lim.minimum:
+        raise InvalidAmount(f"The smallest withdrawal is {_fmt(cur, lim.minimum)} {code}.")
+    if value > lim.maximum:
+        raise InvalidAmount(f"The largest withdrawal is {_fmt(cur, lim.maximum)} {code}.")
+    try:
+        if _own_addresses(s, target):
+            raise InvalidAddress("This is one of the casino's own addresses: enter your "
+                                 "wallet's address.")
+    except ConfigError:
+        log.warning("eth_withdrawals_no_xpub")
+        raise WithdrawalsUnavailable() from None
+    if s.execute(select(PlayerHold.id).where(PlayerHold.player_id == player_id,
+                                             PlayerHold.released_at.is_(None))
+                 .limit(1)).first() is not None:
+        raise AccountOnHold()
+    player = ledger.player_account(s, player_id, code)
+    ledger.balance_of(s, player, lock=True)  # one decision at a time per player balance
+    total = value + lim.fee
+    if total > withdrawable(s, player_id, code):
+        raise InsufficientBalance()
+    now = utcnow()
+    state = "awaiting_approval" if lim.large is not None and value >= lim.large else "queued"
+    w = Withdrawal(key=key, player_id=player_id, chain=CHAIN, currency=code, amount=value,
+                   fee=lim.fee, address=target, state=state, created_at=now, updated_at=now)
+    s.add(w)
+    s.flush()
+    try:
+        ledger.reserve(s, f"withdrawal:{w.id}", "withdrawal", player,
+                       ledger.house_account(s, code, "custody"), total,
+                       memo=f"{CHAIN} withdrawal to {target}")
+    except ledger.InsufficientFunds:
+        raise InsufficientBalance() from None
+    log.info("eth_withdrawal_requested", withdrawal_id=w.id, player_id=player_id,
+             currency=code, amount=value, fee=lim.fee, state=state)
+    return _view(w, None)

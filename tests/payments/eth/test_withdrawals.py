@@ -1,0 +1,463 @@
+"""Ethereum withdrawals on a real anvil node: requests validated and reserved, batches paid
+in one BatchPay transaction per currency (ETH, USDT without a return value, USDC), crashes
+before and after the broadcast, a reverted batch, a fee bump; the ledger's invariants hold
+after each test (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from eth_utils import keccak
+from sqlalchemy import func, select
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
+
+from casino_app.core.db import ledger_tx
+from casino_app.core.settings import reset_settings_cache
+from casino_app.payments import ledger
+from casino_app.payments.eth import addresses, batcher, keys, withdrawals
+from casino_app.payments.eth.batcher import Batcher
+from casino_app.payments.eth.watch_models import PlayerHold
+from casino_app.payments.eth.withdrawal_models import (
+    Withdrawal,
+    WithdrawalBatch,
+    WithdrawalBatchTx,
+)
+from casino_app.payments.models import PendingTransfer
+from casino_app.payments.signer import eth as signer_eth
+from casino_app.payments.signer.seed import account_xpub
+from tests.support.services import ANVIL_MNEMONIC
+
+pytestmark = pytest.mark.ethereum
+
+GWEI = 10**9
+ETH_FEE = 50_000        # gwei per ETH withdrawal
+TOKEN_FEE = 1_000_000   # 1 USDT / USDC
+
+
+class Crash(Exception):
+    """A simulated process death at a fault point."""
+
+
+@pytest.fixture
+def env(any_env: str, devnet, chain_state, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001, ANN201
+    """Fresh ledger, fresh chain state; anvil's mnemonic as the hot seed; the hot wallet
+    (m/44'/60'/0'/1/0) funded with 100 ETH by anvil account 0 and 10,000 USDT and USDC
+    minted by the devnet deployer."""
+    anvil = chain_state
+    monkeypatch.setenv("CASINO_ETH_XPUB", account_xpub(ANVIL_MNEMONIC))
+    monkeypatch.setenv("CASINO_ETH_HOT_SEED", ANVIL_MNEMONIC)
+    monkeypatch.setenv("CASINO_ETH_RPC_URL", anvil.url)
+    monkeypatch.setenv("CASINO_ETH_TOKENS", f"USDT:{devnet['USDT']},USDC:{devnet['USDC']}")
+    monkeypatch.setenv("CASINO_ETH_BATCH_CONTRACT", devnet["batch"])
+    monkeypatch.setenv("CASINO_ETH_WITHDRAW_MIN", "ETH:100000,USDT:5000000,USDC:5000000")
+    monkeypatch.setenv("CASINO_ETH_WITHDRAW_MAX",
+                       "ETH:5000000000,USDT:10000000000,USDC:10000000000")
+    monkeypatch.setenv("CASINO_ETH_WITHDRAW_FEE",
+                       f"ETH:{ETH_FEE},USDT:{TOKEN_FEE},USDC:{TOKEN_FEE}")
+    reset_settings_cache()
+    signer_eth.forget()
+    monkeypatch.setattr(batcher, "fault", None)
+    hot = signer_eth.hot_address()
+    w3 = anvil.w3
+    w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
+        {"from": anvil.accounts[0], "to": hot, "value": 100 * 10**18}))
+    for code in ("USDT", "USDC"):
+        token = w3.eth.contract(address=devnet[code], abi=devnet["abi"][code])
+        w3.eth.wait_for_transaction_receipt(token.functions.mint(hot, 10_000 * 10**6)
+                                            .transact({"from": anvil.accounts[0]}))
+    yield anvil
+    anvil.automine(True)
+    reset_settings_cache()
+    signer_eth.forget()
+
+
+def _fund(player: str, code: str, amount: int) -> None:
+    with ledger_tx() as s:
+        ledger.transfer(s, f"test-deposit:{player}:{code}:{amount}", "deposit",
+                        ledger.house_account(s, code, "custody"),
+                        ledger.player_account(s, player, code), amount)
+
+
+def _balance(player: str, code: str) -> ledger.Balance:
+    with ledger_tx(readonly=True) as s:
+        return ledger.player_balances(s, player).get(code) or ledger.Balance(code, 0, 0)
+
+
+def _invariants_clean() -> None:
+    with ledger_tx(readonly=True) as s:
+        assert [(f.check, f.examples) for f in ledger.check_invariants(s) if f.violations] \
+            == []
+
+
+def _batcher(anvil, devnet, **kw) -> Batcher:  # noqa: ANN001
+    kw.setdefault("confirmations", 1)
+    kw.setdefault("fee_bump_seconds", 3600)
+    return Batcher(anvil.w3, devnet["batch"], {"USDT": devnet["USDT"], "USDC": devnet["USDC"]},
+                   **kw)
+
+
+def _run_until_idle(b: Batcher, rounds: int = 6) -> None:
+    for _ in range(rounds):
+        b.run()
+        with ledger_tx(readonly=True) as s:
+            busy = s.execute(select(func.count()).select_from(WithdrawalBatch).where(
+                WithdrawalBatch.state.in_(("signed", "sent")))).scalar_one()
+            queued = s.execute(select(func.count()).select_from(Withdrawal).where(
+                Withdrawal.state == "queued")).scalar_one()
+        if not busy and not queued:
+            return
+    raise AssertionError("the batcher did not finish")
+
+
+def _token_balance(anvil, devnet, code: str, addr: str) -> int:  # noqa: ANN001
+    token = anvil.w3.eth.contract(address=devnet[code], abi=devnet["abi"][code])
+    return token.functions.balanceOf(addr).call()
+
+
+def _batches() -> list[WithdrawalBatch]:
+    with ledger_tx(readonly=True) as s:
+        rows = s.execute(select(WithdrawalBatch).order_by(WithdrawalBatch.id)).scalars().all()
+        s.expunge_all()
+        return list(rows)
+
+
+def _versions(batch_id: int) -> list[WithdrawalBatchTx]:
+    with ledger_tx(readonly=True) as s:
+        rows = s.execute(select(WithdrawalBatchTx).where(
+            WithdrawalBatchTx.batch_id == batch_id).order_by(WithdrawalBatchTx.version)
+        ).scalars().all()
+        s.expunge_all()
+        return list(rows)
+
+
+def _fresh() -> str:
+    return Account.create().address
+
+
+# --- requests ---------------------------------------------------------------------------
+
+def test_refused_requests_change_nothing(env, devnet) -> None:  # noqa: ANN001
+    _fund("p-val", "ETH", 10_000_000)
+    _fund("p-val", "USDT", 50_000_000)
+    good = _fresh()
+    w = withdrawals.request_withdrawal("p-val", "ETH", "0.001", good, "k-first")
+    assert (w.amount, w.fee, w.state, w.replayed) == (1_000_000, ETH_FEE, "queued", False)
+    before = (_balance("p-val", "ETH"), _balance("p-val", "USDT"))
+
+    def count() -> tuple[int, int]:
+        with ledger_tx(readonly=True) as s:
+            return (s.execute(select(func.count()).select_from(Withdrawal)).scalar_one(),
+                    s.execute(select(func.count()).select_from(PendingTransfer)).scalar_one())
+
+    rows_before = count()
+    wrong_case = good[:2] + "".join(c.swapcase() if c.isalpha() else c for c in good[2:])
+    deposit = addresses.deposit_address("p-other")
+    cases = [
+        (("BTC", "0.001", good), withdrawals.UnsupportedCurrency, "BTC withdrawals"),
+        (("DOGE", "1", good), withdrawals.UnsupportedCurrency, "not available"),
+        (("ETH", "0.001", wrong_case), withdrawals.InvalidAddress, "wrong checksum"),
+        (("ETH", "0.001", "0x1234"), withdrawals.InvalidAddress, "40 hex"),
+        (("ETH", "0.001", withdrawals.ZERO_ADDRESS), withdrawals.InvalidAddress, "zero"),
+        (("ETH", "0.001", deposit), withdrawals.InvalidAddress, "casino's own"),
+        (("ETH", "0.001", deposit.lower()), withdrawals.InvalidAddress, "casino's own"),
+        (("ETH", "0.001", keys.hot_wallet_address()), withdrawals.InvalidAddress, "own"),
+        (("ETH", "0.001", devnet["batch"]), withdrawals.InvalidAddress, "own"),
+        (("USDT", "10", devnet["USDT"]), withdrawals.InvalidAddress, "own"),
+        (("ETH", "0.00001", good), withdrawals.InvalidAmount, "smallest withdrawal is 0.0001"),
+        (("ETH", "6", good), withdrawals.InvalidAmount, "largest withdrawal is 5 ETH"),
+        (("ETH", "0.0000000001", good), withdrawals.InvalidAmount, "at most 9 decimals"),
+        (("ETH", "-1", good), withdrawals.InvalidAmount, "positive"),
+        (("ETH", 0, good), withdrawals.InvalidAmount, "positive"),
+        (("ETH", "0.009", good), withdrawals.InsufficientBalance, "withdrawable"),
+        (("USDT", "49.5", good), withdrawals.InsufficientBalance, "withdrawable"),
+        (("USDC", "10", good), withdrawals.InsufficientBalance, "withdrawable"),
+    ]
+    for i, ((code, amount, addr), exc, text) in enumerate(cases):
+        with pytest.raises(exc, match=text):
+            withdrawals.request_withdrawal("p-val", code, amount, addr, f"k-bad-{i}")
+    # the same key with other values is refused; with the same values it is the first answer
+    with pytest.raises(withdrawals.KeyReused):
+        withdrawals.request_withdrawal("p-val", "ETH", "0.002", good, "k-first")
+    with pytest.raises(withdrawals.KeyReused):
+        withdrawals.request_withdrawal("p-other", "ETH", "0.001", good, "k-first")
+    again = withdrawals.request_withdrawal("p-val", "ETH", 1_000_000, good.lower(), "k-first")
+    assert again.id == w.id and again.replayed
+    # an open hold blocks withdrawals
+    with ledger_tx() as s:
+        s.add(PlayerHold(player_id="p-val", reason="deposit_reversed", detail="test"))
+    with pytest.raises(withdrawals.AccountOnHold):
+        withdrawals.request_withdrawal("p-val", "ETH", "0.001", good, "k-hold")
+    assert (_balance("p-val", "ETH"), _balance("p-val", "USDT")) == before
+    assert count() == rows_before
+    assert before[0].reserved == 1_000_000 + ETH_FEE
+    assert [v.id for v in withdrawals.withdrawals_of("p-val")] == [w.id]
+    for exc_type in (withdrawals.InvalidAmount, withdrawals.KeyReused,
+                     withdrawals.AccountOnHold, withdrawals.InsufficientBalance):
+        assert issubclass(exc_type, withdrawals.WithdrawalRefused)
+    _invariants_clean()
+
+
+def test_unconfirmed_deposits_are_not_withdrawable(env) -> None:  # noqa: ANN001
+    from casino_app.payments.eth.watch_models import ChainDeposit
+
+    _fund("p-unconf", "ETH", 3_000_000)
+    with ledger_tx() as s:  # 2,000,000 of it is a deposit at 1 confirmation
+        s.add(ChainDeposit(chain="ethereum", tx_hash="0x" + "ab" * 32, log_index=-1,
+                           block_number=1, block_hash="0x" + "cd" * 32, currency="ETH",
+                           address=_fresh(), sender=_fresh(), player_id="p-unconf",
+                           amount_raw=str(2 * 10**15), amount=2_000_000, state="pending",
+                           credits=1, owed=0))
+    with pytest.raises(withdrawals.InsufficientBalance):
+        withdrawals.request_withdrawal("p-unconf", "ETH", "0.001", _fresh(), "k-u1")
+    w = withdrawals.request_withdrawal("p-unconf", "ETH", "0.0009", _fresh(), "k-u2")
+    assert w.total == 950_000
+
+
+# --- batches --------------------------------------------------------------------------------
+
+def test_twenty_eth_withdrawals_are_paid_in_one_transaction(env, devnet) -> None:  # noqa: ANN001
+    players = [f"p-b{i}" for i in range(4)]
+    for p in players:
+        _fund(p, "ETH", 100_000_000)
+    wanted, owner = {}, {}
+    for i in range(20):
+        to = _fresh()
+        amount = 100_000 + i * 1_234_567  # gwei, all different
+        w = withdrawals.request_withdrawal(players[i % 4], "ETH", amount, to, f"k-20-{i}")
+        wanted[w.id] = (to, amount)
+        owner[w.id] = players[i % 4]
+    b = _batcher(env, devnet)
+    res = b.run()
+    assert (res.created, res.broadcast) == (1, 1)
+    _run_until_idle(b)
+    [batch] = _batches()
+    assert (batch.kind, batch.state, batch.currency) == ("pay", "confirmed", "ETH")
+    assert batch.total == sum(a for _, a in wanted.values())
+    receipt = env.w3.eth.get_transaction_receipt(batch.tx_hash)
+    assert receipt["status"] == 1
+    paid = b.contract.events.Paid().process_receipt(receipt)
+    assert sorted((e["args"]["ref"], e["args"]["to"], e["args"]["amount"]) for e in paid) == \
+        sorted((wid, to, a * GWEI) for wid, (to, a) in wanted.items())
+    for to, amount in wanted.values():
+        assert env.w3.eth.get_balance(to) == amount * GWEI
+    with ledger_tx(readonly=True) as s:
+        states = {w.state for w in s.query(Withdrawal)}
+        assert states == {"confirmed"}
+        fees = ledger.balance_of(s, ledger.house_account(s, "ETH", "fees")).balance
+        gas_gwei = -(-int(batch.gas_fee_wei) // GWEI)
+        assert fees == 20 * ETH_FEE - gas_gwei
+        # one ETH transaction from the hot wallet: nonce 0 (the funding did not use it)
+        assert batch.nonce == 0 and env.w3.eth.get_transaction_count(b.hot) == 1
+    for p in players:
+        mine = [a for wid, (_, a) in wanted.items() if owner[wid] == p]
+        bal = _balance(p, "ETH")
+        assert (bal.balance, bal.reserved) == (100_000_000 - sum(mine) - len(mine) * ETH_FEE, 0)
+    assert all(v.state == "confirmed" and v.tx_hash == batch.tx_hash
+               for v in withdrawals.withdrawals_of(players[0]))
+    with ledger_tx(readonly=True) as s:  # raw transactions are dropped once final
+        assert s.execute(select(WithdrawalBatchTx.raw_tx)).scalars().all() == [None]
+    _invariants_clean()
+
+
+def test_usdt_and_usdc_batches(env, devnet) -> None:  # noqa: ANN001
+    _fund("p-tok", "USDT", 500_000_000)
+    _fund("p-tok", "USDC", 500_000_000)
+    wanted = []
+    for i, code in enumerate(["USDT", "USDT", "USDT", "USDC", "USDC"]):
+        to, amount = _fresh(), 10_000_000 + i * 1_000_001
+        withdrawals.request_withdrawal("p-tok", code, amount, to, f"k-tok-{i}")
+        wanted.append((code, to, amount))
+    b = _batcher(env, devnet)
+    res = b.run()
+    assert res.created == 2  # the two approvals first
+    _run_until_idle(b)
+    batches = _batches()
+    assert sorted((x.kind, x.currency, x.state) for x in batches) == [
+        ("approve", "USDC", "confirmed"), ("approve", "USDT", "confirmed"),
+        ("pay", "USDC", "confirmed"), ("pay", "USDT", "confirmed")]
+    assert sorted(x.nonce for x in batches) == [0, 1, 2, 3]
+    for code, to, amount in wanted:
+        assert _token_balance(env, devnet, code, to) == amount
+    bal = _balance("p-tok", "USDT")
+    assert (bal.balance, bal.reserved) == (
+        500_000_000 - sum(a for c, _, a in wanted if c == "USDT") - 3 * TOKEN_FEE, 0)
+    # a second round needs no new approval
+    withdrawals.request_withdrawal("p-tok", "USDT", 7_000_000, _fresh(), "k-tok-again")
+    b.run()
+    _run_until_idle(b)
+    assert [x.kind for x in _batches()].count("approve") == 2
+    _invariants_clean()
+
+
+def test_crash_after_recording_before_broadcast_sends_the_same_tx(env, devnet) -> None:  # noqa: ANN001
+    _fund("p-crash", "ETH", 50_000_000)
+    tos = [_fresh() for _ in range(3)]
+    for i, to in enumerate(tos):
+        withdrawals.request_withdrawal("p-crash", "ETH", 1_000_000 * (i + 1), to, f"k-c{i}")
+
+    def die(point: str, batch_id: int) -> None:
+        if point == "signed":
+            raise Crash(point)
+
+    batcher.fault = die
+    with pytest.raises(Crash):
+        _batcher(env, devnet).run()
+    batcher.fault = None
+    [batch] = _batches()
+    [v0] = _versions(batch.id)
+    assert batch.state == "signed" and v0.raw_tx
+    with pytest.raises(TransactionNotFound):
+        env.w3.eth.get_transaction(v0.tx_hash)  # never broadcast
+    assert all(env.w3.eth.get_balance(t) == 0 for t in tos)
+    restarted = _batcher(env, devnet)  # a new process
+    res = restarted.run()
+    assert res.rebroadcast == 1 and res.created == 0
+    _run_until_idle(restarted)
+    [batch] = _batches()
+    assert batch.state == "confirmed" and batch.tx_hash == v0.tx_hash  # the same signed tx
+    assert len(_versions(batch.id)) == 1
+    assert [env.w3.eth.get_balance(t) for t in tos] == [i * 10**15 for i in (1, 2, 3)]
+    assert env.w3.eth.get_transaction_count(restarted.hot) == 1
+    for _ in range(2):  # more runs change nothing
+        restarted.run()
+    assert _balance("p-crash", "ETH") == ledger.Balance(
+        "ETH", 50_000_000 - 6_000_000 - 3 * ETH_FEE, 0)
+    _invariants_clean()
+
+
+def test_crash_after_broadcast_before_recording_settles_once(env, devnet) -> None:  # noqa: ANN001
+    _fund("p-crash2", "USDC", 100_000_000)
+    to = _fresh()
+    withdrawals.request_withdrawal("p-crash2", "USDC", "12.5", to, "k-c2")
+    _batcher(env, devnet).run()  # the approval
+
+    def die(point: str, batch_id: int) -> None:  # the next run settles it, then pays
+        if point == "broadcast":
+            raise Crash(point)
+
+    batcher.fault = die
+    with pytest.raises(Crash):
+        _batcher(env, devnet).run()
+    batcher.fault = None
+    pay = [x for x in _batches() if x.kind == "pay"][0]
+    assert pay.state == "signed"  # broadcast (and mined), not recorded as sent
+    assert _token_balance(env, devnet, "USDC", to) == 12_500_000
+    restarted = _batcher(env, devnet)
+    res = restarted.run()
+    assert res.confirmed == 1 and res.paid == 1 and res.rebroadcast == 0
+    restarted.run()
+    assert _token_balance(env, devnet, "USDC", to) == 12_500_000
+    assert _balance("p-crash2", "USDC") == ledger.Balance(
+        "USDC", 100_000_000 - 12_500_000 - TOKEN_FEE, 0)
+    _invariants_clean()
+
+
+def _zero_usdt_balance(anvil, devnet, holder: str) -> None:  # noqa: ANN001
+    """Cheat: empty ``holder``'s USDT (TetherToken's balanceOf mapping is slot 4)."""
+    slot = keccak(bytes(12) + bytes.fromhex(holder[2:]) + (4).to_bytes(32, "big"))
+    anvil.rpc("anvil_setStorageAt", [devnet["USDT"], Web3.to_hex(slot), "0x" + "00" * 32])
+    assert _token_balance(anvil, devnet, "USDT", holder) == 0
+
+
+def test_reverted_batch_voids_the_reservations(env, devnet) -> None:  # noqa: ANN001
+    _fund("p-fail", "USDT", 100_000_000)
+    tos = [_fresh(), _fresh()]
+    for i, to in enumerate(tos):
+        withdrawals.request_withdrawal("p-fail", "USDT", 20_000_000, to, f"k-f{i}")
+    assert _balance("p-fail", "USDT").reserved == 2 * (20_000_000 + TOKEN_FEE)
+    b = _batcher(env, devnet)
+    b.run()  # approval
+
+    def drain(point: str, batch_id: int) -> None:  # the tokens leave after signing
+        if point == "signed":
+            _zero_usdt_balance(env, devnet, b.hot)
+
+    batcher.fault = drain
+    res = b.run()
+    batcher.fault = None
+    assert res.created == 1 and res.broadcast == 1
+    res = b.run()
+    assert (res.failed, res.voided) == (1, 2)
+    pay = [x for x in _batches() if x.kind == "pay"][0]
+    assert pay.state == "failed" and pay.failure == "the transaction reverted"
+    assert env.w3.eth.get_transaction_receipt(pay.tx_hash)["status"] == 0
+    assert _balance("p-fail", "USDT") == ledger.Balance("USDT", 100_000_000, 0)
+    assert {v.state for v in withdrawals.withdrawals_of("p-fail")} == {"failed"}
+    assert all(_token_balance(env, devnet, "USDT", t) == 0 for t in tos)
+    with ledger_tx(readonly=True) as s:  # the gas was spent all the same
+        assert ledger.balance_of(s, ledger.house_account(s, "ETH", "fees")).balance < 0
+    # with the hot wallet short of tokens, new requests wait in the queue (no transaction)
+    withdrawals.request_withdrawal("p-fail", "USDT", 20_000_000, tos[0], "k-f-later")
+    res = b.run()
+    assert res.created == 0
+    assert withdrawals.withdrawals_of("p-fail")[0].state == "queued"
+    _invariants_clean()
+
+
+def test_fee_bump_on_a_stuck_transaction_pays_once(env, devnet) -> None:  # noqa: ANN001
+    _fund("p-bump", "ETH", 50_000_000)
+    tos = [_fresh(), _fresh()]
+    for i, to in enumerate(tos):
+        withdrawals.request_withdrawal("p-bump", "ETH", 2_000_000, to, f"k-bump-{i}")
+    env.automine(False)
+    b = _batcher(env, devnet, fee_bump_seconds=0)
+    assert b.run().broadcast == 1
+    res = b.run()  # not mined: bumped
+    assert res.bumped == 1
+    [batch] = _batches()
+    v0, v1 = _versions(batch.id)
+    assert v1.max_fee_per_gas >= v0.max_fee_per_gas * 9 // 8
+    assert v1.max_priority_fee_per_gas >= v0.max_priority_fee_per_gas * 9 // 8
+    env.mine(1)
+    env.automine(True)
+    _run_until_idle(_batcher(env, devnet))
+    [batch] = _batches()
+    assert batch.state == "confirmed" and batch.tx_hash == v1.tx_hash
+    with pytest.raises(TransactionNotFound):
+        env.w3.eth.get_transaction_receipt(v0.tx_hash)
+    assert [env.w3.eth.get_balance(t) for t in tos] == [2 * 10**15, 2 * 10**15]
+    assert env.w3.eth.get_transaction_count(b.hot) == 1
+    assert _balance("p-bump", "ETH") == ledger.Balance(
+        "ETH", 50_000_000 - 2 * (2_000_000 + ETH_FEE), 0)
+    _invariants_clean()
+
+
+def test_an_address_that_refuses_payment_fails_alone(env, devnet) -> None:  # noqa: ANN001
+    # The USDT contract has no receive function: paying ether to it reverts.
+    _fund("p-ref", "ETH", 50_000_000)
+    good = _fresh()
+    withdrawals.request_withdrawal("p-ref", "ETH", 1_000_000, good, "k-ref-1")
+    with ledger_tx() as s:  # bypass the request's own-address check for the test
+        w = s.execute(select(Withdrawal)).scalar_one()
+        refuser = Withdrawal(key="k-ref-2", player_id="p-ref", chain="ethereum",
+                             currency="ETH", amount=1_000_000, fee=0, address=devnet["USDC"],
+                             state="queued")
+        s.add(refuser)
+        s.flush()
+        ledger.reserve(s, f"withdrawal:{refuser.id}", "withdrawal",
+                       ledger.player_account(s, "p-ref", "ETH"),
+                       ledger.house_account(s, "ETH", "custody"), 1_000_000)
+        assert w.id < refuser.id
+    b = _batcher(env, devnet)
+    res = b.run()
+    assert res.voided == 1 and res.created == 1
+    _run_until_idle(b)
+    assert env.w3.eth.get_balance(good) == 10**15
+    states = {v.address: (v.state, v.failure) for v in withdrawals.withdrawals_of("p-ref")}
+    assert states[devnet["USDC"]] == ("failed", "the address refused the payment")
+    assert states[good][0] == "confirmed"
+    _invariants_clean()
+
+
+def test_the_web_side_does_not_import_the_signer() -> None:
+    probe = ("import sys, casino_app.payments.eth.withdrawals; "
+             "print(sorted(m for m in sys.modules if m.startswith('casino_app.payments.signer')"
+             " or m == 'casino_app.payments.eth.batcher'))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[3]).stdout
+    assert out.strip() == "[]"
