@@ -148,9 +148,10 @@ class DepositsState(rx.State):
         """Read the player's address and deposits; create the address on first view."""
         assets = configured()
         st = get_settings()
-        self.enabled = bool(assets)
-        self.network, self.chain_id = activity.network_name(st.eth_chain_id), st.eth_chain_id
-        self.needed = st.eth_confirmations
+        self._set("enabled", bool(assets))
+        self._set("network", activity.network_name(st.eth_chain_id))
+        self._set("chain_id", st.eth_chain_id)
+        self._set("needed", st.eth_confirmations)
         if not assets:
             self._clear()
             self.loaded = True
@@ -165,14 +166,21 @@ class DepositsState(rx.State):
             self.loaded = True
             return
         view = await asyncio.to_thread(activity.player_deposits, player_id, list(assets))
-        self.address = address
-        self.codes = list(assets)
+        self._set("address", address)
+        self._set("codes", list(assets))
         if self.selected not in assets:
-            self.selected = self.codes[0]
-        self.cards = await asyncio.to_thread(cards, address, view, assets, self.chain_id)
-        self.deposits = [deposit_row(d, self.needed) for d in view.deposits]
-        self.message = ""
-        self.loaded = True
+            self.selected = list(assets)[0]
+        self._set("cards", await asyncio.to_thread(cards, address, view, assets,
+                                                   self.chain_id))
+        self._set("deposits", [deposit_row(d, self.needed) for d in view.deposits])
+        self._set("message", "")
+        self._set("loaded", True)
+
+    def _set(self, name: str, value: object) -> None:
+        # Reflex sends every assigned var to the browser: a push that changed one deposit
+        # should not send the QR codes again.
+        if getattr(self, name) != value:
+            setattr(self, name, value)
 
     def _on_wallet_page(self) -> bool:
         return (self.router.url.path or "").rstrip("/") == routes.WALLET
