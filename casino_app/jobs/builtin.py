@@ -44,6 +44,12 @@ def eth_watch() -> dict[str, int]:
     return watch_once()
 
 
+def eth_batch() -> dict[str, int]:
+    from casino_app.payments.eth.batcher import batch_once
+
+    return batch_once()
+
+
 def eth_reconcile() -> dict[str, int]:
     from casino_app.payments.eth.reconcile import run_reconcile
 
@@ -51,7 +57,7 @@ def eth_reconcile() -> dict[str, int]:
 
 
 @lru_cache(maxsize=4)
-def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, float] | None,
+def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, ...] | None,
                   rates_seconds: float | None = None) -> tuple[Job, ...]:
     # Cached: the same settings give the very same Job objects, so registering is a no-op.
     chain = () if eth is None else (
@@ -59,6 +65,8 @@ def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, float] | None,
         Job("eth-watch", eth[0], eth_watch),
         # Compare the books with the chain (payments.eth.reconcile).
         Job("eth-reconcile", eth[1], eth_reconcile),
+        # Pay queued withdrawals from the hot wallet (payments.eth.batcher).
+        Job("eth-batch", eth[2], eth_batch),
     )
     return (
         Job("identity-cleanup", HOUR, identity_cleanup),
@@ -76,7 +84,8 @@ def builtin_jobs() -> tuple[Job, ...]:
     """The built-in jobs, with intervals from the settings."""
     st = get_settings()
     return _builtin_jobs(st.audit_anchor_seconds,
-                         (st.eth_watch_seconds, st.eth_reconcile_seconds)
+                         (st.eth_watch_seconds, st.eth_reconcile_seconds,
+                          st.eth_batch_seconds)
                          if st.eth_rpc_url else None,
                          rates_seconds=st.rates_seconds if st.rates_url else None)
 

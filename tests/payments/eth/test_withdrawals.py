@@ -461,3 +461,25 @@ def test_the_web_side_does_not_import_the_signer() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[3]).stdout
     assert out.strip() == "[]"
+
+
+def test_eth_batch_job_is_registered_with_a_node_and_pays(env, devnet,  # noqa: ANN001
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from casino_app.jobs.builtin import builtin_jobs
+
+    monkeypatch.setenv("CASINO_ETH_BATCH_SECONDS", "30")
+    monkeypatch.setenv("CASINO_ETH_CONFIRMATIONS", "1")
+    reset_settings_cache()
+    jobs = {j.name: j for j in builtin_jobs()}
+    assert jobs["eth-batch"].interval == 30
+    monkeypatch.setattr(batcher, "_batcher", None)
+    _fund("p-job", "ETH", 10_000_000)
+    to = _fresh()
+    withdrawals.request_withdrawal("p-job", "ETH", "0.003", to, "k-job")
+    assert jobs["eth-batch"].func()["broadcast"] == 1
+    assert jobs["eth-batch"].func()["paid"] == 1
+    assert env.w3.eth.get_balance(to) == 3 * 10**15
+    monkeypatch.setenv("CASINO_ETH_RPC_URL", "")
+    reset_settings_cache()
+    assert "eth-batch" not in {j.name for j in builtin_jobs()}
+    _invariants_clean()
