@@ -307,3 +307,25 @@ def _request(s: Session, player_id: str, code: str, value: int, target: str,
     log.info("eth_withdrawal_requested", withdrawal_id=w.id, player_id=player_id,
              currency=code, amount=value, fee=lim.fee, state=state)
     return _view(w, None)
+
+
+# --- staff ---------------------------------------------------------------------------------
+
+class NotAwaitingApproval(WithdrawalRefused):
+    def __init__(self) -> None:
+        super().__init__("This withdrawal is not waiting for approval.")
+
+
+def reject_withdrawal(withdrawal_id: int, staff_id: int, reason: str) -> WithdrawalView:
+    """Refuse a large withdrawal waiting for approval: its reservation is voided (the money
+    is the player's again). One staff member may refuse; approving needs two (the Safe
+    path, not built yet). The admin layer checks the role and audits the action."""
+    with ledger_tx() as s:
+        w = s.execute(select(Withdrawal).where(Withdrawal.id == withdrawal_id)
+                      .with_for_update()).scalar_one_or_none()
+        if w is None or w.state != "awaiting_approval":
+            raise NotAwaitingApproval()
+        ledger.void_pending(s, f"withdrawal:{w.id}")
+        w.state, w.failure, w.updated_at = "rejected", (reason or "rejected")[:200], utcnow()
+        log.info("eth_withdrawal_rejected", withdrawal_id=w.id, staff_id=staff_id)
+        return _view(w, None)

@@ -483,3 +483,56 @@ def test_eth_batch_job_is_registered_with_a_node_and_pays(env, devnet,  # noqa: 
     reset_settings_cache()
     assert "eth-batch" not in {j.name for j in builtin_jobs()}
     _invariants_clean()
+
+
+def test_concurrent_requests_never_overdraw(any_env: str, monkeypatch: pytest.MonkeyPatch
+                                            ) -> None:
+    import threading
+
+    from casino_app.payments.signer.seed import account_xpub as xpub_of
+
+    monkeypatch.setenv("CASINO_ETH_XPUB", xpub_of(ANVIL_MNEMONIC))
+    monkeypatch.setenv("CASINO_ETH_RPC_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("CASINO_ETH_WITHDRAW_FEE", "ETH:1000")
+    reset_settings_cache()
+    _fund("p-race", "ETH", 10_000_000)
+    accepted, refused = [], []
+    start = threading.Barrier(12)
+
+    def ask(i: int) -> None:
+        start.wait()
+        try:
+            accepted.append(withdrawals.request_withdrawal(
+                "p-race", "ETH", 1_999_000, _fresh(), f"k-race-{i}"))
+        except withdrawals.InsufficientBalance:
+            refused.append(i)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(accepted) == 5 and len(refused) == 7  # 5 x 2,000,000 = the balance
+    bal = _balance("p-race", "ETH")
+    assert (bal.balance, bal.reserved) == (10_000_000, 10_000_000)
+    _invariants_clean()
+
+
+def test_large_withdrawals_wait_for_staff_and_can_be_rejected(
+        any_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CASINO_ETH_XPUB", account_xpub(ANVIL_MNEMONIC))
+    monkeypatch.setenv("CASINO_ETH_RPC_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("CASINO_ETH_WITHDRAW_LARGE", "ETH:5000000")
+    reset_settings_cache()
+    _fund("p-large", "ETH", 10_000_000)
+    small = withdrawals.request_withdrawal("p-large", "ETH", 4_999_999, _fresh(), "k-l1")
+    large = withdrawals.request_withdrawal("p-large", "ETH", 5_000_000, _fresh(), "k-l2")
+    assert (small.state, large.state) == ("queued", "awaiting_approval")
+    with pytest.raises(withdrawals.NotAwaitingApproval):
+        withdrawals.reject_withdrawal(small.id, 7, "no")
+    out = withdrawals.reject_withdrawal(large.id, 7, "source of funds unclear")
+    assert out.state == "rejected"
+    with pytest.raises(withdrawals.NotAwaitingApproval):
+        withdrawals.reject_withdrawal(large.id, 8, "again")
+    assert _balance("p-large", "ETH") == ledger.Balance("ETH", 10_000_000, 4_999_999)
+    _invariants_clean()
