@@ -270,7 +270,7 @@ def _fixed_table() -> RateTable:
 def load() -> RateTable:
     """The rates stored by the last successful refresh (empty if there was none yet)."""
     st = get_settings()
-    name = CoinGeckoSource(st.rates_url).name
+    name = CoinGeckoSource(st.rates_url).name if st.rates_url else ""
     with ledger_tx(readonly=True) as s:
         rows = s.execute(select(DisplayRate)).scalars().all()
     rates = {(r.currency, r.quote): Decimal(r.rate) for r in rows}

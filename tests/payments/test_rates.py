@@ -237,3 +237,28 @@ def test_no_rates_job_without_a_source(app_env) -> None:  # noqa: ANN001
     from casino_app.jobs.builtin import builtin_jobs
 
     assert "rates-refresh" not in {j.name for j in builtin_jobs()}
+
+
+# --- storage ----------------------------------------------------------------------------------
+
+def test_rates_are_stored_as_decimal_strings_and_migrate_down_and_up(any_env: str) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from casino_app.core.db import databases
+    from casino_app.core.migrations import alembic_config, current
+
+    rates.store({("ETH", "USD"): Decimal("3012.123456789012345678"),
+                 ("BTC", "EUR"): Decimal("83000")}, "api.example.com")
+    assert stored() == {("ETH", "USD"): ("3012.123456789012345678", "api.example.com"),
+                        ("BTC", "EUR"): ("83000", "api.example.com")}
+    assert rates.load().rate("ETH", "USD") == Decimal("3012.123456789012345678")
+    rates.store({("ETH", "USD"): Decimal("3013")}, "api.example.com")  # replaces the set
+    assert set(stored()) == {("ETH", "USD")}
+
+    engine, cfg = databases().ledger_engine, alembic_config("ledger")
+    command.downgrade(cfg, "led0006")
+    assert current("ledger") == "led0006"
+    assert "display_rates" not in inspect(engine).get_table_names()
+    command.upgrade(cfg, "head")
+    assert "display_rates" in inspect(engine).get_table_names()
