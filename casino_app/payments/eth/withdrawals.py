@@ -28,10 +28,9 @@ from casino_app.core.clock import utcnow
 from casino_app.core.db import ledger_tx
 from casino_app.core.logging import get_logger
 from casino_app.core.settings import ConfigError, get_settings
-from casino_app.payments import ledger
+from casino_app.payments import holds, ledger
 from casino_app.payments.currencies import MAX_AMOUNT, Currency, currency
 from casino_app.payments.eth import addresses, keys
-from casino_app.payments.eth.watch_models import PlayerHold
 from casino_app.payments.eth.watcher import parse_amounts, parse_tokens, withdrawable
 from casino_app.payments.eth.withdrawal_models import (
     Withdrawal,
@@ -78,8 +77,7 @@ class InsufficientBalance(WithdrawalRefused):
 
 class AccountOnHold(WithdrawalRefused):
     def __init__(self) -> None:
-        super().__init__("Withdrawals are paused on your account while our team reviews "
-                         "it. Please contact support.")
+        super().__init__(holds.MESSAGE)
 
 
 class KeyReused(WithdrawalRefused):
@@ -283,9 +281,7 @@ def _request(s: Session, player_id: str, code: str, value: int, target: str,
     except ConfigError:
         log.warning("eth_withdrawals_no_xpub")
         raise WithdrawalsUnavailable() from None
-    if s.execute(select(PlayerHold.id).where(PlayerHold.player_id == player_id,
-                                             PlayerHold.released_at.is_(None))
-                 .limit(1)).first() is not None:
+    if holds.on_hold(s, player_id):
         raise AccountOnHold()
     player = ledger.player_account(s, player_id, code)
     ledger.balance_of(s, player, lock=True)  # one decision at a time per player balance
