@@ -254,6 +254,21 @@ def cmd_reconcile(_args: argparse.Namespace) -> int:
     return 0 if res.clean else 1
 
 
+def cmd_devnet(args: argparse.Namespace) -> int:
+    """A local Ethereum chain with the contracts deployed and the hot wallet funded."""
+    st = _settings()
+    if st.is_production:
+        return _fail("casino devnet is a development chain: not in production")
+    from casino_app.payments.eth import devnet, keys
+    from casino_app.payments.signer.seed import prepare_hot_wallet
+
+    prepare_hot_wallet()  # development: creates the seed and the xpub file if missing
+    try:
+        return devnet.run(args.port, st.data_dir, args.block_time, keys.hot_wallet_address())
+    except (FileNotFoundError, RuntimeError) as exc:
+        return _fail(str(exc))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="casino", description="HashHouse platform commands")
     sub = p.add_subparsers(dest="command", required=True)
@@ -296,6 +311,13 @@ def build_parser() -> argparse.ArgumentParser:
     lf.add_argument("--reference", required=True,
                     help="where the coins came from (transaction id); a repeat is a no-op")
     lf.set_defaults(func=cmd_ledger_fund)
+
+    dn = sub.add_parser("devnet", help="run a local Ethereum development chain (anvil) with "
+                                       "tokens, a Safe and a funded hot wallet")
+    dn.add_argument("--port", type=int, default=8545)
+    dn.add_argument("--block-time", type=float, default=None,
+                    help="mine every N seconds (default: a block per transaction)")
+    dn.set_defaults(func=cmd_devnet)
 
     sub.add_parser("reconcile", help="compare the books with the chain now (JSON; exit 1 "
                                      "on a discrepancy)").set_defaults(func=cmd_reconcile)

@@ -1,0 +1,128 @@
+"""``casino devnet``: a local Ethereum development chain for demo deposits and withdrawals.
+
+Runs anvil (installed from npm into .tools/ by ./setup.sh) on a port, deploys what the
+platform needs (USDT look-alike whose ``transfer`` returns nothing, USDC, a 2-of-3 Safe as
+the cold wallet, BatchPay), funds the hot wallet with ETH, USDT and USDC, and prints the
+settings that point ``casino run`` at it. The chain state is saved to a file in the data
+folder on exit and loaded on the next start (anvil ``--state``), so addresses handed out
+stay funded. Development only: every key here is anvil's public test mnemonic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from web3 import Web3
+
+from casino_app.core.logging import get_logger
+
+log = get_logger("casino.devnet")
+
+# anvil's well-known development mnemonic: its ten accounts hold 10,000 ETH each.
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+DEPLOYER_INDEX = 0
+SAFE_OWNER_INDEXES = (7, 8, 9)
+
+
+def anvil_exe() -> Path:
+    tools = Path(os.environ.get("HH_TOOLS_DIR", Path(__file__).resolve().parents[3] / ".tools"))
+    exe = tools / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+    if exe.exists():
+        return exe
+    found = shutil.which("anvil")
+    if found:
+        return Path(found)
+    raise FileNotFoundError(f"anvil not found at {exe}: run ./setup.sh install")
+
+
+def _key(index: int) -> str:
+    from eth_account import Account
+
+    Account.enable_unaudited_hdwallet_features()
+    return Account.from_mnemonic(ANVIL_MNEMONIC,
+                                 account_path=f"m/44'/60'/0'/0/{index}").key.to_0x_hex()
+
+
+def _wait(w3: Web3, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"anvil exited with code {proc.returncode}")
+        try:
+            w3.eth.block_number
+            return
+        except Exception:  # noqa: BLE001 - not listening yet
+            time.sleep(0.1)
+    raise RuntimeError("anvil did not answer in time")
+
+
+def setup_chain(w3: Web3, hot_address: str, saved: dict[str, Any] | None) -> dict[str, Any]:
+    """Deploy the contracts (unless the saved ones are still on this chain) and fund the
+    hot wallet. Returns the deployment (addresses)."""
+    from casino_app.payments.eth import chain
+
+    if saved and all(w3.eth.get_code(saved[k]) for k in ("USDT", "USDC", "safe", "batch")):
+        return saved
+    d = chain.deploy_devnet(w3, _key(DEPLOYER_INDEX), [_key(i) for i in SAFE_OWNER_INDEXES])
+    deployer = _key(DEPLOYER_INDEX)
+    chain.transact(w3, {"to": hot_address, "value": 100 * 10**18}, deployer)
+    for code in ("USDT", "USDC"):
+        token = chain.contract(w3, "TetherToken" if code == "USDT" else "TestToken", d[code])
+        chain.transact(w3, {"to": d[code], "data": token.encode_abi(
+            "mint", [hot_address, 1_000_000 * 10**6])}, deployer)
+    d.pop("abi", None)
+    return d
+
+
+def settings_for(d: dict[str, Any], url: str) -> dict[str, str]:
+    return {
+        "CASINO_ETH_RPC_URL": url,
+        "CASINO_ETH_CHAIN_ID": str(d["chain_id"]),
+        "CASINO_ETH_TOKENS": f"USDT:{d['USDT']},USDC:{d['USDC']}",
+        "CASINO_ETH_SAFE_ADDRESS": d["safe"],
+        "CASINO_ETH_BATCH_CONTRACT": d["batch"],
+        "CASINO_ETH_CONFIRMATIONS": "3",
+        "CASINO_ETH_PENDING_CAP": "ETH:1000000000,USDT:1000000000,USDC:1000000000",
+    }
+
+
+def run(port: int, data_dir: Path, block_time: float | None, hot_address: str) -> int:
+    """Run the devnet in the foreground until interrupted (Ctrl-C)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    state = data_dir / "devnet-state.json"
+    deployed_file = data_dir / "devnet.json"
+    args = [str(anvil_exe()), "--port", str(port), "--host", "127.0.0.1", "--chain-id",
+            "31337", "--mnemonic", ANVIL_MNEMONIC, "--state", str(state), "--silent"]
+    if block_time:
+        args += ["--block-time", str(block_time)]
+    proc = subprocess.Popen(args)  # noqa: S603 - our own binary, fixed arguments
+    try:
+        url = f"http://127.0.0.1:{port}"
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 10}))
+        _wait(w3, proc)
+        saved = json.loads(deployed_file.read_text()) if deployed_file.exists() else None
+        d = setup_chain(w3, hot_address, saved)
+        deployed_file.write_text(json.dumps(d, indent=2))
+        print("HashHouse devnet (anvil, development keys only: never use them for real money)")
+        print(f"  chain id {d['chain_id']} at {url}; Safe owners are anvil accounts 7, 8, 9")
+        print("  point the app at it (e.g. in the environment of `casino run`):")
+        for k, v in settings_for(d, url).items():
+            print(f"    export {k}={v}")
+        print("  Ctrl-C stops it; the chain is saved to", state)
+        proc.wait()
+        return proc.returncode or 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if proc.poll() is None:
+            proc.terminate()  # anvil writes --state on SIGTERM
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
