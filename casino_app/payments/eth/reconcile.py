@@ -40,7 +40,13 @@ from casino_app.payments import ledger
 from casino_app.payments.eth import addresses
 from casino_app.payments.eth.reconcile_models import ReconcileIssue, ReconcileRun
 from casino_app.payments.eth.watch_models import ChainBlock, ChainDeposit
-from casino_app.payments.eth.watcher import CHAIN, MAX_REORG_DEPTH, TRANSFER_TOPIC, Asset
+from casino_app.payments.eth.watcher import (
+    CHAIN,
+    MAX_REORG_DEPTH,
+    TRANSFER_TOPIC,
+    WEI_PER_GWEI,
+    Asset,
+)
 from casino_app.security.audit import SYSTEM, AuditAction, record
 
 log = get_logger("casino.eth.reconcile")
@@ -135,6 +141,64 @@ def expected_totals(s: Session, assets: Sequence[Asset], block: int, chain: str 
     return out
 
 
+def hot_wallet_txs(w3: Web3, s: Session, assets: Sequence[Asset], block: int,
+                   chain: str = CHAIN) -> dict[str, int]:
+    """What the ledger's view must be corrected by (on-chain units per currency) for the
+    transactions we sent (payments/eth/batcher: withdrawal batches, approvals; other
+    kinds move coins between our own addresses and cost only gas):
+
+    * gas booked rounded up to gwei leaves its sub-gwei rest on chain;
+    * a transaction settled in the ledger but mined after the pinned block has not yet
+      paid (its value and gas) at that block;
+    * a transaction mined at or before the pinned block and not settled yet has paid."""
+    from casino_app.payments.eth.withdrawal_models import WithdrawalBatch, WithdrawalBatchTx
+
+    per_unit = {a.code: a.per_unit for a in assets}
+    adj = dict.fromkeys(per_unit, 0)
+    rows = s.execute(select(WithdrawalBatch).where(WithdrawalBatch.chain == chain)).scalars()
+    pending: list[WithdrawalBatch] = []
+    for b in rows:
+        paid = b.total * per_unit.get(b.currency, 1) if b.kind == "pay" else 0
+        if b.state in ("confirmed", "failed") and b.gas_fee_wei is not None:
+            gas_wei = int(b.gas_fee_wei)
+            charged = -(-gas_wei // WEI_PER_GWEI) * WEI_PER_GWEI
+            if b.block_number is not None and b.block_number > block:
+                adj["ETH"] += charged
+                if b.state == "confirmed":
+                    adj[b.currency] = adj.get(b.currency, 0) + paid
+            else:
+                adj["ETH"] += charged - gas_wei
+        elif b.state in ("signed", "sent"):
+            pending.append(b)
+    if pending:
+        by_batch: dict[int, list[str]] = {}
+        for bid, h in s.execute(select(WithdrawalBatchTx.batch_id, WithdrawalBatchTx.tx_hash)
+                                .where(WithdrawalBatchTx.batch_id.in_([b.id for b in pending]))):
+            by_batch.setdefault(bid, []).append(h)
+        receipts = _receipts(w3, [h for hs in by_batch.values() for h in hs])
+        for b in pending:
+            for h in by_batch.get(b.id, []):
+                rc = receipts.get(h)
+                if rc is None or int(rc["blockNumber"]) > block:
+                    continue
+                adj["ETH"] -= int(rc["gasUsed"]) * int(rc["effectiveGasPrice"])
+                if rc["status"] == 1 and b.kind == "pay":
+                    adj[b.currency] = adj.get(b.currency, 0) - b.total * per_unit.get(
+                        b.currency, 1)
+    return adj
+
+
+def _receipts(w3: Web3, hashes: Sequence[str]) -> dict[str, Any]:
+    """Receipts of mined transactions (a transaction not mined is left out)."""
+    out: dict[str, Any] = {}
+    for h in hashes:
+        try:
+            out[h] = w3.eth.get_transaction_receipt(h)
+        except Exception:  # noqa: BLE001 - web3 raises TransactionNotFound when not mined
+            continue
+    return out
+
+
 def _credits_not_on_chain(w3: Web3, s: Session, since: int, block: int, chain: str
                           ) -> list[Issue]:
     rows = s.execute(select(ChainDeposit).where(
@@ -206,6 +270,8 @@ def reconcile(w3: Web3, assets: Sequence[Asset], extra: Iterable[str] = (),
     onchain = onchain_totals(w3, assets, owned, block)
     with ledger_tx(readonly=True) as s:
         expected = expected_totals(s, assets, block, chain)
+        for code, extra_units in hot_wallet_txs(w3, s, assets, block, chain).items():
+            expected[code] = expected.get(code, 0) + extra_units
         issues = [Issue(code, "balance",
                         f"{code}: addresses we control hold {onchain[code]}, the ledger "
                         f"expects {expected[code]} (on-chain units) at block {block}",
@@ -217,7 +283,9 @@ def reconcile(w3: Web3, assets: Sequence[Asset], extra: Iterable[str] = (),
     with ledger_tx() as s:
         run = ReconcileRun(chain=chain, block_number=block, block_hash=block_hash,
                            clean=not issues, issues=len(issues),
-                           summary=json.dumps({"addresses": len(owned), "totals": totals}),
+                           summary=json.dumps({"addresses": len(owned), "totals": totals,
+                                               "per_unit": {a.code: a.per_unit
+                                                            for a in assets}}),
                            started_at=started, finished_at=utcnow())
         s.add(run)
         s.flush()

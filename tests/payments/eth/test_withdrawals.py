@@ -536,3 +536,46 @@ def test_large_withdrawals_wait_for_staff_and_can_be_rejected(
         withdrawals.reject_withdrawal(large.id, 8, "again")
     assert _balance("p-large", "ETH") == ledger.Balance("ETH", 10_000_000, 4_999_999)
     _invariants_clean()
+
+
+def test_books_reconcile_with_the_chain_before_during_and_after_a_batch(env, devnet) -> None:  # noqa: ANN001
+    """Reconciliation (payments/eth/reconcile) stays clean around a paid batch: while its
+    transaction is mined but not yet settled (it has paid at the pinned block), once
+    settled (gas booked rounded up to gwei: the sub-gwei rest stays on chain), and for a
+    token batch whose gas is paid in ETH."""
+    from casino_app.payments.eth.reconcile import reconcile
+    from casino_app.payments.eth.watcher import Watcher, chain_assets
+
+    w3 = env.w3
+    hot = signer_eth.hot_address()
+    tokens = {"USDT": devnet["USDT"], "USDC": devnet["USDC"]}
+    assets = chain_assets(w3, tokens)
+    watcher = Watcher(w3, assets, confirmations=1, start_block=w3.eth.block_number)
+    with ledger_tx() as s:  # the fixture's funding of the hot wallet, as the operator's
+        for code, amount in (("ETH", 100 * GWEI), ("USDT", 10_000 * 10**6),
+                             ("USDC", 10_000 * 10**6)):
+            ledger.transfer(s, f"capital:{code}", "capital",
+                            ledger.house_account(s, code, "custody"),
+                            ledger.house_account(s, code, "bankroll"), amount)
+            ledger.transfer(s, f"win:{code}", "adjustment",
+                            ledger.house_account(s, code, "bankroll"),
+                            ledger.player_account(s, "p-rec", code), amount // 100)
+
+    def clean() -> None:
+        watcher.poll()
+        res = reconcile(w3, assets, [hot])
+        assert res.clean, [(i.kind, i.detail) for i in res.issues]
+
+    clean()
+    withdrawals.request_withdrawal("p-rec", "ETH", 200_000, _fresh(), "k-rec-eth")
+    withdrawals.request_withdrawal("p-rec", "USDT", 7_000_000, _fresh(), "k-rec-usdt")
+    b = _batcher(env, devnet, confirmations=3)
+    b.run()  # approve (USDT) and the ETH batch are mined, not settled (3 confirmations)
+    clean()
+    for _ in range(12):
+        env.mine(1)
+        b.run()
+    with ledger_tx(readonly=True) as s:
+        assert {w.state for w in s.query(Withdrawal)} == {"confirmed"}
+    clean()
+    _invariants_clean()
