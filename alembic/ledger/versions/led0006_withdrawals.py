@@ -95,6 +95,7 @@ def upgrade() -> None:
     op.create_index('ix_withdrawal_state', 'withdrawals', ['chain', 'currency', 'state'])
     op.create_index('ix_withdrawal_player', 'withdrawals', ['player_id', 'id'])
     op.create_index('ix_withdrawal_batch', 'withdrawals', ['batch_id'])
+    op.create_index('ix_withdrawal_updated', 'withdrawals', ['updated_at'])
 
 
 def downgrade() -> None:

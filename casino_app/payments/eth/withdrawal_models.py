@@ -120,6 +120,7 @@ class Withdrawal(LedgerBase):
         Index("ix_withdrawal_state", "chain", "currency", "state"),
         Index("ix_withdrawal_player", "player_id", "id"),
         Index("ix_withdrawal_batch", "batch_id"),
+        Index("ix_withdrawal_updated", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
