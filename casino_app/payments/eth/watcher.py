@@ -48,6 +48,7 @@ TRANSFER_TOPIC = Web3.keccak(text="Transfer(address,address,uint256)").to_0x_hex
 # A reorg deeper than this is not walked back automatically: the watcher stops and alerts.
 MAX_REORG_DEPTH = 256
 WEI_PER_GWEI = 10**9
+CHUNK = 50  # blocks fetched in one JSON-RPC batch and stored in one ledger transaction
 
 
 class WatcherStopped(Exception):
@@ -211,28 +212,47 @@ class Watcher:
                     "address": [a.token for a in self.assets if a.token]}):
                 logs.setdefault(entry["blockNumber"], []).append(entry)
         parent = tip.hash if tip is not None else None
-        for number in range(start, end + 1):
-            block = self.w3.eth.get_block(number, full_transactions=True)
-            block_hash, parent_hash = _hex(block["hash"]), _hex(block["parentHash"])
-            if parent is not None and parent_hash != parent:
-                log.warning("eth_chain_moved", block=number)  # the next pass rewinds
+        for first in range(start, end + 1, CHUNK):
+            last = min(end, first + CHUNK - 1)
+            # One JSON-RPC batch for the chunk's blocks; one ledger transaction for the
+            # chunk (its blocks and their deposits together: a crash resumes at the cursor).
+            with self.w3.batch_requests() as batch:
+                for number in range(first, last + 1):
+                    batch.add(self.w3.eth.get_block(number, True))
+                blocks = batch.execute()
+            rows: list[tuple[int, str, str, list[_Found]]] = []
+            moved = False
+            for number, block in zip(range(first, last + 1), blocks, strict=True):
+                block_hash, parent_hash = _hex(block["hash"]), _hex(block["parentHash"])
+                if parent is not None and parent_hash != parent:
+                    log.warning("eth_chain_moved", block=number)  # the next pass rewinds
+                    moved = True
+                    break
+                found = self._native_deposits(block)
+                for entry in logs.get(number, []):
+                    if _hex(entry["blockHash"]) != block_hash:
+                        log.warning("eth_logs_moved", block=number)
+                        moved = True
+                        break
+                    hit = self._token_deposit(entry)
+                    if hit is not None:
+                        found.append(hit)
+                if moved:
+                    break
+                rows.append((number, block_hash, parent_hash, found))
+                parent = block_hash
+            if rows:
+                with ledger_tx() as s:
+                    now = utcnow()
+                    for number, block_hash, parent_hash, found in rows:
+                        s.add(ChainBlock(chain=self.chain, number=number, hash=block_hash,
+                                         parent_hash=parent_hash, seen_at=now))
+                        for f in found:
+                            if self._record(s, f, number, block_hash, res):
+                                res.deposits += 1
+                res.blocks += len(rows)
+            if moved:
                 return
-            found = self._native_deposits(block)
-            for entry in logs.get(number, []):
-                if _hex(entry["blockHash"]) != block_hash:
-                    log.warning("eth_logs_moved", block=number)
-                    return
-                hit = self._token_deposit(entry)
-                if hit is not None:
-                    found.append(hit)
-            with ledger_tx() as s:
-                s.add(ChainBlock(chain=self.chain, number=number, hash=block_hash,
-                                 parent_hash=parent_hash, seen_at=utcnow()))
-                for f in found:
-                    if self._record(s, f, number, block_hash, res):
-                        res.deposits += 1
-            res.blocks += 1
-            parent = block_hash
 
     def _native_deposits(self, block: Any) -> list[_Found]:
         out = []
