@@ -62,6 +62,8 @@ class AuditAction(StrEnum):
     ledger_check_failed = "ledger.check_failed"
     bankroll_funded = "ledger.bankroll_funded"
     reconcile_failed = "chain.reconcile_failed"
+    staff_reconcile_run = "staff.reconcile_run"
+    hold_released = "staff.hold_released"
 
 
 @dataclass(frozen=True)

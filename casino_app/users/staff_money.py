@@ -18,8 +18,10 @@ from casino_app.core.clock import utcnow
 from casino_app.core.db import identity_tx, ledger_tx
 from casino_app.games import history
 from casino_app.games.bets import BetResult
-from casino_app.payments import ledger
+from casino_app.payments import holds, ledger
 from casino_app.payments.currencies import currency
+from casino_app.payments.eth.watch_models import ChainDeposit
+from casino_app.payments.eth.watcher import deposits_of
 from casino_app.payments.models import AdjustmentRequest
 from casino_app.security.audit import AuditAction, record
 from casino_app.users.errors import Forbidden, NotFound, ValidationFailed
@@ -28,6 +30,7 @@ from casino_app.users.sessions import CurrentUser, RequestContext
 from casino_app.users.staff import _actor, _reason, _target, require_role
 
 APPROVERS = (Role.admin,)
+HOLD_RELEASERS = (Role.admin,)
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class PlayerMoney:
     bets: list[BetResult]
     entries: list[ledger.EntryLine]
     adjustments: list[AdjustmentView]
+    holds: list[holds.HoldView]              # open ones first
+    deposits: list[ChainDeposit]             # chain deposits, newest first (detached rows)
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,8 @@ def _view(a: AdjustmentRequest, user_id: int | None = None) -> AdjustmentView:
 
 
 def player_money(token: str | None, user_id: object, ctx: RequestContext) -> PlayerMoney:
-    """A player's balances, last bets, ledger lines and adjustments (the view is audited)."""
+    """A player's balances, last bets, ledger lines, adjustments, holds and chain deposits
+    (the view is audited)."""
     with identity_tx() as s:
         me = require_role(s, token)
         u = _target(s, user_id)
@@ -79,7 +85,52 @@ def player_money(token: str | None, user_id: object, ctx: RequestContext) -> Pla
         adjustments = [_view(a, uid) for a in ls.scalars(
             select(AdjustmentRequest).where(AdjustmentRequest.player_id == pid)
             .order_by(AdjustmentRequest.id.desc()).limit(20))]
-    return PlayerMoney(uid, pid, balances, bets, entries, adjustments)
+        player_holds = holds.holds_of(ls, pid)
+        deposits = deposits_of(ls, pid, limit=50)
+    return PlayerMoney(uid, pid, balances, bets, entries, adjustments, player_holds, deposits)
+
+
+def _hold_id(value: object) -> int:
+    """A hold id from a form (a hidden field: decimal text) or an event (an int)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31:
+        raise NotFound("No such hold.")
+    return value
+
+
+def _note(note: object) -> str:
+    if not isinstance(note, str) or not note.strip():
+        raise ValidationFailed("Write a note on why the hold is released (it goes into the "
+                               "audit log).", "note")
+    if len(note) > 200:
+        raise ValidationFailed("Keep the note under 200 characters.", "note")
+    return " ".join(note.split())
+
+
+def release_hold(token: str | None, user_id: object, hold_id: object, note: object,
+                 ctx: RequestContext) -> holds.HoldView:
+    """An admin lifts a hold on a player (betting and withdrawals resume), with a note
+    for the audit log. The ledger row keeps only the admin's user id; the note (free text
+    that may name a person) stays in the identity database's audit log."""
+    with identity_tx() as s:
+        me = require_role(s, token)
+        if me.role not in HOLD_RELEASERS:
+            raise Forbidden("Only an admin can release a hold.")
+        why = _note(note)
+        hid = _hold_id(hold_id)
+        u = _target(s, user_id)
+        with ledger_tx() as ls:
+            try:
+                view = holds.release(ls, hid, me.user_id, u.player_id)
+            except holds.HoldNotFound:
+                raise NotFound("No such hold on this player.") from None
+            except holds.HoldAlreadyReleased:
+                raise ValidationFailed("This hold was already released.", "hold_id") from None
+            # written before the ledger commits: a failed audit write releases nothing
+            record(s, AuditAction.hold_released, _actor(me, ctx), u.id, hold_id=hid,
+                   hold_reason=view.reason, note=why)
+    return view
 
 
 

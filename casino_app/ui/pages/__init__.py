@@ -8,6 +8,7 @@ from casino_app.ui.pages import (  # noqa: F401
     games,
     home,
     staff,
+    staff_custody,
     staff_money,
     terms,
     wallet,

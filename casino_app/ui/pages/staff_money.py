@@ -10,10 +10,13 @@ from casino_app.ui.components.forms import card, field, form, form_message, noti
 from casino_app.ui.components.tables import table
 from casino_app.ui.layout import page_title, staff_page
 from casino_app.ui.state.bets import BetRow
+from casino_app.ui.state.session import SessionState
 from casino_app.ui.state.staff_money import (
     AdjustmentRow,
     BalanceRow,
+    ChainDepositRow,
     EntryRow,
+    HoldRow,
     StaffAdjustmentsState,
     StaffMoneyState,
 )
@@ -43,6 +46,63 @@ def _adjustment(a: AdjustmentRow) -> rx.Component:
                         rx.table.cell(rx.text(a.reason, size="1")),
                         rx.table.cell(a.requested_by), rx.table.cell(a.state),
                         rx.table.cell(a.decided_by))
+
+
+def _release_form(h: HoldRow) -> rx.Component:
+    return form(rx.hstack(
+        rx.el.input(type="hidden", name="hold_id", default_value=h.id.to_string()),
+        rx.input(name="note", placeholder="Note (why it is released)", required=True,
+                 max_length=200, size="1", aria_label="Note to release hold #"
+                 + h.id.to_string()),
+        rx.button("Release hold", size="1", color_scheme="green", type="submit",
+                  aria_label="Release hold #" + h.id.to_string()),
+        spacing="1", wrap="wrap"),
+        on_submit=StaffMoneyState.release_hold, reset_on_submit=True)
+
+
+def _hold(h: HoldRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell("#", h.id),
+        rx.table.cell(rx.cond(h.open, rx.badge("Open", color_scheme="red"),
+                              rx.badge("Released", color_scheme="gray"))),
+        rx.table.cell(rx.code(h.reason)),
+        rx.table.cell(rx.text(h.detail, size="1", word_break="break-all")),
+        rx.table.cell(rx.text(h.created, size="1")),
+        rx.table.cell(rx.cond(h.open,
+                              rx.cond(SessionState.is_admin, _release_form(h),
+                                      rx.text("An admin can release it.", size="1",
+                                              color=styles.MUTED)),
+                              rx.text(h.released, size="1"))),
+        class_name="hold-row")
+
+
+def _chain_deposit(d: ChainDepositRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(d.id), rx.table.cell(rx.text(d.at, size="1")),
+        rx.table.cell(rx.text(d.amount + " " + d.currency, white_space="nowrap")),
+        rx.table.cell(d.state), rx.table.cell(d.block),
+        rx.table.cell(rx.code(d.tx_short, title=d.tx)),
+        rx.table.cell(d.owed))
+
+
+def holds_card() -> rx.Component:
+    return card(rx.vstack(
+        rx.heading("Holds and chain deposits", size="4"),
+        rx.text("While a hold is open the player can neither bet nor withdraw.", size="2",
+                color=styles.MUTED),
+        rx.cond(StaffMoneyState.hold_message != "",
+                form_message(StaffMoneyState.hold_message)),
+        notice(StaffMoneyState.hold_notice),
+        rx.cond(StaffMoneyState.holds.length() > 0,
+                table(("Hold", "State", "Reason", "Detail", "Since", ""),
+                      StaffMoneyState.holds, _hold, size="1", id="holds"),
+                rx.text("No holds.", color=styles.MUTED)),
+        rx.cond(StaffMoneyState.deposits.length() > 0,
+                table(("Deposit", "Seen", "Amount", "State", "Block", "Transaction",
+                       "Owed"), StaffMoneyState.deposits, _chain_deposit, size="1",
+                      id="chain-deposits"),
+                rx.text("No chain deposits.", color=styles.MUTED)),
+        spacing="3", width="100%", align="start"))
 
 
 def _request_form() -> rx.Component:
@@ -86,6 +146,7 @@ def money_section() -> rx.Component:
                           StaffMoneyState.balances, _balance, size="1", id="balances"),
                     rx.text("No balances yet.", color=styles.MUTED)),
             spacing="3", width="100%", align="start")),
+        holds_card(),
         card(rx.vstack(
             rx.heading("Adjust the balance", size="4"),
             rx.text("A request is applied only when a different staff member, an admin, "

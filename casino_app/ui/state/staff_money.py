@@ -19,6 +19,7 @@ import reflex as rx
 from casino_app.payments.currencies import all_currencies
 from casino_app.ui import routes
 from casino_app.ui.state.bets import BetRow, bet_row, fmt_amount, fmt_when
+from casino_app.ui.state.deposits import short_hash
 from casino_app.ui.state.session import describe, form_value, session_of
 from casino_app.ui.state.staff import _refusal, user_id_from_query
 from casino_app.users import staff_money
@@ -56,6 +57,42 @@ class AdjustmentRow:
     requested_at: str
     state: str
     decided_by: str
+
+
+@dataclasses.dataclass
+class HoldRow:
+    id: int
+    reason: str
+    detail: str
+    created: str
+    open: bool
+    released: str        # "2026-01-02 10:00:00 by #7", "" while open
+
+
+@dataclasses.dataclass
+class ChainDepositRow:
+    id: int
+    at: str
+    currency: str
+    amount: str
+    state: str
+    block: int
+    tx: str
+    tx_short: str
+    owed: str
+
+
+def hold_row(h: Any) -> HoldRow:
+    return HoldRow(h.id, h.reason, h.detail, fmt_when(h.created_at), h.released_at is None,
+                   "" if h.released_at is None
+                   else f"{fmt_when(h.released_at)} by #{h.released_by}")
+
+
+def chain_deposit_row(d: Any) -> ChainDepositRow:
+    return ChainDepositRow(d.id, fmt_when(d.created_at), d.currency,
+                           fmt_amount(d.currency, d.amount), d.state, d.block_number,
+                           d.tx_hash, short_hash(d.tx_hash),
+                           fmt_amount(d.currency, d.owed) if d.owed else "")
 
 
 def adjustment_row(a: staff_money.AdjustmentView) -> AdjustmentRow:
@@ -107,6 +144,10 @@ class StaffMoneyState(rx.State):
     bets: list[BetRow] = []
     entries: list[EntryRow] = []
     adjustments: list[AdjustmentRow] = []
+    holds: list[HoldRow] = []
+    deposits: list[ChainDepositRow] = []
+    hold_message: str = ""
+    hold_notice: str = ""
     currencies: list[str] = real_currencies()
     errors: dict[str, str] = {}
     message: str = ""
@@ -133,6 +174,8 @@ class StaffMoneyState(rx.State):
                                  fmt_amount(e.currency, e.amount, signed=True) + " "
                                  + e.currency, e.balance_kind) for e in m.entries]
         self.adjustments = [adjustment_row(a) for a in m.adjustments]
+        self.holds = [hold_row(h) for h in m.holds]
+        self.deposits = [chain_deposit_row(d) for d in m.deposits]
         self.loaded = True
         return None
 
@@ -140,6 +183,7 @@ class StaffMoneyState(rx.State):
     async def on_open(self):
         self.loaded, self.errors, self.message, self.notice = False, {}, "", ""
         self.balances, self.bets, self.entries, self.adjustments = [], [], [], []
+        self.holds, self.deposits, self.hold_message, self.hold_notice = [], [], "", ""
         raw = self.router.url.query_parameters.get("id", "")
         self._user_id = user_id_from_query(raw)
         return await self._load()
@@ -160,6 +204,21 @@ class StaffMoneyState(rx.State):
         self.notice = (f"Adjustment #{out.value.id} of {out.value.amount_text} requested. "
                        "Another staff member (an admin) must approve it.")
         self.form_key += 1
+        return redirect
+
+
+    @rx.event
+    async def release_hold(self, form: dict):
+        """Admins: lift an open hold, with a note (the service re-checks the role)."""
+        self.hold_message, self.hold_notice = "", ""
+        out = await money_call(self, self._path(), staff_money.release_hold, self._user_id,
+                               form_value(form, "hold_id"), form_value(form, "note"))
+        if not out.ok:
+            self.hold_message = out.error
+            return out.event
+        redirect = await self._load()
+        self.hold_notice = (f"Hold #{out.value.id} released: the player can bet and "
+                            "withdraw again.")
         return redirect
 
 
