@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     eth_tokens: str = ""
     # Confirmations for a deposit to become withdrawable (1 = credited as pending).
     eth_confirmations: int = Field(12, ge=1, le=1000)
+    # "confirmations" (the count above) or "finalized": available once the node's
+    # `finalized` block covers it (nodes without the tag fall back to the count).
+    eth_finality: str = Field("confirmations", pattern="^(confirmations|finalized)$")
     # Unconfirmed deposits a player may play with, per currency in base units
     # ("ETH:100000000,USDT:..."); currencies not named: nothing (wait for N confirmations).
     eth_pending_cap: str = ""

@@ -137,7 +137,7 @@ class Watcher:
     def __init__(self, w3: Web3, assets: Sequence[Asset], chain: str = CHAIN,
                  confirmations: int | None = None, pending_cap: dict[str, int] | None = None,
                  dust: dict[str, int] | None = None, batch: int | None = None,
-                 start_block: int | None = None) -> None:
+                 start_block: int | None = None, finality: str | None = None) -> None:
         st = get_settings()
         self.w3, self.chain, self.assets = w3, chain, list(assets)
         self.confirmations = confirmations or st.eth_confirmations
@@ -146,6 +146,7 @@ class Watcher:
         self.dust = dust if dust is not None else parse_amounts(st.eth_dust, "CASINO_ETH_DUST")
         self.batch = batch or st.eth_blocks_per_poll
         self.start_block = start_block
+        self.finality = finality or st.eth_finality
         self._by_token = {a.token.lower(): a for a in self.assets if a.token}
         self._native = next(a for a in self.assets if a.token is None)
         self._owners: dict[str, str] = {}   # lowercase address -> player_id
@@ -185,7 +186,7 @@ class Watcher:
             tip = self._tip(s)
             res.tip = tip.number if tip else None
             if tip is not None:
-                self._confirm(s, tip.number, res)
+                self._confirm(s, tip.number, res, self._finalized())
         if res.blocks or res.credited or res.made_available or res.reversed:
             log.info("eth_watch", head=res.head, tip=res.tip, blocks=res.blocks,
                      deposits=res.deposits, credited=res.credited,
@@ -312,13 +313,26 @@ class Watcher:
 
     # --- confirmations and credits ---
 
-    def _confirm(self, s: Session, tip: int, res: PollResult) -> None:
+    def _finalized(self) -> int | None:
+        """The node's ``finalized`` block when CASINO_ETH_FINALITY=finalized (None: count
+        confirmations; also when the node has no such tag, which is logged)."""
+        if self.finality != "finalized":
+            return None
+        try:
+            return int(self.w3.eth.get_block("finalized")["number"])
+        except Exception:  # noqa: BLE001 - a node without the tag: fall back, say so
+            log.warning("eth_no_finalized_tag", fallback_confirmations=self.confirmations)
+            return None
+
+    def _confirm(self, s: Session, tip: int, res: PollResult,
+                 finalized: int | None = None) -> None:
         rows = s.execute(select(ChainDeposit).where(
             ChainDeposit.chain == self.chain, ChainDeposit.state.in_(("seen", "pending")))
             .order_by(ChainDeposit.id).with_for_update()).scalars().all()
         for row in rows:
             confs = tip - row.block_number + 1
-            final = confs >= self.confirmations
+            final = (row.block_number <= finalized if finalized is not None
+                     else confs >= self.confirmations)
             if row.state == "pending":
                 if final:
                     row.state, row.updated_at = "available", utcnow()

@@ -188,3 +188,20 @@ def test_over_the_pending_cap_waits_for_confirmations(env) -> None:  # noqa: ANN
     w.poll()
     assert _state(tx).state == "available" and _balance("p-cap", "ETH") == 6 * GWEI
 
+
+
+def test_finalized_tag_decides_when_the_node_has_it(env) -> None:  # noqa: ANN001
+    """CASINO_ETH_FINALITY=finalized: available once the node's finalized block covers the
+    deposit (anvil finalizes 64 blocks behind its head), not at N confirmations."""
+    addr = addresses.deposit_address("p-final")
+    w = _watcher(env, finality="finalized")
+    tx = _send_eth(env, addr, ETH // 100)
+    w.poll()
+    assert _state(tx).state == "pending"
+    env.mine(10)  # far more than the 3 confirmations, not finalized yet
+    w.poll()
+    assert _state(tx).state == "pending"
+    env.mine(64)
+    w.poll()
+    assert _state(tx).state == "available"
+    _invariants_clean()
