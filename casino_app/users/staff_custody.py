@@ -61,8 +61,7 @@ def wallets(token: str | None) -> custody.Overview:
     """Hot wallet and Safe balances read live from the node (short timeout; an unreachable
     node is reported in the result), the books' custody totals and the hot band."""
     _check(token)
-    with ledger_tx(readonly=True) as ls:
-        return custody.overview(ls)
+    return custody.overview()
 
 
 def reconcile_now(token: str | None, ctx: RequestContext):  # noqa: ANN201

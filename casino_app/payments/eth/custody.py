@@ -25,7 +25,7 @@ from casino_app.payments.currencies import currency
 from casino_app.payments.eth.reconcile_models import ReconcileIssue, ReconcileRun
 from casino_app.payments.eth.watcher import CHAIN, WEI_PER_GWEI, parse_tokens
 
-NODE_TIMEOUT = 3.0    # seconds per JSON-RPC request of the wallets page
+NODE_TIMEOUT = 3      # seconds per JSON-RPC request of the wallets page
 
 _BALANCE_ABI = [{"name": "balanceOf", "type": "function", "stateMutability": "view",
                  "inputs": [{"name": "a", "type": "address"}],
@@ -248,7 +248,7 @@ class Overview:
 
 
 def _node_balances(url: str, tokens: dict[str, str], owners: dict[str, str],
-                   timeout: float) -> dict[str, tuple[int, dict[str, int]]]:
+                   timeout: int) -> dict[str, tuple[int, dict[str, int]]]:
     """{code: (per_unit, {owner name: on-chain balance})} read from the node now."""
     from casino_app.payments.eth import chain
 
@@ -264,9 +264,11 @@ def _node_balances(url: str, tokens: dict[str, str], owners: dict[str, str],
     return out
 
 
-def overview(s: Session, timeout: float = NODE_TIMEOUT, chain: str = CHAIN) -> Overview:
-    """The wallets page: configuration and the books from ``s`` (ledger, read-only), the
-    balances from the node (``timeout`` per request; an error is reported, not raised)."""
+def overview(timeout: int = NODE_TIMEOUT, chain: str = CHAIN) -> Overview:
+    """The wallets page: the configuration, the books (one read-only ledger transaction,
+    closed before the node is asked), the balances from the node (``timeout`` per request;
+    an error is reported, not raised)."""
+    from casino_app.core.db import ledger_tx
     from casino_app.payments.eth import keys
 
     st = get_settings()
@@ -290,8 +292,9 @@ def overview(s: Session, timeout: float = NODE_TIMEOUT, chain: str = CHAIN) -> O
     owners = {k: a for k, a in (("hot", hot), ("safe", safe)) if a}
     codes = ["ETH", *tokens, *(c for c in bands if c not in tokens
                                and c not in ("ETH", "BTC") and currency(c).real_money)]
-    custody = {c: -ledger.house_total(s, c, "custody") for c in codes}
-    latest = latest_run(s, chain)
+    with ledger_tx(readonly=True) as s:
+        custody = {c: -ledger.house_total(s, c, "custody") for c in codes}
+        latest = latest_run(s, chain)
 
     balances: dict[str, tuple[int, dict[str, int]]] = {}
     node, node_error = "ok", ""
