@@ -1,10 +1,11 @@
-"""Live wallet updates: deposits reach the player's open wallet tabs without a reload.
+"""Live wallet updates: deposits and withdrawals reach the player's open wallet tabs
+without a reload.
 
 The chain watcher (a job, possibly in another process) only writes the ledger database.
 Each web process runs ``run`` as a Reflex lifespan task: about once a second it asks the
 ledger what changed since its last look (``payments.eth.activity.ChangeTracker``:
-deposits whose ``updated_at`` moved, and the chain tip, which moves the confirmation count
-of unconfirmed deposits) and refreshes the affected players' tabs with
+deposits and withdrawals whose ``updated_at`` moved, and the chain tip, which moves the
+confirmation count of unconfirmed deposits) and refreshes the affected players' tabs with
 ``app.modify_state``, which sends the new view over the tab's socket.
 
 Which tab shows whose wallet is an in-process registry filled by the wallet page's on_load

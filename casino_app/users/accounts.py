@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -50,6 +52,7 @@ log = get_logger("casino.users")
 MFA_MAX_ATTEMPTS = 5
 TERMS_VERSION = "2026-11"
 AUTO_LOCK_REASON = "too many failed sign-ins"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -544,6 +547,27 @@ def regenerate_recovery_codes(token: str | None, password: object, code: object,
         codes = totp.new_recovery_codes(s, user)
         record(s, AuditAction.recovery_codes_regenerated, _actor(me, ctx), user.id)
         return codes
+
+
+def with_second_factor(token: str | None, code: object, ctx: RequestContext,
+                       action: Callable[[CurrentUser], T], audit: AuditAction,
+                       detail: Callable[[T], dict[str, Any]]) -> T:
+    """A sensitive action of the signed-in caller (e.g. a withdrawal): ``action(me)`` runs
+    after the caller's current 2FA code (or a recovery code) is checked, when 2FA is on.
+
+    The account row stays locked meanwhile, so two requests cannot spend one code. The
+    code's use and the audit row ``audit`` (``detail(result)``) commit together after
+    ``action`` returns; an action that raises leaves the code unused and nothing audited.
+    A wrong or replayed code raises ValidationFailed (field ``current_code``) before
+    ``action`` runs; attempts count against the re-authentication rate limit."""
+    with identity_tx() as s:
+        me, user = _require_for_update(s, token)
+        if user.totp_enabled:
+            ratelimit.check_reauth(user.id)
+            _check_current_code(s, user, code)
+        result = action(me)
+        record(s, audit, _actor(me, ctx), user.id, **detail(result))
+        return result
 
 
 # Own sessions --------------------------------------------------------------------------------

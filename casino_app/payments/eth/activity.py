@@ -5,8 +5,9 @@ Read-only views of the watcher's tables (payments/eth/watch_models.py) for the w
 * ``player_deposits``: a player's recent deposits with their confirmations, and per
   currency what is withdrawable, credited but still confirming (``pending``: playable,
   not withdrawable) and seen but not yet credited (``confirming``: over the pending cap).
-* ``changes_since`` / ``with_open_deposits`` / ``chain_tip``: what the web process's push
-  loop (ui/push.py) asks every second to know whose open wallet tabs to refresh.
+* ``changes_since`` / ``withdrawal_changes_since`` / ``with_open_deposits`` /
+  ``chain_tip``: what the web process's push loop (ui/push.py) asks every second to know
+  whose open wallet tabs to refresh.
 * ``payment_uri`` and ``network_name``: the EIP-681 URI of a deposit address (what the QR
   code holds) and a readable name for the chain id.
 """
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 from casino_app.core.db import ledger_tx
 from casino_app.payments.eth.watch_models import ChainBlock, ChainDeposit
 from casino_app.payments.eth.watcher import CHAIN, withdrawable
+from casino_app.payments.eth.withdrawal_models import Withdrawal
 
 # Chain ids a casino may run on, by name; anything else is named by its id.
 NETWORKS = {
@@ -118,6 +120,21 @@ def changes_since(s: Session, since: datetime) -> list[Change]:
         .order_by(ChainDeposit.updated_at)).tuples().all()]
 
 
+def withdrawal_changes_since(s: Session, since: datetime) -> list[Change]:
+    """Withdrawals updated at or after ``since`` (index ix_withdrawal_updated): requested,
+    batched, confirmed, failed, rejected. ``deposit_id`` holds the withdrawal's id."""
+    return [Change(i, p, u) for i, p, u in s.execute(
+        select(Withdrawal.id, Withdrawal.player_id, Withdrawal.updated_at)
+        .where(Withdrawal.updated_at >= since)
+        .order_by(Withdrawal.updated_at)).tuples().all()]
+
+
+def withdrawable_amounts(player_id: str, currencies: Iterable[str]) -> dict[str, int]:
+    """Per currency what the player can withdraw now (base units)."""
+    with ledger_tx(readonly=True) as s:
+        return {c: withdrawable(s, player_id, c) for c in currencies}
+
+
 def with_open_deposits(s: Session, players: Collection[str], chain: str = CHAIN) -> set[str]:
     """Those of ``players`` with deposits still counting confirmations (seen, pending)."""
     found: set[str] = set()
@@ -130,8 +147,9 @@ def with_open_deposits(s: Session, players: Collection[str], chain: str = CHAIN)
 
 
 class ChangeTracker:
-    """Remembers what it has reported: ``poll`` returns the players whose deposits changed
-    since the last call, or who have unconfirmed deposits when the chain tip moved.
+    """Remembers what it has reported: ``poll`` returns the players whose deposits or
+    withdrawals changed since the last call, or who have unconfirmed deposits when the
+    chain tip moved.
 
     Rows are read with a look-back window (a transaction may commit a little after the
     time it stamped), and a row already reported with the same ``updated_at`` is not
@@ -145,6 +163,8 @@ class ChangeTracker:
         self.tip: int | None = None
         self._tip_known = False
         self._seen: dict[int, datetime] = {}
+        self.w_cursor = now
+        self._w_seen: dict[int, datetime] = {}
 
     def poll(self, s: Session, watched: Collection[str]) -> tuple[set[str], int | None]:
         """(players of ``watched`` to refresh, the chain tip)."""
@@ -153,6 +173,11 @@ class ChangeTracker:
         self._seen = {r.deposit_id: r.updated_at for r in rows}
         if rows:
             self.cursor = max(self.cursor, rows[-1].updated_at)
+        moved = withdrawal_changes_since(s, self.w_cursor - self.LOOKBACK)
+        affected |= {r.player_id for r in moved if self._w_seen.get(r.deposit_id) != r.updated_at}
+        self._w_seen = {r.deposit_id: r.updated_at for r in moved}
+        if moved:
+            self.w_cursor = max(self.w_cursor, moved[-1].updated_at)
         tip = chain_tip(s, self.chain)
         if tip != self.tip or not self._tip_known:
             if self._tip_known:

@@ -1,16 +1,29 @@
 """The wallet: per currency the deposit address (QR code of its EIP-681 URI, copy button,
-network warning), withdrawable and pending amounts, the deposits found on chain (updated
-live by ui/push.py), and the withdraw form."""
+network warning), withdrawable and pending amounts, the withdraw form (limits, fee and
+total, the 2FA code when it is on), the player's withdrawals and the deposits found on
+chain (both updated live by ui/push.py)."""
 
 from __future__ import annotations
 
 import reflex as rx
+from reflex.vars.function import FunctionStringVar
 
 from casino_app.ui import routes, styles
-from casino_app.ui.components.forms import card
+from casino_app.ui.components.forms import (
+    card,
+    code_field,
+    field,
+    form,
+    form_message,
+    notice,
+    submit,
+)
 from casino_app.ui.components.tables import table
 from casino_app.ui.layout import page_title, player_page
+from casino_app.ui.pages.games import _RANDOM_KEY_JS
 from casino_app.ui.state.deposits import CurrencyCard, DepositRow, DepositsState
+from casino_app.ui.state.session import SessionState
+from casino_app.ui.state.withdraw import WithdrawalRow, WithdrawOption, WithdrawState
 
 
 def _amount(label: str, value: rx.Var, code: rx.Var, element_id: rx.Var) -> rx.Component:
@@ -87,10 +100,118 @@ def _deposits() -> rx.Component:
         spacing="3", width="100%", align="start"), id="deposits")
 
 
+# One random request key per form, made by the browser when the form is first submitted
+# and kept until the server renews ``form_id`` (after an accepted withdrawal): a double
+# click or a reconnect that resends the submit carries the same key.
+WITHDRAW_KEY: rx.Var = FunctionStringVar.create(
+    "((f) => { const w = globalThis.__hhWithdrawKey; if (w && w.f === f) return w.k; "
+    f"const k = {_RANDOM_KEY_JS}; globalThis.__hhWithdrawKey = {{f, k}}; return k; }})"
+).call(WithdrawState.form_id)
+ADDRESS_PATTERN = r"\s*0x[0-9a-fA-F]{40}\s*"
+AMOUNT_PATTERN = r"\s*[0-9]{1,20}([.,][0-9]{0,18})?\s*"
+
+
+def _figure(label: str, value: rx.Var, code: rx.Var, element_id: str) -> rx.Component:
+    return rx.text(label, " ", rx.text.strong(value, " ", code, id=element_id,
+                                              white_space="nowrap"), size="2")
+
+
+def _withdraw_form(o: WithdrawOption) -> rx.Component:
+    return rx.cond(
+        DepositsState.selected == o.code,
+        card(rx.vstack(
+            rx.heading("Withdraw " + o.name, size="4"),
+            rx.flex(
+                _figure("Withdrawable", o.available, o.code, "withdraw-available"),
+                _figure("Fee", o.fee, o.code, "withdraw-fee"),
+                gap="4px 20px", wrap="wrap"),
+            rx.text("From ", o.minimum, " to ", o.maximum, " ", o.code, " per withdrawal.",
+                    size="1", color=styles.MUTED, id="withdraw-limits"),
+            rx.cond(o.large != "", rx.text(
+                "From ", o.large, " ", o.code, " two staff members check a withdrawal "
+                "before it is paid.", size="1", color=styles.MUTED)),
+            form(
+                rx.el.input(type="hidden", name="currency", value=o.code),
+                field("Destination address (" + o.code + " on Ethereum)", "address",
+                      form_id="withdraw", errors=WithdrawState.errors, placeholder="0x…",
+                      required=True, pattern=ADDRESS_PATTERN, max_length=100,
+                      title="0x followed by 40 hex characters", auto_complete="off",
+                      spell_check=False, auto_capitalize="off"),
+                field("Amount (" + o.code + ")", "amount", form_id="withdraw",
+                      errors=WithdrawState.errors, required=True, input_mode="decimal",
+                      pattern=AMOUNT_PATTERN, max_length=40, auto_complete="off",
+                      title="An amount like 0.05", value=WithdrawState.amount,
+                      on_change=WithdrawState.edit_amount),
+                rx.hstack(
+                    rx.button("Half", type="button", variant="soft", size="1",
+                              on_click=WithdrawState.fill(o.code, "half"),
+                              aria_label="Half of what you can withdraw"),
+                    rx.button("Max", type="button", variant="soft", size="1",
+                              id="withdraw-max", on_click=WithdrawState.fill(o.code, "max"),
+                              aria_label="All you can withdraw (after the fee)"),
+                    spacing="2"),
+                rx.text("You receive the amount; the fee of ", o.fee, " ", o.code,
+                        " is added: ",
+                        rx.text.strong(rx.cond(WithdrawState.totals[o.code] != "",
+                                               WithdrawState.totals[o.code], "–"),
+                                       " ", o.code, " in total", id="withdraw-total",
+                                       white_space="nowrap"),
+                        " leaves your balance.", size="2"),
+                rx.cond(SessionState.totp_enabled,
+                        code_field(name="code", form_id="withdraw",
+                                   errors=WithdrawState.errors)),
+                form_message(WithdrawState.message),
+                submit("Request withdrawal", id="withdraw-submit"),
+                rx.text("Check the address: a withdrawal cannot be cancelled or "
+                        "reversed once requested.", size="1", color=styles.MUTED),
+                display="flex", flex_direction="column", gap="12px",
+                on_submit=lambda data: WithdrawState.request(data, WITHDRAW_KEY),
+                key=WithdrawState.form_id, id="withdraw-form"),
+            spacing="3", width="100%", align="start"),
+            class_name="withdraw-card"))
+
+
+def _withdrawal_state(w: WithdrawalRow) -> rx.Component:
+    return rx.badge(w.label, class_name="withdrawal-state", title=w.note,
+                    color_scheme=rx.match(
+                        w.state, ("confirmed", "green"), ("queued", "amber"),
+                        ("awaiting_approval", "amber"), ("batched", "blue"),
+                        ("failed", "red"), ("rejected", "red"), "gray"))
+
+
+def _withdrawal_row(w: WithdrawalRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.text(w.amount, " ", w.currency, white_space="nowrap",
+                              class_name="withdrawal-amount")),
+        rx.table.cell(rx.text(w.fee, white_space="nowrap", class_name="withdrawal-fee")),
+        rx.table.cell(rx.code(w.address_short, title=w.address, size="1",
+                              class_name="withdrawal-address")),
+        rx.table.cell(_withdrawal_state(w)),
+        rx.table.cell(rx.cond(w.tx != "",
+                              rx.code(w.tx_short, title=w.tx, size="1",
+                                      class_name="withdrawal-tx"),
+                              rx.text("–", color=styles.MUTED))),
+        rx.table.cell(rx.text(w.when, size="1", white_space="nowrap")),
+        class_name="withdrawal-row",
+    )
+
+
+def _withdrawals() -> rx.Component:
+    return card(rx.vstack(
+        rx.heading("Withdrawals", size="4"),
+        rx.cond(
+            WithdrawState.rows.length() > 0,
+            table(("Amount", "Fee", "To", "State", "Transaction", "Time (UTC)"),
+                  WithdrawState.rows, _withdrawal_row, size="1"),
+            rx.text("No withdrawals yet.", color=styles.MUTED, size="2")),
+        spacing="3", width="100%", align="start"), id="withdrawals")
+
+
 def _withdraw_slot() -> rx.Component:
-    # WITHDRAW FORM GOES HERE: the withdrawal service (payments/eth/withdrawals.py) and
-    # its form are being written separately; this box marks the place in the layout.
-    return rx.box(id="withdraw-slot", width="100%")
+    return rx.vstack(
+        notice(WithdrawState.notice),
+        rx.foreach(WithdrawState.options, _withdraw_form),
+        spacing="3", id="withdraw-slot", width="100%")
 
 
 def _enabled() -> rx.Component:
@@ -105,11 +226,13 @@ def _enabled() -> rx.Component:
         ),
         rx.foreach(DepositsState.cards, _currency_card),
         _withdraw_slot(),
+        _withdrawals(),
         _deposits(),
         spacing="4", width="100%")
 
 
-@player_page(routes.WALLET, "Wallet", signed_in=True, on_load=[DepositsState.on_open])
+@player_page(routes.WALLET, "Wallet", signed_in=True, on_load=[DepositsState.on_open,
+                                                            WithdrawState.on_open])
 def wallet() -> rx.Component:
     return rx.vstack(
         page_title("Wallet", "Deposit crypto to play with real money; deposits appear "

@@ -199,9 +199,12 @@ class DepositsState(rx.State):
             return False
         await self._load(player_id)
         from casino_app.ui.state.wallet import WalletState
+        from casino_app.ui.state.withdraw import WithdrawState
 
         wallet = await self.get_state(WalletState)
         await wallet._refresh(player_id)
+        withdraw = await self.get_state(WithdrawState)
+        await withdraw._refresh(player_id)
         return True
 
     @rx.event

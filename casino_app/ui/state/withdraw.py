@@ -1,0 +1,316 @@
+"""The wallet page's withdrawals: the withdraw form (per configured currency: limits, fee,
+the resulting total and what is withdrawable) and the player's withdrawal history.
+
+Everything the browser sends is input to check: the currency against the configured ones,
+the amount with the currency's own rules, the address (EIP-55) and the limits and balance
+by the withdrawal service, the request key by shape. Every handler that reads or moves
+money re-checks the caller on the server (``caller``); the 2FA code is checked on the
+server by ``users.accounts.with_second_factor`` (the TOTP service: a code is accepted
+once), which also writes the audit row; only then is ``request_withdrawal`` called.
+
+The request key is made by the browser (``WITHDRAW_KEY``): one random key per form,
+renewed after each accepted withdrawal (``form_id``). A double click or a websocket
+reconnect that resends the submit carries the same key, and the service answers a
+repeated key with the first withdrawal. Once queued a withdrawal cannot be cancelled.
+
+The history is refreshed by ui/push.py (through ``DepositsState._pushed``) when a
+withdrawal of the player changes: batched, confirmed, failed, rejected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import re
+import secrets
+from decimal import Decimal
+
+import reflex as rx
+
+from casino_app.core.logging import get_logger
+from casino_app.payments.currencies import Currency, currency
+from casino_app.payments.eth import activity, withdrawals
+from casino_app.payments.eth.withdrawals import WithdrawalRefused, WithdrawalView
+from casino_app.security.audit import AuditAction
+from casino_app.security.ratelimit import RateLimited
+from casino_app.ui import routes
+from casino_app.ui.state.deposits import configured, fmt_time, short_hash
+from casino_app.ui.state.session import caller, describe, form_value
+from casino_app.users import accounts
+from casino_app.users.errors import NotAuthenticated, UserError
+
+log = get_logger("casino.ui.withdraw")
+
+STATE_LABELS = {"queued": "queued", "awaiting_approval": "awaiting approval",
+                "batched": "sent", "confirmed": "confirmed", "failed": "failed",
+                "rejected": "rejected"}
+STATE_NOTES = {
+    "queued": "Waiting for the next payout transaction.",
+    "awaiting_approval": "Large withdrawals are checked by two staff members first.",
+    "batched": "Sent to the network; waiting for confirmations.",
+    "confirmed": "Paid.",
+    "failed": "Not paid: the amount and the fee are back in your balance.",
+    "rejected": "Refused by staff: the amount and the fee are back in your balance.",
+}
+KEY_RE = re.compile(r"[A-Za-z0-9-]{16,100}")
+ANSWERED_MAX = 20
+
+
+# --- pure helpers (tested in tests/ui/test_withdraw_state.py) --------------------------------
+
+def exact(cur: Currency, amount: int) -> str:
+    """``amount`` base units as a plain decimal (every digit, no trailing zeros, no
+    thousands separators): what the amount field takes back."""
+    text = format(Decimal(amount).scaleb(-cur.decimals), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def short_address(address: str) -> str:
+    return f"{address[:8]}…{address[-6:]}" if len(address) > 16 else address
+
+
+@dataclasses.dataclass
+class WithdrawOption:
+    code: str
+    name: str
+    fee: str          # exact decimals
+    minimum: str
+    maximum: str
+    available: str    # withdrawable now (amount + fee must fit)
+    most: str         # the largest amount: available - fee (0 when the fee does not fit)
+    large: str        # from this amount staff approve first ("" when never)
+
+
+@dataclasses.dataclass
+class WithdrawalRow:
+    id: int
+    when: str
+    currency: str
+    amount: str
+    fee: str
+    address: str
+    address_short: str
+    state: str
+    label: str
+    note: str
+    tx: str
+    tx_short: str
+
+
+def options(player_id: str, codes: list[str]) -> list[WithdrawOption]:
+    available = activity.withdrawable_amounts(player_id, codes)
+    out = []
+    for code in codes:
+        cur, lim = currency(code), withdrawals.limits(code)
+        have = available.get(code, 0)
+        most = max(0, min(have - lim.fee, lim.maximum))
+        out.append(WithdrawOption(
+            code, cur.name, exact(cur, lim.fee), exact(cur, lim.minimum),
+            exact(cur, lim.maximum), exact(cur, have), exact(cur, most),
+            exact(cur, lim.large) if lim.large is not None else ""))
+    return out
+
+
+def row(w: WithdrawalView) -> WithdrawalRow:
+    cur = currency(w.currency)
+    tx = w.tx_hash or ""
+    return WithdrawalRow(w.id, fmt_time(w.created_at), w.currency, exact(cur, w.amount),
+                         exact(cur, w.fee), w.address, short_address(w.address), w.state,
+                         STATE_LABELS.get(w.state, w.state), STATE_NOTES.get(w.state, ""),
+                         tx, short_hash(tx) if tx else "")
+
+
+def total_text(code: str, amount: str, fee: str) -> str:
+    """What leaves the balance for ``amount`` typed (amount + fee), or "" while the
+    amount is not one."""
+    cur = currency(code)
+    try:
+        value = cur.parse(amount)
+    except ValueError:
+        return ""
+    return exact(cur, value + cur.parse(fee)) if value > 0 else ""
+
+
+def withdrawable_codes() -> list[str]:
+    """The currencies the form offers: withdrawable on Ethereum and shown on the wallet."""
+    try:
+        return [c for c in withdrawals.currencies() if c in configured()]
+    except ValueError:  # a malformed CASINO_ETH_TOKENS: the config check names it
+        return []
+
+
+def accepted_text(w: WithdrawalView) -> str:
+    cur = currency(w.currency)
+    what = f"{exact(cur, w.amount)} {w.currency} to {short_address(w.address)}"
+    if w.state == "awaiting_approval":
+        return f"Withdrawal of {what} requested: large withdrawals are checked by staff " \
+               "before they are paid."
+    return f"Withdrawal of {what} queued: it is paid with the next payout transaction."
+
+
+# --- the state -------------------------------------------------------------------------------
+
+class WithdrawState(rx.State):
+    options: list[WithdrawOption] = []
+    totals: dict[str, str] = {}     # per currency: amount + fee for the amount typed
+    amount: str = ""
+    rows: list[WithdrawalRow] = []
+    errors: dict[str, str] = {}     # address, amount, code
+    message: str = ""
+    notice: str = ""
+    form_id: str = ""               # renewed after each accepted withdrawal: a new key
+    _answered: dict[str, str] = {}  # request sent (with its key) -> the notice shown
+
+    def _clear(self) -> None:
+        self.options, self.rows, self.totals, self.amount = [], [], {}, ""
+        self.errors, self.message, self.notice = {}, "", ""
+        self._answered = {}
+
+    def _retotal(self) -> None:
+        totals = {o.code: total_text(o.code, self.amount, o.fee) for o in self.options}
+        if totals != self.totals:
+            self.totals = totals
+
+    async def _refresh(self, player_id: str) -> None:
+        """Read the caller's withdrawable amounts, limits and withdrawals."""
+        codes = withdrawable_codes()
+        if not codes:
+            self.options, self.rows, self.totals = [], [], {}
+            return
+        try:
+            opts = await asyncio.to_thread(options, player_id, codes)
+            views = await asyncio.to_thread(withdrawals.withdrawals_of, player_id)
+        except ValueError:  # malformed CASINO_ETH_WITHDRAW_* settings: the check names them
+            log.warning("wallet_withdraw_bad_limits")
+            self.options, self.rows = [], []
+            self.message = "Withdrawals are not available right now. Please try again later."
+            return
+        rows = [row(w) for w in views]
+        # Reflex sends every assigned var to the browser: assign only what changed.
+        if opts != self.options:
+            self.options = opts
+        if rows != self.rows:
+            self.rows = rows
+        self._retotal()
+
+    def _to_login(self):  # noqa: ANN202
+        self._clear()
+        return rx.redirect(routes.login_then(routes.WALLET))
+
+    @rx.event
+    async def on_open(self):
+        """on_load of the wallet page: the form's currencies and the caller's history."""
+        _, me = await caller(self)
+        if me is None:
+            return self._to_login()
+        self.errors, self.message, self.notice = {}, "", ""
+        self.form_id = secrets.token_hex(8)
+        await self._refresh(me.player_id)
+        return None
+
+    @rx.event
+    def edit_amount(self, value: str):
+        """The amount as typed (shown back with the total it costs); checked on submit."""
+        if isinstance(value, str) and len(value) <= 40:
+            self.amount = value
+            self._retotal()
+
+    @rx.event
+    def fill(self, code: str, part: str):
+        """The "Half" and "Max" buttons: half or all of what can be withdrawn (the
+        caller's own figures, read on the server by the last refresh)."""
+        opt = next((o for o in self.options if o.code == code), None) \
+            if isinstance(code, str) else None
+        if opt is None or part not in ("half", "max"):
+            return
+        cur = currency(opt.code)
+        most = cur.parse(opt.most)
+        self.amount = exact(cur, most if part == "max" else most // 2)
+        self._retotal()
+
+    def _fail(self, exc: Exception) -> None:
+        if isinstance(exc, WithdrawalRefused):
+            field = {withdrawals.InvalidAddress: "address",
+                     withdrawals.InvalidAmount: "amount"}.get(type(exc), "")
+            if field:
+                self.errors = {field: str(exc)}
+            else:
+                self.message = str(exc)
+            return
+        field, msg = describe(exc)
+        if field:  # with_second_factor's only field: the code (wrong, used, malformed)
+            self.errors = {"code": msg}
+            return
+        if not isinstance(exc, (UserError, RateLimited)):
+            log.warning("wallet_withdraw_failed", error=type(exc).__name__)
+        self.message = msg
+
+    @rx.event
+    async def request(self, form: dict, key: str):
+        """Request a withdrawal: currency, amount, address and (with 2FA on) the current
+        code from the form; ``key`` is the request's idempotency key, made by the browser."""
+        self.errors, self.message, self.notice = {}, "", ""
+        sess, me = await caller(self)
+        if me is None:
+            return self._to_login()
+        code = form_value(form, "currency")
+        if not isinstance(code, str) or code not in withdrawable_codes():
+            self.message = "Choose one of the currencies shown."
+            return None
+        if not isinstance(key, str) or not KEY_RE.fullmatch(key):
+            self.message = "Missing request id. Reload the page and try again."
+            return None
+        amount, address = form_value(form, "amount"), form_value(form, "address")
+        sent = json.dumps([code, amount, address, key], default=str)
+        if sent in self._answered:  # sent again (double click, reconnect): same answer
+            self.notice = self._answered[sent]
+            return None
+        if not isinstance(amount, str) or not amount.strip() or len(amount) > 40:
+            self.errors = {"amount": "Enter an amount."}
+            return None
+        if not isinstance(address, str) or len(address) > 100:
+            self.errors = {"address": "Enter an Ethereum address (0x followed by 40 hex "
+                                      "characters)."}
+            return None
+        otp = form_value(form, "code")
+        player_id = me.player_id
+
+        def act(who):  # noqa: ANN001, ANN202 - the caller as the locked session resolves it
+            if who.player_id != player_id:
+                raise NotAuthenticated()
+            return withdrawals.request_withdrawal(who.player_id, code, amount.strip(),
+                                                  address.strip(), key)
+
+        def detail(w: WithdrawalView) -> dict[str, object]:
+            return {"withdrawal_id": w.id, "currency": w.currency, "amount": w.amount,
+                    "fee": w.fee, "address": w.address, "state": w.state,
+                    "replayed": w.replayed}
+
+        clear_code = rx.set_value("withdraw-code", "")
+        try:
+            w = await asyncio.to_thread(accounts.with_second_factor, sess.token, otp,
+                                        sess._context(), act, AuditAction.withdrawal_requested,
+                                        detail)
+        except NotAuthenticated:
+            return self._to_login()
+        except Exception as exc:  # noqa: BLE001 - every refusal is shown on the form
+            self._fail(exc)
+            return clear_code
+        self.notice = accepted_text(w)
+        self._answered = dict(list({**self._answered, sent: self.notice}.items())
+                              [-ANSWERED_MAX:])
+        self.amount, self.form_id = "", secrets.token_hex(8)
+        await self._refresh(player_id)
+        await self._after(player_id)
+        return clear_code
+
+    async def _after(self, player_id: str) -> None:
+        """The wallet's cards and the header balance show the reservation at once."""
+        from casino_app.ui.state.deposits import DepositsState
+        from casino_app.ui.state.wallet import WalletState
+
+        deposits = await self.get_state(DepositsState)
+        await deposits._load(player_id)
+        wallet = await self.get_state(WalletState)
+        await wallet._refresh(player_id)
