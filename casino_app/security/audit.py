@@ -64,6 +64,7 @@ class AuditAction(StrEnum):
     reconcile_failed = "chain.reconcile_failed"
     staff_reconcile_run = "staff.reconcile_run"
     hold_released = "staff.hold_released"
+    withdrawal_requested = "withdrawal.requested"
 
 
 @dataclass(frozen=True)
