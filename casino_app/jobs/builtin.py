@@ -46,8 +46,10 @@ def eth_watch() -> dict[str, int]:
 
 def eth_batch() -> dict[str, int]:
     from casino_app.payments.eth.batcher import batch_once
+    from casino_app.payments.eth.safe_exec import safe_once
 
-    return batch_once()
+    safe = safe_once()  # fully signed Safe payments: recorded here, broadcast by the batcher
+    return {**batch_once(), **safe}
 
 
 def eth_reconcile() -> dict[str, int]:
@@ -65,7 +67,8 @@ def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, ...] | None,
         Job("eth-watch", eth[0], eth_watch),
         # Compare the books with the chain (payments.eth.reconcile).
         Job("eth-reconcile", eth[1], eth_reconcile),
-        # Pay queued withdrawals from the hot wallet (payments.eth.batcher).
+        # Pay queued withdrawals from the hot wallet (payments.eth.batcher), and large
+        # ones and refills signed by the Safe's owners (payments.eth.safe_exec).
         Job("eth-batch", eth[2], eth_batch),
     )
     return (

@@ -64,7 +64,20 @@ class AuditAction(StrEnum):
     reconcile_failed = "chain.reconcile_failed"
     staff_reconcile_run = "staff.reconcile_run"
     hold_released = "staff.hold_released"
+    # Ethereum withdrawals (the player's request: recorded by the UI layer) and payments
+    # from the cold Safe (payments/eth/safe_payments, users/staff_withdrawals).
     withdrawal_requested = "withdrawal.requested"
+    withdrawal_prepared = "withdrawal.safe_prepared"
+    withdrawal_approved = "withdrawal.approved"
+    withdrawal_rejected = "withdrawal.rejected"
+    withdrawal_paid = "withdrawal.paid"
+    withdrawal_failed = "withdrawal.failed"
+    refill_requested = "refill.requested"
+    refill_approved = "refill.approved"
+    refill_cancelled = "refill.cancelled"
+    refill_paid = "refill.paid"
+    refill_failed = "refill.failed"
+    safe_payment_cancelled = "safe.payment_cancelled"
 
 
 @dataclass(frozen=True)

@@ -307,21 +307,65 @@ def _request(s: Session, player_id: str, code: str, value: int, target: str,
 
 # --- staff ---------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class StaffWithdrawalView:
+    """A withdrawal as the staff queue shows it: with its player and approvals."""
+
+    view: WithdrawalView
+    player_id: str
+    approved_by: int | None
+    approved_by_2: int | None
+
+
+def staff_queue(recent: int = 50, session: Session | None = None
+                ) -> list[StaffWithdrawalView]:
+    """Every open withdrawal (queued, awaiting approval, batched), oldest first, then the
+    ``recent`` latest final ones (confirmed, failed, rejected), newest first."""
+    def read(s: Session) -> list[StaffWithdrawalView]:
+        rows = list(s.execute(select(Withdrawal).where(Withdrawal.state.in_(OPEN_STATES))
+                              .order_by(Withdrawal.id)).scalars())
+        rows += list(s.execute(select(Withdrawal).where(Withdrawal.state.not_in(OPEN_STATES))
+                               .order_by(Withdrawal.updated_at.desc(), Withdrawal.id.desc())
+                               .limit(recent)).scalars())
+        hashes = _tx_hashes(s, {w.batch_id for w in rows if w.batch_id is not None})
+        return [StaffWithdrawalView(_view(w, hashes.get(w.batch_id) if w.batch_id else None),
+                                    w.player_id, w.approved_by, w.approved_by_2)
+                for w in rows]
+
+    if session is not None:
+        return read(session)
+    with ledger_tx(readonly=True) as s:
+        return read(s)
+
+
 class NotAwaitingApproval(WithdrawalRefused):
     def __init__(self) -> None:
         super().__init__("This withdrawal is not waiting for approval.")
 
 
-def reject_withdrawal(withdrawal_id: int, staff_id: int, reason: str) -> WithdrawalView:
+def reject_withdrawal(withdrawal_id: int, staff_id: int, reason: str, *,
+                      session: Session | None = None) -> WithdrawalView:
     """Refuse a large withdrawal waiting for approval: its reservation is voided (the money
-    is the player's again). One staff member may refuse; approving needs two (the Safe
-    path, not built yet). The admin layer checks the role and audits the action."""
-    with ledger_tx() as s:
-        w = s.execute(select(Withdrawal).where(Withdrawal.id == withdrawal_id)
-                      .with_for_update()).scalar_one_or_none()
-        if w is None or w.state != "awaiting_approval":
-            raise NotAwaitingApproval()
-        ledger.void_pending(s, f"withdrawal:{w.id}")
-        w.state, w.failure, w.updated_at = "rejected", (reason or "rejected")[:200], utcnow()
-        log.info("eth_withdrawal_rejected", withdrawal_id=w.id, staff_id=staff_id)
-        return _view(w, None)
+    is the player's again) and its Safe payment, if prepared and not sent, is cancelled.
+    One staff member may refuse; paying needs two (payments/eth/safe_payments.py). The
+    admin layer checks the role and audits the action (passing its ledger ``session`` so
+    both commit together)."""
+    if session is None:
+        with ledger_tx() as s:
+            return _reject(s, withdrawal_id, staff_id, reason)
+    return _reject(session, withdrawal_id, staff_id, reason)
+
+
+def _reject(s: Session, withdrawal_id: int, staff_id: int, reason: str) -> WithdrawalView:
+    from casino_app.payments.eth.safe_payments import cancel_for_withdrawal
+
+    w = s.execute(select(Withdrawal).where(Withdrawal.id == withdrawal_id)
+                  .with_for_update()).scalar_one_or_none()
+    if w is None or w.state != "awaiting_approval":
+        raise NotAwaitingApproval()
+    why = (reason or "rejected")[:200]
+    ledger.void_pending(s, f"withdrawal:{w.id}")
+    cancel_for_withdrawal(s, w.id, f"withdrawal rejected: {why}")
+    w.state, w.failure, w.updated_at = "rejected", why, utcnow()
+    log.info("eth_withdrawal_rejected", withdrawal_id=w.id, staff_id=staff_id)
+    return _view(w, None)

@@ -1,0 +1,280 @@
+"""Executing Safe payments (payments/eth/safe_payments.py) that have their owners'
+signatures: the job side, run with the eth-batch job (jobs process, never the web).
+
+One run (:meth:`SafeExecutor.run`):
+
+1. Follow sent payments: their ``execTransaction`` is a hot-wallet transaction recorded
+   in ``withdrawal_batches`` (kind ``pay``, to the Safe, its withdrawal ``batched`` in it),
+   so the batcher broadcasts it, rebroadcasts the same raw bytes after a crash, bumps its
+   fee and settles it exactly as its own batches: status 1 posts the withdrawal's
+   reservation and fee and books the gas; status 0 voids the reservation (the money is
+   the player's again) and books the gas. This step copies that outcome onto the payment
+   (``confirmed`` / ``failed``) and audits it.
+2. Cancel open payments whose Safe nonce was used by another Safe transaction (owners
+   acting in the Safe's own interface): their signatures can never execute. A withdrawal
+   keeps waiting for approval with its approvals cleared (prepare and sign again).
+3. Record the next payment: the ``ready`` payment whose nonce is the Safe's next one, when
+   no other payment of the Safe is in flight. The ``execTransaction`` call (signatures
+   sorted by owner) is estimated (a call that would revert, e.g. the Safe lacks the funds,
+   waits for the next run), signed by the hot wallet at its next nonce (the same rule as
+   the batcher, in the same table: their nonces never collide), and recorded with its raw
+   transaction, the payment ``sent`` and its withdrawal ``batched``, in one ledger
+   transaction BEFORE anything is broadcast. The batcher's run broadcasts it.
+
+A payment never pays twice: it has one Safe nonce, which the Safe uses once; the recorded
+raw transaction is the only one signed for it (fee bumps re-sign the same call and nonce).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hexbytes import HexBytes
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from web3 import Web3
+
+from casino_app.core.clock import utcnow
+from casino_app.core.db import identity_tx, ledger_tx
+from casino_app.core.logging import get_logger
+from casino_app.core.settings import get_settings
+from casino_app.payments.eth import chain
+from casino_app.payments.eth.safe_models import SafePayment
+from casino_app.payments.eth.safe_payments import _cancel, _hash_of, packed_signatures
+from casino_app.payments.eth.withdrawal_models import (
+    Withdrawal,
+    WithdrawalBatch,
+    WithdrawalBatchTx,
+)
+from casino_app.security.audit import SYSTEM, AuditAction, record
+
+log = get_logger("casino.eth.safe")
+
+CHAIN = "ethereum"
+
+# Tests only: called at "recorded" (the exec transaction is stored, not broadcast) with
+# the payment id; raising stops the run there, as a crash would.
+fault: Callable[[str, int], None] | None = None
+
+
+@dataclass
+class SafeRunResult:
+    recorded: int = 0       # execTransaction transactions recorded (broadcast by the batcher)
+    confirmed: int = 0      # payments settled as paid
+    failed: int = 0         # payments settled as not paid
+    cancelled: int = 0      # payments whose Safe nonce was used elsewhere
+
+    def as_dict(self) -> dict[str, int]:
+        return {f"safe_{k}": v for k, v in self.__dict__.items()}
+
+
+class _Changed(Exception):
+    """The payment or its withdrawal changed while the transaction was being built."""
+
+
+class SafeExecutor:
+    def __init__(self, w3: Web3, safe: str, *, signer: Any = None, chain_name: str = CHAIN
+                 ) -> None:
+        if signer is None:
+            from casino_app.payments.signer import eth as signer_module
+
+            signer = signer_module
+        self.w3, self.signer, self.chain = w3, signer, chain_name
+        self.hot = Web3.to_checksum_address(signer.hot_address())
+        self.safe = Web3.to_checksum_address(safe)
+        self.contract = chain.contract(w3, "SafeL2", self.safe)
+        self.chain_id = int(w3.eth.chain_id)
+
+    def run(self) -> SafeRunResult:
+        res = SafeRunResult()
+        self._follow(res)
+        nonce = int(self.contract.functions.nonce().call())
+        self._cancel_stale(nonce, res)
+        self._record_next(nonce, res)
+        if any(res.as_dict().values()):
+            log.info("eth_safe_run", **res.as_dict())
+        return res
+
+    # --- 1. sent payments ---
+
+    def _follow(self, res: SafeRunResult) -> None:
+        with ledger_tx(readonly=True) as s:
+            done = s.execute(select(SafePayment.id).join(
+                WithdrawalBatch, WithdrawalBatch.id == SafePayment.batch_id).where(
+                SafePayment.chain == self.chain, SafePayment.safe_address == self.safe,
+                SafePayment.state == "sent",
+                WithdrawalBatch.state.in_(("confirmed", "failed")))).scalars().all()
+        for pid in done:
+            self._settle(pid, res)
+
+    def _settle(self, payment_id: int, res: SafeRunResult) -> None:
+        with identity_tx() as ids, ledger_tx() as s:
+            p = s.execute(select(SafePayment).where(SafePayment.id == payment_id)
+                          .with_for_update()).scalar_one()
+            if p.state != "sent":
+                return
+            b = s.get(WithdrawalBatch, p.batch_id)
+            ok = b.state == "confirmed"
+            p.tx_hash, p.updated_at = b.tx_hash, utcnow()
+            if ok:
+                p.state = "confirmed"
+            else:
+                _cancel(p, b.failure or "the transaction failed")
+                p.state = "failed"
+            player = None
+            if p.withdrawal_id is not None:
+                player = s.get(Withdrawal, p.withdrawal_id).player_id
+            action = {("withdrawal", True): AuditAction.withdrawal_paid,
+                      ("withdrawal", False): AuditAction.withdrawal_failed,
+                      ("refill", True): AuditAction.refill_paid,
+                      ("refill", False): AuditAction.refill_failed}[(p.kind, ok)]
+            # audited before the ledger commits (the batcher already moved the money)
+            record(ids, action, SYSTEM, _user_of(ids, player), payment_id=p.id,
+                   withdrawal_id=p.withdrawal_id, currency=p.currency, amount=p.amount,
+                   tx_hash=p.tx_hash, failure=p.failure)
+        if ok:
+            res.confirmed += 1
+        else:
+            res.failed += 1
+        (log.info if ok else log.warning)("eth_safe_payment_settled", payment_id=payment_id,
+                                          ok=ok)
+
+    # --- 2. nonces used elsewhere ---
+
+    def _cancel_stale(self, nonce: int, res: SafeRunResult) -> None:
+        with ledger_tx(readonly=True) as s:
+            stale = s.execute(select(SafePayment.id).where(
+                SafePayment.chain == self.chain, SafePayment.safe_address == self.safe,
+                SafePayment.state.in_(("awaiting_signatures", "ready")),
+                SafePayment.safe_nonce < nonce)).scalars().all()
+        for pid in stale:
+            with identity_tx() as ids, ledger_tx() as s:
+                p = s.execute(select(SafePayment).where(SafePayment.id == pid)
+                              .with_for_update()).scalar_one()
+                if p.state not in ("awaiting_signatures", "ready"):
+                    continue
+                _cancel(p, f"the Safe used nonce {p.safe_nonce} for another transaction")
+                player = None
+                if p.withdrawal_id is not None:
+                    w = s.execute(select(Withdrawal).where(Withdrawal.id == p.withdrawal_id)
+                                  .with_for_update()).scalar_one()
+                    player = w.player_id
+                    if w.state == "awaiting_approval":  # sign again, from the start
+                        w.approved_by = w.approved_by_2 = None
+                        w.updated_at = utcnow()
+                record(ids, AuditAction.safe_payment_cancelled, SYSTEM, _user_of(ids, player),
+                       payment_id=p.id, withdrawal_id=p.withdrawal_id, reason=p.failure)
+            res.cancelled += 1
+            log.warning("eth_safe_payment_stale", payment_id=pid)
+
+    # --- 3. the next payment ---
+
+    def _record_next(self, nonce: int, res: SafeRunResult) -> None:
+        with ledger_tx(readonly=True) as s:
+            busy = s.execute(select(func.count()).select_from(SafePayment).where(
+                SafePayment.chain == self.chain, SafePayment.safe_address == self.safe,
+                SafePayment.state == "sent")).scalar_one()
+            if busy:
+                return
+            p = s.execute(select(SafePayment).where(
+                SafePayment.chain == self.chain, SafePayment.safe_address == self.safe,
+                SafePayment.state == "ready", SafePayment.safe_nonce == nonce)
+                .order_by(SafePayment.id).limit(1)).scalar_one_or_none()
+            if p is None:
+                return
+            if p.chain_id != self.chain_id or _hash_of(p) != p.safe_tx_hash:
+                log.error("eth_safe_payment_mismatch", payment_id=p.id)
+                return
+            pid, kind, code, amount = p.id, p.kind, p.currency, p.amount
+            call = self.contract.encode_abi("execTransaction", args=[
+                Web3.to_checksum_address(p.to_address), int(p.value_wei),
+                bytes(HexBytes(p.call_data)), p.operation, 0, 0, 0, chain.ZERO_ADDRESS,
+                chain.ZERO_ADDRESS, packed_signatures(s, p.id)])
+        try:
+            estimate = int(self.w3.eth.estimate_gas({"from": self.hot, "to": self.safe,
+                                                     "value": 0, "data": call}))
+        except Exception as exc:  # noqa: BLE001 - it would revert (Safe short, bad signature)
+            log.error("eth_safe_exec_would_revert", payment_id=pid, error=str(exc)[:200])
+            return
+        gas = estimate * 6 // 5
+        block = self.w3.eth.get_block("latest")
+        tip = int(self.w3.eth.max_priority_fee)
+        max_fee = max(2 * int(block.get("baseFeePerGas") or 0) + tip, tip)
+        now = utcnow()
+        try:
+            with ledger_tx() as s:
+                p = s.execute(select(SafePayment).where(SafePayment.id == pid)
+                              .with_for_update()).scalar_one()
+                if p.state != "ready":
+                    raise _Changed()
+                stored = s.execute(select(func.max(WithdrawalBatch.nonce)).where(
+                    WithdrawalBatch.chain == self.chain,
+                    WithdrawalBatch.from_address == self.hot)).scalar_one()
+                tx_nonce = max(self.w3.eth.get_transaction_count(self.hot, "pending"),
+                               -1 if stored is None else int(stored) + 1)
+                raw, tx_hash = self.signer.sign_transaction({
+                    "type": 2, "chainId": self.chain_id, "from": self.hot, "to": self.safe,
+                    "value": 0, "data": call, "gas": gas, "nonce": tx_nonce,
+                    "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip})
+                batch = WithdrawalBatch(
+                    chain=self.chain, kind="pay", currency=code, from_address=self.hot,
+                    nonce=tx_nonce, state="signed", to_address=self.safe, value_wei="0",
+                    call_data=call, gas_limit=gas,
+                    total=amount if kind == "withdrawal" else 0,  # a refill stays ours
+                    created_at=now, updated_at=now)
+                s.add(batch)
+                s.flush()
+                if p.withdrawal_id is not None:
+                    moved = s.execute(update(Withdrawal).where(
+                        Withdrawal.id == p.withdrawal_id,
+                        Withdrawal.state == "awaiting_approval",
+                        Withdrawal.approved_by_2.is_not(None)).values(
+                        state="batched", batch_id=batch.id, updated_at=now)).rowcount
+                    if moved != 1:
+                        raise _Changed()
+                s.add(WithdrawalBatchTx(batch_id=batch.id, version=0, tx_hash=tx_hash,
+                                        raw_tx=Web3.to_hex(raw), max_fee_per_gas=max_fee,
+                                        max_priority_fee_per_gas=tip, created_at=now))
+                p.state, p.batch_id, p.updated_at = "sent", batch.id, now
+        except (_Changed, IntegrityError) as exc:
+            # Nothing was recorded, so the signed transaction is thrown away unsent.
+            log.warning("eth_safe_exec_not_recorded", payment_id=pid,
+                        reason=type(exc).__name__)
+            return
+        res.recorded += 1
+        log.info("eth_safe_exec_recorded", payment_id=pid, kind=kind, currency=code,
+                 nonce=tx_nonce, tx_hash=tx_hash)
+        if fault is not None:
+            fault("recorded", pid)
+
+
+def _user_of(ids: Any, player_id: str | None) -> int | None:
+    if player_id is None:
+        return None
+    from casino_app.users.models import User
+
+    return ids.execute(select(User.id).where(User.player_id == player_id)).scalar_one_or_none()
+
+
+# --- the job ---------------------------------------------------------------------------------
+
+_executor: SafeExecutor | None = None
+
+
+def safe_once() -> dict[str, int]:
+    """The Safe step of the ``eth-batch`` job, run before the batcher (which broadcasts
+    what this records). Needs ``CASINO_ETH_SAFE_ADDRESS`` and, as the batcher does,
+    ``CASINO_ETH_BATCH_CONTRACT``; without them signed payments wait."""
+    global _executor
+    st = get_settings()
+    if not st.eth_safe_address or not st.eth_batch_contract or not st.eth_rpc_url:
+        return {}
+    try:
+        if _executor is None:
+            _executor = SafeExecutor(chain.connect(st.eth_rpc_url), st.eth_safe_address)
+        return _executor.run().as_dict()
+    except Exception as exc:  # noqa: BLE001 - a Safe problem must not stop the batcher
+        log.error("eth_safe_run_failed", error=type(exc).__name__, detail=str(exc)[:300])
+        return {"safe_errors": 1}

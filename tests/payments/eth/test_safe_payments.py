@@ -1,0 +1,343 @@
+"""Large withdrawals and hot-wallet refills paid by the cold Safe (2 of 3 owners) on a real
+anvil node: two admins approve with two owner signatures made outside the server, the
+hot wallet sends execTransaction as a recorded transaction the batcher broadcasts and
+settles; one approval is not enough, the same admin or owner twice and non-owners are
+refused, a crash after recording pays once, a rejection cancels the payment. The ledger's
+invariants hold after each test (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from sqlalchemy import select
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
+
+from casino_app.core.db import ledger_tx
+from casino_app.core.settings import reset_settings_cache
+from casino_app.payments import ledger
+from casino_app.payments.eth import batcher, chain, safe_exec, safe_payments, withdrawals
+from casino_app.payments.eth.batcher import Batcher
+from casino_app.payments.eth.safe_exec import SafeExecutor
+from casino_app.payments.eth.safe_models import SafePayment
+from casino_app.payments.eth.withdrawal_models import Withdrawal, WithdrawalBatch
+from casino_app.payments.signer import eth as signer_eth
+from casino_app.payments.signer.seed import account_xpub
+from tests.support.services import ANVIL_MNEMONIC
+
+pytestmark = pytest.mark.ethereum
+
+GWEI = 10**9
+ETH_FEE = 50_000
+TOKEN_FEE = 1_000_000
+LARGE_ETH = 5_000_000            # 0.005 ETH and more: two approvals, paid by the Safe
+ADMIN_A, ADMIN_B, ADMIN_C = 11, 12, 13
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.fixture
+def env(any_env: str, devnet, chain_state, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001, ANN201
+    """Fresh ledger and chain; the hot wallet holds 1 ETH for gas; the Safe holds 10 ETH
+    and 10,000 USDT."""
+    anvil = chain_state
+    monkeypatch.setenv("CASINO_ETH_XPUB", account_xpub(ANVIL_MNEMONIC))
+    monkeypatch.setenv("CASINO_ETH_HOT_SEED", ANVIL_MNEMONIC)
+    monkeypatch.setenv("CASINO_ETH_RPC_URL", anvil.url)
+    monkeypatch.setenv("CASINO_ETH_TOKENS", f"USDT:{devnet['USDT']},USDC:{devnet['USDC']}")
+    monkeypatch.setenv("CASINO_ETH_BATCH_CONTRACT", devnet["batch"])
+    monkeypatch.setenv("CASINO_ETH_SAFE_ADDRESS", devnet["safe"])
+    monkeypatch.setenv("CASINO_ETH_WITHDRAW_FEE", f"ETH:{ETH_FEE},USDT:{TOKEN_FEE}")
+    monkeypatch.setenv("CASINO_ETH_WITHDRAW_LARGE", f"ETH:{LARGE_ETH},USDT:100000000")
+    reset_settings_cache()
+    signer_eth.forget()
+    monkeypatch.setattr(batcher, "fault", None)
+    monkeypatch.setattr(safe_exec, "fault", None)
+    w3 = anvil.w3
+    hot = signer_eth.hot_address()
+    for to, value in ((hot, 10**18), (devnet["safe"], 10 * 10**18)):
+        w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
+            {"from": anvil.accounts[0], "to": to, "value": value}))
+    usdt = w3.eth.contract(address=devnet["USDT"], abi=devnet["abi"]["USDT"])
+    w3.eth.wait_for_transaction_receipt(usdt.functions.mint(devnet["safe"], 10_000 * 10**6)
+                                        .transact({"from": anvil.accounts[0]}))
+    yield anvil
+    reset_settings_cache()
+    signer_eth.forget()
+
+
+def _fund(player: str, code: str, amount: int) -> None:
+    with ledger_tx() as s:
+        ledger.transfer(s, f"test-deposit:{player}:{code}:{amount}", "deposit",
+                        ledger.house_account(s, code, "custody"),
+                        ledger.player_account(s, player, code), amount)
+
+
+def _balance(player: str, code: str) -> ledger.Balance:
+    with ledger_tx(readonly=True) as s:
+        return ledger.player_balances(s, player).get(code) or ledger.Balance(code, 0, 0)
+
+
+def _house(code: str, kind: str) -> int:
+    with ledger_tx(readonly=True) as s:
+        return ledger.balance_of(s, ledger.house_account(s, code, kind)).balance
+
+
+def _invariants_clean() -> None:
+    with ledger_tx(readonly=True) as s:
+        assert [(f.check, f.examples) for f in ledger.check_invariants(s) if f.violations] \
+            == []
+
+
+def _sign(key: str, view: safe_payments.SafePaymentView) -> str:
+    """An owner signing the hash on their own machine (cast wallet sign --no-hash)."""
+    return Web3.to_hex(chain.sign_safe_tx(key, bytes.fromhex(view.safe_tx_hash[2:])).signature)
+
+
+def _personal_sign(key: str, view: safe_payments.SafePaymentView) -> str:
+    """An owner signing with a wallet's personal_sign of the 32-byte hash."""
+    signed = Account.sign_message(encode_defunct(hexstr=view.safe_tx_hash), key)
+    return Web3.to_hex(signed.signature)
+
+
+def _machines(anvil, devnet) -> tuple[SafeExecutor, Batcher]:  # noqa: ANN001
+    return (SafeExecutor(anvil.w3, devnet["safe"]),
+            Batcher(anvil.w3, devnet["batch"], {"USDT": devnet["USDT"], "USDC": devnet["USDC"]},
+                    confirmations=1, fee_bump_seconds=3600))
+
+
+def _run(ex: SafeExecutor, b: Batcher, rounds: int = 4) -> None:
+    for _ in range(rounds):
+        ex.run()
+        b.run()
+    ex.run()
+
+
+def _payment(pid: int) -> SafePayment:
+    with ledger_tx(readonly=True) as s:
+        p = s.get(SafePayment, pid)
+        s.expunge(p)
+        return p
+
+
+def _withdrawal(wid: int) -> Withdrawal:
+    with ledger_tx(readonly=True) as s:
+        w = s.get(Withdrawal, wid)
+        s.expunge(w)
+        return w
+
+
+def _fresh() -> str:
+    return Account.create().address
+
+
+def test_a_large_withdrawal_waits_for_two_approvals_and_pays_from_the_safe(env, devnet) -> None:  # noqa: ANN001
+    w3, keys = env.w3, devnet["safe_owner_keys"]
+    _fund("p-big", "ETH", 50_000_000)
+    to = _fresh()
+    w = withdrawals.request_withdrawal("p-big", "ETH", "0.02", to, "k-big")
+    assert (w.state, w.amount) == ("awaiting_approval", 20_000_000)
+    ex, b = _machines(env, devnet)
+    _run(ex, b, 1)
+    assert _withdrawal(w.id).state == "awaiting_approval"  # nothing happens on its own
+
+    p = safe_payments.prepare_withdrawal(w.id, ADMIN_A)
+    assert safe_payments.prepare_withdrawal(w.id, ADMIN_B).id == p.id  # prepared once
+    assert (p.safe, p.to, p.value_wei, p.data, p.safe_nonce, p.required) == \
+        (devnet["safe"], to, 20_000_000 * GWEI, "0x", 0, 2)
+    assert p.safe_tx_hash == Web3.to_hex(chain.safe_tx_hash(
+        w3.eth.chain_id, devnet["safe"], to, 20_000_000 * GWEI, b"", 0))
+
+    # refusals: not an owner, malformed
+    outsider = Account.create().key.hex()
+    with pytest.raises(safe_payments.NotAnOwner, match="not from an owner"):
+        safe_payments.add_signature(p.id, ADMIN_A, _sign(outsider, p))
+    for junk in ("", "0x12", "0x" + "zz" * 65, None, "0x" + "00" * 65):
+        with pytest.raises(safe_payments.BadSignature):
+            safe_payments.add_signature(p.id, ADMIN_A, junk)
+
+    one = safe_payments.add_signature(p.id, ADMIN_A, _sign(keys[0], p))
+    assert (one.state, one.signed_by) == ("awaiting_signatures", (ADMIN_A,))
+    assert _withdrawal(w.id).approved_by == ADMIN_A
+    # one approval is not enough
+    _run(ex, b, 2)
+    assert _withdrawal(w.id).state == "awaiting_approval"
+    assert w3.eth.get_balance(to) == 0
+    # the same admin twice (even with another owner's key), the same owner twice: refused
+    with pytest.raises(safe_payments.AlreadySigned, match="different staff member"):
+        safe_payments.add_signature(p.id, ADMIN_A, _sign(keys[1], p))
+    with pytest.raises(safe_payments.AlreadySigned, match="another owner"):
+        safe_payments.add_signature(p.id, ADMIN_B, _sign(keys[0], p))
+    # the database refuses the same staff member as both approvers as well
+    with pytest.raises(Exception, match="(?i)check|constraint"), ledger_tx() as s:
+        s.get(Withdrawal, w.id).approved_by_2 = ADMIN_A
+        s.flush()
+
+    two = safe_payments.add_signature(p.id, ADMIN_B, _personal_sign(keys[1], p))
+    assert (two.state, two.signed_by) == ("ready", (ADMIN_A, ADMIN_B))
+    with pytest.raises(safe_payments.NotSignable):
+        safe_payments.add_signature(p.id, ADMIN_C, _sign(keys[2], p))
+    row = _withdrawal(w.id)
+    assert (row.approved_by, row.approved_by_2, row.state) == \
+        (ADMIN_A, ADMIN_B, "awaiting_approval")
+    with pytest.raises(withdrawals.NotAwaitingApproval):  # the queue is not its path
+        withdrawals.reject_withdrawal(w.id + 100, ADMIN_C, "no")
+
+    safe_before, hot = w3.eth.get_balance(devnet["safe"]), signer_eth.hot_address()
+    res = ex.run()
+    assert res.recorded == 1
+    assert _withdrawal(w.id).state == "batched"
+    _run(ex, b)
+    assert w3.eth.get_balance(to) == 20_000_000 * GWEI
+    assert w3.eth.get_balance(devnet["safe"]) == safe_before - 20_000_000 * GWEI
+    assert w3.eth.get_transaction_count(hot) == 1  # the exec transaction only
+    row, pay = _withdrawal(w.id), _payment(p.id)
+    assert (row.state, pay.state) == ("confirmed", "confirmed")
+    assert pay.tx_hash and w3.eth.get_transaction_receipt(pay.tx_hash)["status"] == 1
+    assert withdrawals.get_withdrawal(w.id).tx_hash == pay.tx_hash
+    assert _balance("p-big", "ETH") == ledger.Balance("ETH", 50_000_000 - 20_000_000 - ETH_FEE,
+                                                      0)
+    with ledger_tx(readonly=True) as s:
+        batch = s.get(WithdrawalBatch, pay.batch_id)
+        gas_gwei = -(-int(batch.gas_fee_wei) // GWEI)
+        assert (batch.kind, batch.to_address, batch.total) == ("pay", devnet["safe"],
+                                                                20_000_000)
+    assert _house("ETH", "fees") == ETH_FEE - gas_gwei
+    for _ in range(2):  # more runs change nothing
+        _run(ex, b, 1)
+    assert w3.eth.get_balance(to) == 20_000_000 * GWEI
+    _invariants_clean()
+
+
+def test_a_crash_between_recording_and_broadcast_pays_once(env, devnet) -> None:  # noqa: ANN001
+    w3, keys = env.w3, devnet["safe_owner_keys"]
+    _fund("p-crash", "USDT", 500_000_000)
+    to = _fresh()
+    w = withdrawals.request_withdrawal("p-crash", "USDT", "150", to, "k-crash")
+    assert w.state == "awaiting_approval"
+    p = safe_payments.prepare_withdrawal(w.id, ADMIN_A)
+    usdt = chain.erc20(w3, devnet["USDT"])
+    assert (p.to, p.value_wei) == (devnet["USDT"], 0)
+    safe_payments.add_signature(p.id, ADMIN_A, _sign(keys[2], p))
+    safe_payments.add_signature(p.id, ADMIN_C, _sign(keys[0], p))
+
+    def die(point: str, payment_id: int) -> None:
+        raise Crash(point)
+
+    safe_exec.fault = die
+    ex, b = _machines(env, devnet)
+    with pytest.raises(Crash):
+        ex.run()
+    safe_exec.fault = None
+    pay = _payment(p.id)
+    assert pay.state == "sent"
+    with ledger_tx(readonly=True) as s:
+        from casino_app.payments.eth.withdrawal_models import WithdrawalBatchTx
+
+        [v0] = s.execute(select(WithdrawalBatchTx).where(
+            WithdrawalBatchTx.batch_id == pay.batch_id)).scalars().all()
+        raw_hash = v0.tx_hash
+    with pytest.raises(TransactionNotFound):
+        w3.eth.get_transaction(raw_hash)  # never broadcast
+    ex2, b2 = _machines(env, devnet)  # a new process
+    assert ex2.run().recorded == 0  # nothing signed again: the payment is in flight
+    res = b2.run()
+    assert res.rebroadcast == 1 and res.created == 0
+    _run(ex2, b2)
+    pay = _payment(p.id)
+    assert (pay.state, pay.tx_hash) == ("confirmed", raw_hash)  # the same signed bytes
+    assert usdt.functions.balanceOf(to).call() == 150_000_000
+    assert w3.eth.get_transaction_count(signer_eth.hot_address()) == 1
+    assert _balance("p-crash", "USDT") == ledger.Balance(
+        "USDT", 500_000_000 - 150_000_000 - TOKEN_FEE, 0)
+    assert _house("USDT", "fees") == TOKEN_FEE
+    _invariants_clean()
+
+
+def test_a_refill_moves_funds_from_the_safe_to_the_hot_wallet(env, devnet) -> None:  # noqa: ANN001
+    w3, keys = env.w3, devnet["safe_owner_keys"]
+    hot = signer_eth.hot_address()
+    usdt = chain.erc20(w3, devnet["USDT"])
+    custody_before = _house("USDT", "custody")
+    for bad in ("BTC", "FUN"):
+        with pytest.raises(safe_payments.NotSignable):
+            safe_payments.request_refill(bad, "1", ADMIN_A)
+    for bad in ("0", "-1", "abc", True):
+        with pytest.raises(safe_payments.NotSignable):
+            safe_payments.request_refill("USDT", bad, ADMIN_A)
+    p = safe_payments.request_refill("usdt", "2500", ADMIN_A)
+    assert (p.kind, p.recipient, p.amount, p.state) == ("refill", hot, 2_500_000_000,
+                                                        "awaiting_signatures")
+    eth_refill = safe_payments.request_refill("ETH", "1.5", ADMIN_B)
+    assert eth_refill.safe_nonce == p.safe_nonce + 1  # the next free Safe nonce
+    safe_payments.add_signature(p.id, ADMIN_A, _sign(keys[0], p))
+    ex, b = _machines(env, devnet)
+    _run(ex, b, 1)
+    assert usdt.functions.balanceOf(hot).call() == 0
+    safe_payments.add_signature(p.id, ADMIN_B, _sign(keys[2], p))
+    safe_payments.add_signature(eth_refill.id, ADMIN_B, _sign(keys[1], eth_refill))
+    safe_payments.add_signature(eth_refill.id, ADMIN_C, _sign(keys[2], eth_refill))
+    eth_before = w3.eth.get_balance(hot)
+    _run(ex, b, 6)
+    assert usdt.functions.balanceOf(hot).call() == 2_500_000_000
+    assert usdt.functions.balanceOf(devnet["safe"]).call() == 7_500_000_000
+    assert (_payment(p.id).state, _payment(eth_refill.id).state) == ("confirmed", "confirmed")
+    with ledger_tx(readonly=True) as s:
+        gas = [int(x.gas_fee_wei) for x in s.execute(select(WithdrawalBatch)).scalars()]
+    assert len(gas) == 2
+    assert w3.eth.get_balance(hot) == eth_before + 15 * 10**17 - sum(gas)
+    # no ledger money moved: both wallets are custody; only the gas was booked
+    assert _house("USDT", "custody") == custody_before
+    assert _house("ETH", "fees") == -sum(-(-g // GWEI) for g in gas)
+    _invariants_clean()
+
+
+def test_a_rejection_cancels_the_payment_and_its_nonce_is_used_again(env, devnet) -> None:  # noqa: ANN001
+    w3, keys = env.w3, devnet["safe_owner_keys"]
+    _fund("p-rej", "ETH", 50_000_000)
+    w = withdrawals.request_withdrawal("p-rej", "ETH", "0.01", _fresh(), "k-rej")
+    p = safe_payments.prepare_withdrawal(w.id, ADMIN_A)
+    safe_payments.add_signature(p.id, ADMIN_A, _sign(keys[0], p))
+    out = withdrawals.reject_withdrawal(w.id, ADMIN_B, "source of funds unclear")
+    assert out.state == "rejected"
+    pay = _payment(p.id)
+    assert (pay.state, pay.nonce_slot, pay.active_withdrawal_id) == ("cancelled", None, None)
+    assert _balance("p-rej", "ETH") == ledger.Balance("ETH", 50_000_000, 0)
+    with pytest.raises(safe_payments.NotSignable):
+        safe_payments.add_signature(p.id, ADMIN_B, _sign(keys[1], p))
+    refill = safe_payments.request_refill("ETH", "0.1", ADMIN_A)
+    assert refill.safe_nonce == p.safe_nonce  # the cancelled nonce is taken again
+    # owners use the Safe's nonce elsewhere: the open payment is cancelled, approvals reset
+    w2 = withdrawals.request_withdrawal("p-rej", "ETH", "0.01", _fresh(), "k-rej-2")
+    p2 = safe_payments.prepare_withdrawal(w2.id, ADMIN_A)
+    assert p2.safe_nonce == refill.safe_nonce + 1
+    safe_payments.add_signature(p2.id, ADMIN_A, _sign(keys[0], p2))
+    safe_payments.cancel_payment(refill.id, ADMIN_A, "not needed")
+    assert chain.safe_pay(w3, devnet["safe"], _fresh(), 1, b"", keys[:2], env.accounts[0]).ok
+    assert chain.safe_pay(w3, devnet["safe"], _fresh(), 1, b"", keys[:2], env.accounts[0]).ok
+    ex, _ = _machines(env, devnet)
+    assert ex.run().cancelled == 1
+    assert _payment(p2.id).state == "cancelled"
+    row = _withdrawal(w2.id)
+    assert (row.state, row.approved_by, row.approved_by_2) == ("awaiting_approval", None, None)
+    p3 = safe_payments.prepare_withdrawal(w2.id, ADMIN_B)
+    assert p3.id != p2.id and p3.safe_nonce == 2
+    _invariants_clean()
+
+
+def test_the_web_side_does_not_import_the_signer() -> None:
+    probe = ("import sys, casino_app.payments.eth.safe_payments, "
+             "casino_app.users.staff_withdrawals; "
+             "print(sorted(m for m in sys.modules if m.startswith('casino_app.payments.signer')"
+             " or m in ('casino_app.payments.eth.batcher', "
+             "'casino_app.payments.eth.safe_exec')))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[3]).stdout
+    assert out.strip() == "[]"
