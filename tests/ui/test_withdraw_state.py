@@ -210,6 +210,7 @@ def test_every_refusal_is_shown_and_nothing_is_reserved(env) -> None:  # noqa: A
         (_form("2"), "amount", "largest withdrawal is 1 ETH"),
         (_form("0.0000000001"), "amount", "at most 9 decimals"),
         (_form("-1"), "amount", "positive"),
+        (_form("0,01"), "amount", "Use a dot"),
         (_form(""), "amount", "Enter an amount"),
         (_form(None), "amount", "Enter an amount"),
         (_form("0.05"), "", "does not cover the amount and the fee"),

@@ -108,7 +108,7 @@ WITHDRAW_KEY: rx.Var = FunctionStringVar.create(
     f"const k = {_RANDOM_KEY_JS}; globalThis.__hhWithdrawKey = {{f, k}}; return k; }})"
 ).call(WithdrawState.form_id)
 ADDRESS_PATTERN = r"\s*0x[0-9a-fA-F]{40}\s*"
-AMOUNT_PATTERN = r"\s*[0-9]{1,20}([.,][0-9]{0,18})?\s*"
+AMOUNT_PATTERN = r"\s*[0-9]{1,20}(\.[0-9]{0,18})?\s*"  # a dot for decimals, no commas
 
 
 def _figure(label: str, value: rx.Var, code: rx.Var, element_id: str) -> rx.Component:
@@ -144,11 +144,9 @@ def _withdraw_form(o: WithdrawOption) -> rx.Component:
                       on_change=WithdrawState.edit_amount),
                 rx.hstack(
                     rx.button("Half", type="button", variant="soft", size="1",
-                              on_click=WithdrawState.fill(o.code, "half"),
-                              aria_label="Half of what you can withdraw"),
+                              on_click=WithdrawState.fill(o.code, "half")),
                     rx.button("Max", type="button", variant="soft", size="1",
-                              id="withdraw-max", on_click=WithdrawState.fill(o.code, "max"),
-                              aria_label="All you can withdraw (after the fee)"),
+                              id="withdraw-max", on_click=WithdrawState.fill(o.code, "max")),
                     spacing="2"),
                 rx.text("You receive the amount; the fee of ", o.fee, " ", o.code,
                         " is added: ",

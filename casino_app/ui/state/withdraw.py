@@ -269,6 +269,9 @@ class WithdrawState(rx.State):
         if not isinstance(amount, str) or not amount.strip() or len(amount) > 40:
             self.errors = {"amount": "Enter an amount."}
             return None
+        if "," in amount:  # "0,05" must not become 5 (commas read as thousands elsewhere)
+            self.errors = {"amount": "Use a dot for decimals, like 0.05."}
+            return None
         if not isinstance(address, str) or len(address) > 100:
             self.errors = {"address": "Enter an Ethereum address (0x followed by 40 hex "
                                       "characters)."}
