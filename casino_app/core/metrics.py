@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 
 # Accounts and sessions ----------------------------------------------------------------
@@ -50,6 +50,15 @@ JOB_RUNS = Counter(
     "casino_job_runs_total",
     "Background job runs by job name and result (ok, error, skipped).",
     ["job", "result"],
+)
+
+# Custody --------------------------------------------------------------------------------
+HOT_WALLET_BELOW_MIN = Gauge(
+    "casino_hot_wallet_below_min",
+    "1 while the hot wallet holds less than its band's minimum (CASINO_ETH_HOT_BAND), by "
+    "currency; set by the eth-sweep job.",
+    ["currency"],
+    multiprocess_mode="livemax",
 )
 
 # HTTP (recorded by casino_app.api.middleware) -----------------------------------------

@@ -143,9 +143,19 @@ class Settings(BaseSettings):
     eth_fee_bump_seconds: float = Field(180.0, gt=0, le=86400)
     # The batch-payment contract (payments/eth/contracts/BatchPay.sol) on the network.
     eth_batch_contract: str = ""
-    # The cold wallet (a Safe) and the hot wallet's band per currency "CUR:min:max,...".
+    # The cold wallet (a Safe) and the hot wallet's band per currency "CUR:min:max,..."
+    # (base units): the sweep job sends what is above max to the Safe (down to the middle
+    # of the band) and alerts staff when the hot wallet is below min.
     eth_safe_address: str = ""
     eth_hot_band: str = ""
+    # Sweeps (payments/eth/sweeper.py, the eth-sweep job): confirmed coins on deposit
+    # addresses move to the hot wallet when at least the minimum per currency (base units
+    # "CUR:amount,..."; not named: any amount, for ETH any amount above the gas).
+    eth_sweep_seconds: float = Field(300.0, gt=0, le=86400)
+    eth_sweep_min: str = ""
+    # Gas (ETH in gwei) a deposit address that must send a token and lacks gas is topped
+    # up to; never less than twice the token transfer's gas at the current fees.
+    eth_sweep_topup: int = Field(0, ge=0, le=10**12)
     # How often the books are reconciled against the chain (also `casino reconcile`).
     eth_reconcile_seconds: float = Field(3600.0, gt=0, le=7 * 86400)
 

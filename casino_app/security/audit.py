@@ -78,6 +78,7 @@ class AuditAction(StrEnum):
     refill_paid = "refill.paid"
     refill_failed = "refill.failed"
     safe_payment_cancelled = "safe.payment_cancelled"
+    hot_wallet_low = "chain.hot_wallet_low"
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,8 @@ def upgrade() -> None:
         sa.UniqueConstraint('chain', 'from_address', 'nonce', name='uq_withdrawal_batch_nonce'),
         sa.CheckConstraint("state IN ('signed', 'sent', 'confirmed', 'failed')",
                            name='ck_withdrawal_batch_state'),
-        sa.CheckConstraint("kind IN ('pay', 'approve')", name='ck_withdrawal_batch_kind'),
+        sa.CheckConstraint("kind IN ('pay', 'approve', 'sweep', 'topup', 'to_cold')",
+                           name='ck_withdrawal_batch_kind'),
         sa.CheckConstraint('nonce >= 0 AND total >= 0 AND gas_limit > 0',
                            name='ck_withdrawal_batch_amounts'),
     )

@@ -23,6 +23,10 @@ One run (``Batcher.run``, the ``eth-batch`` job every ``CASINO_ETH_BATCH_SECONDS
    with its raw transaction and hash recorded (withdrawals marked ``batched``) in one
    ledger transaction; only then is it broadcast.
 
+The generic part (``ChainSender``: record, broadcast, rebroadcast, bump, settle with the
+gas booked) also carries the sweeper's transactions (payments/eth/sweeper.py), each
+runner advancing only its own ``kind`` of rows.
+
 Crash points (``fault``) let tests stop the run right after recording (before the
 broadcast) and right after the broadcast (before recording it).
 
@@ -110,6 +114,7 @@ class _Open:
     id: int
     kind: str
     currency: str
+    from_address: str
     nonce: int
     state: str
     to: str
@@ -138,13 +143,19 @@ def _bumped(old: int) -> int:
     return old + max(1, math.ceil(old / 8))
 
 
-class Batcher:
-    """Pays queued withdrawals on one chain from the hot wallet through BatchPay."""
+class ChainSender:
+    """Recorded transactions of one chain (rows of ``withdrawal_batches`` of the kinds in
+    ``KINDS``): recorded with the signed raw transaction before the broadcast, rebroadcast
+    byte for byte, fee-bumped with the same call and nonce, settled once after
+    ``confirmations`` with their gas booked (fees -> custody, rounded up to gwei). The
+    :class:`Batcher` (withdrawals) and ``payments/eth/sweeper.Sweeper`` (sweeps, gas
+    top-ups, hot -> cold) build on it."""
 
-    def __init__(self, w3: Web3, batch_contract: str, tokens: dict[str, str], *,
-                 signer: Signer | None = None, chain: str = CHAIN,
-                 confirmations: int | None = None, fee_bump_seconds: float | None = None,
-                 max_per_batch: int = MAX_PER_BATCH) -> None:
+    KINDS: tuple[str, ...] = ()
+
+    def __init__(self, w3: Web3, tokens: dict[str, str], *, signer: Signer | None = None,
+                 chain: str = CHAIN, confirmations: int | None = None,
+                 fee_bump_seconds: float | None = None) -> None:
         st = get_settings()
         if signer is None:
             from casino_app.payments.signer import eth as signer_module
@@ -152,37 +163,26 @@ class Batcher:
             signer = signer_module
         self.w3, self.chain, self.signer = w3, chain, signer
         self.hot = Web3.to_checksum_address(signer.hot_address())
-        self.contract = w3.eth.contract(address=Web3.to_checksum_address(batch_contract),
-                                        abi=artifact("BatchPay")["abi"])
         self.assets: dict[str, Asset] = {a.code: a for a in chain_assets(w3, tokens)}
         self.confirmations = confirmations or st.eth_confirmations
         self.fee_bump_seconds = (st.eth_fee_bump_seconds if fee_bump_seconds is None
                                  else fee_bump_seconds)
-        self.max_per_batch = max_per_batch
         self.chain_id = w3.eth.chain_id
 
-    # --- the run ---
-
-    def run(self) -> RunResult:
-        res = RunResult()
-        for batch in self._open_batches():
-            self._advance(batch, res)
-        busy = {b.currency for b in self._open_batches()}
-        for code in self.assets:
-            if code not in busy:
-                self._start(code, res)
-        if any(res.as_dict().values()):
-            log.info("eth_batch_run", **res.as_dict())
-        return res
+    def _open_where(self) -> list[Any]:
+        """Which senders' open transactions this runner advances (the hot wallet's)."""
+        return [WithdrawalBatch.from_address == self.hot]
 
     def _open_batches(self) -> list[_Open]:
         with ledger_tx(readonly=True) as s:
             rows = s.execute(select(WithdrawalBatch).where(
                 WithdrawalBatch.chain == self.chain,
-                WithdrawalBatch.from_address == self.hot,
-                WithdrawalBatch.state.in_(OPEN)).order_by(WithdrawalBatch.nonce)).scalars()
-            return [_Open(b.id, b.kind, b.currency, b.nonce, b.state, b.to_address,
-                          int(b.value_wei), b.call_data, b.gas_limit) for b in rows]
+                WithdrawalBatch.kind.in_(self.KINDS), *self._open_where(),
+                WithdrawalBatch.state.in_(OPEN)).order_by(
+                WithdrawalBatch.from_address, WithdrawalBatch.nonce)).scalars()
+            return [_Open(b.id, b.kind, b.currency, b.from_address, b.nonce, b.state,
+                          b.to_address, int(b.value_wei), b.call_data, b.gas_limit)
+                    for b in rows]
 
     def _versions(self, batch_id: int) -> list[_Version]:
         with ledger_tx(readonly=True) as s:
@@ -222,7 +222,7 @@ class Batcher:
             return
         safe_block = head - self.confirmations + 1
         if safe_block >= 0 and \
-                self.w3.eth.get_transaction_count(self.hot, safe_block) > b.nonce:
+                self.w3.eth.get_transaction_count(b.from_address, safe_block) > b.nonce:
             self._settle(b, None, res, "its nonce was used by another transaction")
             return
         latest = versions[-1]
@@ -265,15 +265,23 @@ class Batcher:
         return max(2 * base + tip, floor_fee, tip), tip
 
     def _tx(self, to: str, value: int, data: str, gas: int, nonce: int, max_fee: int,
-            tip: int) -> dict[str, Any]:
-        return {"type": 2, "chainId": self.chain_id, "from": self.hot, "to": to,
+            tip: int, sender: str | None = None) -> dict[str, Any]:
+        return {"type": 2, "chainId": self.chain_id, "from": sender or self.hot, "to": to,
                 "value": value, "data": data, "gas": gas, "nonce": nonce,
                 "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip}
 
+    def _sign(self, tx: dict[str, Any]) -> tuple[bytes, str]:
+        """Sign with the key of ``tx["from"]`` (here: the hot wallet's)."""
+        return self.signer.sign_transaction(tx)
+
+    def _succeeded(self, b: _Open, receipt: Any) -> bool:
+        """Whether a mined transaction with status 1 did what it was for."""
+        return True
+
     def _bump(self, b: _Open, latest: _Version, res: RunResult) -> None:
         max_fee, tip = self._fees(_bumped(latest.max_fee), _bumped(latest.tip))
-        raw, tx_hash = self.signer.sign_transaction(
-            self._tx(b.to, b.value, b.data, b.gas, b.nonce, max_fee, tip))
+        raw, tx_hash = self._sign(
+            self._tx(b.to, b.value, b.data, b.gas, b.nonce, max_fee, tip, b.from_address))
         now = utcnow()
         with ledger_tx() as s:
             row = WithdrawalBatchTx(batch_id=b.id, version=latest.version + 1,
@@ -293,7 +301,7 @@ class Batcher:
 
     def _settle(self, b: _Open, receipt: Any, res: RunResult, reason: str = "") -> None:
         """Final state of a batch, in one ledger transaction, once."""
-        ok = receipt is not None and receipt["status"] == 1
+        ok = receipt is not None and receipt["status"] == 1 and self._succeeded(b, receipt)
         now = utcnow()
         with ledger_tx() as s:
             batch = s.execute(select(WithdrawalBatch).where(WithdrawalBatch.id == b.id)
@@ -308,11 +316,12 @@ class Batcher:
                     ledger.transfer(s, f"eth-gas:{self.chain}:{tx_hash}", "network_fee",
                                     ledger.house_account(s, "ETH", "fees"),
                                     ledger.house_account(s, "ETH", "custody"), gas_gwei,
-                                    memo=f"gas of {self.chain} batch {b.id}")
+                                    memo=f"gas of {self.chain} {b.kind} {b.id}")
                 batch.tx_hash, batch.block_number = tx_hash, int(receipt["blockNumber"])
                 batch.gas_used, batch.gas_fee_wei = int(receipt["gasUsed"]), str(gas_wei)
                 if not ok:
-                    reason = "the transaction reverted"
+                    reason = ("the transaction reverted" if receipt["status"] != 1
+                              else "the transfer did not happen")
             rows = s.execute(select(Withdrawal).where(
                 Withdrawal.batch_id == b.id, Withdrawal.state == "batched")
                 .order_by(Withdrawal.id).with_for_update()).scalars().all()
@@ -345,6 +354,113 @@ class Batcher:
                 currency=b.currency, nonce=b.nonce, ok=ok, withdrawals=len(rows),
                 reason=reason or None)
 
+    # --- recording and sending ---
+
+    def _estimate(self, to: str, value: int, data: str,
+                  sender: str | None = None) -> int | None:
+        try:
+            return int(self.w3.eth.estimate_gas({"from": sender or self.hot, "to": to,
+                                                 "value": value, "data": data}))
+        except Exception as exc:  # noqa: BLE001 - a revert (or a node error): no batch now
+            log.debug("eth_batch_estimate_failed", error=str(exc)[:200])
+            return None
+
+    def _next_nonce(self, s: Any, sender: str | None = None) -> int:
+        sender = sender or self.hot
+        stored = s.execute(select(func.max(WithdrawalBatch.nonce)).where(
+            WithdrawalBatch.chain == self.chain,
+            WithdrawalBatch.from_address == sender)).scalar_one()
+        on_chain = self.w3.eth.get_transaction_count(sender, "pending")
+        return max(on_chain, -1 if stored is None else int(stored) + 1)
+
+    def _record_and_send(self, kind: str, code: str, to: str, value: int, data: str,
+                         items: list[tuple[int, str, int]], res: RunResult, *,
+                         sender: str | None = None, gas: int | None = None,
+                         fees: tuple[int, int] | None = None, total: int | None = None
+                         ) -> int | None:
+        """Record (nonce, signed raw transaction) in one ledger transaction, then
+        broadcast; the batch id, None when nothing was recorded. ``sender`` defaults to
+        the hot wallet, ``gas`` to the estimate + 20 %, ``fees`` to the current ones,
+        ``total`` to the sum of ``items``."""
+        sender = sender or self.hot
+        if gas is None:
+            estimate = self._estimate(to, value, data, sender)
+            if estimate is None:
+                log.error("eth_batch_would_revert", kind=kind, currency=code)
+                return None
+            gas = estimate * 6 // 5
+        max_fee, tip = fees or self._fees()
+        now = utcnow()
+        try:
+            with ledger_tx() as s:
+                nonce = self._next_nonce(s, sender)
+                raw, tx_hash = self._sign(
+                    self._tx(to, value, data, gas, nonce, max_fee, tip, sender))
+                batch = WithdrawalBatch(
+                    chain=self.chain, kind=kind, currency=code, from_address=sender,
+                    nonce=nonce, state="signed", to_address=to, value_wei=str(value),
+                    call_data=data, gas_limit=gas,
+                    total=sum(a for _, _, a in items) if total is None else total,
+                    created_at=now, updated_at=now)
+                s.add(batch)
+                s.flush()
+                ids = [wid for wid, _, _ in items]
+                if ids:
+                    marked = s.execute(update(Withdrawal).where(
+                        Withdrawal.id.in_(ids), Withdrawal.state == "queued").values(
+                        state="batched", batch_id=batch.id, updated_at=now)).rowcount
+                    if marked != len(ids):
+                        raise _Changed()
+                version = WithdrawalBatchTx(batch_id=batch.id, version=0, tx_hash=tx_hash,
+                                            raw_tx=Web3.to_hex(raw), max_fee_per_gas=max_fee,
+                                            max_priority_fee_per_gas=tip, created_at=now)
+                s.add(version)
+                s.flush()
+                batch_id, v = batch.id, _Version(version.id, 0, tx_hash, version.raw_tx,
+                                                 max_fee, tip, now)
+        except (_Changed, IntegrityError) as exc:
+            # Nothing was recorded, so the signed transaction is thrown away unsent.
+            log.warning("eth_batch_not_recorded", kind=kind, currency=code,
+                        reason=type(exc).__name__)
+            return None
+        res.created += 1
+        log.info("eth_batch_recorded", batch_id=batch_id, kind=kind, currency=code,
+                 nonce=nonce, tx_hash=tx_hash, withdrawals=len(items))
+        _fault("signed", batch_id)
+        if self._broadcast(batch_id, v):
+            res.broadcast += 1
+        return batch_id
+
+
+class Batcher(ChainSender):
+    """Pays queued withdrawals on one chain from the hot wallet through BatchPay."""
+
+    KINDS = ("pay", "approve")
+
+    def __init__(self, w3: Web3, batch_contract: str, tokens: dict[str, str], *,
+                 signer: Signer | None = None, chain: str = CHAIN,
+                 confirmations: int | None = None, fee_bump_seconds: float | None = None,
+                 max_per_batch: int = MAX_PER_BATCH) -> None:
+        super().__init__(w3, tokens, signer=signer, chain=chain, confirmations=confirmations,
+                         fee_bump_seconds=fee_bump_seconds)
+        self.contract = w3.eth.contract(address=Web3.to_checksum_address(batch_contract),
+                                        abi=artifact("BatchPay")["abi"])
+        self.max_per_batch = max_per_batch
+
+    # --- the run ---
+
+    def run(self) -> RunResult:
+        res = RunResult()
+        for batch in self._open_batches():
+            self._advance(batch, res)
+        busy = {b.currency for b in self._open_batches()}
+        for code in self.assets:
+            if code not in busy:
+                self._start(code, res)
+        if any(res.as_dict().values()):
+            log.info("eth_batch_run", **res.as_dict())
+        return res
+
     # --- new batches ---
 
     def _queued(self, code: str) -> list[tuple[int, str, int]]:
@@ -363,14 +479,6 @@ class Batcher:
         if asset.token is None:
             return self.contract.encode_abi("payEth", args=[tos, amounts, refs]), sum(amounts)
         return self.contract.encode_abi("payToken", args=[asset.token, tos, amounts, refs]), 0
-
-    def _estimate(self, to: str, value: int, data: str) -> int | None:
-        try:
-            return int(self.w3.eth.estimate_gas({"from": self.hot, "to": to, "value": value,
-                                                 "data": data}))
-        except Exception as exc:  # noqa: BLE001 - a revert (or a node error): no batch now
-            log.debug("eth_batch_estimate_failed", error=str(exc)[:200])
-            return None
 
     def _start(self, code: str, res: RunResult) -> None:
         items = self._queued(code)
@@ -430,61 +538,6 @@ class Batcher:
             log.error("eth_batch_would_revert", currency=asset.code, withdrawals=len(items))
             return []
         return kept
-
-    def _next_nonce(self, s: Any) -> int:
-        stored = s.execute(select(func.max(WithdrawalBatch.nonce)).where(
-            WithdrawalBatch.chain == self.chain,
-            WithdrawalBatch.from_address == self.hot)).scalar_one()
-        on_chain = self.w3.eth.get_transaction_count(self.hot, "pending")
-        return max(on_chain, -1 if stored is None else int(stored) + 1)
-
-    def _record_and_send(self, kind: str, code: str, to: str, value: int, data: str,
-                         items: list[tuple[int, str, int]], res: RunResult) -> None:
-        estimate = self._estimate(to, value, data)
-        if estimate is None:
-            log.error("eth_batch_would_revert", kind=kind, currency=code)
-            return
-        gas = estimate * 6 // 5
-        max_fee, tip = self._fees()
-        now = utcnow()
-        try:
-            with ledger_tx() as s:
-                nonce = self._next_nonce(s)
-                raw, tx_hash = self.signer.sign_transaction(
-                    self._tx(to, value, data, gas, nonce, max_fee, tip))
-                batch = WithdrawalBatch(
-                    chain=self.chain, kind=kind, currency=code, from_address=self.hot,
-                    nonce=nonce, state="signed", to_address=to, value_wei=str(value),
-                    call_data=data, gas_limit=gas, total=sum(a for _, _, a in items),
-                    created_at=now, updated_at=now)
-                s.add(batch)
-                s.flush()
-                ids = [wid for wid, _, _ in items]
-                if ids:
-                    marked = s.execute(update(Withdrawal).where(
-                        Withdrawal.id.in_(ids), Withdrawal.state == "queued").values(
-                        state="batched", batch_id=batch.id, updated_at=now)).rowcount
-                    if marked != len(ids):
-                        raise _Changed()
-                version = WithdrawalBatchTx(batch_id=batch.id, version=0, tx_hash=tx_hash,
-                                            raw_tx=Web3.to_hex(raw), max_fee_per_gas=max_fee,
-                                            max_priority_fee_per_gas=tip, created_at=now)
-                s.add(version)
-                s.flush()
-                batch_id, v = batch.id, _Version(version.id, 0, tx_hash, version.raw_tx,
-                                                 max_fee, tip, now)
-        except (_Changed, IntegrityError) as exc:
-            # Nothing was recorded, so the signed transaction is thrown away unsent.
-            log.warning("eth_batch_not_recorded", kind=kind, currency=code,
-                        reason=type(exc).__name__)
-            return
-        res.created += 1
-        log.info("eth_batch_recorded", batch_id=batch_id, kind=kind, currency=code,
-                 nonce=nonce, tx_hash=tx_hash, withdrawals=len(items))
-        _fault("signed", batch_id)
-        if self._broadcast(batch_id, v):
-            res.broadcast += 1
-
 
 class _Changed(Exception):
     """A withdrawal left the queue while its batch was being built."""

@@ -264,10 +264,22 @@ class Watcher:
             # A reverted call keeps no value: only a successful transaction is a deposit.
             if self.w3.eth.get_transaction_receipt(tx["hash"])["status"] != 1:
                 continue
+            # Our own transaction (the sweeper's gas top-up from the hot wallet) moves
+            # coins between our addresses: not a deposit.
+            if self._sent_by_us(_hex(tx["hash"])):
+                continue
             out.append(_Found(_hex(tx["hash"]), -1, self._native,
                               Web3.to_checksum_address(to), Web3.to_checksum_address(tx["from"]),
                               int(tx["value"])))
         return out
+
+    def _sent_by_us(self, tx_hash: str) -> bool:
+        """A transaction we recorded before broadcasting it (payments/eth/batcher)."""
+        from casino_app.payments.eth.withdrawal_models import WithdrawalBatchTx
+
+        with ledger_tx(readonly=True) as s:
+            return s.execute(select(WithdrawalBatchTx.id).where(
+                WithdrawalBatchTx.tx_hash == tx_hash).limit(1)).first() is not None
 
     def _token_deposit(self, entry: Any) -> _Found | None:
         topics = entry["topics"]

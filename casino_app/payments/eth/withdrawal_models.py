@@ -36,21 +36,28 @@ WITHDRAWAL_STATES = ("queued", "awaiting_approval", "batched", "confirmed", "fai
 # status 1 and enough confirmations), failed (status 0, or its nonce was used by another
 # transaction).
 BATCH_STATES = ("signed", "sent", "confirmed", "failed")
-BATCH_KINDS = ("pay", "approve")
+# pay and approve: the batcher's (from the hot wallet); sweep (a deposit address's coins to
+# the hot wallet, sent from the deposit address), topup (gas ETH from the hot wallet to a
+# deposit address that must send a token) and to_cold (the hot wallet's excess over its
+# band to the cold Safe): the sweeper's (payments/eth/sweeper.py). Only pay moves players'
+# money in the ledger; the others are moves between our own addresses (gas booked only).
+BATCH_KINDS = ("pay", "approve", "sweep", "topup", "to_cold")
 
 
 class WithdrawalBatch(LedgerBase):
-    """One transaction from the hot wallet: a BatchPay call paying withdrawals of one
-    currency (``kind`` pay) or the token approval BatchPay needs (``kind`` approve). The
-    call (to, value, data, gas) is fixed when first signed; a fee bump re-signs the same
-    call with the same nonce (a new row in ``withdrawal_batch_txs``)."""
+    """One transaction we send: from the hot wallet a BatchPay call paying withdrawals of
+    one currency (``kind`` pay) or the token approval BatchPay needs (``kind`` approve), or
+    one of the sweeper's (see BATCH_KINDS; ``from_address`` is then the deposit address
+    for a sweep). The call (to, value, data, gas) is fixed when first signed; a fee bump
+    re-signs the same call with the same nonce (a new row in ``withdrawal_batch_txs``)."""
 
     __tablename__ = "withdrawal_batches"
     __table_args__ = (
         UniqueConstraint("chain", "from_address", "nonce", name="uq_withdrawal_batch_nonce"),
         CheckConstraint("state IN ('signed', 'sent', 'confirmed', 'failed')",
                         name="ck_withdrawal_batch_state"),
-        CheckConstraint("kind IN ('pay', 'approve')", name="ck_withdrawal_batch_kind"),
+        CheckConstraint("kind IN ('pay', 'approve', 'sweep', 'topup', 'to_cold')",
+                        name="ck_withdrawal_batch_kind"),
         CheckConstraint("nonce >= 0 AND total >= 0 AND gas_limit > 0",
                         name="ck_withdrawal_batch_amounts"),
         Index("ix_withdrawal_batch_state", "chain", "state"),
@@ -68,7 +75,8 @@ class WithdrawalBatch(LedgerBase):
     value_wei: Mapped[str] = mapped_column(String(80))
     call_data: Mapped[str] = mapped_column(Text)
     gas_limit: Mapped[int] = mapped_column(BigInteger)
-    # Sum of the withdrawals' amounts paid (ledger base units; 0 for an approval).
+    # Sum of the withdrawals' amounts paid (ledger base units; 0 for an approval); for the
+    # sweeper's kinds the amount moved, in ledger base units of ``currency`` (rounded down).
     total: Mapped[int] = mapped_column(BigInteger)
     # The version that was mined, its block, and the gas it cost (wei, and ledger gwei).
     tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)

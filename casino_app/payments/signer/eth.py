@@ -1,4 +1,6 @@
-"""The hot wallet's sending key: signs the batcher's Ethereum transactions.
+"""The hot wallet's sending key: signs the batcher's Ethereum transactions; and the deposit
+addresses' keys (``m/44'/60'/0'/0/i``), which sign the sweeper's transfers of a deposit
+address's coins to the hot wallet.
 
 The hot wallet sends from ``m/44'/60'/0'/1/0`` of the hot seed (the internal chain, so it
 is never a deposit address ``.../0/i``); the web side knows the same address from the
@@ -20,6 +22,8 @@ from casino_app.payments.signer import seed
 _lock = threading.Lock()
 _account: LocalAccount | None = None
 _source: str | None = None  # the account xpub the key was loaded for
+_deposit_keys: dict[tuple[str, int], LocalAccount] = {}  # (xpub, index) -> key
+_DEPOSIT_CACHE = 256
 
 
 def _hot_account() -> LocalAccount:
@@ -44,11 +48,14 @@ def sign_transaction(tx: dict[str, Any]) -> tuple[bytes, str]:
     """Sign a complete transaction dict (nonce, gas, fees, chainId all set) with the hot
     wallet's key; returns (raw signed transaction, 0x tx hash). ``tx["from"]``, when
     given, must be the hot wallet."""
-    acct = _hot_account()
+    return _check(tx, _hot_account(), "the hot wallet")
+
+
+def _check(tx: dict[str, Any], acct: LocalAccount, what: str) -> tuple[bytes, str]:
     tx = dict(tx)
     sender = tx.pop("from", None)
     if sender is not None and sender.lower() != acct.address.lower():
-        raise ValueError("the transaction is not from the hot wallet")
+        raise ValueError(f"the transaction is not from {what}")
     missing = [k for k in ("nonce", "gas", "chainId") if k not in tx]
     if missing or ("gasPrice" not in tx and "maxFeePerGas" not in tx):
         raise ValueError(f"incomplete transaction: {missing or ['fees']} missing")
@@ -56,8 +63,28 @@ def sign_transaction(tx: dict[str, Any]) -> tuple[bytes, str]:
     return bytes(signed.raw_transaction), "0x" + bytes(signed.hash).hex()
 
 
+def sign_deposit_transaction(index: int, tx: dict[str, Any]) -> tuple[bytes, str]:
+    """Sign a complete transaction with the key of deposit address ``index``
+    (``m/44'/60'/0'/0/index``); ``tx["from"]`` must be that address (it is required: a
+    wrong index must never sign)."""
+    if "from" not in tx:
+        raise ValueError("the deposit address (tx['from']) is required")
+    words = seed.load_seed()
+    cache_key = (seed.account_xpub(words), index)
+    with _lock:
+        acct = _deposit_keys.get(cache_key)
+    if acct is None:
+        acct = Account.from_key(seed.private_key_at(words, index))
+        with _lock:
+            if len(_deposit_keys) >= _DEPOSIT_CACHE:
+                _deposit_keys.clear()
+            _deposit_keys[cache_key] = acct
+    return _check(tx, acct, f"deposit address {index}")
+
+
 def forget() -> None:
-    """Drop the cached key (tests that change the seed)."""
+    """Drop the cached keys (tests that change the seed)."""
     global _account, _source
     with _lock:
         _account = _source = None
+        _deposit_keys.clear()
