@@ -16,6 +16,7 @@ STAFF_AUDIT = "/admin/audit"
 STAFF_ADJUSTMENTS = "/admin/adjustments"
 STAFF_RECONCILE = "/admin/reconcile"    # reconciliation runs and their issues
 STAFF_WALLETS = "/admin/wallets"        # hot and cold wallets, the books, the hot band
+STAFF_WITHDRAWALS = "/admin/withdrawals"  # the queue, approvals (Safe signatures), refills
 GAMES = "/games"            # one page per game: /games/dice, /games/mines, ...
 BETS = "/bets"              # my bets: history, recall, stats
 BET = "/bets/bet"           # one bet's recall: /bets/bet?id=42

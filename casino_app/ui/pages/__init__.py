@@ -10,6 +10,7 @@ from casino_app.ui.pages import (  # noqa: F401
     staff,
     staff_custody,
     staff_money,
+    staff_withdrawals,
     terms,
     wallet,
 )

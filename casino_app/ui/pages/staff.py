@@ -51,6 +51,7 @@ def staff_home() -> rx.Component:
                            StaffSearchState.results, _result),
                     rx.text("No account matches that search.", color=styles.MUTED))),
         rx.hstack(rx.link("Adjustments awaiting approval", href=routes.STAFF_ADJUSTMENTS),
+                  rx.link("Withdrawals", href=routes.STAFF_WITHDRAWALS),
                   rx.link("Wallets", href=routes.STAFF_WALLETS),
                   rx.link("Reconciliation", href=routes.STAFF_RECONCILE),
                   rx.cond(SessionState.is_admin, rx.link("Audit log", href=routes.STAFF_AUDIT)),

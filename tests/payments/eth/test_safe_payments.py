@@ -341,3 +341,67 @@ def test_the_web_side_does_not_import_the_signer() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[3]).stdout
     assert out.strip() == "[]"
+
+
+def test_staff_approve_with_their_signatures_and_every_step_is_audited(env, devnet) -> None:  # noqa: ANN001
+    from casino_app.users import staff_withdrawals as sw
+    from casino_app.users.errors import Forbidden, NotAuthenticated, ValidationFailed
+    from casino_app.users.models import Role
+    from tests.users.helpers import audited, make_staff, new_ctx, register, user_row
+
+    keys = devnet["safe_owner_keys"]
+    admin_a, id_a, _ = make_staff(Role.admin)
+    admin_b, id_b, _ = make_staff(Role.admin)
+    support, _, _ = make_staff(Role.support)
+    player_token, addr = register()
+    player = user_row(addr)
+    _fund(player.player_id, "ETH", 50_000_000)
+    to = _fresh()
+    w = withdrawals.request_withdrawal(player.player_id, "ETH", "0.01", to, "k-staff")
+    queue = sw.withdrawal_queue(support)  # support reads the queue
+    [item] = [i for i in queue.items if i.withdrawal.view.id == w.id]
+    assert (item.user_id, item.payment, queue.safe) == (player.id, None, devnet["safe"])
+
+    for token, exc in ((None, NotAuthenticated), (player_token, Forbidden),
+                       (support, Forbidden)):
+        with audited({}):
+            with pytest.raises(exc):
+                sw.prepare_withdrawal(token, w.id, new_ctx())
+            with pytest.raises(exc):
+                sw.reject_withdrawal(token, w.id, "no", new_ctx())
+            with pytest.raises(exc):
+                sw.request_refill(token, "ETH", "1", new_ctx())
+    with pytest.raises(ValidationFailed):
+        sw.prepare_withdrawal(admin_a, "1; DROP", new_ctx())
+    with audited({"withdrawal.safe_prepared": 1}):
+        p = sw.prepare_withdrawal(admin_a, w.id, new_ctx())
+    with audited({}), pytest.raises(Forbidden):
+        sw.sign_payment(support, p.id, _sign(keys[0], p), new_ctx())
+    with audited({}), pytest.raises(ValidationFailed, match="not from an owner"):
+        sw.sign_payment(admin_a, p.id, _sign(Account.create().key.hex(), p), new_ctx())
+    with audited({"withdrawal.approved": 1}):
+        sw.sign_payment(admin_a, p.id, _sign(keys[1], p), new_ctx())
+    with audited({}), pytest.raises(ValidationFailed, match="different staff member"):
+        sw.sign_payment(admin_a, p.id, _sign(keys[2], p), new_ctx())
+    with audited({"withdrawal.approved": 1}):
+        done = sw.sign_payment(admin_b, p.id, _sign(keys[2], p), new_ctx())
+    assert done.state == "ready" and done.signed_by == (id_a, id_b)
+    ex, b = _machines(env, devnet)
+    with audited({"withdrawal.paid": 1}):
+        _run(ex, b)
+    assert env.w3.eth.get_balance(to) == 10_000_000 * GWEI
+    [item] = [i for i in sw.withdrawal_queue(admin_b).items if i.withdrawal.view.id == w.id]
+    assert item.withdrawal.view.state == "confirmed" and item.payment.state == "confirmed"
+    assert (item.withdrawal.approved_by, item.withdrawal.approved_by_2) == (id_a, id_b)
+    # a refill asked for and cancelled by an admin, audited
+    with audited({"refill.requested": 1}):
+        r = sw.request_refill(admin_a, "USDT", "10", new_ctx())
+    with audited({}), pytest.raises(ValidationFailed):
+        sw.request_refill(admin_a, "USDT", "1e3", new_ctx())
+    with audited({"refill.cancelled": 1}):
+        assert sw.cancel_refill(admin_b, r.id, "not needed", new_ctx()).state == "cancelled"
+    # a rejection, audited, with the player's account as target
+    w2 = withdrawals.request_withdrawal(player.player_id, "ETH", "0.01", to, "k-staff-2")
+    with audited({"withdrawal.rejected": 1}):
+        assert sw.reject_withdrawal(admin_b, w2.id, "unclear", new_ctx()).state == "rejected"
+    _invariants_clean()

@@ -1,0 +1,221 @@
+"""The staff withdrawal queue (``routes.STAFF_WITHDRAWALS``): every withdrawal in flight
+and the recent ones; admins approve large ones with their Safe owner signature, reject
+them, and ask for hot-wallet refills from the Safe.
+
+Every handler calls one ``users.staff_withdrawals`` function with the caller's session
+token (``money_call``): the service re-checks the role and 2FA on the server, audits, and
+refuses support staff with a message to read; a caller who is not staff is redirected.
+Form values are passed on as typed (ids from hidden fields as digits); the service
+validates them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import reflex as rx
+
+from casino_app.payments.currencies import currency
+from casino_app.payments.eth import safe_payments
+from casino_app.ui import routes
+from casino_app.ui.state.bets import fmt_when
+from casino_app.ui.state.deposits import short_hash
+from casino_app.ui.state.session import form_value
+from casino_app.ui.state.staff_money import money_call
+from casino_app.users import staff_withdrawals
+
+REFILL_CURRENCIES = ["ETH", "USDT", "USDC"]
+
+
+@dataclasses.dataclass
+class SafeTxRow:
+    """What an owner signs (EIP-712 SafeTx; gas fields and refund 0)."""
+
+    payment_id: int = 0
+    pay_state: str = ""
+    safe_nonce: int = 0
+    safe_hash: str = ""
+    to_address: str = ""
+    value_wei: str = ""
+    call_data: str = ""
+    signatures: str = ""       # "1 of 2: #11 (0xOwner...)"
+    can_sign: bool = False
+    can_cancel: bool = False
+
+
+@dataclasses.dataclass
+class WithdrawalRow:
+    id: int
+    user_id: int
+    player_link: str
+    currency: str
+    amount: str
+    fee: str
+    address: str
+    state: str
+    when: str
+    tx: str
+    tx_short: str
+    approvals: str
+    failure: str
+    needs_prepare: bool
+    has_safe_tx: bool
+    safe: SafeTxRow
+
+
+@dataclasses.dataclass
+class RefillRow:
+    id: int
+    currency: str
+    amount: str
+    when: str
+    requested_by: str
+    tx: str
+    tx_short: str
+    failure: str
+    safe: SafeTxRow
+
+
+def fmt_amount(code: str, amount: int) -> str:
+    """Every decimal (staff approve exact amounts), trailing zeros dropped."""
+    try:
+        cur = currency(code)
+    except ValueError:
+        return str(amount)
+    text = cur.format(amount, cur.decimals)
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _safe_row(p: safe_payments.SafePaymentView | None) -> SafeTxRow:
+    if p is None:
+        return SafeTxRow()
+    signed = ", ".join(f"#{s.staff_id} ({s.owner[:8]}…)" for s in p.signatures)
+    return SafeTxRow(p.id, p.state, p.safe_nonce, p.safe_tx_hash, p.to, str(p.value_wei),
+                     p.data, f"{len(p.signatures)} of {p.required}"
+                     + (f": {signed}" if signed else ""),
+                     p.state == "awaiting_signatures",
+                     p.kind == "refill" and p.state in ("awaiting_signatures", "ready"))
+
+
+def withdrawal_row(item: staff_withdrawals.QueueItem) -> WithdrawalRow:
+    w, v = item.withdrawal, item.withdrawal.view
+    live = item.payment if item.payment is not None and item.payment.state in (
+        "awaiting_signatures", "ready", "sent", "confirmed") else None
+    approvals = ", ".join(f"#{a}" for a in (w.approved_by, w.approved_by_2) if a)
+    return WithdrawalRow(
+        v.id, item.user_id or 0, routes.staff_player(item.user_id) if item.user_id else "",
+        v.currency, fmt_amount(v.currency, v.amount), fmt_amount(v.currency, v.fee),
+        v.address, v.state, fmt_when(v.created_at), v.tx_hash or "",
+        short_hash(v.tx_hash or ""), approvals, v.failure or "",
+        v.state == "awaiting_approval" and live is None, live is not None, _safe_row(live))
+
+
+def refill_row(p: safe_payments.SafePaymentView) -> RefillRow:
+    return RefillRow(p.id, p.currency, fmt_amount(p.currency, p.amount),
+                     fmt_when(p.created_at), f"#{p.requested_by}", p.tx_hash or "",
+                     short_hash(p.tx_hash or ""), p.failure or "", _safe_row(p))
+
+
+def _id(value: object) -> object:
+    """A hidden field's id (decimal text) as an int; anything else as it came (refused by
+    the service)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
+        return int(value)
+    return value
+
+
+class StaffWithdrawalsState(rx.State):
+    loaded: bool = False
+    awaiting: list[WithdrawalRow] = []
+    in_flight: list[WithdrawalRow] = []
+    recent: list[WithdrawalRow] = []
+    refills: list[RefillRow] = []
+    safe: str = ""
+    chain_id: int = 0
+    currencies: list[str] = REFILL_CURRENCIES
+    errors: dict[str, str] = {}
+    message: str = ""
+    notice: str = ""
+    form_key: int = 0
+
+    async def _load(self) -> Any:
+        out = await money_call(self, routes.STAFF_WITHDRAWALS,
+                               staff_withdrawals.withdrawal_queue, with_context=False)
+        if not out.ok:
+            self.message = out.error
+            return out.event
+        q = out.value
+        rows = [withdrawal_row(i) for i in q.items]
+        self.awaiting = [r for r in rows if r.state == "awaiting_approval"]
+        self.in_flight = [r for r in rows if r.state in ("queued", "batched")]
+        self.recent = [r for r in rows if r.state in ("confirmed", "failed", "rejected")]
+        self.refills = [refill_row(p) for p in q.refills]
+        self.safe, self.chain_id = q.safe, q.chain_id
+        self.loaded = True
+        return None
+
+    @rx.event
+    async def on_open(self):
+        self.loaded, self.message, self.notice, self.errors = False, "", "", {}
+        return await self._load()
+
+    @rx.event
+    async def refresh(self):
+        self.message, self.notice = "", ""
+        return await self._load()
+
+    async def _act(self, fn, *args: Any, done: str) -> Any:  # noqa: ANN001
+        self.message, self.notice, self.errors = "", "", {}
+        out = await money_call(self, routes.STAFF_WITHDRAWALS, fn, *args)
+        if not out.ok:
+            if out.event is not None:
+                return out.event
+            if out.field in ("currency", "amount"):
+                self.errors = {out.field: out.error}
+            else:
+                self.message = out.error
+            return await self._load()
+        redirect = await self._load()
+        self.notice = done.format(v=out.value)
+        self.form_key += 1
+        return redirect
+
+    @rx.event
+    async def prepare(self, form: dict):
+        """Admins: build the Safe transaction of a large withdrawal (its hash to sign)."""
+        return await self._act(staff_withdrawals.prepare_withdrawal,
+                               _id(form_value(form, "withdrawal_id")),
+                               done="Safe transaction #{v.id} prepared (Safe nonce "
+                                    "{v.safe_nonce}). Owners sign its hash below.")
+
+    @rx.event
+    async def sign(self, form: dict):
+        """Admins: approve with an owner signature of the payment's safeTxHash."""
+        out = await self._act(staff_withdrawals.sign_payment,
+                              _id(form_value(form, "payment_id")),
+                              form_value(form, "signature"),
+                              done="Signature accepted for Safe transaction #{v.id}.")
+        return out
+
+    @rx.event
+    async def reject(self, form: dict):
+        return await self._act(staff_withdrawals.reject_withdrawal,
+                               _id(form_value(form, "withdrawal_id")),
+                               form_value(form, "reason"),
+                               done="Withdrawal #{v.id} rejected: the player's money is "
+                                    "available again.")
+
+    @rx.event
+    async def request_refill(self, form: dict):
+        return await self._act(staff_withdrawals.request_refill,
+                               form_value(form, "currency"), form_value(form, "amount"),
+                               done="Refill #{v.id} requested (Safe nonce {v.safe_nonce}). "
+                                    "Two admins sign it below.")
+
+    @rx.event
+    async def cancel_refill(self, form: dict):
+        return await self._act(staff_withdrawals.cancel_refill,
+                               _id(form_value(form, "payment_id")),
+                               form_value(form, "reason"),
+                               done="Refill #{v.id} cancelled.")
