@@ -52,6 +52,12 @@ def eth_batch() -> dict[str, int]:
     return {**batch_once(), **safe}
 
 
+def eth_sweep() -> dict[str, int]:
+    from casino_app.payments.eth.sweeper import sweep_once
+
+    return sweep_once()
+
+
 def eth_reconcile() -> dict[str, int]:
     from casino_app.payments.eth.reconcile import run_reconcile
 
@@ -70,6 +76,9 @@ def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, ...] | None,
         # Pay queued withdrawals from the hot wallet (payments.eth.batcher), and large
         # ones and refills signed by the Safe's owners (payments.eth.safe_exec).
         Job("eth-batch", eth[2], eth_batch),
+        # Sweep deposit addresses to the hot wallet, keep the hot wallet within its band
+        # (excess to the Safe, an alert below it) (payments.eth.sweeper).
+        Job("eth-sweep", eth[3], eth_sweep),
     )
     return (
         Job("identity-cleanup", HOUR, identity_cleanup),
@@ -88,7 +97,7 @@ def builtin_jobs() -> tuple[Job, ...]:
     st = get_settings()
     return _builtin_jobs(st.audit_anchor_seconds,
                          (st.eth_watch_seconds, st.eth_reconcile_seconds,
-                          st.eth_batch_seconds)
+                          st.eth_batch_seconds, st.eth_sweep_seconds)
                          if st.eth_rpc_url else None,
                          rates_seconds=st.rates_seconds if st.rates_url else None)
 

@@ -316,3 +316,37 @@ def _known(w3: Web3, tx_hash: str) -> bool:
         return True
     except TransactionNotFound:
         return False
+
+
+def test_eth_sweep_job_is_registered_with_a_node_and_uses_the_settings(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from casino_app.jobs.builtin import builtin_jobs
+    from casino_app.payments.eth import sweeper
+
+    monkeypatch.setenv("CASINO_ETH_SWEEP_SECONDS", "45")
+    monkeypatch.setenv("CASINO_ETH_CONFIRMATIONS", "1")
+    monkeypatch.setenv("CASINO_ETH_SWEEP_MIN", "ETH:500000000")      # 0.5 ETH
+    monkeypatch.setenv("CASINO_ETH_HOT_BAND", "ETH:1000000000:9000000000")
+    monkeypatch.setenv("CASINO_ETH_SAFE_ADDRESS", env.safe)
+    reset_settings_cache()
+    monkeypatch.setattr(sweeper, "_sweeper", None)
+    jobs = {j.name: j for j in builtin_jobs()}
+    assert jobs["eth-sweep"].interval == 45
+    small, big = addresses.deposit_address("p-small"), addresses.deposit_address("p-big")
+    env.pay(small, ETH // 4)          # below the sweep minimum: stays
+    env.pay(big, 2 * ETH)
+    env.watcher.poll()
+    out = jobs["eth-sweep"].func()
+    assert (out["swept"], out["to_cold"]) == (1, 1)   # 10 ETH in the hot wallet > 9
+    assert [r.from_address for r in _rows("sweep")] == [big]
+    env.anvil.mine(1)
+    env.watcher.poll()
+    out = jobs["eth-sweep"].func()
+    assert out["confirmed"] == 2 and _open() == 0
+    assert env.held("ETH", small) == ETH // 4
+    with pytest.raises(ValueError, match="CASINO_ETH_HOT_BAND"):
+        sweeper.parse_band("ETH:9:1")
+    monkeypatch.setenv("CASINO_ETH_RPC_URL", "")
+    reset_settings_cache()
+    assert "eth-sweep" not in {j.name for j in builtin_jobs()}
+    env.clean()
