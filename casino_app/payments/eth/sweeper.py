@@ -257,23 +257,25 @@ class Sweeper(ChainSender):
         candidates = {a: c for a, c in self._candidates().items() if a not in busy}
         if not candidates:
             return
-        pairs = sorted((a, c) for a, codes in candidates.items() for c in codes)
-        at_final = self._balances(pairs, final)
-        now = self._balances(sorted({(a, c) for a, c in pairs} |
-                                    {(a, "ETH") for a in candidates}), "latest")
+        # Every candidate's ETH too: a token sweep's gas must be final coins as well.
+        pairs = sorted({(a, c) for a, codes in candidates.items() for c in codes} |
+                       {(a, "ETH") for a in candidates})
+        at_final, now = self._balances(pairs, final), self._balances(pairs, "latest")
+
+        def usable(addr: str, code: str) -> int:
+            return min(at_final[(addr, code)], now[(addr, code)])
+
         for addr in sorted(candidates):
             tokens = sorted(c for c in candidates[addr] if self.assets[c].token)
             done = False
             for code in tokens:
-                amount = min(at_final[(addr, code)], now[(addr, code)])
-                asset = self.assets[code]
+                amount, asset = usable(addr, code), self.assets[code]
                 if amount > 0 and amount >= self.minimums.get(code, 0) * asset.per_unit:
-                    self._sweep_token(addr, asset, amount, now[(addr, "ETH")], res)
+                    self._sweep_token(addr, asset, amount, usable(addr, "ETH"), res)
                     done = True
                     break
             if not done and "ETH" in candidates[addr]:
-                amount = min(at_final[(addr, "ETH")], now[(addr, "ETH")])
-                self._sweep_eth(addr, amount, res)
+                self._sweep_eth(addr, usable(addr, "ETH"), res)
 
     def _sweep_eth(self, addr: str, amount: int, res: SweepResult) -> None:
         max_fee, tip = self._fees()
@@ -288,6 +290,7 @@ class Sweeper(ChainSender):
 
     def _sweep_token(self, addr: str, asset: Asset, amount: int, eth_now: int,
                      res: SweepResult) -> None:
+        """``eth_now``: the address's final ETH (what its gas may come from)."""
         assert asset.token is not None
         data = Web3.to_hex(chain_tools.erc20_transfer_data(self.hot, amount))
         estimate = self._estimate(asset.token, 0, data, addr)

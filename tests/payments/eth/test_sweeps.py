@@ -261,10 +261,14 @@ def test_hot_wallet_overflow_is_swept_to_cold(env: Env) -> None:
     hot_eth = env.held("ETH", env.hot)
     res = sw.run()
     assert (res.to_cold, res.below_min) == (2, 0)
+    # the batcher shares the hot wallet's nonces but leaves the sweeper's rows alone
+    env.anvil.mine(2)
+    idle = batcher.Batcher(env.w3, env.devnet["batch"], env.tokens, confirmations=2).run()
+    assert not any(idle.as_dict().values()) and _open() == 2
     env.settle(sw)
     rows = _rows("to_cold")
-    assert [(r.currency, r.from_address, r.state) for r in rows] == [
-        ("ETH", env.hot, "confirmed"), ("USDT", env.hot, "confirmed")]
+    assert [(r.currency, r.from_address, r.nonce, r.state) for r in rows] == [
+        ("ETH", env.hot, 0, "confirmed"), ("USDT", env.hot, 1, "confirmed")]
     assert env.held("ETH", env.safe) == safe_before["ETH"] + hot_eth - 3 * ETH
     assert env.held("USDT", env.safe) == safe_before["USDT"] + HOT_TOKENS - 300_000_000
     assert env.held("USDT", env.hot) == 300_000_000
