@@ -1,6 +1,7 @@
 """The whole money path on a 360 px phone: a player opens the wallet, ETH is sent from an
 anvil account to the address shown and appears without a reload, the player bets part of
-it on dice, withdraws the rest (minus the fee) to a fresh address, and the batcher job
+it on dice, turns on 2FA, withdraws the rest (minus the fee, with the current code) to a
+fresh address after a wrong code and a mistyped address were refused, and the batcher job
 pays it through BatchPay from the hot wallet: the destination's on-chain balance is
 exactly the amount withdrawn and the wallet lists the withdrawal as confirmed with its
 transaction hash.
@@ -32,7 +33,7 @@ from casino_app.payments.eth import chain as eth_chain
 from casino_app.payments.eth import keys
 from casino_app.payments.signer.seed import account_xpub
 from tests.e2e.conftest import PHONE, ROOT, Inbox, LiveApp
-from tests.e2e.flows import goto, register
+from tests.e2e.flows import code_for_next_step, enrol_2fa, goto, register
 from tests.support.services import ANVIL_MNEMONIC, Anvil, free_port, start_casino, stop_casino
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ethereum]
@@ -149,42 +150,53 @@ def test_deposit_bet_and_withdraw_the_rest_to_the_chain(  # noqa: ANN001
         expect(page.locator("#withdraw-available")).to_have_text("0.05 ETH")
         assert page.evaluate("() => window.__noReload") == "still here"
 
-        # a real-money bet, then back to the wallet
+        # a real-money bet; 2FA turned on; back to the wallet
         _bet_in_eth(page)
+        secret, _ = enrol_2fa(page, PASSWORD)
         goto(page, "/wallet")
         balance = _eth(page.locator("#header-balance").inner_text())
         expect(page.locator("#withdraw-available")).to_have_text(
             f"{balance.normalize():f} ETH")
         expect(page.locator("#withdraw-fee")).to_have_text("0.00005 ETH")
         expect(page.locator("#withdraw-limits")).to_contain_text("0.0001 to 1 ETH")
-        # no 2FA on this account: no code field
-        expect(page.get_by_label("Authentication code")).to_have_count(0)
-
-        # a refusal first: a mistyped checksum is caught, nothing is reserved
+        code_field = page.get_by_label("Authentication code")
+        address_field = page.get_by_label(re.compile("Destination address"))
+        submit = page.get_by_role("button", name="Request withdrawal")
         dest = Account.create().address
-        i = next(i for i in range(2, 42) if dest[i].isalpha())
-        typo = dest[:i] + dest[i].swapcase() + dest[i + 1:]   # one letter's case changed
-        page.get_by_label(re.compile("Destination address")).fill(typo)
+
+        # refusals first, nothing reserved: a wrong 2FA code ...
+        address_field.fill(dest)
         page.get_by_role("button", name="Max", exact=True).click()
         amount_field = page.get_by_label(re.compile(r"^Amount \(ETH\)"))
         rest = balance - Decimal(FEE_GWEI) / GWEI
         expect(amount_field).to_have_value(f"{rest.normalize():f}")
         expect(page.locator("#withdraw-total")).to_have_text(
             f"{balance.normalize():f} ETH in total")
-        page.get_by_role("button", name="Request withdrawal").click()
-        expect(page.get_by_role("alert").filter(has_text=re.compile(
-            "checksum|40 hex"))).to_be_visible()
+        code_field.fill("000000")
+        submit.click()
+        expect(page.get_by_role("alert").filter(has_text="not valid")).to_be_visible()
+        # ... and a mistyped checksum, with a good code (a refused request keeps it unused)
+        i = next(i for i in range(2, 42) if dest[i].isalpha())
+        address_field.fill(dest[:i] + dest[i].swapcase() + dest[i + 1:])
+        code = code_for_next_step(secret)
+        code_field.fill(code)
+        submit.click()
+        expect(page.get_by_role("alert").filter(has_text="checksum")).to_be_visible()
         expect(page.locator(".withdrawal-row")).to_have_count(0)
+        expect(page.locator("#withdraw-available")).to_have_text(
+            f"{balance.normalize():f} ETH")
 
         # the real request: the rest of the balance, minus the fee
-        page.get_by_label(re.compile("Destination address")).fill(dest)
-        page.get_by_role("button", name="Request withdrawal").click()
+        address_field.fill(dest)
+        code_field.fill(code)
+        submit.click()
         expect(page.locator("#withdraw-slot")).to_contain_text(
             f"Withdrawal of {rest.normalize():f} ETH to {dest[:8]}")
         w = page.locator(".withdrawal-row")
         expect(w).to_have_count(1)
         expect(amount_field).to_have_value("")
-        expect(page.get_by_label(re.compile("Destination address"))).to_have_value("")
+        expect(address_field).to_have_value("")
+        expect(code_field).to_have_value("")
         expect(page.locator("#header-balance")).to_have_text("0.000000")
         expect(w.locator(".withdrawal-amount")).to_have_text(f"{rest.normalize():f} ETH")
         expect(w.locator(".withdrawal-address")).to_have_attribute("title", dest)

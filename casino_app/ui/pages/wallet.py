@@ -151,9 +151,9 @@ def _withdraw_form(o: WithdrawOption) -> rx.Component:
                 rx.text("You receive the amount; the fee of ", o.fee, " ", o.code,
                         " is added: ",
                         rx.text.strong(rx.cond(WithdrawState.totals[o.code] != "",
-                                               WithdrawState.totals[o.code], "–"),
-                                       " ", o.code, " in total", id="withdraw-total",
-                                       white_space="nowrap"),
+                                               WithdrawState.totals[o.code] + " " + o.code
+                                               + " in total", "–"),
+                                       id="withdraw-total", white_space="nowrap"),
                         " leaves your balance.", size="2"),
                 rx.cond(SessionState.totp_enabled,
                         code_field(name="code", form_id="withdraw",
@@ -181,14 +181,14 @@ def _withdrawal_row(w: WithdrawalRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.text(w.amount, " ", w.currency, white_space="nowrap",
                               class_name="withdrawal-amount")),
-        rx.table.cell(rx.text(w.fee, white_space="nowrap", class_name="withdrawal-fee")),
-        rx.table.cell(rx.code(w.address_short, title=w.address, size="1",
-                              class_name="withdrawal-address")),
         rx.table.cell(_withdrawal_state(w)),
         rx.table.cell(rx.cond(w.tx != "",
                               rx.code(w.tx_short, title=w.tx, size="1",
                                       class_name="withdrawal-tx"),
                               rx.text("–", color=styles.MUTED))),
+        rx.table.cell(rx.code(w.address_short, title=w.address, size="1",
+                              class_name="withdrawal-address")),
+        rx.table.cell(rx.text(w.fee, white_space="nowrap", class_name="withdrawal-fee")),
         rx.table.cell(rx.text(w.when, size="1", white_space="nowrap")),
         class_name="withdrawal-row",
     )
@@ -199,7 +199,7 @@ def _withdrawals() -> rx.Component:
         rx.heading("Withdrawals", size="4"),
         rx.cond(
             WithdrawState.rows.length() > 0,
-            table(("Amount", "Fee", "To", "State", "Transaction", "Time (UTC)"),
+            table(("Amount", "State", "Transaction", "To", "Fee", "Time (UTC)"),
                   WithdrawState.rows, _withdrawal_row, size="1"),
             rx.text("No withdrawals yet.", color=styles.MUTED, size="2")),
         spacing="3", width="100%", align="start"), id="withdrawals")
