@@ -405,3 +405,47 @@ def test_staff_approve_with_their_signatures_and_every_step_is_audited(env, devn
     with audited({"withdrawal.rejected": 1}):
         assert sw.reject_withdrawal(admin_b, w2.id, "unclear", new_ctx()).state == "rejected"
     _invariants_clean()
+
+
+def test_books_reconcile_with_the_chain_around_safe_payments(env, devnet) -> None:  # noqa: ANN001
+    """Reconciliation counts the Safe: a Safe-paid withdrawal leaves custody (mined but
+    not settled, then settled) and a refill moves coins between our own wallets."""
+    from casino_app.payments.eth.reconcile import controlled_extra, reconcile
+    from casino_app.payments.eth.watcher import Watcher, chain_assets
+
+    w3, keys = env.w3, devnet["safe_owner_keys"]
+    assets = chain_assets(w3, {"USDT": devnet["USDT"], "USDC": devnet["USDC"]})
+    watcher = Watcher(w3, assets, confirmations=1, start_block=w3.eth.block_number)
+    with ledger_tx() as s:  # the fixture's funding of the hot wallet and the Safe
+        for code, amount in (("ETH", 11 * GWEI), ("USDT", 10_000 * 10**6)):
+            ledger.transfer(s, f"capital:{code}", "capital",
+                            ledger.house_account(s, code, "custody"),
+                            ledger.house_account(s, code, "bankroll"), amount)
+        ledger.transfer(s, "win:p-recon", "adjustment", ledger.house_account(s, "ETH", "bankroll"),
+                        ledger.player_account(s, "p-recon", "ETH"), 50_000_000)
+
+    def clean() -> None:
+        watcher.poll()
+        res = reconcile(w3, assets, controlled_extra())
+        assert res.clean, [(i.kind, i.detail) for i in res.issues]
+
+    clean()
+    w = withdrawals.request_withdrawal("p-recon", "ETH", "0.02", _fresh(), "k-recon")
+    p = safe_payments.prepare_withdrawal(w.id, ADMIN_A)
+    refill = safe_payments.request_refill("USDT", "300", ADMIN_A)
+    for pay in (p, refill):
+        safe_payments.add_signature(pay.id, ADMIN_A, _sign(keys[0], pay))
+        safe_payments.add_signature(pay.id, ADMIN_B, _sign(keys[1], pay))
+    ex, _ = _machines(env, devnet)
+    b = Batcher(w3, devnet["batch"], {"USDT": devnet["USDT"], "USDC": devnet["USDC"]},
+                confirmations=3, fee_bump_seconds=3600)
+    ex.run()
+    b.run()  # the withdrawal's exec is mined, not settled (3 confirmations)
+    clean()
+    for _ in range(14):
+        env.mine(1)
+        ex.run()
+        b.run()
+    assert (_payment(p.id).state, _payment(refill.id).state) == ("confirmed", "confirmed")
+    clean()
+    _invariants_clean()
