@@ -55,7 +55,7 @@ def _wait(w3: Web3, proc: subprocess.Popen, timeout: float = 30.0) -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"anvil exited with code {proc.returncode}")
         try:
-            w3.eth.block_number
+            _ = w3.eth.block_number  # answers once anvil listens
             return
         except Exception:  # noqa: BLE001 - not listening yet
             time.sleep(0.1)

@@ -8,8 +8,8 @@ at the same chain), per currency:
   wallet, the cold Safe) against what the ledger says the house holds: minus the custody
   account, plus what is on chain but deliberately not in the ledger (deposits recorded
   and not credited: dust, over the pending cap; the sub-gwei rest of ETH deposits), minus
-  credits of blocks after the pinned one, plus withdrawals the ledger posted whose payment
-  is not in the pinned block yet (``in_flight``: a hook the withdrawal code fills).
+  credits of blocks after the pinned one, corrected for the transactions we sent
+  (``hot_wallet_txs``: mined but not settled, settled but mined later, gas rests).
 * **Deposits, chain -> ledger.** Every token ``Transfer`` to one of our addresses up to
   the pinned block has its recorded deposit.
 * **Deposits, ledger -> chain.** Every credited deposit's transaction is on the chain, in
@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from web3 import Web3
+from web3.exceptions import TransactionNotFound
 
 from casino_app.core.clock import utcnow
 from casino_app.core.db import identity_tx, ledger_tx
@@ -76,18 +77,6 @@ class Result:
     totals: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
-# Withdrawals posted in the ledger whose payment is not in the pinned block (on-chain
-# units per currency), and payments in the pinned block not posted yet (negative). The
-# withdrawal code registers its function here; without withdrawals it is zero.
-InFlight = Callable[[Session, str, int], dict[str, int]]
-_in_flight: list[InFlight] = []
-
-
-def register_in_flight(fn: InFlight) -> None:
-    if fn not in _in_flight:
-        _in_flight.append(fn)
-
-
 def _batched(w3: Web3, calls: Sequence[Callable[[], Any]]) -> list[Any]:
     """Run the calls (each builds one web3 request inside a batch) RPC_BATCH at a time."""
     out: list[Any] = []
@@ -111,8 +100,8 @@ def onchain_totals(w3: Web3, assets: Sequence[Asset], owned: Sequence[str], bloc
         else:
             token = w3.eth.contract(address=a.token, abi=_BALANCE_OF_ABI)
             values = _batched(w3, [
-                lambda addr=addr: w3.eth.call(
-                    {"to": a.token, "data": token.encode_abi("balanceOf", [addr])}, block)
+                lambda addr=addr, to=a.token, token=token: w3.eth.call(
+                    {"to": to, "data": token.encode_abi("balanceOf", [addr])}, block)
                 for addr in owned])
             values = [int.from_bytes(bytes(v), "big") if v else 0 for v in values]
         totals[a.code] = sum(int(v) for v in values)
@@ -135,8 +124,6 @@ def expected_totals(s: Session, assets: Sequence[Asset], block: int, chain: str 
                 expected += raw - amount * a.per_unit if credited else raw
             elif credited:
                 expected -= amount * a.per_unit
-        for fn in _in_flight:
-            expected += fn(s, a.code, block).get(a.code, 0)
         out[a.code] = expected
     return out
 
@@ -194,8 +181,8 @@ def _receipts(w3: Web3, hashes: Sequence[str]) -> dict[str, Any]:
     for h in hashes:
         try:
             out[h] = w3.eth.get_transaction_receipt(h)
-        except Exception:  # noqa: BLE001 - web3 raises TransactionNotFound when not mined
-            continue
+        except TransactionNotFound:
+            pass  # not mined (yet, or dropped): nothing paid at the pinned block
     return out
 
 
