@@ -218,14 +218,9 @@ def _watch_anvils() -> None:
 
 def anvil_exe() -> Path:
     """The anvil binary that ./setup.sh installs from npm into .tools/ (HH_TOOLS_DIR)."""
-    tools = Path(os.environ.get("HH_TOOLS_DIR", Path(__file__).resolve().parents[2] / ".tools"))
-    exe = tools / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
-    if exe.exists():
-        return exe
-    found = shutil.which("anvil")
-    if found:
-        return Path(found)
-    raise RuntimeError(f"anvil not found at {exe}: run ./setup.sh install")
+    from casino_app.payments.eth.devnet import anvil_exe as exe
+
+    return exe()
 
 
 class Anvil:

@@ -52,7 +52,6 @@ from casino_app.core.db import identity_tx, ledger_tx
 from casino_app.core.logging import get_logger
 from casino_app.core.metrics import HOT_WALLET_BELOW_MIN
 from casino_app.core.settings import get_settings
-from casino_app.payments.currencies import currency
 from casino_app.payments.eth import chain as chain_tools
 from casino_app.payments.eth.batcher import (
     CHAIN,
@@ -63,6 +62,7 @@ from casino_app.payments.eth.batcher import (
     _bumped,
     _Open,
 )
+from casino_app.payments.eth.custody import parse_band
 from casino_app.payments.eth.models import DepositAddress
 from casino_app.payments.eth.watch_models import ChainBlock, ChainDeposit
 from casino_app.payments.eth.watcher import Asset, parse_amounts, parse_tokens
@@ -88,26 +88,6 @@ class SweepResult(RunResult):
     topped_up: int = 0      # gas top-ups recorded
     to_cold: int = 0        # hot -> cold transactions recorded
     below_min: int = 0      # currencies whose hot wallet is below its band's minimum
-
-
-def parse_band(spec: str) -> dict[str, tuple[int, int]]:
-    """``CASINO_ETH_HOT_BAND`` "CUR:min:max,..." (base units; ETH in gwei) ->
-    {CUR: (min, max)}; ValueError naming the variable otherwise."""
-    out: dict[str, tuple[int, int]] = {}
-    for part in filter(None, (p.strip() for p in (spec or "").split(","))):
-        bits = [b.strip() for b in part.split(":")]
-        if len(bits) != 3 or not all(b.isascii() and b.isdigit() and len(b) <= 19
-                                     for b in bits[1:]):
-            raise ValueError(f"CASINO_ETH_HOT_BAND: '{part}' is not CUR:min:max (base units)")
-        try:
-            code = currency(bits[0]).code
-        except ValueError:
-            raise ValueError(f"CASINO_ETH_HOT_BAND: unknown currency '{bits[0]}'") from None
-        lo, hi = int(bits[1]), int(bits[2])
-        if lo > hi:
-            raise ValueError(f"CASINO_ETH_HOT_BAND: {code} minimum is above its maximum")
-        out[code] = (lo, hi)
-    return out
 
 
 def _transfer_args(data: str) -> tuple[str, int] | None:
