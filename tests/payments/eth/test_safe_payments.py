@@ -400,6 +400,15 @@ def test_staff_approve_with_their_signatures_and_every_step_is_audited(env, devn
         sw.request_refill(admin_a, "USDT", "1e3", new_ctx())
     with audited({"refill.cancelled": 1}):
         assert sw.cancel_refill(admin_b, r.id, "not needed", new_ctx()).state == "cancelled"
+    # a refill approved by two admins and paid from the Safe, audited at each step
+    with audited({"refill.requested": 1}):
+        r2 = sw.request_refill(admin_a, "ETH", "0.5", new_ctx())
+    with audited({"refill.approved": 1}):
+        sw.sign_payment(admin_a, r2.id, _sign(keys[0], r2), new_ctx())
+    with audited({"refill.approved": 1}):
+        assert sw.sign_payment(admin_b, r2.id, _sign(keys[1], r2), new_ctx()).state == "ready"
+    with audited({"refill.paid": 1}):
+        _run(ex, b, 6)
     # a rejection, audited, with the player's account as target
     w2 = withdrawals.request_withdrawal(player.player_id, "ETH", "0.01", to, "k-staff-2")
     with audited({"withdrawal.rejected": 1}):
