@@ -1,26 +1,51 @@
-"""Benchmark (not a test): the Ethereum deposit watcher's catch-up speed.
+"""Benchmark (not a test): the Ethereum deposits' two figures of the issue.
 
   .venv/bin/python bench/deposits.py [--addresses 10000] [--blocks 1000] [--deposits 300]
-                                     [--sqlite]
+                                     [--sqlite] [--skip-catchup]
+                                     [--players 10] [--rounds 1] [--confirmations 3]
+                                     [--watch-seconds 2 [0.5 ...]] [--postgres] [--skip-live]
 
-Starts a private anvil and a private PostgreSQL (fsync on; ``--sqlite``: the embedded
-default), gives ``--addresses`` players a deposit address each (derived from a test xpub),
-then, while no watcher runs, mines ``--blocks`` blocks holding ``--deposits`` deposits
-(ETH, USDT and USDC to random players). A fresh watcher then catches up from before the
-first of those blocks; the bench prints blocks/s, deposits/s and the time of the whole
-catch-up, and checks that every deposit was recorded once and credited.
+1. Catch-up. Starts a private anvil and a private PostgreSQL (fsync on; ``--sqlite``: the
+   embedded default), gives ``--addresses`` players a deposit address each (derived from a
+   test xpub), then, while no watcher runs, mines ``--blocks`` blocks holding
+   ``--deposits`` deposits (ETH, USDT and USDC to random players). A fresh watcher then
+   catches up from before the first of those blocks; the bench prints blocks/s,
+   deposits/s and the time of the whole catch-up, and checks that every deposit was
+   recorded once and credited.
 
-The other figure of the issue (a mined block to the player's open tab) is measured by
-the wallet end-to-end path; see the README's performance section.
+2. Live: from a block being mined to the player's open tab showing the deposit. For each
+   ``--watch-seconds`` value (CASINO_ETH_WATCH_SECONDS; default 2, the product default)
+   starts a private anvil (auto-mining, ETH only) and the real app (``casino run``,
+   production build, SQLite; ``--postgres``: a private PostgreSQL cluster) with that
+   node, a hot wallet seed and xpub that are not anvil's (the BIP39 test mnemonic),
+   ``--confirmations`` and a pending cap, creates ``--players`` players with sessions
+   (bench/ws_bets.py's ``create_players``) and opens a tab per player on /wallet over
+   Reflex's websocket the way the browser does (bench/ws_bets.py's ``Tab``; the page's
+   on_load creates the deposit address). Then, one
+   deposit at a time (``--rounds`` per player, after a random pause so that the sends
+   fall anywhere in the watcher's and the push loop's cycles), it sends ETH from an anvil
+   account to the address the tab shows and times
+
+     mined -> shown pending:    from the receipt of the (auto-mined) transaction to the
+                                delta that shows the deposit as pending in that tab;
+     Nth conf. -> available:    from mining the N-1 further blocks (anvil_mine) to the
+                                delta that shows it available.
+
+   Prints p50/p99/max of both, then checks that each player's ledger balance is the sum
+   sent (gwei) and that the header balance and the card's withdrawable amount the tab
+   last received say the same.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import os
 import random
 import secrets
+import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -28,18 +53,28 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.ws_bets import (  # noqa: E402
+    ROOT_STATE,
+    WALLET_STATE,
+    Tab,
+    adopt_env,
+    app_env,
+    create_players,
+    ms,
+    pct,
+    start_app,
+    v,
+)
+
 MNEMONIC = ("abandon abandon abandon abandon abandon abandon abandon abandon abandon "
             "abandon abandon about")
+WALLET_PAGE = "/wallet"
+DEPOSITS_STATE = f"{ROOT_STATE}.casino_app___ui___state___deposits____deposits_state"
+GWEI = 10**9
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--addresses", type=int, default=10_000)
-    p.add_argument("--blocks", type=int, default=1_000)
-    p.add_argument("--deposits", type=int, default=300)
-    p.add_argument("--sqlite", action="store_true")
-    a = p.parse_args()
-
+def catchup(a: argparse.Namespace) -> None:
+    """Part 1: a fresh watcher catching up over ``--blocks`` blocks."""
     tmp = Path(tempfile.mkdtemp(prefix="hh-bench-dep-"))
     os.environ["CASINO_DATA_DIR"] = str(tmp)
     os.environ["CASINO_ENCRYPTION_KEYS"] = "b1:" + base64.b64encode(
@@ -55,13 +90,13 @@ def main() -> None:
         if cluster is not None:
             os.environ["CASINO_IDENTITY_DB_URL"] = cluster.create_database("bench_id")
             os.environ["CASINO_LEDGER_DB_URL"] = cluster.create_database("bench_led")
+        from sqlalchemy import insert
+
+        from casino_app.core.clock import utcnow
         from casino_app.core.db import ledger_tx
         from casino_app.core.logging import configure_logging
         from casino_app.core.migrations import upgrade_all
         from casino_app.payments import ledger
-        from sqlalchemy import insert
-
-        from casino_app.core.clock import utcnow
         from casino_app.payments.eth import chain, keys
         from casino_app.payments.eth.models import DepositAddress
         from casino_app.payments.eth.watch_models import ChainDeposit
@@ -133,6 +168,234 @@ def main() -> None:
         anvil.stop()
         if cluster is not None:
             cluster.destroy()
+
+
+# --- part 2: a mined block to the player's open wallet tab --------------------------------
+
+def secs(x: float) -> str:
+    return f"{x:.2f} s"
+
+
+def _row(tab: Tab, update: dict, tx: str) -> dict | None:
+    rows = (update.get("delta") or {}).get(DEPOSITS_STATE, {}).get(v("deposits"))
+    for r in rows or []:
+        if str(r.get("tx", "")).lower() == tx:
+            return r
+    return None
+
+
+async def _measure(url: str, boot, accounts, anvil, a: argparse.Namespace,  # noqa: ANN001
+                   watch: float, log: Path) -> tuple[list[float], list[float], list[Tab], dict]:
+    tabs = [Tab(url, acc, boot, page=WALLET_PAGE) for acc in accounts]
+    try:
+        return await _deposits(tabs, anvil, a, watch, log)
+    finally:
+        for t in tabs:  # merge what arrived since the last wait
+            while not t.inbox.empty():
+                t._merge(t.inbox.get_nowait()[1])
+        await asyncio.gather(*(t.sio.disconnect() for t in tabs), return_exceptions=True)
+        await asyncio.sleep(0.25)  # let aiohttp close its sessions inside the loop
+
+
+async def _deposits(tabs: list[Tab], anvil, a: argparse.Namespace, watch: float,  # noqa: ANN001
+                    log: Path) -> tuple[list[float], list[float], list[Tab], dict]:
+    from casino_app.ui.push import PUSH_SECONDS
+
+    gate = asyncio.Semaphore(10)
+
+    async def open_tab(tab: Tab) -> float:
+        async with gate:
+            return await tab.open()
+
+    hydrate = await asyncio.gather(*(open_tab(t) for t in tabs))
+    print(f"  {len(tabs)} wallet tabs open (connect + hydrate + on_load: p50 "
+          f"{ms(statistics.median(hydrate))}, max {ms(max(hydrate))})")
+    addresses = []
+    for t in tabs:
+        dep = t.seen.get(DEPOSITS_STATE, {})
+        if not dep.get(v("enabled")) or not dep.get(v("address")):
+            raise SystemExit(f"no deposit address shown: {dep.get(v('message'))!r}")
+        addresses.append(dep[v("address")])
+
+    from sqlalchemy import select
+
+    from casino_app.core.db import ledger_tx
+    from casino_app.payments.eth.watch_models import ChainBlock
+
+    def watcher_tip() -> int | None:
+        with ledger_tx(readonly=True) as s:
+            return s.execute(select(ChainBlock.number).order_by(ChainBlock.number.desc())
+                             .limit(1)).scalar_one_or_none()
+
+    t = time.perf_counter()
+    while await asyncio.to_thread(watcher_tip) is None:  # the eth-watch job's first pass
+        if time.perf_counter() - t > 120:
+            raise SystemExit(f"the watcher stored no block in 120 s (see {log})")
+        await asyncio.sleep(0.2)
+
+    w3 = anvil.w3
+    sender = anvil.accounts[1]
+    rng = random.Random(11)
+    pending: list[float] = []
+    available: list[float] = []
+    sent: dict[str, int] = {}  # player id -> gwei
+    more = a.confirmations - 1
+
+    def send(to: str, wei: int) -> tuple[str, int]:
+        h = w3.eth.send_transaction({"from": sender, "to": to, "value": wei})
+        rec = w3.eth.wait_for_transaction_receipt(h, timeout=30, poll_latency=0.01)
+        return "0x" + bytes(h).hex().removeprefix("0x"), rec["blockNumber"]
+
+    for _ in range(a.rounds):
+        for tab, addr in zip(tabs, addresses, strict=True):
+            # anywhere in the watcher's and the push loop's cycles
+            await asyncio.sleep(rng.uniform(0, watch + PUSH_SECONDS))
+            gwei = 1_000_000 + rng.randrange(1_000_000)  # 0.001 .. 0.002 ETH
+            tx, _block = await asyncio.to_thread(send, addr, gwei * GWEI)
+            t0 = time.perf_counter()
+            sent[tab.account.player_id] = sent.get(tab.account.player_id, 0) + gwei
+            tx = tx.lower()
+
+            def is_(state: str, tab: Tab = tab, tx: str = tx):  # noqa: ANN202
+                return lambda u: (_row(tab, u, tx) or {}).get("state") == state
+
+            t1, _ = await tab.until(is_("pending"), timeout=60)
+            pending.append(t1 - t0)
+            await asyncio.sleep(rng.uniform(0, watch + PUSH_SECONDS))
+            if more:
+                await asyncio.to_thread(anvil.mine, more)
+            t0 = time.perf_counter()
+            t1, _ = await tab.until(is_("available"), timeout=60)
+            available.append(t1 - t0)
+    await asyncio.sleep(PUSH_SECONDS + 0.5)  # a last push may still be on its way
+    return pending, available, tabs, sent
+
+
+def live_run(a: argparse.Namespace, watch: float, cluster, n: int) -> bool:  # noqa: ANN001
+    from casino_app.payments.signer.seed import account_xpub
+    from tests.support.services import Anvil, free_port, stop_casino
+
+    tmp = Path(tempfile.mkdtemp(prefix="hh-bench-live-"))
+    anvil = Anvil().start()  # from the main thread: it dies with it
+    proc = None
+    try:
+        db_urls: dict[str, str] = {}
+        if cluster is not None:
+            db_urls = {"CASINO_IDENTITY_DB_URL": cluster.create_database(f"bench_id{n}"),
+                       "CASINO_LEDGER_DB_URL": cluster.create_database(f"bench_led{n}")}
+        port = free_port()
+        env = app_env(tmp, port, db_urls)
+        env.update({
+            "CASINO_ETH_RPC_URL": anvil.url,
+            # a seed that is not anvil's (no funded address); the signer checks the pair
+            "CASINO_ETH_HOT_SEED": MNEMONIC,
+            "CASINO_ETH_XPUB": account_xpub(MNEMONIC),
+            "CASINO_ETH_CONFIRMATIONS": str(a.confirmations),
+            "CASINO_ETH_PENDING_CAP": "ETH:1000000000",
+            "CASINO_ETH_WATCH_SECONDS": f"{watch:g}",
+        })
+        adopt_env(env)
+        from casino_app.core.migrations import upgrade_all
+
+        upgrade_all()  # before the app starts, so the two never migrate at once
+        accounts = create_players(a.players)
+        proc, url, boot = start_app(env, port, tmp / "app.log")
+        from casino_app.ui.push import PUSH_SECONDS
+
+        print(f"\nwatch interval {watch:g} s (CASINO_ETH_WATCH_SECONDS), wallet push loop "
+              f"{PUSH_SECONDS:g} s, {a.confirmations} confirmations, "
+              f"{'postgres (fsync on)' if cluster is not None else 'sqlite'}")
+        pending, available, tabs, sent = asyncio.run(
+            _measure(url, boot, accounts, anvil, a, watch, tmp / "app.log"))
+
+        def line(name: str, xs: list[float]) -> str:
+            return (f"  {name:<45} {len(xs)} deposits, p50 {secs(statistics.median(xs))}, "
+                    f"p99 {secs(pct(xs, 0.99))}, max {secs(max(xs))}")
+
+        print(line("block mined -> tab shows pending:", pending))
+        print(line(f"confirmation {a.confirmations} mined -> tab shows available:", available))
+        return verify_live(tabs, sent)
+    finally:
+        if proc is not None:
+            stop_casino(proc)
+        anvil.stop()
+        if a.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def verify_live(tabs: list[Tab], sent: dict[str, int]) -> bool:
+    from casino_app.core.db import ledger_tx
+    from casino_app.payments import ledger
+    from casino_app.payments.currencies import currency
+
+    eth = currency("ETH")
+    with ledger_tx(readonly=True) as s:
+        book = {p: ledger.player_balances(s, p).get("ETH") for p in sent}
+        bad = [f for f in ledger.check_invariants(s) if f.violations]
+    ledger_ok = sum(1 for p, g in sent.items() if book[p] is not None and book[p].balance == g)
+    shown_ok = 0
+    for t in tabs:
+        want = eth.format(sent[t.account.player_id])
+        header = (t.seen.get(WALLET_STATE, {}).get(v("balances")) or {}).get("ETH")
+        cards = t.seen.get(DEPOSITS_STATE, {}).get(v("cards")) or []
+        card = next((c for c in cards if c.get("code") == "ETH"), {})
+        shown_ok += header == want and card.get("withdrawable") == want
+    ok = ledger_ok == shown_ok == len(sent) and not bad
+    print(f"  ledger ETH balance = sum sent (gwei) for {ledger_ok}/{len(sent)} players; "
+          f"header balance and withdrawable shown = ledger for {shown_ok}/{len(tabs)} tabs; "
+          f"invariants {'clean' if not bad else [f.check for f in bad]}")
+    return ok
+
+
+def live(a: argparse.Namespace) -> None:
+    cluster = None
+    if a.postgres:
+        from tests.support.services import PgCluster
+
+        cluster = PgCluster(fsync=True).start()
+    from casino_app.core.logging import configure_logging
+
+    configure_logging("WARNING", True)
+    try:
+        ok = all([live_run(a, w, cluster, n) for n, w in enumerate(a.watch_seconds)])
+    finally:
+        if cluster is not None:
+            cluster.destroy()
+    with open("/proc/loadavg") as fh:
+        print(f"load average at the end: {' '.join(fh.read().split()[:3])} "
+              f"({os.cpu_count()} cores, shared with other work)")
+    if not ok:
+        raise SystemExit("verification FAILED")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    g = p.add_argument_group("catch-up")
+    g.add_argument("--addresses", type=int, default=10_000)
+    g.add_argument("--blocks", type=int, default=1_000)
+    g.add_argument("--deposits", type=int, default=300)
+    g.add_argument("--sqlite", action="store_true",
+                   help="catch-up on SQLite instead of PostgreSQL")
+    g.add_argument("--skip-catchup", action="store_true")
+    g = p.add_argument_group("live (mined block -> open tab)")
+    g.add_argument("--players", type=int, default=10, help="players, one wallet tab each")
+    g.add_argument("--rounds", type=int, default=1, help="deposits per player")
+    g.add_argument("--confirmations", type=int, default=3)
+    g.add_argument("--watch-seconds", type=float, nargs="+", default=[2.0],
+                   help="CASINO_ETH_WATCH_SECONDS; one app run per value")
+    g.add_argument("--postgres", action="store_true",
+                   help="the app on PostgreSQL instead of SQLite")
+    g.add_argument("--keep", action="store_true", help="keep the app's temporary folder")
+    g.add_argument("--skip-live", action="store_true")
+    a = p.parse_args()
+    if a.confirmations < 1:
+        p.error("--confirmations must be at least 1")
+    if not a.skip_catchup:
+        catchup(a)
+    if not a.skip_live:
+        live(a)
 
 
 if __name__ == "__main__":

@@ -112,6 +112,19 @@ def app_env(tmp: Path, port: int, db_urls: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def adopt_env(env: dict[str, str]) -> None:
+    """Point this process at the app's settings (its databases): the CASINO_* variables
+    of ``env`` only, with the cached settings and engines forgotten."""
+    for k in [k for k in os.environ if k.startswith("CASINO_")]:
+        del os.environ[k]
+    os.environ.update({k: val for k, val in env.items() if k.startswith("CASINO_")})
+    from casino_app.core.db import reset_databases
+    from casino_app.core.settings import reset_settings_cache
+
+    reset_settings_cache()
+    reset_databases()
+
+
 def frontend_boot_values() -> tuple[str | None, list[str] | None]:
     """The state schema and initial-state hashes the compiled frontend sends on its first
     connect (read from .web while the lock is held: the build the app serves)."""
@@ -182,6 +195,7 @@ class Tab:
     url: str
     account: Account
     boot: tuple[str | None, list[str] | None]
+    page: str = PAGE  # the router pathname the tab is on (its on_load chain runs there)
     client_token: str = field(default_factory=lambda: str(uuid.uuid4()))
     inbox: asyncio.Queue = field(default_factory=asyncio.Queue)
     seen: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -208,15 +222,16 @@ class Tab:
         self.mismatch = True
 
     def _router(self) -> dict[str, Any]:
-        return {"pathname": PAGE, "asPath": PAGE}
+        return {"pathname": self.page, "asPath": self.page}
 
     def _merge(self, update: dict) -> None:
         for sub, values in (update.get("delta") or {}).items():
             self.seen.setdefault(sub, {}).update(values)
 
-    async def _until(self, match) -> tuple[float, dict]:  # noqa: ANN001
-        """The first update that ``match``es (earlier ones are merged and skipped)."""
-        deadline = time.perf_counter() + EVENT_TIMEOUT
+    async def until(self, match, timeout: float = EVENT_TIMEOUT) -> tuple[float, dict]:  # noqa: ANN001
+        """The first update that ``match``es (earlier ones are merged into ``seen`` and
+        skipped); returns its arrival time (perf_counter) and the update."""
+        deadline = time.perf_counter() + timeout
         while True:
             left = deadline - time.perf_counter()
             if left <= 0:
@@ -228,7 +243,8 @@ class Tab:
 
     async def open(self) -> float:
         """Connect with the hydrate in the CONNECT packet, as the browser does, and wait
-        for the dice page's on_load chain to end (is_hydrated back to true)."""
+        for the page's on_load chain to end (is_hydrated back to true); the player must
+        be signed in (and, on the dice page, the dice game open)."""
         schema, hashes = self.boot
         payload: dict[str, Any] = {"vars": {TOKEN_VAR: self.account.token}}
         if hashes:
@@ -250,11 +266,11 @@ class Tab:
             root = (update.get("delta") or {}).get(ROOT_STATE, {})
             return root.get(v("is_hydrated")) is True
 
-        t, _ = await self._until(hydrated)
+        t, _ = await self.until(hydrated)
         game = self.seen.get(GAME_STATE, {})
         if not self.seen.get(SESSION_STATE, {}).get(v("signed_in")) or \
-                game.get(v("game")) != "dice":
-            raise RuntimeError(f"not on the dice page signed in: {self.seen.get(SESSION_STATE)}")
+                (self.page == PAGE and game.get(v("game")) != "dice"):
+            raise RuntimeError(f"not on {self.page} signed in: {self.seen.get(SESSION_STATE)}")
         return t - t0
 
     async def _send(self, name: str, payload: dict[str, Any], match) -> tuple[float, dict]:  # noqa: ANN001
@@ -262,7 +278,7 @@ class Tab:
         await self.sio.emit("event", {"name": name, "payload": payload,
                                       "router_data": self._router()},
                             namespace=NAMESPACE)
-        t, update = await self._until(match)
+        t, update = await self.until(match)
         return t - t0, update
 
     async def bare(self) -> float:
@@ -450,9 +466,7 @@ def main() -> None:
                    "CASINO_LEDGER_DB_URL": cluster.create_database("bench_led")}
     port = free_port()
     env = app_env(tmp, port, db_urls)
-    for k in [k for k in os.environ if k.startswith("CASINO_")]:
-        del os.environ[k]
-    os.environ.update({k: val for k, val in env.items() if k.startswith("CASINO_")})
+    adopt_env(env)
     proc = None
     try:
         from casino_app.core.logging import configure_logging
