@@ -71,8 +71,9 @@ NEEDS_A_NODE = {"chain.reconcile_failed", "staff.reconcile_run", "withdrawal.req
                 "withdrawal.safe_prepared", "withdrawal.approved", "withdrawal.rejected",
                 "withdrawal.paid", "refill.requested", "refill.approved", "refill.cancelled",
                 "refill.paid", "chain.hot_wallet_low",
-                # failure paths of Safe payments (payments/eth/safe_exec.py): not yet
-                # driven by a test (a reverted execTransaction, owners using a nonce)
+                # failure paths of Safe payments (payments/eth/safe_exec.py), checked in
+                # test_safe_payments.py: a reverted execTransaction (owners used its Safe
+                # nonce before it was mined), owners using a signed payment's nonce
                 "withdrawal.failed", "refill.failed", "safe.payment_cancelled"}
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from hexbytes import HexBytes
 from sqlalchemy import select
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
@@ -458,3 +459,171 @@ def test_books_reconcile_with_the_chain_around_safe_payments(env, devnet) -> Non
     assert (_payment(p.id).state, _payment(refill.id).state) == ("confirmed", "confirmed")
     clean()
     _invariants_clean()
+
+
+# --- failure paths (payments/eth/safe_exec.py): a reverted exec, a nonce used elsewhere ---
+
+def _books(env, devnet, credits: dict[str, int]):  # noqa: ANN001, ANN202
+    """Book the fixture's funding of the hot wallet and the Safe as capital, credit the
+    players from the bankroll (no deposit: custody stays what the chain holds) and return
+    a check that reconciliation of [hot, Safe] with the chain is clean."""
+    from casino_app.payments.eth.reconcile import reconcile
+    from casino_app.payments.eth.watcher import Watcher, chain_assets
+
+    w3 = env.w3
+    assets = chain_assets(w3, {"USDT": devnet["USDT"], "USDC": devnet["USDC"]})
+    watcher = Watcher(w3, assets, confirmations=1, start_block=w3.eth.block_number)
+    with ledger_tx() as s:
+        for code, amount in (("ETH", 11 * GWEI), ("USDT", 10_000 * 10**6)):
+            ledger.transfer(s, f"capital:{code}", "capital",
+                            ledger.house_account(s, code, "custody"),
+                            ledger.house_account(s, code, "bankroll"), amount)
+        for player, amount in credits.items():
+            ledger.transfer(s, f"win:{player}", "adjustment",
+                            ledger.house_account(s, "ETH", "bankroll"),
+                            ledger.player_account(s, player, "ETH"), amount)
+
+    def clean() -> None:
+        watcher.poll()
+        res = reconcile(w3, assets, [signer_eth.hot_address(), devnet["safe"]])
+        assert res.clean, [(i.kind, i.detail) for i in res.issues]
+        _invariants_clean()
+
+    clean()
+    return clean
+
+
+def _signed_by_two(p: safe_payments.SafePaymentView, keys: list[str]) -> None:
+    safe_payments.add_signature(p.id, ADMIN_A, _sign(keys[0], p))
+    assert safe_payments.add_signature(p.id, ADMIN_B, _sign(keys[1], p)).state == "ready"
+
+
+def _gas_gwei(batch_id: int) -> int:
+    with ledger_tx(readonly=True) as s:
+        return -(-int(s.get(WithdrawalBatch, batch_id).gas_fee_wei) // GWEI)
+
+
+def test_a_reverted_exec_fails_the_withdrawal_and_gives_the_money_back(env, devnet) -> None:  # noqa: ANN001
+    """The exec is recorded (its estimate passed), then the owners execute another Safe
+    transaction with the payment's nonce in the Safe's own interface before it is mined
+    (here: 1 ETH to the hot wallet): the exec is mined with status 0 (GS026). The
+    withdrawal fails, its reservation is voided, the gas is booked, audited once."""
+    from tests.users.helpers import audited
+
+    w3, keys, hot = env.w3, devnet["safe_owner_keys"], signer_eth.hot_address()
+    clean = _books(env, devnet, {"p-rev": 50_000_000})
+    to = _fresh()
+    w = withdrawals.request_withdrawal("p-rev", "ETH", "0.02", to, "k-rev")
+    reserved = _balance("p-rev", "ETH")
+    assert reserved.reserved == 20_000_000 + ETH_FEE
+    p = safe_payments.prepare_withdrawal(w.id, ADMIN_A)
+    _signed_by_two(p, keys)
+    ex, b = _machines(env, devnet)
+    with audited({}):
+        assert ex.run().recorded == 1
+    assert (_payment(p.id).state, _withdrawal(w.id).state) == ("sent", "batched")
+    # the owners use the payment's Safe nonce themselves, before the exec is mined
+    assert chain.safe_nonce(w3, devnet["safe"]) == p.safe_nonce
+    assert chain.safe_pay(w3, devnet["safe"], hot, 10**18, b"", keys[1:], env.accounts[0]).ok
+    with audited({"withdrawal.failed": 1}):
+        _run(ex, b)
+    pay, row = _payment(p.id), _withdrawal(w.id)
+    assert (pay.state, row.state) == ("failed", "failed")
+    assert pay.failure == row.failure == "the transaction reverted"
+    assert w3.eth.get_transaction_receipt(pay.tx_hash)["status"] == 0
+    assert (pay.nonce_slot, pay.active_withdrawal_id) == (None, None)
+    assert w3.eth.get_balance(to) == 0
+    assert _balance("p-rev", "ETH") == ledger.Balance("ETH", 50_000_000, 0)  # all back
+    assert _house("ETH", "fees") == -_gas_gwei(pay.batch_id)  # no fee, the gas is ours
+    with audited({}):  # settled once: more runs change nothing
+        _run(ex, b, 2)
+    assert _payment(p.id).state == "failed"
+    clean()
+    # the player may ask again; the Safe's next nonce is prepared and paid
+    w2 = withdrawals.request_withdrawal("p-rev", "ETH", "0.02", to, "k-rev-2")
+    p2 = safe_payments.prepare_withdrawal(w2.id, ADMIN_B)
+    assert p2.safe_nonce == p.safe_nonce + 1
+    _signed_by_two(p2, keys)
+    with audited({"withdrawal.paid": 1}):
+        _run(ex, b)
+    assert w3.eth.get_balance(to) == 20_000_000 * GWEI
+    assert _balance("p-rev", "ETH") == ledger.Balance("ETH", 30_000_000 - ETH_FEE, 0)
+    clean()
+
+
+def test_a_reverted_refill_moves_no_ledger_money_and_books_the_gas(env, devnet) -> None:  # noqa: ANN001
+    """The owners refill the hot wallet themselves in the Safe's interface (same Safe
+    nonce) while HashHouse's refill exec is recorded: the exec reverts, the refill fails,
+    only its gas is booked and the hot wallet holds the owners' refill, not two."""
+    from tests.users.helpers import audited
+
+    w3, keys, hot = env.w3, devnet["safe_owner_keys"], signer_eth.hot_address()
+    clean = _books(env, devnet, {})
+    usdt = chain.erc20(w3, devnet["USDT"])
+    custody, fees = _house("USDT", "custody"), _house("ETH", "fees")
+    r = safe_payments.request_refill("USDT", "2500", ADMIN_A)
+    _signed_by_two(r, keys)
+    ex, b = _machines(env, devnet)
+    assert ex.run().recorded == 1
+    move = usdt.encode_abi("transfer", args=[hot, 2_500_000_000])
+    assert chain.safe_pay(w3, devnet["safe"], devnet["USDT"], 0, bytes(HexBytes(move)),
+                          keys[:2], env.accounts[0]).ok
+    with audited({"refill.failed": 1}):
+        _run(ex, b)
+    pay = _payment(r.id)
+    assert (pay.state, pay.failure) == ("failed", "the transaction reverted")
+    assert w3.eth.get_transaction_receipt(pay.tx_hash)["status"] == 0
+    assert usdt.functions.balanceOf(hot).call() == 2_500_000_000  # once, by the owners
+    assert usdt.functions.balanceOf(devnet["safe"]).call() == 7_500_000_000
+    assert _house("USDT", "custody") == custody  # no ledger money moved
+    assert _house("ETH", "fees") == fees - _gas_gwei(pay.batch_id)  # the gas is booked
+    with audited({}):
+        _run(ex, b, 2)
+    clean()
+
+
+def test_owners_using_a_payments_nonce_cancel_it_and_the_withdrawal_waits(env, devnet) -> None:  # noqa: ANN001
+    """Two owners execute another Safe transaction with the nonce of a signed, not yet
+    sent payment: its signatures can never execute. The job cancels it, clears the
+    approvals (audited), the player's money stays reserved; admins approve again."""
+    from tests.users.helpers import audited
+
+    w3, keys, hot = env.w3, devnet["safe_owner_keys"], signer_eth.hot_address()
+    clean = _books(env, devnet, {"p-nonce": 50_000_000})
+    to = _fresh()
+    w = withdrawals.request_withdrawal("p-nonce", "ETH", "0.02", to, "k-nonce")
+    reserved = _balance("p-nonce", "ETH")
+    p = safe_payments.prepare_withdrawal(w.id, ADMIN_A)
+    _signed_by_two(p, keys)
+    assert chain.exec_safe_tx(
+        w3, devnet["safe"], hot, 10**18, b"",
+        [chain.sign_safe_tx(k, chain.safe_tx_hash(w3.eth.chain_id, devnet["safe"], hot,
+                                                  10**18, b"", p.safe_nonce))
+         for k in (keys[2], keys[0])], env.accounts[0]).ok
+    ex, b = _machines(env, devnet)
+    with audited({"safe.payment_cancelled": 1}):
+        res = ex.run()
+    assert (res.cancelled, res.recorded) == (1, 0)
+    pay, row = _payment(p.id), _withdrawal(w.id)
+    assert (pay.state, pay.nonce_slot, pay.active_withdrawal_id, pay.batch_id) == \
+        ("cancelled", None, None, None)
+    assert pay.failure == f"the Safe used nonce {p.safe_nonce} for another transaction"
+    assert (row.state, row.approved_by, row.approved_by_2, row.batch_id) == \
+        ("awaiting_approval", None, None, None)
+    assert _balance("p-nonce", "ETH") == reserved  # still reserved, nothing paid
+    with audited({}):
+        _run(ex, b, 2)
+    assert w3.eth.get_balance(to) == 0
+    assert w3.eth.get_transaction_count(hot) == 0
+    clean()
+    with pytest.raises(safe_payments.NotSignable):
+        safe_payments.add_signature(p.id, ADMIN_C, _sign(keys[2], p))
+    p2 = safe_payments.prepare_withdrawal(w.id, ADMIN_B)
+    assert (p2.id != p.id, p2.safe_nonce) == (True, p.safe_nonce + 1)
+    _signed_by_two(p2, keys)
+    with audited({"withdrawal.paid": 1}):
+        _run(ex, b)
+    assert (_payment(p2.id).state, _withdrawal(w.id).state) == ("confirmed", "confirmed")
+    assert w3.eth.get_balance(to) == 20_000_000 * GWEI
+    assert _balance("p-nonce", "ETH") == ledger.Balance("ETH", 30_000_000 - ETH_FEE, 0)
+    clean()
