@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.support.services import free_port, start_casino, stop_casino
+from tests.support.services import ANVIL_MNEMONIC, Anvil, free_port, start_casino, stop_casino
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CASINO_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -115,6 +116,65 @@ def live_app(smtp: Inbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                              input=ADMIN_PASSWORD + "\n", env=env, text=True,
                              capture_output=True, timeout=120, cwd=ROOT)
     assert created.returncode == 0, created.stderr
+    log = tmp / "app.log"
+    proc = start_casino(env, port, log, ROOT)
+    try:
+        yield LiveApp(f"http://localhost:{port}", tmp / "data", env, log)
+    finally:
+        stop_casino(proc)
+
+
+def casino_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    """Run a ``casino`` subcommand against the app's settings; its output."""
+    casino = str(Path(sys.executable).parent / "casino")
+    done = subprocess.run([casino, *args], input=stdin, env=env, text=True,  # noqa: S603
+                          capture_output=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def chain() -> Iterator[Anvil]:
+    """A private anvil node (auto-mining) for the tests of one module."""
+    node = Anvil()
+    try:
+        node.start()
+        yield node
+    finally:
+        node.stop()
+
+
+@contextmanager
+def eth_app(smtp: Inbox, chain: Anvil, tmp: Path, settings: dict[str, str],
+            staff: tuple[tuple[str, str, str], ...] = ()) -> Iterator[LiveApp]:
+    """``casino run`` following ``chain`` with anvil's mnemonic as hot seed (so deposit
+    addresses are anvil's accounts: fine for a test), a fast watcher, fresh data, plus
+    ``settings``; the ``staff`` accounts (email, password, role) created before it starts."""
+    from casino_app.payments.signer.seed import account_xpub
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CASINO_") and k != "REFLEX_REDIS_URL"}
+    env.update({
+        "CASINO_DATA_DIR": str(tmp / "data"),
+        "CASINO_PORT": str(port),
+        "CASINO_PUBLIC_URL": f"http://localhost:{port}",
+        "CASINO_SMTP_HOST": "127.0.0.1",
+        "CASINO_SMTP_PORT": str(smtp.port),  # type: ignore[attr-defined]
+        "CASINO_SMTP_STARTTLS": "false",
+        "CASINO_ENCRYPTION_KEYS": "e2e:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        "CASINO_RATE_REGISTER_IP": "100/minute",
+        "CASINO_ETH_RPC_URL": chain.url,
+        "CASINO_ETH_CHAIN_ID": str(chain.chain_id),
+        "CASINO_ETH_HOT_SEED": ANVIL_MNEMONIC,
+        "CASINO_ETH_XPUB": account_xpub(ANVIL_MNEMONIC),
+        "CASINO_ETH_WATCH_SECONDS": "0.5",
+        "CASINO_ETH_PENDING_CAP": "ETH:100000000000",
+        **settings,
+    })
+    for email_, password, role in staff:
+        casino_cli(env, "admin", "create", "--email", email_, "--role", role,
+                   stdin=password + "\n")
     log = tmp / "app.log"
     proc = start_casino(env, port, log, ROOT)
     try:

@@ -99,19 +99,23 @@ def enrol_2fa(page: Page, password: str) -> tuple[str, list[str]]:
     return secret, codes
 
 
-def staff_sign_in(page: Page) -> None:
-    """Sign in as the admin; the first time, the staff pages send them to set up 2FA."""
-    login_password(page, ADMIN_EMAIL, ADMIN_PASSWORD)
-    if not ADMIN_2FA:
+def staff_sign_in(page: Page, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD,
+                  second_factor: dict[str, object] | None = None) -> None:
+    """Sign in as a staff member (the shared admin unless told); the first time (nothing
+    in ``second_factor`` yet), the staff pages send them to set up 2FA, whose secret and
+    recovery codes are kept there for the next sign-ins."""
+    factor = ADMIN_2FA if second_factor is None else second_factor
+    login_password(page, email, password)
+    if not factor:
         page.wait_for_url(at("/account"))
         page.goto("/admin")
         page.wait_for_url(at("/account/security"))
         expect(page.get_by_text("Staff accounts need two-factor authentication")
                ).to_be_visible()
-        secret, codes = enrol_2fa(page, ADMIN_PASSWORD)
-        ADMIN_2FA.update(secret=secret, codes=codes)
+        secret, codes = enrol_2fa(page, password)
+        factor.update(secret=secret, codes=codes)
     else:
-        codes = ADMIN_2FA["codes"]
+        codes = factor["codes"]
         assert isinstance(codes, list)
         enter_code(page, codes.pop())
         page.wait_for_url(at("/account"))

@@ -8,8 +8,6 @@ The app runs against its own private anvil node, with anvil's mnemonic as hot wa
 
 from __future__ import annotations
 
-import base64
-import os
 import secrets
 from collections.abc import Iterator
 
@@ -17,10 +15,9 @@ import pytest
 from playwright.sync_api import expect
 from web3 import Web3
 
-from casino_app.payments.signer.seed import account_xpub
-from tests.e2e.conftest import PHONE, ROOT, Inbox, LiveApp
+from tests.e2e.conftest import PHONE, Inbox, LiveApp, eth_app
 from tests.e2e.flows import goto, register
-from tests.support.services import ANVIL_MNEMONIC, Anvil, free_port, start_casino, stop_casino
+from tests.support.services import Anvil
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ethereum]
 
@@ -29,51 +26,17 @@ CONFIRMATIONS = 3
 
 
 @pytest.fixture(scope="module")
-def chain() -> Iterator[Anvil]:
-    node = Anvil()
-    try:
-        node.start()
-        yield node
-    finally:
-        node.stop()
-
-
-@pytest.fixture(scope="module")
-def eth_app(smtp: Inbox, chain: Anvil, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[LiveApp]:
+def wallet_app(smtp: Inbox, chain: Anvil, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[LiveApp]:
     """``casino run`` following the private anvil: 3 confirmations, a fast watcher."""
-    tmp = tmp_path_factory.mktemp("wallet")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("CASINO_") and k != "REFLEX_REDIS_URL"}
-    env.update({
-        "CASINO_DATA_DIR": str(tmp / "data"),
-        "CASINO_PORT": str(port),
-        "CASINO_PUBLIC_URL": f"http://localhost:{port}",
-        "CASINO_SMTP_HOST": "127.0.0.1",
-        "CASINO_SMTP_PORT": str(smtp.port),  # type: ignore[attr-defined]
-        "CASINO_SMTP_STARTTLS": "false",
-        "CASINO_ENCRYPTION_KEYS": "e2e:" + base64.b64encode(secrets.token_bytes(32)).decode(),
-        "CASINO_RATE_REGISTER_IP": "100/minute",
-        "CASINO_ETH_RPC_URL": chain.url,
-        "CASINO_ETH_CHAIN_ID": str(chain.chain_id),
-        "CASINO_ETH_HOT_SEED": ANVIL_MNEMONIC,
-        "CASINO_ETH_XPUB": account_xpub(ANVIL_MNEMONIC),
-        "CASINO_ETH_CONFIRMATIONS": str(CONFIRMATIONS),
-        "CASINO_ETH_WATCH_SECONDS": "0.5",
-        "CASINO_ETH_PENDING_CAP": "ETH:100000000000",
-    })
-    log = tmp / "app.log"
-    proc = start_casino(env, port, log, ROOT)
-    try:
-        yield LiveApp(f"http://localhost:{port}", tmp / "data", env, log)
-    finally:
-        stop_casino(proc)
+    with eth_app(smtp, chain, tmp_path_factory.mktemp("wallet"),
+                 {"CASINO_ETH_CONFIRMATIONS": str(CONFIRMATIONS)}) as app:
+        yield app
 
 
-def test_a_deposit_appears_live_on_the_open_wallet(browser, eth_app: LiveApp,  # noqa: ANN001
+def test_a_deposit_appears_live_on_the_open_wallet(browser, wallet_app: LiveApp,  # noqa: ANN001
                                                    chain: Anvil) -> None:
-    ctx = browser.new_context(viewport=PHONE, base_url=eth_app.url)
+    ctx = browser.new_context(viewport=PHONE, base_url=wallet_app.url)
     ctx.set_default_timeout(20_000)
     try:
         page = ctx.new_page()

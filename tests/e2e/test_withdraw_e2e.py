@@ -13,16 +13,11 @@ accepted."""
 
 from __future__ import annotations
 
-import base64
-import os
 import re
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from eth_account import Account
@@ -32,9 +27,9 @@ from web3 import Web3
 from casino_app.payments.eth import chain as eth_chain
 from casino_app.payments.eth import keys
 from casino_app.payments.signer.seed import account_xpub
-from tests.e2e.conftest import PHONE, ROOT, Inbox, LiveApp
+from tests.e2e.conftest import PHONE, Inbox, LiveApp, casino_cli, eth_app
 from tests.e2e.flows import code_for_next_step, enrol_2fa, goto, register
-from tests.support.services import ANVIL_MNEMONIC, Anvil, free_port, start_casino, stop_casino
+from tests.support.services import ANVIL_MNEMONIC, Anvil
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ethereum]
 
@@ -45,64 +40,27 @@ GWEI = 10**9
 
 
 @pytest.fixture(scope="module")
-def chain() -> Iterator[Anvil]:
-    node = Anvil()
-    try:
-        node.start()
-        yield node
-    finally:
-        node.stop()
-
-
-@pytest.fixture(scope="module")
 def pay_app(smtp: Inbox, chain: Anvil, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[LiveApp]:
     """``casino run`` following the private anvil and paying withdrawals every second."""
     devnet = eth_chain.deploy_devnet(chain.w3, chain.keys[0], chain.keys[7:10])
-    xpub = account_xpub(ANVIL_MNEMONIC)
     w3 = chain.w3
     w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
-        {"from": chain.accounts[1], "to": keys.hot_wallet_address(xpub),
+        {"from": chain.accounts[1], "to": keys.hot_wallet_address(account_xpub(ANVIL_MNEMONIC)),
          "value": Web3.to_wei(1, "ether")}))
-    tmp = tmp_path_factory.mktemp("withdraw")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("CASINO_") and k != "REFLEX_REDIS_URL"}
-    env.update({
-        "CASINO_DATA_DIR": str(tmp / "data"),
-        "CASINO_PORT": str(port),
-        "CASINO_PUBLIC_URL": f"http://localhost:{port}",
-        "CASINO_SMTP_HOST": "127.0.0.1",
-        "CASINO_SMTP_PORT": str(smtp.port),  # type: ignore[attr-defined]
-        "CASINO_SMTP_STARTTLS": "false",
-        "CASINO_ENCRYPTION_KEYS": "e2e:" + base64.b64encode(secrets.token_bytes(32)).decode(),
-        "CASINO_RATE_REGISTER_IP": "100/minute",
-        "CASINO_ETH_RPC_URL": chain.url,
-        "CASINO_ETH_CHAIN_ID": str(chain.chain_id),
-        "CASINO_ETH_HOT_SEED": ANVIL_MNEMONIC,
-        "CASINO_ETH_XPUB": xpub,
+    with eth_app(smtp, chain, tmp_path_factory.mktemp("withdraw"), {
         "CASINO_ETH_TOKENS": f"USDT:{devnet['USDT']},USDC:{devnet['USDC']}",
         "CASINO_ETH_BATCH_CONTRACT": devnet["batch"],
         "CASINO_ETH_BATCH_SECONDS": "1",
         "CASINO_ETH_CONFIRMATIONS": str(CONFIRMATIONS),
-        "CASINO_ETH_WATCH_SECONDS": "0.5",
-        "CASINO_ETH_PENDING_CAP": "ETH:100000000000",
         "CASINO_ETH_WITHDRAW_MIN": "ETH:100000",
         "CASINO_ETH_WITHDRAW_MAX": "ETH:1000000000",
         "CASINO_ETH_WITHDRAW_FEE": f"ETH:{FEE_GWEI}",
-    })
-    log = tmp / "app.log"
-    proc = start_casino(env, port, log, ROOT)
-    try:
-        casino = str(Path(sys.executable).parent / "casino")
-        funded = subprocess.run(  # noqa: S603 - the bankroll a real-money bet needs
-            [casino, "ledger", "fund", "--currency", "ETH", "--amount", "10",
-             "--reference", "e2e bankroll"], env=env, text=True, capture_output=True,
-            timeout=120, cwd=ROOT)
-        assert funded.returncode == 0, funded.stderr
-        yield LiveApp(f"http://localhost:{port}", tmp / "data", env, log)
-    finally:
-        stop_casino(proc)
+    }) as app:
+        # the bankroll a real-money bet needs
+        casino_cli(app.env, "ledger", "fund", "--currency", "ETH", "--amount", "10",
+                   "--reference", "e2e bankroll")
+        yield app
 
 
 def _eth(text: str) -> Decimal:
