@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from web3 import Web3
+from web3.exceptions import BlockNotFound
 
 from casino_app.core.clock import utcnow
 from casino_app.core.db import ledger_tx
@@ -170,10 +171,18 @@ class Watcher:
         with ledger_tx() as s:
             self._refresh_owners(s)
             tip = self._tip(s)
-        if tip is not None and self._node_hash(tip.number) != tip.hash:
-            self._rewind(tip, res)
-            with ledger_tx(readonly=True) as s:
-                tip = self._tip(s)
+        if tip is not None:
+            node_hash = self._node_hash(tip.number) if res.head >= tip.number else None
+            if node_hash is None:
+                # The node is behind our stored tip (lagging, or another backend behind a
+                # load balancer): not a reorg. Change nothing; look again next pass.
+                log.warning("eth_node_behind", tip=tip.number, head=res.head)
+                res.tip = tip.number
+                return res
+            if node_hash != tip.hash:
+                self._rewind(tip, res)
+                with ledger_tx(readonly=True) as s:
+                    tip = self._tip(s)
         if tip is None:
             start = (self.start_block if self.start_block is not None
                      else max(0, res.head - self.confirmations))
@@ -198,9 +207,11 @@ class Watcher:
                          .order_by(ChainBlock.number.desc()).limit(1)).scalar_one_or_none()
 
     def _node_hash(self, number: int) -> str | None:
+        """The node's block hash at ``number``; None when it has no block there. Any other
+        failure (timeout, node error) propagates: the pass fails and changes nothing."""
         try:
             return _hex(self.w3.eth.get_block(number)["hash"])
-        except Exception:  # noqa: BLE001 - web3 raises BlockNotFound when the chain got shorter
+        except BlockNotFound:
             return None
 
     # --- scanning ---
@@ -387,7 +398,11 @@ class Watcher:
                     ChainBlock.number > tip.number - MAX_REORG_DEPTH)).all())
         ancestor = None
         for number in sorted(stored, reverse=True):
-            if self._node_hash(number) == stored[number]:
+            node_hash = self._node_hash(number)
+            if node_hash is None:  # the node lost blocks below its head: not a reorg
+                log.warning("eth_rewind_node_gap", block=number)
+                return
+            if node_hash == stored[number]:
                 ancestor = number
                 break
         if ancestor is None:
