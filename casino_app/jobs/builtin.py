@@ -92,18 +92,24 @@ def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, ...] | None,
         (Job("rates-refresh", rates_seconds, rates_refresh),) if rates_seconds else ())
 
 
-def builtin_jobs() -> tuple[Job, ...]:
-    """The built-in jobs, with intervals from the settings."""
+SIGNING_JOBS = frozenset({"eth-batch", "eth-sweep"})
+
+
+def builtin_jobs(signing: bool = True) -> tuple[Job, ...]:
+    """The built-in jobs, with intervals from the settings; ``signing=False`` leaves out
+    the jobs that load the hot wallet's keys (SIGNING_JOBS)."""
     st = get_settings()
-    return _builtin_jobs(st.audit_anchor_seconds,
+    jobs = _builtin_jobs(st.audit_anchor_seconds,
                          (st.eth_watch_seconds, st.eth_reconcile_seconds,
                           st.eth_batch_seconds, st.eth_sweep_seconds)
                          if st.eth_rpc_url else None,
                          rates_seconds=st.rates_seconds if st.rates_url else None)
+    # the signing jobs use the hot wallet's keys: never in a web process in production
+    return jobs if signing else tuple(j for j in jobs if j.name not in SIGNING_JOBS)
 
 
-def register_builtin_jobs() -> list[Job]:
+def register_builtin_jobs(signing: bool = True) -> list[Job]:
     """Register the built-in jobs (idempotent); returns every registered job."""
-    for job in builtin_jobs():
+    for job in builtin_jobs(signing):
         register(job)
     return registered()

@@ -394,18 +394,24 @@ def _released(lease: Lease) -> bool:
 
 
 # Entry points --------------------------------------------------------------------------
-def _prepare() -> list[Job]:
+def _prepare(signing: bool = True) -> list[Job]:
+    """Register the built-in jobs. ``signing``: also the jobs that sign with the hot
+    wallet (the signer then loads and checks the seed here)."""
     from casino_app.core.settings import get_settings
     from casino_app.jobs.builtin import register_builtin_jobs
 
-    if get_settings().eth_rpc_url:
-        # The signer runs where the jobs run: it checks the hot wallet seed against
+    if signing and get_settings().eth_rpc_url:
+        # The signer runs where the signing jobs run: it checks the hot wallet seed against
         # CASINO_ETH_XPUB (development: creates the seed and writes the xpub file).
         from casino_app.payments.signer.seed import prepare_hot_wallet
 
         prepare_hot_wallet()
-    register_builtin_jobs()
-    return registered()
+    register_builtin_jobs(signing)
+    if signing:
+        return registered()
+    from casino_app.jobs.builtin import SIGNING_JOBS
+
+    return [j for j in registered() if j.name not in SIGNING_JOBS]
 
 
 def run_worker() -> None:
@@ -428,7 +434,13 @@ async def run_in_app() -> None:
     if not get_settings().run_jobs_in_app:
         log.info("jobs_not_in_app", reason="CASINO_RUN_JOBS_IN_APP is false")
         return
+    # In production the web process holds public keys only: the jobs that sign with the
+    # hot wallet (eth-batch, eth-sweep) run in `casino worker`. The embedded default is
+    # one process and runs them here.
+    signing = not get_settings().is_production
+    if not signing and get_settings().eth_rpc_url:
+        log.info("signing_jobs_not_in_app", reason="production: run `casino worker`")
     # Reflex waits 5 s for a cancelled lifespan task; stay inside that.
-    runner = JobRunner(_prepare(), stop_grace=3.0)
+    runner = JobRunner(_prepare(signing), stop_grace=3.0)
     await runner.run()
 

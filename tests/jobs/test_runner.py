@@ -326,3 +326,23 @@ async def test_runs_are_counted_in_prometheus(app_env) -> None:
     await run_for(JobRunner([Job("t-metrics", 0.05, sometimes)], renew_seconds=0.05), 0.3)
     assert value("error") - err0 == 1
     assert value("ok") - ok0 == calls - 1 >= 1
+
+
+def test_the_web_process_never_runs_the_signing_jobs_in_production(
+        app_env, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """The web process holds public keys only: the jobs that sign with the hot wallet
+    (eth-batch, eth-sweep) and the signer's seed check run where `casino worker` runs;
+    the embedded default (one process, development) runs everything."""
+    from casino_app.core.settings import reset_settings_cache
+    from casino_app.jobs import runner as jobs_runner
+    from casino_app.payments.signer import seed
+
+    monkeypatch.setenv("CASINO_ETH_RPC_URL", "http://127.0.0.1:9")
+    reset_settings_cache()
+    loaded: list[bool] = []
+    monkeypatch.setattr(seed, "prepare_hot_wallet", lambda: loaded.append(True))
+    names = {j.name for j in jobs_runner._prepare(signing=False)}
+    assert {"eth-watch", "eth-reconcile"} <= names
+    assert not names & {"eth-batch", "eth-sweep"} and loaded == []
+    names = {j.name for j in jobs_runner._prepare(signing=True)}
+    assert {"eth-batch", "eth-sweep"} <= names and loaded == [True]
