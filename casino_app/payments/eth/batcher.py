@@ -41,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
@@ -52,6 +52,7 @@ from casino_app.core.logging import get_logger
 from casino_app.core.settings import get_settings
 from casino_app.payments import ledger
 from casino_app.payments.eth.chain import artifact
+from casino_app.payments.eth.watch_models import PlayerHold
 from casino_app.payments.eth.watcher import Asset, chain_assets, parse_tokens
 from casino_app.payments.eth.withdrawal_models import (
     Withdrawal,
@@ -468,8 +469,11 @@ class Batcher(ChainSender):
             return [tuple(r) for r in s.execute(
                 select(Withdrawal.id, Withdrawal.address, Withdrawal.amount).where(
                     Withdrawal.chain == self.chain, Withdrawal.currency == code,
-                    Withdrawal.state == "queued").order_by(Withdrawal.id)
-                .limit(self.max_per_batch))]
+                    Withdrawal.state == "queued",
+                    # a player on hold (staff review) is not paid until it is released
+                    ~exists().where(PlayerHold.player_id == Withdrawal.player_id,
+                                    PlayerHold.released_at.is_(None)))
+                .order_by(Withdrawal.id).limit(self.max_per_batch))]
 
     def _call(self, asset: Asset, items: list[tuple[int, str, int]]) -> tuple[str, int]:
         """(call data, value in wei) of the BatchPay call paying ``items``."""

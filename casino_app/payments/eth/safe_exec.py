@@ -43,6 +43,7 @@ from casino_app.core.settings import get_settings
 from casino_app.payments.eth import chain
 from casino_app.payments.eth.safe_models import SafePayment
 from casino_app.payments.eth.safe_payments import _cancel, _hash_of, packed_signatures
+from casino_app.payments.eth.watch_models import PlayerHold
 from casino_app.payments.eth.withdrawal_models import (
     Withdrawal,
     WithdrawalBatch,
@@ -187,6 +188,12 @@ class SafeExecutor:
             if p.chain_id != self.chain_id or _hash_of(p) != p.safe_tx_hash:
                 log.error("eth_safe_payment_mismatch", payment_id=p.id)
                 return
+            if p.withdrawal_id is not None and s.execute(select(PlayerHold.id).join(
+                    Withdrawal, Withdrawal.player_id == PlayerHold.player_id).where(
+                    Withdrawal.id == p.withdrawal_id, PlayerHold.released_at.is_(None))
+                    .limit(1)).first() is not None:
+                log.warning("eth_safe_payment_on_hold", payment_id=p.id)
+                return  # the player is under staff review: paid once the hold is released
             pid, kind, code, amount = p.id, p.kind, p.currency, p.amount
             call = self.contract.encode_abi("execTransaction", args=[
                 Web3.to_checksum_address(p.to_address), int(p.value_wei),

@@ -627,3 +627,36 @@ def test_owners_using_a_payments_nonce_cancel_it_and_the_withdrawal_waits(env, d
     assert w3.eth.get_balance(to) == 20_000_000 * GWEI
     assert _balance("p-nonce", "ETH") == ledger.Balance("ETH", 30_000_000 - ETH_FEE, 0)
     clean()
+
+
+def test_a_player_put_on_hold_is_not_paid_until_the_hold_is_released(env, devnet) -> None:  # noqa: ANN001
+    """A hold (e.g. a reorg reversed a deposit the player had spent) stops money leaving:
+    a queued withdrawal is not batched and a signed Safe payment is not executed until
+    staff release the hold; the money stays reserved meanwhile."""
+    from casino_app.core.clock import utcnow
+    from casino_app.payments.eth.watch_models import PlayerHold
+
+    keys = devnet["safe_owner_keys"]
+    _fund("p-held", "ETH", 50_000_000)
+    small_to, big_to = _fresh(), _fresh()
+    small = withdrawals.request_withdrawal("p-held", "ETH", "0.001", small_to, "k-held-1")
+    big = withdrawals.request_withdrawal("p-held", "ETH", "0.02", big_to, "k-held-2")
+    p = safe_payments.prepare_withdrawal(big.id, ADMIN_A)
+    safe_payments.add_signature(p.id, ADMIN_A, _sign(keys[0], p))
+    safe_payments.add_signature(p.id, ADMIN_B, _sign(keys[1], p))
+    with ledger_tx() as s:  # the hold comes after the requests and the approvals
+        s.add(PlayerHold(player_id="p-held", reason="deposit_reversed", detail="test",
+                         created_at=utcnow()))
+    ex, b = _machines(env, devnet)
+    _run(ex, b, 4)
+    assert (_withdrawal(small.id).state, _withdrawal(big.id).state) == \
+        ("queued", "awaiting_approval")
+    assert env.w3.eth.get_balance(small_to) == env.w3.eth.get_balance(big_to) == 0
+    with ledger_tx() as s:
+        s.query(PlayerHold).filter_by(player_id="p-held").update({"released_at": utcnow()})
+    _run(ex, b, 8)
+    assert (_withdrawal(small.id).state, _withdrawal(big.id).state) == \
+        ("confirmed", "confirmed")
+    assert env.w3.eth.get_balance(small_to) == 1_000_000 * GWEI
+    assert env.w3.eth.get_balance(big_to) == 20_000_000 * GWEI
+    _invariants_clean()
