@@ -90,10 +90,9 @@ class LiveApp:
     log: Path
 
 
-@pytest.fixture(scope="session")
-def live_app(smtp: Inbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
-    tmp = tmp_path_factory.mktemp("live")
-    port = free_port()
+def app_env(smtp: Inbox, tmp: Path, port: int) -> dict[str, str]:
+    """The environment of a private ``casino run``: this process's, without its CASINO_
+    settings, plus a fresh data folder, the port, the test mail server and a new key."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("CASINO_") and k != "REFLEX_REDIS_URL"}
     env.update({
@@ -104,6 +103,16 @@ def live_app(smtp: Inbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         "CASINO_SMTP_PORT": str(smtp.port),  # type: ignore[attr-defined]
         "CASINO_SMTP_STARTTLS": "false",
         "CASINO_ENCRYPTION_KEYS": "e2e:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+    })
+    return env
+
+
+@pytest.fixture(scope="session")
+def live_app(smtp: Inbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
+    tmp = tmp_path_factory.mktemp("live")
+    port = free_port()
+    env = app_env(smtp, tmp, port)
+    env.update({
         # Many sign-ins from one address in a few minutes: the limits are tested elsewhere.
         "CASINO_RATE_LOGIN_IP": "500/minute",
         "CASINO_RATE_LOGIN_ACCOUNT": "100/minute",
@@ -153,16 +162,8 @@ def eth_app(smtp: Inbox, chain: Anvil, tmp: Path, settings: dict[str, str],
     from casino_app.payments.signer.seed import account_xpub
 
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("CASINO_") and k != "REFLEX_REDIS_URL"}
+    env = app_env(smtp, tmp, port)
     env.update({
-        "CASINO_DATA_DIR": str(tmp / "data"),
-        "CASINO_PORT": str(port),
-        "CASINO_PUBLIC_URL": f"http://localhost:{port}",
-        "CASINO_SMTP_HOST": "127.0.0.1",
-        "CASINO_SMTP_PORT": str(smtp.port),  # type: ignore[attr-defined]
-        "CASINO_SMTP_STARTTLS": "false",
-        "CASINO_ENCRYPTION_KEYS": "e2e:" + base64.b64encode(secrets.token_bytes(32)).decode(),
         "CASINO_RATE_REGISTER_IP": "100/minute",
         "CASINO_ETH_RPC_URL": chain.url,
         "CASINO_ETH_CHAIN_ID": str(chain.chain_id),

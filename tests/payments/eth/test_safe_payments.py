@@ -29,6 +29,10 @@ from casino_app.payments.eth.safe_models import SafePayment
 from casino_app.payments.eth.withdrawal_models import Withdrawal, WithdrawalBatch
 from casino_app.payments.signer import eth as signer_eth
 from casino_app.payments.signer.seed import account_xpub
+from tests.payments.eth.helpers import balance as _balance
+from tests.payments.eth.helpers import fresh_address as _fresh
+from tests.payments.eth.helpers import fund as _fund
+from tests.payments.eth.helpers import invariants_clean as _invariants_clean
 from tests.support.services import ANVIL_MNEMONIC
 
 pytestmark = pytest.mark.ethereum
@@ -74,27 +78,9 @@ def env(any_env: str, devnet, chain_state, monkeypatch: pytest.MonkeyPatch):  # 
     signer_eth.forget()
 
 
-def _fund(player: str, code: str, amount: int) -> None:
-    with ledger_tx() as s:
-        ledger.transfer(s, f"test-deposit:{player}:{code}:{amount}", "deposit",
-                        ledger.house_account(s, code, "custody"),
-                        ledger.player_account(s, player, code), amount)
-
-
-def _balance(player: str, code: str) -> ledger.Balance:
-    with ledger_tx(readonly=True) as s:
-        return ledger.player_balances(s, player).get(code) or ledger.Balance(code, 0, 0)
-
-
 def _house(code: str, kind: str) -> int:
     with ledger_tx(readonly=True) as s:
         return ledger.balance_of(s, ledger.house_account(s, code, kind)).balance
-
-
-def _invariants_clean() -> None:
-    with ledger_tx(readonly=True) as s:
-        assert [(f.check, f.examples) for f in ledger.check_invariants(s) if f.violations] \
-            == []
 
 
 def _sign(key: str, view: safe_payments.SafePaymentView) -> str:
@@ -133,10 +119,6 @@ def _withdrawal(wid: int) -> Withdrawal:
         w = s.get(Withdrawal, wid)
         s.expunge(w)
         return w
-
-
-def _fresh() -> str:
-    return Account.create().address
 
 
 def test_a_large_withdrawal_waits_for_two_approvals_and_pays_from_the_safe(env, devnet) -> None:  # noqa: ANN001

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from eth_account import Account
 from eth_utils import keccak
 from sqlalchemy import func, select
 from web3 import Web3
@@ -30,6 +29,10 @@ from casino_app.payments.eth.withdrawal_models import (
 from casino_app.payments.models import PendingTransfer
 from casino_app.payments.signer import eth as signer_eth
 from casino_app.payments.signer.seed import account_xpub
+from tests.payments.eth.helpers import balance as _balance
+from tests.payments.eth.helpers import fresh_address as _fresh
+from tests.payments.eth.helpers import fund as _fund
+from tests.payments.eth.helpers import invariants_clean as _invariants_clean
 from tests.support.services import ANVIL_MNEMONIC
 
 pytestmark = pytest.mark.ethereum
@@ -76,24 +79,6 @@ def env(any_env: str, devnet, chain_state, monkeypatch: pytest.MonkeyPatch):  # 
     signer_eth.forget()
 
 
-def _fund(player: str, code: str, amount: int) -> None:
-    with ledger_tx() as s:
-        ledger.transfer(s, f"test-deposit:{player}:{code}:{amount}", "deposit",
-                        ledger.house_account(s, code, "custody"),
-                        ledger.player_account(s, player, code), amount)
-
-
-def _balance(player: str, code: str) -> ledger.Balance:
-    with ledger_tx(readonly=True) as s:
-        return ledger.player_balances(s, player).get(code) or ledger.Balance(code, 0, 0)
-
-
-def _invariants_clean() -> None:
-    with ledger_tx(readonly=True) as s:
-        assert [(f.check, f.examples) for f in ledger.check_invariants(s) if f.violations] \
-            == []
-
-
 def _batcher(anvil, devnet, **kw) -> Batcher:  # noqa: ANN001
     kw.setdefault("confirmations", 1)
     kw.setdefault("fee_bump_seconds", 3600)
@@ -133,10 +118,6 @@ def _versions(batch_id: int) -> list[WithdrawalBatchTx]:
         ).scalars().all()
         s.expunge_all()
         return list(rows)
-
-
-def _fresh() -> str:
-    return Account.create().address
 
 
 # --- requests ---------------------------------------------------------------------------
