@@ -11,4 +11,5 @@ from casino_app.payments.eth import watch_models as _eth_watch  # noqa: F401
 from casino_app.payments.eth import withdrawal_models as _eth_withdrawals  # noqa: F401
 from casino_app.security import anchor_models as _anchors  # noqa: F401
 from casino_app.security import models as _security  # noqa: F401
+from casino_app.security import outbox_models as _outbox  # noqa: F401
 from casino_app.users import models as _users  # noqa: F401

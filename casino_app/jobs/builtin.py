@@ -19,6 +19,7 @@ from casino_app.security.anchors import anchor_now
 log = get_logger("casino.jobs")
 
 HOUR = 3600.0
+AUDIT_OUTBOX_SECONDS = 15.0
 
 
 def identity_cleanup() -> dict[str, int]:
@@ -36,6 +37,12 @@ def ledger_check() -> dict[str, int]:
     from casino_app.payments.checks import run_check
 
     return {f.check: f.violations for f in run_check() if f.violations}
+
+
+def audit_outbox() -> dict[str, int]:
+    from casino_app.security.outbox import deliver_pending
+
+    return deliver_pending()
 
 
 def eth_watch() -> dict[str, int]:
@@ -87,6 +94,9 @@ def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, ...] | None,
         # Recompute the ledger's invariants (payments.checks): violations are logged,
         # audited and counted in /api/metrics.
         Job("ledger-check", HOUR, ledger_check),
+        # Audit rows staged with ledger actions whose own delivery a crash cut off
+        # (security.outbox).
+        Job("audit-outbox", AUDIT_OUTBOX_SECONDS, audit_outbox),
     ) + chain + (
         # Display rates from CASINO_RATES_URL (payments.rates); fixed rates need no job.
         (Job("rates-refresh", rates_seconds, rates_refresh),) if rates_seconds else ())

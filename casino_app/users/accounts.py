@@ -27,7 +27,7 @@ from casino_app.core.logging import get_logger
 from casino_app.core.metrics import LOGINS, REGISTRATIONS
 from casino_app.core.settings import get_settings
 from casino_app.payments.players import ensure_player
-from casino_app.security import ratelimit
+from casino_app.security import outbox, ratelimit
 from casino_app.security.audit import SYSTEM, Actor, AuditAction, record
 from casino_app.security.crypto import token_hash
 from casino_app.users import passwords, sessions, totp, validation
@@ -324,8 +324,8 @@ def _mfa_step(s: Session, mfa_token: str, code: str, ctx: RequestContext) -> str
     if user.locked_at is not None:
         ch.used_at = now
         return AccountLocked()
-    method = totp.check_code_or_recovery(s, user, code)
-    if method is None:
+    used = totp.check_code_or_recovery(s, user, code)
+    if used is None:
         ch.attempts += 1
         _record_failure(s, user, ctx, AuditAction.login_mfa_failed)
         if user.locked_at is not None:
@@ -333,6 +333,7 @@ def _mfa_step(s: Session, mfa_token: str, code: str, ctx: RequestContext) -> str
             return AccountLocked()
         return InvalidCode()
     ch.used_at = now
+    method = "totp" if used == "totp" else "recovery"
     if method == "recovery":
         record(s, AuditAction.recovery_code_used, _actor(user, ctx), user.id,
                left=totp.recovery_codes_left(s, user.id))
@@ -486,11 +487,14 @@ def _check_password(user: User, password: object) -> None:
         raise ValidationFailed("Your current password is not correct.", "current_password")
 
 
-def _check_current_code(s: Session, user: User, code: object) -> None:
+def _check_current_code(s: Session, user: User, code: object) -> str | int:
+    """Spend the caller's current code: "totp", or the id of the recovery code used."""
     clean = validation.code(code, field="current_code")
-    if totp.check_code_or_recovery(s, user, clean) is None:
+    used = totp.check_code_or_recovery(s, user, clean)
+    if used is None:
         raise ValidationFailed("That code is not valid. Codes can be used only once.",
                                "current_code")
+    return used
 
 
 def start_totp(token: str | None, password: object, current_code: object,
@@ -550,24 +554,38 @@ def regenerate_recovery_codes(token: str | None, password: object, code: object,
 
 
 def with_second_factor(token: str | None, code: object, ctx: RequestContext,
-                       action: Callable[[CurrentUser], T], audit: AuditAction,
+                       action: Callable[[CurrentUser, outbox.Entry], T], audit: AuditAction,
                        detail: Callable[[T], dict[str, Any]]) -> T:
-    """A sensitive action of the signed-in caller (e.g. a withdrawal): ``action(me)`` runs
-    after the caller's current 2FA code (or a recovery code) is checked, when 2FA is on.
+    """A sensitive money action of the signed-in caller (e.g. a withdrawal):
+    ``action(me, entry)`` runs after the caller's current 2FA code (or a recovery code)
+    is checked, when 2FA is on.
 
-    The account row stays locked meanwhile, so two requests cannot spend one code. The
-    code's use and the audit row ``audit`` (``detail(result)``) commit together after
-    ``action`` returns; an action that raises leaves the code unused and nothing audited.
-    A wrong or replayed code raises ValidationFailed (field ``current_code``) before
-    ``action`` runs; attempts count against the re-authentication rate limit."""
+    The action commits in the ledger database and must stage its audit row ``audit``
+    (``detail(result)``) there with ``entry.stage(session, result)`` in that same
+    transaction (security/outbox.py). The account row stays locked meanwhile, so two
+    requests cannot spend one code; the code's use and the audit row then commit together
+    in the identity database. A crash between the two commits loses neither: the
+    ``audit-outbox`` job writes the staged row to the audit log and spends the code. An
+    action that raises leaves the code unused and nothing audited. A wrong or replayed
+    code raises ValidationFailed (field ``current_code``) before ``action`` runs; attempts
+    count against the re-authentication rate limit."""
     with identity_tx() as s:
         me, user = _require_for_update(s, token)
+        entry = outbox.Entry(audit, _actor(me, ctx), user.id, detail)
         if user.totp_enabled:
             ratelimit.check_reauth(user.id)
-            _check_current_code(s, user, code)
-        result = action(me)
-        record(s, audit, _actor(me, ctx), user.id, **detail(result))
-        return result
+            used = _check_current_code(s, user, code)
+            if used == "totp":
+                entry.totp_step = user.totp_last_step
+            else:
+                entry.recovery_code_id = used
+        result = action(me, entry)
+        audit_id = outbox.deliver(s, entry)
+    try:
+        outbox.mark_delivered({entry.outbox_id: audit_id})  # type: ignore[dict-item]
+    except Exception as exc:  # noqa: BLE001 - the audit-outbox job marks it later
+        log.warning("audit_outbox_mark_failed", error=type(exc).__name__)
+    return result
 
 
 # Own sessions --------------------------------------------------------------------------------

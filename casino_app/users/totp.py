@@ -123,15 +123,24 @@ def new_recovery_codes(session: Session, user: User) -> list[str]:
     return codes
 
 
-def use_recovery_code(session: Session, user: User, code: str) -> bool:
+def use_recovery_code(session: Session, user: User, code: str) -> int | None:
+    """Spend an unused recovery code; its row id, None when it does not match."""
     row = session.execute(select(RecoveryCode).where(
         RecoveryCode.user_id == user.id,
         RecoveryCode.code_hash == token_hash(_normalise(code)),
         RecoveryCode.used_at.is_(None))).scalar_one_or_none()
     if row is None:
-        return False
+        return None
     row.used_at = utcnow()
-    return True
+    return row.id
+
+
+def check_code_or_recovery(session: Session, user: User, code: str) -> str | int | None:
+    """'totp' when a current code is accepted, the recovery code's row id when a
+    recovery code is, else None."""
+    if len(code) == 6 and code.isdigit():
+        return "totp" if check_code(user, code) else None
+    return use_recovery_code(session, user, code)
 
 
 def recovery_codes_left(session: Session, user_id: int) -> int:
@@ -139,11 +148,6 @@ def recovery_codes_left(session: Session, user_id: int) -> int:
         RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None))).all())
 
 
-def check_code_or_recovery(session: Session, user: User, code: str) -> str | None:
-    """'totp' or 'recovery' when accepted, else None."""
-    if len(code) == 6 and code.isdigit():
-        return "totp" if check_code(user, code) else None
-    return "recovery" if use_recovery_code(session, user, code) else None
 
 
 def utcnow_ts() -> float:

@@ -257,6 +257,68 @@ def test_with_2fa_a_current_code_is_needed_once(env) -> None:  # noqa: ANN001
     assert [a["amount"] for a in _audits()] == [10_000_000, 20_000_000]
 
 
+def test_a_crash_between_the_two_databases_loses_neither_audit_nor_code(env, monkeypatch
+                                                                         ) -> None:  # noqa: ANN001
+    """The withdrawal commits in the ledger database, the code's use and the audit row in
+    the identity database: a crash between the two commits (here: the audit write fails)
+    leaves the withdrawal staged with its audit row; the audit-outbox job writes it once
+    and spends the code, which then cannot pay a second withdrawal."""
+    from casino_app.security import outbox
+    from casino_app.security.outbox_models import AuditOutbox
+    from tests.users.helpers import code_at, enable_2fa
+
+    (token, pid), _ = env
+    secret, _recovery, token = enable_2fa(token)
+    state = _tab(token)
+    good = code_at(secret, datetime.now(UTC), 1)  # the current step was spent enrolling
+
+    def crash(ids, entry):  # noqa: ANN001, ANN202
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(outbox, "deliver", crash)
+    _run(state, "request", _form() | {"code": good}, KEY)
+    monkeypatch.undo()
+    # the money side committed (the player sees an error and the reservation) ...
+    assert _count() == 1 and _reserved(pid) == 10_000_000 + FEE
+    assert _audits() == []
+    # ... the job delivers the staged row (a younger row waits for its inline delivery)
+    assert outbox.deliver_pending() == {}
+    assert outbox.deliver_pending(grace_seconds=0) == {"delivered": 1, "recovered": 1}
+    [audit] = _audits()
+    with ledger_tx(readonly=True) as s:
+        wid = s.execute(select(Withdrawal.id)).scalar_one()
+        row = s.execute(select(AuditOutbox)).scalar_one()
+    assert audit["withdrawal_id"] == wid and audit["outbox_id"] == row.id \
+        and "staged_at" in audit and row.delivered_at is not None
+    # delivered once, whatever runs again
+    assert outbox.deliver_pending(grace_seconds=0) == {}
+    assert len(_audits()) == 1
+    # and the code is spent: it cannot authorise another withdrawal
+    _run(state, "request", _form("0.02") | {"code": good}, KEY[::-1])
+    assert "not valid" in state.errors.get("code", "") and _count() == 1
+
+
+def test_a_delivery_marked_in_one_database_only_is_not_written_twice(env) -> None:  # noqa: ANN001
+    """Inline delivery committed (audit row + marker) but the ledger row was not marked
+    delivered (a crash right after): the job marks it without a second audit row."""
+    from casino_app.security import outbox
+    from casino_app.security.outbox_models import AuditOutbox
+
+    (token, pid), _ = env
+    state = _tab(token)
+    real = outbox.mark_delivered
+    outbox.mark_delivered = lambda done: (_ for _ in ()).throw(RuntimeError("power cut"))
+    try:
+        _run(state, "request", _form(), KEY)
+    finally:
+        outbox.mark_delivered = real
+    assert "queued" in state.notice and len(_audits()) == 1
+    assert outbox.deliver_pending(grace_seconds=0) == {"delivered": 1, "recovered": 0}
+    assert len(_audits()) == 1
+    with ledger_tx(readonly=True) as s:
+        assert s.execute(select(AuditOutbox.delivered_at)).scalar_one() is not None
+
+
 def test_the_history_shows_only_the_callers_withdrawals(env) -> None:  # noqa: ANN001
     (token, pid), (other_token, other_pid) = env
     mine = _tab(token)

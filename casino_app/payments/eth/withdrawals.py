@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -37,6 +38,9 @@ from casino_app.payments.eth.withdrawal_models import (
     WithdrawalBatch,
     WithdrawalBatchTx,
 )
+
+if TYPE_CHECKING:
+    from casino_app.security import outbox
 
 log = get_logger("casino.eth.withdrawals")
 
@@ -224,7 +228,8 @@ def _check_address(text: object) -> str:
 
 
 def request_withdrawal(player_id: str, currency_code: str, amount: int | str,
-                       address: str, key: str) -> WithdrawalView:
+                       address: str, key: str, audit: outbox.Entry | None = None
+                       ) -> WithdrawalView:
     """Queue a withdrawal of ``amount`` (an int in base units, or a decimal string as the
     player typed it) to ``address``, reserving amount + fee at once.
 
@@ -233,7 +238,8 @@ def request_withdrawal(player_id: str, currency_code: str, amount: int | str,
     raises :class:`KeyReused`. Raises a :class:`WithdrawalRefused` subclass, whose text is
     safe to show, when the request is refused; then nothing was stored or reserved.
 
-    The caller (the UI layer) has checked the player's 2FA before calling.
+    The caller (the UI layer) has checked the player's 2FA before calling; its audit row
+    ``audit`` is staged in the request's ledger transaction (security/outbox.py).
     """
     if not isinstance(key, str) or not 1 <= len(key) <= 100:
         raise WithdrawalRefused("Missing request id. Reload the page and try again.")
@@ -250,7 +256,10 @@ def request_withdrawal(player_id: str, currency_code: str, amount: int | str,
     for _ in range(3):
         try:
             with ledger_tx() as s:
-                return _request(s, player_id, code, value, target, key)
+                view = _request(s, player_id, code, value, target, key)
+                if audit is not None:
+                    audit.stage(s, view)
+                return view
         except IntegrityError:
             continue  # a concurrent request with the same key: read its row
     raise WithdrawalsUnavailable()

@@ -279,11 +279,11 @@ class WithdrawState(rx.State):
         otp = form_value(form, "code")
         player_id = me.player_id
 
-        def act(who):  # noqa: ANN001, ANN202 - the caller as the locked session resolves it
+        def act(who, entry):  # noqa: ANN001, ANN202 - the caller, locked; its audit row
             if who.player_id != player_id:
                 raise NotAuthenticated()
             return withdrawals.request_withdrawal(who.player_id, code, amount.strip(),
-                                                  address.strip(), key)
+                                                  address.strip(), key, audit=entry)
 
         def detail(w: WithdrawalView) -> dict[str, object]:
             return {"withdrawal_id": w.id, "currency": w.currency, "amount": w.amount,
