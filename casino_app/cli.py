@@ -35,6 +35,18 @@ def _settings() -> Settings:
     return s
 
 
+def _checked_settings() -> Settings:
+    """The settings, with the payment lists parsed (payments/config_check.py): a malformed
+    one stops the command with a message naming the variable."""
+    from casino_app.payments.config_check import spec_errors
+
+    s = _settings()
+    errors = spec_errors(s)
+    if errors:
+        raise ConfigError("; ".join(errors))
+    return s
+
+
 def cmd_migrate(_args: argparse.Namespace) -> int:
     from casino_app.core.migrations import upgrade_all
 
@@ -56,7 +68,7 @@ def reflex_env(settings: Settings) -> dict[str, str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    s = _settings()
+    s = _checked_settings()
     from casino_app.core.migrations import upgrade_all
 
     upgrade_all()
@@ -73,7 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(_args: argparse.Namespace) -> int:
-    _settings()
+    _checked_settings()
     from casino_app.jobs.runner import run_worker
 
     run_worker()
@@ -153,7 +165,12 @@ def cmd_config_check(_args: argparse.Namespace) -> int:
         elif name.endswith("_url") and "@" in str(value):
             value = str(value).split("://")[0] + "://***@" + str(value).split("@", 1)[1]
         print(f"{name} = {value}")
-    return 0
+    from casino_app.payments.config_check import spec_errors
+
+    errors = spec_errors(s)
+    for error in errors:
+        print(f"casino: configuration error: {error}", file=sys.stderr)
+    return 2 if errors else 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

@@ -122,6 +122,35 @@ def test_config_check_shows_settings_but_not_secrets(
         assert secret not in out
 
 
+@pytest.mark.parametrize(("name", "value", "text"), [
+    ("CASINO_RATES_FIXED", "ETH:USD:three", "CASINO_RATES_FIXED: 'three' is not a decimal"),
+    ("CASINO_ETH_WITHDRAW_FEE", "ETH:0.5", "CASINO_ETH_WITHDRAW_FEE: 'ETH:0.5' is not"),
+    ("CASINO_ETH_HOT_BAND", "ETH:9:1", "CASINO_ETH_HOT_BAND: ETH minimum is above"),
+    ("CASINO_ETH_TOKENS", "USDT:0x12", "CASINO_ETH_TOKENS: 'USDT:0x12' is not"),
+    ("CASINO_ETH_SAFE_ADDRESS", "0x52908400098527886e0f7030069857d2e4169ee7",
+     "CASINO_ETH_SAFE_ADDRESS: '0x5290"),
+    ("CASINO_BET_LIMITS", "ETH:5", "CASINO_BET_LIMITS: 'ETH:5' is not CUR:min:max"),
+])
+def test_a_malformed_payment_list_is_refused_before_anything_starts(
+        base_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        name: str, value: str, text: str) -> None:
+    """A list setting ("CUR:amount,...") that would fail later in a job or a page (or
+    silently drop a display rate) stops config check, run and worker, naming it."""
+    import casino_app.jobs.runner as runner
+
+    monkeypatch.setenv(name, value)
+    _reset_process_state()
+    assert main(["config", "check"]) == 2
+    assert text in capsys.readouterr().err
+    started = []
+    monkeypatch.setattr(runner, "run_worker", lambda: started.append(1))
+    assert main(["worker"]) == 2 and started == []
+    err = capsys.readouterr().err
+    assert err.startswith("casino: configuration error: ") and text in err
+    monkeypatch.setattr("os.execve", lambda *a: started.append(a))
+    assert main(["run"]) == 2 and started == []
+
+
 def test_keys_generate_prints_a_usable_key(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["keys", "generate"]) == 0
     (kid, key), = parse_keyring(capsys.readouterr().out.strip())
