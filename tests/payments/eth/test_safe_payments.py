@@ -643,3 +643,197 @@ def test_a_player_put_on_hold_is_not_paid_until_the_hold_is_released(env, devnet
     assert env.w3.eth.get_balance(small_to) == 1_000_000 * GWEI
     assert env.w3.eth.get_balance(big_to) == 20_000_000 * GWEI
     _invariants_clean()
+
+
+# --- the Safe executed the payment although our transaction did not (review fixes) ---
+
+def _pending(key: str) -> str:
+    from casino_app.payments.models import PendingTransfer
+
+    with ledger_tx(readonly=True) as s:
+        return s.execute(select(PendingTransfer.state).where(
+            PendingTransfer.key == key)).scalar_one()
+
+
+def test_a_third_party_executing_our_signed_exec_first_still_pays_the_withdrawal_once(
+        env, devnet) -> None:  # noqa: ANN001
+    """Our execTransaction carries the owners' signatures: someone (another account) sends
+    the same call first. Ours is mined with status 0 (the Safe nonce is used), but the
+    Safe DID pay: the withdrawal is confirmed (reservation posted once, never refunded,
+    the fee kept), the payment records the transaction that paid, our gas is booked."""
+    from tests.users.helpers import audited
+
+    w3, keys, hot = env.w3, devnet["safe_owner_keys"], signer_eth.hot_address()
+    clean = _books(env, devnet, {"p-front": 50_000_000})
+    to = _fresh()
+    w = withdrawals.request_withdrawal("p-front", "ETH", "0.02", to, "k-front")
+    p = safe_payments.prepare_withdrawal(w.id, ADMIN_A)
+    _signed_by_two(p, keys)
+    ex, b = _machines(env, devnet)
+    assert ex.run().recorded == 1  # recorded, not broadcast yet
+    pay = _payment(p.id)
+    with ledger_tx(readonly=True) as s:
+        call = s.get(WithdrawalBatch, pay.batch_id).call_data
+    stranger = env.accounts[5]
+    theirs = w3.eth.send_transaction({"from": stranger, "to": devnet["safe"], "data": call})
+    assert w3.eth.wait_for_transaction_receipt(theirs)["status"] == 1
+    assert w3.eth.get_balance(to) == 20_000_000 * GWEI
+    with audited({"withdrawal.paid": 1}):
+        _run(ex, b)
+    pay, row = _payment(p.id), _withdrawal(w.id)
+    assert (pay.state, row.state) == ("confirmed", "confirmed")
+    assert pay.tx_hash == Web3.to_hex(theirs)  # the transaction that paid
+    assert withdrawals.get_withdrawal(w.id).tx_hash == Web3.to_hex(theirs)
+    with ledger_tx(readonly=True) as s:
+        batch = s.get(WithdrawalBatch, pay.batch_id)
+        from casino_app.payments.eth.withdrawal_models import WithdrawalBatchTx
+
+        [ours] = s.execute(select(WithdrawalBatchTx.tx_hash).where(
+            WithdrawalBatchTx.batch_id == batch.id)).scalars().all()
+    assert w3.eth.get_transaction_receipt(ours)["status"] == 0  # ours reverted
+    assert batch.state == "confirmed" and Web3.to_hex(theirs) in batch.failure
+    assert w3.eth.get_balance(to) == 20_000_000 * GWEI  # paid once
+    assert w3.eth.get_transaction_count(hot) == 1
+    assert _pending(f"withdrawal:{w.id}") == "posted"
+    assert _balance("p-front", "ETH") == ledger.Balance("ETH", 30_000_000 - ETH_FEE, 0)
+    assert _house("ETH", "fees") == ETH_FEE - _gas_gwei(pay.batch_id)  # our gas booked
+    with audited({}):  # settled once: more runs change nothing
+        _run(ex, b, 2)
+    assert _balance("p-front", "ETH") == ledger.Balance("ETH", 30_000_000 - ETH_FEE, 0)
+    clean()
+
+
+def test_owners_executing_a_ready_payment_themselves_settle_it_as_paid(env, devnet) -> None:  # noqa: ANN001
+    """The owners execute the payment's own Safe transaction in the Safe's interface while
+    it is ready (before HashHouse records its exec): the payment is paid, not cancelled;
+    the withdrawal is confirmed, not sent back to approval; nothing is sent by us."""
+    from tests.users.helpers import audited
+
+    w3, keys, hot = env.w3, devnet["safe_owner_keys"], signer_eth.hot_address()
+    clean = _books(env, devnet, {"p-self": 50_000_000})
+    to = _fresh()
+    w = withdrawals.request_withdrawal("p-self", "ETH", "0.02", to, "k-self")
+    p = safe_payments.prepare_withdrawal(w.id, ADMIN_A)
+    _signed_by_two(p, keys)
+    owners = chain.safe_pay(w3, devnet["safe"], to, 20_000_000 * GWEI, b"", keys[1:],
+                            env.accounts[0])  # the same Safe transaction, their signatures
+    assert owners.ok
+    ex, b = _machines(env, devnet)
+    with audited({"withdrawal.paid": 1}):
+        res = ex.run()
+    assert (res.confirmed, res.cancelled, res.recorded) == (1, 0, 0)
+    pay, row = _payment(p.id), _withdrawal(w.id)
+    assert (pay.state, pay.tx_hash, pay.batch_id) == ("confirmed", owners.tx_hash, None)
+    assert (row.state, row.approved_by, row.approved_by_2) == ("confirmed", ADMIN_A, ADMIN_B)
+    assert _balance("p-self", "ETH") == ledger.Balance("ETH", 30_000_000 - ETH_FEE, 0)
+    assert _house("ETH", "fees") == ETH_FEE  # no gas of ours
+    with audited({}):
+        _run(ex, b, 3)
+    assert w3.eth.get_transaction_count(hot) == 0  # our executor never sent a payment
+    assert w3.eth.get_balance(to) == 20_000_000 * GWEI
+    with pytest.raises(safe_payments.NotSignable):
+        safe_payments.prepare_withdrawal(w.id, ADMIN_B)
+    clean()
+
+
+def _reject_signed(env, devnet, player: str, key: str):  # noqa: ANN001, ANN202
+    """A withdrawal whose Safe payment two admins signed, then rejected by staff."""
+    keys = devnet["safe_owner_keys"]
+    to = _fresh()
+    w = withdrawals.request_withdrawal(player, "ETH", "0.02", to, key)
+    reserved = _balance(player, "ETH")
+    p = safe_payments.prepare_withdrawal(w.id, ADMIN_A)
+    _signed_by_two(p, keys)
+    out = withdrawals.reject_withdrawal(w.id, ADMIN_C, "source of funds unclear")
+    assert out.state == "rejecting"
+    pay = _payment(p.id)
+    assert (pay.state, pay.nonce_slot, pay.active_withdrawal_id) == \
+        ("cancelling", p.safe_nonce, w.id)
+    assert _balance(player, "ETH") == reserved  # still reserved: the payment may execute
+    assert _pending(f"withdrawal:{w.id}") == "pending"
+    with pytest.raises(safe_payments.NotSignable, match="cancelled"):
+        safe_payments.add_signature(p.id, ADMIN_C, _sign(keys[2], p))
+    with pytest.raises(withdrawals.NotAwaitingApproval):
+        withdrawals.reject_withdrawal(w.id, ADMIN_C, "again")
+    with pytest.raises(safe_payments.NotSignable):
+        safe_payments.prepare_withdrawal(w.id, ADMIN_A)
+    return w, p, to, reserved
+
+
+def test_a_rejected_signed_payment_keeps_its_nonce_and_is_paid_if_the_owners_run_it(
+        env, devnet) -> None:  # noqa: ANN001
+    """Rejecting a fully signed payment cannot take the owners' signatures back: the
+    money stays reserved and the next payment does not get its Safe nonce. The owners
+    execute it anyway: it is paid once (posted, fee kept), audited, and flagged."""
+    from tests.users.helpers import audited
+
+    w3, keys, hot = env.w3, devnet["safe_owner_keys"], signer_eth.hot_address()
+    clean = _books(env, devnet, {"p-rj": 50_000_000})
+    w, p, to, _ = _reject_signed(env, devnet, "p-rj", "k-rj")
+    refill = safe_payments.request_refill("ETH", "0.1", ADMIN_A)
+    assert refill.safe_nonce == p.safe_nonce + 1  # the rejected payment's nonce is kept
+    ex, b = _machines(env, devnet)
+    with audited({}):
+        _run(ex, b, 2)
+    assert w3.eth.get_transaction_count(hot) == 0 and w3.eth.get_balance(to) == 0
+    assert _payment(p.id).state == "cancelling"
+    # anyone holding the two signatures can still execute it: here, the owners
+    with ledger_tx(readonly=True) as s:
+        sigs = safe_payments.packed_signatures(s, p.id)
+    done = chain.exec_safe_tx(w3, devnet["safe"], to, 20_000_000 * GWEI, b"", sigs,
+                              env.accounts[0])
+    assert done.ok
+    with audited({"withdrawal.paid": 1, "safe.rejected_payment_executed": 1}):
+        res = ex.run()
+    assert (res.confirmed, res.cancelled) == (1, 0)
+    pay, row = _payment(p.id), _withdrawal(w.id)
+    assert (pay.state, pay.tx_hash, row.state) == ("confirmed", done.tx_hash, "confirmed")
+    assert "executed by the Safe owners" in pay.failure
+    assert _pending(f"withdrawal:{w.id}") == "posted"
+    assert _balance("p-rj", "ETH") == ledger.Balance("ETH", 30_000_000 - ETH_FEE, 0)
+    assert _house("ETH", "fees") == ETH_FEE
+    with audited({}):
+        _run(ex, b, 2)
+    assert w3.eth.get_balance(to) == 20_000_000 * GWEI  # once
+    assert w3.eth.get_transaction_count(hot) == 0
+    clean()
+
+
+def test_a_rejected_signed_payment_is_cancelled_once_the_owners_use_its_nonce(
+        env, devnet) -> None:  # noqa: ANN001
+    """The owners execute a rejection (an empty Safe transaction) with the rejected
+    payment's nonce: its signatures are dead, the payment is cancelled and the player's
+    reservation voided, once. A signed refill cancelled by staff waits the same way."""
+    from tests.users.helpers import audited
+
+    w3, keys, hot = env.w3, devnet["safe_owner_keys"], signer_eth.hot_address()
+    clean = _books(env, devnet, {"p-rc": 50_000_000})
+    w, p, to, _ = _reject_signed(env, devnet, "p-rc", "k-rc")
+    refill = safe_payments.request_refill("ETH", "0.1", ADMIN_A)
+    _signed_by_two(refill, keys)
+    assert safe_payments.cancel_payment(refill.id, ADMIN_B, "not needed").state == \
+        "cancelling"
+    nxt = safe_payments.request_refill("ETH", "0.2", ADMIN_A)
+    assert (refill.safe_nonce, nxt.safe_nonce) == (p.safe_nonce + 1, p.safe_nonce + 2)
+    ex, b = _machines(env, devnet)
+    with audited({}):
+        _run(ex, b, 2)
+    assert _balance("p-rc", "ETH").reserved == 20_000_000 + ETH_FEE
+    for _ in range(2):  # the owners' rejections of both nonces (empty transactions)
+        assert chain.safe_pay(w3, devnet["safe"], devnet["safe"], 0, b"", keys[:2],
+                              env.accounts[0]).ok
+    with audited({"safe.payment_cancelled": 2}):
+        res = ex.run()
+    assert (res.cancelled, res.confirmed, res.recorded) == (2, 0, 0)
+    pay, row = _payment(p.id), _withdrawal(w.id)
+    assert (pay.state, pay.nonce_slot, pay.active_withdrawal_id, row.state) == \
+        ("cancelled", None, None, "rejected")
+    assert pay.failure.endswith(f"the Safe used nonce {p.safe_nonce} for another transaction")
+    assert _payment(refill.id).state == "cancelled"
+    assert _pending(f"withdrawal:{w.id}") == "voided"
+    assert _balance("p-rc", "ETH") == ledger.Balance("ETH", 50_000_000, 0)  # all back
+    with audited({}):
+        _run(ex, b, 2)
+    assert _balance("p-rc", "ETH") == ledger.Balance("ETH", 50_000_000, 0)  # voided once
+    assert w3.eth.get_transaction_count(hot) == 0 and w3.eth.get_balance(to) == 0
+    clean()
