@@ -160,7 +160,9 @@ def sign_payment(token: str | None, payment_id: object, signature: object,
 
 def reject_withdrawal(token: str | None, withdrawal_id: object, reason: object,
                       ctx: RequestContext) -> withdrawals.WithdrawalView:
-    """Refuse a large withdrawal (its reservation is voided, its Safe payment cancelled)."""
+    """Refuse a large withdrawal (its reservation is voided, its Safe payment cancelled;
+    a fully signed payment is ``cancelling`` and the money stays reserved until the Safe
+    uses its nonce: withdrawals.reject_withdrawal)."""
     wid = _withdrawal_id(withdrawal_id)
     with identity_tx() as s:
         me = _approver(s, token)
