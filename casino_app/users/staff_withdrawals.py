@@ -174,7 +174,7 @@ def reject_withdrawal(token: str | None, withdrawal_id: object, reason: object,
                 raise _refused(exc, "withdrawal_id") from None
             record(s, AuditAction.withdrawal_rejected, _actor(me, ctx),
                    _player_user(s, ls, wid), withdrawal_id=wid, currency=view.currency,
-                   amount=view.amount, reason=why)
+                   amount=view.amount, reason=why, state=view.state)
     return view
 
 
@@ -217,5 +217,5 @@ def cancel_refill(token: str | None, payment_id: object, reason: object,
                 raise _refused(exc, "payment_id") from None
             record(s, AuditAction.refill_cancelled, _actor(me, ctx), None,
                    payment_id=view.id, currency=view.currency, amount=view.amount,
-                   reason=why)
+                   reason=why, state=view.state)
     return view

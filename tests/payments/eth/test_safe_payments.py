@@ -837,3 +837,41 @@ def test_a_rejected_signed_payment_is_cancelled_once_the_owners_use_its_nonce(
     assert _balance("p-rc", "ETH") == ledger.Balance("ETH", 50_000_000, 0)  # voided once
     assert w3.eth.get_transaction_count(hot) == 0 and w3.eth.get_balance(to) == 0
     clean()
+
+
+def test_an_exec_whose_hot_wallet_nonce_was_used_is_paid_if_the_safe_executed_it(
+        env, devnet) -> None:  # noqa: ANN001
+    """Our exec is recorded, never mined: someone executes its signed Safe transaction and
+    the hot wallet's nonce is used by another of its transactions. The batcher would void
+    the withdrawal ("its nonce was used by another transaction"): the Safe paid, so it is
+    confirmed, posted once, with the hash of the transaction that paid."""
+    from tests.users.helpers import audited
+
+    w3, keys, hot = env.w3, devnet["safe_owner_keys"], signer_eth.hot_address()
+    _fund("p-hn", "ETH", 50_000_000)
+    to = _fresh()
+    w = withdrawals.request_withdrawal("p-hn", "ETH", "0.02", to, "k-hn")
+    p = safe_payments.prepare_withdrawal(w.id, ADMIN_A)
+    _signed_by_two(p, keys)
+    ex, b = _machines(env, devnet)
+    assert ex.run().recorded == 1
+    with ledger_tx(readonly=True) as s:
+        batch = s.get(WithdrawalBatch, _payment(p.id).batch_id)
+        call, nonce = batch.call_data, batch.nonce
+    theirs = w3.eth.send_transaction({"from": env.accounts[5], "to": devnet["safe"],
+                                      "data": call})
+    block = w3.eth.get_block("latest")
+    raw, _ = signer_eth.sign_transaction({
+        "type": 2, "chainId": w3.eth.chain_id, "from": hot, "to": hot, "value": 0,
+        "gas": 21_000, "nonce": nonce, "maxFeePerGas": 2 * block["baseFeePerGas"] + GWEI,
+        "maxPriorityFeePerGas": GWEI})
+    w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(raw))
+    with audited({"withdrawal.paid": 1}):
+        _run(ex, b)
+    pay, row = _payment(p.id), _withdrawal(w.id)
+    assert (pay.state, row.state, pay.tx_hash) == ("confirmed", "confirmed",
+                                                   Web3.to_hex(theirs))
+    assert w3.eth.get_balance(to) == 20_000_000 * GWEI
+    assert _pending(f"withdrawal:{w.id}") == "posted"
+    assert _balance("p-hn", "ETH") == ledger.Balance("ETH", 30_000_000 - ETH_FEE, 0)
+    _invariants_clean()
