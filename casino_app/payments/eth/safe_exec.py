@@ -59,12 +59,12 @@ from casino_app.payments.eth import chain
 from casino_app.payments.eth.safe_models import SafePayment
 from casino_app.payments.eth.safe_payments import _cancel, _hash_of, packed_signatures
 from casino_app.payments.eth.watch_models import PlayerHold
-from casino_app.payments.eth.withdrawals import post_paid
 from casino_app.payments.eth.withdrawal_models import (
     Withdrawal,
     WithdrawalBatch,
     WithdrawalBatchTx,
 )
+from casino_app.payments.eth.withdrawals import post_paid
 from casino_app.security.audit import SYSTEM, AuditAction, record
 
 log = get_logger("casino.eth.safe")
@@ -310,7 +310,7 @@ def _paid_unsent(ids: Any, s: Any, p: SafePayment, w: Withdrawal | None,
         else:  # cannot happen: a voided reservation is not open; reconciliation shows it
             log.error("eth_safe_paid_withdrawal_not_reserved", payment_id=p.id,
                       withdrawal_id=w.id, state=w.state)
-    note = (f"{p.failure}; then executed by the Safe owners" if rejected
+    note = (f"executed by the Safe owners after it was rejected ({p.failure})" if rejected
             else "executed in the Safe by another sender")
     p.state, p.tx_hash, p.failure, p.updated_at = "confirmed", tx_hash, note[:200], now
     player = None if w is None else w.player_id
@@ -336,7 +336,7 @@ def _cancel_used(ids: Any, s: Any, p: SafePayment, w: Withdrawal | None) -> None
     reservation voided)."""
     used = f"the Safe used nonce {p.safe_nonce} for another transaction"
     rejected = p.state == "cancelling"
-    _cancel(p, f"{p.failure}; {used}" if rejected else used)
+    _cancel(p, f"{used} ({p.failure})" if rejected else used)
     if w is not None:
         if w.state == "awaiting_approval":  # sign again, from the start
             w.approved_by = w.approved_by_2 = None

@@ -767,7 +767,7 @@ def test_a_rejected_signed_payment_keeps_its_nonce_and_is_paid_if_the_owners_run
     execute it anyway: it is paid once (posted, fee kept), audited, and flagged."""
     from tests.users.helpers import audited
 
-    w3, keys, hot = env.w3, devnet["safe_owner_keys"], signer_eth.hot_address()
+    w3, hot = env.w3, signer_eth.hot_address()
     clean = _books(env, devnet, {"p-rj": 50_000_000})
     w, p, to, _ = _reject_signed(env, devnet, "p-rj", "k-rj")
     refill = safe_payments.request_refill("ETH", "0.1", ADMIN_A)
@@ -788,7 +788,7 @@ def test_a_rejected_signed_payment_keeps_its_nonce_and_is_paid_if_the_owners_run
     assert (res.confirmed, res.cancelled) == (1, 0)
     pay, row = _payment(p.id), _withdrawal(w.id)
     assert (pay.state, pay.tx_hash, row.state) == ("confirmed", done.tx_hash, "confirmed")
-    assert "executed by the Safe owners" in pay.failure
+    assert pay.failure.startswith("executed by the Safe owners after it was rejected")
     assert _pending(f"withdrawal:{w.id}") == "posted"
     assert _balance("p-rj", "ETH") == ledger.Balance("ETH", 30_000_000 - ETH_FEE, 0)
     assert _house("ETH", "fees") == ETH_FEE
@@ -828,7 +828,8 @@ def test_a_rejected_signed_payment_is_cancelled_once_the_owners_use_its_nonce(
     pay, row = _payment(p.id), _withdrawal(w.id)
     assert (pay.state, pay.nonce_slot, pay.active_withdrawal_id, row.state) == \
         ("cancelled", None, None, "rejected")
-    assert pay.failure.endswith(f"the Safe used nonce {p.safe_nonce} for another transaction")
+    assert pay.failure.startswith(f"the Safe used nonce {p.safe_nonce} for another "
+                                  "transaction (withdrawal rejected: source of funds")
     assert _payment(refill.id).state == "cancelled"
     assert _pending(f"withdrawal:{w.id}") == "voided"
     assert _balance("p-rc", "ETH") == ledger.Balance("ETH", 50_000_000, 0)  # all back
