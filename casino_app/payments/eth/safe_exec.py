@@ -22,7 +22,7 @@ One run (:meth:`SafeExecutor.run`):
    someone else sent its signatures) it is settled as paid, never sent again; otherwise
    its signatures can never execute and it is cancelled. A withdrawal then keeps waiting
    for approval with its approvals cleared (prepare and sign again). A ``cancelling``
-   payment (rejected by staff after it was signed, safe_payments.withdraw) ends here too:
+   payment (rejected by staff after it was signed, safe_payments.take_back) ends here too:
    paid after all (audited and logged as an error: staff had refused it) or cancelled,
    its withdrawal's reservation voided then (the withdrawal ``rejected``).
 3. Record the next payment: the ``ready`` payment whose nonce is the Safe's next one, when

@@ -487,7 +487,7 @@ def add_signature(payment_id: int, staff_id: int, signature: object, *,
 def cancel_payment(payment_id: int, staff_id: int, reason: str, *,
                    session: Session | None = None) -> SafePaymentView:
     """Cancel a refill that is not sent yet (withdrawals: withdrawals.reject_withdrawal):
-    ``cancelled``, or ``cancelling`` when it has its signatures (:func:`withdraw`)."""
+    ``cancelled``, or ``cancelling`` when it has its signatures (:func:`take_back`)."""
     with _tx(session) as s:
         p = s.execute(select(SafePayment).where(SafePayment.id == payment_id)
                       .with_for_update()).scalar_one_or_none()
@@ -497,7 +497,7 @@ def cancel_payment(payment_id: int, staff_id: int, reason: str, *,
             raise NotSignable("Reject the withdrawal instead.")
         if p.state not in ("awaiting_signatures", "ready"):
             raise NotSignable(f"This payment is {p.state}: it can no longer be cancelled.")
-        withdraw(s, p, reason or "cancelled by staff")
+        take_back(p, reason or "cancelled by staff")
         log.info("eth_safe_payment_cancelled", payment_id=p.id, staff_id=staff_id,
                  state=p.state)
         return _view(s, p)
@@ -516,7 +516,7 @@ def cancelling_note(safe_nonce: int) -> str:
             "it is paid.")
 
 
-def withdraw(s: Session, p: SafePayment, reason: str) -> None:
+def take_back(p: SafePayment, reason: str) -> None:
     """Staff take back an unsent payment (awaiting signatures or ready; row locked):
     cancelled at once unless it has its signatures (``ready``): anyone holding them can
     still execute it, so it is ``cancelling`` and keeps its Safe nonce (and its
@@ -537,7 +537,7 @@ def cancel_for_withdrawal(s: Session, withdrawal_id: int, reason: str) -> bool:
             SafePayment.active_withdrawal_id == withdrawal_id,
             SafePayment.state.in_(("awaiting_signatures", "ready"))).with_for_update()
             ).scalars():
-        withdraw(s, p, reason)
+        take_back(p, reason)
         held = held or p.state == "cancelling"
     return held
 
