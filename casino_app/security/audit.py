@@ -78,6 +78,8 @@ class AuditAction(StrEnum):
     refill_paid = "refill.paid"
     refill_failed = "refill.failed"
     safe_payment_cancelled = "safe.payment_cancelled"
+    # a payment staff had rejected (cancelling) was executed by the Safe owners: paid
+    safe_rejected_executed = "safe.rejected_payment_executed"
     hot_wallet_low = "chain.hot_wallet_low"
 
 

@@ -160,7 +160,9 @@ def sign_payment(token: str | None, payment_id: object, signature: object,
 
 def reject_withdrawal(token: str | None, withdrawal_id: object, reason: object,
                       ctx: RequestContext) -> withdrawals.WithdrawalView:
-    """Refuse a large withdrawal (its reservation is voided, its Safe payment cancelled)."""
+    """Refuse a large withdrawal (its reservation is voided, its Safe payment cancelled;
+    a fully signed payment is ``cancelling`` and the money stays reserved until the Safe
+    uses its nonce: withdrawals.reject_withdrawal)."""
     wid = _withdrawal_id(withdrawal_id)
     with identity_tx() as s:
         me = _approver(s, token)
@@ -172,7 +174,7 @@ def reject_withdrawal(token: str | None, withdrawal_id: object, reason: object,
                 raise _refused(exc, "withdrawal_id") from None
             record(s, AuditAction.withdrawal_rejected, _actor(me, ctx),
                    _player_user(s, ls, wid), withdrawal_id=wid, currency=view.currency,
-                   amount=view.amount, reason=why)
+                   amount=view.amount, reason=why, state=view.state)
     return view
 
 
@@ -215,5 +217,5 @@ def cancel_refill(token: str | None, payment_id: object, reason: object,
                 raise _refused(exc, "payment_id") from None
             record(s, AuditAction.refill_cancelled, _actor(me, ctx), None,
                    payment_id=view.id, currency=view.currency, amount=view.amount,
-                   reason=why)
+                   reason=why, state=view.state)
     return view

@@ -141,3 +141,57 @@ def test_an_admin_rejects_from_the_page_and_is_told_without_a_safe(world: dict[s
     assert "cancelled" in state.notice and state.refills[0].safe.pay_state == "cancelled"
     with ledger_tx(readonly=True) as s:
         assert s.get(Withdrawal, world["withdrawal"]).state == "rejected"
+
+
+def test_a_rejected_signed_payment_is_shown_as_cancelling_with_what_to_do(
+        world: dict[str, Any]) -> None:
+    """A withdrawal whose Safe payment has its two signatures, and a signed refill: the
+    admin rejects / cancels them from the page; the page says the money stays reserved
+    and what the owners must do (a rejection with the payment's Safe nonce), and offers
+    no signing, rejecting or cancelling of them any more."""
+    from casino_app.payments.models import PendingTransfer
+
+    now, wid = utcnow(), world["withdrawal"]
+    with ledger_tx() as s:
+        w = s.get(Withdrawal, wid)
+        w.approved_by, w.approved_by_2 = 11, 12
+        common = dict(chain="ethereum", currency="ETH", safe_address="0x" + "ef" * 20,
+                      chain_id=31337, value_wei="1000000000000", call_data="0x", operation=0,
+                      required=2, state="ready", requested_by=1, created_at=now,
+                      updated_at=now)
+        pay = SafePayment(kind="withdrawal", withdrawal_id=wid, active_withdrawal_id=wid,
+                          amount=60_000_000, recipient=w.address, to_address=w.address,
+                          safe_nonce=3, nonce_slot=3, safe_tx_hash="0x" + "34" * 32,
+                          **common)
+        refill = SafePayment(kind="refill", amount=1_000, recipient="0x" + "cd" * 20,
+                             to_address="0x" + "cd" * 20, safe_nonce=4, nonce_slot=4,
+                             safe_tx_hash="0x" + "56" * 32, **common)
+        s.add_all([pay, refill])
+        s.flush()
+        refill_id = refill.id
+    state = _state(world["admin"])
+    _run(state, "on_open")
+    _run(state, "reject", {"withdrawal_id": str(wid), "reason": "source of funds"})
+    assert state.message == "" and "stays reserved" in state.notice
+    assert state.awaiting == [] and state.recent == []
+    [row] = state.in_flight
+    assert (row.id, row.state, row.safe.pay_state, row.safe.can_sign) == \
+        (wid, "rejecting", "cancelling", False)
+    assert "Cancelling: waiting for the Safe nonce 3 to be used by another transaction" \
+        in row.note and "rejection (an empty transaction with nonce 3)" in row.note
+    assert "money stays reserved" in row.note
+    with ledger_tx(readonly=True) as s:
+        assert s.get(Withdrawal, wid).state == "rejecting"
+        assert s.query(PendingTransfer).filter_by(key=f"withdrawal:{wid}").one().state \
+            == "pending"
+    _run(state, "cancel_refill", {"payment_id": str(refill_id), "reason": "not needed"})
+    assert "Cancelling: waiting for the Safe nonce 4" in state.notice
+    [shown] = [r for r in state.refills if r.id == refill_id]
+    assert (shown.safe.pay_state, shown.safe.can_cancel, shown.safe.can_sign) == \
+        ("cancelling", False, False)
+    assert "nonce 4" in shown.safe.status
+    before = _fingerprint()  # neither can be rejected or cancelled again
+    _run(state, "reject", {"withdrawal_id": str(wid), "reason": "again"})
+    assert state.message and _fingerprint() == before
+    _run(state, "cancel_refill", {"payment_id": str(refill_id), "reason": "again"})
+    assert "cancelling" in state.message and _fingerprint() == before

@@ -113,6 +113,17 @@ def test_amounts_read_exactly() -> None:
     assert short_address(DEST) == "0x529084…169EE7"
 
 
+
+def test_a_rejection_whose_safe_payment_was_signed_says_the_money_is_still_reserved() -> None:
+    from casino_app.ui.state.withdraw import row
+
+    now = utcnow()
+    shown = row(withdrawals.WithdrawalView(7, "ETH", 20_000_000, 50_000, DEST, "rejecting",
+                                           None, "unclear", now, now))
+    assert (shown.label, shown.state) == ("rejected", "rejecting")
+    assert "stay reserved" in shown.note and "back in your balance" in shown.note
+
+
 # --- handlers --------------------------------------------------------------------------------
 
 def test_the_form_shows_limits_fee_total_and_withdrawable(env) -> None:  # noqa: ANN001

@@ -9,6 +9,8 @@ One run (``Batcher.run``, the ``eth-batch`` job every ``CASINO_ETH_BATCH_SECONDS
      its fee to the house ``fees`` account), status 0 voids them (the money is the
      players' again); either way the gas the hot wallet paid is an entry fees -> custody
      in ETH. One ledger transaction, once (the batch row is locked and its state checked).
+     Before voiding, ``_paid_by`` may name another transaction that paid after all (a
+     Safe exec that someone else sent first): then the batch is settled as paid.
    - no receipt and its nonce was used by another transaction (at the confirmed depth):
      failed, reservations voided.
    - not mined ``CASINO_ETH_FEE_BUMP_SECONDS`` after its latest version: the SAME call (to, value, data,
@@ -279,6 +281,11 @@ class ChainSender:
         """Whether a mined transaction with status 1 did what it was for."""
         return True
 
+    def _paid_by(self, b: _Open) -> str | None:
+        """Asked before a batch is settled as not paid: the hash of another transaction
+        that made its payment after all (see :meth:`Batcher._paid_by`), or None."""
+        return None
+
     def _bump(self, b: _Open, latest: _Version, res: RunResult) -> None:
         max_fee, tip = self._fees(_bumped(latest.max_fee), _bumped(latest.tip))
         raw, tx_hash = self._sign(
@@ -303,6 +310,7 @@ class ChainSender:
     def _settle(self, b: _Open, receipt: Any, res: RunResult, reason: str = "") -> None:
         """Final state of a batch, in one ledger transaction, once."""
         ok = receipt is not None and receipt["status"] == 1 and self._succeeded(b, receipt)
+        paid_by = None if ok else self._paid_by(b)  # a chain call: before the transaction
         now = utcnow()
         with ledger_tx() as s:
             batch = s.execute(select(WithdrawalBatch).where(WithdrawalBatch.id == b.id)
@@ -323,6 +331,9 @@ class ChainSender:
                 if not ok:
                     reason = ("the transaction reverted" if receipt["status"] != 1
                               else "the transfer did not happen")
+            if paid_by is not None:  # paid by that transaction: posted, its hash recorded
+                reason = f"{reason or 'not mined'}; paid by transaction {paid_by}"
+                ok, batch.tx_hash = True, paid_by
             rows = s.execute(select(Withdrawal).where(
                 Withdrawal.batch_id == b.id, Withdrawal.state == "batched")
                 .order_by(Withdrawal.id).with_for_update()).scalars().all()
@@ -343,7 +354,7 @@ class ChainSender:
                     res.voided += 1
                 w.updated_at = now
             batch.state = "confirmed" if ok else "failed"
-            batch.failure = None if ok else reason[:200]
+            batch.failure = reason[:200] or None
             batch.confirmed_at = batch.updated_at = now
             s.execute(update(WithdrawalBatchTx).where(WithdrawalBatchTx.batch_id == b.id)
                       .values(raw_tx=None))
@@ -447,6 +458,16 @@ class Batcher(ChainSender):
         self.contract = w3.eth.contract(address=Web3.to_checksum_address(batch_contract),
                                         abi=artifact("BatchPay")["abi"])
         self.max_per_batch = max_per_batch
+
+    def _paid_by(self, b: _Open) -> str | None:
+        """A Safe ``execTransaction`` row (kind pay, not to BatchPay) whose own transaction
+        reverted or lost its nonce may still have paid: anyone can send the same signed
+        Safe transaction first (payments/eth/safe_exec.paid_by_batch)."""
+        if b.kind != "pay" or b.to == self.contract.address:
+            return None
+        from casino_app.payments.eth.safe_exec import paid_by_batch
+
+        return paid_by_batch(self.w3, b.id)
 
     # --- the run ---
 

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak, to_checksum_address, to_hex
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.logs import DISCARD
@@ -301,6 +301,31 @@ def deploy_safe(w3: Web3, owners: Sequence[str], threshold: int, deployer: Sende
             sorted(proxy.functions.getOwners().call()) != sorted(owners):
         raise ChainError(f"the Safe at {safe} was not set up as asked")
     return safe
+
+
+def safe_execution(w3: Web3, safe: str, safe_tx_hash: str | bytes, from_block: int,
+                   to_block: int | None = None, step: int = 5_000) -> str | None:
+    """The hash of the transaction in which ``safe`` executed the Safe transaction
+    ``safe_tx_hash`` (its ``ExecutionSuccess`` log, whoever sent it), searched from
+    ``from_block`` to ``to_block`` (default: the head) in ranges of ``step`` blocks; None
+    when the Safe did not execute it. The Safe 1.4.1 contracts we deploy index the hash
+    (the log's second topic); Safe 1.3.0 has it in the data: both are matched, so the
+    filter is the Safe's address and the event only. A node error raises: it is never
+    taken for "not executed"."""
+    want = bytes(HexBytes(safe_tx_hash))
+    head = int(w3.eth.block_number) if to_block is None else to_block
+    start = max(0, int(from_block))
+    address = to_checksum_address(safe)
+    while start <= head:
+        end = min(head, start + step - 1)
+        for log in w3.eth.get_logs({"address": address, "topics": [_EXECUTION_SUCCESS],
+                                    "fromBlock": start, "toBlock": end}):
+            topics = log["topics"]
+            if (len(topics) > 1 and bytes(HexBytes(topics[1])) == want) \
+                    or bytes(HexBytes(log["data"]))[:32] == want:
+                return to_hex(log["transactionHash"])
+        start = end + 1
+    return None
 
 
 def safe_nonce(w3: Web3, safe: str) -> int:

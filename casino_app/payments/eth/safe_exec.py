@@ -10,9 +10,21 @@ One run (:meth:`SafeExecutor.run`):
    reservation and fee and books the gas; status 0 voids the reservation (the money is
    the player's again) and books the gas. This step copies that outcome onto the payment
    (``confirmed`` / ``failed``) and audits it.
-2. Cancel open payments whose Safe nonce was used by another Safe transaction (owners
-   acting in the Safe's own interface): their signatures can never execute. A withdrawal
-   keeps waiting for approval with its approvals cleared (prepare and sign again).
+   The owners' signatures are public once our transaction is broadcast: anyone may send
+   the same ``execTransaction`` first, and ours then reverts (or its hot-wallet nonce is
+   used) although the Safe paid. So before the batcher voids a Safe exec it asks
+   :func:`paid_by_batch` for the Safe's ``ExecutionSuccess`` log of the payment's
+   ``safeTxHash``; found, the payment is settled as paid (reservation and fee posted, the
+   hash of the transaction that paid recorded, our gas booked if ours was mined).
+2. Payments not sent whose Safe nonce the Safe has used (owners acting in the Safe's own
+   interface), :meth:`SafeExecutor._resolve_used`: if the Safe executed THIS payment
+   (its ``ExecutionSuccess`` log, :func:`paid_by`: the owners executed it themselves, or
+   someone else sent its signatures) it is settled as paid, never sent again; otherwise
+   its signatures can never execute and it is cancelled. A withdrawal then keeps waiting
+   for approval with its approvals cleared (prepare and sign again). A ``cancelling``
+   payment (rejected by staff after it was signed, safe_payments.take_back) ends here too:
+   paid after all (audited and logged as an error: staff had refused it) or cancelled,
+   its withdrawal's reservation voided then (the withdrawal ``rejected``).
 3. Record the next payment: the ``ready`` payment whose nonce is the Safe's next one, when
    no other payment of the Safe is in flight. The ``execTransaction`` call (signatures
    sorted by owner) is estimated (a call that would revert, e.g. the Safe lacks the funds,
@@ -23,6 +35,8 @@ One run (:meth:`SafeExecutor.run`):
 
 A payment never pays twice: it has one Safe nonce, which the Safe uses once; the recorded
 raw transaction is the only one signed for it (fee bumps re-sign the same call and nonce).
+A payment is never voided while the Safe paid it: both places that would (the batcher's
+settlement, step 2) first look for its execution with :func:`paid_by`.
 """
 
 from __future__ import annotations
@@ -40,6 +54,7 @@ from casino_app.core.clock import utcnow
 from casino_app.core.db import identity_tx, ledger_tx
 from casino_app.core.logging import get_logger
 from casino_app.core.settings import get_settings
+from casino_app.payments import ledger
 from casino_app.payments.eth import chain
 from casino_app.payments.eth.safe_models import SafePayment
 from casino_app.payments.eth.safe_payments import _cancel, _hash_of, packed_signatures
@@ -49,11 +64,13 @@ from casino_app.payments.eth.withdrawal_models import (
     WithdrawalBatch,
     WithdrawalBatchTx,
 )
+from casino_app.payments.eth.withdrawals import post_paid
 from casino_app.security.audit import SYSTEM, AuditAction, record
 
 log = get_logger("casino.eth.safe")
 
 CHAIN = "ethereum"
+UNSENT = ("awaiting_signatures", "ready", "cancelling")  # payments the Safe may not have run
 
 # Tests only: called at "recorded" (the exec transaction is stored, not broadcast) with
 # the payment id; raising stops the run there, as a crash would.
@@ -92,7 +109,7 @@ class SafeExecutor:
         res = SafeRunResult()
         self._follow(res)
         nonce = int(self.contract.functions.nonce().call())
-        self._cancel_stale(nonce, res)
+        self._resolve_used(nonce, res)
         self._record_next(nonce, res)
         if any(res.as_dict().values()):
             log.info("eth_safe_run", **res.as_dict())
@@ -119,8 +136,8 @@ class SafeExecutor:
             b = s.get(WithdrawalBatch, p.batch_id)
             ok = b.state == "confirmed"
             p.tx_hash, p.updated_at = b.tx_hash, utcnow()
-            if ok:
-                p.state = "confirmed"
+            if ok:  # failure: a note when another sender's transaction paid it
+                p.state, p.failure = "confirmed", b.failure
             else:
                 _cancel(p, b.failure or "the transaction failed")
                 p.state = "failed"
@@ -142,33 +159,36 @@ class SafeExecutor:
         (log.info if ok else log.warning)("eth_safe_payment_settled", payment_id=payment_id,
                                           ok=ok)
 
-    # --- 2. nonces used elsewhere ---
+    # --- 2. nonces the Safe used ---
 
-    def _cancel_stale(self, nonce: int, res: SafeRunResult) -> None:
+    def _resolve_used(self, nonce: int, res: SafeRunResult) -> None:
         with ledger_tx(readonly=True) as s:
-            stale = s.execute(select(SafePayment.id).where(
+            used = s.execute(select(SafePayment).where(
                 SafePayment.chain == self.chain, SafePayment.safe_address == self.safe,
-                SafePayment.state.in_(("awaiting_signatures", "ready")),
-                SafePayment.safe_nonce < nonce)).scalars().all()
-        for pid in stale:
+                SafePayment.state.in_(UNSENT), SafePayment.safe_nonce < nonce)
+                .order_by(SafePayment.safe_nonce)).scalars().all()
+            s.expunge_all()
+        for row in used:
+            paid = paid_by(self.w3, row)  # a chain call, outside the transaction below
             with identity_tx() as ids, ledger_tx() as s:
-                p = s.execute(select(SafePayment).where(SafePayment.id == pid)
+                p = s.execute(select(SafePayment).where(SafePayment.id == row.id)
                               .with_for_update()).scalar_one()
-                if p.state not in ("awaiting_signatures", "ready"):
+                if p.state not in UNSENT:
                     continue
-                _cancel(p, f"the Safe used nonce {p.safe_nonce} for another transaction")
-                player = None
-                if p.withdrawal_id is not None:
-                    w = s.execute(select(Withdrawal).where(Withdrawal.id == p.withdrawal_id)
-                                  .with_for_update()).scalar_one()
-                    player = w.player_id
-                    if w.state == "awaiting_approval":  # sign again, from the start
-                        w.approved_by = w.approved_by_2 = None
-                        w.updated_at = utcnow()
-                record(ids, AuditAction.safe_payment_cancelled, SYSTEM, _user_of(ids, player),
-                       payment_id=p.id, withdrawal_id=p.withdrawal_id, reason=p.failure)
-            res.cancelled += 1
-            log.warning("eth_safe_payment_stale", payment_id=pid)
+                w = None if p.withdrawal_id is None else s.execute(
+                    select(Withdrawal).where(Withdrawal.id == p.withdrawal_id)
+                    .with_for_update()).scalar_one()
+                if paid is not None:
+                    _paid_unsent(ids, s, p, w, paid)
+                else:
+                    _cancel_used(ids, s, p, w)
+            if paid is not None:
+                res.confirmed += 1
+                log.warning("eth_safe_payment_executed_elsewhere", payment_id=row.id,
+                            tx_hash=paid)
+            else:
+                res.cancelled += 1
+                log.warning("eth_safe_payment_stale", payment_id=row.id)
 
     # --- 3. the next payment ---
 
@@ -255,6 +275,78 @@ class SafeExecutor:
                  nonce=tx_nonce, tx_hash=tx_hash)
         if fault is not None:
             fault("recorded", pid)
+
+
+def paid_by(w3: Web3, p: SafePayment) -> str | None:
+    """The hash of the transaction in which the Safe executed payment ``p`` (its
+    ``ExecutionSuccess`` log with the payment's safeTxHash, whoever sent it), or None.
+    The one check before a Safe payment is voided or cancelled (the batcher's settlement
+    through :func:`paid_by_batch`, and :meth:`SafeExecutor._resolve_used`); a node error
+    raises, so nothing is voided then."""
+    return chain.safe_execution(w3, p.safe_address, p.safe_tx_hash, p.prepared_block or 0)
+
+
+def paid_by_batch(w3: Web3, batch_id: int) -> str | None:
+    """:func:`paid_by` for the payment whose execTransaction is batch ``batch_id`` (None
+    when no Safe payment is sent in it)."""
+    with ledger_tx(readonly=True) as s:
+        p = s.execute(select(SafePayment).where(SafePayment.batch_id == batch_id)
+                      ).scalar_one_or_none()
+        if p is not None:
+            s.expunge(p)
+    return None if p is None else paid_by(w3, p)
+
+
+def _paid_unsent(ids: Any, s: Any, p: SafePayment, w: Withdrawal | None,
+                 tx_hash: str) -> None:
+    """Settle payment ``p`` (not sent by us; rows locked) as paid by ``tx_hash``: a
+    withdrawal's reservation and fee posted (the batcher's keys), audited as paid; a
+    rejected (``cancelling``) one audited and logged as an error as well."""
+    rejected, now = p.state == "cancelling", utcnow()
+    if w is not None:
+        if w.state in ("awaiting_approval", "rejecting"):
+            post_paid(s, w)
+            w.state, w.updated_at = "confirmed", now
+        else:  # cannot happen: a voided reservation is not open; reconciliation shows it
+            log.error("eth_safe_paid_withdrawal_not_reserved", payment_id=p.id,
+                      withdrawal_id=w.id, state=w.state)
+    note = (f"executed by the Safe owners after it was rejected ({p.failure})" if rejected
+            else "executed in the Safe by another sender")
+    p.state, p.tx_hash, p.failure, p.updated_at = "confirmed", tx_hash, note[:200], now
+    player = None if w is None else w.player_id
+    user = _user_of(ids, player)
+    action = AuditAction.withdrawal_paid if p.kind == "withdrawal" \
+        else AuditAction.refill_paid
+    record(ids, action, SYSTEM, user, payment_id=p.id, withdrawal_id=p.withdrawal_id,
+           currency=p.currency, amount=p.amount, tx_hash=tx_hash, failure=p.failure,
+           sent_by_us=False)
+    if rejected:
+        record(ids, AuditAction.safe_rejected_executed, SYSTEM, user, payment_id=p.id,
+               withdrawal_id=p.withdrawal_id, currency=p.currency, amount=p.amount,
+               safe_nonce=p.safe_nonce, tx_hash=tx_hash)
+        log.error("eth_safe_rejected_payment_executed", payment_id=p.id,
+                  withdrawal_id=p.withdrawal_id, currency=p.currency, amount=p.amount,
+                  tx_hash=tx_hash)
+
+
+def _cancel_used(ids: Any, s: Any, p: SafePayment, w: Withdrawal | None) -> None:
+    """Cancel payment ``p`` (rows locked): the Safe used its nonce for another
+    transaction, so its signatures can never execute. A withdrawal waiting for approval
+    waits on with its approvals cleared; a ``rejecting`` one is rejected now (its
+    reservation voided)."""
+    used = f"the Safe used nonce {p.safe_nonce} for another transaction"
+    rejected = p.state == "cancelling"
+    _cancel(p, f"{used} ({p.failure})" if rejected else used)
+    if w is not None:
+        if w.state == "awaiting_approval":  # sign again, from the start
+            w.approved_by = w.approved_by_2 = None
+            w.updated_at = utcnow()
+        elif w.state == "rejecting":
+            ledger.void_pending(s, f"withdrawal:{w.id}")
+            w.state, w.updated_at = "rejected", utcnow()
+    record(ids, AuditAction.safe_payment_cancelled, SYSTEM,
+           _user_of(ids, None if w is None else w.player_id), payment_id=p.id,
+           withdrawal_id=p.withdrawal_id, reason=p.failure)
 
 
 def _user_of(ids: Any, player_id: str | None) -> int | None:

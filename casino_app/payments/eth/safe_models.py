@@ -10,7 +10,9 @@ Two columns make the database refuse what must never happen:
 * ``active_withdrawal_id`` (UNIQUE) is the withdrawal's id while its payment is open or
   paid, NULL once cancelled or failed: one withdrawal never has two live Safe payments.
 * ``nonce_slot`` (UNIQUE per Safe) is the Safe nonce while the payment may still use it,
-  NULL once cancelled or failed: two open payments never share a Safe nonce.
+  NULL once cancelled or failed: two open payments never share a Safe nonce. A rejected
+  payment that the owners had fully signed keeps it (``cancelling``) until the Safe has
+  used that nonce: its signatures could still execute it until then.
 """
 
 from __future__ import annotations
@@ -36,11 +38,15 @@ from casino_app.core.db import LedgerBase
 # awaiting_signatures (prepared: owners sign its safeTxHash), ready (enough owner
 # signatures from different staff members), sent (its execTransaction is a recorded
 # hot-wallet transaction, ``batch_id``), confirmed (mined with status 1 and settled),
-# failed (the transaction reverted or its nonce was used elsewhere: a withdrawal's
-# reservation was voided), cancelled (rejected by staff, or its Safe nonce was used by
-# another Safe transaction before it was sent).
+# failed (the transaction reverted or its nonce was used elsewhere and the Safe did not
+# execute it: a withdrawal's reservation was voided), cancelling (rejected by staff when
+# fully signed: the owners' signatures could still execute it, so its Safe nonce stays
+# reserved, and a withdrawal's money too, until the Safe uses that nonce: then confirmed
+# if it was this payment, cancelled otherwise), cancelled (rejected by staff, or its Safe
+# nonce was used by another Safe transaction before it was sent). A payment whose Safe
+# transaction was executed by someone else (its ExecutionSuccess log) is confirmed.
 SAFE_PAYMENT_STATES = ("awaiting_signatures", "ready", "sent", "confirmed", "failed",
-                       "cancelled")
+                       "cancelling", "cancelled")
 SAFE_PAYMENT_KINDS = ("withdrawal", "refill")
 
 
@@ -55,7 +61,7 @@ class SafePayment(LedgerBase):
         UniqueConstraint("active_withdrawal_id", name="uq_safe_payment_withdrawal"),
         UniqueConstraint("chain", "safe_address", "nonce_slot", name="uq_safe_payment_nonce"),
         CheckConstraint("state IN ('awaiting_signatures', 'ready', 'sent', 'confirmed', "
-                        "'failed', 'cancelled')", name="ck_safe_payment_state"),
+                        "'failed', 'cancelling', 'cancelled')", name="ck_safe_payment_state"),
         CheckConstraint("kind IN ('withdrawal', 'refill')", name="ck_safe_payment_kind"),
         CheckConstraint("kind = 'refill' OR withdrawal_id IS NOT NULL",
                         name="ck_safe_payment_withdrawal"),
@@ -84,11 +90,16 @@ class SafePayment(LedgerBase):
     safe_nonce: Mapped[int] = mapped_column(BigInteger)
     nonce_slot: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     safe_tx_hash: Mapped[str] = mapped_column(String(66))
+    # The node's head when prepared: the Safe cannot have executed it before (where its
+    # ExecutionSuccess log is looked for); NULL for payments prepared before led0009.
+    prepared_block: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     required: Mapped[int] = mapped_column(Integer)       # signatures (distinct staff) needed
     state: Mapped[str] = mapped_column(String(20))
     # The hot-wallet transaction calling execTransaction (paid, settled by the batcher).
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("withdrawal_batches.id"),
                                                  nullable=True)
+    # The transaction that executed it (ours, or another sender's when someone else
+    # executed the same signed Safe transaction first).
     tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     failure: Mapped[str | None] = mapped_column(String(200), nullable=True)
     requested_by: Mapped[int] = mapped_column(Integer)   # staff user id who prepared it

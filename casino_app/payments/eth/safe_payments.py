@@ -21,7 +21,14 @@ The flow, for a withdrawal waiting in ``awaiting_approval`` (payments/eth/withdr
 Refills (:func:`request_refill`) follow the same path with the hot wallet as recipient;
 they move no ledger money (both wallets are the casino's custody), only the gas is booked.
 
-Rejecting a withdrawal (withdrawals.reject_withdrawal) cancels its open payment.
+Rejecting a withdrawal (withdrawals.reject_withdrawal) or cancelling a refill
+(:func:`cancel_payment`) cancels its open payment. A payment that already has its
+signatures cannot be taken back (anyone holding them can still execute it at its Safe
+nonce): it becomes ``cancelling``, keeps its Safe nonce (no other payment takes it) and,
+for a withdrawal, the player's money stays reserved (the withdrawal is ``rejecting``)
+until the Safe uses that nonce; the job (safe_exec.py) then settles it as paid if the
+Safe executed it after all, as cancelled otherwise. The owners end it by executing a
+rejection (an empty Safe transaction) with that nonce in the Safe.
 Functions take an optional ledger ``session`` so the staff layer (users/staff_withdrawals)
 writes its audit row in the same call, and an optional :class:`SafeInfo` (read from the
 node otherwise) so no chain call happens inside a database transaction.
@@ -58,7 +65,7 @@ from casino_app.payments.eth.withdrawal_models import Withdrawal
 log = get_logger("casino.eth.safe")
 
 CHAIN = "ethereum"
-OPEN = ("awaiting_signatures", "ready", "sent")
+OPEN = ("awaiting_signatures", "ready", "sent", "cancelling")
 MIN_APPROVALS = 2
 
 
@@ -105,6 +112,7 @@ class SafeInfo:
     per_unit: dict[str, int]        # on-chain units per ledger unit, per currency
     tokens: dict[str, str]          # code -> token contract
     hot: str                        # the hot wallet (refills go there)
+    block: int = 0                  # the node's head, read before the rest
 
 
 def safe_address() -> str:
@@ -127,6 +135,7 @@ def safe_info(w3: Web3 | None = None) -> SafeInfo:
         tokens = parse_tokens(st.eth_tokens)
         hot = keys.hot_wallet_address()
         w3 = w3 or chain.connect(st.eth_rpc_url)
+        block = int(w3.eth.block_number)
         safe = chain.contract(w3, "SafeL2", address)
         owners = tuple(Web3.to_checksum_address(o) for o in safe.functions.getOwners().call())
         threshold = int(safe.functions.getThreshold().call())
@@ -140,7 +149,7 @@ def safe_info(w3: Web3 | None = None) -> SafeInfo:
         raise SafeUnavailable("The Safe cannot be read from the Ethereum node right now. "
                               "Try again in a minute.") from None
     return SafeInfo(address, chain_id, nonce, owners, threshold,
-                    {a.code: a.per_unit for a in assets}, tokens, hot)
+                    {a.code: a.per_unit for a in assets}, tokens, hot, block)
 
 
 # --- views ---------------------------------------------------------------------------------------
@@ -265,7 +274,8 @@ def _hash_of(p: SafePayment) -> str:
 
 def _free_nonce(s: Session, info: SafeInfo) -> int:
     """The lowest Safe nonce from the chain's next one that no open payment holds (a
-    cancelled payment's nonce is taken again, so later payments are not stuck behind it)."""
+    cancelled payment's nonce is taken again, so later payments are not stuck behind it;
+    a ``cancelling`` one's is not: its signatures could still use it)."""
     used = set(s.execute(select(SafePayment.nonce_slot).where(
         SafePayment.chain == CHAIN, SafePayment.safe_address == info.address,
         SafePayment.nonce_slot >= info.nonce)).scalars())
@@ -287,6 +297,7 @@ def _create(s: Session, info: SafeInfo, kind: str, code: str, amount: int, recip
                         chain_id=info.chain_id, to_address=to, value_wei=str(value),
                         call_data=Web3.to_hex(data), operation=0, safe_nonce=nonce,
                         nonce_slot=nonce, safe_tx_hash="",
+                        prepared_block=info.block or None,
                         required=max(MIN_APPROVALS, info.threshold),
                         state="awaiting_signatures", requested_by=staff_id, created_at=now,
                         updated_at=now)
@@ -423,7 +434,9 @@ def add_signature(payment_id: int, staff_id: int, signature: object, *,
             raise PaymentNotFound()
         if p.state != "awaiting_signatures":
             raise NotSignable({"ready": "This payment has all its signatures already.",
-                               "sent": "This payment was already sent."}.get(
+                               "sent": "This payment was already sent.",
+                               "cancelling": "This payment was rejected and is being "
+                                             "cancelled: do not sign it."}.get(
                 p.state, f"This payment is {p.state}."))
         if (p.safe_address, p.chain_id) != (info.address, info.chain_id) \
                 or _hash_of(p) != p.safe_tx_hash:
@@ -473,7 +486,8 @@ def add_signature(payment_id: int, staff_id: int, signature: object, *,
 
 def cancel_payment(payment_id: int, staff_id: int, reason: str, *,
                    session: Session | None = None) -> SafePaymentView:
-    """Cancel a refill that is not sent yet (withdrawals: withdrawals.reject_withdrawal)."""
+    """Cancel a refill that is not sent yet (withdrawals: withdrawals.reject_withdrawal):
+    ``cancelled``, or ``cancelling`` when it has its signatures (:func:`take_back`)."""
     with _tx(session) as s:
         p = s.execute(select(SafePayment).where(SafePayment.id == payment_id)
                       .with_for_update()).scalar_one_or_none()
@@ -483,8 +497,9 @@ def cancel_payment(payment_id: int, staff_id: int, reason: str, *,
             raise NotSignable("Reject the withdrawal instead.")
         if p.state not in ("awaiting_signatures", "ready"):
             raise NotSignable(f"This payment is {p.state}: it can no longer be cancelled.")
-        _cancel(p, reason or "cancelled by staff")
-        log.info("eth_safe_payment_cancelled", payment_id=p.id, staff_id=staff_id)
+        take_back(p, reason or "cancelled by staff")
+        log.info("eth_safe_payment_cancelled", payment_id=p.id, staff_id=staff_id,
+                 state=p.state)
         return _view(s, p)
 
 
@@ -493,14 +508,38 @@ def _cancel(p: SafePayment, reason: str) -> None:
     p.nonce_slot = p.active_withdrawal_id = None
 
 
-def cancel_for_withdrawal(s: Session, withdrawal_id: int, reason: str) -> None:
-    """The open, unsent payment of a withdrawal that staff rejected (in the caller's
-    transaction, the withdrawal row locked)."""
+def cancelling_note(safe_nonce: int) -> str:
+    """What staff must know about a ``cancelling`` payment (shown on the staff page)."""
+    return (f"Cancelling: waiting for the Safe nonce {safe_nonce} to be used by another "
+            "transaction; the owners should execute a rejection (an empty transaction "
+            f"with nonce {safe_nonce}) in the Safe. If they execute this payment instead, "
+            "it is paid.")
+
+
+def take_back(p: SafePayment, reason: str) -> None:
+    """Staff take back an unsent payment (awaiting signatures or ready; row locked):
+    cancelled at once unless it has its signatures (``ready``): anyone holding them can
+    still execute it, so it is ``cancelling`` and keeps its Safe nonce (and its
+    withdrawal) until the Safe uses that nonce (safe_exec.py settles it then)."""
+    if p.state != "ready":
+        _cancel(p, reason)
+        return
+    p.state, p.failure, p.updated_at = "cancelling", reason[:200], utcnow()
+    log.warning("eth_safe_payment_cancelling", payment_id=p.id, safe_nonce=p.safe_nonce)
+
+
+def cancel_for_withdrawal(s: Session, withdrawal_id: int, reason: str) -> bool:
+    """Take back the open, unsent payment of a withdrawal that staff rejected (in the
+    caller's transaction, the withdrawal row locked); True when it is ``cancelling``: the
+    withdrawal's money must stay reserved until the Safe uses its nonce."""
+    held = False
     for p in s.execute(select(SafePayment).where(
             SafePayment.active_withdrawal_id == withdrawal_id,
             SafePayment.state.in_(("awaiting_signatures", "ready"))).with_for_update()
             ).scalars():
-        _cancel(p, reason)
+        take_back(p, reason)
+        held = held or p.state == "cancelling"
+    return held
 
 
 def packed_signatures(s: Session, payment_id: int) -> bytes:

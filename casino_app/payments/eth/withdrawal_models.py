@@ -29,9 +29,11 @@ from casino_app.core.db import LedgerBase
 # queued (reserved, waiting for the next batch), awaiting_approval (large: two staff must
 # approve before it is queued), batched (in a signed transaction), confirmed (paid on
 # chain, posted in the ledger), failed (not paid: the reservation was voided), rejected
-# (a large withdrawal staff refused: voided).
+# (a large withdrawal staff refused: voided), rejecting (refused by staff after its Safe
+# payment was fully signed: still reserved until the Safe uses the payment's nonce, then
+# rejected, or confirmed if the owners executed that payment after all).
 WITHDRAWAL_STATES = ("queued", "awaiting_approval", "batched", "confirmed", "failed",
-                     "rejected")
+                     "rejected", "rejecting")
 # signed (recorded, maybe not broadcast yet), sent (broadcast), confirmed (mined with
 # status 1 and enough confirmations), failed (status 0, or its nonce was used by another
 # transaction).
@@ -121,7 +123,7 @@ class Withdrawal(LedgerBase):
     __table_args__ = (
         UniqueConstraint("key", name="uq_withdrawal_key"),
         CheckConstraint("state IN ('queued', 'awaiting_approval', 'batched', 'confirmed', "
-                        "'failed', 'rejected')", name="ck_withdrawal_state"),
+                        "'failed', 'rejected', 'rejecting')", name="ck_withdrawal_state"),
         CheckConstraint("amount > 0 AND fee >= 0", name="ck_withdrawal_amounts"),
         CheckConstraint("approved_by IS NULL OR approved_by_2 IS NULL "
                         "OR approved_by <> approved_by_2", name="ck_withdrawal_two_staff"),

@@ -46,7 +46,7 @@ log = get_logger("casino.eth.withdrawals")
 
 CHAIN = "ethereum"
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
-OPEN_STATES = ("queued", "awaiting_approval", "batched")
+OPEN_STATES = ("queued", "awaiting_approval", "batched", "rejecting")
 
 
 # --- refusals: str() is safe to show to the player ---------------------------------------
@@ -99,7 +99,8 @@ class WithdrawalView:
     amount: int          # paid to the address (base units)
     fee: int             # kept by the house (base units)
     address: str
-    state: str           # queued, awaiting_approval, batched, confirmed, failed, rejected
+    state: str           # queued, awaiting_approval, batched, confirmed, failed, rejected,
+                         # rejecting (refused, still reserved: see reject_withdrawal)
     tx_hash: str | None  # the batch transaction (latest signed version until mined)
     failure: str | None
     created_at: datetime
@@ -314,6 +315,18 @@ def _request(s: Session, player_id: str, code: str, value: int, target: str,
     return _view(w, None)
 
 
+def post_paid(s: Session, w: Withdrawal) -> None:
+    """Book a paid withdrawal: its reservation posted and its fee custody -> ``fees``,
+    under the keys the batcher's settlement uses (``withdrawal:<id>#post``,
+    ``withdrawal-fee:<id>``), so it happens once whichever path settles it."""
+    ledger.post_pending(s, f"withdrawal:{w.id}")
+    if w.fee:
+        ledger.transfer(s, f"withdrawal-fee:{w.id}", "withdrawal_fee",
+                        ledger.house_account(s, w.currency, "custody"),
+                        ledger.house_account(s, w.currency, "fees"), w.fee,
+                        memo=f"fee of withdrawal {w.id}")
+
+
 # --- staff ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -328,8 +341,8 @@ class StaffWithdrawalView:
 
 def staff_queue(recent: int = 50, session: Session | None = None
                 ) -> list[StaffWithdrawalView]:
-    """Every open withdrawal (queued, awaiting approval, batched), oldest first, then the
-    ``recent`` latest final ones (confirmed, failed, rejected), newest first."""
+    """Every open withdrawal (queued, awaiting approval, batched, rejecting), oldest first,
+    then the ``recent`` latest final ones (confirmed, failed, rejected), newest first."""
     def read(s: Session) -> list[StaffWithdrawalView]:
         rows = list(s.execute(select(Withdrawal).where(Withdrawal.state.in_(OPEN_STATES))
                               .order_by(Withdrawal.id)).scalars())
@@ -356,6 +369,10 @@ def reject_withdrawal(withdrawal_id: int, staff_id: int, reason: str, *,
                       session: Session | None = None) -> WithdrawalView:
     """Refuse a large withdrawal waiting for approval: its reservation is voided (the money
     is the player's again) and its Safe payment, if prepared and not sent, is cancelled.
+    If that payment already has its owners' signatures, they could still execute it: the
+    withdrawal is ``rejecting`` and its money stays reserved until the Safe uses the
+    payment's nonce (payments/eth/safe_exec.py then voids the reservation, or posts it
+    if the owners executed the payment after all).
     One staff member may refuse; paying needs two (payments/eth/safe_payments.py). The
     admin layer checks the role and audits the action (passing its ledger ``session`` so
     both commit together)."""
@@ -373,8 +390,12 @@ def _reject(s: Session, withdrawal_id: int, staff_id: int, reason: str) -> Withd
     if w is None or w.state != "awaiting_approval":
         raise NotAwaitingApproval()
     why = (reason or "rejected")[:200]
-    ledger.void_pending(s, f"withdrawal:{w.id}")
-    cancel_for_withdrawal(s, w.id, f"withdrawal rejected: {why}")
-    w.state, w.failure, w.updated_at = "rejected", why, utcnow()
-    log.info("eth_withdrawal_rejected", withdrawal_id=w.id, staff_id=staff_id)
+    if cancel_for_withdrawal(s, w.id, f"withdrawal rejected: {why}"):
+        w.state = "rejecting"  # still reserved: its signed Safe payment may yet execute
+    else:
+        ledger.void_pending(s, f"withdrawal:{w.id}")
+        w.state = "rejected"
+    w.failure, w.updated_at = why, utcnow()
+    log.info("eth_withdrawal_rejected", withdrawal_id=w.id, staff_id=staff_id,
+             state=w.state)
     return _view(w, None)

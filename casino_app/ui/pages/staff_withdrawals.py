@@ -40,6 +40,8 @@ def _safe_tx(t: SafeTxRow, label: rx.Var) -> rx.Component:
         _kv("value (wei)", t.value_wei),
         _kv("data", t.call_data),
         rx.text("Signatures: ", t.signatures, " · ", t.pay_state, size="1"),
+        rx.cond(t.status != "", rx.text(t.status, size="1", color=styles.DANGER,
+                                         class_name="safe-status")),
         rx.cond(t.can_sign & SessionState.is_admin, form(rx.hstack(
             _hidden("payment_id", t.payment_id),
             rx.input(name="signature", placeholder="0x… owner signature (65 bytes)",
@@ -100,7 +102,9 @@ def _in_flight(r: WithdrawalRow) -> rx.Component:
         rx.table.cell("#", r.id), rx.table.cell(_player(r)),
         rx.table.cell(rx.text(r.amount, " ", r.currency, white_space="nowrap")),
         rx.table.cell(rx.code(r.address, size="1", word_break="break-all")),
-        rx.table.cell(r.state), rx.table.cell(_tx(r)),
+        rx.table.cell(r.state, rx.cond(r.note != "", rx.text(
+            r.note, size="1", color=styles.DANGER, class_name="withdrawal-note"))),
+        rx.table.cell(_tx(r)),
         rx.table.cell(rx.cond(r.approvals != "", r.approvals, "")),
         class_name="withdrawal-in-flight")
 

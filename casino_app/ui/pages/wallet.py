@@ -174,7 +174,8 @@ def _withdrawal_state(w: WithdrawalRow) -> rx.Component:
                     color_scheme=rx.match(
                         w.state, ("confirmed", "green"), ("queued", "amber"),
                         ("awaiting_approval", "amber"), ("batched", "blue"),
-                        ("failed", "red"), ("rejected", "red"), "gray"))
+                        ("failed", "red"), ("rejected", "red"),
+                        ("rejecting", "red"), "gray"))
 
 
 def _withdrawal_row(w: WithdrawalRow) -> rx.Component:

@@ -12,6 +12,7 @@ validates them.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import reflex as rx
@@ -42,6 +43,7 @@ class SafeTxRow:
     signatures: str = ""       # "1 of 2: #11 (0xOwner...)"
     can_sign: bool = False
     can_cancel: bool = False
+    status: str = ""           # what staff must know or do (a cancelling payment), in words
 
 
 @dataclasses.dataclass
@@ -62,6 +64,7 @@ class WithdrawalRow:
     needs_prepare: bool
     has_safe_tx: bool
     safe: SafeTxRow
+    note: str = ""             # a rejecting withdrawal: why its money is still reserved
 
 
 @dataclasses.dataclass
@@ -95,20 +98,25 @@ def _safe_row(p: safe_payments.SafePaymentView | None) -> SafeTxRow:
                      p.data, f"{len(p.signatures)} of {p.required}"
                      + (f": {signed}" if signed else ""),
                      p.state == "awaiting_signatures",
-                     p.kind == "refill" and p.state in ("awaiting_signatures", "ready"))
+                     p.kind == "refill" and p.state in ("awaiting_signatures", "ready"),
+                     safe_payments.cancelling_note(p.safe_nonce)
+                     if p.state == "cancelling" else "")
 
 
 def withdrawal_row(item: staff_withdrawals.QueueItem) -> WithdrawalRow:
     w, v = item.withdrawal, item.withdrawal.view
     live = item.payment if item.payment is not None and item.payment.state in (
-        "awaiting_signatures", "ready", "sent", "confirmed") else None
+        "awaiting_signatures", "ready", "sent", "confirmed", "cancelling") else None
     approvals = ", ".join(f"#{a}" for a in (w.approved_by, w.approved_by_2) if a)
+    safe = _safe_row(live)
     return WithdrawalRow(
         v.id, item.user_id or 0, routes.staff_player(item.user_id) if item.user_id else "",
         v.currency, fmt_amount(v.currency, v.amount), fmt_amount(v.currency, v.fee),
         v.address, v.state, fmt_when(v.created_at), v.tx_hash or "",
         short_hash(v.tx_hash or ""), approvals, v.failure or "",
-        v.state == "awaiting_approval" and live is None, live is not None, _safe_row(live))
+        v.state == "awaiting_approval" and live is None, live is not None, safe,
+        safe.status + " The player's money stays reserved until then."
+        if v.state == "rejecting" and safe.status else "")
 
 
 def refill_row(p: safe_payments.SafePaymentView) -> RefillRow:
@@ -148,7 +156,7 @@ class StaffWithdrawalsState(rx.State):
         q = out.value
         rows = [withdrawal_row(i) for i in q.items]
         self.awaiting = [r for r in rows if r.state == "awaiting_approval"]
-        self.in_flight = [r for r in rows if r.state in ("queued", "batched")]
+        self.in_flight = [r for r in rows if r.state in ("queued", "batched", "rejecting")]
         self.recent = [r for r in rows if r.state in ("confirmed", "failed", "rejected")]
         self.refills = [refill_row(p) for p in q.refills]
         self.safe, self.chain_id = q.safe, q.chain_id
@@ -165,7 +173,8 @@ class StaffWithdrawalsState(rx.State):
         self.message, self.notice = "", ""
         return await self._load()
 
-    async def _act(self, fn, *args: Any, done: str) -> Any:  # noqa: ANN001
+    async def _act(self, fn, *args: Any, done: str | Callable[[Any], str]  # noqa: ANN001
+                   ) -> Any:
         self.message, self.notice, self.errors = "", "", {}
         out = await money_call(self, routes.STAFF_WITHDRAWALS, fn, *args)
         if not out.ok:
@@ -177,7 +186,7 @@ class StaffWithdrawalsState(rx.State):
                 self.message = out.error
             return await self._load()
         redirect = await self._load()
-        self.notice = done.format(v=out.value)
+        self.notice = done(out.value) if callable(done) else done.format(v=out.value)
         self.form_key += 1
         return redirect
 
@@ -203,8 +212,11 @@ class StaffWithdrawalsState(rx.State):
         return await self._act(staff_withdrawals.reject_withdrawal,
                                _id(form_value(form, "withdrawal_id")),
                                form_value(form, "reason"),
-                               done="Withdrawal #{v.id} rejected: the player's money is "
-                                    "available again.")
+                               done=lambda v: f"Withdrawal #{v.id} rejected: the player's money "
+                               "is available again." if v.state == "rejected" else
+                               f"Withdrawal #{v.id} rejected, but its Safe payment was "
+                               "already signed: the money stays reserved until the Safe uses "
+                               "its nonce (see Queued and sending).")
 
     @rx.event
     async def request_refill(self, form: dict):
@@ -218,4 +230,6 @@ class StaffWithdrawalsState(rx.State):
         return await self._act(staff_withdrawals.cancel_refill,
                                _id(form_value(form, "payment_id")),
                                form_value(form, "reason"),
-                               done="Refill #{v.id} cancelled.")
+                               done=lambda v: f"Refill #{v.id} cancelled." if v.state ==
+                               "cancelled" else f"Refill #{v.id}: "
+                               + safe_payments.cancelling_note(v.safe_nonce))

@@ -14,7 +14,7 @@ reconnect that resends the submit carries the same key, and the service answers 
 repeated key with the first withdrawal. Once queued a withdrawal cannot be cancelled.
 
 The history is refreshed by ui/push.py (through ``DepositsState._pushed``) when a
-withdrawal of the player changes: batched, confirmed, failed, rejected.
+withdrawal of the player changes: batched, confirmed, failed, rejecting, rejected.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ log = get_logger("casino.ui.withdraw")
 
 STATE_LABELS = {"queued": "queued", "awaiting_approval": "awaiting approval",
                 "batched": "sent", "confirmed": "confirmed", "failed": "failed",
-                "rejected": "rejected"}
+                "rejected": "rejected", "rejecting": "rejected"}
 STATE_NOTES = {
     "queued": "Waiting for the next payout transaction.",
     "awaiting_approval": "Large withdrawals are checked by two staff members first.",
@@ -52,6 +52,9 @@ STATE_NOTES = {
     "confirmed": "Paid.",
     "failed": "Not paid: the amount and the fee are back in your balance.",
     "rejected": "Refused by staff: the amount and the fee are back in your balance.",
+    "rejecting": "Refused by staff. Its payment had already been signed, so the amount and "
+                 "the fee stay reserved until the cold wallet has cancelled it; then they "
+                 "are back in your balance.",
 }
 KEY_RE = re.compile(r"[A-Za-z0-9-]{16,100}")
 ANSWERED_MAX = 20

@@ -262,3 +262,41 @@ def test_deploy_safe_standalone(anvil: Anvil, chain_state: Anvil) -> None:
     assert w3.eth.get_code(w3.to_checksum_address(singleton))
     with pytest.raises(ValueError):
         chain.deploy_safe(w3, owners, 4, anvil.keys[0])
+
+
+def test_safe_execution_finds_the_transaction_that_executed_a_safe_tx(
+        anvil: Anvil, devnet: dict, chain_state: Anvil) -> None:
+    """``chain.safe_execution`` names the transaction whose ExecutionSuccess log carries
+    the safeTxHash (whoever sent it), from the given block on, in ranges; a Safe
+    transaction not executed (or executed before ``from_block``) gives None. The hash is
+    matched in the topic (Safe 1.4.1) and in the data (Safe 1.3.0 logs it unindexed)."""
+    from types import SimpleNamespace
+
+    from hexbytes import HexBytes
+
+    w3, keys, safe = anvil.w3, devnet["safe_owner_keys"], devnet["safe"]
+    w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
+        {"from": anvil.accounts[0], "to": safe, "value": ETH}))
+    start = w3.eth.block_number
+    nonce = chain.safe_nonce(w3, safe)
+    to = Account.create().address
+    h = chain.safe_tx_hash(w3.eth.chain_id, safe, to, 5, b"", nonce)
+    other = chain.safe_tx_hash(w3.eth.chain_id, safe, to, 6, b"", nonce)
+    assert chain.safe_execution(w3, safe, h, start) is None
+    anvil.mine(7)
+    res = chain.safe_pay(w3, safe, to, 5, b"", keys[:2], anvil.accounts[4])
+    assert res.ok
+    assert chain.safe_execution(w3, safe, h, start) == res.tx_hash
+    assert chain.safe_execution(w3, safe, h, start, step=3) == res.tx_hash  # in ranges
+    assert chain.safe_execution(w3, safe, "0x" + h.hex(), start) == res.tx_hash
+    assert chain.safe_execution(w3, safe, other, start) is None
+    assert chain.safe_execution(w3, safe, h, res.receipt["blockNumber"] + 1) is None
+
+    # Safe 1.3.0: ExecutionSuccess(bytes32 txHash, uint256 payment), nothing indexed
+    old_style = {"topics": [chain._EXECUTION_SUCCESS], "data": HexBytes(h + bytes(32)),
+                 "transactionHash": HexBytes("0x" + "ab" * 32)}
+    fake = SimpleNamespace(eth=SimpleNamespace(
+        block_number=10, get_logs=lambda f: [old_style] if f["fromBlock"] <= 4 <= f["toBlock"]
+        else []))
+    assert chain.safe_execution(fake, safe, h, 0, step=2) == "0x" + "ab" * 32
+    assert chain.safe_execution(fake, safe, other, 0) is None

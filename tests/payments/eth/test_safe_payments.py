@@ -535,8 +535,9 @@ def test_a_reverted_exec_fails_the_withdrawal_and_gives_the_money_back(env, devn
 
 def test_a_reverted_refill_moves_no_ledger_money_and_books_the_gas(env, devnet) -> None:  # noqa: ANN001
     """The owners refill the hot wallet themselves in the Safe's interface (same Safe
-    nonce) while HashHouse's refill exec is recorded: the exec reverts, the refill fails,
-    only its gas is booked and the hot wallet holds the owners' refill, not two."""
+    nonce, another amount: another Safe transaction) while HashHouse's refill exec is
+    recorded: the exec reverts, the refill fails, only its gas is booked and the hot
+    wallet holds the owners' refill, not two."""
     from tests.users.helpers import audited
 
     w3, keys, hot = env.w3, devnet["safe_owner_keys"], signer_eth.hot_address()
@@ -547,7 +548,7 @@ def test_a_reverted_refill_moves_no_ledger_money_and_books_the_gas(env, devnet) 
     _signed_by_two(r, keys)
     ex, b = _machines(env, devnet)
     assert ex.run().recorded == 1
-    move = usdt.encode_abi("transfer", args=[hot, 2_500_000_000])
+    move = usdt.encode_abi("transfer", args=[hot, 2_000_000_000])
     assert chain.safe_pay(w3, devnet["safe"], devnet["USDT"], 0, bytes(HexBytes(move)),
                           keys[:2], env.accounts[0]).ok
     with audited({"refill.failed": 1}):
@@ -555,8 +556,8 @@ def test_a_reverted_refill_moves_no_ledger_money_and_books_the_gas(env, devnet) 
     pay = _payment(r.id)
     assert (pay.state, pay.failure) == ("failed", "the transaction reverted")
     assert w3.eth.get_transaction_receipt(pay.tx_hash)["status"] == 0
-    assert usdt.functions.balanceOf(hot).call() == 2_500_000_000  # once, by the owners
-    assert usdt.functions.balanceOf(devnet["safe"]).call() == 7_500_000_000
+    assert usdt.functions.balanceOf(hot).call() == 2_000_000_000  # the owners' only
+    assert usdt.functions.balanceOf(devnet["safe"]).call() == 8_000_000_000
     assert _house("USDT", "custody") == custody  # no ledger money moved
     assert _house("ETH", "fees") == fees - _gas_gwei(pay.batch_id)  # the gas is booked
     with audited({}):
@@ -641,4 +642,237 @@ def test_a_player_put_on_hold_is_not_paid_until_the_hold_is_released(env, devnet
         ("confirmed", "confirmed")
     assert env.w3.eth.get_balance(small_to) == 1_000_000 * GWEI
     assert env.w3.eth.get_balance(big_to) == 20_000_000 * GWEI
+    _invariants_clean()
+
+
+# --- the Safe executed the payment although our transaction did not (review fixes) ---
+
+def _pending(key: str) -> str:
+    from casino_app.payments.models import PendingTransfer
+
+    with ledger_tx(readonly=True) as s:
+        return s.execute(select(PendingTransfer.state).where(
+            PendingTransfer.key == key)).scalar_one()
+
+
+def test_a_third_party_executing_our_signed_exec_first_still_pays_the_withdrawal_once(
+        env, devnet) -> None:  # noqa: ANN001
+    """Our execTransaction carries the owners' signatures: someone (another account) sends
+    the same call first. Ours is mined with status 0 (the Safe nonce is used), but the
+    Safe DID pay: the withdrawal is confirmed (reservation posted once, never refunded,
+    the fee kept), the payment records the transaction that paid, our gas is booked."""
+    from tests.users.helpers import audited
+
+    w3, keys, hot = env.w3, devnet["safe_owner_keys"], signer_eth.hot_address()
+    clean = _books(env, devnet, {"p-front": 50_000_000})
+    to = _fresh()
+    w = withdrawals.request_withdrawal("p-front", "ETH", "0.02", to, "k-front")
+    p = safe_payments.prepare_withdrawal(w.id, ADMIN_A)
+    _signed_by_two(p, keys)
+    ex, b = _machines(env, devnet)
+    assert ex.run().recorded == 1  # recorded, not broadcast yet
+    pay = _payment(p.id)
+    with ledger_tx(readonly=True) as s:
+        call = s.get(WithdrawalBatch, pay.batch_id).call_data
+    stranger = env.accounts[5]
+    theirs = w3.eth.send_transaction({"from": stranger, "to": devnet["safe"], "data": call})
+    assert w3.eth.wait_for_transaction_receipt(theirs)["status"] == 1
+    assert w3.eth.get_balance(to) == 20_000_000 * GWEI
+    with audited({"withdrawal.paid": 1}):
+        _run(ex, b)
+    pay, row = _payment(p.id), _withdrawal(w.id)
+    assert (pay.state, row.state) == ("confirmed", "confirmed")
+    assert pay.tx_hash == Web3.to_hex(theirs)  # the transaction that paid
+    assert withdrawals.get_withdrawal(w.id).tx_hash == Web3.to_hex(theirs)
+    with ledger_tx(readonly=True) as s:
+        batch = s.get(WithdrawalBatch, pay.batch_id)
+        from casino_app.payments.eth.withdrawal_models import WithdrawalBatchTx
+
+        [ours] = s.execute(select(WithdrawalBatchTx.tx_hash).where(
+            WithdrawalBatchTx.batch_id == batch.id)).scalars().all()
+    assert w3.eth.get_transaction_receipt(ours)["status"] == 0  # ours reverted
+    assert batch.state == "confirmed" and Web3.to_hex(theirs) in batch.failure
+    assert w3.eth.get_balance(to) == 20_000_000 * GWEI  # paid once
+    assert w3.eth.get_transaction_count(hot) == 1
+    assert _pending(f"withdrawal:{w.id}") == "posted"
+    assert _balance("p-front", "ETH") == ledger.Balance("ETH", 30_000_000 - ETH_FEE, 0)
+    assert _house("ETH", "fees") == ETH_FEE - _gas_gwei(pay.batch_id)  # our gas booked
+    with audited({}):  # settled once: more runs change nothing
+        _run(ex, b, 2)
+    assert _balance("p-front", "ETH") == ledger.Balance("ETH", 30_000_000 - ETH_FEE, 0)
+    clean()
+
+
+def test_owners_executing_a_ready_payment_themselves_settle_it_as_paid(env, devnet) -> None:  # noqa: ANN001
+    """The owners execute the payment's own Safe transaction in the Safe's interface while
+    it is ready (before HashHouse records its exec): the payment is paid, not cancelled;
+    the withdrawal is confirmed, not sent back to approval; nothing is sent by us."""
+    from tests.users.helpers import audited
+
+    w3, keys, hot = env.w3, devnet["safe_owner_keys"], signer_eth.hot_address()
+    clean = _books(env, devnet, {"p-self": 50_000_000})
+    to = _fresh()
+    w = withdrawals.request_withdrawal("p-self", "ETH", "0.02", to, "k-self")
+    p = safe_payments.prepare_withdrawal(w.id, ADMIN_A)
+    _signed_by_two(p, keys)
+    owners = chain.safe_pay(w3, devnet["safe"], to, 20_000_000 * GWEI, b"", keys[1:],
+                            env.accounts[0])  # the same Safe transaction, their signatures
+    assert owners.ok
+    ex, b = _machines(env, devnet)
+    with audited({"withdrawal.paid": 1}):
+        res = ex.run()
+    assert (res.confirmed, res.cancelled, res.recorded) == (1, 0, 0)
+    pay, row = _payment(p.id), _withdrawal(w.id)
+    assert (pay.state, pay.tx_hash, pay.batch_id) == ("confirmed", owners.tx_hash, None)
+    assert (row.state, row.approved_by, row.approved_by_2) == ("confirmed", ADMIN_A, ADMIN_B)
+    assert _balance("p-self", "ETH") == ledger.Balance("ETH", 30_000_000 - ETH_FEE, 0)
+    assert _house("ETH", "fees") == ETH_FEE  # no gas of ours
+    with audited({}):
+        _run(ex, b, 3)
+    assert w3.eth.get_transaction_count(hot) == 0  # our executor never sent a payment
+    assert w3.eth.get_balance(to) == 20_000_000 * GWEI
+    with pytest.raises(safe_payments.NotSignable):
+        safe_payments.prepare_withdrawal(w.id, ADMIN_B)
+    clean()
+
+
+def _reject_signed(env, devnet, player: str, key: str):  # noqa: ANN001, ANN202
+    """A withdrawal whose Safe payment two admins signed, then rejected by staff."""
+    keys = devnet["safe_owner_keys"]
+    to = _fresh()
+    w = withdrawals.request_withdrawal(player, "ETH", "0.02", to, key)
+    reserved = _balance(player, "ETH")
+    p = safe_payments.prepare_withdrawal(w.id, ADMIN_A)
+    _signed_by_two(p, keys)
+    out = withdrawals.reject_withdrawal(w.id, ADMIN_C, "source of funds unclear")
+    assert out.state == "rejecting"
+    pay = _payment(p.id)
+    assert (pay.state, pay.nonce_slot, pay.active_withdrawal_id) == \
+        ("cancelling", p.safe_nonce, w.id)
+    assert _balance(player, "ETH") == reserved  # still reserved: the payment may execute
+    assert _pending(f"withdrawal:{w.id}") == "pending"
+    with pytest.raises(safe_payments.NotSignable, match="cancelled"):
+        safe_payments.add_signature(p.id, ADMIN_C, _sign(keys[2], p))
+    with pytest.raises(withdrawals.NotAwaitingApproval):
+        withdrawals.reject_withdrawal(w.id, ADMIN_C, "again")
+    with pytest.raises(safe_payments.NotSignable):
+        safe_payments.prepare_withdrawal(w.id, ADMIN_A)
+    return w, p, to, reserved
+
+
+def test_a_rejected_signed_payment_keeps_its_nonce_and_is_paid_if_the_owners_run_it(
+        env, devnet) -> None:  # noqa: ANN001
+    """Rejecting a fully signed payment cannot take the owners' signatures back: the
+    money stays reserved and the next payment does not get its Safe nonce. The owners
+    execute it anyway: it is paid once (posted, fee kept), audited, and flagged."""
+    from tests.users.helpers import audited
+
+    w3, hot = env.w3, signer_eth.hot_address()
+    clean = _books(env, devnet, {"p-rj": 50_000_000})
+    w, p, to, _ = _reject_signed(env, devnet, "p-rj", "k-rj")
+    refill = safe_payments.request_refill("ETH", "0.1", ADMIN_A)
+    assert refill.safe_nonce == p.safe_nonce + 1  # the rejected payment's nonce is kept
+    ex, b = _machines(env, devnet)
+    with audited({}):
+        _run(ex, b, 2)
+    assert w3.eth.get_transaction_count(hot) == 0 and w3.eth.get_balance(to) == 0
+    assert _payment(p.id).state == "cancelling"
+    # anyone holding the two signatures can still execute it: here, the owners
+    with ledger_tx(readonly=True) as s:
+        sigs = safe_payments.packed_signatures(s, p.id)
+    done = chain.exec_safe_tx(w3, devnet["safe"], to, 20_000_000 * GWEI, b"", sigs,
+                              env.accounts[0])
+    assert done.ok
+    with audited({"withdrawal.paid": 1, "safe.rejected_payment_executed": 1}):
+        res = ex.run()
+    assert (res.confirmed, res.cancelled) == (1, 0)
+    pay, row = _payment(p.id), _withdrawal(w.id)
+    assert (pay.state, pay.tx_hash, row.state) == ("confirmed", done.tx_hash, "confirmed")
+    assert pay.failure.startswith("executed by the Safe owners after it was rejected")
+    assert _pending(f"withdrawal:{w.id}") == "posted"
+    assert _balance("p-rj", "ETH") == ledger.Balance("ETH", 30_000_000 - ETH_FEE, 0)
+    assert _house("ETH", "fees") == ETH_FEE
+    with audited({}):
+        _run(ex, b, 2)
+    assert w3.eth.get_balance(to) == 20_000_000 * GWEI  # once
+    assert w3.eth.get_transaction_count(hot) == 0
+    clean()
+
+
+def test_a_rejected_signed_payment_is_cancelled_once_the_owners_use_its_nonce(
+        env, devnet) -> None:  # noqa: ANN001
+    """The owners execute a rejection (an empty Safe transaction) with the rejected
+    payment's nonce: its signatures are dead, the payment is cancelled and the player's
+    reservation voided, once. A signed refill cancelled by staff waits the same way."""
+    from tests.users.helpers import audited
+
+    w3, keys, hot = env.w3, devnet["safe_owner_keys"], signer_eth.hot_address()
+    clean = _books(env, devnet, {"p-rc": 50_000_000})
+    w, p, to, _ = _reject_signed(env, devnet, "p-rc", "k-rc")
+    refill = safe_payments.request_refill("ETH", "0.1", ADMIN_A)
+    _signed_by_two(refill, keys)
+    assert safe_payments.cancel_payment(refill.id, ADMIN_B, "not needed").state == \
+        "cancelling"
+    nxt = safe_payments.request_refill("ETH", "0.2", ADMIN_A)
+    assert (refill.safe_nonce, nxt.safe_nonce) == (p.safe_nonce + 1, p.safe_nonce + 2)
+    ex, b = _machines(env, devnet)
+    with audited({}):
+        _run(ex, b, 2)
+    assert _balance("p-rc", "ETH").reserved == 20_000_000 + ETH_FEE
+    for _ in range(2):  # the owners' rejections of both nonces (empty transactions)
+        assert chain.safe_pay(w3, devnet["safe"], devnet["safe"], 0, b"", keys[:2],
+                              env.accounts[0]).ok
+    with audited({"safe.payment_cancelled": 2}):
+        res = ex.run()
+    assert (res.cancelled, res.confirmed, res.recorded) == (2, 0, 0)
+    pay, row = _payment(p.id), _withdrawal(w.id)
+    assert (pay.state, pay.nonce_slot, pay.active_withdrawal_id, row.state) == \
+        ("cancelled", None, None, "rejected")
+    assert pay.failure.startswith(f"the Safe used nonce {p.safe_nonce} for another "
+                                  "transaction (withdrawal rejected: source of funds")
+    assert _payment(refill.id).state == "cancelled"
+    assert _pending(f"withdrawal:{w.id}") == "voided"
+    assert _balance("p-rc", "ETH") == ledger.Balance("ETH", 50_000_000, 0)  # all back
+    with audited({}):
+        _run(ex, b, 2)
+    assert _balance("p-rc", "ETH") == ledger.Balance("ETH", 50_000_000, 0)  # voided once
+    assert w3.eth.get_transaction_count(hot) == 0 and w3.eth.get_balance(to) == 0
+    clean()
+
+
+def test_an_exec_whose_hot_wallet_nonce_was_used_is_paid_if_the_safe_executed_it(
+        env, devnet) -> None:  # noqa: ANN001
+    """Our exec is recorded, never mined: someone executes its signed Safe transaction and
+    the hot wallet's nonce is used by another of its transactions. The batcher would void
+    the withdrawal ("its nonce was used by another transaction"): the Safe paid, so it is
+    confirmed, posted once, with the hash of the transaction that paid."""
+    from tests.users.helpers import audited
+
+    w3, keys, hot = env.w3, devnet["safe_owner_keys"], signer_eth.hot_address()
+    _fund("p-hn", "ETH", 50_000_000)
+    to = _fresh()
+    w = withdrawals.request_withdrawal("p-hn", "ETH", "0.02", to, "k-hn")
+    p = safe_payments.prepare_withdrawal(w.id, ADMIN_A)
+    _signed_by_two(p, keys)
+    ex, b = _machines(env, devnet)
+    assert ex.run().recorded == 1
+    with ledger_tx(readonly=True) as s:
+        batch = s.get(WithdrawalBatch, _payment(p.id).batch_id)
+        call, nonce = batch.call_data, batch.nonce
+    theirs = w3.eth.send_transaction({"from": env.accounts[5], "to": devnet["safe"],
+                                      "data": call})
+    block = w3.eth.get_block("latest")
+    raw, _ = signer_eth.sign_transaction({
+        "type": 2, "chainId": w3.eth.chain_id, "from": hot, "to": hot, "value": 0,
+        "gas": 21_000, "nonce": nonce, "maxFeePerGas": 2 * block["baseFeePerGas"] + GWEI,
+        "maxPriorityFeePerGas": GWEI})
+    w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(raw))
+    with audited({"withdrawal.paid": 1}):
+        _run(ex, b)
+    pay, row = _payment(p.id), _withdrawal(w.id)
+    assert (pay.state, row.state, pay.tx_hash) == ("confirmed", "confirmed",
+                                                   Web3.to_hex(theirs))
+    assert w3.eth.get_balance(to) == 20_000_000 * GWEI
+    assert _pending(f"withdrawal:{w.id}") == "posted"
+    assert _balance("p-hn", "ETH") == ledger.Balance("ETH", 30_000_000 - ETH_FEE, 0)
     _invariants_clean()
