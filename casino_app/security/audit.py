@@ -79,6 +79,7 @@ class AuditAction(StrEnum):
     refill_failed = "refill.failed"
     safe_payment_cancelled = "safe.payment_cancelled"
     hot_wallet_low = "chain.hot_wallet_low"
+    sweep_failing = "chain.sweep_failing"
 
 
 @dataclass(frozen=True)

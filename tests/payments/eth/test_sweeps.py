@@ -354,3 +354,75 @@ def test_eth_sweep_job_is_registered_with_a_node_and_uses_the_settings(
     reset_settings_cache()
     assert "eth-sweep" not in {j.name for j in builtin_jobs()}
     env.clean()
+
+
+def _house_eth() -> list[tuple[str, str, int]]:
+    """The house's ETH fee postings as an operator reads them: (key, memo, amount in gwei;
+    negative: spent), oldest first."""
+    with ledger_tx(readonly=True) as s:
+        lines = ledger.entries_of(s, ledger.HOUSE, limit=1000)
+    return [(ln.key, ln.memo, ln.amount) for ln in reversed(lines)
+            if ln.currency == "ETH" and ln.balance_kind == "fees"]
+
+
+def test_a_gas_top_up_is_booked_as_the_fees_it_paid_and_its_rest_stays_custody(
+        env: Env) -> None:
+    """The top-up moves ETH between our own addresses: the house's fees are exactly the
+    gas burnt (the top-up's own and the token sweep's, paid from the top-up), what is left
+    of the top-up on the deposit address stays custody and is NOT sent back on its own (a
+    21,000-gas transfer that the next token sweep would have to top up again); it moves
+    with the address's next ETH deposit. Reconciliation is clean at every step."""
+    c = addresses.deposit_address("p-c")
+    env.mint("USDT", c, 25_000_000)
+    env.anvil.mine(1)
+    with ledger_tx(readonly=True) as s:
+        custody_before = ledger.house_total(s, "ETH", "custody")
+    sw = env.sweeper()
+
+    def rounds(n: int) -> None:   # watcher, sweeper, reconciliation clean, next block
+        for _ in range(n):
+            env.watcher.poll()
+            sw.run()
+            env.clean()
+            env.anvil.mine(1)
+
+    rounds(6)
+    topup, sweep = _rows()
+    assert (topup.kind, topup.currency, topup.to_address, topup.state) == (
+        "topup", "ETH", c, "confirmed")
+    assert (sweep.kind, sweep.currency, sweep.from_address, sweep.state) == (
+        "sweep", "USDT", c, "confirmed")
+    assert env.held("USDT", c) == 0
+    left = env.held("ETH", c)
+    assert left == int(topup.value_wei) - int(sweep.gas_fee_wei) > 0
+
+    def gwei_up(wei: str | None) -> int:
+        return -(-int(wei or 0) // GWEI)
+
+    assert _house_eth() == [
+        (f"eth-gas:ethereum:{topup.tx_hash}", f"gas of ethereum topup {topup.id}",
+         -gwei_up(topup.gas_fee_wei)),
+        (f"eth-gas:ethereum:{sweep.tx_hash}", f"gas of ethereum sweep {sweep.id}",
+         -gwei_up(sweep.gas_fee_wei))]
+    with ledger_tx(readonly=True) as s:   # custody: only the gas left it
+        assert ledger.house_total(s, "ETH", "custody") - custody_before == \
+            gwei_up(topup.gas_fee_wei) + gwei_up(sweep.gas_fee_wei)
+    # later runs leave the rest of the top-up where it is (no ETH sweep of it alone)
+    rounds(3)
+    assert len(_rows()) == 2 and env.held("ETH", c) == left
+
+    # the player deposits ETH to the same address: one ETH sweep moves it with the rest
+    hot_before = env.held("ETH", env.hot)
+    env.pay(c, ETH)
+    rounds(6)
+    [eth_sweep] = _rows("sweep")[1:]
+    assert (eth_sweep.currency, eth_sweep.state) == ("ETH", "confirmed")
+    assert env.held("ETH", env.hot) == hot_before + int(eth_sweep.value_wei)
+    assert int(eth_sweep.value_wei) > ETH       # the deposit and the top-up's rest
+    assert env.held("ETH", c) == left + ETH - int(eth_sweep.value_wei) \
+        - int(eth_sweep.gas_fee_wei)
+    assert _house_eth()[-1] == (f"eth-gas:ethereum:{eth_sweep.tx_hash}",
+                                f"gas of ethereum sweep {eth_sweep.id}",
+                                -gwei_up(eth_sweep.gas_fee_wei))
+    assert _balances("p-c") == {"p-c": {"USDT": (25_000_000, 0), "ETH": (ETH // GWEI, 0)}}
+    env.clean()
