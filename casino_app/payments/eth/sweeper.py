@@ -65,7 +65,6 @@ from sqlalchemy import and_, func, or_, select
 from web3 import Web3
 
 from casino_app.core.clock import utcnow
-
 from casino_app.core.db import identity_tx, ledger_tx
 from casino_app.core.logging import get_logger
 from casino_app.core.metrics import HOT_WALLET_BELOW_MIN
