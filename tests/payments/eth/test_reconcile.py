@@ -165,3 +165,30 @@ def test_a_native_deposit_the_watcher_missed_is_flagged_by_its_transaction(
     # not clean: the cursor stays, the next run reports it again
     third = reconcile(w3, assets)
     assert ("ETH", "missing_deposit") in [(i.currency, i.kind) for i in third.issues]
+
+
+def test_the_deposit_checks_catch_up_a_long_gap_a_bounded_window_per_run(
+        env, devnet, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    import json
+
+    from casino_app.payments.eth import reconcile as rec
+
+    w3, assets, _, _, watcher = _setup(env, devnet)
+    monkeypatch.setattr(rec, "MAX_REORG_DEPTH", 1)
+    env.mine(20)
+    watcher.poll()
+
+    def checked_to(run_id: int) -> int:
+        with ledger_tx(readonly=True) as s:
+            return json.loads(s.get(ReconcileRun, run_id).summary)["deposits_checked_to"]
+
+    first = reconcile(w3, assets, deposit_blocks=8)
+    assert first.clean and checked_to(first.run_id) < first.block
+    reached = [checked_to(first.run_id)]
+    while reached[-1] < first.block:
+        res = reconcile(w3, assets, deposit_blocks=8)
+        assert res.clean
+        reached.append(checked_to(res.run_id))
+    # each run looks again at the last block (the reorg depth here) and 7 new ones
+    assert all(b - a == 7 for a, b in zip(reached, reached[1:-1], strict=False))
+    assert reached[-1] == first.block
