@@ -1,7 +1,7 @@
 """Benchmark (not a test): the Ethereum deposits' two figures of the issue.
 
   .venv/bin/python bench/deposits.py [--addresses 10000] [--blocks 1000] [--deposits 300]
-                                     [--sqlite] [--skip-catchup]
+                                     [--filler 0] [--sqlite] [--skip-catchup]
                                      [--players 10] [--rounds 1] [--confirmations 3]
                                      [--watch-seconds 2 [0.5 ...]] [--postgres] [--skip-live]
 
@@ -11,7 +11,9 @@
    ``--deposits`` deposits (ETH, USDT and USDC to random players). A fresh watcher then
    catches up from before the first of those blocks; the bench prints blocks/s,
    deposits/s and the time of the whole catch-up, and checks that every deposit was
-   recorded once and credited.
+   recorded once and credited. Then it times reconciliation over those blocks: the
+   native deposit check alone (``--filler`` other transactions per block make the blocks
+   heavier) and a whole run (balances of every address and every deposit check).
 
 2. Live: from a block being mined to the player's open tab showing the deposit. For each
    ``--watch-seconds`` value (CASINO_ETH_WATCH_SECONDS; default 2, the product default)
@@ -124,7 +126,11 @@ def catchup(a: argparse.Namespace) -> None:
         anvil.automine(False)
         sent = 0
         expected: dict[str, int] = {}
+        fill_to = anvil.accounts[5]
         for n in range(a.blocks):
+            for _ in range(a.filler):   # other people's transactions in the block
+                w3.eth.send_transaction({"from": anvil.accounts[2], "to": fill_to,
+                                         "value": 1})
             if at and at[0] == n:
                 at.pop(0)
                 player, _, addr = rows[rng.randrange(len(rows))]
@@ -164,10 +170,31 @@ def catchup(a: argparse.Namespace) -> None:
               f"{found / took:.0f} deposits/s")
         print(f"deposits recorded {found}/{sent}, credited {credited}, ETH balances "
               f"{'exact' if eth_ok else 'WRONG'}, invariants {'clean' if not bad else bad}")
+        reconcile_run(w3, chain_assets(w3, tokens), rows, start, end)
     finally:
         anvil.stop()
         if cluster is not None:
             cluster.destroy()
+
+
+def reconcile_run(w3, assets, rows, start: int, end: int) -> None:  # noqa: ANN001
+    """Reconciliation after the catch-up: the native deposit check over the blocks alone,
+    then a whole first run (balances of every address + every deposit check)."""
+    from casino_app.payments.eth.reconcile import native_transfers, reconcile
+
+    addrs = [addr for _, _, addr in rows]
+    t = time.perf_counter()
+    found = native_transfers(w3, addrs, start, end)
+    took = time.perf_counter() - t
+    txs = sum(w3.eth.get_block_transaction_count(n) for n in range(start, end + 1))
+    print(f"native deposit check: {end - start + 1} blocks ({txs} transactions), "
+          f"{len(addrs)} addresses, {len(found)} deposits found in {took:.1f} s "
+          f"= {(end - start + 1) / took:.0f} blocks/s")
+    t = time.perf_counter()
+    res = reconcile(w3, assets, deposit_blocks=end - start + 1)
+    print(f"reconciliation run: {len(addrs)} addresses, blocks {start}..{res.block}, "
+          f"{'clean' if res.clean else [i.kind for i in res.issues]} in "
+          f"{time.perf_counter() - t:.1f} s")
 
 
 # --- part 2: a mined block to the player's open wallet tab --------------------------------
@@ -376,6 +403,8 @@ def main() -> None:
     g.add_argument("--addresses", type=int, default=10_000)
     g.add_argument("--blocks", type=int, default=1_000)
     g.add_argument("--deposits", type=int, default=300)
+    g.add_argument("--filler", type=int, default=0,
+                   help="other transactions per block (not deposits)")
     g.add_argument("--sqlite", action="store_true",
                    help="catch-up on SQLite instead of PostgreSQL")
     g.add_argument("--skip-catchup", action="store_true")

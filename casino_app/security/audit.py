@@ -81,6 +81,7 @@ class AuditAction(StrEnum):
     # a payment staff had rejected (cancelling) was executed by the Safe owners: paid
     safe_rejected_executed = "safe.rejected_payment_executed"
     hot_wallet_low = "chain.hot_wallet_low"
+    sweep_failing = "chain.sweep_failing"
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ def _some_history(n: int = 6) -> None:
 NEEDS_A_NODE = {"chain.reconcile_failed", "staff.reconcile_run", "withdrawal.requested",
                 "withdrawal.safe_prepared", "withdrawal.approved", "withdrawal.rejected",
                 "withdrawal.paid", "refill.requested", "refill.approved", "refill.cancelled",
-                "refill.paid", "chain.hot_wallet_low",
+                "refill.paid", "chain.hot_wallet_low", "chain.sweep_failing",
                 # failure paths of Safe payments (payments/eth/safe_exec.py), checked in
                 # test_safe_payments.py: a reverted execTransaction (owners used its Safe
                 # nonce before it was mined), owners using a signed payment's nonce

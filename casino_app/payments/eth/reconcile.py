@@ -10,10 +10,19 @@ at the same chain), per currency:
   and not credited: dust, over the pending cap; the sub-gwei rest of ETH deposits), minus
   credits of blocks after the pinned one, corrected for the transactions we sent
   (``hot_wallet_txs``: mined but not settled, settled but mined later, gas rests).
-* **Deposits, chain -> ledger.** Every token ``Transfer`` to one of our addresses up to
-  the pinned block has its recorded deposit.
+* **Deposits, chain -> ledger.** Every token ``Transfer`` to one of our deposit addresses
+  and every successful top-level transaction with value to one of them that we did not
+  send (not in ``withdrawal_batch_txs``: the sweeper's gas top-ups) has its recorded
+  deposit (``missing_deposit``). Native transfers are found by reading the blocks
+  (``native_transfers``: full blocks in JSON-RPC batches, receipts only for candidates).
 * **Deposits, ledger -> chain.** Every credited deposit's transaction is on the chain, in
   the block the watcher recorded.
+
+The deposit checks cover the blocks since the last clean run (its ``deposits_checked_to``
+in the summary, minus ``MAX_REORG_DEPTH`` so a reorg's blocks are looked at again; from
+the watcher's first block the first time), at most ``DEPOSIT_CHECK_BLOCKS`` per run: a
+longer gap is caught up by the following runs. A run with issues does not move that
+cursor, so a missing deposit is reported again until it is resolved.
 
 Each discrepancy is stored (``reconcile_issues``), audited, logged to the security log and
 counted in ``casino_invariant_violations_total{check="reconcile.<kind>"}``; a clean run is
@@ -57,12 +66,14 @@ _BALANCE_OF_ABI = [{"name": "balanceOf", "type": "function", "stateMutability": 
                     "outputs": [{"name": "", "type": "uint256"}]}]
 RPC_BATCH = 200          # calls per JSON-RPC batch
 TOPIC_CHUNK = 500        # recipient addresses per eth_getLogs filter
+BLOCK_BATCH = 50         # full blocks per JSON-RPC batch
+DEPOSIT_CHECK_BLOCKS = 2_000   # blocks the deposit checks cover per run (at most)
 
 
 @dataclass
 class Issue:
     currency: str
-    kind: str      # balance, missing_deposit, credit_not_on_chain
+    kind: str      # balance, missing_deposit (native or token), credit_not_on_chain
     detail: str
     expected: str = ""
     actual: str = ""
@@ -205,6 +216,62 @@ def _credits_not_on_chain(w3: Web3, s: Session, since: int, block: int, chain: s
     return issues
 
 
+@dataclass(frozen=True)
+class Transfer:
+    """Coins that arrived at one of our addresses, as the watcher keys a deposit."""
+    tx_hash: str
+    log_index: int     # -1: the value of a top-level transaction
+    block: int
+    to: str            # checksummed
+    raw: int           # on-chain units (wei)
+
+
+def native_transfers(w3: Web3, to: Iterable[str], start: int, end: int) -> list[Transfer]:
+    """Successful top-level transactions with value to ``to`` in blocks ``start..end``:
+    full blocks in JSON-RPC batches of BLOCK_BATCH, then the receipts of the candidates
+    only (a reverted call moves no value). Coins that arrive through a contract's internal
+    call are not top-level transactions and are not listed here."""
+    wanted = {a.lower() for a in to}
+    found: list[Transfer] = []
+    numbers = list(range(start, end + 1))
+    for i in range(0, len(numbers), BLOCK_BATCH):
+        with w3.batch_requests() as batch:
+            for n in numbers[i:i + BLOCK_BATCH]:
+                batch.add(w3.eth.get_block(n, True))
+            blocks = batch.execute()
+        for n, block in zip(numbers[i:i + BLOCK_BATCH], blocks, strict=True):
+            for tx in block["transactions"]:
+                dest = tx.get("to")
+                if dest and int(tx["value"]) > 0 and dest.lower() in wanted:
+                    found.append(Transfer(Web3.to_hex(tx["hash"]), -1, n,
+                                          Web3.to_checksum_address(dest), int(tx["value"])))
+    statuses = _batched(w3, [lambda h=f.tx_hash: w3.eth.get_transaction_receipt(h)
+                             for f in found])
+    return [f for f, rc in zip(found, statuses, strict=True) if rc["status"] == 1]
+
+
+def _native_not_recorded(w3: Web3, s: Session, asset: Asset, deposit_addrs: Sequence[str],
+                         since: int, block: int, chain: str) -> list[Issue]:
+    """Native deposits on chain without their recorded deposit (our own transactions to
+    a deposit address, the sweeper's gas top-ups, are not deposits)."""
+    from casino_app.payments.eth.withdrawal_models import WithdrawalBatchTx
+
+    if since >= block or not deposit_addrs:
+        return []
+    found = native_transfers(w3, deposit_addrs, since + 1, block)
+    hashes = sorted({f.tx_hash for f in found})
+    ours = {h for (h,) in s.execute(select(WithdrawalBatchTx.tx_hash).where(
+        WithdrawalBatchTx.tx_hash.in_(hashes)))} if hashes else set()
+    recorded = {(tx, i) for tx, i in s.execute(select(
+        ChainDeposit.tx_hash, ChainDeposit.log_index).where(
+        ChainDeposit.chain == chain, ChainDeposit.tx_hash.in_(hashes),
+        ChainDeposit.state != "reversed"))} if hashes else set()
+    return [Issue(asset.code, "missing_deposit",
+                  f"transaction {f.tx_hash} in block {f.block} sends {f.raw} wei to our "
+                  f"address {f.to} and has no recorded deposit", "", str(f.raw))
+            for f in found if f.tx_hash not in ours and (f.tx_hash, f.log_index) not in recorded]
+
+
 def _transfers_not_recorded(w3: Web3, s: Session, assets: Sequence[Asset],
                             deposit_addrs: Sequence[str], since: int, block: int, chain: str
                             ) -> list[Issue]:
@@ -231,8 +298,20 @@ def _transfers_not_recorded(w3: Web3, s: Session, assets: Sequence[Asset],
     return issues
 
 
+def _checked_to(run: ReconcileRun | None) -> int | None:
+    """The block up to which ``run`` checked deposits (its pinned block for runs stored
+    before the cursor existed)."""
+    if run is None:
+        return None
+    try:
+        value = json.loads(run.summary or "{}").get("deposits_checked_to")
+    except (ValueError, AttributeError):
+        value = None
+    return value if isinstance(value, int) else run.block_number
+
+
 def reconcile(w3: Web3, assets: Sequence[Asset], extra: Iterable[str] = (),
-              chain: str = CHAIN) -> Result:
+              chain: str = CHAIN, deposit_blocks: int = DEPOSIT_CHECK_BLOCKS) -> Result:
     """One reconciliation run; stores, audits and counts what it finds."""
     started = utcnow()
     with ledger_tx(readonly=True) as s:
@@ -240,9 +319,10 @@ def reconcile(w3: Web3, assets: Sequence[Asset], extra: Iterable[str] = (),
                         .order_by(ChainBlock.number.desc()).limit(1)).scalar_one_or_none()
         first = s.execute(select(ChainBlock.number).where(ChainBlock.chain == chain)
                           .order_by(ChainBlock.number).limit(1)).scalar_one_or_none()
-        last = s.execute(select(ReconcileRun.block_number).where(
+        last = s.execute(select(ReconcileRun).where(
             ReconcileRun.chain == chain, ReconcileRun.clean.is_(True))
             .order_by(ReconcileRun.id.desc()).limit(1)).scalar_one_or_none()
+        checked = _checked_to(last)
         deposit_addrs = sorted(addresses.all_addresses(s, chain))
     owned = sorted(set(deposit_addrs) | {Web3.to_checksum_address(a) for a in extra if a})
     if tip is None:
@@ -250,10 +330,11 @@ def reconcile(w3: Web3, assets: Sequence[Asset], extra: Iterable[str] = (),
     block = min(w3.eth.block_number, tip.number)
     block_hash = Web3.to_hex(w3.eth.get_block(block)["hash"])
     # Deposit checks look again at the blocks a reorg could still change since the last
-    # clean run (all of them the first time).
+    # clean run (all of them the first time), at most DEPOSIT_CHECK_BLOCKS of them.
     since = (first or 0) - 1
-    if last is not None:
-        since = max(since, last - MAX_REORG_DEPTH)
+    if checked is not None:
+        since = max(since, checked - MAX_REORG_DEPTH)
+    checked_to = max(min(block, since + deposit_blocks), since)
     onchain = onchain_totals(w3, assets, owned, block)
     with ledger_tx(readonly=True) as s:
         expected = expected_totals(s, assets, block, chain)
@@ -264,13 +345,17 @@ def reconcile(w3: Web3, assets: Sequence[Asset], extra: Iterable[str] = (),
                         f"expects {expected[code]} (on-chain units) at block {block}",
                         str(expected[code]), str(onchain[code]))
                   for code in expected if expected[code] != onchain[code]]
-        issues += _credits_not_on_chain(w3, s, since, block, chain)
-        issues += _transfers_not_recorded(w3, s, assets, deposit_addrs, since, block, chain)
+        issues += _credits_not_on_chain(w3, s, since, checked_to, chain)
+        issues += _native_not_recorded(w3, s, next(a for a in assets if a.token is None),
+                                       deposit_addrs, since, checked_to, chain)
+        issues += _transfers_not_recorded(w3, s, assets, deposit_addrs, since, checked_to,
+                                          chain)
     totals = {c: {"onchain": str(onchain[c]), "expected": str(expected[c])} for c in expected}
     with ledger_tx() as s:
         run = ReconcileRun(chain=chain, block_number=block, block_hash=block_hash,
                            clean=not issues, issues=len(issues),
                            summary=json.dumps({"addresses": len(owned), "totals": totals,
+                                               "deposits_checked_to": checked_to,
                                                "per_unit": {a.code: a.per_unit
                                                             for a in assets}}),
                            started_at=started, finished_at=utcnow())

@@ -9,8 +9,15 @@ One run (``Sweeper.run``):
    settled once after the confirmations with its gas booked as ``eth-gas:<chain>:<tx>``
    fees -> custody (rounded up to gwei). A token transfer counts as done only with status
    1 AND the token's ``Transfer`` log (USDT returns nothing).
-2. Sweeps: every deposit address that received deposits, at most one new transaction per
-   address and none while one of its transactions is open. Only FINAL coins move: the
+2. Sweeps: the deposit addresses with a final deposit (not reversed) of a currency in a
+   block after the final block of their last confirmed sweep of it (``sweep_marks.swept_to``;
+   so a run reads the balances of the addresses that got something new, not of every
+   address that ever received a deposit), at most one new transaction per address and
+   none while one of its transactions is open. A sweep that ended without moving the
+   coins (reverted, or mined without the token's ``Transfer`` log, or its nonce used by
+   another transaction) is tried again after a backoff (``SWEEP_RETRY_SECONDS``, doubled
+   each time, at most a day); from the ``SWEEP_ALERT_AFTER``-th in a row an error is
+   logged each time and ``chain.sweep_failing`` audited once. Only FINAL coins move: the
    amount is the lower of the address's balance at the final block (the watcher's tip
    minus ``CASINO_ETH_CONFIRMATIONS`` - 1, or the node's finalized block with
    ``CASINO_ETH_FINALITY=finalized``) and its balance now, so a deposit a reorg could
@@ -19,6 +26,9 @@ One run (``Sweeper.run``):
      (``m/44'/60'/0'/0/i``, payments/signer/eth.py). When the address lacks the gas, a
      ``topup`` from the hot wallet comes first (to ``CASINO_ETH_SWEEP_TOPUP``, at least
      twice the transfer's gas); the sweep follows in a later run once the top-up settled.
+     What the sweep's gas leaves of the top-up stays on the address for the next token
+     sweep (sending it back alone would cost a transfer's gas and a new top-up later); it
+     moves with the address's next ETH deposit.
    - then ETH: the balance minus the gas (reserved at a fee that allows two fee bumps).
    Amounts below ``CASINO_ETH_SWEEP_MIN`` stay where they are.
 3. The band (``CASINO_ETH_HOT_BAND`` "CUR:min:max", base units): above max, one
@@ -27,13 +37,18 @@ One run (``Sweeper.run``):
    deposit nor under min at the next withdrawal; not while a transaction of the hot
    wallet in that currency is open. Below min: ``eth_hot_wallet_low`` is logged as an
    error every run, ``casino_hot_wallet_below_min{currency}`` is 1, and the crossing is
-   audited once (``chain.hot_wallet_low``; again after it went back above min, and once
-   more after a restart of the jobs process while still low). Staff refill it from the
+   audited once (``chain.hot_wallet_low``; again after it went back above min). The band
+   state is stored (``hot_band_state``), so a restart does not alert again and a crossing
+   while the jobs process was down is alerted by its first run. Staff refill it from the
    Safe (two approvals; payments/eth/safe_payments.py).
 
 None of this moves players' money in the ledger: the coins stay on addresses we control
 (reconciliation counts the deposit addresses, the hot wallet and the Safe); only the gas
-is booked. The gas top-up is not a deposit: the watcher skips transactions we recorded.
+is booked, as the house's fees. A gas top-up is such a move too: its value stays custody
+while it sits on the deposit address, and what it pays for is booked when it is burnt
+(the top-up's own gas, then the token sweep's, each ``eth-gas:<chain>:<tx>``), so the
+fees are exactly the gas spent and reconciliation balances at every step. The gas
+top-up is not a deposit: the watcher skips transactions we recorded.
 
 The keys are used through payments/signer/eth.py; this module runs in the jobs process.
 Crash points are the batcher's (``batcher.fault``: "signed", "broadcast", "bumped").
@@ -43,11 +58,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from web3 import Web3
 
+from casino_app.core.clock import utcnow
 from casino_app.core.db import identity_tx, ledger_tx
 from casino_app.core.logging import get_logger
 from casino_app.core.metrics import HOT_WALLET_BELOW_MIN
@@ -64,6 +81,7 @@ from casino_app.payments.eth.batcher import (
 )
 from casino_app.payments.eth.custody import parse_band
 from casino_app.payments.eth.models import DepositAddress
+from casino_app.payments.eth.sweep_models import HotBand, SweepMark
 from casino_app.payments.eth.watch_models import ChainBlock, ChainDeposit
 from casino_app.payments.eth.watcher import Asset, parse_amounts, parse_tokens
 from casino_app.payments.eth.withdrawal_models import WithdrawalBatch
@@ -73,6 +91,9 @@ log = get_logger("casino.eth.sweeper")
 
 ETH_TRANSFER_GAS = 21_000   # a plain transfer to an address without code
 RPC_BATCH = 200             # balance reads per JSON-RPC batch
+SWEEP_RETRY_SECONDS = 600   # first wait after a failed sweep (doubled each time)
+SWEEP_RETRY_MAX = 86_400    # longest wait between tries
+SWEEP_ALERT_AFTER = 3       # failed sweeps in a row of one address and currency: alert
 
 
 class SweepSigner(Protocol):
@@ -88,6 +109,7 @@ class SweepResult(RunResult):
     topped_up: int = 0      # gas top-ups recorded
     to_cold: int = 0        # hot -> cold transactions recorded
     below_min: int = 0      # currencies whose hot wallet is below its band's minimum
+    sweeps_failing: int = 0  # addresses whose sweep failed SWEEP_ALERT_AFTER times or more
 
 
 def _transfer_args(data: str) -> tuple[str, int] | None:
@@ -123,7 +145,6 @@ class Sweeper(ChainSender):
             * WEI_PER_GWEI
         self.finality = finality or st.eth_finality
         self._index: dict[str, int] = {}
-        self._low: set[str] = set()   # currencies audited as below min (this process)
 
     # --- signing with the sender's key ---
 
@@ -161,7 +182,8 @@ class Sweeper(ChainSender):
         if final is not None:
             self._sweep(final, res)
         self._keep_band(res)
-        if any(v for k, v in res.as_dict().items() if k != "below_min"):
+        if any(v for k, v in res.as_dict().items() if k not in ("below_min",
+                                                                 "sweeps_failing")):
             log.info("eth_sweep_run", **res.as_dict())
         return res
 
@@ -216,25 +238,78 @@ class Sweeper(ChainSender):
 
     # --- sweeps ---
 
-    def _candidates(self) -> dict[str, set[str]]:
-        """{deposit address: currencies it received}: addresses with a deposit (not
-        reversed), and for ETH also those we topped up (the rest of the gas)."""
+    def _candidates(self, final: int) -> dict[str, set[str]]:
+        """{deposit address: currencies to look at}: a final deposit (not reversed) in a
+        block after the one its last confirmed sweep covered, not waiting for a retry."""
+        latest = (select(ChainDeposit.address, ChainDeposit.currency,
+                         func.max(ChainDeposit.block_number).label("block"))
+                  .where(ChainDeposit.chain == self.chain, ChainDeposit.state != "reversed",
+                         ChainDeposit.block_number <= final)
+                  .group_by(ChainDeposit.address, ChainDeposit.currency).subquery())
         out: dict[str, set[str]] = {}
         with ledger_tx(readonly=True) as s:
-            for addr, code in s.execute(select(
-                    ChainDeposit.address, ChainDeposit.currency).distinct().where(
-                    ChainDeposit.chain == self.chain, ChainDeposit.state != "reversed")):
+            for addr, code in s.execute(
+                    select(latest.c.address, latest.c.currency).outerjoin(SweepMark, and_(
+                        SweepMark.chain == self.chain, SweepMark.address == latest.c.address,
+                        SweepMark.currency == latest.c.currency)).where(
+                        or_(SweepMark.swept_to.is_(None), latest.c.block > SweepMark.swept_to),
+                        or_(SweepMark.retry_at.is_(None), SweepMark.retry_at <= utcnow()))):
                 if code in self.assets:
                     out.setdefault(addr, set()).add(code)
-            for (addr,) in s.execute(select(WithdrawalBatch.to_address).distinct().where(
-                    WithdrawalBatch.chain == self.chain, WithdrawalBatch.kind == "topup")):
-                out.setdefault(addr, set()).add("ETH")
         return out
 
+    def _mark_open(self, addr: str, code: str, batch_id: int, final: int) -> None:
+        """Remember the sweep just recorded and the final block its amount was read at."""
+        with ledger_tx() as s:
+            mark = s.get(SweepMark, (self.chain, addr, code))
+            if mark is None:
+                mark = SweepMark(chain=self.chain, address=addr, currency=code, failures=0)
+                s.add(mark)
+            mark.open_batch_id, mark.open_final, mark.updated_at = batch_id, final, utcnow()
+
+    def _close_marks(self, res: SweepResult) -> None:
+        """Sweeps that ended since the last run: a confirmed one moves ``swept_to`` to the
+        final block it was recorded at; a failed one waits for a retry (backoff), and the
+        SWEEP_ALERT_AFTER-th failure in a row is audited."""
+        now = utcnow()
+        alerts = []
+        with ledger_tx() as s:
+            for mark, state, failure in s.execute(
+                    select(SweepMark, WithdrawalBatch.state, WithdrawalBatch.failure)
+                    .join(WithdrawalBatch, WithdrawalBatch.id == SweepMark.open_batch_id)
+                    .where(SweepMark.chain == self.chain,
+                           WithdrawalBatch.state.in_(("confirmed", "failed")))):
+                if state == "confirmed":
+                    mark.swept_to = max(mark.swept_to or 0, mark.open_final or 0)
+                    mark.failures, mark.retry_at = 0, None
+                else:
+                    mark.failures += 1
+                    wait = min(SWEEP_RETRY_SECONDS * 2 ** (mark.failures - 1), SWEEP_RETRY_MAX)
+                    mark.retry_at = now + timedelta(seconds=wait)
+                    if mark.failures >= SWEEP_ALERT_AFTER:
+                        alerts.append((mark.address, mark.currency, mark.failures, failure))
+                    log.warning("eth_sweep_retry_later", address=mark.address,
+                                currency=mark.currency, failures=mark.failures,
+                                retry_at=mark.retry_at.isoformat(), reason=failure)
+                mark.open_batch_id = mark.open_final = None
+                mark.updated_at = now
+            if alerts:
+                with identity_tx() as i:
+                    for addr, code, failures, failure in alerts:
+                        log.error("eth_sweep_failing", address=addr, currency=code,
+                                  failures=failures, reason=failure,
+                                  hint="the coins stay on the deposit address: look at it")
+                        if failures == SWEEP_ALERT_AFTER:
+                            record(i, AuditAction.sweep_failing, SYSTEM, None,
+                                   chain=self.chain, address=addr, currency=code,
+                                   failures=failures, reason=failure or "")
+        res.sweeps_failing += len(alerts)
+
     def _sweep(self, final: int, res: SweepResult) -> None:
+        self._close_marks(res)
         busy = {sender if kind == "sweep" else to for kind, _, sender, to in self._open_rows()
                 if kind in ("sweep", "topup")}
-        candidates = {a: c for a, c in self._candidates().items() if a not in busy}
+        candidates = {a: c for a, c in self._candidates(final).items() if a not in busy}
         if not candidates:
             return
         # Every candidate's ETH too: a token sweep's gas must be final coins as well.
@@ -251,24 +326,26 @@ class Sweeper(ChainSender):
             for code in tokens:
                 amount, asset = usable(addr, code), self.assets[code]
                 if amount > 0 and amount >= self.minimums.get(code, 0) * asset.per_unit:
-                    self._sweep_token(addr, asset, amount, usable(addr, "ETH"), res)
+                    self._sweep_token(addr, asset, amount, usable(addr, "ETH"), final, res)
                     done = True
                     break
             if not done and "ETH" in candidates[addr]:
-                self._sweep_eth(addr, usable(addr, "ETH"), res)
+                self._sweep_eth(addr, usable(addr, "ETH"), final, res)
 
-    def _sweep_eth(self, addr: str, amount: int, res: SweepResult) -> None:
+    def _sweep_eth(self, addr: str, amount: int, final: int, res: SweepResult) -> None:
         max_fee, tip = self._fees()
         reserve = ETH_TRANSFER_GAS * _bumped(_bumped(max_fee))  # room for two fee bumps
         value = amount - reserve
         if value <= 0 or value < self.minimums.get("ETH", 0) * WEI_PER_GWEI:
             return
-        if self._record_and_send("sweep", "ETH", self.hot, value, "0x", [], res, sender=addr,
-                                 gas=ETH_TRANSFER_GAS, fees=(max_fee, tip),
-                                 total=value // WEI_PER_GWEI) is not None:
+        batch_id = self._record_and_send("sweep", "ETH", self.hot, value, "0x", [], res,
+                                         sender=addr, gas=ETH_TRANSFER_GAS,
+                                         fees=(max_fee, tip), total=value // WEI_PER_GWEI)
+        if batch_id is not None:
+            self._mark_open(addr, "ETH", batch_id, final)
             res.swept += 1
 
-    def _sweep_token(self, addr: str, asset: Asset, amount: int, eth_now: int,
+    def _sweep_token(self, addr: str, asset: Asset, amount: int, eth_now: int, final: int,
                      res: SweepResult) -> None:
         """``eth_now``: the address's final ETH (what its gas may come from)."""
         assert asset.token is not None
@@ -291,9 +368,11 @@ class Sweeper(ChainSender):
                                      ) is not None:
                 res.topped_up += 1
             return
-        if self._record_and_send("sweep", asset.code, asset.token, 0, data, [], res,
-                                 sender=addr, gas=gas, fees=(max_fee, tip),
-                                 total=amount // asset.per_unit) is not None:
+        batch_id = self._record_and_send("sweep", asset.code, asset.token, 0, data, [], res,
+                                         sender=addr, gas=gas, fees=(max_fee, tip),
+                                         total=amount // asset.per_unit)
+        if batch_id is not None:
+            self._mark_open(addr, asset.code, batch_id, final)
             res.swept += 1
 
     # --- the band ---
@@ -312,7 +391,8 @@ class Sweeper(ChainSender):
                 self._low_alert(code, balance, lo * asset.per_unit)
                 continue
             HOT_WALLET_BELOW_MIN.labels(code).set(0)
-            self._low.discard(code)
+            with ledger_tx() as s:
+                self._band_crossed(s, code, False)
             if balance <= hi * asset.per_unit:
                 continue
             # Not while a transaction of the hot wallet in this currency is open (a batch
@@ -335,16 +415,31 @@ class Sweeper(ChainSender):
                 log.info("eth_hot_wallet_to_cold", currency=code, amount=excess,
                          balance=balance, maximum=hi * asset.per_unit)
 
+    def _band_crossed(self, s: Any, code: str, below: bool) -> bool:
+        """Store whether the hot wallet is below its minimum in ``code``; True when that
+        changed (no stored state counts as not below)."""
+        row = s.execute(select(HotBand).where(HotBand.chain == self.chain,
+                                              HotBand.currency == code)
+                        .with_for_update()).scalar_one_or_none()
+        if (row.below if row is not None else False) == below:
+            return False
+        if row is None:
+            s.add(HotBand(chain=self.chain, currency=code, below=below, changed_at=utcnow()))
+        else:
+            row.below, row.changed_at = below, utcnow()
+        return True
+
     def _low_alert(self, code: str, balance: int, minimum: int) -> None:
         HOT_WALLET_BELOW_MIN.labels(code).set(1)
         log.error("eth_hot_wallet_low", currency=code, balance=balance, minimum=minimum,
                   hint="refill the hot wallet from the cold Safe")
-        if code in self._low:
-            return
-        with identity_tx() as s:
-            record(s, AuditAction.hot_wallet_low, SYSTEM, None, chain=self.chain,
-                   currency=code, balance=str(balance), minimum=str(minimum))
-        self._low.add(code)
+        # The audit row commits before the band state: a crash in between alerts twice,
+        # never not at all.
+        with ledger_tx() as s:
+            if self._band_crossed(s, code, True):
+                with identity_tx() as i:
+                    record(i, AuditAction.hot_wallet_low, SYSTEM, None, chain=self.chain,
+                           currency=code, balance=str(balance), minimum=str(minimum))
 
 
 # --- the job ---------------------------------------------------------------------------------

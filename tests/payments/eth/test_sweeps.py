@@ -7,6 +7,8 @@ Safe against the books) is clean: the gas of every transaction was booked exactl
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import func, select
 from web3 import Web3
@@ -353,4 +355,176 @@ def test_eth_sweep_job_is_registered_with_a_node_and_uses_the_settings(
     monkeypatch.setenv("CASINO_ETH_RPC_URL", "")
     reset_settings_cache()
     assert "eth-sweep" not in {j.name for j in builtin_jobs()}
+    env.clean()
+
+
+def _house_eth() -> list[tuple[str, str, int]]:
+    """The house's ETH fee postings as an operator reads them: (key, memo, amount in gwei;
+    negative: spent), oldest first."""
+    with ledger_tx(readonly=True) as s:
+        lines = ledger.entries_of(s, ledger.HOUSE, limit=1000)
+    return [(ln.key, ln.memo, ln.amount) for ln in reversed(lines)
+            if ln.currency == "ETH" and ln.balance_kind == "fees"]
+
+
+def test_a_gas_top_up_is_booked_as_the_fees_it_paid_and_its_rest_stays_custody(
+        env: Env) -> None:
+    """The top-up moves ETH between our own addresses: the house's fees are exactly the
+    gas burnt (the top-up's own and the token sweep's, paid from the top-up), what is left
+    of the top-up on the deposit address stays custody and is NOT sent back on its own (a
+    21,000-gas transfer that the next token sweep would have to top up again); it moves
+    with the address's next ETH deposit. Reconciliation is clean at every step."""
+    c = addresses.deposit_address("p-c")
+    env.mint("USDT", c, 25_000_000)
+    env.anvil.mine(1)
+    with ledger_tx(readonly=True) as s:
+        custody_before = ledger.house_total(s, "ETH", "custody")
+    sw = env.sweeper()
+
+    def rounds(n: int) -> None:   # watcher, sweeper, reconciliation clean, next block
+        for _ in range(n):
+            env.watcher.poll()
+            sw.run()
+            env.clean()
+            env.anvil.mine(1)
+
+    rounds(6)
+    topup, sweep = _rows()
+    assert (topup.kind, topup.currency, topup.to_address, topup.state) == (
+        "topup", "ETH", c, "confirmed")
+    assert (sweep.kind, sweep.currency, sweep.from_address, sweep.state) == (
+        "sweep", "USDT", c, "confirmed")
+    assert env.held("USDT", c) == 0
+    left = env.held("ETH", c)
+    assert left == int(topup.value_wei) - int(sweep.gas_fee_wei) > 0
+
+    def gwei_up(wei: str | None) -> int:
+        return -(-int(wei or 0) // GWEI)
+
+    assert _house_eth() == [
+        (f"eth-gas:ethereum:{topup.tx_hash}", f"gas of ethereum topup {topup.id}",
+         -gwei_up(topup.gas_fee_wei)),
+        (f"eth-gas:ethereum:{sweep.tx_hash}", f"gas of ethereum sweep {sweep.id}",
+         -gwei_up(sweep.gas_fee_wei))]
+    with ledger_tx(readonly=True) as s:   # custody: only the gas left it
+        assert ledger.house_total(s, "ETH", "custody") - custody_before == \
+            gwei_up(topup.gas_fee_wei) + gwei_up(sweep.gas_fee_wei)
+    # later runs leave the rest of the top-up where it is (no ETH sweep of it alone)
+    rounds(3)
+    assert len(_rows()) == 2 and env.held("ETH", c) == left
+
+    # the player deposits ETH to the same address: one ETH sweep moves it with the rest
+    hot_before = env.held("ETH", env.hot)
+    env.pay(c, ETH)
+    rounds(6)
+    [eth_sweep] = _rows("sweep")[1:]
+    assert (eth_sweep.currency, eth_sweep.state) == ("ETH", "confirmed")
+    assert env.held("ETH", env.hot) == hot_before + int(eth_sweep.value_wei)
+    assert int(eth_sweep.value_wei) > ETH       # the deposit and the top-up's rest
+    assert env.held("ETH", c) == left + ETH - int(eth_sweep.value_wei) \
+        - int(eth_sweep.gas_fee_wei)
+    assert _house_eth()[-1] == (f"eth-gas:ethereum:{eth_sweep.tx_hash}",
+                                f"gas of ethereum sweep {eth_sweep.id}",
+                                -gwei_up(eth_sweep.gas_fee_wei))
+    assert _balances("p-c") == {"p-c": {"USDT": (25_000_000, 0), "ETH": (ETH // GWEI, 0)}}
+    env.clean()
+
+
+def _audited(action: str) -> int:
+    with identity_tx() as s:
+        return s.execute(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action == action)).scalar_one()
+
+
+def test_the_low_band_alert_is_sent_once_per_crossing_across_restarts(env: Env) -> None:
+    """The band state is stored: a restarted jobs process that finds the hot wallet still
+    low does not alert again; one that finds it low after it was seen back within the
+    band does (a new crossing)."""
+    low = {"ETH": (20 * ETH // GWEI, 50 * ETH // GWEI)}
+    within = {"ETH": (1 * ETH // GWEI, 50 * ETH // GWEI)}
+    assert env.sweeper(band=low).run().below_min == 1
+    assert _audited("chain.hot_wallet_low") == 1
+    for _ in range(2):   # restarts while still low
+        assert env.sweeper(band=low).run().below_min == 1
+    assert _audited("chain.hot_wallet_low") == 1
+    assert env.sweeper(band=within).run().below_min == 0     # back within the band
+    assert env.sweeper(band=low).run().below_min == 1        # restarted: low again
+    assert env.sweeper(band=low).run().below_min == 1
+    assert _audited("chain.hot_wallet_low") == 2
+    assert HOT_WALLET_BELOW_MIN.labels("ETH")._value.get() == 1
+
+
+def test_a_run_reads_only_addresses_with_a_final_deposit_since_their_last_sweep(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = addresses.deposit_address("p-a"), addresses.deposit_address("p-b")
+    env.pay(a, ETH)
+    env.mint("USDT", b, 5_000_000)
+    env.anvil.mine(1)
+    sw = env.sweeper()
+    env.settle(sw)
+    assert {(r.from_address, r.currency) for r in _rows("sweep")} == {(a, "ETH"), (b, "USDT")}
+    read: list[set[str]] = []
+    real = Sweeper._balances
+
+    def spy(self, pairs, block):  # noqa: ANN001, ANN202
+        read.append({addr for addr, _ in pairs})
+        return real(self, pairs, block)
+
+    monkeypatch.setattr(Sweeper, "_balances", spy)
+    for _ in range(3):      # everything swept: no balance read at all
+        env.watcher.poll()
+        sw.run()
+        env.anvil.mine(1)
+    assert read == []
+    env.pay(b, ETH // 2)    # a new deposit: b only, once it is final
+    env.watcher.poll()
+    assert sw.run().created == 0 and read == []
+    env.anvil.mine(1)
+    env.settle(sw)
+    assert read and all(r == {b} for r in read)
+    assert [(r.from_address, r.currency) for r in _rows("sweep")][-1] == (b, "ETH")
+    env.clean()
+
+
+def test_a_token_sweep_that_moved_nothing_is_retried_after_a_backoff_and_alerted(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token whose transfer mines without moving anything (status 1, no Transfer log):
+    the sweep failed, its gas was spent; the address is tried again only after a wait that
+    doubles, and the third failure in a row is logged as an error and audited once."""
+    from types import SimpleNamespace
+
+    from casino_app.core.clock import utcnow
+    from casino_app.payments.eth import chain, sweeper
+
+    real_data = chain.erc20_transfer_data
+    monkeypatch.setattr(sweeper, "chain_tools", SimpleNamespace(**{
+        **vars(chain), "erc20_transfer_data": lambda to, amount: real_data(to, 0)}))
+    monkeypatch.setattr(Sweeper, "_succeeded", lambda self, b, receipt: b.kind == "topup")
+    clock = [utcnow()]
+    monkeypatch.setattr(sweeper, "utcnow", lambda: clock[0])
+    c = addresses.deposit_address("p-c")
+    env.mint("USDT", c, 25_000_000)
+    env.anvil.mine(1)
+    sw = env.sweeper()
+
+    def attempts() -> list[str]:
+        return [r.state for r in _rows("sweep")]
+
+    env.settle(sw)
+    assert attempts() == ["failed"] and env.held("USDT", c) == 25_000_000
+    for wait in (600, 1200):
+        clock[0] += timedelta(seconds=wait - 1)   # not yet
+        env.settle(sw)
+        assert len(attempts()) == 3 - (1200 // wait)
+        clock[0] += timedelta(seconds=1)
+        env.settle(sw)
+    assert attempts() == ["failed"] * 3
+    assert _audited("chain.sweep_failing") == 1
+    clock[0] += timedelta(seconds=2400)
+    env.settle(sw)
+    assert attempts() == ["failed"] * 4
+    assert _audited("chain.sweep_failing") == 1     # audited once, at the third
+    # each failed try spent gas (booked: reconciliation balances), nothing else moved
+    assert env.held("USDT", c) == 25_000_000
+    assert sorted(_gas_entries()) == sorted(f"eth-gas:ethereum:{r.tx_hash}" for r in _rows())
     env.clean()
