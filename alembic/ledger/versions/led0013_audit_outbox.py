@@ -1,7 +1,7 @@
 """audit outbox: audit rows staged with the ledger action they describe
 
 Revision ID: led0013
-Revises: led0009
+Revises: led0012
 Create Date: 2026-11-24 03:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = 'led0013'
-down_revision: str | None = 'led0009'
+down_revision: str | None = 'led0012'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
