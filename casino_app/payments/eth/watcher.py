@@ -7,12 +7,22 @@ One pass (``Watcher.poll``), run by the ``eth-watch`` job under a lease:
    a mismatch walks back to the common ancestor and reverses what the dropped blocks
    credited (``_rewind``).
 2. Scan: from the block after the cursor (the highest stored block) up to
-   ``CASINO_ETH_BLOCKS_PER_POLL`` blocks: native transfers to our addresses (successful
-   top-level transactions) and ERC-20 ``Transfer`` logs to them. Each block is stored with
-   its hash and parent hash, with its deposits, in one ledger transaction: a crash
-   resumes from the cursor and nothing is applied twice (UNIQUE (chain, tx, log index);
-   credit entries keyed by the deposit and its credit count). A block whose parent hash is
-   not the stored tip's hash stops the scan: the next pass rewinds.
+   ``CASINO_ETH_BLOCKS_PER_POLL`` blocks, CHUNK blocks at a time: one JSON-RPC batch
+   reads the blocks (with their transactions), a second one what else the chunk needs,
+   asked for by block HASH so that it belongs to that very block: the ERC-20 ``Transfer``
+   logs (``eth_getLogs {blockHash}``, only for blocks whose ``logsBloom`` may hold a
+   Transfer of one of our tokens) and the call traces (``_Tracer``, for blocks with
+   transactions, when the node has traces: ``CASINO_ETH_TRACES``). Deposits are native
+   transfers to our addresses (successful top-level transactions, log index -1), ETH that
+   a contract passes on to them (successful internal calls in successful transactions,
+   log index ``-1 - position`` of the call in its transaction's call tree: -2, -3, ...)
+   and Transfer logs to them (their log index). Each block is stored with its hash and
+   parent hash, with its deposits, in one ledger transaction: a crash resumes from the
+   cursor and nothing is applied twice (UNIQUE (chain, tx, log index); credit entries
+   keyed by the deposit and its credit count). A block whose parent hash is not the
+   stored tip's hash, or whose logs or traces the node cannot give for its hash (it left
+   the chain, or a backend behind a load balancer does not know it), stops the scan
+   there: the next pass rewinds or reads it again.
 3. Confirmations (``_confirm``): a deposit seen in a block has 1 confirmation; it is
    credited at once as pending (playable, not withdrawable) while the player's pending
    credits stay within ``CASINO_ETH_PENDING_CAP``, else when it becomes available at
@@ -29,6 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from eth_utils import keccak
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from web3 import Web3
@@ -110,6 +121,25 @@ def _hex(value: Any) -> str:
     return value if isinstance(value, str) else Web3.to_hex(value)
 
 
+def _int(value: Any) -> int:
+    """A JSON-RPC quantity ("0x1a") or an int."""
+    return value if isinstance(value, int) else int(value, 16)
+
+
+def bloom_mask(item: bytes) -> int:
+    """The 3 bits ``item`` (an address or a topic) sets in a 2048-bit ``logsBloom`` read
+    as a big-endian integer (yellow paper, M3:2048)."""
+    h = keccak(item)
+    return sum(1 << (int.from_bytes(h[i:i + 2], "big") & 2047) for i in (0, 2, 4))
+
+
+def _rpc_error(response: Any) -> str | None:
+    """The error of one raw JSON-RPC response (None: it has a result)."""
+    if not isinstance(response, dict) or "result" not in response:
+        return str(response.get("error") if isinstance(response, dict) else response)
+    return None
+
+
 @dataclass
 class PollResult:
     head: int = 0
@@ -132,13 +162,142 @@ class _Found:
     raw: int
 
 
+# --- call traces: ETH passed on by contracts ---------------------------------------------
+
+# By hash first (the answer is that block's or an error); trace_block takes a number, so
+# its answer is checked against the block's hash.
+TRACE_METHODS = ("debug_traceBlockByHash", "trace_block")
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A value transfer inside a transaction that did not revert (nor did any call above
+    it, nor the transaction)."""
+    tx_hash: str
+    position: int  # pre-order index in the transaction's call tree; 0: the transaction
+    sender: str
+    to: str
+    value: int
+
+
+class _Tracer:
+    """Which trace method the node answers (``mode``: auto, on, off, or one of
+    TRACE_METHODS to pin it), the request for a block, and the value transfers in the
+    answer. geth has ``debug_traceBlockByHash`` with callTracer; Erigon, Nethermind and
+    reth also ``trace_block`` (Parity style); anvil both."""
+
+    def __init__(self, w3: Web3, mode: str) -> None:
+        if mode not in ("auto", "on", "off", *TRACE_METHODS):
+            raise ValueError(f"CASINO_ETH_TRACES: {mode!r} is not auto, on or off")
+        self.w3, self.mode = w3, mode
+        self.method: str | None = mode if mode in TRACE_METHODS else None
+        self.probed = mode == "off" or self.method is not None
+
+    def probe(self) -> None:
+        """Once: find the method the node answers. A node error (transport) propagates and
+        the next pass probes again; "on" without traces stops the watcher."""
+        if self.probed:
+            return
+        import requests
+
+        head = self.w3.eth.get_block("latest")
+        for method in TRACE_METHODS:
+            try:
+                answer = self.w3.provider.make_request(  # type: ignore[arg-type]
+                    method, self.params(method, int(head["number"]), _hex(head["hash"])))
+            except requests.HTTPError as exc:  # some gateways answer 4xx to unknown methods
+                if exc.response is None or not 400 <= exc.response.status_code < 500:
+                    raise
+                continue
+            if _rpc_error(answer) is None:
+                self.method = method
+                break
+        if self.method is None and self.mode == "on":
+            raise WatcherStopped("CASINO_ETH_TRACES=on but the node answers neither "
+                                 f"{' nor '.join(TRACE_METHODS)}")
+        self.probed = True
+        if self.method is None:
+            log.error("eth_traces_unavailable", detail="the node has no call traces: ETH "
+                      "that a contract passes on to a deposit address is NOT credited; use "
+                      "a node with traces or set CASINO_ETH_TRACES=off to silence this")
+        else:
+            log.info("eth_traces", method=self.method)
+
+    @staticmethod
+    def params(method: str, number: int, block_hash: str) -> list[Any]:
+        if method == "trace_block":
+            return [hex(number)]
+        return [block_hash, {"tracer": "callTracer"}]
+
+    def calls(self, block_hash: str, txs: Sequence[Any], result: Any) -> list[_Call] | None:
+        """The successful value transfers below the top level; None when the answer is
+        not this block's (another fork, a backend that does not have it)."""
+        if not isinstance(result, list):
+            return None
+        hashes = [_hex(tx["hash"]).lower() for tx in txs]
+        if self.method == "trace_block":
+            return _parity_calls(block_hash, hashes, result)
+        return _geth_calls(hashes, result)
+
+
+def _geth_calls(hashes: list[str], result: list[Any]) -> list[_Call] | None:
+    """callTracer frames, one per transaction in block order."""
+    if len(result) != len(hashes):
+        return None
+    out: list[_Call] = []
+    for tx_hash, item in zip(hashes, result, strict=True):
+        root = item.get("result") if isinstance(item, dict) else None
+        if not isinstance(root, dict) or item.get("txHash", tx_hash).lower() != tx_hash:
+            return None
+        stack, position = [(root, True)], -1
+        while stack:  # pre-order: a frame, then its calls in order
+            frame, ok = stack.pop()
+            position += 1
+            ok = ok and not frame.get("error")
+            if ok and position and frame.get("type") in ("CALL", "SELFDESTRUCT"):
+                out.append(_Call(tx_hash, position, frame.get("from") or "",
+                                 frame.get("to") or "", _int(frame.get("value") or 0)))
+            stack.extend((c, ok) for c in reversed(frame.get("calls") or []))
+    return out
+
+
+def _parity_calls(block_hash: str, hashes: list[str], result: list[Any]) -> list[_Call] | None:
+    """trace_block's flat list: each trace names its block, transaction and trace address
+    (sorted, the addresses give the pre-order); an ``error`` reverts the subtree."""
+    by_tx: dict[str, list[Any]] = {}
+    for t in result:
+        if _hex(t.get("blockHash") or "").lower() != block_hash.lower():
+            return None
+        if t.get("transactionHash"):  # block rewards have none
+            by_tx.setdefault(t["transactionHash"].lower(), []).append(t)
+    if set(by_tx) != set(hashes):
+        return None
+    out: list[_Call] = []
+    for tx_hash, traces in by_tx.items():
+        traces.sort(key=lambda t: t["traceAddress"])
+        failed = [tuple(t["traceAddress"]) for t in traces if t.get("error")]
+        for position, t in enumerate(traces):
+            where = tuple(t["traceAddress"])
+            if not position or any(where[:len(f)] == f for f in failed):
+                continue
+            a = t.get("action") or {}
+            if t.get("type") == "call" and a.get("callType") == "call":
+                out.append(_Call(tx_hash, position, a.get("from") or "", a.get("to") or "",
+                                 _int(a.get("value") or 0)))
+            elif t.get("type") == "suicide":
+                out.append(_Call(tx_hash, position, a.get("address") or "",
+                                 a.get("refundAddress") or "", _int(a.get("balance") or 0)))
+    return out
+
+
 class Watcher:
     """Follows one chain for the deposit addresses in the ledger database."""
 
     def __init__(self, w3: Web3, assets: Sequence[Asset], chain: str = CHAIN,
                  confirmations: int | None = None, pending_cap: dict[str, int] | None = None,
                  dust: dict[str, int] | None = None, batch: int | None = None,
-                 start_block: int | None = None, finality: str | None = None) -> None:
+                 start_block: int | None = None, finality: str | None = None,
+                 traces: str | None = None) -> None:
         st = get_settings()
         self.w3, self.chain, self.assets = w3, chain, list(assets)
         self.confirmations = confirmations or st.eth_confirmations
@@ -149,6 +308,11 @@ class Watcher:
         self.start_block = start_block
         self.finality = finality or st.eth_finality
         self._by_token = {a.token.lower(): a for a in self.assets if a.token}
+        self._tokens = [a.token for a in self.assets if a.token]
+        # logsBloom bits of the Transfer topic and of each token contract (computed once)
+        self._transfer_bits = bloom_mask(bytes.fromhex(TRANSFER_TOPIC[2:]))
+        self._token_bits = [bloom_mask(bytes.fromhex(t[2:])) for t in self._tokens]
+        self._tracer = _Tracer(w3, traces or st.eth_traces)
         self._native = next(a for a in self.assets if a.token is None)
         self._owners: dict[str, str] = {}   # lowercase address -> player_id
         self._owner_count = -1
@@ -217,42 +381,36 @@ class Watcher:
     # --- scanning ---
 
     def _scan(self, start: int, end: int, tip: ChainBlock | None, res: PollResult) -> None:
-        logs: dict[int, list[Any]] = {}
-        if self._by_token:
-            for entry in self.w3.eth.get_logs({
-                    "fromBlock": start, "toBlock": end, "topics": [TRANSFER_TOPIC],
-                    "address": [a.token for a in self.assets if a.token]}):
-                logs.setdefault(entry["blockNumber"], []).append(entry)
+        self._tracer.probe()
         parent = tip.hash if tip is not None else None
         for first in range(start, end + 1, CHUNK):
             last = min(end, first + CHUNK - 1)
-            # One JSON-RPC batch for the chunk's blocks; one ledger transaction for the
-            # chunk (its blocks and their deposits together: a crash resumes at the cursor).
+            # One JSON-RPC batch for the chunk's blocks, one for their logs and traces (by
+            # block hash); one ledger transaction for the chunk (its blocks and their
+            # deposits together: a crash resumes at the cursor).
             with self.w3.batch_requests() as batch:
                 for number in range(first, last + 1):
                     batch.add(self.w3.eth.get_block(number, True))
                 blocks = batch.execute()
-            rows: list[tuple[int, str, str, list[_Found]]] = []
-            moved = False
+            linked = []
             for number, block in zip(range(first, last + 1), blocks, strict=True):
-                block_hash, parent_hash = _hex(block["hash"]), _hex(block["parentHash"])
-                if parent is not None and parent_hash != parent:
+                if parent is not None and _hex(block["parentHash"]) != parent:
                     log.warning("eth_chain_moved", block=number)  # the next pass rewinds
-                    moved = True
                     break
-                found = self._native_deposits(block)
-                for entry in logs.get(number, []):
-                    if _hex(entry["blockHash"]) != block_hash:
-                        log.warning("eth_logs_moved", block=number)
-                        moved = True
-                        break
-                    hit = self._token_deposit(entry)
-                    if hit is not None:
-                        found.append(hit)
-                if moved:
+                linked.append(block)
+                parent = _hex(block["hash"])
+            rows: list[tuple[int, str, str, list[_Found]]] = []
+            for block, (logs, calls, error) in zip(linked, self._details(linked), strict=True):
+                number, block_hash = int(block["number"]), _hex(block["hash"])
+                if logs is None or calls is None:
+                    # Not this block's logs or traces (it left the chain, or the node's
+                    # backend does not know it): stop; the next pass rewinds or reads again.
+                    log.warning("eth_block_unreadable", block=number, hash=block_hash,
+                                error=error)
                     break
-                rows.append((number, block_hash, parent_hash, found))
-                parent = block_hash
+                found = self._native_deposits(block) + self._internal_deposits(calls)
+                found += filter(None, map(self._token_deposit, logs))
+                rows.append((number, block_hash, _hex(block["parentHash"]), found))
             if rows:
                 with ledger_tx() as s:
                     now = utcnow()
@@ -263,8 +421,77 @@ class Watcher:
                             if self._record(s, f, number, block_hash, res):
                                 res.deposits += 1
                 res.blocks += len(rows)
-            if moved:
+            if len(rows) < last - first + 1:
                 return
+
+    def _may_hold_transfer(self, block: Any) -> bool:
+        """The block's logsBloom may hold a Transfer log of one of our tokens (a bloom has
+        false positives, never false negatives)."""
+        bloom = int.from_bytes(bytes(block["logsBloom"]), "big")
+        return (bloom & self._transfer_bits == self._transfer_bits
+                and any(bloom & bits == bits for bits in self._token_bits))
+
+    def _details(self, blocks: Sequence[Any]
+                 ) -> list[tuple[list[Any] | None, list[_Call] | None, str | None]]:
+        """Per block: its token Transfer logs and its value transfers inside transactions
+        ([] when the block cannot hold any or traces are off), each None when the node's
+        answer is not for that block hash (with the error). One JSON-RPC batch."""
+        batch: list[tuple[str, list[Any]]] = []
+        slots: list[tuple[int | None, int | None]] = []
+        for block in blocks:
+            block_hash = _hex(block["hash"])
+            logs_at = traces_at = None
+            if self._token_bits and self._may_hold_transfer(block):
+                logs_at = len(batch)
+                batch.append(("eth_getLogs", [{"blockHash": block_hash, "address": self._tokens,
+                                                  "topics": [TRANSFER_TOPIC]}]))
+            if self._tracer.method is not None and block["transactions"]:
+                traces_at = len(batch)
+                batch.append((self._tracer.method, self._tracer.params(
+                    self._tracer.method, int(block["number"]), block_hash)))
+            slots.append((logs_at, traces_at))
+        answers = self._rpc_batch(batch)
+        out: list[tuple[list[Any] | None, list[_Call] | None, str | None]] = []
+        for block, (logs_at, traces_at) in zip(blocks, slots, strict=True):
+            block_hash = _hex(block["hash"])
+            logs: list[Any] | None = []
+            calls: list[_Call] | None = []
+            error = None
+            if logs_at is not None:
+                error = _rpc_error(answers[logs_at])
+                logs = None if error else answers[logs_at]["result"]
+                if logs and any(_hex(e["blockHash"]).lower() != block_hash for e in logs):
+                    logs, error = None, "logs of another block"
+            if traces_at is not None:
+                error = error or _rpc_error(answers[traces_at])
+                calls = None if error else self._tracer.calls(
+                    block_hash, block["transactions"], answers[traces_at]["result"])
+                if calls is None:
+                    error = error or "traces of another block"
+            out.append((logs, calls, error))
+        return out
+
+    def _rpc_batch(self, requests: list[tuple[str, list[Any]]]) -> list[Any]:
+        """Raw JSON-RPC responses (each with its result or its error), in order."""
+        if not requests:
+            return []
+        answers = self.w3.provider.make_batch_request(requests)  # type: ignore[arg-type]
+        if not isinstance(answers, list) or len(answers) != len(requests):
+            raise RuntimeError(f"the node refused a JSON-RPC batch: {str(answers)[:300]}")
+        return answers
+
+    def _internal_deposits(self, calls: Sequence[_Call]) -> list[_Found]:
+        """ETH a contract passed on to one of our addresses: log index -1 - position."""
+        out = []
+        for c in calls:
+            if c.value <= 0 or c.to.lower() not in self._owners:
+                continue
+            if self._sent_by_us(c.tx_hash):  # our own transaction (e.g. a Safe payment)
+                continue
+            out.append(_Found(c.tx_hash, -1 - c.position, self._native,
+                              Web3.to_checksum_address(c.to),
+                              Web3.to_checksum_address(c.sender), c.value))
+        return out
 
     def _native_deposits(self, block: Any) -> list[_Found]:
         out = []
@@ -305,7 +532,7 @@ class Watcher:
         raw = int(_hex(entry["data"]), 16) if _hex(entry["data"]) not in ("0x", "") else 0
         if raw <= 0:
             return None
-        return _Found(_hex(entry["transactionHash"]), int(entry["logIndex"]), asset,
+        return _Found(_hex(entry["transactionHash"]), _int(entry["logIndex"]), asset,
                       Web3.to_checksum_address(to),
                       Web3.to_checksum_address("0x" + _hex(topics[1])[-40:]), raw)
 
