@@ -331,6 +331,7 @@ class Watcher:
     # --- the pass ---
 
     def poll(self) -> PollResult:
+        self._tracer.probe()
         res = PollResult(head=self.w3.eth.block_number)
         with ledger_tx() as s:
             self._refresh_owners(s)
@@ -381,7 +382,6 @@ class Watcher:
     # --- scanning ---
 
     def _scan(self, start: int, end: int, tip: ChainBlock | None, res: PollResult) -> None:
-        self._tracer.probe()
         parent = tip.hash if tip is not None else None
         for first in range(start, end + 1, CHUNK):
             last = min(end, first + CHUNK - 1)
