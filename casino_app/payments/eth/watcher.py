@@ -400,17 +400,20 @@ class Watcher:
                 linked.append(block)
                 parent = _hex(block["hash"])
             rows: list[tuple[int, str, str, list[_Found]]] = []
-            for block, (logs, calls, error) in zip(linked, self._details(linked), strict=True):
+            for block, (found, error) in zip(linked, self._deposits_in(linked), strict=True):
                 number, block_hash = int(block["number"]), _hex(block["hash"])
-                if logs is None or calls is None:
-                    # Not this block's logs or traces (it left the chain, or the node's
-                    # backend does not know it): stop; the next pass rewinds or reads again.
+                if error is not None:
+                    # Not this block's logs, traces or receipts (it left the chain, or the
+                    # node's backend does not know it): stop; the next pass rewinds or
+                    # reads it again.
                     log.warning("eth_block_unreadable", block=number, hash=block_hash,
                                 error=error)
                     break
-                found = self._native_deposits(block) + self._internal_deposits(calls)
-                found += filter(None, map(self._token_deposit, logs))
                 rows.append((number, block_hash, _hex(block["parentHash"]), found))
+            # Our own transactions (the sweeper's gas top-up from the hot wallet, a Safe
+            # payment) move coins between our addresses: not deposits.
+            ours = self._sent_by_us({f.tx_hash for *_, found in rows for f in found
+                                     if f.log_index < 0})
             if rows:
                 with ledger_tx() as s:
                     now = utcnow()
@@ -418,6 +421,8 @@ class Watcher:
                         s.add(ChainBlock(chain=self.chain, number=number, hash=block_hash,
                                          parent_hash=parent_hash, seen_at=now))
                         for f in found:
+                            if f.log_index < 0 and f.tx_hash in ours:
+                                continue
                             if self._record(s, f, number, block_hash, res):
                                 res.deposits += 1
                 res.blocks += len(rows)
@@ -431,45 +436,70 @@ class Watcher:
         return (bloom & self._transfer_bits == self._transfer_bits
                 and any(bloom & bits == bits for bits in self._token_bits))
 
-    def _details(self, blocks: Sequence[Any]
-                 ) -> list[tuple[list[Any] | None, list[_Call] | None, str | None]]:
-        """Per block: its token Transfer logs and its value transfers inside transactions
-        ([] when the block cannot hold any or traces are off), each None when the node's
-        answer is not for that block hash (with the error). One JSON-RPC batch."""
+    def _payments(self, block: Any) -> list[Any]:
+        """The block's top-level transactions with value to one of our addresses."""
+        return [tx for tx in block["transactions"]
+                if tx.get("to") and tx["value"] > 0 and tx["to"].lower() in self._owners]
+
+    def _deposits_in(self, blocks: Sequence[Any]) -> list[tuple[list[_Found], str | None]]:
+        """Per block: the deposits it holds, or the error when the node's answers are not
+        for that block hash. One JSON-RPC batch asks, per block, for the receipts of its
+        payments to our addresses, its token Transfer logs (when its logsBloom may hold
+        one) and its call traces (when traces are on and it has transactions)."""
         batch: list[tuple[str, list[Any]]] = []
-        slots: list[tuple[int | None, int | None]] = []
+        wanted: list[dict[str, int]] = []  # per block: "logs", "traces", tx hash -> index
         for block in blocks:
-            block_hash = _hex(block["hash"])
-            logs_at = traces_at = None
+            block_hash, want = _hex(block["hash"]), {}
             if self._token_bits and self._may_hold_transfer(block):
-                logs_at = len(batch)
-                batch.append(("eth_getLogs", [{"blockHash": block_hash, "address": self._tokens,
-                                                  "topics": [TRANSFER_TOPIC]}]))
+                want["logs"] = len(batch)
+                batch.append(("eth_getLogs", [{"blockHash": block_hash,
+                                               "address": self._tokens,
+                                               "topics": [TRANSFER_TOPIC]}]))
             if self._tracer.method is not None and block["transactions"]:
-                traces_at = len(batch)
+                want["traces"] = len(batch)
                 batch.append((self._tracer.method, self._tracer.params(
                     self._tracer.method, int(block["number"]), block_hash)))
-            slots.append((logs_at, traces_at))
+            for tx in self._payments(block):
+                want[_hex(tx["hash"])] = len(batch)
+                batch.append(("eth_getTransactionReceipt", [_hex(tx["hash"])]))
+            wanted.append(want)
         answers = self._rpc_batch(batch)
-        out: list[tuple[list[Any] | None, list[_Call] | None, str | None]] = []
-        for block, (logs_at, traces_at) in zip(blocks, slots, strict=True):
-            block_hash = _hex(block["hash"])
-            logs: list[Any] | None = []
-            calls: list[_Call] | None = []
-            error = None
-            if logs_at is not None:
-                error = _rpc_error(answers[logs_at])
-                logs = None if error else answers[logs_at]["result"]
-                if logs and any(_hex(e["blockHash"]).lower() != block_hash for e in logs):
-                    logs, error = None, "logs of another block"
-            if traces_at is not None:
-                error = error or _rpc_error(answers[traces_at])
-                calls = None if error else self._tracer.calls(
-                    block_hash, block["transactions"], answers[traces_at]["result"])
-                if calls is None:
-                    error = error or "traces of another block"
-            out.append((logs, calls, error))
+        out: list[tuple[list[_Found], str | None]] = []
+        for block, want in zip(blocks, wanted, strict=True):
+            errors = [e for e in (_rpc_error(answers[i]) for i in want.values()) if e]
+            if errors:
+                out.append(([], errors[0]))
+            else:
+                out.append(self._found(block, {k: answers[i]["result"]
+                                               for k, i in want.items()}))
         return out
+
+    def _found(self, block: Any, got: dict[str, Any]) -> tuple[list[_Found], str | None]:
+        block_hash = _hex(block["hash"])
+        found: list[_Found] = []
+        for tx in self._payments(block):
+            receipt = got[_hex(tx["hash"])]
+            if not receipt or _hex(receipt["blockHash"]).lower() != block_hash:
+                return [], "a receipt of another block"
+            # A reverted call keeps no value: only a successful transaction is a deposit.
+            if _int(receipt["status"]) == 1:
+                found.append(_Found(_hex(tx["hash"]), -1, self._native,
+                                    Web3.to_checksum_address(tx["to"]),
+                                    Web3.to_checksum_address(tx["from"]), int(tx["value"])))
+        if "traces" in got:
+            calls = self._tracer.calls(block_hash, block["transactions"], got["traces"])
+            if calls is None:
+                return [], "traces of another block"
+            # ETH a contract passed on to one of our addresses: log index -1 - position.
+            found += [_Found(c.tx_hash, -1 - c.position, self._native,
+                             Web3.to_checksum_address(c.to), Web3.to_checksum_address(c.sender),
+                             c.value)
+                      for c in calls if c.value > 0 and c.to.lower() in self._owners]
+        logs = got.get("logs") or []
+        if any(_hex(e["blockHash"]).lower() != block_hash for e in logs):
+            return [], "logs of another block"
+        found += filter(None, map(self._token_deposit, logs))
+        return found, None
 
     def _rpc_batch(self, requests: list[tuple[str, list[Any]]]) -> list[Any]:
         """Raw JSON-RPC responses (each with its result or its error), in order."""
@@ -480,44 +510,15 @@ class Watcher:
             raise RuntimeError(f"the node refused a JSON-RPC batch: {str(answers)[:300]}")
         return answers
 
-    def _internal_deposits(self, calls: Sequence[_Call]) -> list[_Found]:
-        """ETH a contract passed on to one of our addresses: log index -1 - position."""
-        out = []
-        for c in calls:
-            if c.value <= 0 or c.to.lower() not in self._owners:
-                continue
-            if self._sent_by_us(c.tx_hash):  # our own transaction (e.g. a Safe payment)
-                continue
-            out.append(_Found(c.tx_hash, -1 - c.position, self._native,
-                              Web3.to_checksum_address(c.to),
-                              Web3.to_checksum_address(c.sender), c.value))
-        return out
-
-    def _native_deposits(self, block: Any) -> list[_Found]:
-        out = []
-        for tx in block["transactions"]:
-            to = tx.get("to")
-            if not to or tx["value"] <= 0 or to.lower() not in self._owners:
-                continue
-            # A reverted call keeps no value: only a successful transaction is a deposit.
-            if self.w3.eth.get_transaction_receipt(tx["hash"])["status"] != 1:
-                continue
-            # Our own transaction (the sweeper's gas top-up from the hot wallet) moves
-            # coins between our addresses: not a deposit.
-            if self._sent_by_us(_hex(tx["hash"])):
-                continue
-            out.append(_Found(_hex(tx["hash"]), -1, self._native,
-                              Web3.to_checksum_address(to), Web3.to_checksum_address(tx["from"]),
-                              int(tx["value"])))
-        return out
-
-    def _sent_by_us(self, tx_hash: str) -> bool:
-        """A transaction we recorded before broadcasting it (payments/eth/batcher)."""
+    def _sent_by_us(self, tx_hashes: set[str]) -> set[str]:
+        """Those of ``tx_hashes`` we recorded before broadcasting them (eth/batcher)."""
         from casino_app.payments.eth.withdrawal_models import WithdrawalBatchTx
 
+        if not tx_hashes:
+            return set()
         with ledger_tx(readonly=True) as s:
-            return s.execute(select(WithdrawalBatchTx.id).where(
-                WithdrawalBatchTx.tx_hash == tx_hash).limit(1)).first() is not None
+            return set(s.execute(select(WithdrawalBatchTx.tx_hash).where(
+                WithdrawalBatchTx.tx_hash.in_(sorted(tx_hashes)))).scalars())
 
     def _token_deposit(self, entry: Any) -> _Found | None:
         topics = entry["topics"]
