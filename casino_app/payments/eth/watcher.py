@@ -9,20 +9,22 @@ One pass (``Watcher.poll``), run by the ``eth-watch`` job under a lease:
 2. Scan: from the block after the cursor (the highest stored block) up to
    ``CASINO_ETH_BLOCKS_PER_POLL`` blocks, CHUNK blocks at a time: one JSON-RPC batch
    reads the blocks (with their transactions), a second one what else the chunk needs,
-   asked for by block HASH so that it belongs to that very block: the ERC-20 ``Transfer``
-   logs (``eth_getLogs {blockHash}``, only for blocks whose ``logsBloom`` may hold a
-   Transfer of one of our tokens) and the call traces (``_Tracer``, for blocks with
-   transactions, when the node has traces: ``CASINO_ETH_TRACES``). Deposits are native
-   transfers to our addresses (successful top-level transactions, log index -1), ETH that
-   a contract passes on to them (successful internal calls in successful transactions,
-   log index ``-1 - position`` of the call in its transaction's call tree: -2, -3, ...)
-   and Transfer logs to them (their log index). Each block is stored with its hash and
-   parent hash, with its deposits, in one ledger transaction: a crash resumes from the
-   cursor and nothing is applied twice (UNIQUE (chain, tx, log index); credit entries
-   keyed by the deposit and its credit count). A block whose parent hash is not the
-   stored tip's hash, or whose logs or traces the node cannot give for its hash (it left
-   the chain, or a backend behind a load balancer does not know it), stops the scan
-   there: the next pass rewinds or reads it again.
+   asked for by block HASH (or checked against it) so that it belongs to that very
+   block: the ERC-20 ``Transfer`` logs (``eth_getLogs {blockHash}``, only for blocks
+   whose ``logsBloom`` may hold a Transfer of one of our tokens), the receipts of the
+   transactions paying one of our addresses, and the call traces (``_Tracer``, for blocks
+   with transactions, when the node has traces: ``CASINO_ETH_TRACES``). Deposits are
+   native transfers to our addresses (successful top-level transactions, log index -1),
+   ETH that a contract passes on to them (successful internal calls in successful
+   transactions, log index ``-1 - position`` of the call in its transaction's call tree:
+   -2, -3, ...) and Transfer logs to them (their log index); never our own transactions
+   (``_sent_by_us``). Each block is stored with its hash and parent hash, with its
+   deposits, in one ledger transaction: a crash resumes from the cursor and nothing is
+   applied twice (UNIQUE (chain, tx, log index); credit entries keyed by the deposit and
+   its credit count). A block whose parent hash is not the stored tip's hash, or whose
+   logs, receipts or traces the node cannot give for its hash (it left the chain, or a
+   backend behind a load balancer does not know it), stops the scan there: the next
+   pass rewinds or reads it again.
 3. Confirmations (``_confirm``): a deposit seen in a block has 1 confirmation; it is
    credited at once as pending (playable, not withdrawable) while the player's pending
    credits stay within ``CASINO_ETH_PENDING_CAP``, else when it becomes available at
