@@ -471,3 +471,32 @@ def test_traces_auto_off_and_on(env) -> None:  # noqa: ANN001
     _mined(env, fwd.functions.forward([addr]).transact(
         {"from": env.accounts[1], "value": ETH // 1000}))
     assert off.poll().blocks == 1 and not set(asked) & set(TRACE_METHODS)
+
+
+def test_a_block_is_not_stored_without_its_own_traces(env) -> None:  # noqa: ANN001
+    """trace_block takes a number: a backend that has no such block yet answers [] (anvil
+    does), another fork's traces name another block hash. Either way the block waits
+    (nothing stored past it) until the node gives that block's own traces."""
+    addr = addresses.deposit_address("p-trace-lag")
+    fwd = _forwarder(env)
+    start = env.mine(1)  # an empty block: no traces asked for
+    tx = _mined(env, fwd.functions.forward([addr]).transact(
+        {"from": env.accounts[1], "value": ETH // 1000}))
+    stale = {"answer": []}
+
+    def lagging(method: str, params: Any) -> list | None:
+        return stale["answer"] if method == "trace_block" else None
+
+    w3 = Web3(_Backend(env.url, lagging))
+    w = Watcher(w3, chain_assets(w3, {}), confirmations=3, pending_cap={"ETH": 10 * GWEI},
+                dust={}, start_block=start, traces="trace_block")
+    other = {"blockHash": "0x" + "11" * 32, "transactionHash": tx, "traceAddress": [],
+             "type": "call", "action": {"callType": "call", "value": "0x0"}}
+    for answer in ([], [other]):
+        stale["answer"] = answer
+        res = w.poll()
+        assert res.tip == start and res.deposits == 0  # the block before it only
+    stale["answer"] = None
+    res = w.poll()
+    assert res.tip == env.w3.eth.block_number and _state_at(tx, -2) == "pending"
+    assert _balance("p-trace-lag", "ETH") == 1_000_000
