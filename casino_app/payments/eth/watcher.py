@@ -8,12 +8,13 @@ One pass (``Watcher.poll``), run by the ``eth-watch`` job under a lease:
    credited (``_rewind``).
 2. Scan: from the block after the cursor (the highest stored block) up to
    ``CASINO_ETH_BLOCKS_PER_POLL`` blocks, CHUNK blocks at a time: one JSON-RPC batch
-   reads the blocks (with their transactions), a second one what else the chunk needs,
-   asked for by block HASH (or checked against it) so that it belongs to that very
-   block: the ERC-20 ``Transfer`` logs (``eth_getLogs {blockHash}``, only for blocks
-   whose ``logsBloom`` may hold a Transfer of one of our tokens), the receipts of the
-   transactions paying one of our addresses, and the call traces (``_Tracer``, for blocks
-   with transactions, when the node has traces: ``CASINO_ETH_TRACES``). Deposits are
+   reads the blocks (with their transactions), a second one (per TRACE_BATCH blocks when
+   traces are on) what else they need, asked for by block HASH (or checked against it)
+   so that it belongs to that very block: the ERC-20 ``Transfer`` logs
+   (``eth_getLogs {blockHash}``, only for blocks whose ``logsBloom`` may hold a Transfer
+   of one of our tokens), the receipts of the transactions paying one of our addresses,
+   and the call traces (``_Tracer``, for blocks with transactions, when the node has
+   traces: ``CASINO_ETH_TRACES``). Deposits are
    native transfers to our addresses (successful top-level transactions, log index -1),
    ETH that a contract passes on to them (successful internal calls in successful
    transactions, log index ``-1 - position`` of the call in its transaction's call tree:
@@ -63,6 +64,9 @@ TRANSFER_TOPIC = Web3.keccak(text="Transfer(address,address,uint256)").to_0x_hex
 MAX_REORG_DEPTH = 256
 WEI_PER_GWEI = 10**9
 CHUNK = 50  # blocks fetched in one JSON-RPC batch and stored in one ledger transaction
+# Blocks whose traces go in one JSON-RPC batch: a node re-executes each traced block
+# (a busy mainnet block: a few hundred ms), so a whole chunk's could pass the timeout.
+TRACE_BATCH = 10
 
 
 class WatcherStopped(Exception):
@@ -402,7 +406,10 @@ class Watcher:
                 linked.append(block)
                 parent = _hex(block["hash"])
             rows: list[tuple[int, str, str, list[_Found]]] = []
-            for block, (found, error) in zip(linked, self._deposits_in(linked), strict=True):
+            step = TRACE_BATCH if self._tracer.method else CHUNK
+            details = [d for i in range(0, len(linked), step)
+                       for d in self._deposits_in(linked[i:i + step])]
+            for block, (found, error) in zip(linked, details, strict=True):
                 number, block_hash = int(block["number"]), _hex(block["hash"])
                 if error is not None:
                     # Not this block's logs, traces or receipts (it left the chain, or the
