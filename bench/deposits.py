@@ -11,9 +11,11 @@
    ``--deposits`` deposits (ETH, USDT and USDC to random players). A fresh watcher then
    catches up from before the first of those blocks; the bench prints blocks/s,
    deposits/s and the time of the whole catch-up, and checks that every deposit was
-   recorded once and credited. Then it times reconciliation over those blocks: the
-   native deposit check alone (``--filler`` other transactions per block make the blocks
-   heavier) and a whole run (balances of every address and every deposit check).
+   recorded once and credited. The watcher reads call traces when the node has them
+   (anvil has); ``CASINO_ETH_TRACES=off`` in the environment measures it without. Then it
+   times reconciliation over those blocks: the native deposit check alone (``--filler``
+   other transactions per block make the blocks heavier) and a whole run (balances of
+   every address and every deposit check).
 
 2. Live: from a block being mined to the player's open tab showing the deposit. For each
    ``--watch-seconds`` value (CASINO_ETH_WATCH_SECONDS; default 2, the product default)

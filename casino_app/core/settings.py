@@ -130,6 +130,10 @@ class Settings(BaseSettings):
     eth_dust: str = ""
     eth_watch_seconds: float = Field(2.0, gt=0, le=3600)
     eth_blocks_per_poll: int = Field(500, ge=1, le=10_000)
+    # ETH that a contract passes on to a deposit address (an internal call) is found in
+    # the node's call traces: "auto" uses them when the node has them (a loud error in
+    # the log when not), "on" requires them (the watcher stops without), "off" never.
+    eth_traces: str = Field("auto", pattern="^(auto|on|off)$")
     # Withdrawals, per currency in base units "CUR:amount,...": smallest and largest
     # request, the fee the player pays, and from which amount two staff approve and the
     # cold Safe pays.

@@ -41,9 +41,13 @@ DEPOSIT_STATES = ("seen", "pending", "available", "reversed", "dust")
 
 
 class ChainDeposit(LedgerBase):
-    """One transfer to a deposit address: (chain, tx hash, log index) once; a native
-    transfer has log index -1. ``credits`` counts the credit entries posted (a deposit
-    reversed by a reorg and mined again is credited again under a new key)."""
+    """One transfer to a deposit address: (chain, tx hash, log index) once. ``log_index``
+    is the token Transfer log's index (>= 0), -1 for a native transfer by the transaction
+    itself, and ``-1 - position`` (-2, -3, ...) for ETH a contract passed on inside the
+    transaction, ``position`` being the call's place in the transaction's call tree in
+    pre-order (the transaction itself is 0), as the node's traces give it. ``credits``
+    counts the credit entries posted (a deposit reversed by a reorg and mined again is
+    credited again under a new key)."""
 
     __tablename__ = "chain_deposits"
     __table_args__ = (

@@ -7,12 +7,25 @@ One pass (``Watcher.poll``), run by the ``eth-watch`` job under a lease:
    a mismatch walks back to the common ancestor and reverses what the dropped blocks
    credited (``_rewind``).
 2. Scan: from the block after the cursor (the highest stored block) up to
-   ``CASINO_ETH_BLOCKS_PER_POLL`` blocks: native transfers to our addresses (successful
-   top-level transactions) and ERC-20 ``Transfer`` logs to them. Each block is stored with
-   its hash and parent hash, with its deposits, in one ledger transaction: a crash
-   resumes from the cursor and nothing is applied twice (UNIQUE (chain, tx, log index);
-   credit entries keyed by the deposit and its credit count). A block whose parent hash is
-   not the stored tip's hash stops the scan: the next pass rewinds.
+   ``CASINO_ETH_BLOCKS_PER_POLL`` blocks, CHUNK blocks at a time: one JSON-RPC batch
+   reads the blocks (with their transactions), a second one (per TRACE_BATCH blocks when
+   traces are on) what else they need, asked for by block HASH (or checked against it)
+   so that it belongs to that very block: the ERC-20 ``Transfer`` logs
+   (``eth_getLogs {blockHash}``, only for blocks whose ``logsBloom`` may hold a Transfer
+   of one of our tokens), the receipts of the transactions paying one of our addresses,
+   and the call traces (``_Tracer``, for blocks with transactions, when the node has
+   traces: ``CASINO_ETH_TRACES``). Deposits are
+   native transfers to our addresses (successful top-level transactions, log index -1),
+   ETH that a contract passes on to them (successful internal calls in successful
+   transactions, log index ``-1 - position`` of the call in its transaction's call tree:
+   -2, -3, ...) and Transfer logs to them (their log index); never our own transactions
+   (``_sent_by_us``). Each block is stored with its hash and parent hash, with its
+   deposits, in one ledger transaction: a crash resumes from the cursor and nothing is
+   applied twice (UNIQUE (chain, tx, log index); credit entries keyed by the deposit and
+   its credit count). A block whose parent hash is not the stored tip's hash, or whose
+   logs, receipts or traces the node cannot give for its hash (it left the chain, or a
+   backend behind a load balancer does not know it), stops the scan there: the next
+   pass rewinds or reads it again.
 3. Confirmations (``_confirm``): a deposit seen in a block has 1 confirmation; it is
    credited at once as pending (playable, not withdrawable) while the player's pending
    credits stay within ``CASINO_ETH_PENDING_CAP``, else when it becomes available at
@@ -29,6 +42,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from eth_utils import keccak
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from web3 import Web3
@@ -50,6 +64,9 @@ TRANSFER_TOPIC = Web3.keccak(text="Transfer(address,address,uint256)").to_0x_hex
 MAX_REORG_DEPTH = 256
 WEI_PER_GWEI = 10**9
 CHUNK = 50  # blocks fetched in one JSON-RPC batch and stored in one ledger transaction
+# Blocks whose traces go in one JSON-RPC batch: a node re-executes each traced block
+# (a busy mainnet block: a few hundred ms), so a whole chunk's could pass the timeout.
+TRACE_BATCH = 10
 
 
 class WatcherStopped(Exception):
@@ -110,6 +127,25 @@ def _hex(value: Any) -> str:
     return value if isinstance(value, str) else Web3.to_hex(value)
 
 
+def _int(value: Any) -> int:
+    """A JSON-RPC quantity ("0x1a") or an int."""
+    return value if isinstance(value, int) else int(value, 16)
+
+
+def bloom_mask(item: bytes) -> int:
+    """The 3 bits ``item`` (an address or a topic) sets in a 2048-bit ``logsBloom`` read
+    as a big-endian integer (yellow paper, M3:2048)."""
+    h = keccak(item)
+    return sum(1 << (int.from_bytes(h[i:i + 2], "big") & 2047) for i in (0, 2, 4))
+
+
+def _rpc_error(response: Any) -> str | None:
+    """The error of one raw JSON-RPC response (None: it has a result)."""
+    if not isinstance(response, dict) or "result" not in response:
+        return str(response.get("error") if isinstance(response, dict) else response)
+    return None
+
+
 @dataclass
 class PollResult:
     head: int = 0
@@ -132,13 +168,142 @@ class _Found:
     raw: int
 
 
+# --- call traces: ETH passed on by contracts ---------------------------------------------
+
+# By hash first (the answer is that block's or an error); trace_block takes a number, so
+# its answer is checked against the block's hash.
+TRACE_METHODS = ("debug_traceBlockByHash", "trace_block")
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A value transfer inside a transaction that did not revert (nor did any call above
+    it, nor the transaction)."""
+    tx_hash: str
+    position: int  # pre-order index in the transaction's call tree; 0: the transaction
+    sender: str
+    to: str
+    value: int
+
+
+class _Tracer:
+    """Which trace method the node answers (``mode``: auto, on, off, or one of
+    TRACE_METHODS to pin it), the request for a block, and the value transfers in the
+    answer. geth has ``debug_traceBlockByHash`` with callTracer; Erigon, Nethermind and
+    reth also ``trace_block`` (Parity style); anvil both."""
+
+    def __init__(self, w3: Web3, mode: str) -> None:
+        if mode not in ("auto", "on", "off", *TRACE_METHODS):
+            raise ValueError(f"CASINO_ETH_TRACES: {mode!r} is not auto, on or off")
+        self.w3, self.mode = w3, mode
+        self.method: str | None = mode if mode in TRACE_METHODS else None
+        self.probed = mode == "off" or self.method is not None
+
+    def probe(self) -> None:
+        """Once: find the method the node answers. A node error (transport) propagates and
+        the next pass probes again; "on" without traces stops the watcher."""
+        if self.probed:
+            return
+        import requests
+
+        head = self.w3.eth.get_block("latest")
+        for method in TRACE_METHODS:
+            try:
+                answer = self.w3.provider.make_request(  # type: ignore[arg-type]
+                    method, self.params(method, int(head["number"]), _hex(head["hash"])))
+            except requests.HTTPError as exc:  # some gateways answer 4xx to unknown methods
+                if exc.response is None or not 400 <= exc.response.status_code < 500:
+                    raise
+                continue
+            if _rpc_error(answer) is None:
+                self.method = method
+                break
+        if self.method is None and self.mode == "on":
+            raise WatcherStopped("CASINO_ETH_TRACES=on but the node answers neither "
+                                 f"{' nor '.join(TRACE_METHODS)}")
+        self.probed = True
+        if self.method is None:
+            log.error("eth_traces_unavailable", detail="the node has no call traces: ETH "
+                      "that a contract passes on to a deposit address is NOT credited; use "
+                      "a node with traces or set CASINO_ETH_TRACES=off to silence this")
+        else:
+            log.info("eth_traces", method=self.method)
+
+    @staticmethod
+    def params(method: str, number: int, block_hash: str) -> list[Any]:
+        if method == "trace_block":
+            return [hex(number)]
+        return [block_hash, {"tracer": "callTracer"}]
+
+    def calls(self, block_hash: str, txs: Sequence[Any], result: Any) -> list[_Call] | None:
+        """The successful value transfers below the top level; None when the answer is
+        not this block's (another fork, a backend that does not have it)."""
+        if not isinstance(result, list):
+            return None
+        hashes = [_hex(tx["hash"]).lower() for tx in txs]
+        if self.method == "trace_block":
+            return _parity_calls(block_hash, hashes, result)
+        return _geth_calls(hashes, result)
+
+
+def _geth_calls(hashes: list[str], result: list[Any]) -> list[_Call] | None:
+    """callTracer frames, one per transaction in block order."""
+    if len(result) != len(hashes):
+        return None
+    out: list[_Call] = []
+    for tx_hash, item in zip(hashes, result, strict=True):
+        root = item.get("result") if isinstance(item, dict) else None
+        if not isinstance(root, dict) or item.get("txHash", tx_hash).lower() != tx_hash:
+            return None
+        stack, position = [(root, True)], -1
+        while stack:  # pre-order: a frame, then its calls in order
+            frame, ok = stack.pop()
+            position += 1
+            ok = ok and not frame.get("error")
+            if ok and position and frame.get("type") in ("CALL", "SELFDESTRUCT"):
+                out.append(_Call(tx_hash, position, frame.get("from") or "",
+                                 frame.get("to") or "", _int(frame.get("value") or 0)))
+            stack.extend((c, ok) for c in reversed(frame.get("calls") or []))
+    return out
+
+
+def _parity_calls(block_hash: str, hashes: list[str], result: list[Any]) -> list[_Call] | None:
+    """trace_block's flat list: each trace names its block, transaction and trace address
+    (sorted, the addresses give the pre-order); an ``error`` reverts the subtree."""
+    by_tx: dict[str, list[Any]] = {}
+    for t in result:
+        if _hex(t.get("blockHash") or "").lower() != block_hash.lower():
+            return None
+        if t.get("transactionHash"):  # block rewards have none
+            by_tx.setdefault(t["transactionHash"].lower(), []).append(t)
+    if set(by_tx) != set(hashes):
+        return None
+    out: list[_Call] = []
+    for tx_hash, traces in by_tx.items():
+        traces.sort(key=lambda t: t["traceAddress"])
+        failed = [tuple(t["traceAddress"]) for t in traces if t.get("error")]
+        for position, t in enumerate(traces):
+            where = tuple(t["traceAddress"])
+            if not position or any(where[:len(f)] == f for f in failed):
+                continue
+            a = t.get("action") or {}
+            if t.get("type") == "call" and a.get("callType") == "call":
+                out.append(_Call(tx_hash, position, a.get("from") or "", a.get("to") or "",
+                                 _int(a.get("value") or 0)))
+            elif t.get("type") == "suicide":
+                out.append(_Call(tx_hash, position, a.get("address") or "",
+                                 a.get("refundAddress") or "", _int(a.get("balance") or 0)))
+    return out
+
+
 class Watcher:
     """Follows one chain for the deposit addresses in the ledger database."""
 
     def __init__(self, w3: Web3, assets: Sequence[Asset], chain: str = CHAIN,
                  confirmations: int | None = None, pending_cap: dict[str, int] | None = None,
                  dust: dict[str, int] | None = None, batch: int | None = None,
-                 start_block: int | None = None, finality: str | None = None) -> None:
+                 start_block: int | None = None, finality: str | None = None,
+                 traces: str | None = None) -> None:
         st = get_settings()
         self.w3, self.chain, self.assets = w3, chain, list(assets)
         self.confirmations = confirmations or st.eth_confirmations
@@ -149,6 +314,11 @@ class Watcher:
         self.start_block = start_block
         self.finality = finality or st.eth_finality
         self._by_token = {a.token.lower(): a for a in self.assets if a.token}
+        self._tokens = [a.token for a in self.assets if a.token]
+        # logsBloom bits of the Transfer topic and of each token contract (computed once)
+        self._transfer_bits = bloom_mask(bytes.fromhex(TRANSFER_TOPIC[2:]))
+        self._token_bits = [bloom_mask(bytes.fromhex(t[2:])) for t in self._tokens]
+        self._tracer = _Tracer(w3, traces or st.eth_traces)
         self._native = next(a for a in self.assets if a.token is None)
         self._owners: dict[str, str] = {}   # lowercase address -> player_id
         self._owner_count = -1
@@ -167,6 +337,7 @@ class Watcher:
     # --- the pass ---
 
     def poll(self) -> PollResult:
+        self._tracer.probe()
         res = PollResult(head=self.w3.eth.block_number)
         with ledger_tx() as s:
             self._refresh_owners(s)
@@ -217,42 +388,41 @@ class Watcher:
     # --- scanning ---
 
     def _scan(self, start: int, end: int, tip: ChainBlock | None, res: PollResult) -> None:
-        logs: dict[int, list[Any]] = {}
-        if self._by_token:
-            for entry in self.w3.eth.get_logs({
-                    "fromBlock": start, "toBlock": end, "topics": [TRANSFER_TOPIC],
-                    "address": [a.token for a in self.assets if a.token]}):
-                logs.setdefault(entry["blockNumber"], []).append(entry)
         parent = tip.hash if tip is not None else None
         for first in range(start, end + 1, CHUNK):
             last = min(end, first + CHUNK - 1)
-            # One JSON-RPC batch for the chunk's blocks; one ledger transaction for the
-            # chunk (its blocks and their deposits together: a crash resumes at the cursor).
+            # One JSON-RPC batch for the chunk's blocks, one for their logs and traces (by
+            # block hash); one ledger transaction for the chunk (its blocks and their
+            # deposits together: a crash resumes at the cursor).
             with self.w3.batch_requests() as batch:
                 for number in range(first, last + 1):
                     batch.add(self.w3.eth.get_block(number, True))
                 blocks = batch.execute()
-            rows: list[tuple[int, str, str, list[_Found]]] = []
-            moved = False
+            linked = []
             for number, block in zip(range(first, last + 1), blocks, strict=True):
-                block_hash, parent_hash = _hex(block["hash"]), _hex(block["parentHash"])
-                if parent is not None and parent_hash != parent:
+                if parent is not None and _hex(block["parentHash"]) != parent:
                     log.warning("eth_chain_moved", block=number)  # the next pass rewinds
-                    moved = True
                     break
-                found = self._native_deposits(block)
-                for entry in logs.get(number, []):
-                    if _hex(entry["blockHash"]) != block_hash:
-                        log.warning("eth_logs_moved", block=number)
-                        moved = True
-                        break
-                    hit = self._token_deposit(entry)
-                    if hit is not None:
-                        found.append(hit)
-                if moved:
+                linked.append(block)
+                parent = _hex(block["hash"])
+            rows: list[tuple[int, str, str, list[_Found]]] = []
+            step = TRACE_BATCH if self._tracer.method else CHUNK
+            details = [d for i in range(0, len(linked), step)
+                       for d in self._deposits_in(linked[i:i + step])]
+            for block, (found, error) in zip(linked, details, strict=True):
+                number, block_hash = int(block["number"]), _hex(block["hash"])
+                if error is not None:
+                    # Not this block's logs, traces or receipts (it left the chain, or the
+                    # node's backend does not know it): stop; the next pass rewinds or
+                    # reads it again.
+                    log.warning("eth_block_unreadable", block=number, hash=block_hash,
+                                error=error)
                     break
-                rows.append((number, block_hash, parent_hash, found))
-                parent = block_hash
+                rows.append((number, block_hash, _hex(block["parentHash"]), found))
+            # Our own transactions (the sweeper's gas top-up from the hot wallet, a Safe
+            # payment) move coins between our addresses: not deposits.
+            ours = self._sent_by_us({f.tx_hash for *_, found in rows for f in found
+                                     if f.log_index < 0})
             if rows:
                 with ledger_tx() as s:
                     now = utcnow()
@@ -260,37 +430,104 @@ class Watcher:
                         s.add(ChainBlock(chain=self.chain, number=number, hash=block_hash,
                                          parent_hash=parent_hash, seen_at=now))
                         for f in found:
+                            if f.log_index < 0 and f.tx_hash in ours:
+                                continue
                             if self._record(s, f, number, block_hash, res):
                                 res.deposits += 1
                 res.blocks += len(rows)
-            if moved:
+            if len(rows) < last - first + 1:
                 return
 
-    def _native_deposits(self, block: Any) -> list[_Found]:
-        out = []
-        for tx in block["transactions"]:
-            to = tx.get("to")
-            if not to or tx["value"] <= 0 or to.lower() not in self._owners:
-                continue
-            # A reverted call keeps no value: only a successful transaction is a deposit.
-            if self.w3.eth.get_transaction_receipt(tx["hash"])["status"] != 1:
-                continue
-            # Our own transaction (the sweeper's gas top-up from the hot wallet) moves
-            # coins between our addresses: not a deposit.
-            if self._sent_by_us(_hex(tx["hash"])):
-                continue
-            out.append(_Found(_hex(tx["hash"]), -1, self._native,
-                              Web3.to_checksum_address(to), Web3.to_checksum_address(tx["from"]),
-                              int(tx["value"])))
+    def _may_hold_transfer(self, block: Any) -> bool:
+        """The block's logsBloom may hold a Transfer log of one of our tokens (a bloom has
+        false positives, never false negatives)."""
+        bloom = int.from_bytes(bytes(block["logsBloom"]), "big")
+        return (bloom & self._transfer_bits == self._transfer_bits
+                and any(bloom & bits == bits for bits in self._token_bits))
+
+    def _payments(self, block: Any) -> list[Any]:
+        """The block's top-level transactions with value to one of our addresses."""
+        return [tx for tx in block["transactions"]
+                if tx.get("to") and tx["value"] > 0 and tx["to"].lower() in self._owners]
+
+    def _deposits_in(self, blocks: Sequence[Any]) -> list[tuple[list[_Found], str | None]]:
+        """Per block: the deposits it holds, or the error when the node's answers are not
+        for that block hash. One JSON-RPC batch asks, per block, for the receipts of its
+        payments to our addresses, its token Transfer logs (when its logsBloom may hold
+        one) and its call traces (when traces are on and it has transactions)."""
+        batch: list[tuple[str, list[Any]]] = []
+        wanted: list[dict[str, int]] = []  # per block: "logs", "traces", tx hash -> index
+        for block in blocks:
+            block_hash, want = _hex(block["hash"]), {}
+            if self._token_bits and self._may_hold_transfer(block):
+                want["logs"] = len(batch)
+                batch.append(("eth_getLogs", [{"blockHash": block_hash,
+                                               "address": self._tokens,
+                                               "topics": [TRANSFER_TOPIC]}]))
+            if self._tracer.method is not None and block["transactions"]:
+                want["traces"] = len(batch)
+                batch.append((self._tracer.method, self._tracer.params(
+                    self._tracer.method, int(block["number"]), block_hash)))
+            for tx in self._payments(block):
+                want[_hex(tx["hash"])] = len(batch)
+                batch.append(("eth_getTransactionReceipt", [_hex(tx["hash"])]))
+            wanted.append(want)
+        answers = self._rpc_batch(batch)
+        out: list[tuple[list[_Found], str | None]] = []
+        for block, want in zip(blocks, wanted, strict=True):
+            errors = [e for e in (_rpc_error(answers[i]) for i in want.values()) if e]
+            if errors:
+                out.append(([], errors[0]))
+            else:
+                out.append(self._found(block, {k: answers[i]["result"]
+                                               for k, i in want.items()}))
         return out
 
-    def _sent_by_us(self, tx_hash: str) -> bool:
-        """A transaction we recorded before broadcasting it (payments/eth/batcher)."""
+    def _found(self, block: Any, got: dict[str, Any]) -> tuple[list[_Found], str | None]:
+        block_hash = _hex(block["hash"])
+        found: list[_Found] = []
+        for tx in self._payments(block):
+            receipt = got[_hex(tx["hash"])]
+            if not receipt or _hex(receipt["blockHash"]).lower() != block_hash:
+                return [], "a receipt of another block"
+            # A reverted call keeps no value: only a successful transaction is a deposit.
+            if _int(receipt["status"]) == 1:
+                found.append(_Found(_hex(tx["hash"]), -1, self._native,
+                                    Web3.to_checksum_address(tx["to"]),
+                                    Web3.to_checksum_address(tx["from"]), int(tx["value"])))
+        if "traces" in got:
+            calls = self._tracer.calls(block_hash, block["transactions"], got["traces"])
+            if calls is None:
+                return [], "traces of another block"
+            # ETH a contract passed on to one of our addresses: log index -1 - position.
+            found += [_Found(c.tx_hash, -1 - c.position, self._native,
+                             Web3.to_checksum_address(c.to), Web3.to_checksum_address(c.sender),
+                             c.value)
+                      for c in calls if c.value > 0 and c.to.lower() in self._owners]
+        logs = got.get("logs") or []
+        if any(_hex(e["blockHash"]).lower() != block_hash for e in logs):
+            return [], "logs of another block"
+        found += filter(None, map(self._token_deposit, logs))
+        return found, None
+
+    def _rpc_batch(self, requests: list[tuple[str, list[Any]]]) -> list[Any]:
+        """Raw JSON-RPC responses (each with its result or its error), in order."""
+        if not requests:
+            return []
+        answers = self.w3.provider.make_batch_request(requests)  # type: ignore[arg-type]
+        if not isinstance(answers, list) or len(answers) != len(requests):
+            raise RuntimeError(f"the node refused a JSON-RPC batch: {str(answers)[:300]}")
+        return answers
+
+    def _sent_by_us(self, tx_hashes: set[str]) -> set[str]:
+        """Those of ``tx_hashes`` we recorded before broadcasting them (eth/batcher)."""
         from casino_app.payments.eth.withdrawal_models import WithdrawalBatchTx
 
+        if not tx_hashes:
+            return set()
         with ledger_tx(readonly=True) as s:
-            return s.execute(select(WithdrawalBatchTx.id).where(
-                WithdrawalBatchTx.tx_hash == tx_hash).limit(1)).first() is not None
+            return set(s.execute(select(WithdrawalBatchTx.tx_hash).where(
+                WithdrawalBatchTx.tx_hash.in_(sorted(tx_hashes)))).scalars())
 
     def _token_deposit(self, entry: Any) -> _Found | None:
         topics = entry["topics"]
@@ -305,7 +542,7 @@ class Watcher:
         raw = int(_hex(entry["data"]), 16) if _hex(entry["data"]) not in ("0x", "") else 0
         if raw <= 0:
             return None
-        return _Found(_hex(entry["transactionHash"]), int(entry["logIndex"]), asset,
+        return _Found(_hex(entry["transactionHash"]), _int(entry["logIndex"]), asset,
                       Web3.to_checksum_address(to),
                       Web3.to_checksum_address("0x" + _hex(topics[1])[-40:]), raw)
 

@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -104,13 +105,15 @@ def _need(name: str, version: str) -> None:
         raise BuildError(f"{name} {found} installed, {version} wanted: run ./setup.sh install")
 
 
-def compile_sources() -> dict[str, dict]:
-    """Compile SOURCES with solc-js; ``{contract name: {"abi", "bytecode"}}``."""
+def compile_sources(paths: Sequence[Path] | None = None) -> dict[str, dict]:
+    """Compile SOURCES (or the .sol files ``paths``, e.g. a test-only contract) with
+    solc-js; ``{contract name: {"abi", "bytecode"}}``."""
     _need("solc", SOLC_VERSION)
     _need("@openzeppelin/contracts", OPENZEPPELIN_VERSION)
+    files = {p.name: p for p in (paths or [HERE / name for name in SOURCES])}
     standard_input = {
         "language": "Solidity",
-        "sources": {name: {"content": (HERE / name).read_text()} for name in SOURCES},
+        "sources": {name: {"content": path.read_text()} for name, path in files.items()},
         "settings": SETTINGS,
     }
     env = {**os.environ, "HH_SOLC": str(node_modules() / "solc"),
@@ -127,7 +130,7 @@ def compile_sources() -> dict[str, dict]:
     if errors:
         raise BuildError("\n".join(e.get("formattedMessage", e["message"]) for e in errors))
     built: dict[str, dict] = {}
-    for source in SOURCES:
+    for source in files:
         for name, out in output["contracts"][source].items():
             built[name] = {"abi": out["abi"], "bytecode": "0x" + out["evm"]["bytecode"]["object"]}
     return built
