@@ -137,12 +137,13 @@ def test_a_native_deposit_the_watcher_missed_is_flagged_by_its_transaction(
     w3, assets, a, b, watcher = _setup(env, devnet)
     assert reconcile(w3, assets).clean
     lost = {}
-    real = W._native_deposits
+    real = W._found
 
-    def blind(self, block):  # noqa: ANN001, ANN202 - a watcher bug drops one deposit
-        return [f for f in real(self, block) if f.tx_hash != lost.get("tx")]
+    def blind(self, block, got):  # noqa: ANN001, ANN202 - a watcher bug drops one deposit
+        found, problem = real(self, block, got)
+        return [f for f in found if f.tx_hash != lost.get("tx")], problem
 
-    monkeypatch.setattr(W, "_native_deposits", blind)
+    monkeypatch.setattr(W, "_found", blind)
     monkeypatch.setattr(rec, "MAX_REORG_DEPTH", 1)
     env.mine(5)                                   # blocks the first window covers
     tx = w3.eth.send_transaction({"from": env.accounts[2], "to": b, "value": 3 * 10**15})
