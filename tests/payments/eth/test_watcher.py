@@ -58,6 +58,7 @@ def _watcher(anvil, tokens: dict[str, str] | None = None, **kw) -> Watcher:  # n
 def _send_eth(anvil, to: str, wei: int, sender: int = 1) -> str:  # noqa: ANN001
     w3 = anvil.w3
     tx = w3.eth.send_transaction({"from": anvil.accounts[sender], "to": to, "value": wei})
+    w3.eth.wait_for_transaction_receipt(tx, timeout=30)  # mined before the watcher looks
     return w3.to_hex(tx)
 
 
