@@ -345,11 +345,20 @@ def _zero_usdt_balance(anvil, devnet, holder: str) -> None:  # noqa: ANN001
     assert _token_balance(anvil, devnet, "USDT", holder) == 0
 
 
-def test_reverted_batch_voids_the_reservations(env, devnet) -> None:  # noqa: ANN001
+def _mint_usdt(anvil, devnet, to: str, amount: int) -> None:  # noqa: ANN001
+    token = anvil.w3.eth.contract(address=devnet["USDT"], abi=devnet["abi"]["USDT"])
+    anvil.w3.eth.wait_for_transaction_receipt(
+        token.functions.mint(to, amount).transact({"from": anvil.accounts[0]}))
+
+
+def test_reverted_batch_requeues_and_a_repeated_revert_fails_alone(env, devnet) -> None:  # noqa: ANN001
+    """A batch that reverts (status 0) queues its withdrawals again with their reservations;
+    one that was in a reverted batch before is paid alone after the second revert, and
+    fails (voided) only when it reverts alone; the others are paid."""
     _fund("p-fail", "USDT", 100_000_000)
     tos = [_fresh(), _fresh()]
-    for i, to in enumerate(tos):
-        withdrawals.request_withdrawal("p-fail", "USDT", 20_000_000, to, f"k-f{i}")
+    ids = [withdrawals.request_withdrawal("p-fail", "USDT", 20_000_000, to, f"k-f{i}").id
+           for i, to in enumerate(tos)]
     assert _balance("p-fail", "USDT").reserved == 2 * (20_000_000 + TOKEN_FEE)
     b = _batcher(env, devnet)
     b.run()  # approval
@@ -363,21 +372,51 @@ def test_reverted_batch_voids_the_reservations(env, devnet) -> None:  # noqa: AN
     batcher.fault = None
     assert res.created == 1 and res.broadcast == 1
     res = b.run()
-    assert (res.failed, res.voided) == (1, 2)
+    assert (res.failed, res.voided, res.requeued) == (1, 0, 2)
     pay = [x for x in _batches() if x.kind == "pay"][0]
     assert pay.state == "failed" and pay.failure == "the transaction reverted"
     assert env.w3.eth.get_transaction_receipt(pay.tx_hash)["status"] == 0
-    assert _balance("p-fail", "USDT") == ledger.Balance("USDT", 100_000_000, 0)
-    assert {v.state for v in withdrawals.withdrawals_of("p-fail")} == {"failed"}
-    assert all(_token_balance(env, devnet, "USDT", t) == 0 for t in tos)
-    with ledger_tx(readonly=True) as s:  # the gas was spent all the same
+    assert _balance("p-fail", "USDT") == ledger.Balance(
+        "USDT", 100_000_000, 2 * (20_000_000 + TOKEN_FEE))  # still reserved
+    with ledger_tx(readonly=True) as s:
+        rows = s.execute(select(Withdrawal).order_by(Withdrawal.id)).scalars().all()
+        assert [(w.state, w.reverts, w.reverted_batch_id, w.batch_id) for w in rows] == \
+            [("queued", 1, pay.id, None)] * 2
         assert ledger.balance_of(s, ledger.house_account(s, "ETH", "fees")).balance < 0
-    # with the hot wallet short of tokens, new requests wait in the queue (no transaction)
-    withdrawals.request_withdrawal("p-fail", "USDT", 20_000_000, tos[0], "k-f-later")
+    assert all(_token_balance(env, devnet, "USDT", t) == 0 for t in tos)
+    # with the hot wallet short of tokens, the queue waits (no transaction)
+    third = withdrawals.request_withdrawal("p-fail", "USDT", 20_000_000, _fresh(), "k-f-later")
+    assert b.run().created == 0
+    # refilled, and reverting again: all queued again; the first two were there before
+    _mint_usdt(env, devnet, b.hot, 1_000 * 10**6)
+    batcher.fault = drain
+    assert b.run().created == 1
+    batcher.fault = None
+    assert b.run().requeued == 3
+    # the oldest repeat goes alone, reverts alone: it fails, its reservation voided
+    _mint_usdt(env, devnet, b.hot, 1_000 * 10**6)
+    batcher.fault = drain
+    assert b.run().created == 1
+    batcher.fault = None
     res = b.run()
-    assert res.created == 0
-    assert withdrawals.withdrawals_of("p-fail")[0].state == "queued"
+    assert (res.failed, res.voided, res.requeued) == (1, 1, 0)
+    # the rest is paid: the other repeat alone, then the third
+    _mint_usdt(env, devnet, b.hot, 1_000 * 10**6)
+    _run_until_idle(b)
+    states = {v.id: (v.state, v.failure) for v in withdrawals.withdrawals_of("p-fail")}
+    assert states == {ids[0]: ("failed", "the transaction reverted"),
+                      ids[1]: ("confirmed", None), third.id: ("confirmed", None)}
+    assert _token_balance(env, devnet, "USDT", tos[1]) == 20_000_000
+    assert [len(_pay_refs(b, x)) for x in _batches() if x.kind == "pay"] == [2, 3, 1, 1, 1]
+    assert _balance("p-fail", "USDT") == ledger.Balance(
+        "USDT", 100_000_000 - 2 * (20_000_000 + TOKEN_FEE), 0)
     _invariants_clean()
+
+
+def _pay_refs(b: Batcher, batch: WithdrawalBatch) -> list[int]:
+    """The withdrawal ids a recorded BatchPay call pays."""
+    fn, args = b.contract.decode_function_input(batch.call_data)
+    return list(args["refs"])
 
 
 def test_fee_bump_on_a_stuck_transaction_pays_once(env, devnet) -> None:  # noqa: ANN001
@@ -426,12 +465,25 @@ def test_an_address_that_refuses_payment_fails_alone(env, devnet) -> None:  # no
         assert w.id < refuser.id
     b = _batcher(env, devnet)
     res = b.run()
-    assert res.voided == 1 and res.created == 1
+    assert res.created == 1  # one batch for both: BatchPay refuses it on chain alone
     _run_until_idle(b)
     assert env.w3.eth.get_balance(good) == 10**15
     states = {v.address: (v.state, v.failure) for v in withdrawals.withdrawals_of("p-ref")}
     assert states[devnet["USDC"]] == ("failed", "the address refused the payment")
     assert states[good][0] == "confirmed"
+    # alone, it would pay nobody (BatchPay reverts): it fails before any transaction
+    with ledger_tx() as s:
+        again = Withdrawal(key="k-ref-3", player_id="p-ref", chain="ethereum",
+                           currency="ETH", amount=1_000_000, fee=0, address=devnet["USDC"],
+                           state="queued")
+        s.add(again)
+        s.flush()
+        ledger.reserve(s, f"withdrawal:{again.id}", "withdrawal",
+                       ledger.player_account(s, "p-ref", "ETH"),
+                       ledger.house_account(s, "ETH", "custody"), 1_000_000)
+    res = b.run()
+    assert (res.created, res.voided) == (0, 1)
+    assert _balance("p-ref", "ETH") == ledger.Balance("ETH", 50_000_000 - 1_000_000 - ETH_FEE, 0)
     _invariants_clean()
 
 
