@@ -45,7 +45,6 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound
-from web3.logs import DISCARD
 
 from casino_app.core.clock import utcnow
 from casino_app.core.db import ledger_tx
@@ -67,7 +66,8 @@ log = get_logger("casino.eth.batcher")
 CHAIN = "ethereum"
 MAX_PER_BATCH = 100
 MAX_UINT256 = 2**256 - 1
-_PAID_TOPIC = Web3.to_hex(Web3.keccak(text="Paid(uint256,address,address,uint256)"))
+_TOPICS = {name: Web3.to_hex(Web3.keccak(text=f"{name}(uint256,address,address,uint256)"))
+           for name in ("Paid", "Refused")}
 WEI_PER_GWEI = 10**9
 OPEN = ("signed", "sent")
 REFUSED = "the address refused the payment"
@@ -537,9 +537,10 @@ class Batcher(ChainSender):
     def __init__(self, w3: Web3, batch_contract: str, tokens: dict[str, str], *,
                  signer: Signer | None = None, chain: str = CHAIN,
                  confirmations: int | None = None, fee_bump_seconds: float | None = None,
+                 void_after_blocks: int | None = None,
                  max_per_batch: int = MAX_PER_BATCH) -> None:
         super().__init__(w3, tokens, signer=signer, chain=chain, confirmations=confirmations,
-                         fee_bump_seconds=fee_bump_seconds)
+                         fee_bump_seconds=fee_bump_seconds, void_after_blocks=void_after_blocks)
         self.contract = w3.eth.contract(address=Web3.to_checksum_address(batch_contract),
                                         abi=artifact("BatchPay")["abi"])
         self.max_per_batch = max_per_batch
@@ -567,13 +568,15 @@ class Batcher(ChainSender):
     def _logs(self, receipt: Any, name: str) -> set[tuple[int, str, str, int]]:
         """(ref, token, to, amount) of BatchPay's ``name`` events in ``receipt``, from our
         BatchPay only (a recipient may emit look-alike events)."""
+        event, topic = getattr(self.contract.events, name)(), _TOPICS[name]
         out = set()
-        for e in getattr(self.contract.events, name)().process_receipt(receipt,
-                                                                       errors=DISCARD):
-            if Web3.to_checksum_address(e["address"]) == self.contract.address:
-                a = e["args"]
-                out.add((int(a["ref"]), Web3.to_checksum_address(a["token"]),
-                         Web3.to_checksum_address(a["to"]), int(a["amount"])))
+        for entry in receipt["logs"]:
+            if Web3.to_checksum_address(entry["address"]) != self.contract.address or \
+                    not entry["topics"] or _hex(entry["topics"][0]) != topic:
+                continue
+            a = event.process_log(entry)["args"]
+            out.add((int(a["ref"]), Web3.to_checksum_address(a["token"]),
+                     Web3.to_checksum_address(a["to"]), int(a["amount"])))
         return out
 
     def _outcomes(self, b: _Open, receipt: Any, ok: bool, rows: list[Withdrawal]
@@ -614,7 +617,7 @@ class Batcher(ChainSender):
             "address": self.contract.address,
             # a node behind the one that gave the head, or a short reorg: look a bit lower
             "fromBlock": max(0, (since or 0) - self.confirmations), "toBlock": "latest",
-            "topics": [_PAID_TOPIC, ["0x" + ref.to_bytes(32, "big").hex() for ref in refs]]})
+            "topics": [_TOPICS["Paid"], ["0x" + ref.to_bytes(32, "big").hex() for ref in refs]]})
         for tx_hash in dict.fromkeys(_hex(e["transactionHash"]) for e in logs):
             try:
                 tx = self.w3.eth.get_transaction(tx_hash)

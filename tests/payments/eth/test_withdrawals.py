@@ -1,7 +1,8 @@
 """Ethereum withdrawals on a real anvil node: requests validated and reserved, batches paid
 in one BatchPay transaction per currency (ETH, USDT without a return value, USDC), crashes
-before and after the broadcast, a reverted batch, a fee bump; the ledger's invariants hold
-after each test (SQLite and PostgreSQL)."""
+before and after the broadcast, a reverted batch requeued, a fee bump, recipients that
+refuse when mined, node errors while estimating, a used nonce without a receipt; the
+ledger's invariants hold after each test (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from collections.abc import Callable
+
 import pytest
+import requests
 from eth_utils import keccak
-from sqlalchemy import func, select
-from web3 import Web3
+from prometheus_client import REGISTRY
+from sqlalchemy import delete, func, select
+from web3 import HTTPProvider, Web3
 from web3.exceptions import TransactionNotFound
 
 from casino_app.core.db import ledger_tx
@@ -484,6 +489,217 @@ def test_an_address_that_refuses_payment_fails_alone(env, devnet) -> None:  # no
     res = b.run()
     assert (res.created, res.voided) == (0, 1)
     assert _balance("p-ref", "ETH") == ledger.Balance("ETH", 50_000_000 - 1_000_000 - ETH_FEE, 0)
+    _invariants_clean()
+
+
+# A recipient contract with a switch: storage slot 0 zero accepts any payment, non-zero
+# reverts (PUSH1 0 SLOAD PUSH1 7 JUMPI STOP JUMPDEST PUSH1 0 DUP1 REVERT).
+_SWITCH_CODE = "0x600054600757005b600080fd"
+
+
+def _switch_recipient(anvil) -> tuple[str, Callable[[], None]]:  # noqa: ANN001
+    """(address, turn it to refusing) of a contract that accepts ether until switched."""
+    addr = _fresh()
+    anvil.rpc("anvil_setCode", [addr, _SWITCH_CODE])
+    return addr, lambda: anvil.rpc("anvil_setStorageAt", [addr, "0x" + "00" * 32,
+                                                          "0x" + "00" * 31 + "01"])
+
+
+def _on_signed(action: Callable[[], None]) -> Callable[[str, int], None]:
+    """A fault hook that runs ``action`` once the batch is recorded, before its broadcast
+    (the chain changes between the estimate and the mining)."""
+    def hook(point: str, batch_id: int) -> None:
+        if point == "signed":
+            action()
+    return hook
+
+
+def test_a_recipient_that_reverts_when_mined_fails_alone(env, devnet) -> None:  # noqa: ANN001
+    """A contract that accepted at the estimate and reverts when mined: BatchPay refuses it
+    (Refused log, its ether back to the hot wallet) and pays the others, a Safe among them
+    (its receive fits the stipend); the refused one fails with its reservation voided."""
+    _fund("p-sw", "ETH", 50_000_000)
+    switch, turn = _switch_recipient(env)
+    good = [_fresh(), devnet["safe"]]
+    amounts = {good[0]: 1_000_000, switch: 2_000_000, good[1]: 3_000_000}
+    for i, (to, amount) in enumerate(amounts.items()):
+        withdrawals.request_withdrawal("p-sw", "ETH", amount, to, f"k-sw-{i}")
+    b = _batcher(env, devnet)
+    hot_before = env.w3.eth.get_balance(b.hot)
+    safe_before = env.w3.eth.get_balance(devnet["safe"])
+    batcher.fault = _on_signed(turn)
+    assert b.run().broadcast == 1
+    batcher.fault = None
+    res = b.run()
+    assert (res.confirmed, res.paid, res.voided) == (1, 2, 1)
+    [batch] = _batches()
+    receipt = env.w3.eth.get_transaction_receipt(batch.tx_hash)
+    assert receipt["status"] == 1
+    [refused] = b.contract.events.Refused().process_receipt(receipt)
+    assert (refused["args"]["to"], refused["args"]["amount"]) == (switch, 2_000_000 * GWEI)
+    assert env.w3.eth.get_balance(switch) == 0
+    assert env.w3.eth.get_balance(good[0]) == 1_000_000 * GWEI
+    assert env.w3.eth.get_balance(devnet["safe"]) - safe_before == 3_000_000 * GWEI
+    gas = int(batch.gas_fee_wei)
+    assert hot_before - env.w3.eth.get_balance(b.hot) == 4_000_000 * GWEI + gas
+    assert batch.state == "confirmed" and batch.total == 4_000_000  # what was paid
+    states = {v.address: (v.state, v.failure) for v in withdrawals.withdrawals_of("p-sw")}
+    assert states == {good[0]: ("confirmed", None), good[1]: ("confirmed", None),
+                      switch: ("failed", "the address refused the payment")}
+    assert _balance("p-sw", "ETH") == ledger.Balance(
+        "ETH", 50_000_000 - 4_000_000 - 2 * ETH_FEE, 0)
+    _invariants_clean()
+
+
+def test_a_token_recipient_blacklisted_before_mining_fails_alone(env, devnet) -> None:  # noqa: ANN001
+    _fund("p-bl", "USDC", 100_000_000)
+    tos = [_fresh(), _fresh(), _fresh()]
+    for i, to in enumerate(tos):
+        withdrawals.request_withdrawal("p-bl", "USDC", 10_000_000 * (i + 1), to, f"k-bl-{i}")
+    b = _batcher(env, devnet)
+    b.run()  # approval
+    usdc = env.w3.eth.contract(address=devnet["USDC"], abi=devnet["abi"]["USDC"])
+    before = _token_balance(env, devnet, "USDC", b.hot)
+
+    def blacklist() -> None:
+        env.w3.eth.wait_for_transaction_receipt(usdc.functions.setBlocked(tos[1], True)
+                                                .transact({"from": env.accounts[0]}))
+
+    batcher.fault = _on_signed(blacklist)
+    assert b.run().broadcast == 1
+    batcher.fault = None
+    res = b.run()
+    assert (res.confirmed, res.paid, res.voided) == (1, 2, 1)
+    assert [_token_balance(env, devnet, "USDC", t) for t in tos] == [10_000_000, 0, 30_000_000]
+    assert before - _token_balance(env, devnet, "USDC", b.hot) == 40_000_000
+    states = [(v.state, v.failure) for v in reversed(withdrawals.withdrawals_of("p-bl"))]
+    assert states == [("confirmed", None), ("failed", "the address refused the payment"),
+                      ("confirmed", None)]
+    assert _balance("p-bl", "USDC") == ledger.Balance(
+        "USDC", 100_000_000 - 40_000_000 - 2 * TOKEN_FEE, 0)
+    _invariants_clean()
+
+
+class _FlakyProvider(HTTPProvider):
+    """A node whose gas estimates fail with a network error after the first ``ok_estimates``
+    (``None``: all answered)."""
+
+    ok_estimates: int | None = None
+
+    def make_request(self, method, params):  # noqa: ANN001, ANN201
+        if method == "eth_estimateGas" and self.ok_estimates is not None:
+            if self.ok_estimates <= 0:
+                raise requests.exceptions.ConnectionError("connection reset by peer")
+            self.ok_estimates -= 1
+        return super().make_request(method, params)
+
+
+def test_a_node_error_during_the_estimates_fails_nobody(env, devnet) -> None:  # noqa: ANN001
+    """Two withdrawals to contracts without a receive function: the batch would pay nobody
+    and reverts at the estimate; the node then fails while each is tried alone. Nobody
+    fails and nothing is sent; with the node back, each reverts alone and fails."""
+    _fund("p-net", "ETH", 50_000_000)
+    with ledger_tx() as s:  # bypass the request's own-address check for the test
+        for i, addr in enumerate((devnet["USDC"], devnet["USDT"])):
+            w = Withdrawal(key=f"k-net-{i}", player_id="p-net", chain="ethereum",
+                           currency="ETH", amount=1_000_000, fee=0, address=addr,
+                           state="queued")
+            s.add(w)
+            s.flush()
+            ledger.reserve(s, f"withdrawal:{w.id}", "withdrawal",
+                           ledger.player_account(s, "p-net", "ETH"),
+                           ledger.house_account(s, "ETH", "custody"), 1_000_000)
+    provider = _FlakyProvider(env.url)
+    b = Batcher(Web3(provider), devnet["batch"], {}, confirmations=1, fee_bump_seconds=3600)
+    for ok in (0, 1, 2):  # the batch's estimate, the first alone, the second alone fail
+        provider.ok_estimates = ok
+        res = b.run()
+        assert (res.created, res.voided) == (0, 0), ok
+        assert {v.state for v in withdrawals.withdrawals_of("p-net")} == {"queued"}
+    assert _balance("p-net", "ETH") == ledger.Balance("ETH", 50_000_000, 2_000_000)
+    provider.ok_estimates = None
+    res = b.run()
+    assert (res.created, res.voided) == (0, 2)
+    assert {(v.state, v.failure) for v in withdrawals.withdrawals_of("p-net")} == \
+        {("failed", "the address refused the payment")}
+    assert _batches() == []
+    _invariants_clean()
+
+
+def test_a_used_nonce_without_receipt_settles_by_the_paid_logs(env, devnet) -> None:  # noqa: ANN001
+    """The node answers no receipt for the recorded version (here: the database was
+    restored from a backup taken before the fee bump that was mined), yet the nonce is
+    used: the batch's Paid logs name the transaction, sent by the hot wallet with that
+    nonce, and it settles as paid, long after the grace for voiding."""
+    _fund("p-lost", "ETH", 50_000_000)
+    tos = [_fresh(), _fresh()]
+    for i, to in enumerate(tos):
+        withdrawals.request_withdrawal("p-lost", "ETH", 2_000_000, to, f"k-lost-{i}")
+    env.automine(False)
+    b = _batcher(env, devnet, fee_bump_seconds=0, void_after_blocks=3)
+    assert b.run().broadcast == 1
+    assert b.run().bumped == 1
+    [batch] = _batches()
+    v0, v1 = _versions(batch.id)
+    env.mine(1)
+    env.automine(True)
+    assert env.w3.eth.get_transaction_receipt(v1.tx_hash)["status"] == 1
+    with ledger_tx() as s:  # the backup knew only version 0
+        s.execute(delete(WithdrawalBatchTx).where(WithdrawalBatchTx.id == v1.id))
+    env.mine(10)  # the nonce was used far more than void_after_blocks ago
+    res = _batcher(env, devnet, void_after_blocks=3).run()
+    assert (res.confirmed, res.paid, res.voided, res.failed) == (1, 2, 0, 0)
+    [batch] = _batches()
+    assert batch.state == "confirmed" and batch.tx_hash == v1.tx_hash
+    assert [env.w3.eth.get_balance(t) for t in tos] == [2 * 10**15] * 2
+    assert {v.state for v in withdrawals.withdrawals_of("p-lost")} == {"confirmed"}
+    assert _balance("p-lost", "ETH") == ledger.Balance(
+        "ETH", 50_000_000 - 2 * (2_000_000 + ETH_FEE), 0)
+    _invariants_clean()
+
+
+def test_a_used_nonce_without_receipt_nor_paid_log_voids_only_after_the_grace(
+        env, devnet) -> None:  # noqa: ANN001
+    """The batch was recorded and never sent (a crash); its nonce was then used by another
+    transaction of the hot wallet. With no receipt and no Paid log it is not voided at once:
+    each run alerts until the nonce was used ``void_after_blocks`` below the confirmed
+    depth; then it fails and the player gets the money back."""
+    _fund("p-nonce", "ETH", 50_000_000)
+    to = _fresh()
+    withdrawals.request_withdrawal("p-nonce", "ETH", 2_000_000, to, "k-nonce")
+
+    def die(point: str, batch_id: int) -> None:
+        if point == "signed":
+            raise Crash(point)
+
+    batcher.fault = die
+    with pytest.raises(Crash):
+        _batcher(env, devnet).run()
+    batcher.fault = None
+    [batch] = _batches()
+    raw, _ = signer_eth.sign_transaction({  # the operator sends something else
+        "type": 2, "chainId": env.w3.eth.chain_id, "from": batch.from_address,
+        "to": _fresh(), "value": 1, "gas": 21_000, "nonce": batch.nonce,
+        "maxFeePerGas": 10 * GWEI, "maxPriorityFeePerGas": GWEI})
+    env.w3.eth.wait_for_transaction_receipt(env.w3.eth.send_raw_transaction(raw))
+    b = _batcher(env, devnet, void_after_blocks=5)
+    alerts = REGISTRY.get_sample_value("casino_eth_payment_anomalies_total",
+                                       {"anomaly": "nonce_used_no_receipt"}) or 0
+    for _ in range(5):
+        res = b.run()
+        assert (res.anomalies, res.failed, res.voided) == (1, 0, 0)
+        env.mine(1)
+    assert REGISTRY.get_sample_value("casino_eth_payment_anomalies_total",
+                                     {"anomaly": "nonce_used_no_receipt"}) == alerts + 5
+    assert withdrawals.withdrawals_of("p-nonce")[0].state == "batched"
+    assert _balance("p-nonce", "ETH").reserved == 2_000_000 + ETH_FEE
+    res = b.run()
+    assert (res.failed, res.voided) == (1, 1)
+    [batch] = _batches()
+    assert batch.state == "failed" and batch.failure == \
+        "its nonce was used by another transaction"
+    assert env.w3.eth.get_balance(to) == 0
+    assert _balance("p-nonce", "ETH") == ledger.Balance("ETH", 50_000_000, 0)
     _invariants_clean()
 
 
