@@ -789,9 +789,9 @@ def test_large_withdrawals_wait_for_staff_and_can_be_rejected(
 
 def test_books_reconcile_with_the_chain_before_during_and_after_a_batch(env, devnet) -> None:  # noqa: ANN001
     """Reconciliation (payments/eth/reconcile) stays clean around a paid batch: while its
-    transaction is mined but not yet settled (it has paid at the pinned block), once
-    settled (gas booked rounded up to gwei: the sub-gwei rest stays on chain), and for a
-    token batch whose gas is paid in ETH."""
+    transaction is mined but not yet settled (it has paid at the pinned block, except what
+    BatchPay refused and sent back), once settled (gas booked rounded up to gwei: the
+    sub-gwei rest stays on chain), and for a token batch whose gas is paid in ETH."""
     from casino_app.payments.eth.reconcile import reconcile
     from casino_app.payments.eth.watcher import Watcher, chain_assets
 
@@ -818,13 +818,18 @@ def test_books_reconcile_with_the_chain_before_during_and_after_a_batch(env, dev
     clean()
     withdrawals.request_withdrawal("p-rec", "ETH", 200_000, _fresh(), "k-rec-eth")
     withdrawals.request_withdrawal("p-rec", "USDT", 7_000_000, _fresh(), "k-rec-usdt")
+    switch, turn = _switch_recipient(env)
+    withdrawals.request_withdrawal("p-rec", "ETH", 300_000, switch, "k-rec-refused")
     b = _batcher(env, devnet, confirmations=3)
+    batcher.fault = _on_signed(turn)  # the switch refuses once the ETH batch is signed
     b.run()  # approve (USDT) and the ETH batch are mined, not settled (3 confirmations)
+    batcher.fault = None
     clean()
     for _ in range(12):
         env.mine(1)
         b.run()
     with ledger_tx(readonly=True) as s:
-        assert {w.state for w in s.query(Withdrawal)} == {"confirmed"}
+        assert sorted((w.address == switch, w.state) for w in s.query(Withdrawal)) == [
+            (False, "confirmed"), (False, "confirmed"), (True, "failed")]
     clean()
     _invariants_clean()
