@@ -5,23 +5,45 @@ One run (``Batcher.run``, the ``eth-batch`` job every ``CASINO_ETH_BATCH_SECONDS
 
 1. Open batches first (``signed`` or ``sent``, oldest nonce first):
    - a version of its transaction has a receipt with enough confirmations
-     (``CASINO_ETH_CONFIRMATIONS``): status 1 posts every withdrawal's reservation (and
-     its fee to the house ``fees`` account), status 0 voids them (the money is the
-     players' again); either way the gas the hot wallet paid is an entry fees -> custody
-     in ETH. One ledger transaction, once (the batch row is locked and its state checked).
-   - no receipt and its nonce was used by another transaction (at the confirmed depth):
-     failed, reservations voided.
+     (``CASINO_ETH_CONFIRMATIONS``): settled in one ledger transaction, once (the batch
+     row is locked and its state checked), the gas the hot wallet paid booked as an entry
+     fees -> custody in ETH. Status 1: each withdrawal whose BatchPay ``Paid`` log is in
+     the receipt (ref, token, to, amount) is posted (its fee to the house ``fees``
+     account); one with a ``Refused`` log (its address or the token refused it; BatchPay
+     went on with the others and sent refused ether back) fails, reservation voided ("the
+     address refused the payment"); one with neither is an anomaly: error log and
+     ``casino_eth_payment_anomalies_total{anomaly="no_paid_log"}``, left ``batched`` with
+     its reservation for staff. The batch's ``total`` becomes what it paid. Status 0 (the
+     whole call reverted): its withdrawals are queued again, reservations kept, the
+     batch counted on them (``reverts``, ``reverted_batch_id``); one in its second
+     reverted batch is then paid alone, and one that reverts alone after an earlier
+     revert fails (voided).
+   - no receipt for any version, yet its nonce is used at the confirmed depth: receipts
+     and nonces can come from different backends (a load balancer, a lagging node, a
+     database restored from a backup missing a fee bump), so this alone proves nothing.
+     For a BatchPay batch the ``Paid`` logs of its withdrawal ids since it was recorded
+     (``recorded_block``) name the transaction that paid them; sent by the batch's sender
+     with its nonce, its receipt settles the batch as above (found but unreadable: wait).
+     Otherwise each run logs an error and counts ``nonce_used_no_receipt``, and only once
+     the nonce was already used ``CASINO_ETH_VOID_AFTER_BLOCKS`` (default 64) blocks below
+     the confirmed depth is the batch failed and its reservations voided (the node must
+     keep that much state: 128 blocks on a pruned geth). Safe payments (``pay`` rows to
+     the Safe) and the other kinds get only the grace.
    - not mined ``CASINO_ETH_FEE_BUMP_SECONDS`` after its latest version: the SAME call (to, value, data,
      gas, nonce) is signed again with fees raised by at least 12.5 %; the new version is
      recorded BEFORE it is broadcast. Whichever version is mined settles the batch.
    - the node does not know any version: the latest signed raw transaction is broadcast
      again, byte for byte (a new payment for the same withdrawals is never signed).
 2. New batches: per currency without an open batch, up to ``MAX_PER_BATCH`` queued
-   withdrawals become one BatchPay call (``payEth`` with the sum as value;
-   ``payToken`` after a one-time ``approve`` of BatchPay by the hot wallet, itself a
-   recorded transaction). The nonce is reserved, the transaction signed, and the batch
-   with its raw transaction and hash recorded (withdrawals marked ``batched``) in one
-   ledger transaction; only then is it broadcast.
+   withdrawals (or alone the oldest one in two reverted batches) become one BatchPay
+   call (``payEth`` with the sum as value; ``payToken`` after a one-time ``approve`` of
+   BatchPay by the hot wallet, itself a recorded transaction). BatchPay reverts only
+   when it would pay nobody, so when the estimate reverts each withdrawal is estimated
+   alone and those that revert alone fail at once ("the address refused the payment");
+   a node or network error while estimating is not a revert: nobody fails, the batch
+   waits for the next run. The nonce is reserved, the transaction signed, and the batch
+   with its raw transaction, hash and the node's head recorded (withdrawals marked
+   ``batched``) in one ledger transaction; only then is it broadcast.
 
 The generic part (``ChainSender``: record, broadcast, rebroadcast, bump, settle with the
 gas booked) also carries the sweeper's transactions (payments/eth/sweeper.py), each

@@ -17,8 +17,9 @@
 //   withdrawal id), so a payment on chain can be matched to its request without the
 //   database.
 // - The whole call reverts when the gas left could not give the next recipient its full
-//   allowance (GasTooLow: a recipient is never refused for lack of gas) and when nobody
-//   was paid (NothingPaid: a paused token or a lone refusing recipient costs no refund).
+//   allowance (GasTooLow: a recipient is never refused for lack of our gas) and when
+//   nobody would be paid (NothingPaid: so a paused token, or a batch of refusing
+//   addresses, shows at the gas estimate and sends nothing).
 //
 // The contract holds no funds and has no owner, no storage and no upgrade path.
 pragma solidity ^0.8.20;
@@ -29,7 +30,7 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 contract BatchPay {
     using SafeERC20 for IERC20;
 
-    /// Gas given to each ether recipient (a Safe's receive needs about 10,000).
+    /// Gas given to each ether recipient (a Safe 1.4.1 receive needs about 7,000).
     uint256 public constant ETH_GAS_STIPEND = 50_000;
     /// Gas the ether call costs the caller beyond the stipend (value 9,000, new account
     /// 25,000, cold address 2,600, the 1/64 kept back) and its log.
