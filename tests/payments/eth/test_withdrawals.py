@@ -702,6 +702,40 @@ def test_a_used_nonce_without_receipt_nor_paid_log_voids_only_after_the_grace(
     _invariants_clean()
 
 
+def test_a_withdrawal_without_its_paid_log_is_left_for_staff(env, devnet) -> None:  # noqa: ANN001
+    """A withdrawal is posted only when the receipt has its Paid log (ref, token, address,
+    amount). One whose row no longer matches the call that was paid (here altered after
+    signing) is an anomaly: alerted and left batched with its reservation; the other one
+    of the batch is paid and the batch's total is what it paid."""
+    _fund("p-anom", "ETH", 50_000_000)
+    ids = [withdrawals.request_withdrawal("p-anom", "ETH", 1_000_000, _fresh(), f"k-an-{i}").id
+           for i in range(2)]
+
+    def alter() -> None:
+        with ledger_tx() as s:
+            s.get(Withdrawal, ids[1]).address = _fresh()
+
+    before = REGISTRY.get_sample_value("casino_eth_payment_anomalies_total",
+                                       {"anomaly": "no_paid_log"}) or 0
+    b = _batcher(env, devnet)
+    batcher.fault = _on_signed(alter)
+    assert b.run().broadcast == 1
+    batcher.fault = None
+    res = b.run()
+    assert (res.confirmed, res.paid, res.anomalies, res.voided) == (1, 1, 1, 0)
+    assert REGISTRY.get_sample_value("casino_eth_payment_anomalies_total",
+                                     {"anomaly": "no_paid_log"}) == before + 1
+    assert [v.state for v in reversed(withdrawals.withdrawals_of("p-anom"))] == \
+        ["confirmed", "batched"]
+    [batch] = _batches()
+    assert batch.state == "confirmed" and batch.total == 1_000_000
+    assert _balance("p-anom", "ETH") == ledger.Balance(
+        "ETH", 50_000_000 - 1_000_000 - ETH_FEE, 1_000_000 + ETH_FEE)
+    b.run()  # nothing more happens to it
+    assert withdrawals.get_withdrawal(ids[1]).state == "batched"
+    _invariants_clean()
+
+
 def test_the_web_side_does_not_import_the_signer() -> None:
     probe = ("import sys, casino_app.payments.eth.withdrawals; "
              "print(sorted(m for m in sys.modules if m.startswith('casino_app.payments.signer')"
