@@ -657,6 +657,47 @@ def test_a_used_nonce_without_receipt_settles_by_the_paid_logs(env, devnet) -> N
     _invariants_clean()
 
 
+class _LaggingReceipts(HTTPProvider):
+    """A load-balanced node whose receipts come from a backend that has not seen the
+    ``hidden`` transactions; everything else is answered by the synced node."""
+
+    hidden: frozenset[str] = frozenset()
+
+    def make_request(self, method, params):  # noqa: ANN001, ANN201
+        response = super().make_request(method, params)
+        if method == "eth_getTransactionReceipt" and str(params[0]).lower() in self.hidden:
+            response = {**response, "result": None}
+        return response
+
+
+def test_a_paid_batch_whose_receipt_a_node_withholds_is_never_voided(env, devnet) -> None:  # noqa: ANN001
+    """The receipts backend lags: no receipt for the mined batch while its nonce is used.
+    Its Paid log names it, so it is never voided, however long past the grace: each run
+    alerts; once a receipt is given it settles as paid."""
+    _fund("p-lag", "ETH", 50_000_000)
+    to = _fresh()
+    w = withdrawals.request_withdrawal("p-lag", "ETH", 2_000_000, to, "k-lag")
+    provider = _LaggingReceipts(env.url)
+    b = Batcher(Web3(provider), devnet["batch"], {}, confirmations=1, fee_bump_seconds=3600,
+                void_after_blocks=3)
+    assert b.run().broadcast == 1  # mined at once
+    [batch] = _batches()
+    [v0] = _versions(batch.id)
+    provider.hidden = frozenset({v0.tx_hash.lower()})
+    for _ in range(3):
+        env.mine(5)  # far past the grace
+        res = b.run()
+        assert (res.anomalies, res.failed, res.voided, res.confirmed) == (1, 0, 0, 0)
+    assert withdrawals.get_withdrawal(w.id).state == "batched"
+    assert _balance("p-lag", "ETH").reserved == 2_000_000 + ETH_FEE
+    provider.hidden = frozenset()
+    res = b.run()
+    assert (res.confirmed, res.paid) == (1, 1)
+    assert withdrawals.get_withdrawal(w.id).state == "confirmed"
+    assert env.w3.eth.get_balance(to) == 2 * 10**15
+    _invariants_clean()
+
+
 def test_a_used_nonce_without_receipt_nor_paid_log_voids_only_after_the_grace(
         env, devnet) -> None:  # noqa: ANN001
     """The batch was recorded and never sent (a crash); its nonce was then used by another
