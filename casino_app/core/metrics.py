@@ -60,6 +60,15 @@ HOT_WALLET_BELOW_MIN = Gauge(
     ["currency"],
     multiprocess_mode="livemax",
 )
+PAYMENT_ANOMALIES = Counter(
+    "casino_eth_payment_anomalies_total",
+    "Hot-wallet transactions the eth-batch job could not settle on its own, counted once a "
+    "run while they last, by anomaly (nonce_used_no_receipt: a sent transaction has no "
+    "receipt but its nonce is used; voided_after_grace: settled as not paid after "
+    "CASINO_ETH_VOID_AFTER_BLOCKS; no_paid_log: a withdrawal of a mined BatchPay batch has "
+    "neither a Paid nor a Refused log and stays batched for staff).",
+    ["anomaly"],
+)
 
 # HTTP (recorded by casino_app.api.middleware) -----------------------------------------
 HTTP_REQUESTS = Counter(

@@ -145,6 +145,12 @@ class Settings(BaseSettings):
     # long a broadcast transaction may wait before its fee is bumped.
     eth_batch_seconds: float = Field(60.0, gt=0, le=86400)
     eth_fee_bump_seconds: float = Field(180.0, gt=0, le=86400)
+    # A sent transaction none of whose versions has a receipt while its nonce is used
+    # (and, for a BatchPay call, no Paid log names its withdrawals) is settled as not paid
+    # only once the nonce was already used this many blocks below the confirmed depth
+    # (until then: an error every run). Keep it plus the confirmations within the node's
+    # recent state (128 blocks on a pruned geth).
+    eth_void_after_blocks: int = Field(64, ge=1, le=100_000)
     # The batch-payment contract (payments/eth/contracts/BatchPay.sol) on the network.
     eth_batch_contract: str = ""
     # The cold wallet (a Safe) and the hot wallet's band per currency "CUR:min:max,..."

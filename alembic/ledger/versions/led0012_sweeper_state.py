@@ -2,7 +2,7 @@
 the hot wallet's band state per currency
 
 Revision ID: led0012
-Revises: led0009
+Revises: led0010
 Create Date: 2026-11-24 03:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = 'led0012'
-down_revision: str | None = 'led0009'
+down_revision: str | None = 'led0010'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -5,25 +5,48 @@ One run (``Batcher.run``, the ``eth-batch`` job every ``CASINO_ETH_BATCH_SECONDS
 
 1. Open batches first (``signed`` or ``sent``, oldest nonce first):
    - a version of its transaction has a receipt with enough confirmations
-     (``CASINO_ETH_CONFIRMATIONS``): status 1 posts every withdrawal's reservation (and
-     its fee to the house ``fees`` account), status 0 voids them (the money is the
-     players' again); either way the gas the hot wallet paid is an entry fees -> custody
-     in ETH. One ledger transaction, once (the batch row is locked and its state checked).
-     Before voiding, ``_paid_by`` may name another transaction that paid after all (a
-     Safe exec that someone else sent first): then the batch is settled as paid.
-   - no receipt and its nonce was used by another transaction (at the confirmed depth):
-     failed, reservations voided.
+     (``CASINO_ETH_CONFIRMATIONS``): settled in one ledger transaction, once (the batch
+     row is locked and its state checked), the gas the hot wallet paid booked as an entry
+     fees -> custody in ETH. Status 1: each withdrawal whose BatchPay ``Paid`` log is in
+     the receipt (ref, token, to, amount) is posted (its fee to the house ``fees``
+     account); one with a ``Refused`` log (its address or the token refused it; BatchPay
+     went on with the others and sent refused ether back) fails, reservation voided ("the
+     address refused the payment"); one with neither is an anomaly: error log and
+     ``casino_eth_payment_anomalies_total{anomaly="no_paid_log"}``, left ``batched`` with
+     its reservation for staff. The batch's ``total`` becomes what it paid. Status 0 (the
+     whole call reverted): its withdrawals are queued again, reservations kept, the
+     batch counted on them (``reverts``, ``reverted_batch_id``); one in its second
+     reverted batch is then paid alone, and one that reverts alone after an earlier
+     revert fails (voided).
+   - no receipt for any version, yet its nonce is used at the confirmed depth: receipts
+     and nonces can come from different backends (a load balancer, a lagging node, a
+     database restored from a backup missing a fee bump), so this alone proves nothing.
+     For a BatchPay batch the ``Paid`` logs of its withdrawal ids since it was recorded
+     (``recorded_block``) name the transaction that paid them; sent by the batch's sender
+     with its nonce, its receipt settles the batch as above (found but unreadable: wait).
+     Otherwise each run logs an error and counts ``nonce_used_no_receipt``, and only once
+     the nonce was already used ``CASINO_ETH_VOID_AFTER_BLOCKS`` (default 64) blocks below
+     the confirmed depth is the batch failed and its reservations voided (the node must
+     keep that much state: 128 blocks on a pruned geth). Safe payments (``pay`` rows to
+     the Safe) and the other kinds get only the grace.
+   - before a Safe payment is settled as not paid (reverted, or its nonce used),
+     ``_paid_by`` may name another transaction that paid after all (someone else sent
+     the same signed Safe transaction first): then it is settled as paid.
    - not mined ``CASINO_ETH_FEE_BUMP_SECONDS`` after its latest version: the SAME call (to, value, data,
      gas, nonce) is signed again with fees raised by at least 12.5 %; the new version is
      recorded BEFORE it is broadcast. Whichever version is mined settles the batch.
    - the node does not know any version: the latest signed raw transaction is broadcast
      again, byte for byte (a new payment for the same withdrawals is never signed).
 2. New batches: per currency without an open batch, up to ``MAX_PER_BATCH`` queued
-   withdrawals become one BatchPay call (``payEth`` with the sum as value;
-   ``payToken`` after a one-time ``approve`` of BatchPay by the hot wallet, itself a
-   recorded transaction). The nonce is reserved, the transaction signed, and the batch
-   with its raw transaction and hash recorded (withdrawals marked ``batched``) in one
-   ledger transaction; only then is it broadcast.
+   withdrawals (or alone the oldest one in two reverted batches) become one BatchPay
+   call (``payEth`` with the sum as value; ``payToken`` after a one-time ``approve`` of
+   BatchPay by the hot wallet, itself a recorded transaction). BatchPay reverts only
+   when it would pay nobody, so when the estimate reverts each withdrawal is estimated
+   alone and those that revert alone fail at once ("the address refused the payment");
+   a node or network error while estimating is not a revert: nobody fails, the batch
+   waits for the next run. The nonce is reserved, the transaction signed, and the batch
+   with its raw transaction, hash and the node's head recorded (withdrawals marked
+   ``batched``) in one ledger transaction; only then is it broadcast.
 
 The generic part (``ChainSender``: record, broadcast, rebroadcast, bump, settle with the
 gas booked) also carries the sweeper's transactions (payments/eth/sweeper.py), each
@@ -46,14 +69,15 @@ from typing import Any, Protocol
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from web3 import Web3
-from web3.exceptions import TransactionNotFound
+from web3.exceptions import ContractLogicError, TransactionNotFound
 
 from casino_app.core.clock import utcnow
 from casino_app.core.db import ledger_tx
 from casino_app.core.logging import get_logger
+from casino_app.core.metrics import PAYMENT_ANOMALIES
 from casino_app.core.settings import get_settings
 from casino_app.payments import ledger
-from casino_app.payments.eth.chain import artifact
+from casino_app.payments.eth.chain import ZERO_ADDRESS, artifact
 from casino_app.payments.eth.watch_models import PlayerHold
 from casino_app.payments.eth.watcher import Asset, chain_assets, parse_tokens
 from casino_app.payments.eth.withdrawal_models import (
@@ -61,14 +85,18 @@ from casino_app.payments.eth.withdrawal_models import (
     WithdrawalBatch,
     WithdrawalBatchTx,
 )
+from casino_app.payments.eth.withdrawals import post_paid
 
 log = get_logger("casino.eth.batcher")
 
 CHAIN = "ethereum"
 MAX_PER_BATCH = 100
 MAX_UINT256 = 2**256 - 1
+_TOPICS = {name: Web3.to_hex(Web3.keccak(text=f"{name}(uint256,address,address,uint256)"))
+           for name in ("Paid", "Refused")}
 WEI_PER_GWEI = 10**9
 OPEN = ("signed", "sent")
+REFUSED = "the address refused the payment"
 _TOKEN_ABI = [
     {"type": "function", "name": "allowance", "stateMutability": "view",
      "inputs": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"}],
@@ -107,6 +135,8 @@ class RunResult:
     failed: int = 0         # batches settled as not paid
     paid: int = 0           # withdrawals posted
     voided: int = 0         # withdrawals whose reservation was voided
+    requeued: int = 0       # withdrawals of a reverted batch queued again
+    anomalies: int = 0      # transactions or withdrawals left for staff (see PAYMENT_ANOMALIES)
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -158,7 +188,8 @@ class ChainSender:
 
     def __init__(self, w3: Web3, tokens: dict[str, str], *, signer: Signer | None = None,
                  chain: str = CHAIN, confirmations: int | None = None,
-                 fee_bump_seconds: float | None = None) -> None:
+                 fee_bump_seconds: float | None = None,
+                 void_after_blocks: int | None = None) -> None:
         st = get_settings()
         if signer is None:
             from casino_app.payments.signer import eth as signer_module
@@ -170,6 +201,8 @@ class ChainSender:
         self.confirmations = confirmations or st.eth_confirmations
         self.fee_bump_seconds = (st.eth_fee_bump_seconds if fee_bump_seconds is None
                                  else fee_bump_seconds)
+        self.void_after_blocks = (st.eth_void_after_blocks if void_after_blocks is None
+                                  else void_after_blocks)
         self.chain_id = w3.eth.chain_id
 
     def _open_where(self) -> list[Any]:
@@ -224,9 +257,8 @@ class ChainSender:
                 self._mark_sent(b.id, v.id)  # it was broadcast: it is mined
             return
         safe_block = head - self.confirmations + 1
-        if safe_block >= 0 and \
-                self.w3.eth.get_transaction_count(b.from_address, safe_block) > b.nonce:
-            self._settle(b, None, res, "its nonce was used by another transaction")
+        if safe_block >= 0 and self._nonce_used(b, safe_block):
+            self._nonce_used_elsewhere(b, head, safe_block, res)
             return
         latest = versions[-1]
         age = (utcnow() - latest.at).total_seconds()
@@ -235,6 +267,53 @@ class ChainSender:
         elif not any(self._known(v.tx_hash) for v in versions):
             if latest.raw and self._broadcast(b.id, latest):
                 res.rebroadcast += 1
+
+    def _nonce_used(self, b: _Open, block: int) -> bool:
+        return self.w3.eth.get_transaction_count(b.from_address, block) > b.nonce
+
+    def _nonce_used_elsewhere(self, b: _Open, head: int, safe_block: int,
+                              res: RunResult) -> None:
+        """No version of ``b`` has a receipt, yet its nonce is used at the confirmed depth.
+        Receipts and nonces may come from different backends (a load balancer, a lagging
+        node), so a missing receipt does not prove that ``b`` was not mined: the
+        transaction that used the nonce is looked for first (:meth:`_mined_as`) and, when
+        found, settles ``b`` with its receipt. Otherwise ``b`` is settled as not paid only
+        once its nonce was already used ``void_after_blocks`` below the confirmed depth;
+        until then every run alerts (error log, ``casino_eth_payment_anomalies_total``)."""
+        tx_hash, receipt = self._mined_as(b)
+        if receipt is not None:
+            if head - receipt["blockNumber"] + 1 >= self.confirmations:
+                self._settle(b, receipt, res)
+            return
+        if tx_hash is not None:  # it was mined: never voided, wait for a readable receipt
+            res.anomalies += 1
+            PAYMENT_ANOMALIES.labels("nonce_used_no_receipt").inc()
+            log.error("eth_batch_receipt_unreadable", batch_id=b.id, tx_hash=tx_hash)
+            return
+        grace_block = safe_block - self.void_after_blocks
+        try:
+            over = grace_block >= 0 and self._nonce_used(b, grace_block)
+        except Exception as exc:  # noqa: BLE001 - e.g. a pruned node: not over yet
+            log.warning("eth_batch_nonce_history_unreadable", batch_id=b.id,
+                        block=grace_block, error=str(exc)[:200])
+            over = False
+        if over:
+            PAYMENT_ANOMALIES.labels("voided_after_grace").inc()
+            self._settle(b, None, res, "its nonce was used by another transaction")
+            return
+        res.anomalies += 1
+        PAYMENT_ANOMALIES.labels("nonce_used_no_receipt").inc()
+        log.error("eth_batch_nonce_used_without_receipt", batch_id=b.id, kind=b.kind,
+                  currency=b.currency, nonce=b.nonce, sender=b.from_address,
+                  void_after_blocks=self.void_after_blocks,
+                  hint="no receipt for any recorded version and no Paid log: check the "
+                       "node(s); settled as not paid after CASINO_ETH_VOID_AFTER_BLOCKS")
+
+    def _mined_as(self, b: _Open) -> tuple[str | None, Any]:
+        """(hash, receipt or None) of the transaction that used ``b``'s nonce for ``b``'s
+        call when it can be found without a recorded version's receipt; (None, None) when
+        it cannot (here: never; see Batcher)."""
+        return None, None
 
     def _mark_sent(self, batch_id: int, version_id: int) -> None:
         now = utcnow()
@@ -307,8 +386,18 @@ class ChainSender:
         _fault("bumped", b.id)
         self._broadcast(b.id, version)
 
+    def _outcomes(self, b: _Open, receipt: Any, ok: bool, rows: list[Withdrawal]
+                  ) -> dict[int, str]:
+        """How each withdrawal of ``b`` settles: ``paid`` (reservation posted, fee to
+        ``fees``), ``void`` (failed with the batch's reason, reservation voided),
+        ``refused`` (failed: the address refused the payment, voided), ``requeue`` (queued
+        again, reservation kept) or ``anomaly`` (left batched, reservation kept, alert).
+        Here: all paid when the transaction did what it was for, else all void."""
+        return {w.id: "paid" if ok else "void" for w in rows}
+
     def _settle(self, b: _Open, receipt: Any, res: RunResult, reason: str = "") -> None:
-        """Final state of a batch, in one ledger transaction, once."""
+        """Final state of a batch, in one ledger transaction, once: its gas booked, each
+        withdrawal as :meth:`_outcomes` says."""
         ok = receipt is not None and receipt["status"] == 1 and self._succeeded(b, receipt)
         paid_by = None if ok else self._paid_by(b)  # a chain call: before the transaction
         now = utcnow()
@@ -337,22 +426,35 @@ class ChainSender:
             rows = s.execute(select(Withdrawal).where(
                 Withdrawal.batch_id == b.id, Withdrawal.state == "batched")
                 .order_by(Withdrawal.id).with_for_update()).scalars().all()
+            outcomes = self._outcomes(b, receipt, ok, list(rows))
             for w in rows:
                 key = f"withdrawal:{w.id}"
-                if ok:
-                    ledger.post_pending(s, key)
-                    if w.fee:
-                        ledger.transfer(s, f"withdrawal-fee:{w.id}", "withdrawal_fee",
-                                        ledger.house_account(s, w.currency, "custody"),
-                                        ledger.house_account(s, w.currency, "fees"), w.fee,
-                                        memo=f"fee of withdrawal {w.id}")
+                outcome = outcomes[w.id]
+                if outcome == "paid":
+                    post_paid(s, w)
                     w.state = "confirmed"
                     res.paid += 1
+                elif outcome == "requeue":
+                    w.state, w.batch_id, w.reverted_batch_id = "queued", None, b.id
+                    w.reverts += 1
+                    res.requeued += 1
+                elif outcome == "anomaly":
+                    res.anomalies += 1
+                    PAYMENT_ANOMALIES.labels("no_paid_log").inc()
+                    log.error("eth_withdrawal_without_paid_log", withdrawal_id=w.id,
+                              batch_id=b.id, tx_hash=batch.tx_hash,
+                              hint="left batched with its reservation: check the "
+                                   "transaction and settle it by hand")
+                    continue
                 else:
                     ledger.void_pending(s, key)
-                    w.state, w.failure = "failed", reason[:200]
+                    w.state = "failed"
+                    w.failure = (REFUSED if outcome == "refused" else reason)[:200]
                     res.voided += 1
                 w.updated_at = now
+            if ok and any(o != "paid" for o in outcomes.values()):
+                # what actually left for the withdrawals (reconciliation reads it)
+                batch.total = sum(w.amount for w in rows if outcomes[w.id] == "paid")
             batch.state = "confirmed" if ok else "failed"
             batch.failure = reason[:200] or None
             batch.confirmed_at = batch.updated_at = now
@@ -370,12 +472,24 @@ class ChainSender:
 
     def _estimate(self, to: str, value: int, data: str,
                   sender: str | None = None) -> int | None:
+        """The gas of the call; None when it would revert or the node did not answer."""
+        try:
+            return self._gas(to, value, data, sender)
+        except NodeError as exc:
+            log.warning("eth_estimate_node_error", to=to, error=str(exc))
+            return None
+
+    def _gas(self, to: str, value: int, data: str, sender: str | None = None) -> int | None:
+        """The gas of the call; None when it would revert. A node or network error is not
+        a revert: it raises :class:`NodeError`."""
         try:
             return int(self.w3.eth.estimate_gas({"from": sender or self.hot, "to": to,
                                                  "value": value, "data": data}))
-        except Exception as exc:  # noqa: BLE001 - a revert (or a node error): no batch now
-            log.debug("eth_batch_estimate_failed", error=str(exc)[:200])
-            return None
+        except Exception as exc:
+            if isinstance(exc, ContractLogicError) or "execution reverted" in str(exc).lower():
+                log.debug("eth_batch_estimate_reverts", error=str(exc)[:200])
+                return None
+            raise NodeError(str(exc)[:300]) from exc
 
     def _next_nonce(self, s: Any, sender: str | None = None) -> int:
         sender = sender or self.hot
@@ -402,6 +516,7 @@ class ChainSender:
                 return None
             gas = estimate * 6 // 5
         max_fee, tip = fees or self._fees()
+        head = self.w3.eth.block_number
         now = utcnow()
         try:
             with ledger_tx() as s:
@@ -413,7 +528,7 @@ class ChainSender:
                     nonce=nonce, state="signed", to_address=to, value_wei=str(value),
                     call_data=data, gas_limit=gas,
                     total=sum(a for _, _, a in items) if total is None else total,
-                    created_at=now, updated_at=now)
+                    recorded_block=head, created_at=now, updated_at=now)
                 s.add(batch)
                 s.flush()
                 ids = [wid for wid, _, _ in items]
@@ -452,9 +567,10 @@ class Batcher(ChainSender):
     def __init__(self, w3: Web3, batch_contract: str, tokens: dict[str, str], *,
                  signer: Signer | None = None, chain: str = CHAIN,
                  confirmations: int | None = None, fee_bump_seconds: float | None = None,
+                 void_after_blocks: int | None = None,
                  max_per_batch: int = MAX_PER_BATCH) -> None:
         super().__init__(w3, tokens, signer=signer, chain=chain, confirmations=confirmations,
-                         fee_bump_seconds=fee_bump_seconds)
+                         fee_bump_seconds=fee_bump_seconds, void_after_blocks=void_after_blocks)
         self.contract = w3.eth.contract(address=Web3.to_checksum_address(batch_contract),
                                         abi=artifact("BatchPay")["abi"])
         self.max_per_batch = max_per_batch
@@ -483,18 +599,93 @@ class Batcher(ChainSender):
             log.info("eth_batch_run", **res.as_dict())
         return res
 
+    # --- settling BatchPay batches ---
+
+    def _pays_through_contract(self, b: _Open) -> bool:
+        """A BatchPay call (not an approval, not a Safe payment: a pay row to the Safe)."""
+        return b.kind == "pay" and b.to == self.contract.address
+
+    def _logs(self, receipt: Any, name: str) -> set[tuple[int, str, str, int]]:
+        """(ref, token, to, amount) of BatchPay's ``name`` events in ``receipt``, from our
+        BatchPay only (a recipient may emit look-alike events)."""
+        event, topic = getattr(self.contract.events, name)(), _TOPICS[name]
+        out = set()
+        for entry in receipt["logs"]:
+            if Web3.to_checksum_address(entry["address"]) != self.contract.address or \
+                    not entry["topics"] or _hex(entry["topics"][0]) != topic:
+                continue
+            a = event.process_log(entry)["args"]
+            out.add((int(a["ref"]), Web3.to_checksum_address(a["token"]),
+                     Web3.to_checksum_address(a["to"]), int(a["amount"])))
+        return out
+
+    def _outcomes(self, b: _Open, receipt: Any, ok: bool, rows: list[Withdrawal]
+                  ) -> dict[int, str]:
+        """BatchPay batches: mined with status 1, a withdrawal is paid when its ``Paid``
+        log is in the receipt (ref, token, to, amount), refused with its ``Refused`` log,
+        an anomaly with neither. Reverted (status 0): queued again, unless it was in a
+        reverted batch before and was alone in this one (then it fails)."""
+        if not self._pays_through_contract(b) or receipt is None:
+            return super()._outcomes(b, receipt, ok, rows)
+        if receipt["status"] != 1:
+            return {w.id: "void" if w.reverts and len(rows) == 1 else "requeue"
+                    for w in rows}
+        paid, refused = self._logs(receipt, "Paid"), self._logs(receipt, "Refused")
+        asset = self.assets[b.currency]
+        token = asset.token or ZERO_ADDRESS
+        out = {}
+        for w in rows:
+            key = (w.id, token, Web3.to_checksum_address(w.address), w.amount * asset.per_unit)
+            out[w.id] = "paid" if key in paid else "refused" if key in refused else "anomaly"
+        return out
+
+    def _mined_as(self, b: _Open) -> tuple[str | None, Any]:
+        """A BatchPay batch none of whose recorded versions has a receipt: the ``Paid``
+        logs of its withdrawals (refs) since it was recorded name the transaction that
+        paid them; it counts when it was sent by the batch's sender with its nonce. Its
+        hash and receipt (None while no node gives it)."""
+        if not self._pays_through_contract(b):
+            return None, None  # approvals; Safe payments are settled from the Safe's side
+        with ledger_tx(readonly=True) as s:
+            refs = s.execute(select(Withdrawal.id).where(
+                Withdrawal.batch_id == b.id, Withdrawal.state == "batched")).scalars().all()
+            since = s.execute(select(WithdrawalBatch.recorded_block).where(
+                WithdrawalBatch.id == b.id)).scalar_one()
+        if not refs:
+            return None, None
+        logs = self.w3.eth.get_logs({
+            "address": self.contract.address,
+            # a node behind the one that gave the head, or a short reorg: look a bit lower
+            "fromBlock": max(0, (since or 0) - self.confirmations), "toBlock": "latest",
+            "topics": [_TOPICS["Paid"], ["0x" + ref.to_bytes(32, "big").hex() for ref in refs]]})
+        for tx_hash in dict.fromkeys(_hex(e["transactionHash"]) for e in logs):
+            try:
+                tx = self.w3.eth.get_transaction(tx_hash)
+            except TransactionNotFound:
+                continue
+            if Web3.to_checksum_address(tx["from"]) == b.from_address and \
+                    int(tx["nonce"]) == b.nonce:
+                log.warning("eth_batch_found_by_paid_log", batch_id=b.id, tx_hash=tx_hash)
+                return tx_hash, self._receipt(tx_hash)
+        return None, None
+
     # --- new batches ---
 
     def _queued(self, code: str) -> list[tuple[int, str, int]]:
+        """The next batch's withdrawals: the oldest queued ones, or alone the oldest that
+        was in two reverted batches (so it can no longer make others' batches revert)."""
         with ledger_tx(readonly=True) as s:
-            return [tuple(r) for r in s.execute(
-                select(Withdrawal.id, Withdrawal.address, Withdrawal.amount).where(
+            rows = [tuple(r) for r in s.execute(
+                select(Withdrawal.id, Withdrawal.address, Withdrawal.amount,
+                       Withdrawal.reverts).where(
                     Withdrawal.chain == self.chain, Withdrawal.currency == code,
                     Withdrawal.state == "queued",
                     # a player on hold (staff review) is not paid until it is released
                     ~exists().where(PlayerHold.player_id == Withdrawal.player_id,
                                     PlayerHold.released_at.is_(None)))
                 .order_by(Withdrawal.id).limit(self.max_per_batch))]
+        alone = [r for r in rows if r[3] >= 2]
+        return [r[:3] for r in (alone[:1] or rows)]
 
     def _call(self, asset: Asset, items: list[tuple[int, str, int]]) -> tuple[str, int]:
         """(call data, value in wei) of the BatchPay call paying ``items``."""
@@ -531,30 +722,40 @@ class Batcher(ChainSender):
                           withdrawals=len(items))
                 return
         data, value = self._call(asset, items)
-        if self._estimate(self.contract.address, value, data) is None:
-            items = self._drop_refused(asset, items, res)
-            if not items:
-                return
-            data, value = self._call(asset, items)
-        self._record_and_send("pay", code, self.contract.address, value, data, items, res)
+        try:
+            gas = self._gas(self.contract.address, value, data)
+            if gas is None:  # nobody would be paid: find who refuses
+                items = self._drop_refused(asset, items, res)
+                if not items:
+                    return
+                data, value = self._call(asset, items)
+                gas = self._gas(self.contract.address, value, data)
+        except NodeError as exc:  # not an answer about the batch: it waits, nobody fails
+            log.warning("eth_batch_node_error", currency=code, error=str(exc))
+            return
+        if gas is None:
+            log.error("eth_batch_would_revert", currency=code, withdrawals=len(items))
+            return
+        self._record_and_send("pay", code, self.contract.address, value, data, items, res,
+                              gas=gas * 6 // 5)
 
     def _drop_refused(self, asset: Asset, items: list[tuple[int, str, int]],
                       res: RunResult) -> list[tuple[int, str, int]]:
-        """The batch would revert: try each withdrawal alone; those that revert alone (the
-        address refuses the payment) fail now (reservation voided), the others stay."""
+        """The batch would revert (BatchPay reverts when it would pay nobody): try each
+        withdrawal alone; those that revert alone (the address refuses the payment) fail
+        now (reservation voided), the others stay. A node error on any estimate raises
+        :class:`NodeError` before anything failed."""
         refused, kept = [], []
         for item in items:
             data, value = self._call(asset, [item])
-            (kept if self._estimate(self.contract.address, value, data) else refused).append(
-                item)
+            (kept if self._gas(self.contract.address, value, data) else refused).append(item)
         if refused:
             now = utcnow()
             with ledger_tx() as s:
                 for wid, _, _ in refused:
                     done = s.execute(update(Withdrawal).where(
                         Withdrawal.id == wid, Withdrawal.state == "queued").values(
-                        state="failed", updated_at=now,
-                        failure="the address refused the payment")).rowcount
+                        state="failed", updated_at=now, failure=REFUSED)).rowcount
                     if done:
                         ledger.void_pending(s, f"withdrawal:{wid}")
                         res.voided += 1
@@ -566,6 +767,10 @@ class Batcher(ChainSender):
 
 class _Changed(Exception):
     """A withdrawal left the queue while its batch was being built."""
+
+
+class NodeError(Exception):
+    """The node could not answer (network, timeout, overload): not a revert."""
 
 
 # --- the job ---------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from web3.types import TxReceipt
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "contracts" / "artifacts"
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 TRANSFER_TOPIC = HexBytes(keccak(text="Transfer(address,address,uint256)"))
+REFUSED_TOPIC = HexBytes(keccak(text="Refused(uint256,address,address,uint256)"))
 
 ERC20_ABI: list[dict[str, Any]] = [
     {"type": "function", "name": "balanceOf", "stateMutability": "view",
@@ -246,6 +247,15 @@ def transfer_succeeded(receipt: TxReceipt, token: str, sender: str, to: str,
     want = (to_checksum_address(sender), to_checksum_address(to), amount)
     return any((t.sender, t.recipient, t.amount) == want
                for t in transfer_logs(receipt, token))
+
+
+def refused_amount(receipt: TxReceipt, batch_pay: str) -> int:
+    """What the BatchPay contract at ``batch_pay`` did NOT pay in ``receipt``: the sum of
+    its ``Refused`` logs (chain units; 0 for any other transaction)."""
+    want = to_checksum_address(batch_pay)
+    return sum(int.from_bytes(HexBytes(log["data"]), "big") for log in receipt["logs"]
+               if log["topics"] and HexBytes(log["topics"][0]) == REFUSED_TOPIC
+               and to_checksum_address(log["address"]) == want)
 
 
 def erc20_transfer(w3: Web3, token: str, to: str, amount: int, sender: Sender, *,

@@ -48,6 +48,7 @@ from casino_app.core.metrics import INVARIANT_VIOLATIONS
 from casino_app.core.settings import get_settings
 from casino_app.payments import ledger
 from casino_app.payments.eth import addresses
+from casino_app.payments.eth.chain import refused_amount
 from casino_app.payments.eth.reconcile_models import ReconcileIssue, ReconcileRun
 from casino_app.payments.eth.watch_models import ChainBlock, ChainDeposit
 from casino_app.payments.eth.watcher import (
@@ -148,7 +149,9 @@ def hot_wallet_txs(w3: Web3, s: Session, assets: Sequence[Asset], block: int,
     * gas booked rounded up to gwei leaves its sub-gwei rest on chain;
     * a transaction settled in the ledger but mined after the pinned block has not yet
       paid (its value and gas) at that block;
-    * a transaction mined at or before the pinned block and not settled yet has paid."""
+    * a transaction mined at or before the pinned block and not settled yet has paid
+      (a BatchPay batch: all but what its Refused logs name; once settled, ``total`` is
+      what it paid)."""
     from casino_app.payments.eth.withdrawal_models import WithdrawalBatch, WithdrawalBatchTx
 
     per_unit = {a.code: a.per_unit for a in assets}
@@ -180,9 +183,9 @@ def hot_wallet_txs(w3: Web3, s: Session, assets: Sequence[Asset], block: int,
                 if rc is None or int(rc["blockNumber"]) > block:
                     continue
                 adj["ETH"] -= int(rc["gasUsed"]) * int(rc["effectiveGasPrice"])
-                if rc["status"] == 1 and b.kind == "pay":
+                if rc["status"] == 1 and b.kind == "pay":  # less what BatchPay refused
                     adj[b.currency] = adj.get(b.currency, 0) - b.total * per_unit.get(
-                        b.currency, 1)
+                        b.currency, 1) + refused_amount(rc, b.to_address)
     return adj
 
 

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from casino_app.core.clock import utcnow
 from casino_app.core.db import LedgerBase
 
-# queued (reserved, waiting for the next batch), awaiting_approval (large: two staff must
+# queued (reserved, waiting for the next batch; also after its batch reverted), awaiting_approval (large: two staff must
 # approve before it is queued), batched (in a signed transaction), confirmed (paid on
 # chain, posted in the ledger), failed (not paid: the reservation was voided), rejected
 # (a large withdrawal staff refused: voided), rejecting (refused by staff after its Safe
@@ -35,8 +35,9 @@ from casino_app.core.db import LedgerBase
 WITHDRAWAL_STATES = ("queued", "awaiting_approval", "batched", "confirmed", "failed",
                      "rejected", "rejecting")
 # signed (recorded, maybe not broadcast yet), sent (broadcast), confirmed (mined with
-# status 1 and enough confirmations), failed (status 0, or its nonce was used by another
-# transaction).
+# status 1 and enough confirmations; a BatchPay batch may still have refused withdrawals),
+# failed (status 0, or its nonce was used by another transaction for
+# CASINO_ETH_VOID_AFTER_BLOCKS with no receipt nor Paid log).
 BATCH_STATES = ("signed", "sent", "confirmed", "failed")
 # pay and approve: the batcher's (from the hot wallet); sweep (a deposit address's coins to
 # the hot wallet, sent from the deposit address), topup (gas ETH from the hot wallet to a
@@ -86,6 +87,9 @@ class WithdrawalBatch(LedgerBase):
     gas_used: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     gas_fee_wei: Mapped[str | None] = mapped_column(String(80), nullable=True)
     failure: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The node's head when the transaction was recorded (a lower bound of the block that
+    # mines it: where the batcher looks for its Paid logs). None on rows recorded before.
+    recorded_block: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     broadcast_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
@@ -145,6 +149,12 @@ class Withdrawal(LedgerBase):
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("withdrawal_batches.id"),
                                                  nullable=True)
     failure: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # BatchPay batches that reverted (status 0) with this withdrawal in them, and the last
+    # one: it was queued again (reservation kept). After two it is paid alone; alone and
+    # reverting once more, it fails (payments/eth/batcher.py).
+    reverts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reverted_batch_id: Mapped[int | None] = mapped_column(
+        ForeignKey("withdrawal_batches.id"), nullable=True)
     # Large withdrawals: the two staff members (identity user ids) who approved.
     approved_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
     approved_by_2: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -9,7 +9,8 @@ A request is one ledger transaction: the withdrawal row and the reservation
 is. The request's idempotency key is UNIQUE: the same key returns the first withdrawal.
 Once queued a withdrawal cannot be cancelled by the player; it ends confirmed (the
 reservation is posted, the fee moves to the house ``fees`` account) or failed (the
-reservation is voided: the money is the player's again).
+reservation is voided: the money is the player's again). A batch that reverts on chain
+puts it back in the queue, still reserved (payments/eth/batcher.py).
 
 Two-factor authentication and re-authentication are checked by the UI layer BEFORE it
 calls :func:`request_withdrawal`; this module trusts its ``player_id``.

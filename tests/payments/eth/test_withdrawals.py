@@ -1,18 +1,22 @@
 """Ethereum withdrawals on a real anvil node: requests validated and reserved, batches paid
 in one BatchPay transaction per currency (ETH, USDT without a return value, USDC), crashes
-before and after the broadcast, a reverted batch, a fee bump; the ledger's invariants hold
-after each test (SQLite and PostgreSQL)."""
+before and after the broadcast, a reverted batch requeued, a fee bump, recipients that
+refuse when mined, node errors while estimating, a used nonce without a receipt; the
+ledger's invariants hold after each test (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import requests
 from eth_utils import keccak
-from sqlalchemy import func, select
-from web3 import Web3
+from prometheus_client import REGISTRY
+from sqlalchemy import delete, func, select
+from web3 import HTTPProvider, Web3
 from web3.exceptions import TransactionNotFound
 
 from casino_app.core.db import ledger_tx
@@ -345,11 +349,20 @@ def _zero_usdt_balance(anvil, devnet, holder: str) -> None:  # noqa: ANN001
     assert _token_balance(anvil, devnet, "USDT", holder) == 0
 
 
-def test_reverted_batch_voids_the_reservations(env, devnet) -> None:  # noqa: ANN001
+def _mint_usdt(anvil, devnet, to: str, amount: int) -> None:  # noqa: ANN001
+    token = anvil.w3.eth.contract(address=devnet["USDT"], abi=devnet["abi"]["USDT"])
+    anvil.w3.eth.wait_for_transaction_receipt(
+        token.functions.mint(to, amount).transact({"from": anvil.accounts[0]}))
+
+
+def test_reverted_batch_requeues_and_a_repeated_revert_fails_alone(env, devnet) -> None:  # noqa: ANN001
+    """A batch that reverts (status 0) queues its withdrawals again with their reservations;
+    one that was in a reverted batch before is paid alone after the second revert, and
+    fails (voided) only when it reverts alone; the others are paid."""
     _fund("p-fail", "USDT", 100_000_000)
     tos = [_fresh(), _fresh()]
-    for i, to in enumerate(tos):
-        withdrawals.request_withdrawal("p-fail", "USDT", 20_000_000, to, f"k-f{i}")
+    ids = [withdrawals.request_withdrawal("p-fail", "USDT", 20_000_000, to, f"k-f{i}").id
+           for i, to in enumerate(tos)]
     assert _balance("p-fail", "USDT").reserved == 2 * (20_000_000 + TOKEN_FEE)
     b = _batcher(env, devnet)
     b.run()  # approval
@@ -363,21 +376,51 @@ def test_reverted_batch_voids_the_reservations(env, devnet) -> None:  # noqa: AN
     batcher.fault = None
     assert res.created == 1 and res.broadcast == 1
     res = b.run()
-    assert (res.failed, res.voided) == (1, 2)
+    assert (res.failed, res.voided, res.requeued) == (1, 0, 2)
     pay = [x for x in _batches() if x.kind == "pay"][0]
     assert pay.state == "failed" and pay.failure == "the transaction reverted"
     assert env.w3.eth.get_transaction_receipt(pay.tx_hash)["status"] == 0
-    assert _balance("p-fail", "USDT") == ledger.Balance("USDT", 100_000_000, 0)
-    assert {v.state for v in withdrawals.withdrawals_of("p-fail")} == {"failed"}
-    assert all(_token_balance(env, devnet, "USDT", t) == 0 for t in tos)
-    with ledger_tx(readonly=True) as s:  # the gas was spent all the same
+    assert _balance("p-fail", "USDT") == ledger.Balance(
+        "USDT", 100_000_000, 2 * (20_000_000 + TOKEN_FEE))  # still reserved
+    with ledger_tx(readonly=True) as s:
+        rows = s.execute(select(Withdrawal).order_by(Withdrawal.id)).scalars().all()
+        assert [(w.state, w.reverts, w.reverted_batch_id, w.batch_id) for w in rows] == \
+            [("queued", 1, pay.id, None)] * 2
         assert ledger.balance_of(s, ledger.house_account(s, "ETH", "fees")).balance < 0
-    # with the hot wallet short of tokens, new requests wait in the queue (no transaction)
-    withdrawals.request_withdrawal("p-fail", "USDT", 20_000_000, tos[0], "k-f-later")
+    assert all(_token_balance(env, devnet, "USDT", t) == 0 for t in tos)
+    # with the hot wallet short of tokens, the queue waits (no transaction)
+    third = withdrawals.request_withdrawal("p-fail", "USDT", 20_000_000, _fresh(), "k-f-later")
+    assert b.run().created == 0
+    # refilled, and reverting again: all queued again; the first two were there before
+    _mint_usdt(env, devnet, b.hot, 1_000 * 10**6)
+    batcher.fault = drain
+    assert b.run().created == 1
+    batcher.fault = None
+    assert b.run().requeued == 3
+    # the oldest repeat goes alone, reverts alone: it fails, its reservation voided
+    _mint_usdt(env, devnet, b.hot, 1_000 * 10**6)
+    batcher.fault = drain
+    assert b.run().created == 1
+    batcher.fault = None
     res = b.run()
-    assert res.created == 0
-    assert withdrawals.withdrawals_of("p-fail")[0].state == "queued"
+    assert (res.failed, res.voided, res.requeued) == (1, 1, 0)
+    # the rest is paid: the other repeat alone, then the third
+    _mint_usdt(env, devnet, b.hot, 1_000 * 10**6)
+    _run_until_idle(b)
+    states = {v.id: (v.state, v.failure) for v in withdrawals.withdrawals_of("p-fail")}
+    assert states == {ids[0]: ("failed", "the transaction reverted"),
+                      ids[1]: ("confirmed", None), third.id: ("confirmed", None)}
+    assert _token_balance(env, devnet, "USDT", tos[1]) == 20_000_000
+    assert [len(_pay_refs(b, x)) for x in _batches() if x.kind == "pay"] == [2, 3, 1, 1, 1]
+    assert _balance("p-fail", "USDT") == ledger.Balance(
+        "USDT", 100_000_000 - 2 * (20_000_000 + TOKEN_FEE), 0)
     _invariants_clean()
+
+
+def _pay_refs(b: Batcher, batch: WithdrawalBatch) -> list[int]:
+    """The withdrawal ids a recorded BatchPay call pays."""
+    fn, args = b.contract.decode_function_input(batch.call_data)
+    return list(args["refs"])
 
 
 def test_fee_bump_on_a_stuck_transaction_pays_once(env, devnet) -> None:  # noqa: ANN001
@@ -426,12 +469,311 @@ def test_an_address_that_refuses_payment_fails_alone(env, devnet) -> None:  # no
         assert w.id < refuser.id
     b = _batcher(env, devnet)
     res = b.run()
-    assert res.voided == 1 and res.created == 1
+    assert res.created == 1  # one batch for both: BatchPay refuses it on chain alone
     _run_until_idle(b)
     assert env.w3.eth.get_balance(good) == 10**15
     states = {v.address: (v.state, v.failure) for v in withdrawals.withdrawals_of("p-ref")}
     assert states[devnet["USDC"]] == ("failed", "the address refused the payment")
     assert states[good][0] == "confirmed"
+    # alone, it would pay nobody (BatchPay reverts): it fails before any transaction
+    with ledger_tx() as s:
+        again = Withdrawal(key="k-ref-3", player_id="p-ref", chain="ethereum",
+                           currency="ETH", amount=1_000_000, fee=0, address=devnet["USDC"],
+                           state="queued")
+        s.add(again)
+        s.flush()
+        ledger.reserve(s, f"withdrawal:{again.id}", "withdrawal",
+                       ledger.player_account(s, "p-ref", "ETH"),
+                       ledger.house_account(s, "ETH", "custody"), 1_000_000)
+    res = b.run()
+    assert (res.created, res.voided) == (0, 1)
+    assert _balance("p-ref", "ETH") == ledger.Balance("ETH", 50_000_000 - 1_000_000 - ETH_FEE, 0)
+    _invariants_clean()
+
+
+# A recipient contract with a switch: storage slot 0 zero accepts any payment, non-zero
+# reverts (PUSH1 0 SLOAD PUSH1 7 JUMPI STOP JUMPDEST PUSH1 0 DUP1 REVERT).
+_SWITCH_CODE = "0x600054600757005b600080fd"
+
+
+def _switch_recipient(anvil) -> tuple[str, Callable[[], None]]:  # noqa: ANN001
+    """(address, turn it to refusing) of a contract that accepts ether until switched."""
+    addr = _fresh()
+    anvil.rpc("anvil_setCode", [addr, _SWITCH_CODE])
+    return addr, lambda: anvil.rpc("anvil_setStorageAt", [addr, "0x" + "00" * 32,
+                                                          "0x" + "00" * 31 + "01"])
+
+
+def _on_signed(action: Callable[[], None]) -> Callable[[str, int], None]:
+    """A fault hook that runs ``action`` once the batch is recorded, before its broadcast
+    (the chain changes between the estimate and the mining)."""
+    def hook(point: str, batch_id: int) -> None:
+        if point == "signed":
+            action()
+    return hook
+
+
+def test_a_recipient_that_reverts_when_mined_fails_alone(env, devnet) -> None:  # noqa: ANN001
+    """A contract that accepted at the estimate and reverts when mined: BatchPay refuses it
+    (Refused log, its ether back to the hot wallet) and pays the others, a Safe among them
+    (its receive fits the stipend); the refused one fails with its reservation voided."""
+    _fund("p-sw", "ETH", 50_000_000)
+    switch, turn = _switch_recipient(env)
+    good = [_fresh(), devnet["safe"]]
+    amounts = {good[0]: 1_000_000, switch: 2_000_000, good[1]: 3_000_000}
+    for i, (to, amount) in enumerate(amounts.items()):
+        withdrawals.request_withdrawal("p-sw", "ETH", amount, to, f"k-sw-{i}")
+    b = _batcher(env, devnet)
+    hot_before = env.w3.eth.get_balance(b.hot)
+    safe_before = env.w3.eth.get_balance(devnet["safe"])
+    batcher.fault = _on_signed(turn)
+    assert b.run().broadcast == 1
+    batcher.fault = None
+    res = b.run()
+    assert (res.confirmed, res.paid, res.voided) == (1, 2, 1)
+    [batch] = _batches()
+    receipt = env.w3.eth.get_transaction_receipt(batch.tx_hash)
+    assert receipt["status"] == 1
+    [refused] = b.contract.events.Refused().process_receipt(receipt)
+    assert (refused["args"]["to"], refused["args"]["amount"]) == (switch, 2_000_000 * GWEI)
+    assert env.w3.eth.get_balance(switch) == 0
+    assert env.w3.eth.get_balance(good[0]) == 1_000_000 * GWEI
+    assert env.w3.eth.get_balance(devnet["safe"]) - safe_before == 3_000_000 * GWEI
+    gas = int(batch.gas_fee_wei)
+    assert hot_before - env.w3.eth.get_balance(b.hot) == 4_000_000 * GWEI + gas
+    assert batch.state == "confirmed" and batch.total == 4_000_000  # what was paid
+    states = {v.address: (v.state, v.failure) for v in withdrawals.withdrawals_of("p-sw")}
+    assert states == {good[0]: ("confirmed", None), good[1]: ("confirmed", None),
+                      switch: ("failed", "the address refused the payment")}
+    assert _balance("p-sw", "ETH") == ledger.Balance(
+        "ETH", 50_000_000 - 4_000_000 - 2 * ETH_FEE, 0)
+    _invariants_clean()
+
+
+def test_a_token_recipient_blacklisted_before_mining_fails_alone(env, devnet) -> None:  # noqa: ANN001
+    _fund("p-bl", "USDC", 100_000_000)
+    tos = [_fresh(), _fresh(), _fresh()]
+    for i, to in enumerate(tos):
+        withdrawals.request_withdrawal("p-bl", "USDC", 10_000_000 * (i + 1), to, f"k-bl-{i}")
+    b = _batcher(env, devnet)
+    b.run()  # approval
+    usdc = env.w3.eth.contract(address=devnet["USDC"], abi=devnet["abi"]["USDC"])
+    before = _token_balance(env, devnet, "USDC", b.hot)
+
+    def blacklist() -> None:
+        env.w3.eth.wait_for_transaction_receipt(usdc.functions.setBlocked(tos[1], True)
+                                                .transact({"from": env.accounts[0]}))
+
+    batcher.fault = _on_signed(blacklist)
+    assert b.run().broadcast == 1
+    batcher.fault = None
+    res = b.run()
+    assert (res.confirmed, res.paid, res.voided) == (1, 2, 1)
+    assert [_token_balance(env, devnet, "USDC", t) for t in tos] == [10_000_000, 0, 30_000_000]
+    assert before - _token_balance(env, devnet, "USDC", b.hot) == 40_000_000
+    states = [(v.state, v.failure) for v in reversed(withdrawals.withdrawals_of("p-bl"))]
+    assert states == [("confirmed", None), ("failed", "the address refused the payment"),
+                      ("confirmed", None)]
+    assert _balance("p-bl", "USDC") == ledger.Balance(
+        "USDC", 100_000_000 - 40_000_000 - 2 * TOKEN_FEE, 0)
+    _invariants_clean()
+
+
+class _FlakyProvider(HTTPProvider):
+    """A node whose gas estimates fail with a network error after the first ``ok_estimates``
+    (``None``: all answered)."""
+
+    ok_estimates: int | None = None
+
+    def make_request(self, method, params):  # noqa: ANN001, ANN201
+        if method == "eth_estimateGas" and self.ok_estimates is not None:
+            if self.ok_estimates <= 0:
+                raise requests.exceptions.ConnectionError("connection reset by peer")
+            self.ok_estimates -= 1
+        return super().make_request(method, params)
+
+
+def test_a_node_error_during_the_estimates_fails_nobody(env, devnet) -> None:  # noqa: ANN001
+    """Two withdrawals to contracts without a receive function: the batch would pay nobody
+    and reverts at the estimate; the node then fails while each is tried alone. Nobody
+    fails and nothing is sent; with the node back, each reverts alone and fails."""
+    _fund("p-net", "ETH", 50_000_000)
+    with ledger_tx() as s:  # bypass the request's own-address check for the test
+        for i, addr in enumerate((devnet["USDC"], devnet["USDT"])):
+            w = Withdrawal(key=f"k-net-{i}", player_id="p-net", chain="ethereum",
+                           currency="ETH", amount=1_000_000, fee=0, address=addr,
+                           state="queued")
+            s.add(w)
+            s.flush()
+            ledger.reserve(s, f"withdrawal:{w.id}", "withdrawal",
+                           ledger.player_account(s, "p-net", "ETH"),
+                           ledger.house_account(s, "ETH", "custody"), 1_000_000)
+    provider = _FlakyProvider(env.url)
+    b = Batcher(Web3(provider), devnet["batch"], {}, confirmations=1, fee_bump_seconds=3600)
+    for ok in (0, 1, 2):  # the batch's estimate, the first alone, the second alone fail
+        provider.ok_estimates = ok
+        res = b.run()
+        assert (res.created, res.voided) == (0, 0), ok
+        assert {v.state for v in withdrawals.withdrawals_of("p-net")} == {"queued"}
+    assert _balance("p-net", "ETH") == ledger.Balance("ETH", 50_000_000, 2_000_000)
+    provider.ok_estimates = None
+    res = b.run()
+    assert (res.created, res.voided) == (0, 2)
+    assert {(v.state, v.failure) for v in withdrawals.withdrawals_of("p-net")} == \
+        {("failed", "the address refused the payment")}
+    assert _batches() == []
+    _invariants_clean()
+
+
+def test_a_used_nonce_without_receipt_settles_by_the_paid_logs(env, devnet) -> None:  # noqa: ANN001
+    """The node answers no receipt for the recorded version (here: the database was
+    restored from a backup taken before the fee bump that was mined), yet the nonce is
+    used: the batch's Paid logs name the transaction, sent by the hot wallet with that
+    nonce, and it settles as paid, long after the grace for voiding."""
+    _fund("p-lost", "ETH", 50_000_000)
+    tos = [_fresh(), _fresh()]
+    for i, to in enumerate(tos):
+        withdrawals.request_withdrawal("p-lost", "ETH", 2_000_000, to, f"k-lost-{i}")
+    env.automine(False)
+    b = _batcher(env, devnet, fee_bump_seconds=0, void_after_blocks=3)
+    assert b.run().broadcast == 1
+    assert b.run().bumped == 1
+    [batch] = _batches()
+    v0, v1 = _versions(batch.id)
+    env.mine(1)
+    env.automine(True)
+    assert env.w3.eth.get_transaction_receipt(v1.tx_hash)["status"] == 1
+    with ledger_tx() as s:  # the backup knew only version 0
+        s.execute(delete(WithdrawalBatchTx).where(WithdrawalBatchTx.id == v1.id))
+    env.mine(10)  # the nonce was used far more than void_after_blocks ago
+    res = _batcher(env, devnet, void_after_blocks=3).run()
+    assert (res.confirmed, res.paid, res.voided, res.failed) == (1, 2, 0, 0)
+    [batch] = _batches()
+    assert batch.state == "confirmed" and batch.tx_hash == v1.tx_hash
+    assert [env.w3.eth.get_balance(t) for t in tos] == [2 * 10**15] * 2
+    assert {v.state for v in withdrawals.withdrawals_of("p-lost")} == {"confirmed"}
+    assert _balance("p-lost", "ETH") == ledger.Balance(
+        "ETH", 50_000_000 - 2 * (2_000_000 + ETH_FEE), 0)
+    _invariants_clean()
+
+
+class _LaggingReceipts(HTTPProvider):
+    """A load-balanced node whose receipts come from a backend that has not seen the
+    ``hidden`` transactions; everything else is answered by the synced node."""
+
+    hidden: frozenset[str] = frozenset()
+
+    def make_request(self, method, params):  # noqa: ANN001, ANN201
+        response = super().make_request(method, params)
+        if method == "eth_getTransactionReceipt" and str(params[0]).lower() in self.hidden:
+            response = {**response, "result": None}
+        return response
+
+
+def test_a_paid_batch_whose_receipt_a_node_withholds_is_never_voided(env, devnet) -> None:  # noqa: ANN001
+    """The receipts backend lags: no receipt for the mined batch while its nonce is used.
+    Its Paid log names it, so it is never voided, however long past the grace: each run
+    alerts; once a receipt is given it settles as paid."""
+    _fund("p-lag", "ETH", 50_000_000)
+    to = _fresh()
+    w = withdrawals.request_withdrawal("p-lag", "ETH", 2_000_000, to, "k-lag")
+    provider = _LaggingReceipts(env.url)
+    b = Batcher(Web3(provider), devnet["batch"], {}, confirmations=1, fee_bump_seconds=3600,
+                void_after_blocks=3)
+    assert b.run().broadcast == 1  # mined at once
+    [batch] = _batches()
+    [v0] = _versions(batch.id)
+    provider.hidden = frozenset({v0.tx_hash.lower()})
+    for _ in range(3):
+        env.mine(5)  # far past the grace
+        res = b.run()
+        assert (res.anomalies, res.failed, res.voided, res.confirmed) == (1, 0, 0, 0)
+    assert withdrawals.get_withdrawal(w.id).state == "batched"
+    assert _balance("p-lag", "ETH").reserved == 2_000_000 + ETH_FEE
+    provider.hidden = frozenset()
+    res = b.run()
+    assert (res.confirmed, res.paid) == (1, 1)
+    assert withdrawals.get_withdrawal(w.id).state == "confirmed"
+    assert env.w3.eth.get_balance(to) == 2 * 10**15
+    _invariants_clean()
+
+
+def test_a_used_nonce_without_receipt_nor_paid_log_voids_only_after_the_grace(
+        env, devnet) -> None:  # noqa: ANN001
+    """The batch was recorded and never sent (a crash); its nonce was then used by another
+    transaction of the hot wallet. With no receipt and no Paid log it is not voided at once:
+    each run alerts until the nonce was used ``void_after_blocks`` below the confirmed
+    depth; then it fails and the player gets the money back."""
+    _fund("p-nonce", "ETH", 50_000_000)
+    to = _fresh()
+    withdrawals.request_withdrawal("p-nonce", "ETH", 2_000_000, to, "k-nonce")
+
+    def die(point: str, batch_id: int) -> None:
+        if point == "signed":
+            raise Crash(point)
+
+    batcher.fault = die
+    with pytest.raises(Crash):
+        _batcher(env, devnet).run()
+    batcher.fault = None
+    [batch] = _batches()
+    raw, _ = signer_eth.sign_transaction({  # the operator sends something else
+        "type": 2, "chainId": env.w3.eth.chain_id, "from": batch.from_address,
+        "to": _fresh(), "value": 1, "gas": 21_000, "nonce": batch.nonce,
+        "maxFeePerGas": 10 * GWEI, "maxPriorityFeePerGas": GWEI})
+    env.w3.eth.wait_for_transaction_receipt(env.w3.eth.send_raw_transaction(raw))
+    b = _batcher(env, devnet, void_after_blocks=5)
+    alerts = REGISTRY.get_sample_value("casino_eth_payment_anomalies_total",
+                                       {"anomaly": "nonce_used_no_receipt"}) or 0
+    for _ in range(5):
+        res = b.run()
+        assert (res.anomalies, res.failed, res.voided) == (1, 0, 0)
+        env.mine(1)
+    assert REGISTRY.get_sample_value("casino_eth_payment_anomalies_total",
+                                     {"anomaly": "nonce_used_no_receipt"}) == alerts + 5
+    assert withdrawals.withdrawals_of("p-nonce")[0].state == "batched"
+    assert _balance("p-nonce", "ETH").reserved == 2_000_000 + ETH_FEE
+    res = b.run()
+    assert (res.failed, res.voided) == (1, 1)
+    [batch] = _batches()
+    assert batch.state == "failed" and batch.failure == \
+        "its nonce was used by another transaction"
+    assert env.w3.eth.get_balance(to) == 0
+    assert _balance("p-nonce", "ETH") == ledger.Balance("ETH", 50_000_000, 0)
+    _invariants_clean()
+
+
+def test_a_withdrawal_without_its_paid_log_is_left_for_staff(env, devnet) -> None:  # noqa: ANN001
+    """A withdrawal is posted only when the receipt has its Paid log (ref, token, address,
+    amount). One whose row no longer matches the call that was paid (here altered after
+    signing) is an anomaly: alerted and left batched with its reservation; the other one
+    of the batch is paid and the batch's total is what it paid."""
+    _fund("p-anom", "ETH", 50_000_000)
+    ids = [withdrawals.request_withdrawal("p-anom", "ETH", 1_000_000, _fresh(), f"k-an-{i}").id
+           for i in range(2)]
+
+    def alter() -> None:
+        with ledger_tx() as s:
+            s.get(Withdrawal, ids[1]).address = _fresh()
+
+    before = REGISTRY.get_sample_value("casino_eth_payment_anomalies_total",
+                                       {"anomaly": "no_paid_log"}) or 0
+    b = _batcher(env, devnet)
+    batcher.fault = _on_signed(alter)
+    assert b.run().broadcast == 1
+    batcher.fault = None
+    res = b.run()
+    assert (res.confirmed, res.paid, res.anomalies, res.voided) == (1, 1, 1, 0)
+    assert REGISTRY.get_sample_value("casino_eth_payment_anomalies_total",
+                                     {"anomaly": "no_paid_log"}) == before + 1
+    assert [v.state for v in reversed(withdrawals.withdrawals_of("p-anom"))] == \
+        ["confirmed", "batched"]
+    [batch] = _batches()
+    assert batch.state == "confirmed" and batch.total == 1_000_000
+    assert _balance("p-anom", "ETH") == ledger.Balance(
+        "ETH", 50_000_000 - 1_000_000 - ETH_FEE, 1_000_000 + ETH_FEE)
+    b.run()  # nothing more happens to it
+    assert withdrawals.get_withdrawal(ids[1]).state == "batched"
     _invariants_clean()
 
 
@@ -521,9 +863,9 @@ def test_large_withdrawals_wait_for_staff_and_can_be_rejected(
 
 def test_books_reconcile_with_the_chain_before_during_and_after_a_batch(env, devnet) -> None:  # noqa: ANN001
     """Reconciliation (payments/eth/reconcile) stays clean around a paid batch: while its
-    transaction is mined but not yet settled (it has paid at the pinned block), once
-    settled (gas booked rounded up to gwei: the sub-gwei rest stays on chain), and for a
-    token batch whose gas is paid in ETH."""
+    transaction is mined but not yet settled (it has paid at the pinned block, except what
+    BatchPay refused and sent back), once settled (gas booked rounded up to gwei: the
+    sub-gwei rest stays on chain), and for a token batch whose gas is paid in ETH."""
     from casino_app.payments.eth.reconcile import reconcile
     from casino_app.payments.eth.watcher import Watcher, chain_assets
 
@@ -550,13 +892,18 @@ def test_books_reconcile_with_the_chain_before_during_and_after_a_batch(env, dev
     clean()
     withdrawals.request_withdrawal("p-rec", "ETH", 200_000, _fresh(), "k-rec-eth")
     withdrawals.request_withdrawal("p-rec", "USDT", 7_000_000, _fresh(), "k-rec-usdt")
+    switch, turn = _switch_recipient(env)
+    withdrawals.request_withdrawal("p-rec", "ETH", 300_000, switch, "k-rec-refused")
     b = _batcher(env, devnet, confirmations=3)
+    batcher.fault = _on_signed(turn)  # the switch refuses once the ETH batch is signed
     b.run()  # approve (USDT) and the ETH batch are mined, not settled (3 confirmations)
+    batcher.fault = None
     clean()
     for _ in range(12):
         env.mine(1)
         b.run()
     with ledger_tx(readonly=True) as s:
-        assert {w.state for w in s.query(Withdrawal)} == {"confirmed"}
+        assert sorted((w.address == switch, w.state) for w in s.query(Withdrawal)) == [
+            (False, "confirmed"), (False, "confirmed"), (True, "failed")]
     clean()
     _invariants_clean()
