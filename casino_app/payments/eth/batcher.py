@@ -277,7 +277,8 @@ class ChainSender:
         Receipts and nonces may come from different backends (a load balancer, a lagging
         node), so a missing receipt does not prove that ``b`` was not mined: the
         transaction that used the nonce is looked for first (:meth:`_mined_as`) and, when
-        found, settles ``b`` with its receipt. Otherwise ``b`` is settled as not paid only
+        found, settles ``b`` with its receipt; a Safe payment that the Safe executed anyway
+        (:meth:`_paid_by`) is settled as paid at once. Otherwise ``b`` is settled as not paid only
         once its nonce was already used ``void_after_blocks`` below the confirmed depth;
         until then every run alerts (error log, ``casino_eth_payment_anomalies_total``)."""
         tx_hash, receipt = self._mined_as(b)
@@ -289,6 +290,9 @@ class ChainSender:
             res.anomalies += 1
             PAYMENT_ANOMALIES.labels("nonce_used_no_receipt").inc()
             log.error("eth_batch_receipt_unreadable", batch_id=b.id, tx_hash=tx_hash)
+            return
+        if self._paid_by(b) is not None:  # a Safe payment someone else executed: paid
+            self._settle(b, None, res, "its nonce was used by another transaction")
             return
         grace_block = safe_block - self.void_after_blocks
         try:
