@@ -68,6 +68,12 @@ def setup_chain(w3: Web3, hot_address: str, saved: dict[str, Any] | None) -> dic
     from casino_app.payments.eth import chain
 
     if saved and all(w3.eth.get_code(saved[k]) for k in ("USDT", "USDC", "safe", "batch")):
+        if saved.get("batch_code") != _batch_code():
+            # BatchPay changed since this chain was set up: deploy the new one, keep the
+            # rest (tokens, Safe, balances and deposit addresses stay).
+            saved = {**saved, "batch": chain.deploy(w3, "BatchPay",
+                                                     sender=_key(DEPLOYER_INDEX)),
+                     "batch_code": _batch_code()}
         return saved
     d = chain.deploy_devnet(w3, _key(DEPLOYER_INDEX), [_key(i) for i in SAFE_OWNER_INDEXES])
     deployer = _key(DEPLOYER_INDEX)
@@ -77,7 +83,15 @@ def setup_chain(w3: Web3, hot_address: str, saved: dict[str, Any] | None) -> dic
         chain.transact(w3, {"to": d[code], "data": token.encode_abi(
             "mint", [hot_address, 1_000_000 * 10**6])}, deployer)
     d.pop("abi", None)
+    d["batch_code"] = _batch_code()
     return d
+
+
+def _batch_code() -> str:
+    """Which BatchPay build a devnet runs (the hash of its compiled bytecode)."""
+    from casino_app.payments.eth.chain import artifact
+
+    return Web3.keccak(hexstr=artifact("BatchPay")["bytecode"]).hex()[:16]
 
 
 def settings_for(d: dict[str, Any], url: str) -> dict[str, str]:

@@ -80,3 +80,15 @@ def test_devnet_deploys_funds_prints_settings_and_keeps_its_chain(tmp_path: Path
         assert w3.eth.block_number >= block
     finally:
         _stop(proc)
+    # a devnet set up with an older BatchPay build gets the new one; the rest is kept
+    saved = tmp_path / "data" / "devnet.json"
+    saved.write_text(saved.read_text().replace('"batch_code": "', '"batch_code": "old'))
+    proc, third = _start(tmp_path, port)
+    try:
+        assert third["CASINO_ETH_BATCH_CONTRACT"] != printed["CASINO_ETH_BATCH_CONTRACT"]
+        assert {k: v for k, v in third.items() if k != "CASINO_ETH_BATCH_CONTRACT"} == \
+            {k: v for k, v in printed.items() if k != "CASINO_ETH_BATCH_CONTRACT"}
+        w3 = Web3(Web3.HTTPProvider(third["CASINO_ETH_RPC_URL"]))
+        assert w3.eth.get_code(third["CASINO_ETH_BATCH_CONTRACT"])
+    finally:
+        _stop(proc)
