@@ -279,20 +279,27 @@ def test_usdt_and_usdc_batches(env, devnet) -> None:  # noqa: ANN001
     _invariants_clean()
 
 
+def _crash_at(env, devnet, point: str) -> None:  # noqa: ANN001
+    """One batcher run that crashes at ``point`` ("signed": recorded, not broadcast;
+    "broadcast": sent, not recorded as sent)."""
+    def die(at: str, batch_id: int) -> None:
+        if at == point:
+            raise Crash(at)
+
+    batcher.fault = die
+    try:
+        with pytest.raises(Crash):
+            _batcher(env, devnet).run()
+    finally:
+        batcher.fault = None
+
+
 def test_crash_after_recording_before_broadcast_sends_the_same_tx(env, devnet) -> None:  # noqa: ANN001
     _fund("p-crash", "ETH", 50_000_000)
     tos = [_fresh() for _ in range(3)]
     for i, to in enumerate(tos):
         withdrawals.request_withdrawal("p-crash", "ETH", 1_000_000 * (i + 1), to, f"k-c{i}")
-
-    def die(point: str, batch_id: int) -> None:
-        if point == "signed":
-            raise Crash(point)
-
-    batcher.fault = die
-    with pytest.raises(Crash):
-        _batcher(env, devnet).run()
-    batcher.fault = None
+    _crash_at(env, devnet, "signed")
     [batch] = _batches()
     [v0] = _versions(batch.id)
     assert batch.state == "signed" and v0.raw_tx
@@ -320,15 +327,7 @@ def test_crash_after_broadcast_before_recording_settles_once(env, devnet) -> Non
     to = _fresh()
     withdrawals.request_withdrawal("p-crash2", "USDC", "12.5", to, "k-c2")
     _batcher(env, devnet).run()  # the approval
-
-    def die(point: str, batch_id: int) -> None:  # the next run settles it, then pays
-        if point == "broadcast":
-            raise Crash(point)
-
-    batcher.fault = die
-    with pytest.raises(Crash):
-        _batcher(env, devnet).run()
-    batcher.fault = None
+    _crash_at(env, devnet, "broadcast")  # the next run settles it, then pays
     pay = [x for x in _batches() if x.kind == "pay"][0]
     assert pay.state == "signed"  # broadcast (and mined), not recorded as sent
     assert _token_balance(env, devnet, "USDC", to) == 12_500_000
@@ -707,15 +706,7 @@ def test_a_used_nonce_without_receipt_nor_paid_log_voids_only_after_the_grace(
     _fund("p-nonce", "ETH", 50_000_000)
     to = _fresh()
     withdrawals.request_withdrawal("p-nonce", "ETH", 2_000_000, to, "k-nonce")
-
-    def die(point: str, batch_id: int) -> None:
-        if point == "signed":
-            raise Crash(point)
-
-    batcher.fault = die
-    with pytest.raises(Crash):
-        _batcher(env, devnet).run()
-    batcher.fault = None
+    _crash_at(env, devnet, "signed")
     [batch] = _batches()
     raw, _ = signer_eth.sign_transaction({  # the operator sends something else
         "type": 2, "chainId": env.w3.eth.chain_id, "from": batch.from_address,
