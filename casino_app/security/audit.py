@@ -71,15 +71,14 @@ class AuditAction(StrEnum):
     withdrawal_approved = "withdrawal.approved"
     withdrawal_rejected = "withdrawal.rejected"
     withdrawal_paid = "withdrawal.paid"
-    withdrawal_failed = "withdrawal.failed"
     refill_requested = "refill.requested"
     refill_approved = "refill.approved"
     refill_cancelled = "refill.cancelled"
     refill_paid = "refill.paid"
-    refill_failed = "refill.failed"
     safe_payment_cancelled = "safe.payment_cancelled"
     # a payment staff had rejected (cancelling) was executed by the Safe owners: paid
     safe_rejected_executed = "safe.rejected_payment_executed"
+    safe_exec_reverted = "safe.exec_reverted"
     hot_wallet_low = "chain.hot_wallet_low"
     sweep_failing = "chain.sweep_failing"
 

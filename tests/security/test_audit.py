@@ -74,7 +74,7 @@ NEEDS_A_NODE = {"chain.reconcile_failed", "staff.reconcile_run", "withdrawal.req
                 # failure paths of Safe payments (payments/eth/safe_exec.py), checked in
                 # test_safe_payments.py: a reverted execTransaction (owners used its Safe
                 # nonce before it was mined), owners using a signed payment's nonce
-                "withdrawal.failed", "refill.failed", "safe.payment_cancelled",
+                "safe.exec_reverted", "safe.payment_cancelled",
                 # a rejected (cancelling) payment the owners executed anyway
                 "safe.rejected_payment_executed"}
 

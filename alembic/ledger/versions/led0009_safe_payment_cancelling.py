@@ -1,6 +1,7 @@
 """safe payments: a fully signed payment that staff reject is "cancelling" (its Safe nonce
 and a withdrawal's money stay reserved, the withdrawal "rejecting") until the Safe uses
-its nonce; the block from which its execution is looked for
+its nonce; the block from which its execution is looked for; how many of its
+execTransaction calls reverted
 
 Revision ID: led0009
 Revises: led0008
@@ -36,6 +37,8 @@ def _check(table: str, name: str, sql: str) -> None:
 def upgrade() -> None:
     with op.batch_alter_table('safe_payments', schema=None) as batch_op:
         batch_op.add_column(sa.Column('prepared_block', sa.BigInteger(), nullable=True))
+        batch_op.add_column(sa.Column('exec_failures', sa.Integer(), nullable=False,
+                                      server_default='0'))
     _check('safe_payments', 'ck_safe_payment_state', _PAY_NEW)
     _check('withdrawals', 'ck_withdrawal_state', _W_NEW)
 
@@ -44,4 +47,5 @@ def downgrade() -> None:
     _check('withdrawals', 'ck_withdrawal_state', _W_OLD)
     _check('safe_payments', 'ck_safe_payment_state', _PAY_OLD)
     with op.batch_alter_table('safe_payments', schema=None) as batch_op:
+        batch_op.drop_column('exec_failures')
         batch_op.drop_column('prepared_block')

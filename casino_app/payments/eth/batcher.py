@@ -291,8 +291,10 @@ class ChainSender:
             PAYMENT_ANOMALIES.labels("nonce_used_no_receipt").inc()
             log.error("eth_batch_receipt_unreadable", batch_id=b.id, tx_hash=tx_hash)
             return
-        if self._paid_by(b) is not None:  # a Safe payment someone else executed: paid
-            self._settle(b, None, res, "its nonce was used by another transaction")
+        paid = self._paid_by(b)
+        if paid is not None:  # a Safe payment someone else executed: paid
+            self._settle(b, None, res, "its nonce was used by another transaction",
+                         paid_by=paid)
             return
         grace_block = safe_block - self.void_after_blocks
         try:
@@ -395,15 +397,20 @@ class ChainSender:
         """How each withdrawal of ``b`` settles: ``paid`` (reservation posted, fee to
         ``fees``), ``void`` (failed with the batch's reason, reservation voided),
         ``refused`` (failed: the address refused the payment, voided), ``requeue`` (queued
-        again, reservation kept) or ``anomaly`` (left batched, reservation kept, alert).
+        again, reservation kept), ``unbatch`` (back to awaiting its Safe payment,
+        reservation kept) or ``anomaly`` (left batched, reservation kept, alert).
         Here: all paid when the transaction did what it was for, else all void."""
         return {w.id: "paid" if ok else "void" for w in rows}
 
-    def _settle(self, b: _Open, receipt: Any, res: RunResult, reason: str = "") -> None:
+    def _settle(self, b: _Open, receipt: Any, res: RunResult, reason: str = "",
+                paid_by: str | None = None) -> None:
         """Final state of a batch, in one ledger transaction, once: its gas booked, each
-        withdrawal as :meth:`_outcomes` says."""
+        withdrawal as :meth:`_outcomes` says. ``paid_by``: the transaction that made the
+        payment after all, when the caller already found it (asked once: a second
+        question to another backend could answer differently)."""
         ok = receipt is not None and receipt["status"] == 1 and self._succeeded(b, receipt)
-        paid_by = None if ok else self._paid_by(b)  # a chain call: before the transaction
+        if paid_by is None and not ok:
+            paid_by = self._paid_by(b)  # a chain call: before the transaction
         now = utcnow()
         with ledger_tx() as s:
             batch = s.execute(select(WithdrawalBatch).where(WithdrawalBatch.id == b.id)
@@ -438,6 +445,10 @@ class ChainSender:
                     post_paid(s, w)
                     w.state = "confirmed"
                     res.paid += 1
+                elif outcome == "unbatch":  # back to its signed Safe payment, reserved
+                    w.state, w.batch_id = "awaiting_approval", None
+                    w.reverts += 1
+                    res.requeued += 1
                 elif outcome == "requeue":
                     w.state, w.batch_id, w.reverted_batch_id = "queued", None, b.id
                     w.reverts += 1
@@ -629,6 +640,12 @@ class Batcher(ChainSender):
         log is in the receipt (ref, token, to, amount), refused with its ``Refused`` log,
         an anomaly with neither. Reverted (status 0): queued again, unless it was in a
         reverted batch before and was alone in this one (then it fails)."""
+        if b.kind == "pay" and not self._pays_through_contract(b) and not ok:
+            # A Safe payment not executed: the Safe did not use its nonce, so the owners'
+            # signatures (public now) can still execute it. Never voided here: the
+            # withdrawal goes back to its payment, reserved, and the Safe step retries it
+            # or settles it once the Safe's nonce passes (safe_exec).
+            return {w.id: "unbatch" for w in rows}
         if not self._pays_through_contract(b) or receipt is None:
             return super()._outcomes(b, receipt, ok, rows)
         if receipt["status"] != 1:

@@ -72,6 +72,10 @@ log = get_logger("casino.eth.safe")
 CHAIN = "ethereum"
 UNSENT = ("awaiting_signatures", "ready", "cancelling")  # payments the Safe may not have run
 
+# Our execTransaction of one payment may revert (the recipient refused, the Safe was
+# short); it is tried again when its estimate passes, this many times at most.
+MAX_EXEC_FAILURES = 3
+
 # Tests only: called at "recorded" (the exec transaction is stored, not broadcast) with
 # the payment id; raising stops the run there, as a crash would.
 fault: Callable[[str, int], None] | None = None
@@ -93,8 +97,8 @@ class _Changed(Exception):
 
 
 class SafeExecutor:
-    def __init__(self, w3: Web3, safe: str, *, signer: Any = None, chain_name: str = CHAIN
-                 ) -> None:
+    def __init__(self, w3: Web3, safe: str, *, signer: Any = None, chain_name: str = CHAIN,
+                 confirmations: int | None = None) -> None:
         if signer is None:
             from casino_app.payments.signer import eth as signer_module
 
@@ -104,13 +108,19 @@ class SafeExecutor:
         self.safe = Web3.to_checksum_address(safe)
         self.contract = chain.contract(w3, "SafeL2", self.safe)
         self.chain_id = int(w3.eth.chain_id)
+        self.confirmations = confirmations or get_settings().eth_confirmations
 
     def run(self) -> SafeRunResult:
         res = SafeRunResult()
         self._follow(res)
-        nonce = int(self.contract.functions.nonce().call())
-        self._resolve_used(nonce, res)
-        self._record_next(nonce, res)
+        # Whether the Safe used a payment's nonce, and with which transaction, is read at
+        # the confirmed depth (nonce and logs at the same block): a lagging backend or a
+        # reorg must not make an executed payment look cancelled.
+        final = int(self.w3.eth.block_number) - self.confirmations + 1
+        if final >= 0:
+            used = int(self.contract.functions.nonce().call(block_identifier=final))
+            self._resolve_used(used, final, res)
+        self._record_next(int(self.contract.functions.nonce().call()), res)
         if any(res.as_dict().values()):
             log.info("eth_safe_run", **res.as_dict())
         return res
@@ -135,23 +145,30 @@ class SafeExecutor:
                 return
             b = s.get(WithdrawalBatch, p.batch_id)
             ok = b.state == "confirmed"
-            p.tx_hash, p.updated_at = b.tx_hash, utcnow()
+            p.updated_at = utcnow()
             if ok:  # failure: a note when another sender's transaction paid it
-                p.state, p.failure = "confirmed", b.failure
+                p.state, p.tx_hash, p.failure = "confirmed", b.tx_hash, b.failure
+                action = AuditAction.withdrawal_paid if p.kind == "withdrawal" \
+                    else AuditAction.refill_paid
             else:
-                _cancel(p, b.failure or "the transaction failed")
-                p.state = "failed"
+                # Our execTransaction reverted (or its hot-wallet nonce went to another
+                # transaction): the Safe did not execute it, so its nonce is unused and the
+                # owners' signatures (public now) stay valid. Never cancelled here: it is
+                # ready again (the batcher gave a withdrawal back to it, still reserved),
+                # tried again when its estimate passes, up to MAX_EXEC_FAILURES; staff
+                # may reject it (cancelling until the Safe uses its nonce).
+                p.state, p.batch_id = "ready", None
+                p.exec_failures += 1
+                p.failure = f"execTransaction {b.tx_hash or ''} failed: " \
+                    f"{b.failure or 'not executed'}"[:200]
+                action = AuditAction.safe_exec_reverted
             player = None
             if p.withdrawal_id is not None:
                 player = s.get(Withdrawal, p.withdrawal_id).player_id
-            action = {("withdrawal", True): AuditAction.withdrawal_paid,
-                      ("withdrawal", False): AuditAction.withdrawal_failed,
-                      ("refill", True): AuditAction.refill_paid,
-                      ("refill", False): AuditAction.refill_failed}[(p.kind, ok)]
             # audited before the ledger commits (the batcher already moved the money)
             record(ids, action, SYSTEM, _user_of(ids, player), payment_id=p.id,
                    withdrawal_id=p.withdrawal_id, currency=p.currency, amount=p.amount,
-                   tx_hash=p.tx_hash, failure=p.failure)
+                   tx_hash=b.tx_hash, failure=p.failure, exec_failures=p.exec_failures)
         if ok:
             res.confirmed += 1
         else:
@@ -161,7 +178,7 @@ class SafeExecutor:
 
     # --- 2. nonces the Safe used ---
 
-    def _resolve_used(self, nonce: int, res: SafeRunResult) -> None:
+    def _resolve_used(self, nonce: int, final: int, res: SafeRunResult) -> None:
         with ledger_tx(readonly=True) as s:
             used = s.execute(select(SafePayment).where(
                 SafePayment.chain == self.chain, SafePayment.safe_address == self.safe,
@@ -169,7 +186,7 @@ class SafeExecutor:
                 .order_by(SafePayment.safe_nonce)).scalars().all()
             s.expunge_all()
         for row in used:
-            paid = paid_by(self.w3, row)  # a chain call, outside the transaction below
+            paid = paid_by(self.w3, row, final)  # a chain call, before the transaction
             with identity_tx() as ids, ledger_tx() as s:
                 p = s.execute(select(SafePayment).where(SafePayment.id == row.id)
                               .with_for_update()).scalar_one()
@@ -214,6 +231,12 @@ class SafeExecutor:
                     .limit(1)).first() is not None:
                 log.warning("eth_safe_payment_on_hold", payment_id=p.id)
                 return  # the player is under staff review: paid once the hold is released
+            if p.exec_failures >= MAX_EXEC_FAILURES:
+                log.error("eth_safe_payment_exec_failing", payment_id=p.id,
+                          exec_failures=p.exec_failures, failure=p.failure,
+                          hint="not tried again: check the recipient; reject it on "
+                               "/admin/withdrawals (the owners then burn its nonce)")
+                return
             pid, kind, code, amount = p.id, p.kind, p.currency, p.amount
             call = self.contract.encode_abi("execTransaction", args=[
                 Web3.to_checksum_address(p.to_address), int(p.value_wei),
@@ -277,13 +300,14 @@ class SafeExecutor:
             fault("recorded", pid)
 
 
-def paid_by(w3: Web3, p: SafePayment) -> str | None:
+def paid_by(w3: Web3, p: SafePayment, to_block: int | None = None) -> str | None:
     """The hash of the transaction in which the Safe executed payment ``p`` (its
     ``ExecutionSuccess`` log with the payment's safeTxHash, whoever sent it), or None.
     The one check before a Safe payment is voided or cancelled (the batcher's settlement
     through :func:`paid_by_batch`, and :meth:`SafeExecutor._resolve_used`); a node error
     raises, so nothing is voided then."""
-    return chain.safe_execution(w3, p.safe_address, p.safe_tx_hash, p.prepared_block or 0)
+    return chain.safe_execution(w3, p.safe_address, p.safe_tx_hash, p.prepared_block or 0,
+                                to_block)
 
 
 def paid_by_batch(w3: Web3, batch_id: int) -> str | None:

@@ -93,6 +93,9 @@ class SafePayment(LedgerBase):
     # The node's head when prepared: the Safe cannot have executed it before (where its
     # ExecutionSuccess log is looked for); NULL for payments prepared before led0009.
     prepared_block: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Our execTransaction calls that reverted (the Safe did not execute it: its nonce and
+    # the signatures stay valid); retried up to safe_exec.MAX_EXEC_FAILURES.
+    exec_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     required: Mapped[int] = mapped_column(Integer)       # signatures (distinct staff) needed
     state: Mapped[str] = mapped_column(String(20))
     # The hot-wallet transaction calling execTransaction (paid, settled by the batcher).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from eth_account import Account
 
 from casino_app.core.db import ledger_tx
@@ -29,3 +31,20 @@ def invariants_clean() -> None:
 
 def fresh_address() -> str:
     return Account.create().address
+
+
+# A recipient contract with a switch: storage slot 0 zero accepts any payment, non-zero
+# reverts (PUSH1 0 SLOAD PUSH1 7 JUMPI STOP JUMPDEST PUSH1 0 DUP1 REVERT).
+SWITCH_CODE = "0x600054600757005b600080fd"
+
+
+def switch_recipient(anvil) -> tuple[str, Callable[[bool], None]]:  # noqa: ANN001
+    """(address, set(refuse)) of a contract that accepts ether until switched to refuse."""
+    addr = fresh_address()
+    anvil.rpc("anvil_setCode", [addr, SWITCH_CODE])
+
+    def refuse(on: bool = True) -> None:
+        anvil.rpc("anvil_setStorageAt", [addr, "0x" + "00" * 32,
+                                         "0x" + "00" * 31 + ("01" if on else "00")])
+
+    return addr, refuse

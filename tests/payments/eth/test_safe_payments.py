@@ -33,6 +33,7 @@ from tests.payments.eth.helpers import balance as _balance
 from tests.payments.eth.helpers import fresh_address as _fresh
 from tests.payments.eth.helpers import fund as _fund
 from tests.payments.eth.helpers import invariants_clean as _invariants_clean
+from tests.payments.eth.helpers import switch_recipient
 from tests.support.services import ANVIL_MNEMONIC
 
 pytestmark = pytest.mark.ethereum
@@ -95,7 +96,7 @@ def _personal_sign(key: str, view: safe_payments.SafePaymentView) -> str:
 
 
 def _machines(anvil, devnet) -> tuple[SafeExecutor, Batcher]:  # noqa: ANN001
-    return (SafeExecutor(anvil.w3, devnet["safe"]),
+    return (SafeExecutor(anvil.w3, devnet["safe"], confirmations=1),
             Batcher(anvil.w3, devnet["batch"], {"USDT": devnet["USDT"], "USDC": devnet["USDC"]},
                     confirmations=1, fee_bump_seconds=3600))
 
@@ -485,11 +486,16 @@ def _gas_gwei(batch_id: int) -> int:
         return -(-int(s.get(WithdrawalBatch, batch_id).gas_fee_wei) // GWEI)
 
 
-def test_a_reverted_exec_fails_the_withdrawal_and_gives_the_money_back(env, devnet) -> None:  # noqa: ANN001
+def test_a_reverted_exec_keeps_the_money_reserved_until_the_safe_nonce_is_settled(
+        env, devnet) -> None:  # noqa: ANN001
     """The exec is recorded (its estimate passed), then the owners execute another Safe
     transaction with the payment's nonce in the Safe's own interface before it is mined
-    (here: 1 ETH to the hot wallet): the exec is mined with status 0 (GS026). The
-    withdrawal fails, its reservation is voided, the gas is booked, audited once."""
+    (here: 1 ETH to the hot wallet): the exec is mined with status 0 (GS026). A reverted
+    exec proves nothing about the Safe payment (its signatures could still execute while
+    its nonce is unused), so the withdrawal is never failed and refunded here: it goes back
+    to its payment, reserved; the Safe's nonce went to another transaction, so the payment
+    is cancelled and the withdrawal waits for approval again (audited); the gas is booked.
+    Prepared and signed again, it is paid once."""
     from tests.users.helpers import audited
 
     w3, keys, hot = env.w3, devnet["safe_owner_keys"], signer_eth.hot_address()
@@ -503,27 +509,29 @@ def test_a_reverted_exec_fails_the_withdrawal_and_gives_the_money_back(env, devn
     ex, b = _machines(env, devnet)
     with audited({}):
         assert ex.run().recorded == 1
-    assert (_payment(p.id).state, _withdrawal(w.id).state) == ("sent", "batched")
+    sent = _payment(p.id)
+    assert (sent.state, _withdrawal(w.id).state) == ("sent", "batched")
     # the owners use the payment's Safe nonce themselves, before the exec is mined
     assert chain.safe_nonce(w3, devnet["safe"]) == p.safe_nonce
     assert chain.safe_pay(w3, devnet["safe"], hot, 10**18, b"", keys[1:], env.accounts[0]).ok
-    with audited({"withdrawal.failed": 1}):
+    with audited({"safe.exec_reverted": 1, "safe.payment_cancelled": 1}):
         _run(ex, b)
     pay, row = _payment(p.id), _withdrawal(w.id)
-    assert (pay.state, row.state) == ("failed", "failed")
-    assert pay.failure == row.failure == "the transaction reverted"
-    assert w3.eth.get_transaction_receipt(pay.tx_hash)["status"] == 0
-    assert (pay.nonce_slot, pay.active_withdrawal_id) == (None, None)
+    with ledger_tx(readonly=True) as s:
+        batch = s.get(WithdrawalBatch, sent.batch_id)
+        assert (batch.state, batch.failure) == ("failed", "the transaction reverted")
+        assert w3.eth.get_transaction_receipt(batch.tx_hash)["status"] == 0
+    assert (pay.state, pay.exec_failures, pay.nonce_slot) == ("cancelled", 1, None)
+    assert (row.state, row.approved_by, row.approved_by_2, row.batch_id, row.reverts) == \
+        ("awaiting_approval", None, None, None, 1)
     assert w3.eth.get_balance(to) == 0
-    assert _balance("p-rev", "ETH") == ledger.Balance("ETH", 50_000_000, 0)  # all back
-    assert _house("ETH", "fees") == -_gas_gwei(pay.batch_id)  # no fee, the gas is ours
+    assert _balance("p-rev", "ETH") == reserved  # still reserved, never refunded here
+    assert _house("ETH", "fees") == -_gas_gwei(sent.batch_id)  # no fee, the gas is ours
     with audited({}):  # settled once: more runs change nothing
         _run(ex, b, 2)
-    assert _payment(p.id).state == "failed"
     clean()
-    # the player may ask again; the Safe's next nonce is prepared and paid
-    w2 = withdrawals.request_withdrawal("p-rev", "ETH", "0.02", to, "k-rev-2")
-    p2 = safe_payments.prepare_withdrawal(w2.id, ADMIN_B)
+    # prepared and signed again at the Safe's next nonce: paid once
+    p2 = safe_payments.prepare_withdrawal(w.id, ADMIN_B)
     assert p2.safe_nonce == p.safe_nonce + 1
     _signed_by_two(p2, keys)
     with audited({"withdrawal.paid": 1}):
@@ -533,11 +541,61 @@ def test_a_reverted_exec_fails_the_withdrawal_and_gives_the_money_back(env, devn
     clean()
 
 
+def test_a_safe_exec_refused_by_its_recipient_is_retried_not_refunded(env, devnet) -> None:  # noqa: ANN001
+    """The review's attack: the recipient is a contract that accepts at estimation and
+    refuses when our exec is mined (the player flips it in between). The exec reverts but
+    the Safe's nonce stays unused and the owners' signatures are public: refunding the
+    player would let them execute the payment later and be paid twice. So the money stays
+    reserved, the payment is ready again and retried (at most MAX_EXEC_FAILURES times);
+    when the player lets it through, it is paid once."""
+    from tests.users.helpers import audited
+
+    w3, keys = env.w3, devnet["safe_owner_keys"]
+    clean = _books(env, devnet, {"p-flip": 50_000_000})
+    switch, refuse = switch_recipient(env)
+    w = withdrawals.request_withdrawal("p-flip", "ETH", "0.02", switch, "k-flip")
+    reserved = _balance("p-flip", "ETH")
+    p = safe_payments.prepare_withdrawal(w.id, ADMIN_A)
+    _signed_by_two(p, keys)
+    ex, b = _machines(env, devnet)
+    for attempt in range(1, safe_exec.MAX_EXEC_FAILURES + 1):
+        assert ex.run().recorded == 1          # the estimate passes: recorded
+        refuse(True)                           # the player refuses before it is mined
+        with audited({"safe.exec_reverted": 1}):
+            b.run()                            # broadcast: mined, reverted
+            b.run()                            # settled
+            ex.run()
+        pay, row = _payment(p.id), _withdrawal(w.id)
+        assert (pay.state, pay.exec_failures, pay.nonce_slot) == \
+            ("ready", attempt, p.safe_nonce)
+        assert (row.state, row.reverts) == ("awaiting_approval", attempt)
+        assert _balance("p-flip", "ETH") == reserved
+        refuse(False)
+    # tried MAX_EXEC_FAILURES times: not again until staff act (reject -> cancelling)
+    assert ex.run().recorded == 0
+    assert w3.eth.get_balance(switch) == 0
+    # anyone executing the public signatures now is a payment, settled as paid once
+    with ledger_tx(readonly=True) as s:
+        signatures = safe_payments.packed_signatures(s, p.id)
+    call = ex.contract.encode_abi("execTransaction", args=[
+        switch, 20_000_000 * GWEI, b"", 0, 0, 0, 0, chain.ZERO_ADDRESS, chain.ZERO_ADDRESS,
+        signatures])
+    w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
+        {"from": env.accounts[5], "to": devnet["safe"], "data": call}))
+    with audited({"withdrawal.paid": 1}):
+        _run(ex, b)
+    assert (_payment(p.id).state, _withdrawal(w.id).state) == ("confirmed", "confirmed")
+    assert w3.eth.get_balance(switch) == 20_000_000 * GWEI
+    assert _balance("p-flip", "ETH") == ledger.Balance("ETH", 30_000_000 - ETH_FEE, 0)
+    clean()
+
+
 def test_a_reverted_refill_moves_no_ledger_money_and_books_the_gas(env, devnet) -> None:  # noqa: ANN001
     """The owners refill the hot wallet themselves in the Safe's interface (same Safe
     nonce, another amount: another Safe transaction) while HashHouse's refill exec is
-    recorded: the exec reverts, the refill fails, only its gas is booked and the hot
-    wallet holds the owners' refill, not two."""
+    recorded: the exec reverts, the refill is cancelled (its Safe nonce went to the
+    owners' transaction), only its gas is booked and the hot wallet holds the owners'
+    refill, not two."""
     from tests.users.helpers import audited
 
     w3, keys, hot = env.w3, devnet["safe_owner_keys"], signer_eth.hot_address()
@@ -551,15 +609,19 @@ def test_a_reverted_refill_moves_no_ledger_money_and_books_the_gas(env, devnet) 
     move = usdt.encode_abi("transfer", args=[hot, 2_000_000_000])
     assert chain.safe_pay(w3, devnet["safe"], devnet["USDT"], 0, bytes(HexBytes(move)),
                           keys[:2], env.accounts[0]).ok
-    with audited({"refill.failed": 1}):
+    sent = _payment(r.id)
+    with audited({"safe.exec_reverted": 1, "safe.payment_cancelled": 1}):
         _run(ex, b)
     pay = _payment(r.id)
-    assert (pay.state, pay.failure) == ("failed", "the transaction reverted")
-    assert w3.eth.get_transaction_receipt(pay.tx_hash)["status"] == 0
+    assert (pay.state, pay.exec_failures) == ("cancelled", 1)
+    assert pay.failure.startswith(f"the Safe used nonce {r.safe_nonce} for another")
+    with ledger_tx(readonly=True) as s:
+        batch = s.get(WithdrawalBatch, sent.batch_id)
+        assert w3.eth.get_transaction_receipt(batch.tx_hash)["status"] == 0
     assert usdt.functions.balanceOf(hot).call() == 2_000_000_000  # the owners' only
     assert usdt.functions.balanceOf(devnet["safe"]).call() == 8_000_000_000
     assert _house("USDT", "custody") == custody  # no ledger money moved
-    assert _house("ETH", "fees") == fees - _gas_gwei(pay.batch_id)  # the gas is booked
+    assert _house("ETH", "fees") == fees - _gas_gwei(sent.batch_id)  # the gas is booked
     with audited({}):
         _run(ex, b, 2)
     clean()

@@ -37,6 +37,7 @@ from tests.payments.eth.helpers import balance as _balance
 from tests.payments.eth.helpers import fresh_address as _fresh
 from tests.payments.eth.helpers import fund as _fund
 from tests.payments.eth.helpers import invariants_clean as _invariants_clean
+from tests.payments.eth.helpers import switch_recipient
 from tests.support.services import ANVIL_MNEMONIC
 
 pytestmark = pytest.mark.ethereum
@@ -490,19 +491,6 @@ def test_an_address_that_refuses_payment_fails_alone(env, devnet) -> None:  # no
     _invariants_clean()
 
 
-# A recipient contract with a switch: storage slot 0 zero accepts any payment, non-zero
-# reverts (PUSH1 0 SLOAD PUSH1 7 JUMPI STOP JUMPDEST PUSH1 0 DUP1 REVERT).
-_SWITCH_CODE = "0x600054600757005b600080fd"
-
-
-def _switch_recipient(anvil) -> tuple[str, Callable[[], None]]:  # noqa: ANN001
-    """(address, turn it to refusing) of a contract that accepts ether until switched."""
-    addr = _fresh()
-    anvil.rpc("anvil_setCode", [addr, _SWITCH_CODE])
-    return addr, lambda: anvil.rpc("anvil_setStorageAt", [addr, "0x" + "00" * 32,
-                                                          "0x" + "00" * 31 + "01"])
-
-
 def _on_signed(action: Callable[[], None]) -> Callable[[str, int], None]:
     """A fault hook that runs ``action`` once the batch is recorded, before its broadcast
     (the chain changes between the estimate and the mining)."""
@@ -517,7 +505,7 @@ def test_a_recipient_that_reverts_when_mined_fails_alone(env, devnet) -> None:  
     (Refused log, its ether back to the hot wallet) and pays the others, a Safe among them
     (its receive fits the stipend); the refused one fails with its reservation voided."""
     _fund("p-sw", "ETH", 50_000_000)
-    switch, turn = _switch_recipient(env)
+    switch, turn = switch_recipient(env)
     good = [_fresh(), devnet["safe"]]
     amounts = {good[0]: 1_000_000, switch: 2_000_000, good[1]: 3_000_000}
     for i, (to, amount) in enumerate(amounts.items()):
@@ -883,7 +871,7 @@ def test_books_reconcile_with_the_chain_before_during_and_after_a_batch(env, dev
     clean()
     withdrawals.request_withdrawal("p-rec", "ETH", 200_000, _fresh(), "k-rec-eth")
     withdrawals.request_withdrawal("p-rec", "USDT", 7_000_000, _fresh(), "k-rec-usdt")
-    switch, turn = _switch_recipient(env)
+    switch, turn = switch_recipient(env)
     withdrawals.request_withdrawal("p-rec", "ETH", 300_000, switch, "k-rec-refused")
     b = _batcher(env, devnet, confirmations=3)
     batcher.fault = _on_signed(turn)  # the switch refuses once the ETH batch is signed
