@@ -6,18 +6,25 @@ One run (:meth:`SafeExecutor.run`):
 1. Follow sent payments: their ``execTransaction`` is a hot-wallet transaction recorded
    in ``withdrawal_batches`` (kind ``pay``, to the Safe, its withdrawal ``batched`` in it),
    so the batcher broadcasts it, rebroadcasts the same raw bytes after a crash, bumps its
-   fee and settles it exactly as its own batches: status 1 posts the withdrawal's
-   reservation and fee and books the gas; status 0 voids the reservation (the money is
-   the player's again) and books the gas. This step copies that outcome onto the payment
-   (``confirmed`` / ``failed``) and audits it.
+   fee and settles it as its own batches: status 1 posts the withdrawal's reservation
+   and fee and books the gas. Status 0 (or its hot-wallet nonce used by another
+   transaction) books the gas but voids NOTHING: the Safe did not use the payment's
+   nonce, so the owners' signatures (public once broadcast) can still execute it; the
+   withdrawal goes back to its payment, still reserved. This step copies the outcome onto
+   the payment: ``confirmed``, or ``ready`` again (``exec_failures`` counted, audited
+   ``safe.exec_reverted``), retried when its estimate passes, at most
+   ``MAX_EXEC_FAILURES`` times; then staff reject it (``cancelling`` until the owners use
+   its nonce). Step 2 settles it for good once the Safe's nonce passes.
    The owners' signatures are public once our transaction is broadcast: anyone may send
    the same ``execTransaction`` first, and ours then reverts (or its hot-wallet nonce is
    used) although the Safe paid. So before the batcher voids a Safe exec it asks
    :func:`paid_by_batch` for the Safe's ``ExecutionSuccess`` log of the payment's
    ``safeTxHash``; found, the payment is settled as paid (reservation and fee posted, the
    hash of the transaction that paid recorded, our gas booked if ours was mined).
-2. Payments not sent whose Safe nonce the Safe has used (owners acting in the Safe's own
-   interface), :meth:`SafeExecutor._resolve_used`: if the Safe executed THIS payment
+2. Payments not sent whose Safe nonce the Safe has used at the confirmed depth (owners
+   acting in the Safe's own interface; nonce and logs read at the same block, so a
+   lagging backend cannot make an executed payment look cancelled),
+   :meth:`SafeExecutor._resolve_used`: if the Safe executed THIS payment
    (its ``ExecutionSuccess`` log, :func:`paid_by`: the owners executed it themselves, or
    someone else sent its signatures) it is settled as paid, never sent again; otherwise
    its signatures can never execute and it is cancelled. A withdrawal then keeps waiting
