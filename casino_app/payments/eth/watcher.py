@@ -146,6 +146,22 @@ def _rpc_error(response: Any) -> str | None:
     return None
 
 
+def _method_missing(response: Any) -> bool:
+    """Whether a JSON-RPC error says the node does not have the method (EIP-1474 code
+    -32601, or a node's own wording), rather than failing this one call."""
+    error = response.get("error") if isinstance(response, dict) else None
+    if not isinstance(error, dict):
+        return False
+    text = str(error.get("message", "")).lower()
+    return error.get("code") == -32601 or any(
+        w in text for w in ("not found", "not supported", "unsupported", "does not exist",
+                            "not available", "unknown method", "disabled"))
+
+
+class TracesUndecided(Exception):
+    """The trace probe got an error that is not "method not found": try again later."""
+
+
 @dataclass
 class PollResult:
     head: int = 0
@@ -218,6 +234,10 @@ class _Tracer:
             if _rpc_error(answer) is None:
                 self.method = method
                 break
+            if not _method_missing(answer):
+                # e.g. a timeout tracing a heavy block: undecided, not "no traces". The
+                # pass fails (nothing stored) and the next one probes again.
+                raise TracesUndecided(f"{method}: {_rpc_error(answer)}"[:300])
         if self.method is None and self.mode == "on":
             raise WatcherStopped("CASINO_ETH_TRACES=on but the node answers neither "
                                  f"{' nor '.join(TRACE_METHODS)}")

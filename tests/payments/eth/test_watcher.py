@@ -474,6 +474,38 @@ def test_traces_auto_off_and_on(env) -> None:  # noqa: ANN001
     assert off.poll().blocks == 1 and not set(asked) & set(TRACE_METHODS)
 
 
+def test_a_failing_trace_probe_is_not_taken_for_a_node_without_traces(env) -> None:  # noqa: ANN001
+    """auto: a trace call that fails for another reason than "method not found" (a node's
+    timeout tracing a heavy block) decides nothing: the pass fails, nothing is stored,
+    and the next pass probes again and records the ETH a contract passed on."""
+    from casino_app.payments.eth.watcher import TracesUndecided
+
+    addr = addresses.deposit_address("p-probe")
+    fwd = _forwarder(env)
+    failing = {"on": True}
+
+    class Busy(_Backend):
+        def make_request(self, method, params):  # noqa: ANN001, ANN201
+            if method in TRACE_METHODS and failing["on"]:
+                return {"jsonrpc": "2.0", "id": 0,
+                        "error": {"code": -32000, "message": "execution timeout"}}
+            return super().make_request(method, params)
+
+    w3 = Web3(Busy(env.url, lambda method, params: None))
+    start = env.w3.eth.block_number + 1
+    tx = _mined(env, fwd.functions.forward([addr]).transact(
+        {"from": env.accounts[1], "value": ETH // 1000}))
+    w = Watcher(w3, chain_assets(w3, {}), confirmations=3, pending_cap={}, dust={},
+                start_block=start, traces="auto")
+    with pytest.raises(TracesUndecided):
+        w.poll()
+    with ledger_tx(readonly=True) as s:
+        assert s.query(ChainBlock).count() == 0
+    failing["on"] = False
+    w.poll()  # recorded (no pending cap here: credited at 3 confirmations)
+    assert w._tracer.method == TRACE_METHODS[0] and _state_at(tx, -2) == "seen"
+
+
 def test_a_block_is_not_stored_without_its_own_traces(env) -> None:  # noqa: ANN001
     """trace_block takes a number: a backend that has no such block yet answers [] (anvil
     does), another fork's traces name another block hash. Either way the block waits
