@@ -18,11 +18,12 @@ at the same chain), per currency:
 * **Deposits, ledger -> chain.** Every credited deposit's transaction is on the chain, in
   the block the watcher recorded.
 
-The deposit checks cover the blocks since the last clean run (its ``deposits_checked_to``
-in the summary, minus ``MAX_REORG_DEPTH`` so a reorg's blocks are looked at again; from
-the watcher's first block the first time), at most ``DEPOSIT_CHECK_BLOCKS`` per run: a
-longer gap is caught up by the following runs. A run with issues does not move that
-cursor, so a missing deposit is reported again until it is resolved.
+The deposit checks cover the blocks since the last run whose deposit checks were clean
+(its ``deposits_checked_to`` in the summary, minus ``MAX_REORG_DEPTH`` so a reorg's blocks
+are looked at again; from the watcher's first block the first time), at most
+``DEPOSIT_CHECK_BLOCKS`` per run: a longer gap is caught up by the following runs. A run
+with a deposit issue does not move that cursor, so a missing deposit is reported again
+until it is resolved; a balance issue alone does not hold it back.
 
 Each discrepancy is stored (``reconcile_issues``), audited, logged to the security log and
 counted in ``casino_invariant_violations_total{check="reconcile.<kind>"}``; a clean run is
@@ -301,6 +302,24 @@ def _transfers_not_recorded(w3: Web3, s: Session, assets: Sequence[Asset],
     return issues
 
 
+def _last_deposits_clean(s: Session, chain: str) -> ReconcileRun | None:
+    """The newest run whose deposit checks found nothing (its summary's
+    ``deposits_clean``; runs stored before that key: clean runs). A balance issue alone
+    does not hold the deposit cursor back; a deposit issue does (reported again until
+    resolved)."""
+    for run in s.execute(select(ReconcileRun).where(ReconcileRun.chain == chain)
+                         .order_by(ReconcileRun.id.desc()).limit(500)).scalars():
+        try:
+            flag = json.loads(run.summary or "{}").get("deposits_clean")
+        except (ValueError, AttributeError):
+            flag = None
+        if (run.clean if flag is None else flag) is True:
+            return run
+    return s.execute(select(ReconcileRun).where(
+        ReconcileRun.chain == chain, ReconcileRun.clean.is_(True))
+        .order_by(ReconcileRun.id.desc()).limit(1)).scalar_one_or_none()
+
+
 def _checked_to(run: ReconcileRun | None) -> int | None:
     """The block up to which ``run`` checked deposits (its pinned block for runs stored
     before the cursor existed)."""
@@ -322,9 +341,7 @@ def reconcile(w3: Web3, assets: Sequence[Asset], extra: Iterable[str] = (),
                         .order_by(ChainBlock.number.desc()).limit(1)).scalar_one_or_none()
         first = s.execute(select(ChainBlock.number).where(ChainBlock.chain == chain)
                           .order_by(ChainBlock.number).limit(1)).scalar_one_or_none()
-        last = s.execute(select(ReconcileRun).where(
-            ReconcileRun.chain == chain, ReconcileRun.clean.is_(True))
-            .order_by(ReconcileRun.id.desc()).limit(1)).scalar_one_or_none()
+        last = _last_deposits_clean(s, chain)
         checked = _checked_to(last)
         deposit_addrs = sorted(addresses.all_addresses(s, chain))
     owned = sorted(set(deposit_addrs) | {Web3.to_checksum_address(a) for a in extra if a})
@@ -348,17 +365,20 @@ def reconcile(w3: Web3, assets: Sequence[Asset], extra: Iterable[str] = (),
                         f"expects {expected[code]} (on-chain units) at block {block}",
                         str(expected[code]), str(onchain[code]))
                   for code in expected if expected[code] != onchain[code]]
-        issues += _credits_not_on_chain(w3, s, since, checked_to, chain)
-        issues += _native_not_recorded(w3, s, next(a for a in assets if a.token is None),
-                                       deposit_addrs, since, checked_to, chain)
-        issues += _transfers_not_recorded(w3, s, assets, deposit_addrs, since, checked_to,
-                                          chain)
+        deposit_issues = _credits_not_on_chain(w3, s, since, checked_to, chain)
+        deposit_issues += _native_not_recorded(
+            w3, s, next(a for a in assets if a.token is None), deposit_addrs, since,
+            checked_to, chain)
+        deposit_issues += _transfers_not_recorded(w3, s, assets, deposit_addrs, since,
+                                                  checked_to, chain)
+        issues += deposit_issues
     totals = {c: {"onchain": str(onchain[c]), "expected": str(expected[c])} for c in expected}
     with ledger_tx() as s:
         run = ReconcileRun(chain=chain, block_number=block, block_hash=block_hash,
                            clean=not issues, issues=len(issues),
                            summary=json.dumps({"addresses": len(owned), "totals": totals,
                                                "deposits_checked_to": checked_to,
+                                               "deposits_clean": not deposit_issues,
                                                "per_unit": {a.code: a.per_unit
                                                             for a in assets}}),
                            started_at=started, finished_at=utcnow())

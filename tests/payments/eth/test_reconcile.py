@@ -193,3 +193,14 @@ def test_the_deposit_checks_catch_up_a_long_gap_a_bounded_window_per_run(
     # each run looks again at the last block (the reorg depth here) and 7 new ones
     assert all(b - a == 7 for a, b in zip(reached, reached[1:-1], strict=False))
     assert reached[-1] == first.block
+    # a balance issue (funds moved outside the ledger) stays open for hours: the deposit
+    # checks still move on (only a deposit issue holds them back, to report it again)
+    chain.transact(w3, {"to": OUTSIDE, "value": 10**15}, private_key_at(MNEMONIC, 0))
+    env.mine(20)
+    watcher.poll()
+    top = w3.eth.block_number
+    while reached[-1] < top:
+        res = reconcile(w3, assets, deposit_blocks=8)
+        assert [i.kind for i in res.issues] == ["balance"]
+        assert checked_to(res.run_id) > reached[-1]
+        reached.append(checked_to(res.run_id))
