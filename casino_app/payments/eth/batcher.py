@@ -764,12 +764,22 @@ class Batcher(ChainSender):
                       res: RunResult) -> list[tuple[int, str, int]]:
         """The batch would revert (BatchPay reverts when it would pay nobody): try each
         withdrawal alone; those that revert alone (the address refuses the payment) fail
-        now (reservation voided), the others stay. A node error on any estimate raises
-        :class:`NodeError` before anything failed."""
+        now (reservation voided), the others stay. When every one of several refuses (a
+        paused token looks like that), only the oldest fails this run, with an alert. A
+        node error on any estimate raises :class:`NodeError` before anything failed."""
         refused, kept = [], []
         for item in items:
             data, value = self._call(asset, [item])
             (kept if self._gas(self.contract.address, value, data) else refused).append(item)
+        if len(refused) > 1 and not kept:
+            # Everyone refused: more likely the token (paused, or the hot wallet itself
+            # blocked) than every address at once. Fail only the oldest this run (a
+            # queue of real refusers still drains), alert, and keep the rest queued.
+            log.error("eth_batch_everyone_refused", currency=asset.code,
+                      withdrawals=len(refused),
+                      hint="check the token contract (paused?) and the hot wallet")
+            PAYMENT_ANOMALIES.labels("everyone_refused").inc()
+            refused = refused[:1]
         if refused:
             now = utcnow()
             with ledger_tx() as s:

@@ -566,6 +566,40 @@ def test_a_token_recipient_blacklisted_before_mining_fails_alone(env, devnet) ->
     _invariants_clean()
 
 
+def test_when_everyone_refuses_only_the_oldest_fails_a_run(env, devnet) -> None:  # noqa: ANN001
+    """Every USDC transfer from the hot wallet refuses (here the token blocks the hot
+    wallet; a paused token looks the same): not every player's withdrawal fails at once
+    with "the address refused the payment". One (the oldest) fails a run, with an alert;
+    once the token lets transfers through, the rest are paid."""
+    _fund("p-all", "USDC", 100_000_000)
+    tos = [_fresh() for _ in range(3)]
+    for i, to in enumerate(tos):
+        withdrawals.request_withdrawal("p-all", "USDC", 10_000_000, to, f"k-all-{i}")
+    b = _batcher(env, devnet)
+    b.run()  # approval
+    usdc = env.w3.eth.contract(address=devnet["USDC"], abi=devnet["abi"]["USDC"])
+
+    def block(on: bool) -> None:
+        env.w3.eth.wait_for_transaction_receipt(usdc.functions.setBlocked(b.hot, on)
+                                                .transact({"from": env.accounts[0]}))
+
+    block(True)
+    before = REGISTRY.get_sample_value("casino_eth_payment_anomalies_total",
+                                       {"anomaly": "everyone_refused"}) or 0
+    res = b.run()
+    assert (res.created, res.voided) == (0, 1)
+    assert REGISTRY.get_sample_value("casino_eth_payment_anomalies_total",
+                                     {"anomaly": "everyone_refused"}) == before + 1
+    assert [v.state for v in reversed(withdrawals.withdrawals_of("p-all"))] == \
+        ["failed", "queued", "queued"]
+    block(False)
+    _run_until_idle(b)
+    assert [v.state for v in reversed(withdrawals.withdrawals_of("p-all"))] == \
+        ["failed", "confirmed", "confirmed"]
+    assert [_token_balance(env, devnet, "USDC", t) for t in tos] == [0, 10_000_000, 10_000_000]
+    _invariants_clean()
+
+
 class _FlakyProvider(HTTPProvider):
     """A node whose gas estimates fail with a network error after the first ``ok_estimates``
     (``None``: all answered)."""
