@@ -104,6 +104,21 @@ def mark_delivered(done: dict[int, int]) -> None:
                       .values(delivered_at=now, audit_id=audit_id))
 
 
+def deliver_now(entries: list[Entry]) -> None:
+    """Write staged entries (their ledger transaction has committed) to the audit log now
+    and mark them delivered; a failure is logged and left to the audit-outbox job."""
+    staged = [e for e in entries if e.outbox_id is not None]
+    if not staged:
+        return
+    try:
+        with identity_tx() as ids:
+            done = {e.outbox_id: deliver(ids, e) for e in staged}
+        mark_delivered(done)  # type: ignore[arg-type]
+    except Exception as exc:  # noqa: BLE001 - the job delivers them later, exactly once
+        log.warning("audit_outbox_deliver_failed", error=type(exc).__name__,
+                    outbox_ids=[e.outbox_id for e in staged])
+
+
 def deliver_pending(grace_seconds: float = GRACE_SECONDS) -> dict[str, int]:
     """The ``audit-outbox`` job: deliver staged rows older than ``grace_seconds``."""
     from casino_app.users.models import RecoveryCode, User

@@ -72,7 +72,8 @@ from casino_app.payments.eth.withdrawal_models import (
     WithdrawalBatchTx,
 )
 from casino_app.payments.eth.withdrawals import post_paid
-from casino_app.security.audit import SYSTEM, AuditAction, record
+from casino_app.security import outbox
+from casino_app.security.audit import SYSTEM, AuditAction
 
 log = get_logger("casino.eth.safe")
 
@@ -145,7 +146,9 @@ class SafeExecutor:
             self._settle(pid, res)
 
     def _settle(self, payment_id: int, res: SafeRunResult) -> None:
-        with identity_tx() as ids, ledger_tx() as s:
+        audit = _Audit()
+        with ledger_tx() as s:
+            audit.s = s
             p = s.execute(select(SafePayment).where(SafePayment.id == payment_id)
                           .with_for_update()).scalar_one()
             if p.state != "sent":
@@ -172,10 +175,10 @@ class SafeExecutor:
             player = None
             if p.withdrawal_id is not None:
                 player = s.get(Withdrawal, p.withdrawal_id).player_id
-            # audited before the ledger commits (the batcher already moved the money)
-            record(ids, action, SYSTEM, _user_of(ids, player), payment_id=p.id,
-                   withdrawal_id=p.withdrawal_id, currency=p.currency, amount=p.amount,
-                   tx_hash=b.tx_hash, failure=p.failure, exec_failures=p.exec_failures)
+            audit(action, _user_of(player), payment_id=p.id,
+                  withdrawal_id=p.withdrawal_id, currency=p.currency, amount=p.amount,
+                  tx_hash=b.tx_hash, failure=p.failure, exec_failures=p.exec_failures)
+        audit.deliver()
         if ok:
             res.confirmed += 1
         else:
@@ -194,7 +197,9 @@ class SafeExecutor:
             s.expunge_all()
         for row in used:
             paid = paid_by(self.w3, row, final)  # a chain call, before the transaction
-            with identity_tx() as ids, ledger_tx() as s:
+            audit = _Audit()
+            with ledger_tx() as s:
+                audit.s = s
                 p = s.execute(select(SafePayment).where(SafePayment.id == row.id)
                               .with_for_update()).scalar_one()
                 if p.state not in UNSENT:
@@ -203,9 +208,10 @@ class SafeExecutor:
                     select(Withdrawal).where(Withdrawal.id == p.withdrawal_id)
                     .with_for_update()).scalar_one()
                 if paid is not None:
-                    _paid_unsent(ids, s, p, w, paid)
+                    _paid_unsent(audit, s, p, w, paid)
                 else:
-                    _cancel_used(ids, s, p, w)
+                    _cancel_used(audit, s, p, w)
+            audit.deliver()
             if paid is not None:
                 res.confirmed += 1
                 log.warning("eth_safe_payment_executed_elsewhere", payment_id=row.id,
@@ -328,7 +334,7 @@ def paid_by_batch(w3: Web3, batch_id: int) -> str | None:
     return None if p is None else paid_by(w3, p)
 
 
-def _paid_unsent(ids: Any, s: Any, p: SafePayment, w: Withdrawal | None,
+def _paid_unsent(audit: _Audit, s: Any, p: SafePayment, w: Withdrawal | None,
                  tx_hash: str) -> None:
     """Settle payment ``p`` (not sent by us; rows locked) as paid by ``tx_hash``: a
     withdrawal's reservation and fee posted (the batcher's keys), audited as paid; a
@@ -345,14 +351,14 @@ def _paid_unsent(ids: Any, s: Any, p: SafePayment, w: Withdrawal | None,
             else "executed in the Safe by another sender")
     p.state, p.tx_hash, p.failure, p.updated_at = "confirmed", tx_hash, note[:200], now
     player = None if w is None else w.player_id
-    user = _user_of(ids, player)
+    user = _user_of(player)
     action = AuditAction.withdrawal_paid if p.kind == "withdrawal" \
         else AuditAction.refill_paid
-    record(ids, action, SYSTEM, user, payment_id=p.id, withdrawal_id=p.withdrawal_id,
+    audit(action, user, payment_id=p.id, withdrawal_id=p.withdrawal_id,
            currency=p.currency, amount=p.amount, tx_hash=tx_hash, failure=p.failure,
            sent_by_us=False)
     if rejected:
-        record(ids, AuditAction.safe_rejected_executed, SYSTEM, user, payment_id=p.id,
+        audit(AuditAction.safe_rejected_executed, user, payment_id=p.id,
                withdrawal_id=p.withdrawal_id, currency=p.currency, amount=p.amount,
                safe_nonce=p.safe_nonce, tx_hash=tx_hash)
         log.error("eth_safe_rejected_payment_executed", payment_id=p.id,
@@ -360,7 +366,7 @@ def _paid_unsent(ids: Any, s: Any, p: SafePayment, w: Withdrawal | None,
                   tx_hash=tx_hash)
 
 
-def _cancel_used(ids: Any, s: Any, p: SafePayment, w: Withdrawal | None) -> None:
+def _cancel_used(audit: _Audit, s: Any, p: SafePayment, w: Withdrawal | None) -> None:
     """Cancel payment ``p`` (rows locked): the Safe used its nonce for another
     transaction, so its signatures can never execute. A withdrawal waiting for approval
     waits on with its approvals cleared; a ``rejecting`` one is rejected now (its
@@ -375,17 +381,37 @@ def _cancel_used(ids: Any, s: Any, p: SafePayment, w: Withdrawal | None) -> None
         elif w.state == "rejecting":
             ledger.void_pending(s, f"withdrawal:{w.id}")
             w.state, w.updated_at = "rejected", utcnow()
-    record(ids, AuditAction.safe_payment_cancelled, SYSTEM,
-           _user_of(ids, None if w is None else w.player_id), payment_id=p.id,
+    audit(AuditAction.safe_payment_cancelled,
+          _user_of(None if w is None else w.player_id), payment_id=p.id,
            withdrawal_id=p.withdrawal_id, reason=p.failure)
 
 
-def _user_of(ids: Any, player_id: str | None) -> int | None:
+class _Audit:
+    """Audit rows of one ledger transaction, staged in it (security/outbox.py: the
+    payment's outcome and its audit row commit together) and written to the audit log
+    right after it commits (the audit-outbox job does it if a crash comes first)."""
+
+    def __init__(self) -> None:
+        self.s: Any = None
+        self.entries: list[outbox.Entry] = []
+
+    def __call__(self, action: AuditAction, user: int | None, **detail: Any) -> None:
+        entry = outbox.Entry(action, SYSTEM, user, lambda d: d)
+        entry.stage(self.s, detail)
+        self.entries.append(entry)
+
+    def deliver(self) -> None:
+        outbox.deliver_now(self.entries)
+
+
+def _user_of(player_id: str | None) -> int | None:
     if player_id is None:
         return None
     from casino_app.users.models import User
 
-    return ids.execute(select(User.id).where(User.player_id == player_id)).scalar_one_or_none()
+    with identity_tx(readonly=True) as ids:
+        return ids.execute(select(User.id).where(User.player_id == player_id)
+                           ).scalar_one_or_none()
 
 
 # --- the job ---------------------------------------------------------------------------------

@@ -798,6 +798,34 @@ def test_owners_executing_a_ready_payment_themselves_settle_it_as_paid(env, devn
     clean()
 
 
+def test_a_crash_before_the_audit_row_leaves_it_staged_for_the_outbox_job(
+        env, devnet, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """The payment's outcome and its audit row are staged in one ledger transaction: a
+    crash before the audit log is written (here: the inline delivery is lost) leaves the
+    row staged, and the audit-outbox job writes it once."""
+    from casino_app.security import outbox
+    from tests.users.helpers import audited
+
+    w3, keys = env.w3, devnet["safe_owner_keys"]
+    _fund("p-box", "ETH", 50_000_000)
+    to = _fresh()
+    w = withdrawals.request_withdrawal("p-box", "ETH", "0.02", to, "k-box")
+    p = safe_payments.prepare_withdrawal(w.id, ADMIN_A)
+    _signed_by_two(p, keys)
+    assert chain.safe_pay(w3, devnet["safe"], to, 20_000_000 * GWEI, b"", keys[1:],
+                          env.accounts[0]).ok
+    ex, _ = _machines(env, devnet)
+    monkeypatch.setattr(outbox, "deliver_now", lambda entries: None)  # the crash
+    with audited({}):
+        assert ex.run().confirmed == 1
+    assert _withdrawal(w.id).state == "confirmed"
+    monkeypatch.undo()
+    with audited({"withdrawal.paid": 1}):
+        assert outbox.deliver_pending(grace_seconds=0) == {"delivered": 1, "recovered": 1}
+    with audited({}):
+        assert outbox.deliver_pending(grace_seconds=0) == {}
+
+
 def _reject_signed(env, devnet, player: str, key: str):  # noqa: ANN001, ANN202
     """A withdrawal whose Safe payment two admins signed, then rejected by staff."""
     keys = devnet["safe_owner_keys"]
