@@ -292,9 +292,13 @@ class ChainSender:
             log.error("eth_batch_receipt_unreadable", batch_id=b.id, tx_hash=tx_hash)
             return
         paid = self._paid_by(b)
-        if paid is not None:  # a Safe payment someone else executed: paid
-            self._settle(b, None, res, "its nonce was used by another transaction",
-                         paid_by=paid)
+        if paid is not None:  # a Safe payment executed (by someone else, or ours after all)
+            receipt = self._receipt(paid)  # ours: settled with its receipt, gas booked
+            if receipt is not None and _hex(receipt["from"]).lower() == b.from_address.lower():
+                self._settle(b, receipt, res)
+            else:
+                self._settle(b, None, res, "its nonce was used by another transaction",
+                             paid_by=paid)
             return
         grace_block = safe_block - self.void_after_blocks
         try:
