@@ -146,9 +146,8 @@ class SafeExecutor:
             self._settle(pid, res)
 
     def _settle(self, payment_id: int, res: SafeRunResult) -> None:
-        audit = _Audit()
         with ledger_tx() as s:
-            audit.s = s
+            audit = _Audit(s)
             p = s.execute(select(SafePayment).where(SafePayment.id == payment_id)
                           .with_for_update()).scalar_one()
             if p.state != "sent":
@@ -197,9 +196,8 @@ class SafeExecutor:
             s.expunge_all()
         for row in used:
             paid = paid_by(self.w3, row, final)  # a chain call, before the transaction
-            audit = _Audit()
             with ledger_tx() as s:
-                audit.s = s
+                audit = _Audit(s)
                 p = s.execute(select(SafePayment).where(SafePayment.id == row.id)
                               .with_for_update()).scalar_one()
                 if p.state not in UNSENT:
@@ -391,8 +389,8 @@ class _Audit:
     payment's outcome and its audit row commit together) and written to the audit log
     right after it commits (the audit-outbox job does it if a crash comes first)."""
 
-    def __init__(self) -> None:
-        self.s: Any = None
+    def __init__(self, s: Any) -> None:
+        self.s = s
         self.entries: list[outbox.Entry] = []
 
     def __call__(self, action: AuditAction, user: int | None, **detail: Any) -> None:
