@@ -448,10 +448,20 @@ def change_password(token: str | None, current_password: object, new_password: o
         pw = validation.password(new_password, email_addr=user.email, field="new_password")
         user.password_hash = passwords.hash_password(pw)
         user.password_changed_at = utcnow()
-        sessions.revoke_all(s, user.id, "password changed", except_session_id=me.session_id)
-        _end_challenges(s, user.id)
-        record(s, AuditAction.password_changed, _actor(me, ctx), user.id)
+        revoked = _secure(s, me, "password changed")
+        record(s, AuditAction.password_changed, _actor(me, ctx), user.id,
+               sessions_revoked=revoked)
         return sessions.rotate(s, me, ctx)
+
+
+def _secure(s: Session, me: CurrentUser, reason: str) -> int:
+    """After a change to how the account is secured (password, 2FA, recovery codes): end
+    every other session of the account and every sign-in waiting at the 2FA step, so that
+    whoever held a stolen session or password does not outlive the owner securing the
+    account. The caller then rotates its own session. Returns the sessions ended."""
+    revoked = sessions.revoke_all(s, me.user_id, reason, except_session_id=me.session_id)
+    _end_challenges(s, me.user_id)
+    return revoked
 
 
 # 2FA management ----------------------------------------------------------------------------
@@ -511,7 +521,8 @@ def start_totp(token: str | None, password: object, current_code: object,
 
 def confirm_totp(token: str | None, code: object, ctx: RequestContext
                  ) -> tuple[list[str], str]:
-    """Activate the pending secret; returns (recovery codes, rotated session token)."""
+    """Activate the pending secret (turning 2FA on, or replacing the authenticator); the
+    account's other sessions end. Returns (recovery codes, rotated session token)."""
     clean = validation.code(code)
     with identity_tx() as s:
         me, user = _require_for_update(s, token)
@@ -522,7 +533,9 @@ def confirm_totp(token: str | None, code: object, ctx: RequestContext
         if codes is None:
             raise ValidationFailed("That code does not match. Check the time on your phone "
                                    "and try the newest code.", "code")
-        record(s, AuditAction.totp_enabled, _actor(me, ctx), user.id, replaced=replacing)
+        revoked = _secure(s, me, "2fa enabled")
+        record(s, AuditAction.totp_enabled, _actor(me, ctx), user.id, replaced=replacing,
+               sessions_revoked=revoked)
         new_token = sessions.rotate(s, me, ctx)
     return codes, new_token
 
@@ -536,12 +549,17 @@ def disable_totp(token: str | None, password: object, code: object,
         _check_password(user, password)
         _check_current_code(s, user, code)
         totp.disable(s, user)
-        record(s, AuditAction.totp_disabled, _actor(me, ctx), user.id)
+        revoked = _secure(s, me, "2fa disabled")
+        record(s, AuditAction.totp_disabled, _actor(me, ctx), user.id,
+               sessions_revoked=revoked)
         return sessions.rotate(s, me, ctx)
 
 
 def regenerate_recovery_codes(token: str | None, password: object, code: object,
-                              ctx: RequestContext) -> list[str]:
+                              ctx: RequestContext) -> tuple[list[str], str]:
+    """New recovery codes (the old ones stop working); returns (codes, rotated session
+    token). Someone who asks for new codes may fear the old ones leaked, so the account's
+    other sessions end too."""
     with identity_tx() as s:
         me, user = _require_for_update(s, token)
         if not user.totp_enabled:
@@ -549,8 +567,10 @@ def regenerate_recovery_codes(token: str | None, password: object, code: object,
         _check_password(user, password)
         _check_current_code(s, user, code)
         codes = totp.new_recovery_codes(s, user)
-        record(s, AuditAction.recovery_codes_regenerated, _actor(me, ctx), user.id)
-        return codes
+        revoked = _secure(s, me, "recovery codes regenerated")
+        record(s, AuditAction.recovery_codes_regenerated, _actor(me, ctx), user.id,
+               sessions_revoked=revoked)
+        return codes, sessions.rotate(s, me, ctx)
 
 
 def with_second_factor(token: str | None, code: object, ctx: RequestContext,

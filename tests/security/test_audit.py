@@ -105,14 +105,14 @@ def test_every_action_writes_exactly_one_row_of_its_kind(any_env: str) -> None:
             accounts.complete_login_mfa(mfa_token=mfa, code="000000", ctx=new_ctx())
         with audited({"2fa.recovery_used": 1, "login.ok": 1}):
             third = accounts.complete_login_mfa(mfa_token=mfa, code=codes[0], ctx=new_ctx())
-        with audited({"2fa.recovery_regenerated": 1}):
-            accounts.regenerate_recovery_codes(token, PASSWORD,
-                                               code_at(enrolment.secret, now()), new_ctx())
         third_id = next(v.id for v in accounts.my_sessions(third) if v.current)
         with audited({"session.revoke": 1}):
             accounts.revoke_my_session(token, third_id, new_ctx())
         with audited({"session.revoke_others": 1}):
             accounts.revoke_my_other_sessions(token, new_ctx())
+        with audited({"2fa.recovery_regenerated": 1}):
+            _, token = accounts.regenerate_recovery_codes(
+                token, PASSWORD, code_at(enrolment.secret, now()), new_ctx())
         with audited({"logout": 1}):
             accounts.logout(token, new_ctx())
         clock.shift(timedelta(seconds=30))
