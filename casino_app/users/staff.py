@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import false, select
+from sqlalchemy import and_, false, select
 from sqlalchemy.orm import Session
 
 from casino_app.core.clock import utcnow
@@ -22,6 +22,7 @@ from casino_app.users.errors import (
     Forbidden,
     NotAuthenticated,
     NotFound,
+    PlayersOnly,
     StaffNeeds2FA,
     ValidationFailed,
 )
@@ -107,6 +108,8 @@ def find_players(token: str | None, query: object, ctx: RequestContext | None = 
                     .replace("_", "\\_")
                 cond = User.email.like(f"%{like}%", escape="\\")
                 kind = "email"
+        if me.role is not Role.admin:
+            cond = and_(cond, User.role == Role.player.value)  # support: players only
         rows = list(s.execute(select(User).where(cond).order_by(User.id).limit(limit))
                     .scalars())
         record(s, AuditAction.staff_search, _actor(me, ctx or RequestContext()), None,
@@ -125,17 +128,42 @@ def _target(s: Session, user_id: object, *, lock: bool = False) -> User:
     return user
 
 
+def reachable(me: CurrentUser, u: User) -> None:
+    """Support works on player accounts only; a staff account (its sessions, IP
+    addresses, lock state, money) is for admins. Raises PlayersOnly."""
+    if u.role != Role.player.value and me.role is not Role.admin:
+        raise PlayersOnly()
+
+
+def _history(s: Session, me: CurrentUser, u: User) -> list[AuditEvent]:
+    """The account's recent audit rows. Support does not see staff members' IP
+    addresses in them (an admin's look at the account, say): the rows are detached
+    first, so the blanked copies are never written back."""
+    events = recent(s, 50, target_user_id=u.id)
+    if me.role is not Role.admin:
+        for e in events:
+            s.expunge(e)
+            if e.actor_role in STAFF_ROLES:
+                e.ip = ""
+    return events
+
+
+STAFF_ROLES = {r.value for r in STAFF}
+
+
 def player_detail(token: str | None, user_id: object, ctx: RequestContext) -> PlayerDetail:
-    """Everything support needs on one screen; the view itself is audited."""
+    """Everything support needs on one screen; the view itself is audited. Support may
+    open player accounts only (PlayersOnly)."""
     with identity_tx() as s:
         me = require_role(s, token)
         u = _target(s, user_id)
+        reachable(me, u)
         record(s, AuditAction.staff_lookup, _actor(me, ctx), u.id)
         return PlayerDetail(
             summary=_summary(u), lock_reason=u.lock_reason, locked_at=u.locked_at,
             totp_enabled=u.totp_enabled, last_login_at=u.last_login_at,
             last_login_ip=u.last_login_ip, sessions=sessions.list_live(s, u.id),
-            audit=recent(s, 50, target_user_id=u.id))
+            audit=_history(s, me, u))
 
 
 def _reason(reason: object) -> str:
@@ -154,8 +182,7 @@ def lock_player(token: str | None, user_id: object, reason: object, ctx: Request
         u = _target(s, user_id, lock=True)
         if u.id == me.user_id:
             raise ValidationFailed("You cannot lock your own account.", "user_id")
-        if u.role != Role.player.value and me.role is not Role.admin:
-            raise Forbidden()
+        reachable(me, u)
         if u.locked_at is not None and locked_by_staff(u):
             return  # an automatic lock-out becomes a staff lock (its owner could lift it)
         u.locked_at = utcnow()
@@ -171,8 +198,7 @@ def unlock_player(token: str | None, user_id: object, reason: object, ctx: Reque
     with identity_tx() as s:
         me = require_role(s, token)
         u = _target(s, user_id, lock=True)
-        if u.role != Role.player.value and me.role is not Role.admin:
-            raise Forbidden()
+        reachable(me, u)
         if u.locked_at is None:
             return
         u.locked_at = None
@@ -185,8 +211,7 @@ def revoke_player_sessions(token: str | None, user_id: object, ctx: RequestConte
     with identity_tx() as s:
         me = require_role(s, token)
         u = _target(s, user_id)
-        if u.role != Role.player.value and me.role is not Role.admin:
-            raise Forbidden()
+        reachable(me, u)
         n = sessions.revoke_all(s, u.id, "revoked by staff",
                                 except_session_id=me.session_id if u.id == me.user_id else None)
         record(s, AuditAction.staff_revoke_sessions, _actor(me, ctx), u.id, count=n)
@@ -199,8 +224,7 @@ def revoke_player_session(token: str | None, user_id: object, session_id: object
     with identity_tx() as s:
         me = require_role(s, token)
         u = _target(s, user_id)
-        if u.role != Role.player.value and me.role is not Role.admin:
-            raise Forbidden()
+        reachable(me, u)
         done = sessions.revoke(s, u.id, session_id, "revoked by staff")
         if done:
             record(s, AuditAction.staff_revoke_session, _actor(me, ctx), u.id,

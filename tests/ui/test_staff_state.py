@@ -52,3 +52,56 @@ def test_signing_out_other_sessions_with_a_session_ended_meanwhile_asks_to_sign_
     state = _substate(root, SessionsState)
     results = asyncio.run(_call(state, SessionsState.event_handlers["revoke_others"], []))
     assert "/login" in _flat(results)
+
+
+# Support works on player accounts only ------------------------------------------------------
+def _staff_tab(token: str, user_id: int) -> Any:
+    from reflex.istate.data import ReflexURL, RouterData
+
+    from casino_app.ui.state.session import SessionState
+
+    root = _fresh_root()
+    root.router = RouterData(url=ReflexURL(f"http://localhost:3000/admin/player?id={user_id}"))
+    _substate(root, SessionState).token = token
+    return root
+
+
+def _run(state: Any, name: str, *args: Any) -> list[Any]:
+    return asyncio.run(_call(state, type(state).event_handlers[name], list(args)))
+
+
+def test_support_opening_a_staff_account_sees_a_refusal_and_none_of_its_data(app_env) -> None:  # noqa: ANN001
+    from casino_app.ui.state.staff import StaffPlayerState, StaffSearchState
+    from casino_app.ui.state.staff_money import StaffMoneyState
+    from casino_app.users.models import Role
+    from tests.users.helpers import audited, make_staff, register, user_row, whoami
+
+    _, player_addr = register()
+    support, _, _ = make_staff(Role.support)
+    admin, admin_id, admin_addr = make_staff(Role.admin)
+
+    root = _staff_tab(support, admin_id)
+    page = _substate(root, StaffPlayerState)
+    money = _substate(root, StaffMoneyState)
+    with audited({}):
+        assert _run(page, "on_open") == [None]  # no redirect: the refusal is shown
+        _run(money, "on_open")
+        _run(page, "lock", {"reason": "take over"})
+        _run(page, "revoke_all")
+    assert page.player is None and page.sessions == [] and page.audit == []
+    assert page.last_login_ip == ""
+    assert "player accounts only" in page.message
+    assert money.balances == [] and "player accounts only" in money.message
+    assert whoami(admin) is not None and user_row(admin_addr).locked_at is None
+
+    search = _substate(_staff_tab(support, 0), StaffSearchState)
+    _run(search, "search", {"query": "example.com"})
+    assert [r.email for r in search.results] == [player_addr]
+
+    # An admin opens the support account, sessions and IP addresses included.
+    _, support_id, _ = make_staff(Role.support)
+    root = _staff_tab(admin, support_id)
+    page = _substate(root, StaffPlayerState)
+    _run(page, "on_open")
+    assert page.player is not None and page.player.role == "support"
+    assert page.sessions and all(row.ip != "unknown" for row in page.sessions)

@@ -8,12 +8,13 @@ import json
 
 import pytest
 
-from casino_app.users import accounts, staff
+from casino_app.users import accounts, staff, staff_money
 from casino_app.users.errors import (
     AccountLocked,
     Forbidden,
     InvalidCredentials,
     NotAuthenticated,
+    PlayersOnly,
     StaffNeeds2FA,
     ValidationFailed,
 )
@@ -191,6 +192,10 @@ def test_support_cannot_act_on_staff_accounts(any_env: str) -> None:
     _, other_support_id, _ = make_staff(Role.support)
     with audited({}):
         for target in (admin_id, other_support_id):
+            with pytest.raises(PlayersOnly):
+                staff.player_detail(support, target, new_ctx())
+            with pytest.raises(PlayersOnly):
+                staff_money.player_money(support, target, new_ctx())
             with pytest.raises(Forbidden):
                 staff.lock_player(support, target, "no", new_ctx())
             with pytest.raises(Forbidden):
@@ -205,6 +210,49 @@ def test_support_cannot_act_on_staff_accounts(any_env: str) -> None:
     assert user_row(admin_addr).locked_at is None
     with pytest.raises(ValidationFailed):
         staff.lock_player(support, support_id, "myself", new_ctx())
+
+
+def test_support_finds_and_opens_player_accounts_only_while_admins_see_everyone(
+        any_env: str) -> None:
+    """Staff accounts (their sessions, IP addresses, lock state) are not for support: a
+    search leaves them out and opening one is refused on the server."""
+    _, player_addr = register()
+    player = user_row(player_addr).id
+    support, support_id, support_addr = make_staff(Role.support)
+    admin, admin_id, admin_addr = make_staff(Role.admin)
+
+    def found(token: str, query: str) -> set[int]:
+        return {p.user_id for p in staff.find_players(token, query, new_ctx())}
+
+    assert found(support, "example.com") == {player}
+    for staff_account in (admin_id, support_id):
+        assert found(support, f"#{staff_account}") == set()
+    assert found(support, admin_addr) == set() and found(support, support_addr) == set()
+    assert found(admin, "example.com") == {player, support_id, admin_id}
+
+    # Admins keep access to staff accounts, sessions and IP addresses included.
+    detail = staff.player_detail(admin, support_id, new_ctx())
+    assert detail.summary.email == support_addr and detail.sessions
+    assert all(v.ip for v in detail.sessions)
+    assert staff_money.player_money(admin, support_id, new_ctx()).user_id == support_id
+
+
+def test_support_does_not_see_staff_ip_addresses_in_a_players_history(any_env: str) -> None:
+    _, addr = register()
+    player = user_row(addr).id
+    support, _, _ = make_staff(Role.support)
+    admin, _, _ = make_staff(Role.admin)
+    looked = new_ctx()
+    staff.player_detail(admin, player, looked)  # the admin's look is in the history
+
+    seen_by_support = staff.player_detail(support, player, new_ctx()).audit
+    by_admin = [e for e in seen_by_support if e.actor_role == "admin"]
+    assert by_admin and all(e.ip == "" for e in by_admin)
+    own = [e for e in seen_by_support if e.action == "account.register"]
+    assert own and all(e.ip for e in own)  # the player's own rows keep theirs
+    seen_by_admin = staff.player_detail(admin, player, new_ctx()).audit
+    assert looked.ip in {e.ip for e in seen_by_admin if e.actor_role == "admin"}
+    assert staff.verify_audit(admin).ok  # nothing blanked was written back
 
 
 def test_an_admin_sets_roles_and_the_change_takes_effect_at_the_next_sign_in(
@@ -227,7 +275,8 @@ def test_an_admin_sets_roles_and_the_change_takes_effect_at_the_next_sign_in(
     with pytest.raises(StaffNeeds2FA):  # staff work needs a second factor
         staff.find_players(promoted, addr)
     _, codes, promoted = enable_2fa(promoted)
-    assert staff.find_players(promoted, addr)
+    # staff work now works (support's own staff account is not among its results)
+    assert staff.find_players(promoted, addr) == []
     with audited({}):
         staff.set_role(admin, target, "support", new_ctx())  # unchanged: nothing recorded
     staff.set_role(admin, target, "player", new_ctx())

@@ -15,7 +15,7 @@ from casino_app.ui import routes
 from casino_app.ui.state.account import SessionRow
 from casino_app.ui.state.session import describe, fmt_time, form_value, session_of
 from casino_app.users import staff, validation
-from casino_app.users.errors import Forbidden, NotAuthenticated, StaffNeeds2FA
+from casino_app.users.errors import Forbidden, NotAuthenticated, PlayersOnly, StaffNeeds2FA
 
 
 @dataclasses.dataclass
@@ -54,6 +54,8 @@ def _audit_rows(events: list) -> list[AuditRow]:
 
 
 def _refusal(exc: Exception, path: str):  # noqa: ANN202
+    if isinstance(exc, PlayersOnly):
+        return None  # a staff member refused for a reason to read: shown on the page
     if isinstance(exc, NotAuthenticated):
         return rx.redirect(routes.login_then(path))
     if isinstance(exc, StaffNeeds2FA):
