@@ -54,6 +54,10 @@ class AuditAction(StrEnum):
     staff_revoke_session = "staff.revoke_session"
     staff_created = "staff.created"
     staff_role_changed = "staff.role_changed"
+    # Giving a staff role: one admin asks, a different admin approves or rejects.
+    role_requested = "staff.role_requested"
+    role_approved = "staff.role_approved"
+    role_rejected = "staff.role_rejected"
     keys_rotated = "keys.rotated"
     staff_money_view = "staff.money_view"
     adjustment_requested = "ledger.adjustment_requested"

@@ -105,3 +105,52 @@ def test_support_opening_a_staff_account_sees_a_refusal_and_none_of_its_data(app
     _run(page, "on_open")
     assert page.player is not None and page.player.role == "support"
     assert page.sessions and all(row.ip != "unknown" for row in page.sessions)
+
+
+# Giving a staff role takes a second admin -------------------------------------------------
+def test_a_role_asked_for_on_the_player_page_waits_for_another_admin_there(app_env) -> None:  # noqa: ANN001
+    from casino_app.ui.state.staff import StaffPlayerState, StaffRoleRequestsState
+    from casino_app.users.models import Role
+    from tests.users.helpers import make_staff, register, user_row
+
+    first, _, _ = make_staff(Role.admin)
+    second, _, _ = make_staff(Role.admin)
+    support, _, _ = make_staff(Role.support)
+    _, addr = register()
+    target = user_row(addr).id
+
+    page = _substate(_staff_tab(first, target), StaffPlayerState)
+    _run(page, "on_open")
+    _run(page, "set_role", {"role": "admin", "reason": "second ops admin"})
+    assert "another admin must approve" in page.notice and page.player.role == "player"
+    (waiting,) = page.role_requests
+    assert (waiting.role, waiting.by_me) == ("admin", True)
+    _run(page, "approve_role", waiting.id)  # the requester's own approval is refused
+    assert "second admin" in page.message and user_row(addr).role == "player"
+
+    home = _substate(_staff_tab(support, 0), StaffRoleRequestsState)
+    assert _run(home, "on_open") == [None] and home.rows == []  # support: not theirs
+    home = _substate(_staff_tab(second, 0), StaffRoleRequestsState)
+    _run(home, "on_open")
+    assert [(r.email, r.by_me) for r in home.rows] == [(addr, False)]
+
+    page = _substate(_staff_tab(second, target), StaffPlayerState)
+    _run(page, "on_open")
+    assert [r.by_me for r in page.role_requests] == [False]
+    _run(page, "approve_role", waiting.id)
+    assert page.message == "" and "Role granted" in page.notice
+    assert page.player.role == "admin" and page.role_requests == []
+    assert user_row(addr).role == "admin"
+
+    # Taking it away is one admin's call; a rejection needs a reason.
+    _run(page, "set_role", {"role": "player", "reason": "test over"})
+    assert "Role changed" in page.notice and user_row(addr).role == "player"
+    _run(page, "set_role", {"role": "support", "reason": "helpdesk"})
+    (waiting,) = page.role_requests
+    page = _substate(_staff_tab(first, target), StaffPlayerState)
+    _run(page, "on_open")
+    _run(page, "reject_role", {"request_id": str(waiting.id), "reason": ""})
+    assert page.message and page.role_requests
+    _run(page, "reject_role", {"request_id": str(waiting.id), "reason": "not needed"})
+    assert page.notice == "Role request rejected." and page.role_requests == []
+    assert user_row(addr).role == "player"
