@@ -31,6 +31,8 @@ from casino_app.security.models import GENESIS_HASH, AuditEvent, AuditHead
 
 class AuditAction(StrEnum):
     register = "account.register"
+    # a sign-up form sent (detail: whether the address already had an account)
+    register_requested = "account.register_requested"
     login_ok = "login.ok"
     login_failed = "login.failed"
     login_mfa_failed = "login.mfa_failed"

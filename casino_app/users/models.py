@@ -189,3 +189,30 @@ class RoleRequest(IdentityBase):
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     decision_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class PendingRegistration(IdentityBase):
+    """A sign-up waiting for its mailed link. No account exists until the link is
+    followed (with the password chosen here), so a sign-up reveals nothing about whether
+    the address has an account and nobody can hold an address they cannot read mail at.
+    Removed when used, after too many wrong passwords, and by the cleanup job once
+    expired (it holds the personal data of someone who is not a customer yet)."""
+
+    __tablename__ = "pending_registrations"
+    __table_args__ = (
+        Index("ix_pending_registrations_email", "email"),
+        Index("ix_pending_registrations_expires", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    display_name: Mapped[str] = mapped_column(String(40))
+    date_of_birth: Mapped[date] = mapped_column(Date)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # SHA-256 of the mailed 256-bit token; the token itself is only in the mail.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    terms_accepted_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    # Wrong passwords given with the link; at MAX_CONFIRM_ATTEMPTS the link stops working.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
