@@ -31,9 +31,12 @@ def confirmation_token(address: str, *, timeout: float = 10.0, keep: bool = Fals
     folder = get_settings().outbox_dir
     for _ in range(int(timeout / 0.005)):
         if folder.exists():
-            for path in sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns,
-                               reverse=True):
-                msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            for path in sorted(folder.glob("*.eml"), reverse=True):  # names start with the time
+                try:
+                    raw = path.read_bytes()
+                except FileNotFoundError:  # taken by another thread's sign-up meanwhile
+                    continue
+                msg = email.message_from_bytes(raw, policy=email.policy.default)
                 if msg["To"] == address and msg["Subject"] == accounts.REGISTER_SUBJECT:
                     assert isinstance(msg, EmailMessage)
                     part = msg.get_body(("plain",))
