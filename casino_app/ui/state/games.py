@@ -99,6 +99,9 @@ def outcome_text(r: BetResult) -> str:
             return f"{len(r.revealed)} safe, cash out at {mult_text(r.next_mult_e4)}"
         if r.state == "lost":
             return "Hit a mine"
+        if r.state == "void":
+            return ("Round cancelled and stake returned: its server seed was revealed "
+                    "before it ended")
         return f"Cashed out after {len(r.revealed)} safe tiles"
     return ""
 
