@@ -20,13 +20,9 @@ from casino_app.core.settings import parse_keyring
 from casino_app.users.models import Role
 from tests.conftest import _reset_process_state
 from tests.support.cli_logging import forget_cli_logging  # noqa: F401 (autouse fixture)
-from tests.users import fast_env
 from tests.users.helpers import PASSWORD, is_role, sign_in, user_count
 
 CASINO = Path(sys.executable).with_name("casino")
-# The faster fresh-SQLite fixture used by the service tests (see tests/users/fast_env.py).
-app_env = fast_env.app_env
-sqlite_template = fast_env.sqlite_template
 
 
 

@@ -13,10 +13,6 @@ from casino_app.core.db import identity_tx, ledger_tx
 from casino_app.payments import ledger
 from casino_app.security.models import AuditEvent
 from tests.support.cli_logging import forget_cli_logging  # noqa: F401 (autouse fixture)
-from tests.users import fast_env
-
-app_env = fast_env.app_env
-sqlite_template = fast_env.sqlite_template
 
 
 def _violations_metric(check: str) -> float:
