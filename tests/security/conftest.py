@@ -1,0 +1,23 @@
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.security import live
+
+
+@pytest.fixture(scope="session")
+def casino(tmp_path_factory: pytest.TempPathFactory) -> Iterator[live.Casino]:
+    """The attacked app (tests/security/live.py), once per test session."""
+    target = live.start(Path(tmp_path_factory.mktemp("attacked")))
+    try:
+        yield target
+    finally:
+        live.stop(target)
+
+
+@pytest.fixture
+def attacked(casino: live.Casino) -> Iterator[live.Casino]:
+    """The attacked app, with this process's services on its databases for the test."""
+    with live.adopted(casino.env):
+        yield casino
