@@ -163,6 +163,19 @@ def new_staff(role: str, name: str) -> Account:
     return account
 
 
+def victim_bets(victim: Account) -> tuple[int, int]:
+    """A settled dice bet and an open 3-mine round of ``victim`` (1.00 FUN each), placed
+    through the bet service: (dice bet id, mines round id)."""
+    from casino_app.games import bets
+
+    dice = bets.place_bet(victim.player_id, "dice", "FUN", 100,
+                          {"target": "50.00", "direction": "over"}, secrets.token_hex(16))
+    mines = bets.place_bet(victim.player_id, "mines", "FUN", 100, {"mines": 3},
+                           secrets.token_hex(16))
+    assert mines.state == "open"
+    return dice.bet_id, mines.bet_id
+
+
 def session_live(token: str) -> bool:
     from casino_app.users import accounts
 
@@ -307,11 +320,12 @@ class Casino:
     def log(self) -> Path:
         return self.tmp / "app.log"
 
-    def tab(self, who: Account | None = None, page: str = "/", token: str | None = None
-            ) -> Tab:
-        """A new browser tab (not connected yet: ``await tab.open()``)."""
+    def tab(self, who: Account | None = None, page: str = "/", token: str | None = None,
+            **kw: Any) -> Tab:
+        """A new browser tab of ``who`` (or a visitor; ``token``: any session token), not
+        connected yet: ``await tab.open()`` (or ``async with`` it, which closes it)."""
         return Tab(self.url, token if token is not None else (who.token if who else ""),
-                   page, user_agent=UA)
+                   page, user_agent=UA, **kw)
 
     def fund_eth(self, player: Account, gwei: int) -> None:
         """A real deposit: ETH sent on the chain to the player's deposit address, credited

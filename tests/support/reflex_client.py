@@ -48,8 +48,8 @@ FIELD = "_rx_state_"
 ROOT_STATE = "reflex___state____state"
 HYDRATE = f"{ROOT_STATE}.hydrate_and_load"
 ON_LOAD_INTERNAL = f"{ROOT_STATE}.reflex___state____on_load_internal_state.on_load_internal"
-UPDATE_VARS_INTERNAL = (f"{ROOT_STATE}.reflex___state____update_vars_internal_state"
-                        ".update_vars_internal")
+UPDATE_VARS_STATE = f"{ROOT_STATE}.reflex___state____update_vars_internal_state"
+UPDATE_VARS_INTERNAL = f"{UPDATE_VARS_STATE}.update_vars_internal"
 SESSION_STATE = f"{ROOT_STATE}.casino_app___ui___state___session____session_state"
 LOBBY_STATE = f"{ROOT_STATE}.casino_app___ui___state___games____lobby_state"
 # The session token is the hh_session localStorage value of SessionState.token; client
@@ -154,11 +154,16 @@ class Tab:
     """
 
     def __init__(self, url: str, token: str = "", page: str = "/", boot: Boot | None = None,
-                 user_agent: str = UA, timeout: float = TIMEOUT) -> None:
+                 user_agent: str = UA, timeout: float = TIMEOUT,
+                 storage: dict[str, Any] | None = None) -> None:
         import socketio
 
         self.url = url
         self.token = token
+        # more client storage to send with the hydrate and each navigation, keyed by the
+        # var's full name plus the field marker (what a browser keeps in localStorage and
+        # cookies; an attacker can put anything there)
+        self.storage = dict(storage or {})
         self.page = page
         self.boot = boot or Boot()
         self.user_agent = user_agent
@@ -220,7 +225,7 @@ class Tab:
     # --- sending ---
 
     def _client_storage(self) -> dict[str, Any]:
-        return {TOKEN_VAR: self.token} if self.token else {}
+        return {**({TOKEN_VAR: self.token} if self.token else {}), **self.storage}
 
     async def open(self, page: str | None = None, timeout: float | None = None) -> float:
         """Connect on ``page`` with the hydrate in the CONNECT packet, as the browser does,
