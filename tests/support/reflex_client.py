@@ -155,7 +155,7 @@ class Tab:
 
     def __init__(self, url: str, token: str = "", page: str = "/", boot: Boot | None = None,
                  user_agent: str = UA, timeout: float = TIMEOUT,
-                 storage: dict[str, Any] | None = None) -> None:
+                 storage: dict[str, Any] | None = None, keep_log: bool = True) -> None:
         import socketio
 
         self.url = url
@@ -171,7 +171,9 @@ class Tab:
         self.client_token = str(uuid.uuid4())
         self.inbox: asyncio.Queue[tuple[float, dict[str, Any]]] = asyncio.Queue()
         self.seen: dict[str, dict[str, Any]] = {}
-        self.log: list[dict[str, Any]] = []
+        self.log: list[dict[str, Any]] = []  # every update (``call`` needs it)
+        self.keep_log = keep_log              # off: a long benchmark's memory
+        self.received = 0                     # updates received
         self.mismatch = False
         self._barriers = itertools.count(1)
         self.sio = socketio.AsyncClient(reconnection=False)
@@ -189,7 +191,9 @@ class Tab:
         self.mismatch = True
 
     def _merge(self, update: dict[str, Any]) -> None:
-        self.log.append(update)
+        self.received += 1
+        if self.keep_log:
+            self.log.append(update)
         for sub, values in (update.get("delta") or {}).items():
             self.seen.setdefault(sub, {}).update(values)
         token = (update.get("delta") or {}).get(SESSION_STATE, {}).get(v("token"))
@@ -257,6 +261,7 @@ class Tab:
     async def goto(self, page: str, timeout: float | None = None) -> Answer:
         """Navigate to ``page`` inside the app (no reconnect) and wait for its on_load
         chain; the answer holds everything the on_load handlers sent."""
+        assert self.keep_log, "goto needs the tab's log"
         self.page = page
         start = len(self.log)
         if storage := self._client_storage():
@@ -298,6 +303,7 @@ class Tab:
                    page: str | None = None, **payload: Any) -> Answer:
         """Send ``state``.``handler`` with ``payload`` as its arguments and return what the
         server sent back for it (possibly nothing: a refused or unknown event)."""
+        assert self.keep_log, "call needs the tab's log"
         await self.drain()
         start = len(self.log)
         await self.emit(f"{state_name(state)}.{handler}", payload, page=page)
