@@ -6,9 +6,11 @@ import pytest
 from tests.security import live
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def casino(tmp_path_factory: pytest.TempPathFactory) -> Iterator[live.Casino]:
-    """The attacked app (tests/security/live.py), once per test session."""
+    """The attacked app (tests/security/live.py): started once for this folder's attack
+    modules, stopped when the folder is done (not left running under the rest of the
+    suite)."""
     target = live.start(Path(tmp_path_factory.mktemp("attacked")))
     try:
         yield target
