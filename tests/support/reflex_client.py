@@ -262,6 +262,7 @@ class Tab:
         """Navigate to ``page`` inside the app (no reconnect) and wait for its on_load
         chain; the answer holds everything the on_load handlers sent."""
         assert self.keep_log, "goto needs the tab's log"
+        await self.drain()  # nothing from before the navigation counts as its answer
         self.page = page
         start = len(self.log)
         if storage := self._client_storage():
