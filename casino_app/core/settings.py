@@ -8,6 +8,7 @@ files under ``data_dir``, Reflex's in-process state, no Redis, mail written to a
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import secrets
@@ -23,6 +24,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ENV_PREFIX = "CASINO_"
 # Settings that hold secrets: each may also be given as a file path in <NAME>_FILE.
 SECRET_FIELDS = ("encryption_keys", "smtp_password", "metrics_token")
+# The shortest /api/metrics token production accepts (32 hex characters: 128 bits).
+METRICS_TOKEN_MIN = 32
 
 
 class Environment(StrEnum):
@@ -43,6 +46,11 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     public_url: str = "http://localhost:3000"
     port: int = Field(3000, ge=1, le=65535)
+    # The address `casino run` listens on (one port: pages, websocket, /api). The default,
+    # in development and production alike, is this machine only: a reverse proxy on the
+    # same machine reaches it, nobody else. 0.0.0.0 (or ::) listens on every interface:
+    # for a container or a proxy on another host, with the port firewalled.
+    bind_host: str = "127.0.0.1"
 
     identity_db_url: str = ""
     ledger_db_url: str = ""
@@ -86,7 +94,8 @@ class Settings(BaseSettings):
     mail_from: str = "HashHouse <no-reply@localhost>"
     mail_outbox_dir: Path | None = None
 
-    # When set, /api/metrics wants "Authorization: Bearer <token>".
+    # /api/metrics wants "Authorization: Bearer <token>". Required in production (at
+    # least METRICS_TOKEN_MIN characters); unset in development: /api/metrics is open.
     metrics_token: str = ""
 
     log_level: str = "INFO"
@@ -186,6 +195,11 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// JSON-RPC URL")
         return v.rstrip("/")
 
+    @field_validator("bind_host")
+    @classmethod
+    def _bind(cls, v: str) -> str:
+        return check_bind_host(v)
+
     @field_validator("public_url")
     @classmethod
     def _url(cls, v: str) -> str:
@@ -249,6 +263,12 @@ class Settings(BaseSettings):
             missing.append("CASINO_SMTP_HOST")
         if not self.public_url.startswith("https://"):
             missing.append("CASINO_PUBLIC_URL (must be https:// in production)")
+        # /api/metrics shows sign-in outcomes and invariant counters: never open in
+        # production (a loopback bind does not hide it: the proxy forwards /api too).
+        if len(self.metrics_token) < METRICS_TOKEN_MIN:
+            missing.append(f"CASINO_METRICS_TOKEN (or CASINO_METRICS_TOKEN_FILE; at least "
+                           f"{METRICS_TOKEN_MIN} characters, e.g. from `openssl rand -hex "
+                           "32`)")
         if missing:
             raise ValueError("production needs: " + ", ".join(missing))
         return self
@@ -275,6 +295,17 @@ class Settings(BaseSettings):
         if self.encryption_keys:
             return parse_keyring(self.encryption_keys)
         return parse_keyring(_development_keys(self.data_dir))
+
+
+def check_bind_host(value: str) -> str:
+    """An IP address to listen on (``CASINO_BIND_HOST``, ``casino run --host``)."""
+    v = value.strip()
+    try:
+        ipaddress.ip_address(v)
+    except ValueError:
+        raise ValueError(f"'{v[:40]}' is not an IP address to listen on: use 127.0.0.1 "
+                         "(this machine only) or 0.0.0.0 (every interface)") from None
+    return v
 
 
 def parse_keyring(value: str) -> list[tuple[str, bytes]]:

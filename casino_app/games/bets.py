@@ -5,8 +5,12 @@ and, in one ledger transaction, posts stake and payout as one balanced entry, re
 bet with its fairness inputs and updates the player's stats. The browser chooses the
 ``bet_key``: the same key again returns the first bet and moves nothing.
 
-Mines is played in steps: ``start_mines`` takes the stake, ``reveal_tile`` opens tiles,
+Mines is played in steps: ``place_bet`` takes the stake, ``reveal_tile`` opens tiles,
 ``cash_out`` pays; an open round lives in the database and survives reloads and restarts.
+A player on hold can neither reveal nor cash out. An open round's server seed is never
+shown (``games.seeds`` refuses to rotate it and withholds it). A round left open on a pair
+that was revealed anyway (before that rule, or by an operator) cannot be played fairly any
+more: its next step voids it, returning the stake (state ``void``).
 """
 
 from __future__ import annotations
@@ -74,7 +78,7 @@ class BetResult:
     stake: int
     payout: int
     mult_e4: int
-    state: str                 # open (Mines in play), won, lost
+    state: str                 # open (Mines in play), won, lost, void (stake returned)
     params: dict[str, Any]
     outcome: Any               # Mines while open: None (the mines stay hidden)
     revealed: list[int]        # Mines: safe tiles opened so far
@@ -497,12 +501,45 @@ def _open_round(s: Session, player_id: str, bet_id: object) -> Bet:
     return b
 
 
+def _step_allowed(s: Session, b: Bet) -> bool:
+    """Before a step of an open round: False when the round was voided here (its seed pair
+    had been revealed); OnHold when the player is on hold (nothing changes)."""
+    if seeds.is_revealed(s, b.seed_pair_id):
+        _void(s, b)
+        return False
+    if holds.on_hold(s, b.player_id):
+        raise OnHold()
+    return True
+
+
+def _void(s: Session, b: Bet) -> None:
+    """End a round whose server seed was revealed while it was open: the stake goes back
+    (``bet:<player>:<key>:void``, bankroll -> player) and the round counts for nobody."""
+    player = ledger.player_account(s, b.player_id, b.currency)
+    bank = ledger.house_account(s, b.currency, "bankroll", _shard(b.bet_key))
+    r = ledger.transfer(s, _entry_key(b.player_id, b.bet_key) + ":void", "void", bank,
+                        player, b.stake, memo=f"mines round voided {b.bet_key}")
+    b.state, b.mult_e4, b.payout = "void", E4, b.stake
+    b.settled_at = utcnow()
+    b.balance_after = r.balances.get(player, b.balance_after)
+
+
 def open_mines(player_id: str) -> BetResult | None:
-    """The player's unfinished Mines round, if any."""
+    """The player's unfinished Mines round, if any (a round whose seed pair was revealed
+    is voided here and returned ended, once)."""
     with ledger_tx(readonly=True) as s:
         b = s.execute(select(Bet).where(Bet.player_id == player_id, Bet.state == "open")
                       ).scalar_one_or_none()
-        return None if b is None else _view(b)
+        if b is None:
+            return None
+        if not seeds.is_revealed(s, b.seed_pair_id):
+            return _view(b)
+        bet_id = b.id
+    with ledger_tx() as s:
+        b = _open_round(s, player_id, bet_id)
+        if b.state == "open" and seeds.is_revealed(s, b.seed_pair_id):
+            _void(s, b)
+        return _view(b, server_seed=seeds.revealed_seed_of(s, b.seed_pair_id))
 
 
 def _finish(s: Session, b: Bet, state: str, mult: int) -> None:
@@ -527,6 +564,8 @@ def reveal_tile(player_id: str, bet_id: object, tile: object) -> BetResult:
     with ledger_tx() as s:
         b = _open_round(s, player_id, bet_id)
         if b.state != "open":
+            return _view(b, server_seed=seeds.revealed_seed_of(s, b.seed_pair_id))
+        if not _step_allowed(s, b):
             return _view(b, server_seed=seeds.revealed_seed_of(s, b.seed_pair_id))
         revealed = json.loads(b.progress)
         if tile in revealed:
@@ -559,6 +598,8 @@ def cash_out(player_id: str, bet_id: object) -> BetResult:
         if b.state != "open":
             return _view(b, replayed=True,
                          server_seed=seeds.revealed_seed_of(s, b.seed_pair_id))
+        if not _step_allowed(s, b):
+            return _view(b, server_seed=seeds.revealed_seed_of(s, b.seed_pair_id))
         revealed = json.loads(b.progress)
         if not revealed:
             raise InvalidBet("Open at least one tile before cashing out.")

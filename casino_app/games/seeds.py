@@ -5,6 +5,14 @@ next nonce) and one *next* pair (committed: its hash is shown too). Rotating rev
 active server seed and promotes the next one. Server seeds are sealed with the keyring
 until revealed, and no function here returns an unrevealed seed except ``_draw_inputs``,
 which the bet path uses inside its transaction.
+
+The rule: no server seed is revealed while any bet drawn from it is unsettled (a Mines
+round in play). Knowing the seed would tell where the mines are. So ``rotate`` (and a new
+client seed, which rotates) is refused with ``SeedsInUse`` while the active pair has an
+open bet; it locks the pair's row first, the row every bet takes its nonce from, so a round
+started concurrently is either seen or waits. And every function that hands out a revealed
+seed withholds it while a bet of its pair is open (a round left open on a pair revealed
+before this rule existed: the bet path voids such a round, see ``games.bets``).
 """
 
 from __future__ import annotations
@@ -13,15 +21,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from casino_app.core.clock import utcnow
 from casino_app.core.db import ledger_tx
 from casino_app.games import fairness
-from casino_app.games.models import SeedPair
+from casino_app.games.models import Bet, SeedPair
 from casino_app.security.crypto import keyring
+
+
+class SeedsInUse(Exception):
+    """Seeds cannot change while a bet drawn from them is unsettled; ``str(exc)`` is the
+    message for the player."""
+
+    def __init__(self) -> None:
+        super().__init__("Finish your open Mines round first: your seeds cannot change while "
+                         "a round drawn from them is in play (changing them would reveal "
+                         "its server seed).")
 
 
 def _context(player_id: str, seed_hash: str) -> str:
@@ -100,17 +118,28 @@ class SeedView:
     client_seed: str
     nonce: int
     next_server_seed_hash: str
+    in_use: bool = False  # a bet of the active pair is open: the seeds cannot change now
 
 
 @dataclass(frozen=True)
 class RevealedSeed:
     pair_id: int
-    server_seed: str
+    server_seed: str    # "" while withheld
     server_seed_hash: str
     client_seed: str
     bets: int           # nonces 0 .. bets-1 were used
     activated_at: datetime | None
     revealed_at: datetime | None
+    withheld: bool = False  # a bet of this pair is still open: the seed is not shown
+
+
+def _open_bet_of(pair_id_column):  # noqa: ANN001, ANN202
+    """EXISTS: an unsettled bet was drawn from the pair ``pair_id_column``."""
+    return exists().where(Bet.seed_pair_id == pair_id_column, Bet.state == "open")
+
+
+def has_open_bets(s: Session, pair_id: int) -> bool:
+    return bool(s.execute(select(_open_bet_of(pair_id))).scalar())
 
 
 def current(player_id: str) -> SeedView:
@@ -118,8 +147,9 @@ def current(player_id: str) -> SeedView:
     with ledger_tx(readonly=True) as s:
         pairs = {p.state: p for p in s.scalars(select(SeedPair).where(
             SeedPair.player_id == player_id, SeedPair.state != "revealed"))}
-    a, n = pairs["active"], pairs["next"]
-    return SeedView(a.server_seed_hash, a.client_seed, a.nonce, n.server_seed_hash)
+        a, n = pairs["active"], pairs["next"]
+        in_use = has_open_bets(s, a.id)
+    return SeedView(a.server_seed_hash, a.client_seed, a.nonce, n.server_seed_hash, in_use)
 
 
 def rotate(player_id: str, client_seed: object = None) -> RevealedSeed:
@@ -131,6 +161,13 @@ def rotate(player_id: str, client_seed: object = None) -> RevealedSeed:
     with ledger_tx() as s:
         t = SeedPair.__table__
         now = utcnow()
+        # Lock the active pair first: a bet takes its nonce from this row, so a round being
+        # started now has either committed (and is seen below) or waits for this rotation.
+        active = s.execute(select(t.c.id).where(t.c.player_id == player_id,
+                                                t.c.state == "active").with_for_update()
+                           ).scalar_one()
+        if has_open_bets(s, active):
+            raise SeedsInUse()
         old = s.execute(update(t).where(t.c.player_id == player_id, t.c.state == "active")
                         .values(state="revealed", revealed_at=now)
                         .returning(t.c.id, t.c.server_seed_sealed, t.c.server_seed_hash,
@@ -145,23 +182,35 @@ def rotate(player_id: str, client_seed: object = None) -> RevealedSeed:
 
 
 def revealed(player_id: str, limit: int = 50) -> list[RevealedSeed]:
+    """The player's revealed pairs, newest first; a pair with an open bet is withheld."""
     with ledger_tx(readonly=True) as s:
-        rows = s.scalars(select(SeedPair).where(SeedPair.player_id == player_id,
-                                                SeedPair.state == "revealed")
-                         .order_by(SeedPair.id.desc()).limit(limit)).all()
-    return [RevealedSeed(p.id, p.revealed_seed or "", p.server_seed_hash, p.client_seed,
-                         p.nonce, p.activated_at, p.revealed_at) for p in rows]
+        rows = s.execute(select(SeedPair, _open_bet_of(SeedPair.id).label("busy")).where(
+            SeedPair.player_id == player_id, SeedPair.state == "revealed")
+            .order_by(SeedPair.id.desc()).limit(limit)).all()
+    return [RevealedSeed(p.id, "" if busy else p.revealed_seed or "", p.server_seed_hash,
+                         p.client_seed, p.nonce, p.activated_at, p.revealed_at, bool(busy))
+            for p, busy in rows]
 
 
 def revealed_seeds_of(s: Session, pair_ids: set[int]) -> dict[int, str]:
-    """The server seeds of those of ``pair_ids`` that have been revealed."""
+    """The server seeds of those of ``pair_ids`` that have been revealed and have no open
+    bet (the only way the bet path reads a seed back, so no recall can show a seed that an
+    unsettled bet depends on)."""
     if not pair_ids:
         return {}
     rows = s.execute(select(SeedPair.id, SeedPair.revealed_seed).where(
-        SeedPair.id.in_(pair_ids), SeedPair.state == "revealed"))
+        SeedPair.id.in_(pair_ids), SeedPair.state == "revealed",
+        ~_open_bet_of(SeedPair.id)))
     return {r.id: r.revealed_seed for r in rows}
 
 
 def revealed_seed_of(s: Session, pair_id: int) -> str | None:
-    """The server seed of pair ``pair_id`` if it has been revealed, else None."""
+    """The server seed of pair ``pair_id`` if it has been revealed (and no bet of it is
+    open), else None."""
     return revealed_seeds_of(s, {pair_id}).get(pair_id)
+
+
+def is_revealed(s: Session, pair_id: int) -> bool:
+    """Whether pair ``pair_id`` was rotated out (its seed may have been shown)."""
+    return s.execute(select(SeedPair.state).where(SeedPair.id == pair_id)
+                     ).scalar_one_or_none() == "revealed"

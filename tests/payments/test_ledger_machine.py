@@ -501,8 +501,19 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(p=st.integers(0, PLAYERS - 1))
     def rotate_seeds(self, p: int) -> None:
-        """Reveal the server seed: every bet made with it can be recomputed."""
+        """Reveal the server seed: every bet made with it can be recomputed. Refused, with
+        nothing revealed, while a Mines round of the pair is open (issue 10)."""
         player = self.players[p]
+        if player in self.open:
+            event("rotate: refused, a Mines round is open")
+            before = (seeds.current(player), seeds.revealed(player, limit=1000))
+            with pytest.raises(seeds.SeedsInUse):
+                seeds.rotate(player)
+            assert (seeds.current(player), seeds.revealed(player, limit=1000)) == before
+            for bet_id in self.pair_bets[player]:
+                b = history.bet(player, bet_id)
+                assert b is not None and b.server_seed is None
+            return
         pair = seeds.rotate(player)
         assert pair.bets == self.nonce[player]
         for bet_id in self.pair_bets[player]:

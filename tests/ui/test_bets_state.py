@@ -290,3 +290,37 @@ def test_staff_money_section_and_approvals(app_env) -> None:  # noqa: ANN001
     player_token, _ = register()
     sent = _run(_substate(_browser(player_token), StaffAdjustmentsState), "approve", own)
     assert "/account" in repr(sent)
+
+
+def test_fairness_page_refuses_to_rotate_during_an_open_mines_round(players) -> None:  # noqa: ANN001
+    """Issue 10: Rotate and Save-and-rotate say why they are refused while a Mines round
+    is open, and no var of the page or of the round's recall holds its server seed."""
+    from casino_app.core.db import ledger_tx
+    from casino_app.games.models import Bet, SeedPair
+    from casino_app.ui.state.bets import BetState
+    from casino_app.ui.state.fairness import FairnessState
+
+    (token, pid), _ = players[0]
+    start = bets.place_bet(pid, "mines", "FUN", 100, {"mines": 24}, "k" + uuid.uuid4().hex)
+    with ledger_tx(readonly=True) as s:
+        pair = s.get(SeedPair, s.get(Bet, start.bet_id).seed_pair_id)
+        secret = seeds._open(pid, pair.server_seed_hash, bytes(pair.server_seed_sealed))
+    state = _substate(_browser(token), FairnessState)
+    _run(state, "on_open")
+    assert state.in_use
+    active, revealed = state.server_seed_hash, list(state.revealed)
+    _run(state, "rotate")
+    assert "Finish your open Mines round" in state.message
+    _run(state, "save_client_seed", {"client_seed": "lucky-8"})
+    assert "Finish your open Mines round" in state.message
+    assert state.server_seed_hash == active and state.revealed == revealed
+    assert state.client_seed != "lucky-8" and state.in_use
+    recall = _substate(_browser(token, f"http://localhost:3000/bets/bet?id={start.bet_id}"),
+                       BetState)
+    _run(recall, "on_open")
+    assert recall.bet is not None and recall.bet.server_seed == "" and recall.bet.verify == ""
+    assert secret not in repr(state.dict()) and secret not in repr(recall.dict())
+
+    bets.reveal_tile(pid, start.bet_id, 0)  # 24 mines: the one tile ends the round
+    _run(state, "rotate")
+    assert state.message == "" and not state.in_use and secret in state.notice

@@ -54,11 +54,12 @@ def notice(message: Any) -> rx.Component:
                                              width="100%"))
 
 
-def submit(label: str, **attrs: Any) -> rx.Component:
+def submit(label: str, disabled: Any = None, **attrs: Any) -> rx.Component:
     """Disabled until the page is connected, so a click while assets load can never
-    fall back to a native form submission (which would put the fields in a URL)."""
-    return rx.button(label, type="submit", size="3", width="100%",
-                     disabled=~rx.State.is_hydrated, **attrs)
+    fall back to a native form submission (which would put the fields in a URL); and
+    while ``disabled`` (a state var) is true."""
+    off = ~rx.State.is_hydrated if disabled is None else ~rx.State.is_hydrated | disabled
+    return rx.button(label, type="submit", size="3", width="100%", disabled=off, **attrs)
 
 
 def card(*children: rx.Component, **props: Any) -> rx.Component:

@@ -28,7 +28,8 @@ def _kv(label: str, value: rx.Var | str, **props: object) -> rx.Component:
 def _rotate_dialog() -> rx.Component:
     return rx.alert_dialog.root(
         rx.alert_dialog.trigger(rx.button("Rotate seeds", variant="soft",
-                                          disabled=~rx.State.is_hydrated)),
+                                          disabled=~rx.State.is_hydrated
+                                          | FairnessState.in_use)),
         rx.alert_dialog.content(
             rx.alert_dialog.title("Rotate your seed pair?"),
             rx.alert_dialog.description(
@@ -46,8 +47,10 @@ def _rotate_dialog() -> rx.Component:
 def _revealed_row(r: RevealedRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.code(r.server_seed_hash, size="1", word_break="break-all")),
-        rx.table.cell(rx.code(r.server_seed, size="1", word_break="break-all",
-                              class_name="revealed-seed")),
+        rx.table.cell(rx.cond(r.withheld,
+                              rx.text("Hidden until your open round ends", size="1"),
+                              rx.code(r.server_seed, size="1", word_break="break-all",
+                                      class_name="revealed-seed"))),
         rx.table.cell(rx.code(r.client_seed, size="1", word_break="break-all")),
         rx.table.cell(r.bets),
         rx.table.cell(rx.text(r.revealed_at, size="1")),
@@ -78,6 +81,12 @@ def fairness() -> rx.Component:
             rx.text("The active server seed stays secret until you rotate; then it is "
                     "revealed here and the next one becomes active.", size="2",
                     color=styles.MUTED),
+            rx.cond(FairnessState.in_use,
+                    rx.callout("A Mines round drawn from these seeds is open: finish it "
+                               "(cash out or hit a mine) before you rotate or change your "
+                               "client seed. Revealing the server seed now would show "
+                               "where its mines are.", icon="info", size="1",
+                               id="seeds-in-use")),
             _rotate_dialog(),
             spacing="3", align="start", width="100%")),
         card(rx.vstack(
@@ -88,7 +97,8 @@ def fairness() -> rx.Component:
                       default_value=FairnessState.client_seed, auto_complete="off",
                       hint="1 to 64 printable characters, no spaces. Saving rotates your "
                            "seed pair: the current server seed is revealed."),
-                submit("Save and rotate"), spacing="3", width="100%"),
+                submit("Save and rotate", disabled=FairnessState.in_use),
+                spacing="3", width="100%"),
                 on_submit=FairnessState.save_client_seed, reset_on_submit=False),
                 key=FairnessState.form_key.to_string()),
             spacing="3", align="start", width="100%")),

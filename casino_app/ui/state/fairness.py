@@ -33,6 +33,7 @@ class RevealedRow:
     revealed_at: str
     verify: str       # the verifier prefilled with the first bet (nonce 0)
     first_bet: str    # the recall page of that bet, when we found it
+    withheld: bool = False  # a bet of the pair is still open: the seed is not shown
 
 
 class FairnessState(rx.State):
@@ -46,6 +47,7 @@ class FairnessState(rx.State):
     message: str = ""
     notice: str = ""
     form_key: int = 0  # bumped to reset the client seed field after a change
+    in_use: bool = False  # a Mines round drawn from the active pair is open
 
     async def _player(self):  # noqa: ANN202
         _, me = await caller(self)
@@ -60,6 +62,7 @@ class FairnessState(rx.State):
         self.next_server_seed_hash = view.next_server_seed_hash
         self.client_seed = view.client_seed
         self.nonce = view.nonce
+        self.in_use = view.in_use
         pairs = await asyncio.to_thread(seeds.revealed, pid)
         first = await self._first_bets(pid, {p.server_seed_hash for p in pairs if p.bets})
         self.revealed = [self._row(p, first.get(p.server_seed_hash)) for p in pairs]
@@ -78,7 +81,9 @@ class FairnessState(rx.State):
 
     @staticmethod
     def _row(p: seeds.RevealedSeed, bet) -> RevealedRow:  # noqa: ANN001
-        if bet is not None:
+        if p.withheld:  # a bet of this pair is still open: nothing that depends on the seed
+            link, first = "", routes.bet(bet.bet_id) if bet is not None else ""
+        elif bet is not None:
             link = verify_link(bet.game, p.server_seed, p.client_seed, 0, bet.params,
                                p.server_seed_hash)
             first = routes.bet(bet.bet_id)
@@ -87,7 +92,7 @@ class FairnessState(rx.State):
                                p.server_seed_hash) if p.bets else ""
             first = ""
         return RevealedRow(p.pair_id, p.server_seed_hash, p.server_seed, p.client_seed,
-                           p.bets, fmt_when(p.revealed_at), link, first)
+                           p.bets, fmt_when(p.revealed_at), link, first, p.withheld)
 
     @rx.event
     async def on_open(self):
@@ -105,6 +110,10 @@ class FairnessState(rx.State):
             return redirect
         try:
             old = await asyncio.to_thread(seeds.rotate, pid, client_seed)
+        except seeds.SeedsInUse as exc:  # a Mines round is open: its seed must stay secret
+            self.message = str(exc)
+            await self._load(pid)
+            return None
         except ValueError as exc:  # FairnessError: a bad client seed
             self.error = str(exc)
             return None

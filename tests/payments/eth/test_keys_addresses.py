@@ -26,12 +26,6 @@ from casino_app.core.settings import ConfigError, reset_settings_cache
 from casino_app.payments.eth import addresses, keys
 from casino_app.payments.eth.models import DepositAddress
 from casino_app.payments.signer import seed
-from tests.users.fast_env import (  # noqa: F401 - migrated databases, built once a session
-    app_env,
-    pg_env,
-    pg_pair,
-    sqlite_template,
-)
 
 # anvil's (and hardhat's) development mnemonic and its first two accounts
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
