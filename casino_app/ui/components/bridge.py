@@ -23,7 +23,7 @@ from casino_app.ui.state.notice import NoticeState
 from casino_app.ui.state.session import SessionState
 
 # localStorage key whose change makes the other tabs reload (its value is a random id).
-SESSION_CHANGED_KEY = "hh_session_changed"
+SESSION_CHANGED_KEY = "hh_signed_in_changed"
 LEGACY_TOKEN_KEY = "hh_session"
 
 _IMPORTS = VarData(imports={
