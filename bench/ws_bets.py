@@ -10,7 +10,7 @@ players, their sessions and FUN balances directly through the services in this p
 (same databases as the app), then runs one scenario per ``--players`` value. In each
 scenario every simulated player opens a Socket.IO websocket at ``/_event`` the way the
 browser does (hydrate in the CONNECT packet, its session token as the ``hh_session``
-localStorage value, the dice page's on_load chain: require_player, WalletState.load,
+cookie of the handshake, the dice page's on_load chain: require_player, WalletState.load,
 GameState.open_game("dice")), then, all players together:
 
   1. ``--noops`` bare events each: ``GameState.edit_amount`` (what typing in the amount
@@ -72,8 +72,9 @@ HYDRATE = f"{ROOT_STATE}.hydrate_and_load"
 NAMESPACE = "/_event"
 BET = f"{GAME_STATE}.bet"
 BARE = f"{GAME_STATE}.edit_amount"
-# Client storage goes in the hydrate payload keyed by the var's full name + "_rx_state_".
-TOKEN_VAR = f"{SESSION_STATE}.token_rx_state_"
+# The session token travels as the HttpOnly cookie of the socket's handshake (plain http
+# here: the cookie has no __Host- prefix).
+SESSION_COOKIE = "hh_session"
 UA = "Mozilla/5.0 (X11; Linux x86_64) hh-bench/ws_bets"
 PASSWORD = "bench pass phrase"  # noqa: S105 - throwaway accounts in a temporary database
 EVENT_TIMEOUT = 120.0
@@ -246,7 +247,7 @@ class Tab:
         for the page's on_load chain to end (is_hydrated back to true); the player must
         be signed in (and, on the dice page, the dice game open)."""
         schema, hashes = self.boot
-        payload: dict[str, Any] = {"vars": {TOKEN_VAR: self.account.token}}
+        payload: dict[str, Any] = {"vars": {}}
         if hashes:
             payload["hashes"] = hashes
         auth: dict[str, Any] = {"event": {"name": HYDRATE, "payload": payload,
@@ -257,7 +258,9 @@ class Tab:
         await self.sio.connect(f"{self.url}?token={self.client_token}",
                                socketio_path="_event", namespaces=[NAMESPACE],
                                transports=["websocket"],
-                               auth=auth, headers={"User-Agent": UA, "Origin": self.url},
+                               auth=auth, headers={
+                                   "User-Agent": UA, "Origin": self.url,
+                                   "Cookie": f"{SESSION_COOKIE}={self.account.token}"},
                                wait_timeout=EVENT_TIMEOUT)
 
         def hydrated(update: dict) -> bool:
