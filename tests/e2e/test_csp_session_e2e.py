@@ -12,11 +12,14 @@ and a handoff code copied out of the page does not sign anyone in elsewhere.
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
@@ -251,3 +254,32 @@ def test_a_handoff_code_copied_out_of_the_page_signs_nobody_in(
     r = page.request.post(live_app.url + "/api/session/adopt", form={"code": codes[-1]},
                           headers={"Origin": "https://evil.example"})
     assert r.status == 403
+
+
+def _handshake_status(url: str, origin: str, cookie: str) -> int:
+    """The HTTP status of a raw websocket handshake at /_event (101 = accepted)."""
+    parts = urlsplit(url)
+    key = base64.b64encode(secrets.token_bytes(16)).decode()
+    request = (f"GET /_event/?EIO=4&transport=websocket&token={secrets.token_hex(8)} HTTP/1.1\r\n"
+               f"Host: {parts.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+               f"Origin: {origin}\r\nCookie: {cookie}\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", parts.port), timeout=10) as conn:
+        conn.sendall(request.encode())
+        status_line = conn.recv(1024).split(b"\r\n", 1)[0].decode()
+    return int(status_line.split()[1])
+
+
+def test_another_site_cannot_open_the_socket_with_the_players_cookie(
+        new_context, live_app: LiveApp) -> None:  # noqa: ANN001
+    """Cross-site WebSocket hijacking: even a request that carried the cookie (browsers do
+    not send a SameSite=Strict cookie with another site's socket) is refused for its
+    Origin."""
+    ctx = new_context()
+    page = ctx.new_page()
+    register(page, f"cswsh-{secrets.token_hex(4)}@example.com", "Socket", PASSWORD)
+    cookie = _session_cookie(ctx)
+    assert cookie is not None
+    jar = f"{cookie['name']}={cookie['value']}"
+    assert _handshake_status(live_app.url, live_app.url, jar) == 101
+    assert _handshake_status(live_app.url, "https://evil.example", jar) in (400, 403)

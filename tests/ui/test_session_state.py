@@ -51,7 +51,7 @@ def test_handlers_read_the_session_from_the_sockets_cookie(app_env) -> None:  # 
     assert me is not None and me.email == addr
     assert _me(_tab(f"hh_bind={BIND}")) is None
     assert _me(_tab(f"hh_session={token}x")) is None
-    # the cookie of another site's name does not count
+    # on this http site, a cookie under the https name (__Host-) is not ours
     assert _me(_tab(f"__Host-hh_session={token}")) is None
 
 
