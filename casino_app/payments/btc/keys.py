@@ -85,7 +85,7 @@ class AccountKey:
     def normalised(self) -> str:
         """The same key serialized with the plain mainnet ``xpub`` version (what bitcoinlib
         derives from; the version bytes do not enter the derivation)."""
-        return _b58check_encode(XPUB + bytes([self.depth]) + self.parent_fingerprint
+        return b58check_encode(XPUB + bytes([self.depth]) + self.parent_fingerprint
                                 + self.child_number.to_bytes(4, "big") + self.chain_code
                                 + self.public_key)
 
@@ -96,7 +96,7 @@ def _dsha256(data: bytes) -> bytes:
     return hashlib.sha256(hashlib.sha256(data).digest()).digest()
 
 
-def _b58check_decode(text: str) -> bytes:
+def b58check_decode(text: str) -> bytes:
     """Payload of a base58check string; ValueError on a bad character or checksum."""
     num = 0
     for ch in text:
@@ -111,7 +111,7 @@ def _b58check_decode(text: str) -> bytes:
     return raw[:-4]
 
 
-def _b58check_encode(payload: bytes) -> str:
+def b58check_encode(payload: bytes) -> str:
     raw = payload + _dsha256(payload)[:4]
     num = int.from_bytes(raw, "big")
     out = ""
@@ -140,7 +140,7 @@ def parse_account_key(text: object, network: Network | None = None) -> AccountKe
         raise ValueError("the account key is empty")
     text = text.strip()
     try:
-        payload = _b58check_decode(text)
+        payload = b58check_decode(text)
     except ValueError as exc:
         raise ValueError(f"not an extended public key ({exc})") from None
     if len(payload) != 78:
@@ -284,7 +284,7 @@ def _validate_segwit(addr: str, net: Network) -> Address:
 
 def _validate_base58(addr: str, net: Network) -> Address:
     try:
-        payload = _b58check_decode(addr)
+        payload = b58check_decode(addr)
     except ValueError as exc:
         raise ValueError(f"This is not a valid Bitcoin address: {exc}.") from None
     if len(payload) != 21:
@@ -312,9 +312,9 @@ def script_address(script_pubkey: bytes, network: Network | None = None) -> str 
     if len(s) == 34 and s[0] == 0x51 and s[1] == 32:
         return bech32.encode_segwit(net.bech32_hrp, 1, s[2:])
     if len(s) == 25 and s[:3] == b"\x76\xa9\x14" and s[23:] == b"\x88\xac":
-        return _b58check_encode(bytes([net.p2pkh_version]) + s[3:23])
+        return b58check_encode(bytes([net.p2pkh_version]) + s[3:23])
     if len(s) == 23 and s[:2] == b"\xa9\x14" and s[22] == 0x87:
-        return _b58check_encode(bytes([net.p2sh_version]) + s[2:22])
+        return b58check_encode(bytes([net.p2sh_version]) + s[2:22])
     return None
 
 

@@ -49,7 +49,6 @@ it). Callers treat both as "try again later"; nothing here retries on its own.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import threading
@@ -66,6 +65,7 @@ from casino_app.core.logging import get_logger
 from casino_app.core.settings import Settings, get_settings
 from casino_app.payments.btc import bech32
 from casino_app.payments.btc.network import Network
+from casino_app.payments.btc.tx import txid_of
 
 log = get_logger("casino.btc")
 
@@ -132,47 +132,6 @@ def to_sats(value: Any, *, what: str = "amount") -> int:
     if not 0 <= result <= MAX_SATS:
         raise ValueError(f"{what}: {value} BTC is out of range")
     return result
-
-
-def txid_of(raw: bytes | str) -> str:
-    """The txid (display hex) of a serialized transaction, with or without witness data:
-    double SHA-256 of its serialization without the witness, byte-reversed."""
-    data = bytes.fromhex(raw) if isinstance(raw, str) else bytes(raw)
-    segwit = len(data) > 6 and data[4] == 0 and data[5] == 1
-    pos = 6 if segwit else 4
-
-    def varint() -> int:
-        nonlocal pos
-        first = data[pos]
-        pos += 1
-        if first < 0xFD:
-            return first
-        size = {0xFD: 2, 0xFE: 4, 0xFF: 8}[first]
-        pos += size
-        return int.from_bytes(data[pos - size:pos], "little")
-
-    try:
-        n_inputs = varint()
-        for _ in range(n_inputs):  # outpoint, script, sequence
-            pos += 36
-            size = varint()  # (read before adding: varint() moves pos)
-            pos += size + 4
-        for _ in range(varint()):  # value, script
-            pos += 8
-            size = varint()
-            pos += size
-        body_end = pos
-        if segwit:
-            for _ in range(n_inputs):  # one witness stack per input
-                for _ in range(varint()):
-                    size = varint()
-                    pos += size
-    except IndexError:
-        raise ValueError("not a serialized transaction") from None
-    if pos + 4 != len(data):
-        raise ValueError("not a serialized transaction")
-    stripped = data[:4] + data[6 if segwit else 4:body_end] + data[-4:]
-    return hashlib.sha256(hashlib.sha256(stripped).digest()).digest()[::-1].hex()
 
 
 # --- what the node tells us ----------------------------------------------------------------

@@ -42,8 +42,8 @@ SLIP132_YPUB = ("ypub6Ww3ibxVfGzLrAH1PNcjyAWenMTbbAosGNB6VvmSEgytSER9azLDWCxoJwW
 
 def with_version(xpub: str, version: bytes) -> str:
     """The same extended key under other version bytes (zpub -> xpub, vpub, tpub)."""
-    payload = keys._b58check_decode(xpub)
-    return keys._b58check_encode(version + payload[4:])
+    payload = keys.b58check_decode(xpub)
+    return keys.b58check_encode(version + payload[4:])
 
 
 # --- BIP84 ----------------------------------------------------------------------------------
