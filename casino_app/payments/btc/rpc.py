@@ -21,7 +21,7 @@ asserted by ``tests/payments/btc/test_rpc_node.py``):
 | getblockcount, getbestblockhash | tip | yes | yes |
 | getblockhash height | walk the chain | -8 out of range | -8 (same) |
 | getblock hash + full txs | watcher | (hash, verbosity=2) | (hash, verbose=true, details=true); a number 2 is refused (-3) |
-| getblockheader hash | reorg checks | confirmations -1 off the main chain | (see :meth:`BitcoinRPC.block_header`) |
+| getblockheader hash | reorg checks | confirmations -1 off the main chain | confirmations counted from the tip on any branch: the adapter asks getblockhash(height) and writes -1 for a block off the main chain (as getblock); a block dropped by invalidateblock is forgotten (NotFound) |
 | getrawtransaction txid | a transaction by id | needs -txindex, or the block hash as 3rd param | needs --index-tx; takes 2 params (block hash dropped) |
 | gettxout txid n | is an output unspent | yes | yes |
 | getrawmempool | unconfirmed txids | yes | yes (verbose form differs: not used) |
@@ -54,7 +54,7 @@ import json
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
@@ -423,8 +423,10 @@ class BitcoinRPC:
         return [block_hash, 2]               # (hash, verbosity)
 
     def block(self, block_hash: str) -> Block:
-        """The block with all its transactions (amounts in satoshis); NotFound if unknown."""
-        return _block(self.call("getblock", *self._getblock_params(block_hash)))
+        """The block with all its transactions (amounts in satoshis); NotFound if unknown.
+        ``confirmations`` is -1 when the block is not on the main chain (both dialects)."""
+        return self._main_chain_blocks(
+            [_block(self.call("getblock", *self._getblock_params(block_hash)))])[0]
 
     def blocks(self, block_hashes: Sequence[str]) -> list[Block]:
         """Several blocks in JSON-RPC batches; raises the first error."""
@@ -432,10 +434,29 @@ class BitcoinRPC:
         for r in results:
             if isinstance(r, RPCError):
                 raise r
-        return [_block(r) for r in results]
+        return self._main_chain_blocks([_block(r) for r in results])
 
     def block_header(self, block_hash: str) -> BlockHeader:
-        return _header(self.call("getblockheader", block_hash, True))
+        """A block's header; ``confirmations`` -1 when it is not on the main chain."""
+        header = _header(self.call("getblockheader", block_hash, True))
+        return self._main_chain_headers([header])[0]
+
+    def _main_chain_headers(self, headers: list[BlockHeader]) -> list[BlockHeader]:
+        """Core writes confirmations -1 for a block off the main chain; bcoin counts from its
+        tip whatever branch the block is on, so bcoin is asked which block is at each
+        height and a block that is not the one there gets -1 too."""
+        if not headers or self.dialect is not Dialect.bcoin:
+            return headers
+        there = self.batch([("getblockhash", [h.height]) for h in headers])
+        return [h if at == h.hash else replace(h, confirmations=-1)
+                for h, at in zip(headers, there, strict=True)]
+
+    def _main_chain_blocks(self, blocks: list[Block]) -> list[Block]:
+        headers = self._main_chain_headers([b.header for b in blocks])
+        return [b if h is b.header else Block(
+                    header=h, transactions=tuple(replace(t, confirmations=-1)
+                                                 for t in b.transactions))
+                for b, h in zip(blocks, headers, strict=True)]
 
     def chain_tips(self) -> list[dict[str, Any]]:
         return list(self.call("getchaintips"))

@@ -247,3 +247,38 @@ def test_txid_of_agrees_with_bitcoinlib():
         txid_of(unsigned)
     with pytest.raises(ValueError):
         txid_of(SIGNED + "00")
+
+
+def test_bcoin_blocks_off_the_main_chain_get_minus_one_confirmations():
+    """bcoin counts a stored side-branch block's confirmations from its tip (positive);
+    the adapter asks which block is at that height and writes -1, as Core does. (A single
+    bcoin node cannot be made to store a side branch here, so this is a stand-in too.)"""
+    main, side = "aa" * 32, "bb" * 32
+    requests: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        replies = []
+        for call in body if isinstance(body, list) else [body]:
+            requests.append(call["method"])
+            method, params = call["method"], call["params"]
+            if method == "getblockheader" or method == "getblock":
+                result = {"hash": params[0], "height": 10, "confirmations": 3, "time": 1,
+                          "mediantime": 1, "previousblockhash": PREV,
+                          "tx": [COINBASE_JSON]}
+            elif method == "getblockhash":
+                result = main
+            else:
+                result = None
+            replies.append({"result": result, "error": None, "id": call["id"]})
+        return httpx.Response(200, json=replies if isinstance(body, list) else replies[0])
+
+    rpc = BitcoinRPC("http://bcoin.invalid", client=httpx.Client(
+        transport=httpx.MockTransport(handle)), dialect="bcoin")
+    assert rpc.block_header(main).confirmations == 3
+    assert rpc.block_header(side).confirmations == -1
+    block = rpc.block(side)
+    assert block.header.confirmations == -1
+    assert [t.confirmations for t in block.transactions] == [-1]
+    assert [b.header.confirmations for b in rpc.blocks([main, side])] == [3, -1]
+    assert requests.count("getblockhash") == 5
