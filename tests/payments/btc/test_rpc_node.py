@@ -9,6 +9,7 @@ node's own view of the block names them: the node is the judge."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -283,12 +284,13 @@ def test_the_node_dies_with_the_process_that_started_it(tmp_path: Path):
         f"sys.path.insert(0, {str(Path(__file__).resolve().parents[3])!r})\n"
         "from tests.support.bitcoin import BcoinNode\n"
         "node = BcoinNode().start()\n"
-        "print(node.proc.pid, flush=True)\n"
+        "print(node.proc.pid, node.root, flush=True)\n"
         "time.sleep(600)\n")
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    root = ""
     try:
-        line = proc.stdout.readline()
-        pid = int(line.split()[-1])
+        pid_text, root = proc.stdout.readline().split()
+        pid = int(pid_text)
         os.kill(pid, 0)  # running
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
@@ -303,6 +305,8 @@ def test_the_node_dies_with_the_process_that_started_it(tmp_path: Path):
     finally:
         if proc.poll() is None:
             proc.kill()
+        if root:
+            shutil.rmtree(root, ignore_errors=True)  # the killed process could not remove it
 
 
 def test_fresh_addresses_are_regtest_p2wpkh():
