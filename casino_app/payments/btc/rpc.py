@@ -39,7 +39,14 @@ have code -1 and a message where Core uses -5: both raise :class:`NotFound`; out
 from ``scriptPubKey.hex`` (bcoin writes ``addresses: [...]`` and type names such as
 ``WITNESSPUBKEYHASH``, Core ``address`` and ``witness_v0_keyhash``); bcoin writes amounts
 in the shortest float form (``12.5``, ``1e-7``), Core with 8 decimals. bcoin checks only the
-password of basic auth (its API key); the user name is ignored.
+password of basic auth (its API key); the user name is ignored. bcoin's getblock gives its
+transactions without ``hex`` or ``fee`` (``Transaction.raw`` is None there; Core fills it).
+
+Node behaviour callers must know (not a matter of dialect, so not hidden here): bcoin's
+mempool has no BIP125 replacement (a conflicting transaction is refused whatever its fee);
+its ``invalidateblock`` forgets the dropped blocks and empties the whole mempool (Core keeps
+stale blocks and puts their transactions back); its regtest activates segwit only at
+height 432.
 
 Errors: :class:`NodeUnavailable` when there is no usable answer (connection, timeout,
 HTTP 401, a body that is not JSON-RPC), :class:`RPCError` when the node answered with an
