@@ -203,7 +203,8 @@ def cmd_keys_rotate(_args: argparse.Namespace) -> int:
 
 def cmd_config_check(_args: argparse.Namespace) -> int:
     s = _settings()
-    hidden = {"encryption_keys", "smtp_password", "metrics_token", "eth_hot_seed"}
+    hidden = {"encryption_keys", "smtp_password", "metrics_token", "eth_hot_seed",
+              "btc_rpc_password"}
     for name in sorted(type(s).model_fields):
         value = getattr(s, name)
         if name in hidden:

@@ -18,6 +18,20 @@ def _address(name: str, value: str) -> None:
         raise ValueError(f"{name}: '{value}' is not a checksummed (EIP-55) address")
 
 
+def _bitcoin(st: Settings) -> None:
+    from casino_app.payments.btc import keys, network
+
+    net = network.from_settings(st)
+    if st.btc_xpub:
+        try:
+            keys.parse_account_key(st.btc_xpub, net)
+        except ValueError as exc:
+            raise ValueError(f"CASINO_BTC_XPUB: {exc}") from None
+    elif st.is_production and st.btc_rpc_url:
+        raise ValueError(f"CASINO_BTC_XPUB: production needs the BIP84 account's public key "
+                         f"({net.account_path()}) when CASINO_BTC_RPC_URL is set")
+
+
 def _checks(st: Settings) -> list[Callable[[], Any]]:
     from casino_app.payments import currencies
     from casino_app.payments.eth.custody import parse_band
@@ -45,6 +59,7 @@ def _checks(st: Settings) -> list[Callable[[], Any]]:
         lambda: _address("CASINO_ETH_SAFE_ADDRESS", st.eth_safe_address),
         lambda: _address("CASINO_ETH_BATCH_CONTRACT", st.eth_batch_contract),
         lambda: st.rates_url or FixedSource.parse(st.rates_fixed),
+        lambda: _bitcoin(st),
     ]
 
 

@@ -106,8 +106,12 @@ class Targets:
 
 
 def said(answer: Answer, state: type) -> str:
-    """What the answer tells the person: the page's messages and any toast."""
+    """What the answer tells the person: the page's messages and any toast (a notice sent
+    as data, ui/state/notice.py, or a frontend event)."""
+    from casino_app.ui.state.notice import NoticeState
+
     shown = [answer.get(state, name) for name in ("message", "hold_message", "errors")]
+    shown.append((answer.get(NoticeState, "notice") or {}).get("text"))
     return " ".join([str(x) for x in shown if x] + list(strings(answer.events)))
 
 

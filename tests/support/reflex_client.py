@@ -6,8 +6,15 @@ What the front end does, and so what ``Tab`` does:
 - It connects to ``/_event`` (Socket.IO path ``_event``; the URL's path is also the
   namespace, so events live in namespace ``/_event``) with ``?token=<client token>`` (one
   random id per tab) and the boot event in the CONNECT packet's auth: ``hydrate_and_load``
-  with the client-storage values (here the session token, the ``hh_session`` localStorage
-  value) and the page's router data (pathname, asPath, query).
+  with the client-storage values and the page's router data (pathname, asPath, query).
+  The handshake carries the browser's cookies: ``hh_bind`` (set by the first page load)
+  and the HttpOnly session cookie ``hh_session`` (on https ``__Host-``-prefixed), which
+  the handlers read from the handshake.
+- When a handler opens, rotates or ends a session it puts ``SessionState.cookie_op`` in
+  the tab's state; the page POSTs its handoff code to ``/api/session/adopt`` (or calls
+  ``/api/session/clear``) and gets the new cookie back. ``Tab`` does the same, so its
+  ``token`` follows the session like the browser's cookie does (it reaches the server on
+  the next handshake; until then the server uses the token it bound to this socket).
 - The server answers with ``event`` messages ``{"delta": {state: {var_rx_state_: value}},
   "events": [frontend events]}``; the page's on_load handlers run, and the last one sets
   the root state's ``is_hydrated`` back to true.
@@ -52,7 +59,10 @@ UPDATE_VARS_STATE = f"{ROOT_STATE}.reflex___state____update_vars_internal_state"
 UPDATE_VARS_INTERNAL = f"{UPDATE_VARS_STATE}.update_vars_internal"
 SESSION_STATE = f"{ROOT_STATE}.casino_app___ui___state___session____session_state"
 LOBBY_STATE = f"{ROOT_STATE}.casino_app___ui___state___games____lobby_state"
-# The session token is the hh_session localStorage value of SessionState.token; client
+# The session travels as a cookie of the socket's handshake (plain http: no __Host-).
+SESSION_COOKIE = "hh_session"
+BIND_COOKIE = "hh_bind"
+# What older versions kept in localStorage (the app ignores and deletes it): client
 # storage travels keyed by the var's full name plus the field marker.
 TOKEN_VAR = f"{SESSION_STATE}.token{FIELD}"
 # The barrier: a lobby search only sets LobbyState.query (no database, no money), and a
@@ -169,6 +179,7 @@ class Tab:
         self.user_agent = user_agent
         self.timeout = timeout
         self.client_token = str(uuid.uuid4())
+        self.bind = ""  # the hh_bind cookie, fetched by the first open()
         self.inbox: asyncio.Queue[tuple[float, dict[str, Any]]] = asyncio.Queue()
         self.seen: dict[str, dict[str, Any]] = {}
         self.log: list[dict[str, Any]] = []  # every update (``call`` needs it)
@@ -196,9 +207,44 @@ class Tab:
             self.log.append(update)
         for sub, values in (update.get("delta") or {}).items():
             self.seen.setdefault(sub, {}).update(values)
-        token = (update.get("delta") or {}).get(SESSION_STATE, {}).get(v("token"))
-        if isinstance(token, str):
-            self.token = token  # the browser writes it to localStorage
+        op = (update.get("delta") or {}).get(SESSION_STATE, {}).get(v("cookie_op"))
+        if isinstance(op, dict) and op.get("id"):
+            self._cookie_op(op)
+
+    def _cookie_op(self, op: dict[str, Any]) -> None:
+        """What the page's compiled code does with ``cookie_op``: POST the handoff code
+        with this browser's cookies and keep the cookie the answer sets."""
+        import httpx
+
+        kind = "adopt" if op.get("kind") == "adopt" else "clear"
+        r = httpx.post(f"{self.url}/api/session/{kind}",
+                       data={"code": op.get("code", "")} if op.get("code") else {},
+                       headers={"Origin": self.url, "Cookie": self._cookie_header(),
+                                "User-Agent": self.user_agent}, timeout=self.timeout)
+        if r.status_code >= 400:
+            return  # a refused code sets nothing, as in the browser
+        for value in r.headers.get_list("set-cookie"):
+            name, _, rest = value.partition("=")
+            if name.strip().endswith(SESSION_COOKIE):
+                token = rest.split(";", 1)[0]
+                self.token = "" if "Max-Age=0" in value else token
+
+    def _cookie_header(self) -> str:
+        parts = [f"{BIND_COOKIE}={self.bind}"] if self.bind else []
+        if self.token:
+            parts.append(f"{SESSION_COOKIE}={self.token}")
+        return "; ".join(parts)
+
+    def _fetch_bind_cookie(self) -> None:
+        """A browser's first page load gets the bind cookie from the middleware."""
+        import httpx
+
+        r = httpx.get(f"{self.url}/", headers={"User-Agent": self.user_agent},
+                      timeout=self.timeout)
+        for value in r.headers.get_list("set-cookie"):
+            name, _, rest = value.partition("=")
+            if name.strip().endswith(BIND_COOKIE):
+                self.bind = rest.split(";", 1)[0]
 
     async def until(self, match: Callable[[dict[str, Any]], bool],
                     timeout: float | None = None) -> tuple[float, dict[str, Any]]:
@@ -229,7 +275,7 @@ class Tab:
     # --- sending ---
 
     def _client_storage(self) -> dict[str, Any]:
-        return {**({TOKEN_VAR: self.token} if self.token else {}), **self.storage}
+        return dict(self.storage)
 
     async def open(self, page: str | None = None, timeout: float | None = None) -> float:
         """Connect on ``page`` with the hydrate in the CONNECT packet, as the browser does,
@@ -244,11 +290,15 @@ class Tab:
                                           "router_data": router_data(self.page)}}
         if self.boot.schema:
             auth["state_schema"] = self.boot.schema
+        if not self.bind:
+            await asyncio.to_thread(self._fetch_bind_cookie)
         t0 = time.perf_counter()
+        headers = {"User-Agent": self.user_agent, "Origin": self.url}
+        if cookie := self._cookie_header():
+            headers["Cookie"] = cookie
         await self.sio.connect(f"{self.url}?token={self.client_token}",
                                socketio_path=SOCKETIO_PATH, namespaces=[NAMESPACE],
-                               transports=["websocket"], auth=auth,
-                               headers={"User-Agent": self.user_agent, "Origin": self.url},
+                               transports=["websocket"], auth=auth, headers=headers,
                                wait_timeout=timeout or self.timeout)
         t, _ = await self.until(self._hydrated_again, timeout)
         return t - t0

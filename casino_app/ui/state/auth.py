@@ -13,7 +13,8 @@ import reflex as rx
 
 from casino_app.core.logging import new_request_id
 from casino_app.ui import routes
-from casino_app.ui.state.session import describe, form_value, session_of
+from casino_app.ui.state.notice import notify
+from casino_app.ui.state.session import NO_COOKIES, describe, form_value, session_of
 from casino_app.users import accounts
 from casino_app.users.errors import AccountLocked, InvalidToken
 
@@ -35,6 +36,9 @@ class RegisterState(rx.State):
         new_request_id()
         self.errors, self.message, self.sent = {}, "", False
         sess = await session_of(self)
+        if not sess._can_keep_session():
+            self.message = NO_COOKIES
+            return
         password = form_value(form, "password")
         if password != form_value(form, "password_confirm"):
             self.errors = {"password_confirm": "The two passwords are not the same."}
@@ -78,6 +82,9 @@ class RegisterConfirmState(rx.State):
         new_request_id()
         self.message, self.errors = "", {}
         sess = await session_of(self)
+        if not sess._can_keep_session():
+            self.message = NO_COOKIES  # checked first: the link is not spent for nothing
+            return
         token = self.router.url.query_parameters.get("token", "")
         try:
             session_token = await asyncio.to_thread(
@@ -93,7 +100,8 @@ class RegisterConfirmState(rx.State):
             return
         sess._signed_in_with(session_token)
         await sess._current()
-        return [rx.redirect(routes.ACCOUNT), rx.toast.success("Welcome to HashHouse!")]
+        await notify(self, "success", "Welcome to HashHouse!")
+        return rx.redirect(routes.ACCOUNT)
 
 
 class LoginState(rx.State):
@@ -113,6 +121,9 @@ class LoginState(rx.State):
         new_request_id()
         self.message = ""
         sess = await session_of(self)
+        if not sess._can_keep_session():
+            self.message = NO_COOKIES
+            return
         try:
             step = await asyncio.to_thread(
                 accounts.begin_login, email=form_value(form, "email"),
@@ -208,7 +219,7 @@ class ResetState(rx.State):
                 self.message = msg
             return
         self.done = True
-        sess.token = ""
+        sess._forget()
         sess._show(None)
 
 

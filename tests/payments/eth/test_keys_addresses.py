@@ -48,6 +48,7 @@ def _production(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REFLEX_REDIS_URL", "redis://redis:6379/0")
     monkeypatch.setenv("CASINO_SMTP_HOST", "smtp.example.com")
     monkeypatch.setenv("CASINO_PUBLIC_URL", "https://casino.example.com/")
+    monkeypatch.setenv("CASINO_METRICS_TOKEN", "m" * 32)
     reset_settings_cache()
 
 
