@@ -154,3 +154,18 @@ def test_a_role_asked_for_on_the_player_page_waits_for_another_admin_there(app_e
     _run(page, "reject_role", {"request_id": str(waiting.id), "reason": "not needed"})
     assert page.notice == "Role request rejected." and page.role_requests == []
     assert user_row(addr).role == "player"
+
+
+def test_the_staff_homes_role_requests_send_a_player_away_without_a_second_notice(
+        app_env) -> None:  # noqa: ANN001
+    """The staff home's first on_load (require_staff) already says "staff only"."""
+    from casino_app.ui.state.notice import NoticeState
+    from casino_app.ui.state.staff import StaffRoleRequestsState
+    from tests.users.helpers import register
+
+    player, _ = register()
+    root = _staff_tab(player, 0)
+    results = _run(_substate(root, StaffRoleRequestsState), "on_open")
+    assert "/account" in repr(results)
+    assert _substate(root, NoticeState).notice == {}
+    assert _substate(root, StaffRoleRequestsState).rows == []

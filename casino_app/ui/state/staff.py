@@ -75,20 +75,24 @@ def _audit_rows(events: list) -> list[AuditRow]:
                      e.detail if e.detail != "{}" else "") for e in events]
 
 
-async def _refusal(state: rx.State, exc: Exception, path: str):  # noqa: ANN202
-    """The redirect for a caller refused outright (not signed in, no 2FA, not staff);
-    None for a staff member refused for a reason to read (support opening a staff
-    account, an admin approving their own request), which the page shows."""
+async def _refusal(state: rx.State, exc: Exception, path: str,  # noqa: ANN202
+                   quiet: bool = False):
+    """The redirect for a caller refused outright (not signed in, no 2FA, not staff),
+    with a notice saying why unless ``quiet``; None for a staff member refused for a
+    reason to read (support opening a staff account, an admin approving their own
+    request), which the page shows."""
     if isinstance(exc, Forbidden) and not isinstance(exc, StaffNeeds2FA) \
             and str(exc) != str(Forbidden()):
         return None
     if isinstance(exc, NotAuthenticated):
         return rx.redirect(routes.login_then(path))
     if isinstance(exc, StaffNeeds2FA):
-        await notify(state, "warning", str(exc))
+        if not quiet:
+            await notify(state, "warning", str(exc))
         return rx.redirect(routes.SECURITY)
     if isinstance(exc, Forbidden):
-        await notify(state, "error", "That page is for staff only.")
+        if not quiet:
+            await notify(state, "error", "That page is for staff only.")
         return rx.redirect(routes.ACCOUNT)
     return None
 
@@ -108,15 +112,17 @@ class _Outcome:
 
 
 async def _staff_call(state: rx.State, path: str, fn, *args,  # noqa: ANN001
-                      with_context: bool = True) -> _Outcome:
+                      with_context: bool = True, quiet: bool = False) -> _Outcome:
     """Call one ``users.staff`` function with the caller's session token. The service
-    checks the role (and staff 2FA) inside its transaction; a refusal becomes a redirect."""
+    checks the role (and staff 2FA) inside its transaction; a refusal becomes a redirect
+    (``quiet``: without a notice, for a page's later on_load whose first one,
+    ``SessionState.require_staff``, has already said why)."""
     sess = await session_of(state)
     extra = (sess._context(),) if with_context else ()
     try:
         return _Outcome(await asyncio.to_thread(fn, sess.token, *args, *extra))
     except Exception as exc:  # noqa: BLE001 - refusals redirect, the rest is shown
-        redirect = await _refusal(state, exc, path)
+        redirect = await _refusal(state, exc, path, quiet)
         return _Outcome(redirect=redirect, error="" if redirect is not None
                         else describe(exc)[1])
 
@@ -130,7 +136,8 @@ class StaffRoleRequestsState(rx.State):
     @rx.event
     async def on_open(self):
         self.rows = []
-        out = await _staff_call(self, routes.STAFF, staff.role_requests, with_context=False)
+        out = await _staff_call(self, routes.STAFF, staff.role_requests, with_context=False,
+                                quiet=True)
         if not out.ok:
             return out.redirect
         self.rows = [_role_request_row(r) for r in out.result]
