@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = 'ide0003'
 down_revision: str | None = 'ide0002'
 branch_labels: str | Sequence[str] | None = None
