@@ -322,3 +322,21 @@ def test_config_check_accepts_a_cold_wallet(base_env: Path, monkeypatch: pytest.
     reset_settings_cache()
     assert main(["config", "check"]) == 0
     assert "btc_cold_threshold = 2" in capsys.readouterr().out
+
+
+def test_casino_cold_wallet_prints_the_descriptors_and_addresses(
+        base_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    assert main(["cold-wallet"]) == 2
+    assert "CASINO_BTC_COLD_KEYS is empty" in capsys.readouterr().err
+    monkeypatch.setenv("CASINO_BTC_NETWORK", "testnet")
+    monkeypatch.setenv("CASINO_BTC_COLD_KEYS", ",".join(f"[{n:08x}/48h/1h/0h/2h]{t}"
+                                                        for n, t in enumerate(CORE_TPUBS, 1)))
+    reset_settings_cache()
+    assert main(["cold-wallet", "--addresses", "2"]) == 0
+    out = capsys.readouterr().out
+    wallet = core_wallet()
+    assert "2-of-3 P2WSH multisig on Bitcoin testnet" in out
+    assert f"cosigner 00000002  m/48h/1h/0h/2h  {CORE_TPUBS[1]}" in out
+    assert f"descriptor (receive): {wallet.descriptor(0)}" in out
+    assert f"descriptor (both, BIP389): {wallet.descriptor(None)}" in out
+    assert f"receive 1: {CORE_RECEIVE[1]}" in out and "receive 2:" not in out
