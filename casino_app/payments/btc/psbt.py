@@ -19,8 +19,9 @@ The flow (the server never holds a cold key):
    :data:`MAX_UPLOAD_BYTES`) and checks it STRICTLY against the reference: the unsigned
    transaction byte for byte; every field we wrote either unchanged or left out (some
    devices strip metadata); as additions only partial signatures, a SIGHASH_ALL type, the
-   funding transaction (checked against the outpoint) and finalised inputs (their witness
-   read back as signatures); every signature strict DER, low S, SIGHASH_ALL, valid (BIP143)
+   funding transaction (checked against the outpoint), finalised inputs (their witness
+   read back as signatures) and, in the global map, extended public keys (metadata some
+   wallets list; never used here); every signature strict DER, low S, SIGHASH_ALL, valid (BIP143)
    for the input's amount and witness script, by one of the wallet's keys for that input;
    a cosigner's signatures covering every input. Anything else is refused with a
    :class:`PsbtError` that says what is wrong; nothing is kept from a refused upload. It
@@ -63,6 +64,7 @@ from typing import Any
 
 from casino_app.payments.btc import keys, tx
 from casino_app.payments.btc.cold import ColdAddress, ColdWallet, parse_multisig
+from casino_app.payments.btc.network import Network
 
 MAGIC = b"psbt\xff"
 MAX_PSBT_BYTES = 400_000        # what build_psbt writes at most
@@ -362,7 +364,7 @@ def _check_utxo(wallet: ColdWallet, n: int, utxo: ColdUtxo,
     return addr
 
 
-def _check_payment(n: int, pay: Payment, net: Any) -> None:
+def _check_payment(n: int, pay: Payment, net: Network) -> None:
     if isinstance(pay.value, bool) or not isinstance(pay.value, int) \
             or not 0 < pay.value <= keys.MAX_SATS:
         raise PsbtError(f"payment {n}: the value must be a positive number of satoshis")
@@ -661,6 +663,8 @@ def _same_fields(scope: str, ours: Mapping[bytes, bytes], theirs: Mapping[bytes,
 def _global_addition(key: bytes, value: bytes) -> None:
     if key == bytes([G_VERSION]) and value == b"\x00\x00\x00\x00":
         return  # an explicit version 0
+    if key[0] == G_XPUB and len(key) == 79:
+        return  # a signer's wallet lists its extended keys: metadata, never used here
     raise PsbtMismatch(f"a global field was added ({_name('global', key)}); only signatures "
                        "may be added")
 
@@ -731,6 +735,9 @@ def _final_witness_signatures(wallet: ColdWallet, ref: _Reference, i: int, inp: 
 def _verify(wallet: ColdWallet, ref: _Reference, i: int, inp: _Input, pub: bytes,
             sig: bytes) -> None:
     if pub not in inp.keys:
+        if any(pub in other.keys for other in ref.inputs):
+            raise ForeignKey(f"input {i}: signed by a key of another input: the PSBT was "
+                             "tampered with")
         raise ForeignKey(f"input {i}: signed by a key that is not one of the cold wallet's "
                          f"({pub.hex()[:16]}...): sign with a cosigner's device holding "
                          f"one of the keys {', '.join(wallet.fingerprints)}")
@@ -920,7 +927,7 @@ def _name(kind: str, key: bytes) -> str:
     return _NAMES[kind].get(key[0], f"unknown field of type 0x{key[0]:02x}")
 
 
-def _show_script(script: bytes, net: Any) -> str:
+def _show_script(script: bytes, net: Network) -> str:
     return keys.script_address(script, net) or f"script {script.hex()}"
 
 

@@ -329,6 +329,13 @@ def test_a_signature_by_a_key_that_is_not_ours_is_refused():
     with pytest.raises(P.ForeignKey, match="input 0: signed by a key that is not one of the "
                                            "cold wallet's"):
         P.check_signed(WALLET, built.psbt, upload)
+    # a signature moved to another input, by a key of ours
+    two = spend(2)
+    parsed = P._parse(A.sign(two.psbt))
+    (key, sig), = [(k, v) for k, v in parsed.inputs[1].items() if k[0] == P.I_PARTIAL_SIG]
+    moved = rewrite_map(A.sign(two.psbt), "input", 0, key, sig)
+    with pytest.raises(P.ForeignKey, match="input 0: signed by a key of another input"):
+        P.check_signed(WALLET, two.psbt, moved)
     # a whole wallet of other keys: its device finds nothing of its own to sign
     other = wallet_of(cosigners(NET, (*MNEMONICS[1:], "zoo " * 11 + "wrong")), NET)
     with pytest.raises(P.PsbtError, match="is not one of this cold wallet's|does not match"):
@@ -408,6 +415,10 @@ def test_altered_or_added_fields_are_refused():
         with pytest.raises(error) as err:
             P.check_signed(WALLET, built.psbt, upload)
         assert message in str(err.value), message
+    # a signer's wallet may list extended keys in the global map: metadata, accepted
+    other_xpub = bytes([P.G_XPUB]) + bytes.fromhex("043587cf") + bytes(41) + b"\x02" + bytes(32)
+    listed = rewrite_map(signed, "global", 0, other_xpub, bytes(4))
+    assert P.check_signed(WALLET, built.psbt, listed).signers == (C.fingerprint,)
     # a field left out is fine (taken from the reference): here every derivation
     stripped = signed
     for origin in WALLET.address(0).keys:
