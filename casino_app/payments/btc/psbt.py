@@ -484,20 +484,24 @@ def finalize(wallet: ColdWallet, unsigned: bytes,
     every input (uploads are checked and combined first; a combined PSBT is an upload
     too). NotEnoughSignatures otherwise, naming who has signed."""
     from embit.script import Witness
+    from embit.transaction import Transaction
 
     ref = _reference(wallet, unsigned)
     sigs = _merged(wallet, ref, uploads)
     signers = _complete_signers(wallet, ref, sigs)
     m = wallet.threshold
     if len(signers) < m:
-        have = ", ".join(wallet.cosigners[c].fingerprint for c in signers) or "nobody"
+        need = f"{m} of the {len(wallet.cosigners)} cosigners must sign"
+        if not signers:
+            raise NotEnoughSignatures(f"{need}; no cosigner has signed yet")
+        have = ", ".join(wallet.cosigners[c].fingerprint for c in sorted(signers))
+        again = len(uploads) > len(signers)
         raise NotEnoughSignatures(
-            f"{m} of the {len(wallet.cosigners)} cosigners must sign; so far only "
-            f"{len(signers)} ({have}) {'has' if len(signers) == 1 else 'have'} signed every "
-            "input" + (": the same cosigner's signatures were given more than once"
-                       if len(uploads) > len(signers) and signers else ""))
-    chosen = set(sorted(signers)[:m]) if len(signers) > m else set(signers)
-    final = ref.psbt.tx.__class__.parse(ref.psbt.tx_bytes)
+            f"{need}; so far only {len(signers)} ({have}) "
+            f"{'has' if len(signers) == 1 else 'have'} signed every input"
+            + (": the same cosigner's signatures were given more than once" if again else ""))
+    chosen = set(sorted(signers)[:m])
+    final = Transaction.parse(ref.psbt.tx_bytes)
     for i, (inp, found) in enumerate(zip(ref.inputs, sigs, strict=True)):
         _, order = parse_multisig(inp.witness_script)
         items = [found[p] for p in order if p in found and inp.keys[p] in chosen]

@@ -300,6 +300,8 @@ def test_one_signature_is_not_enough():
                        match=rf"2 of the 3 cosigners must sign; so far only 1 \({B.fingerprint}\)"
                              r" has signed every input$"):
         P.finalize(WALLET, built.psbt, [B.sign(built.psbt)])
+    with pytest.raises(P.NotEnoughSignatures, match="must sign; no cosigner has signed yet"):
+        P.finalize(WALLET, built.psbt, [built.psbt])
 
 
 def test_the_same_cosigner_twice_is_one_signer():
