@@ -27,7 +27,9 @@ def _key(kid: str = "p1") -> str:
     ("CASINO_ENCRYPTION_KEYS", "garbage"),
     ("CASINO_ENCRYPTION_KEYS", "k1:not base64!"),
     ("CASINO_ENCRYPTION_KEYS", "k1:" + base64.b64encode(b"too short").decode()),
-    ("CASINO_ENCRYPTION_KEYS", f"{_key('dup')},{_key('dup')}"),
+    # fixed bytes: test ids must be the same in every process (pytest-xdist)
+    ("CASINO_ENCRYPTION_KEYS", "dup:" + base64.b64encode(bytes(32)).decode() + ",dup:"
+     + base64.b64encode(bytes(range(32))).decode()),
     ("CASINO_RATE_LOGIN_IP", "lots"),
     ("CASINO_RATE_REGISTER_IP", "5/fortnight"),
     ("CASINO_PORT", "70000"),

@@ -374,6 +374,18 @@ class Anvil:
     def automine(self, enabled: bool) -> None:
         self.rpc("evm_setAutomine", [enabled])
 
+    def wait_mined(self, timeout: float = 60) -> None:
+        """With automine on, return once every transaction in the pool is mined. anvil
+        answers ``eth_sendRawTransaction`` before its automine has made the block, so on a
+        loaded machine a test that looks for the receipt at once may not find it yet."""
+        if not self.rpc("anvil_getAutomine"):
+            return
+        deadline = time.time() + timeout
+        while int(self.rpc("txpool_status")["pending"], 16):
+            if time.time() > deadline:
+                raise TimeoutError(f"anvil did not mine its pool within {timeout} s")
+            time.sleep(0.05)
+
     def reorg(self, depth: int, txs: list | None = None) -> None:
         """Replace the last ``depth`` blocks with as many new ones (same height, new
         hashes). ``txs``: pairs (transaction, block offset 0..depth-1) to include in the

@@ -84,11 +84,25 @@ def env(any_env: str, devnet, chain_state, monkeypatch: pytest.MonkeyPatch):  # 
     signer_eth.forget()
 
 
+class _Batcher(Batcher):
+    """The batcher, each run followed by anvil's automine (see Anvil.wait_mined)."""
+
+    anvil = None
+
+    def run(self):  # noqa: ANN201
+        try:
+            return super().run()
+        finally:
+            self.anvil.wait_mined()
+
+
 def _batcher(anvil, devnet, **kw) -> Batcher:  # noqa: ANN001
     kw.setdefault("confirmations", 1)
     kw.setdefault("fee_bump_seconds", 3600)
-    return Batcher(anvil.w3, devnet["batch"], {"USDT": devnet["USDT"], "USDC": devnet["USDC"]},
-                   **kw)
+    b = _Batcher(anvil.w3, devnet["batch"], {"USDT": devnet["USDT"], "USDC": devnet["USDC"]},
+                 **kw)
+    b.anvil = anvil
+    return b
 
 
 def _run_until_idle(b: Batcher, rounds: int = 6) -> None:
@@ -819,6 +833,7 @@ def test_eth_batch_job_is_registered_with_a_node_and_pays(env, devnet,  # noqa: 
     to = _fresh()
     withdrawals.request_withdrawal("p-job", "ETH", "0.003", to, "k-job")
     assert jobs["eth-batch"].func()["broadcast"] == 1
+    env.wait_mined()
     assert jobs["eth-batch"].func()["paid"] == 1
     assert env.w3.eth.get_balance(to) == 3 * 10**15
     monkeypatch.setenv("CASINO_ETH_RPC_URL", "")
