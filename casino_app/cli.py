@@ -48,7 +48,7 @@ def _checked_settings() -> Settings:
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
-    from casino_app.core.migrations import upgrade_all
+    from casino_app.migrations import upgrade_all
 
     _settings()
     heads = upgrade_all()
@@ -69,7 +69,7 @@ def reflex_env(settings: Settings) -> dict[str, str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     s = _checked_settings()
-    from casino_app.core.migrations import upgrade_all
+    from casino_app.migrations import upgrade_all
 
     upgrade_all()
     reflex = shutil.which("reflex", path=str(Path(sys.executable).parent)) or "reflex"
@@ -104,7 +104,7 @@ def _read_password(confirm: bool = True) -> str:
 
 def cmd_admin_create(args: argparse.Namespace) -> int:
     _settings()
-    from casino_app.core.migrations import upgrade_all
+    from casino_app.migrations import upgrade_all
     from casino_app.users.errors import UserError
     from casino_app.users.models import Role
     from casino_app.users.staff import create_staff
@@ -256,7 +256,7 @@ def cmd_reconcile(_args: argparse.Namespace) -> int:
     """One reconciliation of the books against the chain; exit 1 on a discrepancy."""
     if not _settings().eth_rpc_url:  # (logs go to stderr: stdout is the JSON answer)
         return _fail("CASINO_ETH_RPC_URL is not set: there is no chain to reconcile with")
-    from casino_app.core.migrations import upgrade_all
+    from casino_app.migrations import upgrade_all
     from casino_app.payments.eth import reconcile
 
     upgrade_all()

@@ -71,7 +71,7 @@ def base_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _migrate() -> None:
-    from casino_app.core.migrations import upgrade_all
+    from casino_app.migrations import upgrade_all
 
     upgrade_all()
 
