@@ -86,7 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_worker(_args: argparse.Namespace) -> int:
     _checked_settings()
-    from casino_app.jobs.runner import run_worker
+    from casino_app.jobs.worker import run_worker
 
     run_worker()
     return 0

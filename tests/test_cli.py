@@ -136,14 +136,14 @@ def test_a_malformed_payment_list_is_refused_before_anything_starts(
         name: str, value: str, text: str) -> None:
     """A list setting ("CUR:amount,...") that would fail later in a job or a page (or
     silently drop a display rate) stops config check, run and worker, naming it."""
-    import casino_app.jobs.runner as runner
+    import casino_app.jobs.worker as worker
 
     monkeypatch.setenv(name, value)
     _reset_process_state()
     assert main(["config", "check"]) == 2
     assert text in capsys.readouterr().err
     started = []
-    monkeypatch.setattr(runner, "run_worker", lambda: started.append(1))
+    monkeypatch.setattr(worker, "run_worker", lambda: started.append(1))
     assert main(["worker"]) == 2 and started == []
     err = capsys.readouterr().err
     assert err.startswith("casino: configuration error: ") and text in err
