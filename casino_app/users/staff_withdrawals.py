@@ -101,7 +101,7 @@ def _payment_id(value: object) -> int:
 def _player_user(s, ls, withdrawal_id: int | None) -> int | None:  # noqa: ANN001
     if withdrawal_id is None:
         return None
-    from casino_app.payments.eth.withdrawal_models import Withdrawal
+    from casino_app.payments.withdrawal_models import Withdrawal
 
     w = ls.get(Withdrawal, withdrawal_id)
     return None if w is None else _user_ids(s, {w.player_id}).get(w.player_id)

@@ -19,8 +19,8 @@ from casino_app.core.clock import utcnow
 from casino_app.core.db import ledger_tx
 from casino_app.core.settings import reset_settings_cache
 from casino_app.payments import ledger
+from casino_app.payments.deposit_models import ChainBlock, ChainDeposit
 from casino_app.payments.eth import activity, addresses, keys
-from casino_app.payments.eth.watch_models import ChainBlock, ChainDeposit
 from casino_app.payments.signer.seed import account_xpub
 from casino_app.ui import push
 from casino_app.ui.state.deposits import (

@@ -21,8 +21,8 @@ from casino_app.core.settings import reset_settings_cache
 from casino_app.payments import ledger
 from casino_app.payments.currencies import currency
 from casino_app.payments.eth import activity, withdrawals
-from casino_app.payments.eth.withdrawal_models import Withdrawal
 from casino_app.payments.signer.seed import account_xpub
+from casino_app.payments.withdrawal_models import Withdrawal
 from casino_app.ui import push
 from casino_app.ui.state.deposits import DepositsState
 from casino_app.ui.state.wallet import WalletState

@@ -1,6 +1,6 @@
 """What the wallet page shows about Ethereum deposits, and what changed since a last look.
 
-Read-only views of the watcher's tables (payments/eth/watch_models.py) for the web side:
+Read-only views of the watcher's tables (payments/deposit_models.py) for the web side:
 
 * ``player_deposits``: a player's recent deposits with their confirmations, and per
   currency what is withdrawable, credited but still confirming (``pending``: playable,
@@ -22,9 +22,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from casino_app.core.db import ledger_tx
-from casino_app.payments.eth.watch_models import ChainBlock, ChainDeposit
+from casino_app.payments.deposit_models import ChainBlock, ChainDeposit
 from casino_app.payments.eth.watcher import CHAIN, withdrawable
-from casino_app.payments.eth.withdrawal_models import Withdrawal
+from casino_app.payments.withdrawal_models import Withdrawal
 
 # Chain ids a casino may run on, by name; anything else is named by its id.
 NETWORKS = {

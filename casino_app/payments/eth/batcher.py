@@ -78,14 +78,14 @@ from casino_app.core.metrics import PAYMENT_ANOMALIES
 from casino_app.core.settings import get_settings
 from casino_app.payments import ledger
 from casino_app.payments.eth.chain import ZERO_ADDRESS, artifact
-from casino_app.payments.eth.watch_models import PlayerHold
 from casino_app.payments.eth.watcher import Asset, chain_assets, parse_tokens
-from casino_app.payments.eth.withdrawal_models import (
+from casino_app.payments.eth.withdrawals import post_paid
+from casino_app.payments.hold_models import PlayerHold
+from casino_app.payments.withdrawal_models import (
     Withdrawal,
     WithdrawalBatch,
     WithdrawalBatchTx,
 )
-from casino_app.payments.eth.withdrawals import post_paid
 
 log = get_logger("casino.eth.batcher")
 

@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 from casino_app.core.settings import ConfigError, get_settings
 from casino_app.payments import ledger
 from casino_app.payments.currencies import currency
-from casino_app.payments.eth.reconcile_models import ReconcileIssue, ReconcileRun
 from casino_app.payments.eth.watcher import CHAIN, WEI_PER_GWEI, parse_tokens
+from casino_app.payments.reconcile_models import ReconcileIssue, ReconcileRun
 
 NODE_TIMEOUT = 3      # seconds per JSON-RPC request of the wallets page
 

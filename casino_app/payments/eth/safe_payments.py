@@ -60,7 +60,7 @@ from casino_app.payments.currencies import currency
 from casino_app.payments.eth import chain, keys
 from casino_app.payments.eth.safe_models import SafePayment, SafePaymentSignature
 from casino_app.payments.eth.watcher import chain_assets, parse_tokens
-from casino_app.payments.eth.withdrawal_models import Withdrawal
+from casino_app.payments.withdrawal_models import Withdrawal
 
 log = get_logger("casino.eth.safe")
 

@@ -54,7 +54,8 @@ from casino_app.core.logging import get_logger
 from casino_app.core.settings import get_settings
 from casino_app.payments import ledger
 from casino_app.payments.currencies import currency
-from casino_app.payments.eth.watch_models import ChainBlock, ChainDeposit, PlayerHold
+from casino_app.payments.deposit_models import ChainBlock, ChainDeposit
+from casino_app.payments.hold_models import PlayerHold
 
 log = get_logger("casino.eth.watcher")
 
@@ -541,7 +542,7 @@ class Watcher:
 
     def _sent_by_us(self, tx_hashes: set[str]) -> set[str]:
         """Those of ``tx_hashes`` we recorded before broadcasting them (eth/batcher)."""
-        from casino_app.payments.eth.withdrawal_models import WithdrawalBatchTx
+        from casino_app.payments.withdrawal_models import WithdrawalBatchTx
 
         if not tx_hashes:
             return set()

@@ -34,7 +34,7 @@ from casino_app.payments import holds, ledger
 from casino_app.payments.currencies import MAX_AMOUNT, Currency, currency
 from casino_app.payments.eth import addresses, keys
 from casino_app.payments.eth.watcher import parse_amounts, parse_tokens, withdrawable
-from casino_app.payments.eth.withdrawal_models import (
+from casino_app.payments.withdrawal_models import (
     Withdrawal,
     WithdrawalBatch,
     WithdrawalBatchTx,

@@ -23,8 +23,8 @@ from structlog.testing import capture_logs
 from casino_app.core.db import LedgerBase, databases, ledger_tx
 from casino_app.core.settings import ConfigError, reset_settings_cache
 from casino_app.migrations import alembic_config, current
+from casino_app.payments.address_models import DepositAddress
 from casino_app.payments.eth import addresses, keys
-from casino_app.payments.eth.models import DepositAddress
 from casino_app.payments.signer import seed
 from tests.users.fast_env import (  # noqa: F401 - migrated databases, built once a session
     app_env,

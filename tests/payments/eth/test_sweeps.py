@@ -18,15 +18,15 @@ from casino_app.core.db import identity_tx, ledger_tx
 from casino_app.core.metrics import HOT_WALLET_BELOW_MIN
 from casino_app.core.settings import reset_settings_cache
 from casino_app.payments import ledger
+from casino_app.payments.deposit_models import ChainDeposit
 from casino_app.payments.eth import addresses, batcher
 from casino_app.payments.eth.reconcile import reconcile
 from casino_app.payments.eth.sweeper import Sweeper
-from casino_app.payments.eth.watch_models import ChainDeposit
 from casino_app.payments.eth.watcher import Watcher, chain_assets
-from casino_app.payments.eth.withdrawal_models import WithdrawalBatch, WithdrawalBatchTx
 from casino_app.payments.models import JournalEntry
 from casino_app.payments.signer import eth as signer_eth
 from casino_app.payments.signer.seed import account_xpub
+from casino_app.payments.withdrawal_models import WithdrawalBatch, WithdrawalBatchTx
 from casino_app.security.models import AuditEvent
 
 pytestmark = pytest.mark.ethereum

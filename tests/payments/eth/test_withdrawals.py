@@ -24,15 +24,15 @@ from casino_app.core.settings import reset_settings_cache
 from casino_app.payments import ledger
 from casino_app.payments.eth import addresses, batcher, keys, withdrawals
 from casino_app.payments.eth.batcher import Batcher
-from casino_app.payments.eth.watch_models import PlayerHold
-from casino_app.payments.eth.withdrawal_models import (
+from casino_app.payments.hold_models import PlayerHold
+from casino_app.payments.models import PendingTransfer
+from casino_app.payments.signer import eth as signer_eth
+from casino_app.payments.signer.seed import account_xpub
+from casino_app.payments.withdrawal_models import (
     Withdrawal,
     WithdrawalBatch,
     WithdrawalBatchTx,
 )
-from casino_app.payments.models import PendingTransfer
-from casino_app.payments.signer import eth as signer_eth
-from casino_app.payments.signer.seed import account_xpub
 from tests.payments.eth.helpers import balance as _balance
 from tests.payments.eth.helpers import fresh_address as _fresh
 from tests.payments.eth.helpers import fund as _fund
@@ -189,7 +189,7 @@ def test_refused_requests_change_nothing(env, devnet) -> None:  # noqa: ANN001
 
 
 def test_unconfirmed_deposits_are_not_withdrawable(env) -> None:  # noqa: ANN001
-    from casino_app.payments.eth.watch_models import ChainDeposit
+    from casino_app.payments.deposit_models import ChainDeposit
 
     _fund("p-unconf", "ETH", 3_000_000)
     with ledger_tx() as s:  # 2,000,000 of it is a deposit at 1 confirmation
