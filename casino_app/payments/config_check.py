@@ -20,8 +20,9 @@ def _address(name: str, value: str) -> None:
 
 def _checks(st: Settings) -> list[Callable[[], Any]]:
     from casino_app.payments import currencies
+    from casino_app.payments.assets import parse_amounts
     from casino_app.payments.eth.custody import parse_band
-    from casino_app.payments.eth.watcher import parse_amounts, parse_tokens
+    from casino_app.payments.eth.watcher import parse_tokens
     from casino_app.payments.rates import FixedSource
 
     def bet_limits() -> None:

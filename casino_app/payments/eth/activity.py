@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from casino_app.core.db import ledger_tx
 from casino_app.payments.deposit_models import ChainBlock, ChainDeposit
-from casino_app.payments.eth.watcher import CHAIN, withdrawable
+from casino_app.payments.deposits import withdrawable
+from casino_app.payments.eth.watcher import CHAIN
 from casino_app.payments.withdrawal_models import Withdrawal
 
 # Chain ids a casino may run on, by name; anything else is named by its id.

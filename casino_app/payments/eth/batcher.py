@@ -77,8 +77,9 @@ from casino_app.core.logging import get_logger
 from casino_app.core.metrics import PAYMENT_ANOMALIES
 from casino_app.core.settings import get_settings
 from casino_app.payments import ledger
+from casino_app.payments.assets import Asset
 from casino_app.payments.eth.chain import ZERO_ADDRESS, artifact
-from casino_app.payments.eth.watcher import Asset, chain_assets, parse_tokens
+from casino_app.payments.eth.watcher import chain_assets, parse_tokens
 from casino_app.payments.eth.withdrawals import post_paid
 from casino_app.payments.hold_models import PlayerHold
 from casino_app.payments.withdrawal_models import (
@@ -660,7 +661,7 @@ class Batcher(ChainSender):
         token = asset.token or ZERO_ADDRESS
         out = {}
         for w in rows:
-            key = (w.id, token, Web3.to_checksum_address(w.address), w.amount * asset.per_unit)
+            key = (w.id, token, Web3.to_checksum_address(w.address), asset.to_chain(w.amount))
             out[w.id] = "paid" if key in paid else "refused" if key in refused else "anomaly"
         return out
 
@@ -715,7 +716,7 @@ class Batcher(ChainSender):
     def _call(self, asset: Asset, items: list[tuple[int, str, int]]) -> tuple[str, int]:
         """(call data, value in wei) of the BatchPay call paying ``items``."""
         tos = [Web3.to_checksum_address(a) for _, a, _ in items]
-        amounts = [amount * asset.per_unit for _, _, amount in items]
+        amounts = [asset.to_chain(amount) for _, _, amount in items]
         refs = [wid for wid, _, _ in items]
         if asset.token is None:
             return self.contract.encode_abi("payEth", args=[tos, amounts, refs]), sum(amounts)
@@ -728,7 +729,7 @@ class Batcher(ChainSender):
         asset = self.assets[code]
         if asset.token is not None:
             token = self.w3.eth.contract(address=asset.token, abi=_TOKEN_ABI)
-            need = sum(a for _, _, a in items) * asset.per_unit
+            need = asset.to_chain(sum(a for _, _, a in items))
             allowance = token.functions.allowance(self.hot, self.contract.address).call()
             if allowance < need:
                 # USDT refuses to change a non-zero allowance: reset it to 0 first.
@@ -741,7 +742,7 @@ class Batcher(ChainSender):
                           withdrawals=len(items))
                 return
         else:
-            value = sum(a for _, _, a in items) * asset.per_unit
+            value = asset.to_chain(sum(a for _, _, a in items))
             if self.w3.eth.get_balance(self.hot) < value:
                 log.error("eth_hot_wallet_short", currency=code, needed=value,
                           withdrawals=len(items))

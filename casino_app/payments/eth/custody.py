@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from casino_app.core.settings import ConfigError, get_settings
 from casino_app.payments import ledger
+from casino_app.payments.assets import native_per_unit
 from casino_app.payments.currencies import currency
 from casino_app.payments.eth.watcher import CHAIN, WEI_PER_GWEI, parse_tokens
 from casino_app.payments.reconcile_models import ReconcileIssue, ReconcileRun
@@ -100,11 +101,12 @@ def onchain_text(code: str, raw: int, per_unit: int | None) -> str:
 
 
 def known_per_unit(code: str, stored: dict[str, Any] | None = None) -> int | None:
-    """On-chain units per ledger unit: stored with the run, else ETH's wei per gwei."""
+    """On-chain units per ledger unit: stored with the run, else a native coin's (ETH's
+    wei per gwei)."""
     value = (stored or {}).get(code)
     if isinstance(value, int) and value > 0:
         return value
-    return WEI_PER_GWEI if code == "ETH" else None
+    return native_per_unit(code)
 
 
 # --- reconciliation runs ---------------------------------------------------------------------

@@ -48,16 +48,11 @@ from casino_app.core.logging import get_logger, security_logger
 from casino_app.core.metrics import INVARIANT_VIOLATIONS
 from casino_app.core.settings import get_settings
 from casino_app.payments import ledger
+from casino_app.payments.assets import Asset
 from casino_app.payments.deposit_models import ChainBlock, ChainDeposit
 from casino_app.payments.eth import addresses
 from casino_app.payments.eth.chain import refused_amount
-from casino_app.payments.eth.watcher import (
-    CHAIN,
-    MAX_REORG_DEPTH,
-    TRANSFER_TOPIC,
-    WEI_PER_GWEI,
-    Asset,
-)
+from casino_app.payments.eth.watcher import CHAIN, MAX_REORG_DEPTH, TRANSFER_TOPIC, WEI_PER_GWEI
 from casino_app.payments.reconcile_models import ReconcileIssue, ReconcileRun
 from casino_app.security.audit import SYSTEM, AuditAction, record
 

@@ -31,9 +31,11 @@ from casino_app.core.db import ledger_tx
 from casino_app.core.logging import get_logger
 from casino_app.core.settings import ConfigError, get_settings
 from casino_app.payments import holds, ledger
+from casino_app.payments.assets import parse_amounts
 from casino_app.payments.currencies import MAX_AMOUNT, Currency, currency
+from casino_app.payments.deposits import withdrawable
 from casino_app.payments.eth import addresses, keys
-from casino_app.payments.eth.watcher import parse_amounts, parse_tokens, withdrawable
+from casino_app.payments.eth.watcher import parse_tokens
 from casino_app.payments.withdrawal_models import (
     Withdrawal,
     WithdrawalBatch,
