@@ -80,8 +80,8 @@ from casino_app.payments import ledger
 from casino_app.payments.assets import Asset
 from casino_app.payments.eth.chain import ZERO_ADDRESS, artifact
 from casino_app.payments.eth.watcher import chain_assets, parse_tokens
-from casino_app.payments.eth.withdrawals import post_paid
 from casino_app.payments.hold_models import PlayerHold
+from casino_app.payments.sender import post_paid
 from casino_app.payments.withdrawal_models import (
     Withdrawal,
     WithdrawalBatch,

@@ -65,8 +65,8 @@ from casino_app.payments import ledger
 from casino_app.payments.eth import chain
 from casino_app.payments.eth.safe_models import SafePayment
 from casino_app.payments.eth.safe_payments import _cancel, _hash_of, packed_signatures
-from casino_app.payments.eth.withdrawals import post_paid
 from casino_app.payments.hold_models import PlayerHold
+from casino_app.payments.sender import post_paid
 from casino_app.payments.withdrawal_models import (
     Withdrawal,
     WithdrawalBatch,

@@ -21,8 +21,8 @@ from web3.exceptions import TransactionNotFound
 
 from casino_app.core.db import ledger_tx
 from casino_app.core.settings import reset_settings_cache
-from casino_app.payments import ledger
-from casino_app.payments.eth import batcher, chain, safe_exec, safe_payments, withdrawals
+from casino_app.payments import ledger, withdrawals
+from casino_app.payments.eth import batcher, chain, safe_exec, safe_payments
 from casino_app.payments.eth.batcher import Batcher
 from casino_app.payments.eth.safe_exec import SafeExecutor
 from casino_app.payments.eth.safe_models import SafePayment

@@ -21,8 +21,8 @@ from web3.exceptions import TransactionNotFound
 
 from casino_app.core.db import ledger_tx
 from casino_app.core.settings import reset_settings_cache
-from casino_app.payments import ledger
-from casino_app.payments.eth import addresses, batcher, keys, withdrawals
+from casino_app.payments import ledger, withdrawals
+from casino_app.payments.eth import addresses, batcher, keys
 from casino_app.payments.eth.batcher import Batcher
 from casino_app.payments.hold_models import PlayerHold
 from casino_app.payments.models import PendingTransfer
@@ -794,7 +794,7 @@ def test_a_withdrawal_without_its_paid_log_is_left_for_staff(env, devnet) -> Non
 
 
 def test_the_web_side_does_not_import_the_signer() -> None:
-    probe = ("import sys, casino_app.payments.eth.withdrawals; "
+    probe = ("import sys, casino_app.payments.withdrawals; "
              "print(sorted(m for m in sys.modules if m.startswith('casino_app.payments.signer')"
              " or m == 'casino_app.payments.eth.batcher'))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,

@@ -1,0 +1,65 @@
+"""Ethereum as the shared payments modules see it (payments/chains.Chain): the currencies it
+takes (ETH and the configured ERC-20 tokens; none without a node), its withdrawal limits
+(``CASINO_ETH_WITHDRAW_*``), what a withdrawal address must be (EIP-55, not the zero
+address, not one of ours) and how a rejected withdrawal's Safe payment is taken back
+(payments/eth/safe_payments.py).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from casino_app.core.settings import get_settings
+from casino_app.payments.assets import parse_amounts
+from casino_app.payments.chains import Limits
+from casino_app.payments.currencies import MAX_AMOUNT, currency
+from casino_app.payments.eth import addresses, keys, safe_payments
+from casino_app.payments.eth.chain import ZERO_ADDRESS
+from casino_app.payments.eth.watcher import CHAIN, parse_tokens
+
+
+class Ethereum:
+    name = CHAIN
+
+    def currencies(self) -> list[str]:
+        """ETH and the configured tokens (none without a node)."""
+        st = get_settings()
+        if not st.eth_rpc_url:
+            return []
+        return ["ETH", *parse_tokens(st.eth_tokens)]
+
+    def withdrawal_limits(self, code: str) -> Limits:
+        st = get_settings()
+        code = currency(code).code
+        low = parse_amounts(st.eth_withdraw_min, "CASINO_ETH_WITHDRAW_MIN").get(code, 1)
+        high = parse_amounts(st.eth_withdraw_max, "CASINO_ETH_WITHDRAW_MAX").get(
+            code, MAX_AMOUNT)
+        fee = parse_amounts(st.eth_withdraw_fee, "CASINO_ETH_WITHDRAW_FEE").get(code, 0)
+        large = parse_amounts(st.eth_withdraw_large, "CASINO_ETH_WITHDRAW_LARGE").get(code)
+        return Limits(code, max(1, low), high, fee, large)
+
+    def check_address(self, text: object) -> str:
+        """EIP-55 (any spelling accepted, stored checksummed); never the zero address."""
+        address = keys.checksum(text)
+        if address == ZERO_ADDRESS:
+            raise ValueError("This is the zero address: funds sent there are lost.")
+        return address
+
+    def is_own_address(self, s: Session, address: str) -> bool:
+        """A deposit address, the hot wallet, the Safe, BatchPay or a token contract."""
+        st = get_settings()
+        ours = {keys.hot_wallet_address()}
+        for extra in (st.eth_batch_contract, st.eth_safe_address,
+                      *parse_tokens(st.eth_tokens).values()):
+            if extra:
+                try:
+                    ours.add(keys.checksum(extra))
+                except ValueError:
+                    continue
+        return address in ours or bool(addresses.owners(s, CHAIN, [address]))
+
+    def take_back_cold_payment(self, s: Session, withdrawal_id: int, reason: str) -> bool:
+        return safe_payments.cancel_for_withdrawal(s, withdrawal_id, reason)
+
+
+ETHEREUM = Ethereum()
