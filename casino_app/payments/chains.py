@@ -12,10 +12,13 @@ adapters this casino runs is payments/adapters.py. Nothing here imports an adapt
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy.orm import Session
+
+from casino_app.core.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,11 @@ class Chain(Protocol):
 
     # The chain's name in the shared tables (their ``chain`` column): "ethereum".
     name: str
+
+    def setting_checks(self, st: Settings) -> list[Callable[[], object]]:
+        """One call per list setting of the chain, parsing it as the code that uses it
+        does and raising ValueError naming the variable (``casino config check``)."""
+        ...
 
     def currencies(self) -> list[str]:
         """The ledger currencies the casino takes and pays on this chain now, as

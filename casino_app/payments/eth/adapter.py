@@ -1,15 +1,18 @@
 """Ethereum as the shared payments modules see it (payments/chains.Chain): the currencies it
 takes (ETH and the configured ERC-20 tokens; none without a node), its withdrawal limits
 (``CASINO_ETH_WITHDRAW_*``), what a withdrawal address must be (EIP-55, not the zero
-address, not one of ours) and how a rejected withdrawal's Safe payment is taken back
-(payments/eth/safe_payments.py).
+address, not one of ours), how a rejected withdrawal's Safe payment is taken back
+(payments/eth/safe_payments.py) and how its list settings are checked.
 """
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
+from collections.abc import Callable
 
-from casino_app.core.settings import get_settings
+from sqlalchemy.orm import Session
+from web3 import Web3
+
+from casino_app.core.settings import Settings, get_settings
 from casino_app.payments.assets import parse_amounts
 from casino_app.payments.chains import Limits
 from casino_app.payments.currencies import MAX_AMOUNT, currency
@@ -18,8 +21,31 @@ from casino_app.payments.eth.chain import ZERO_ADDRESS
 from casino_app.payments.eth.watcher import CHAIN, parse_tokens
 
 
+def _address(name: str, value: str) -> None:
+    if value and not Web3.is_checksum_address(value):
+        raise ValueError(f"{name}: '{value}' is not a checksummed (EIP-55) address")
+
+
 class Ethereum:
     name = CHAIN
+
+    def setting_checks(self, st: Settings) -> list[Callable[[], object]]:
+        from casino_app.payments.eth.custody import parse_band
+
+        amounts = {"CASINO_ETH_PENDING_CAP": st.eth_pending_cap,
+                   "CASINO_ETH_DUST": st.eth_dust,
+                   "CASINO_ETH_WITHDRAW_MIN": st.eth_withdraw_min,
+                   "CASINO_ETH_WITHDRAW_MAX": st.eth_withdraw_max,
+                   "CASINO_ETH_WITHDRAW_FEE": st.eth_withdraw_fee,
+                   "CASINO_ETH_WITHDRAW_LARGE": st.eth_withdraw_large,
+                   "CASINO_ETH_SWEEP_MIN": st.eth_sweep_min}
+        return [
+            lambda: parse_tokens(st.eth_tokens),
+            *[(lambda n=name, v=value: parse_amounts(v, n)) for name, value in amounts.items()],
+            lambda: parse_band(st.eth_hot_band),
+            lambda: _address("CASINO_ETH_SAFE_ADDRESS", st.eth_safe_address),
+            lambda: _address("CASINO_ETH_BATCH_CONTRACT", st.eth_batch_contract),
+        ]
 
     def currencies(self) -> list[str]:
         """ETH and the configured tokens (none without a node)."""

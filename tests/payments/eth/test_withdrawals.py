@@ -24,6 +24,7 @@ from casino_app.core.settings import reset_settings_cache
 from casino_app.payments import ledger, withdrawals
 from casino_app.payments.eth import addresses, batcher, keys
 from casino_app.payments.eth.batcher import Batcher
+from casino_app.payments.eth.chain import ZERO_ADDRESS
 from casino_app.payments.hold_models import PlayerHold
 from casino_app.payments.models import PendingTransfer
 from casino_app.payments.signer import eth as signer_eth
@@ -148,7 +149,7 @@ def test_refused_requests_change_nothing(env, devnet) -> None:  # noqa: ANN001
         (("DOGE", "1", good), withdrawals.UnsupportedCurrency, "not available"),
         (("ETH", "0.001", wrong_case), withdrawals.InvalidAddress, "wrong checksum"),
         (("ETH", "0.001", "0x1234"), withdrawals.InvalidAddress, "40 hex"),
-        (("ETH", "0.001", withdrawals.ZERO_ADDRESS), withdrawals.InvalidAddress, "zero"),
+        (("ETH", "0.001", ZERO_ADDRESS), withdrawals.InvalidAddress, "zero"),
         (("ETH", "0.001", deposit), withdrawals.InvalidAddress, "casino's own"),
         (("ETH", "0.001", deposit.lower()), withdrawals.InvalidAddress, "casino's own"),
         (("ETH", "0.001", keys.hot_wallet_address()), withdrawals.InvalidAddress, "own"),
