@@ -20,6 +20,10 @@ from sqlalchemy.orm import Session
 
 from casino_app.core.settings import Settings
 
+# The chain of callers that name none: the wallet page, its push loop and the staff custody
+# pages show Ethereum only until they name the chain they show.
+DEFAULT_CHAIN = "ethereum"
+
 
 @dataclass(frozen=True)
 class Limits:

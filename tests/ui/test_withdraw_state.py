@@ -18,9 +18,8 @@ from sqlalchemy import func, select
 from casino_app.core.clock import utcnow
 from casino_app.core.db import ledger_tx
 from casino_app.core.settings import reset_settings_cache
-from casino_app.payments import ledger, withdrawals
+from casino_app.payments import activity, ledger, withdrawals
 from casino_app.payments.currencies import currency
-from casino_app.payments.eth import activity
 from casino_app.payments.signer.seed import account_xpub
 from casino_app.payments.withdrawal_models import Withdrawal
 from casino_app.ui import push

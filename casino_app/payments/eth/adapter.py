@@ -2,7 +2,9 @@
 takes (ETH and the configured ERC-20 tokens; none without a node), its withdrawal limits
 (``CASINO_ETH_WITHDRAW_*``), what a withdrawal address must be (EIP-55, not the zero
 address, not one of ours), how a rejected withdrawal's Safe payment is taken back
-(payments/eth/safe_payments.py) and how its list settings are checked.
+(payments/eth/safe_payments.py) and how its list settings are checked. Also what the
+wallet page shows of the network: the EIP-681 URI of a deposit address (what the QR code
+holds) and a readable name for the chain id.
 """
 
 from __future__ import annotations
@@ -89,3 +91,27 @@ class Ethereum:
 
 
 ETHEREUM = Ethereum()
+
+
+# --- the wallet page -------------------------------------------------------------------------
+
+# Chain ids a casino may run on, by name; anything else is named by its id.
+NETWORKS = {
+    1: "Ethereum mainnet",
+    11155111: "Sepolia testnet",
+    17000: "Holesky testnet",
+    560048: "Hoodi testnet",
+    31337: "the local development chain",
+}
+
+
+def network_name(chain_id: int) -> str:
+    return NETWORKS.get(chain_id, f"the network with chain id {chain_id}")
+
+
+def payment_uri(address: str, chain_id: int, token: str | None = None) -> str:
+    """EIP-681: ``ethereum:<address>@<chain id>`` for ether; for an ERC-20 token,
+    ``ethereum:<token>@<chain id>/transfer?address=<address>`` (wallets ask the amount)."""
+    if token is None:
+        return f"ethereum:{address}@{chain_id}"
+    return f"ethereum:{token}@{chain_id}/transfer?address={address}"

@@ -29,9 +29,8 @@ from decimal import Decimal
 import reflex as rx
 
 from casino_app.core.logging import get_logger
-from casino_app.payments import withdrawals
+from casino_app.payments import activity, withdrawals
 from casino_app.payments.currencies import Currency, currency
-from casino_app.payments.eth import activity
 from casino_app.payments.withdrawals import WithdrawalRefused, WithdrawalView
 from casino_app.security.audit import AuditAction
 from casino_app.security.ratelimit import RateLimited
