@@ -18,6 +18,7 @@ from casino_app.core.settings import Settings, get_settings
 from casino_app.payments.assets import parse_amounts
 from casino_app.payments.chains import Limits
 from casino_app.payments.currencies import MAX_AMOUNT, currency
+from casino_app.payments.custody import parse_band
 from casino_app.payments.eth import addresses, keys, safe_payments
 from casino_app.payments.eth.chain import ZERO_ADDRESS
 from casino_app.payments.eth.watcher import CHAIN, parse_tokens
@@ -32,8 +33,6 @@ class Ethereum:
     name = CHAIN
 
     def setting_checks(self, st: Settings) -> list[Callable[[], object]]:
-        from casino_app.payments.eth.custody import parse_band
-
         amounts = {"CASINO_ETH_PENDING_CAP": st.eth_pending_cap,
                    "CASINO_ETH_DUST": st.eth_dust,
                    "CASINO_ETH_WITHDRAW_MIN": st.eth_withdraw_min,

@@ -71,6 +71,7 @@ from casino_app.core.metrics import HOT_WALLET_BELOW_MIN
 from casino_app.core.settings import get_settings
 from casino_app.payments.address_models import DepositAddress
 from casino_app.payments.assets import Asset, parse_amounts
+from casino_app.payments.custody import parse_band
 from casino_app.payments.deposit_models import ChainBlock, ChainDeposit
 from casino_app.payments.eth import chain as chain_tools
 from casino_app.payments.eth.batcher import (
@@ -82,7 +83,6 @@ from casino_app.payments.eth.batcher import (
     _bumped,
     _Open,
 )
-from casino_app.payments.eth.custody import parse_band
 from casino_app.payments.eth.sweep_models import HotBand, SweepMark
 from casino_app.payments.eth.watcher import parse_tokens
 from casino_app.payments.withdrawal_models import WithdrawalBatch
