@@ -21,8 +21,8 @@ from web3.exceptions import TransactionNotFound
 
 from casino_app.core.db import ledger_tx
 from casino_app.core.settings import reset_settings_cache
-from casino_app.payments import ledger, withdrawals
-from casino_app.payments.eth import batcher, chain, safe_exec, safe_payments
+from casino_app.payments import ledger, sender, withdrawals
+from casino_app.payments.eth import chain, safe_exec, safe_payments
 from casino_app.payments.eth.batcher import Batcher
 from casino_app.payments.eth.safe_exec import SafeExecutor
 from casino_app.payments.eth.safe_models import SafePayment
@@ -64,7 +64,7 @@ def env(any_env: str, devnet, chain_state, monkeypatch: pytest.MonkeyPatch):  # 
     monkeypatch.setenv("CASINO_ETH_WITHDRAW_LARGE", f"ETH:{LARGE_ETH},USDT:100000000")
     reset_settings_cache()
     signer_eth.forget()
-    monkeypatch.setattr(batcher, "fault", None)
+    monkeypatch.setattr(sender, "fault", None)
     monkeypatch.setattr(safe_exec, "fault", None)
     w3 = anvil.w3
     hot = signer_eth.hot_address()

@@ -21,7 +21,7 @@ from web3.exceptions import TransactionNotFound
 
 from casino_app.core.db import ledger_tx
 from casino_app.core.settings import reset_settings_cache
-from casino_app.payments import ledger, withdrawals
+from casino_app.payments import ledger, sender, withdrawals
 from casino_app.payments.eth import addresses, batcher, keys
 from casino_app.payments.eth.batcher import Batcher
 from casino_app.payments.eth.chain import ZERO_ADDRESS
@@ -70,7 +70,7 @@ def env(any_env: str, devnet, chain_state, monkeypatch: pytest.MonkeyPatch):  # 
                        f"ETH:{ETH_FEE},USDT:{TOKEN_FEE},USDC:{TOKEN_FEE}")
     reset_settings_cache()
     signer_eth.forget()
-    monkeypatch.setattr(batcher, "fault", None)
+    monkeypatch.setattr(sender, "fault", None)
     hot = signer_eth.hot_address()
     w3 = anvil.w3
     w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
@@ -288,12 +288,12 @@ def _crash_at(env, devnet, point: str) -> None:  # noqa: ANN001
         if at == point:
             raise Crash(at)
 
-    batcher.fault = die
+    sender.fault = die
     try:
         with pytest.raises(Crash):
             _batcher(env, devnet).run()
     finally:
-        batcher.fault = None
+        sender.fault = None
 
 
 def test_crash_after_recording_before_broadcast_sends_the_same_tx(env, devnet) -> None:  # noqa: ANN001
@@ -372,9 +372,9 @@ def test_reverted_batch_requeues_and_a_repeated_revert_fails_alone(env, devnet) 
         if point == "signed":
             _zero_usdt_balance(env, devnet, b.hot)
 
-    batcher.fault = drain
+    sender.fault = drain
     res = b.run()
-    batcher.fault = None
+    sender.fault = None
     assert res.created == 1 and res.broadcast == 1
     res = b.run()
     assert (res.failed, res.voided, res.requeued) == (1, 0, 2)
@@ -394,15 +394,15 @@ def test_reverted_batch_requeues_and_a_repeated_revert_fails_alone(env, devnet) 
     assert b.run().created == 0
     # refilled, and reverting again: all queued again; the first two were there before
     _mint_usdt(env, devnet, b.hot, 1_000 * 10**6)
-    batcher.fault = drain
+    sender.fault = drain
     assert b.run().created == 1
-    batcher.fault = None
+    sender.fault = None
     assert b.run().requeued == 3
     # the oldest repeat goes alone, reverts alone: it fails, its reservation voided
     _mint_usdt(env, devnet, b.hot, 1_000 * 10**6)
-    batcher.fault = drain
+    sender.fault = drain
     assert b.run().created == 1
-    batcher.fault = None
+    sender.fault = None
     res = b.run()
     assert (res.failed, res.voided, res.requeued) == (1, 1, 0)
     # the rest is paid: the other repeat alone, then the third
@@ -514,9 +514,9 @@ def test_a_recipient_that_reverts_when_mined_fails_alone(env, devnet) -> None:  
     b = _batcher(env, devnet)
     hot_before = env.w3.eth.get_balance(b.hot)
     safe_before = env.w3.eth.get_balance(devnet["safe"])
-    batcher.fault = _on_signed(turn)
+    sender.fault = _on_signed(turn)
     assert b.run().broadcast == 1
-    batcher.fault = None
+    sender.fault = None
     res = b.run()
     assert (res.confirmed, res.paid, res.voided) == (1, 2, 1)
     [batch] = _batches()
@@ -552,9 +552,9 @@ def test_a_token_recipient_blacklisted_before_mining_fails_alone(env, devnet) ->
         env.w3.eth.wait_for_transaction_receipt(usdc.functions.setBlocked(tos[1], True)
                                                 .transact({"from": env.accounts[0]}))
 
-    batcher.fault = _on_signed(blacklist)
+    sender.fault = _on_signed(blacklist)
     assert b.run().broadcast == 1
-    batcher.fault = None
+    sender.fault = None
     res = b.run()
     assert (res.confirmed, res.paid, res.voided) == (1, 2, 1)
     assert [_token_balance(env, devnet, "USDC", t) for t in tos] == [10_000_000, 0, 30_000_000]
@@ -776,9 +776,9 @@ def test_a_withdrawal_without_its_paid_log_is_left_for_staff(env, devnet) -> Non
     before = REGISTRY.get_sample_value("casino_eth_payment_anomalies_total",
                                        {"anomaly": "no_paid_log"}) or 0
     b = _batcher(env, devnet)
-    batcher.fault = _on_signed(alter)
+    sender.fault = _on_signed(alter)
     assert b.run().broadcast == 1
-    batcher.fault = None
+    sender.fault = None
     res = b.run()
     assert (res.confirmed, res.paid, res.anomalies, res.voided) == (1, 1, 1, 0)
     assert REGISTRY.get_sample_value("casino_eth_payment_anomalies_total",
@@ -912,9 +912,9 @@ def test_books_reconcile_with_the_chain_before_during_and_after_a_batch(env, dev
     switch, turn = switch_recipient(env)
     withdrawals.request_withdrawal("p-rec", "ETH", 300_000, switch, "k-rec-refused")
     b = _batcher(env, devnet, confirmations=3)
-    batcher.fault = _on_signed(turn)  # the switch refuses once the ETH batch is signed
+    sender.fault = _on_signed(turn)  # the switch refuses once the ETH batch is signed
     b.run()  # approve (USDT) and the ETH batch are mined, not settled (3 confirmations)
-    batcher.fault = None
+    sender.fault = None
     clean()
     for _ in range(12):
         env.mine(1)
