@@ -1,5 +1,8 @@
-"""Ledger database tables of the chain watcher: the blocks it followed and the deposits it
-found. Written only by payments/eth/watcher.py."""
+"""Ledger database tables of the chain watchers, keyed by chain: the blocks each followed
+and the deposits it found. Written only through payments/deposits.py (the watchers:
+payments/eth/watcher.py). ``address`` and ``sender`` are ``String(42)`` (EIP-55; too short
+for some bech32 addresses, and a Bitcoin deposit has no single sender: docs/ARCHITECTURE.md);
+``log_index`` is a Bitcoin deposit's output index."""
 
 from __future__ import annotations
 
