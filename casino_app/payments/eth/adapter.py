@@ -30,6 +30,8 @@ def _address(name: str, value: str) -> None:
 
 
 class Ethereum:
+    """The Ethereum adapter (one instance, ``ETHEREUM``, listed in payments/adapters.py)."""
+
     name = CHAIN
 
     def setting_checks(self, st: Settings) -> list[Callable[[], object]]:
