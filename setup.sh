@@ -11,7 +11,8 @@
 # .tools/ when the system Node is older than Reflex 0.10 needs (22.22). The Ethereum
 # development tools go into the same .tools/ from npm: anvil (the Foundry dev node, used
 # by the tests and `casino devnet`), solc-js, OpenZeppelin and the Safe contracts (sources
-# of casino_app/payments/eth/contracts/).
+# of casino_app/payments/eth/contracts/). bcoin, a full-node implementation of Bitcoin, goes
+# into .tools/bcoin/ from npm too: the tests run a private in-memory regtest node with it.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -22,6 +23,11 @@ ETH_PACKAGES=(
   "@openzeppelin/contracts@5.7.0"
   "@safe-global/safe-contracts@1.4.1"
 )
+# bcoin's optional native addons cannot build offline: it is installed with --ignore-scripts
+# and run with NODE_BACKEND=js. Its database addon `leveldown` is still require()d at start
+# (never opened with --memory=true), so its own package.json maps it to memdown.
+BCOIN_PACKAGE="bcoin@1.0.2"
+BCOIN_LEVELDOWN="npm:memdown@1.4.1"
 TOOLS="$PWD/.tools"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -81,6 +87,7 @@ install_node() {
   export REFLEX_USE_NPM=1
   node_ok || { echo "Node.js >= 22.22 is required" >&2; exit 1; }
   install_eth_tools
+  install_btc_tools
 }
 
 install_eth_tools() {
@@ -99,6 +106,44 @@ install_eth_tools() {
   fi
   "$TOOLS/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil" --version >/dev/null \
     || { echo "anvil from @foundry-rs/anvil-linux-amd64 does not run" >&2; exit 1; }
+}
+
+install_btc_tools() {
+  # bcoin in its own folder .tools/bcoin/ (its package.json holds the leveldown override),
+  # installed unless already there at that exact version with the override in place (a
+  # second run costs two node calls and the start check, no npm). The check starts a real
+  # regtest node in memory and asks it for its height through its RPC handler.
+  local dir="$TOOLS/bcoin" version="${BCOIN_PACKAGE##*@}" found db
+  found=$(node -p "try { require('$dir/node_modules/bcoin/package.json').version }
+                   catch (e) { '' }" 2>/dev/null || true)
+  db=$(node -p "try { require('$dir/node_modules/leveldown/package.json').name }
+                catch (e) { '' }" 2>/dev/null || true)
+  if [ "$found" != "$version" ] || [ "$db" != "memdown" ]; then
+    say "Installing bcoin from npm into .tools/bcoin/: $BCOIN_PACKAGE (leveldown -> $BCOIN_LEVELDOWN)"
+    mkdir -p "$dir"
+    rm -rf "$dir/node_modules" "$dir/package-lock.json"
+    node -e '
+      const [file, version, leveldown] = process.argv.slice(1);
+      require("fs").writeFileSync(file, JSON.stringify({
+        name: "hashhouse-bcoin", private: true,
+        description: "bcoin for the private regtest node of the tests (written by setup.sh)",
+        dependencies: {bcoin: version}, overrides: {leveldown: leveldown}}, null, 2) + "\n");
+    ' "$dir/package.json" "$version" "$BCOIN_LEVELDOWN"
+    npm install --silent --no-audit --no-fund --ignore-scripts --prefix "$dir"
+  fi
+  NODE_BACKEND=js node -e '
+    const dir = process.argv[1];
+    const FullNode = require(dir + "/node_modules/bcoin/lib/node/fullnode");
+    const node = new FullNode({network: "regtest", memory: true, workers: false,
+      listen: false, only: ["192.0.2.1"], httpHost: "127.0.0.1", httpPort: 0,
+      apiKey: "setup-check", logLevel: "error"});
+    (async () => {
+      await node.ensure();
+      await node.open();
+      await node.rpc.execute({method: "getblockcount", params: []});
+      await node.close();
+    })().catch((e) => { console.error(e.stack); process.exit(1); });' "$dir" \
+    || { echo "bcoin from .tools/bcoin does not start" >&2; exit 1; }
 }
 
 install_test_tools() {

@@ -11,7 +11,8 @@ players, their sessions and FUN balances directly through the services in this p
 scenario every simulated player opens a Socket.IO websocket at ``/_event`` the way the
 browser does (hydrate in the CONNECT packet, its session token as the ``hh_session``
 localStorage value, the dice page's on_load chain: require_player, WalletState.load,
-GameState.open_game("dice")), then, all players together:
+GameState.open_game("dice"); the protocol client is tests/support/reflex_client.py, shared
+with the security suite), then, all players together:
 
   1. ``--noops`` bare events each: ``GameState.edit_amount`` (what typing in the amount
      box sends: sets one string var, no database). A handler that changes nothing gets no
@@ -38,21 +39,20 @@ import fcntl
 import json
 import os
 import random
-import re
 import secrets
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.support import reflex_client as rc  # noqa: E402
 from tests.support.services import (  # noqa: E402
     AppFailed,
     free_port,
@@ -62,26 +62,15 @@ from tests.support.services import (  # noqa: E402
 
 LOCK = "/tmp/hh-web.lock"
 PAGE = "/games/dice"
-ROOT_STATE = "reflex___state____state"
-SESSION_STATE = f"{ROOT_STATE}.casino_app___ui___state___session____session_state"
-WALLET_STATE = f"{ROOT_STATE}.casino_app___ui___state___wallet____wallet_state"
-GAME_STATE = f"{ROOT_STATE}.casino_app___ui___state___games____game_state"
-HYDRATE = f"{ROOT_STATE}.hydrate_and_load"
-# The browser's io("ws://host/_event", {path: "/_event"}) takes the URL's path as the
-# Socket.IO namespace too: the events live in namespace "/_event", not "/".
-NAMESPACE = "/_event"
+SESSION_STATE = rc.SESSION_STATE
+WALLET_STATE = f"{rc.ROOT_STATE}.casino_app___ui___state___wallet____wallet_state"
+GAME_STATE = f"{rc.ROOT_STATE}.casino_app___ui___state___games____game_state"
 BET = f"{GAME_STATE}.bet"
 BARE = f"{GAME_STATE}.edit_amount"
-# Client storage goes in the hydrate payload keyed by the var's full name + "_rx_state_".
-TOKEN_VAR = f"{SESSION_STATE}.token_rx_state_"
 UA = "Mozilla/5.0 (X11; Linux x86_64) hh-bench/ws_bets"
 PASSWORD = "bench pass phrase"  # noqa: S105 - throwaway accounts in a temporary database
 EVENT_TIMEOUT = 120.0
-
-
-def v(name: str) -> str:
-    """A plain state var's key in a delta."""
-    return f"{name}_rx_state_"
+v = rc.v
 
 
 def pct(values: list[float], q: float) -> float:
@@ -125,19 +114,6 @@ def adopt_env(env: dict[str, str]) -> None:
     reset_databases()
 
 
-def frontend_boot_values() -> tuple[str | None, list[str] | None]:
-    """The state schema and initial-state hashes the compiled frontend sends on its first
-    connect (read from .web while the lock is held: the build the app serves)."""
-    try:
-        text = (ROOT / ".web" / "utils" / "context.jsx").read_text()
-    except OSError:
-        return None, None
-    schema = re.search(r'^export const stateSchema = "([0-9a-f]+)"', text, re.M)
-    hashes = re.search(r"^export const initialStateHashes = (\[.*\])$", text, re.M)
-    return (schema.group(1) if schema else None,
-            json.loads(hashes.group(1)) if hashes else None)
-
-
 def start_app(env: dict[str, str], port: int, log: Path):  # noqa: ANN201
     """``casino run`` on the port; the .web lock is held only until it answers."""
     url = f"http://127.0.0.1:{port}"
@@ -150,7 +126,7 @@ def start_app(env: dict[str, str], port: int, log: Path):  # noqa: ANN201
             proc = start_casino(env, port, log, ROOT)
         except AppFailed as exc:
             raise SystemExit(str(exc)) from None
-        boot = frontend_boot_values()
+        boot = rc.Boot.from_build(ROOT)  # the build the app serves, read under the lock
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
@@ -190,94 +166,40 @@ def create_players(n: int) -> list[Account]:
 
 # --- one simulated browser tab ----------------------------------------------------------
 
-@dataclass
-class Tab:
-    url: str
-    account: Account
-    boot: tuple[str | None, list[str] | None]
-    page: str = PAGE  # the router pathname the tab is on (its on_load chain runs there)
-    client_token: str = field(default_factory=lambda: str(uuid.uuid4()))
-    inbox: asyncio.Queue = field(default_factory=asyncio.Queue)
-    seen: dict[str, dict[str, Any]] = field(default_factory=dict)
-    mismatch: bool = False
-    bet_ids: list[int] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)
-    bytes_bet: int = 0
-    bytes_bare: int = 0
-    hydrate_msgs: int = 0
-    hydrate_bytes: int = 0
-    bares: int = 0
+class Tab(rc.Tab):
+    """One simulated player's tab (tests/support/reflex_client.py), with the figures the
+    bench reports."""
 
-    def __post_init__(self) -> None:
-        import socketio
-
-        self.sio = socketio.AsyncClient(reconnection=False)
-        self.sio.on("event", self._on_event, namespace=NAMESPACE)
-        self.sio.on("state_mismatch", self._on_mismatch, namespace=NAMESPACE)
-
-    def _on_event(self, update: dict) -> None:
-        self.inbox.put_nowait((time.perf_counter(), update))
-
-    def _on_mismatch(self, *_: Any) -> None:
-        self.mismatch = True
-
-    def _router(self) -> dict[str, Any]:
-        return {"pathname": self.page, "asPath": self.page}
+    def __init__(self, url: str, account: Account, boot: rc.Boot, page: str = PAGE) -> None:
+        super().__init__(url, account.token, page, boot, user_agent=UA, timeout=EVENT_TIMEOUT,
+                         keep_log=False)
+        self.account = account
+        self.bet_ids: list[int] = []
+        self.refused: list[str] = []
+        self.bytes_bet = 0
+        self.bytes_bare = 0
+        self.hydrate_msgs = 0
+        self.hydrate_bytes = 0
+        self.bares = 0
 
     def _merge(self, update: dict) -> None:
-        for sub, values in (update.get("delta") or {}).items():
-            self.seen.setdefault(sub, {}).update(values)
-
-    async def until(self, match, timeout: float = EVENT_TIMEOUT) -> tuple[float, dict]:  # noqa: ANN001
-        """The first update that ``match``es (earlier ones are merged into ``seen`` and
-        skipped); returns its arrival time (perf_counter) and the update."""
-        deadline = time.perf_counter() + timeout
-        while True:
-            left = deadline - time.perf_counter()
-            if left <= 0:
-                raise TimeoutError("no answer")
-            t, update = await asyncio.wait_for(self.inbox.get(), left)
-            self._merge(update)
-            if match(update):
-                return t, update
-
-    async def open(self) -> float:
-        """Connect with the hydrate in the CONNECT packet, as the browser does, and wait
-        for the page's on_load chain to end (is_hydrated back to true); the player must
-        be signed in (and, on the dice page, the dice game open)."""
-        schema, hashes = self.boot
-        payload: dict[str, Any] = {"vars": {TOKEN_VAR: self.account.token}}
-        if hashes:
-            payload["hashes"] = hashes
-        auth: dict[str, Any] = {"event": {"name": HYDRATE, "payload": payload,
-                                          "router_data": self._router()}}
-        if schema:
-            auth["state_schema"] = schema
-        t0 = time.perf_counter()
-        await self.sio.connect(f"{self.url}?token={self.client_token}",
-                               socketio_path="_event", namespaces=[NAMESPACE],
-                               transports=["websocket"],
-                               auth=auth, headers={"User-Agent": UA, "Origin": self.url},
-                               wait_timeout=EVENT_TIMEOUT)
-
-        def hydrated(update: dict) -> bool:
+        if not self.hydrated:  # still connecting: the hydrate and the on_load chain
             self.hydrate_msgs += 1
             self.hydrate_bytes += len(json.dumps(update))
-            root = (update.get("delta") or {}).get(ROOT_STATE, {})
-            return root.get(v("is_hydrated")) is True
+        super()._merge(update)
 
-        t, _ = await self.until(hydrated)
+    async def open(self) -> float:  # type: ignore[override]
+        """Connect on the page and wait for its on_load chain; the player must be signed
+        in (and, on the dice page, the dice game open)."""
+        dt = await super().open()
         game = self.seen.get(GAME_STATE, {})
         if not self.seen.get(SESSION_STATE, {}).get(v("signed_in")) or \
                 (self.page == PAGE and game.get(v("game")) != "dice"):
             raise RuntimeError(f"not on {self.page} signed in: {self.seen.get(SESSION_STATE)}")
-        return t - t0
+        return dt
 
     async def _send(self, name: str, payload: dict[str, Any], match) -> tuple[float, dict]:  # noqa: ANN001
-        t0 = time.perf_counter()
-        await self.sio.emit("event", {"name": name, "payload": payload,
-                                      "router_data": self._router()},
-                            namespace=NAMESPACE)
+        t0 = await self.emit(name, payload)
         t, update = await self.until(match)
         return t - t0, update
 

@@ -3,6 +3,8 @@ wallet push).
 Nothing else happens at import time."""
 
 import reflex as rx
+from reflex.utils.prerequisites import get_web_dir
+from reflex_base.constants import Dirs
 
 from casino_app.api.app import api_transformers
 from casino_app.core.logging import configure_logging
@@ -18,7 +20,9 @@ configure_logging(_settings.log_level, _settings.log_json)
 app = rx.App(
     style=global_style,
     head_components=head_components(),
-    api_transformer=api_transformers(),
+    # The built pages that the backend serves in production (single port); the CSP lists
+    # the hashes of their inline scripts.
+    api_transformer=api_transformers(frontend_dir=(get_web_dir() / Dirs.STATIC).resolve()),
     html_lang="en",
 )
 app.register_lifespan_task(run_in_app)

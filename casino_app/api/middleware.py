@@ -9,7 +9,11 @@ compiled frontend's static files):
 - ``X-Request-ID``: the caller's, when it is a short safe token, else a new one; it is
   also put into ``casino_app.core.logging.request_id_var`` so every log line of the
   request carries it;
-- the security headers of ``security_headers()`` (HSTS, CSP, nosniff, frame denial...).
+- the security headers of ``security_headers()`` (HSTS, CSP, nosniff, frame denial...);
+  the CSP's ``script-src`` lists the hashes of the built pages' inline scripts
+  (``api/csp.py``) instead of ``'unsafe-inline'``;
+- the bind cookie (``security/session_cookie.py``) when the request has none, so the socket
+  that the page opens next carries it.
 
 Every HTTP request is counted in ``casino_http_requests_total`` (route template for our
 /api routes, else a fixed bucket, so the label stays bounded).
@@ -26,15 +30,24 @@ import re
 import time
 import uuid
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from casino_app.api.csp import BuildScriptHashes
 from casino_app.core.logging import get_logger, request_id_var
 from casino_app.core.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 from casino_app.core.settings import get_settings
+from casino_app.security.session_cookie import (
+    BIND_MAX_AGE,
+    cookie_names,
+    cookie_value,
+    new_bind_value,
+    set_cookie_header,
+)
 
 log = get_logger("casino.http")
 
@@ -45,16 +58,23 @@ _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OP
 HSTS = "max-age=63072000; includeSubDomains"
 
 
-def content_security_policy(public_url: str | None = None) -> str:
+def content_security_policy(public_url: str | None = None,
+                            script_hashes: Iterable[str] = ()) -> str:
     """The CSP for every page and response.
 
-    Reflex's pages need inline scripts (React Router hydration data, the colour-mode
-    preload) and inline styles (Emotion / Radix), hence 'unsafe-inline' for both.
-    'unsafe-eval' is there because Reflex runs the JavaScript of server-sent events with
-    eval(): every ``rx.toast``, ``rx.call_script`` or ``rx.set_clipboard`` returned from
-    a state handler fails without it (seen in Chromium: "EvalError ... 'unsafe-eval' is
-    not an allowed source", and no toast). The code evaluated comes from our own backend
-    over our own socket; no third-party script source is allowed.
+    Scripts: our own files ('self') and the inline scripts of the build, each by its
+    SHA-256 (``script_hashes``, from ``api/csp.py``); no 'unsafe-inline', no
+    'unsafe-eval'. Reflex evaluates with eval() the JavaScript of events that a state
+    handler returns (``rx.toast``, ``rx.call_script``, ``rx.set_clipboard`` sent from the
+    server) and of ``rx.call_script`` given a string; the app uses none of these (server
+    notices go through ``ui/state/notice.py``, page scripts through ``rx.call_function``
+    with compiled code), so a script an attacker gets into a page or a state var cannot
+    be run through eval either.
+    Styles keep 'unsafe-inline': Emotion (Reflex's CSS-in-JS) writes every component's
+    style as an inline <style> element at build time and at run time, and Radix sets
+    style="" attributes (slider positions, popper placement); neither can be listed by
+    hash. CSS cannot run script; what it leaves possible (restyling, CSS-selector data
+    probes) needs an injection point that React's escaping does not give.
     WebSocket connections are allowed to our own public origin only ('self' covers the
     same origin in current browsers; the explicit ws(s):// source covers the rest).
     """
@@ -71,7 +91,8 @@ def content_security_policy(public_url: str | None = None) -> str:
         connect += ["ws:", "wss:"]
     directives = [
         "default-src 'self'",
-        "script-src 'self' 'unsafe-inline' 'unsafe-eval'",
+        " ".join(["script-src 'self'", *script_hashes]),
+        "script-src-attr 'none'",
         "style-src 'self' 'unsafe-inline'",
         "img-src 'self' data: blob:",
         "font-src 'self' data:",
@@ -86,11 +107,12 @@ def content_security_policy(public_url: str | None = None) -> str:
     return "; ".join(directives)
 
 
-def security_headers(public_url: str | None = None) -> dict[str, str]:
+def security_headers(public_url: str | None = None,
+                     script_hashes: Iterable[str] = ()) -> dict[str, str]:
     """Headers added to every HTTP response (name -> value)."""
     return {
         "Strict-Transport-Security": HSTS,
-        "Content-Security-Policy": content_security_policy(public_url),
+        "Content-Security-Policy": content_security_policy(public_url, script_hashes),
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
         "Referrer-Policy": "strict-origin-when-cross-origin",
@@ -130,10 +152,28 @@ class SecurityMiddleware:
     """Wraps the whole backend (API routes, Reflex, static frontend); see module doc."""
 
     def __init__(self, app: ASGIApp, *, api_route_paths: Iterable[str] = (),
-                 public_url: str | None = None) -> None:
+                 public_url: str | None = None, frontend_dir: Path | None = None) -> None:
         self.app = app
         self.api_route_paths = frozenset(api_route_paths)
-        self._headers = security_headers(public_url)
+        self._public_url = public_url
+        self._script_hashes = BuildScriptHashes(frontend_dir)
+        self._headers_for: tuple[tuple[str, ...], dict[str, str]] | None = None
+        self._cookies = cookie_names(public_url)
+
+    def _headers(self) -> dict[str, str]:
+        """The security headers, with the CSP of the build being served."""
+        hashes = self._script_hashes.current()
+        cached = self._headers_for
+        if cached is None or cached[0] is not hashes:
+            cached = (hashes, security_headers(self._public_url, hashes))
+            self._headers_for = cached
+        return cached[1]
+
+    def _needs_bind_cookie(self, scope: Scope) -> bool:
+        for name, value in scope.get("headers", ()):
+            if name == b"cookie" and cookie_value(value.decode("latin-1"), self._cookies.bind):
+                return False
+        return True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -147,12 +187,20 @@ class SecurityMiddleware:
         method: str = scope.get("method", "GET")
         start = time.perf_counter()
         state: dict[str, Any] = {"status": None}
+        security = self._headers()
+        bind = not api and self._needs_bind_cookie(scope)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 state["status"] = message["status"]
                 headers = MutableHeaders(scope=message)
-                for name, value in self._headers.items():
+                if bind:
+                    headers.append("Set-Cookie", set_cookie_header(
+                        self._cookies.bind, new_bind_value(), max_age=BIND_MAX_AGE,
+                        secure=self._cookies.secure))
+                    # One browser's cookie must never be stored for everyone by a cache.
+                    headers["Cache-Control"] = "private, no-cache"
+                for name, value in security.items():
                     # An inner app may set a stricter CSP for its own responses; keep it.
                     if name == "Content-Security-Policy" and name in headers:
                         continue

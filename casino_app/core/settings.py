@@ -8,6 +8,7 @@ files under ``data_dir``, Reflex's in-process state, no Redis, mail written to a
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import secrets
@@ -22,7 +23,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "CASINO_"
 # Settings that hold secrets: each may also be given as a file path in <NAME>_FILE.
-SECRET_FIELDS = ("encryption_keys", "smtp_password", "metrics_token")
+SECRET_FIELDS = ("encryption_keys", "smtp_password", "metrics_token", "btc_rpc_password")
+# The shortest /api/metrics token production accepts (32 hex characters: 128 bits).
+METRICS_TOKEN_MIN = 32
+# Presets of payments/btc/network.py (CASINO_BTC_NETWORK).
+BTC_NETWORKS = ("mainnet", "testnet", "signet", "regtest-core", "regtest-bcoin")
 
 
 class Environment(StrEnum):
@@ -43,6 +48,11 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     public_url: str = "http://localhost:3000"
     port: int = Field(3000, ge=1, le=65535)
+    # The address `casino run` listens on (one port: pages, websocket, /api). The default,
+    # in development and production alike, is this machine only: a reverse proxy on the
+    # same machine reaches it, nobody else. 0.0.0.0 (or ::) listens on every interface:
+    # for a container or a proxy on another host, with the port firewalled.
+    bind_host: str = "127.0.0.1"
 
     identity_db_url: str = ""
     ledger_db_url: str = ""
@@ -84,7 +94,8 @@ class Settings(BaseSettings):
     mail_from: str = "HashHouse <no-reply@localhost>"
     mail_outbox_dir: Path | None = None
 
-    # When set, /api/metrics wants "Authorization: Bearer <token>".
+    # /api/metrics wants "Authorization: Bearer <token>". Required in production (at
+    # least METRICS_TOKEN_MIN characters); unset in development: /api/metrics is open.
     metrics_token: str = ""
 
     log_level: str = "INFO"
@@ -169,6 +180,23 @@ class Settings(BaseSettings):
     # How often the books are reconciled against the chain (also `casino reconcile`).
     eth_reconcile_seconds: float = Field(3600.0, gt=0, le=7 * 86400)
 
+    # Bitcoin custody (payments/btc). Empty RPC URL: no Bitcoin node. The network's
+    # parameters (bech32 prefix, key versions, coin type, confirmations) come from the preset
+    # (payments/btc/network.py); the prefix and the confirmations can be overridden.
+    btc_network: str = "mainnet"
+    btc_rpc_url: str = ""
+    btc_rpc_user: str = ""
+    btc_rpc_password: str = ""
+    # "auto": ask the node (getnetworkinfo's subversion); "core" or "bcoin" to say it.
+    btc_rpc_dialect: str = "auto"
+    btc_rpc_timeout: float = Field(30.0, gt=0, le=600)
+    btc_bech32_hrp: str = ""
+    # 0: the network's default (mainnet 3, testnet 6, signet 3, regtest 2).
+    btc_confirmations: int = Field(0, ge=0, le=1000)
+    # The BIP84 account's extended public key (m/84'/coin'/0': zpub/vpub, or xpub/tpub):
+    # all the web process knows. Empty in development: the signer writes it to the data folder.
+    btc_xpub: str = ""
+
     # Display currency conversion: a CoinGecko-compatible API ("" = fixed rates below).
     rates_url: str = ""
     rates_seconds: float = Field(300.0, gt=0, le=86400)
@@ -177,12 +205,40 @@ class Settings(BaseSettings):
     rates_fixed: str = ("BTC:USD:90000,BTC:EUR:83000,ETH:USD:3000,ETH:EUR:2750,"
                         "USDT:USD:1,USDT:EUR:0.92,USDC:USD:1,USDC:EUR:0.92")
 
-    @field_validator("eth_rpc_url")
+    @field_validator("eth_rpc_url", "btc_rpc_url")
     @classmethod
     def _rpc(cls, v: str) -> str:
         if v and not v.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// JSON-RPC URL")
         return v.rstrip("/")
+
+    @field_validator("bind_host")
+    @classmethod
+    def _bind(cls, v: str) -> str:
+        return check_bind_host(v)
+
+    @field_validator("btc_network")
+    @classmethod
+    def _btc_network(cls, v: str) -> str:
+        if v not in BTC_NETWORKS:
+            raise ValueError(f"unknown network '{v}' (one of {', '.join(BTC_NETWORKS)})")
+        return v
+
+    @field_validator("btc_rpc_dialect")
+    @classmethod
+    def _btc_dialect(cls, v: str) -> str:
+        if v not in ("auto", "core", "bcoin"):
+            raise ValueError("must be auto (ask the node), core (Bitcoin Core or compatible) "
+                             "or bcoin")
+        return v
+
+    @field_validator("btc_bech32_hrp")
+    @classmethod
+    def _hrp(cls, v: str) -> str:
+        if v and not (len(v) <= 83 and v == v.lower() and all(33 <= ord(c) <= 126 for c in v)):
+            raise ValueError("not a bech32 prefix (1 to 83 lowercase printable ASCII "
+                             "characters, such as 'bc', 'tb', 'bcrt' or 'rb')")
+        return v
 
     @field_validator("public_url")
     @classmethod
@@ -247,6 +303,12 @@ class Settings(BaseSettings):
             missing.append("CASINO_SMTP_HOST")
         if not self.public_url.startswith("https://"):
             missing.append("CASINO_PUBLIC_URL (must be https:// in production)")
+        # /api/metrics shows sign-in outcomes and invariant counters: never open in
+        # production (a loopback bind does not hide it: the proxy forwards /api too).
+        if len(self.metrics_token) < METRICS_TOKEN_MIN:
+            missing.append(f"CASINO_METRICS_TOKEN (or CASINO_METRICS_TOKEN_FILE; at least "
+                           f"{METRICS_TOKEN_MIN} characters, e.g. from `openssl rand -hex "
+                           "32`)")
         if missing:
             raise ValueError("production needs: " + ", ".join(missing))
         return self
@@ -273,6 +335,17 @@ class Settings(BaseSettings):
         if self.encryption_keys:
             return parse_keyring(self.encryption_keys)
         return parse_keyring(_development_keys(self.data_dir))
+
+
+def check_bind_host(value: str) -> str:
+    """An IP address to listen on (``CASINO_BIND_HOST``, ``casino run --host``)."""
+    v = value.strip()
+    try:
+        ipaddress.ip_address(v)
+    except ValueError:
+        raise ValueError(f"'{v[:40]}' is not an IP address to listen on: use 127.0.0.1 "
+                         "(this machine only) or 0.0.0.0 (every interface)") from None
+    return v
 
 
 def parse_keyring(value: str) -> list[tuple[str, bytes]]:

@@ -2,6 +2,11 @@
 
 A currency never mixes with another inside the ledger: a journal entry balances per
 currency, and FUN (play money for demo mode) has no custody account and no way in or out.
+
+Every amount a person types anywhere (bets, withdrawals, Safe refills, staff adjustments,
+``casino ledger fund``, the games' targets) is read by ``parse_decimal`` (through
+``Currency.parse`` for money): a dot for decimals, no thousands separators, so "0,05" is
+refused with a message instead of becoming 5.
 """
 
 from __future__ import annotations
@@ -15,8 +20,58 @@ from casino_app.core.settings import get_settings
 
 # Amounts are stored in signed 64-bit columns on SQLite and Postgres.
 MAX_AMOUNT = 2**62
-# What a person types: digits with an optional decimal part (no sign, exponent, NaN, ...).
+MAX_TEXT = 40
+
+# What a person may type as an amount (see ``parse_decimal``): ASCII digits with at most
+# one dot for decimals, nothing else. The HTML patterns say the same to the browser (a
+# hint before sending; the server decides), with spaces around allowed as the server does.
 _PLAIN = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
+AMOUNT_PATTERN = r"\s*([0-9]+(\.[0-9]*)?|\.[0-9]+)\s*"
+SIGNED_AMOUNT_PATTERN = r"\s*(\+|-)?([0-9]+(\.[0-9]*)?|\.[0-9]+)\s*"
+AMOUNT_FORMAT = "Use a dot for decimals and no thousands separators, e.g. 1234.56."
+# Characters people write inside numbers as thousands or decimal separators: any comma,
+# apostrophes (1'000), underscores (1_000) and any space (1 000, also no-break and thin).
+_SEPARATORS = re.compile(r"[,'\u2019\u02bc_]|\s")
+
+
+class AmountError(ValueError):
+    """An amount typed by a person was refused; the message says why and is safe to show."""
+
+
+def parse_decimal(text: object, *, signed: bool = False) -> Decimal:
+    """THE parser for every amount a person types (bets, withdrawals, refills, staff
+    adjustments, ``casino ledger fund``, the games' targets): one reading that cannot be
+    mistaken, or ``AmountError`` with a message to show.
+
+    Accepted: ASCII digits with at most one dot as the decimal separator ("1234.56",
+    "0.05", ".5", "5."), spaces around it (a paste) and, with ``signed=True`` only, one
+    "+" or "-" directly before the digits. A Python ``int`` counts as whole units.
+
+    Refused, so that "0,05" can never become 5 (a comma read as a thousands separator) or
+    "1.000,50" 1000.50: any comma, spaces, underscores or apostrophes inside the number
+    ("1 000", "1_000", "1'000"), a second dot ("1.000.000"), an exponent ("1e3"), a sign
+    where none is expected, NaN, infinity, hex and digits other than ASCII 0-9. "1.000"
+    is one with three decimals (the currency then checks its decimals).
+    """
+    if isinstance(text, bool) or not isinstance(text, (str, int)):
+        raise AmountError("Enter an amount.")
+    raw = str(text).strip()
+    if not raw:
+        raise AmountError("Enter an amount.")
+    if len(raw) > MAX_TEXT:
+        raise AmountError(f"That is not an amount. {AMOUNT_FORMAT}")
+    sign, body = (raw[0], raw[1:]) if raw[0] in "+-" else ("", raw)
+    if _PLAIN.fullmatch(body):
+        if sign and not signed:
+            raise AmountError("Enter a positive amount." if sign == "-" else
+                              f"'{raw}' is not an amount: write it without a sign, "
+                              "e.g. 1234.56.")
+        value = Decimal(body)
+        return -value if sign == "-" else value
+    shown = raw[:20]
+    if _SEPARATORS.search(body) or body.count(".") > 1:
+        raise AmountError(f"'{shown}' is not a clear amount. {AMOUNT_FORMAT}")
+    raise AmountError(f"'{shown}' is not an amount. {AMOUNT_FORMAT}")
 
 
 @dataclass(frozen=True)
@@ -41,24 +96,17 @@ class Currency:
                                                          rounding=ROUND_DOWN)
         return f"{value:,.{places}f}"
 
-    def parse(self, text: object) -> int:
-        """A decimal amount typed by a person into base units; refuses extra decimals."""
-        if isinstance(text, bool) or not isinstance(text, (str, int)):
-            raise ValueError("Enter an amount.")
-        raw = str(text).strip().replace(",", "").replace("_", "")
-        if not raw or len(raw) > 40:
-            raise ValueError("Enter an amount.")
-        if raw.startswith("-") and _PLAIN.fullmatch(raw[1:]):
-            raise ValueError("Enter a positive amount.")
-        if not _PLAIN.fullmatch(raw):
-            raise ValueError(f"'{raw[:20]}' is not an amount.")
-        value = Decimal(raw)
+    def parse(self, text: object, *, signed: bool = False) -> int:
+        """An amount typed by a person (``parse_decimal``'s rules) in base units; refuses
+        more decimals than the currency has. Zero passes: callers that need a positive
+        amount say so themselves."""
+        value = parse_decimal(text, signed=signed)
         units = value * self.scale
         if units != units.to_integral_value():
-            raise ValueError(f"{self.code} has at most {self.decimals} decimals.")
+            raise AmountError(f"{self.code} has at most {self.decimals} decimals.")
         amount = int(units)
-        if amount > MAX_AMOUNT:
-            raise ValueError("That amount is too large.")
+        if abs(amount) > MAX_AMOUNT:
+            raise AmountError("That amount is too large.")
         return amount
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import reflex as rx
 
 from casino_app.ui import routes, styles
+from casino_app.ui.components.bridge import bridge
 from casino_app.ui.components.forms import link_button
 from casino_app.ui.state import fx
 from casino_app.ui.state.session import SessionState
@@ -155,6 +156,7 @@ def footer() -> rx.Component:
 
 def shell(content: rx.Component, staff: bool = False) -> rx.Component:
     return rx.box(
+        bridge(),
         header(staff),
         rx.el.main(content, style={"max_width": styles.MAX_WIDTH, "margin": "0 auto",
                                    "padding": "24px 12px", "width": "100%"}),

@@ -4,7 +4,8 @@ serves at the site root: /manifest.webmanifest, /sw.js, /offline.html, /icons/..
 
 The registration is a plain inline <script> in the document head (like Reflex's own
 colour-mode preload), so it runs from the prerendered HTML before hydration and needs no
-React hook; the CSP allows inline scripts from our own pages ('unsafe-inline').
+React hook; the CSP allows it by its SHA-256, read from the built pages (``api/csp.py``),
+like every other inline script of the build.
 """
 
 from __future__ import annotations

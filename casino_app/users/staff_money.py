@@ -136,30 +136,25 @@ def release_hold(token: str | None, user_id: object, hold_id: object, note: obje
 
 
 def _amount(currency_code: object, amount_text: object) -> tuple[str, int]:
-    """A signed decimal amount (``"0.5"``, ``"+0.5"``, ``"-0.5"``) in base units: one
-    optional sign, digits and a decimal point only (no exponents, NaN or infinity)."""
+    """A signed decimal amount (``"0.5"``, ``"+0.5"``, ``"-0.5"``) in base units, read by
+    the one amount parser (``payments.currencies.parse_decimal``: a dot for decimals, no
+    thousands separators, one sign directly before the digits)."""
     try:
         cur = currency(currency_code)
     except ValueError as exc:
         raise ValidationFailed(str(exc), "currency") from None
     if not cur.real_money:
         raise ValidationFailed("Play money is not adjusted by staff.", "currency")
-    text = amount_text.strip() if isinstance(amount_text, str) else ""
-    negative = text.startswith("-")
-    digits = text[1:].strip() if text[:1] in ("+", "-") else text
-    if not digits:
+    if not isinstance(amount_text, str) or not amount_text.strip():
         raise ValidationFailed("Enter an amount, e.g. 0.5 to credit or -0.5 to debit.",
                                "amount")
-    if digits[:1] in ("+", "-"):  # one sign only
-        raise ValidationFailed(f"'{text[:20]}' is not an amount: write it like 0.5 or -0.5.",
-                               "amount")
     try:
-        units = cur.parse(digits)
+        units = cur.parse(amount_text, signed=True)
     except ValueError as exc:
         raise ValidationFailed(str(exc), "amount") from None
     if units == 0:
         raise ValidationFailed("Enter an amount other than zero (use - to debit).", "amount")
-    return cur.code, -units if negative else units
+    return cur.code, units
 
 
 def request_adjustment(token: str | None, user_id: object, currency_code: object,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 
-def assemble(inner: ASGIApp, extra_routes: Sequence[BaseRoute] = ()) -> ASGIApp:
+def assemble(inner: ASGIApp, extra_routes: Sequence[BaseRoute] = (),
+             frontend_dir: Path | None = None) -> ASGIApp:
     """Apply ``api_transformers()`` to ``inner`` exactly as ``reflex.App.__call__`` does
     (reflex/app.py: a Starlette gets CORS and mounts the app at "", a callable wraps it).
 
@@ -22,7 +24,7 @@ def assemble(inner: ASGIApp, extra_routes: Sequence[BaseRoute] = ()) -> ASGIApp:
     from casino_app.core.settings import get_settings
 
     app = inner
-    for transformer in api_transformers(extra_routes):
+    for transformer in api_transformers(extra_routes, frontend_dir=frontend_dir):
         if isinstance(transformer, Starlette):
             transformer.add_middleware(
                 CORSMiddleware, allow_credentials=True, allow_methods=["*"],

@@ -28,8 +28,10 @@ EXPECTED = {
 }
 CSP_DIRECTIVES = {
     "default-src": "'self'",
-    # 'unsafe-eval': Reflex evals the JS of server-sent events (rx.toast from a handler).
-    "script-src": "'self' 'unsafe-inline' 'unsafe-eval'",
+    # No build here, so no inline script hashes: our own files only.
+    "script-src": "'self'",
+    "script-src-attr": "'none'",
+    # Emotion's <style> elements and Radix's style="" attributes (see middleware.py).
     "style-src": "'self' 'unsafe-inline'",
     "img-src": "'self' data: blob:",
     "font-src": "'self' data:",
@@ -118,6 +120,7 @@ def test_every_security_header_is_on_api_responses(client: TestClient) -> None:
 
 
 def test_every_security_header_is_on_pages_from_the_inner_app(client: TestClient) -> None:
+    client.cookies.set("hh_bind", "b" * 32)  # a browser that was here before
     r = client.get("/")
     assert r.text == "<html>page</html>"
     _assert_security_headers(r)
@@ -228,3 +231,98 @@ def test_cors_stays_pinned_to_the_public_origin(client: TestClient) -> None:
     assert ok.headers.get("access-control-allow-origin") == "http://localhost:3000"
     evil = client.get("/api/livez", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in evil.headers
+
+
+# --- the CSP of a built front end --------------------------------------------------------
+
+PAGE = """<!DOCTYPE html><html><head>
+<script>document.documentElement.classList.add("dark");</script>
+<script type="module" async="">import "/assets/manifest-1.js";</script>
+<script src="/assets/app.js"></script>
+</head><body><main>hi</main><script>$RC("B:0","S:0")</script></body></html>"""
+OTHER_PAGE = "<html><body><script>window.__other = 1;</script></body></html>"
+
+
+def _sha(text: str) -> str:
+    import base64
+    import hashlib
+
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+def _built(tmp: Path) -> Path:
+    build = tmp / "build" / "client"
+    (build / "games").mkdir(parents=True)
+    (build / "index.html").write_text(PAGE, encoding="utf-8")
+    (build / "games" / "dice.html").write_text(OTHER_PAGE, encoding="utf-8")
+    return build
+
+
+def test_script_src_allows_neither_inline_scripts_nor_eval(base_env: Path) -> None:
+    """The finding of the penetration test: no 'unsafe-inline' or 'unsafe-eval' for
+    scripts, in the built app's header as in the bare one."""
+    with TestClient(assemble(_inner(), frontend_dir=_built(base_env))) as c:
+        for path in ("/", "/api/livez", "/no-such-page"):
+            csp = _csp(c.get(path).headers["content-security-policy"])
+            assert "'unsafe-inline'" not in csp["script-src"], path
+            assert "'unsafe-eval'" not in csp["script-src"], path
+            assert "'unsafe-eval'" not in csp["default-src"]
+            assert csp["script-src-attr"] == "'none'"
+            assert csp["object-src"] == "'none'" and csp["frame-ancestors"] == "'none'"
+            assert csp["base-uri"] == "'self'" and csp["form-action"] == "'self'"
+
+
+def test_the_inline_scripts_of_the_build_are_allowed_by_their_hash(base_env: Path) -> None:
+    build = _built(base_env)
+    with TestClient(assemble(_inner(), frontend_dir=build)) as c:
+        sources = _csp(c.get("/").headers["content-security-policy"])["script-src"].split()
+    assert sources[0] == "'self'"
+    assert set(sources[1:]) == {
+        _sha('document.documentElement.classList.add("dark");'),
+        _sha('import "/assets/manifest-1.js";'),
+        _sha('$RC("B:0","S:0")'),
+        _sha("window.__other = 1;"),
+    }
+
+
+def test_a_rebuilt_front_end_gets_its_own_hashes(base_env: Path) -> None:
+    import os
+
+    build = _built(base_env)
+    with TestClient(assemble(_inner(), frontend_dir=build)) as c:
+        before = c.get("/").headers["content-security-policy"]
+        (build / "index.html").write_text(
+            "<html><script>console.log('new build')</script></html>", encoding="utf-8")
+        st = (build / "index.html").stat()
+        os.utime(build / "index.html", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+        after = c.get("/").headers["content-security-policy"]
+    assert _sha("console.log('new build')") in after
+    assert _sha('$RC("B:0","S:0")') in before and _sha('$RC("B:0","S:0")') not in after
+
+
+def test_without_a_build_only_our_own_script_files_are_allowed(base_env: Path) -> None:
+    with TestClient(assemble(_inner(), frontend_dir=base_env / "missing")) as c:
+        assert _csp(c.get("/").headers["content-security-policy"])["script-src"] == "'self'"
+
+
+# --- the bind cookie ---------------------------------------------------------------------
+
+def test_a_new_browser_gets_an_httponly_bind_cookie_once(client: TestClient) -> None:
+    first = client.get("/")
+    set_cookie = first.headers["set-cookie"]
+    name, _, rest = set_cookie.partition("=")
+    assert name == "hh_bind"  # http public URL here; __Host-hh_bind on https
+    value = rest.split(";")[0]
+    assert len(value) >= 32
+    attrs = {a.strip().split("=")[0].lower() for a in set_cookie.split(";")[1:]}
+    assert {"httponly", "samesite", "path", "max-age"} <= attrs
+    assert "samesite=strict" in set_cookie.lower()
+    # a response that hands out a browser's cookie is never kept by a shared cache
+    assert first.headers["cache-control"] == "private, no-cache"
+    again = client.get("/", headers={"Cookie": f"hh_bind={value}"})
+    assert "set-cookie" not in again.headers
+    assert again.headers["cache-control"] == "public, max-age=3600"
+
+
+def test_api_responses_set_no_bind_cookie(client: TestClient) -> None:
+    assert "set-cookie" not in client.get("/api/livez").headers

@@ -260,3 +260,36 @@ def test_metrics_want_the_bearer_token_when_one_is_configured(
                       headers={"Authorization": "Bearer wrong"}).status_code == 401
     ok = client.get("/api/metrics", headers={"Authorization": "Bearer scraper-secret-123"})
     assert ok.status_code == 200 and "casino_logins_total" in ok.text
+    assert client.get("/api/metrics", headers={"Authorization": "bearer scraper-secret-123"}
+                      ).status_code == 200   # the scheme is case-insensitive (RFC 7235)
+    for wrong in ("Bearer scraper-secret-12", "Bearer scraper-secret-1234",
+                  "Basic scraper-secret-123", "scraper-secret-123", "Bearer ",
+                  "Bearer scraper-secret-123 extra"):
+        r = client.get("/api/metrics", headers={"Authorization": wrong})
+        assert r.status_code == 401 and "casino_" not in r.text, wrong
+        assert r.headers["www-authenticate"] == "Bearer"
+
+
+def test_the_metrics_token_is_compared_in_constant_time(
+        base_env: Path, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever is sent, one hmac.compare_digest over two SHA-256 digests decides: the
+    time taken depends neither on how much of the token matches nor on its length."""
+    import hmac
+    from types import SimpleNamespace
+
+    from casino_app.api import metrics
+    from casino_app.core.settings import reset_settings_cache
+
+    monkeypatch.setenv("CASINO_METRICS_TOKEN", "scraper-secret-123")
+    reset_settings_cache()
+    seen: list[tuple[int, int]] = []
+
+    def spy(a: bytes, b: bytes) -> bool:
+        seen.append((len(a), len(b)))
+        return hmac.compare_digest(a, b)
+
+    monkeypatch.setattr(metrics, "hmac", SimpleNamespace(compare_digest=spy))
+    for header in ("Bearer s", "Bearer " + "x" * 500, "Basic abc", "",
+                   "Bearer scraper-secret-123"):
+        client.get("/api/metrics", headers={"Authorization": header} if header else {})
+    assert seen == [(32, 32)] * 5

@@ -39,6 +39,9 @@ def _key(kid: str = "p1") -> str:
     ("CASINO_LOCKOUT_THRESHOLD", "0"),
     ("CASINO_SMTP_STARTTLS", "maybe"),
     ("CASINO_ENV", "staging"),
+    ("CASINO_BIND_HOST", "everywhere"),
+    ("CASINO_BIND_HOST", "0.0.0.0:3000"),
+    ("CASINO_BIND_HOST", ""),
 ])
 def test_a_bad_value_is_refused_naming_the_variable(
         base_env: Path, monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> None:
@@ -65,7 +68,8 @@ def test_production_without_secrets_names_each_missing_variable(
         load_settings()
     message = str(exc.value)
     for var in ("CASINO_IDENTITY_DB_URL", "CASINO_LEDGER_DB_URL", "REFLEX_REDIS_URL",
-                "CASINO_ENCRYPTION_KEYS", "CASINO_SMTP_HOST", "CASINO_PUBLIC_URL"):
+                "CASINO_ENCRYPTION_KEYS", "CASINO_SMTP_HOST", "CASINO_PUBLIC_URL",
+                "CASINO_METRICS_TOKEN"):
         assert var in message, message
 
 
@@ -76,6 +80,29 @@ def _production(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REFLEX_REDIS_URL", "redis://redis:6379/0")
     monkeypatch.setenv("CASINO_SMTP_HOST", "smtp.example.com")
     monkeypatch.setenv("CASINO_PUBLIC_URL", "https://casino.example.com/")
+    monkeypatch.setenv("CASINO_METRICS_TOKEN", "0123456789abcdef" * 2)
+
+
+def test_production_requires_a_long_metrics_token_like_any_other_secret(
+        base_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/api/metrics shows sign-in outcomes and invariant counters: production does not
+    start with it open, nor with a guessable token; a file works like for other secrets."""
+    _production(monkeypatch)
+    for value in ("", "short-token"):
+        monkeypatch.setenv("CASINO_METRICS_TOKEN", value)
+        with pytest.raises(ConfigError) as exc:
+            load_settings()
+        assert str(exc.value) == ("configuration: production needs: CASINO_METRICS_TOKEN (or "
+                                  "CASINO_METRICS_TOKEN_FILE; at least 32 characters, e.g. "
+                                  "from `openssl rand -hex 32`)"), str(exc.value)
+    monkeypatch.delenv("CASINO_METRICS_TOKEN")
+    token_file = tmp_path / "metrics-token"
+    token_file.write_text("f" * 64 + "\n")
+    monkeypatch.setenv("CASINO_METRICS_TOKEN_FILE", str(token_file))
+    assert load_settings().metrics_token == "f" * 64
+    monkeypatch.delenv("CASINO_METRICS_TOKEN_FILE")
+    monkeypatch.setenv("CASINO_ENV", "development")   # development: open unless set
+    assert load_settings().metrics_token == ""
 
 
 def test_a_complete_production_configuration_is_accepted(
@@ -138,6 +165,17 @@ def test_development_creates_one_private_key_and_keeps_it(
     assert load_settings().keyring == first
     path = base_env / "data" / "dev-secrets.json"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_casino_run_listens_on_this_machine_only_unless_told_otherwise(
+        base_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().bind_host == "127.0.0.1"          # development
+    _production(monkeypatch)
+    assert load_settings().bind_host == "127.0.0.1"          # production too
+    monkeypatch.setenv("CASINO_BIND_HOST", " 0.0.0.0 ")      # a container: every interface
+    assert load_settings().bind_host == "0.0.0.0"
+    monkeypatch.setenv("CASINO_BIND_HOST", "::")
+    assert load_settings().bind_host == "::"
 
 
 def test_the_defaults_are_the_documented_ones(base_env: Path) -> None:

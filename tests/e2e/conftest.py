@@ -121,6 +121,7 @@ def live_app(smtp: Inbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         "CASINO_RATE_RESET_ACCOUNT": "20/minute",
     })
     casino = str(Path(sys.executable).parent / "casino")
+    casino_cli(env, "migrate")  # `admin create` reads a migrated database
     created = subprocess.run([casino, "admin", "create", "--email", ADMIN_EMAIL],  # noqa: S603
                              input=ADMIN_PASSWORD + "\n", env=env, text=True,
                              capture_output=True, timeout=120, cwd=ROOT)
@@ -173,6 +174,8 @@ def eth_app(smtp: Inbox, chain: Anvil, tmp: Path, settings: dict[str, str],
         "CASINO_ETH_PENDING_CAP": "ETH:100000000000",
         **settings,
     })
+    if staff:
+        casino_cli(env, "migrate")  # `admin create` reads a migrated database
     for email_, password, role in staff:
         casino_cli(env, "admin", "create", "--email", email_, "--role", role,
                    stdin=password + "\n")

@@ -119,8 +119,15 @@ def test_a_new_player_plays_every_game_on_a_phone(new_context) -> None:  # noqa:
     expect(page.get_by_label("Amount", exact=True)).to_have_value("2500.00")
     page.get_by_label("Amount", exact=True).fill("")
     expect(page.locator("#bet-button")).to_be_disabled()
+    # a comma is refused while typing, before any bet is sent ("0,05" was a bet of 5.00)
+    page.get_by_label("Amount", exact=True).fill("0,05")
+    expect(page.locator("#bet-amount-error")).to_contain_text(
+        "Use a dot for decimals and no thousands separators")
+    expect(page.locator("#bet-button")).to_be_disabled()
     page.get_by_label("Amount", exact=True).fill("1")
+    expect(page.locator("#bet-amount-error")).to_have_count(0)
     expect(page.locator("#bet-button")).to_be_enabled()
+    assert balance(page) == after
 
     # limbo
     open_game(page, "limbo")

@@ -13,10 +13,6 @@ from casino_app.core.db import identity_tx, ledger_tx
 from casino_app.payments import ledger
 from casino_app.security.models import AuditEvent
 from tests.support.cli_logging import forget_cli_logging  # noqa: F401 (autouse fixture)
-from tests.users import fast_env
-
-app_env = fast_env.app_env
-sqlite_template = fast_env.sqlite_template
 
 
 def _violations_metric(check: str) -> float:
@@ -50,6 +46,9 @@ def test_fund_records_bankroll_once_and_check_passes(
     ("BTC", "0.000000001", "r", "at most 8 decimals"),
     ("BTC", "-1", "r", "positive"),
     ("BTC", "lots", "r", "not an amount"),
+    # the pen-test finding: "0,05" was 5 BTC of bankroll
+    *[("BTC", text, "r", "Use a dot for decimals and no thousands separators, e.g. 1234.56")
+      for text in ("0,05", "1,000", "1.000,50", "1 000", "1_000")],
     ("BTC", "1", "   ", "--reference"),
 ])
 def test_fund_refuses_bad_input_and_changes_nothing(
@@ -60,6 +59,15 @@ def test_fund_refuses_bad_input_and_changes_nothing(
     assert message in capsys.readouterr().err
     with ledger_tx(readonly=True) as s:
         assert s.execute(text("SELECT COUNT(*) FROM journal_entries")).scalar_one() == 0
+
+
+def test_fund_with_a_dot_records_exactly_that(app_env: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ledger", "fund", "--currency", "BTC", "--amount", "0.05",
+                 "--reference", "tx-dot"]) == 0
+    assert "recorded: 0.05000000 BTC" in capsys.readouterr().out
+    with ledger_tx(readonly=True) as s:
+        assert ledger.house_total(s, "BTC", "bankroll") == 5_000_000
 
 
 def test_fund_refuses_a_reused_reference_with_another_amount(

@@ -1,1 +1,25 @@
-from tests.users.fast_env import app_env, mail_settles, pg_env, pg_pair, sqlite_template  # noqa: F401
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.security import live
+
+
+@pytest.fixture(scope="package")
+def casino(tmp_path_factory: pytest.TempPathFactory) -> Iterator[live.Casino]:
+    """The attacked app (tests/security/live.py): started once for this folder's attack
+    modules, stopped when the folder is done (not left running under the rest of the
+    suite)."""
+    target = live.start(Path(tmp_path_factory.mktemp("attacked")))
+    try:
+        yield target
+    finally:
+        live.stop(target)
+
+
+@pytest.fixture
+def attacked(casino: live.Casino) -> Iterator[live.Casino]:
+    """The attacked app, with this process's services on its databases for the test."""
+    with live.adopted(casino.env):
+        yield casino

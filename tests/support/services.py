@@ -140,15 +140,16 @@ class AppFailed(RuntimeError):
 
 def start_casino(env: dict[str, str], port: int, log: Path, cwd: Path,
                  timeout: float = 900) -> subprocess.Popen:
-    """Start ``casino run`` on 127.0.0.1:``port`` (own process group, output to ``log``) and
-    wait until its pages and /api/livez answer."""
+    """Start ``casino run`` on ``port`` (own process group, output to ``log``) and wait
+    until its pages and /api/livez answer. No ``--host``: it listens where it does by
+    default (CASINO_BIND_HOST, 127.0.0.1; ``listening_addresses`` checks that)."""
     import sys
 
     import httpx
 
     casino = str(Path(sys.executable).parent / "casino")
     with log.open("w") as fh:
-        proc = subprocess.Popen([casino, "run", "--port", str(port), "--host", "127.0.0.1"],  # noqa: S603
+        proc = subprocess.Popen([casino, "run", "--port", str(port)],  # noqa: S603
                                 env=env, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -166,6 +167,29 @@ def start_casino(env: dict[str, str], port: int, log: Path, cwd: Path,
             stop_casino(proc)
             raise AppFailed("the app did not start:\n" + log.read_text()[-4000:])
         time.sleep(1)
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses with a TCP socket listening on ``port`` (from /proc/net/tcp and
+    tcp6, what ``ss -ltn`` reads): {"127.0.0.1"}, {"0.0.0.0"}, {"::"}..."""
+    import ipaddress
+
+    found = set()
+    for table, size in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            addr_hex, port_hex = local.split(":")
+            if state != "0A" or int(port_hex, 16) != port:  # 0A: LISTEN
+                continue
+            raw = bytes.fromhex(addr_hex)
+            # the kernel prints each 32-bit word in host (little-endian) order
+            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, size, 4))
+            found.add(str(ipaddress.ip_address(raw)))
+    return found
 
 
 def stop_casino(proc: subprocess.Popen) -> None:

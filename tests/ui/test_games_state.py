@@ -59,14 +59,14 @@ def test_halving_and_doubling_use_integer_base_units(app_env) -> None:  # noqa: 
     assert scale_amount(fun, "1.00", "half") == "0.50"
     assert scale_amount(fun, "0.03", "half") == "0.01"        # 3 // 2 = 1 cent, no float
     assert scale_amount(fun, "0.01", "half") == "0.01"        # never below the smallest bet
-    assert scale_amount(fun, "1,000.05", "double") == "2000.10"
+    assert scale_amount(fun, "1000.05", "double") == "2000.10"
     assert scale_amount(fun, "90000", "double") == "100000.00"  # capped at the largest bet
     assert scale_amount(btc, "0.00000301", "half") == "0.0000015"
     assert scale_amount(btc, "0.1", "double") == "0.20"
     # every base unit counts (a float would lose the last gwei here)
     assert scale_amount(_cur("ETH"), "4.123456789", "double") == "8.246913578"
     assert scale_amount(_cur("ETH"), "4.123456789", "half") == "2.061728394"
-    for junk in ["", "abc", "-1", "1e999", "NaN", None, "0.001"]:
+    for junk in ["", "abc", "-1", "1e999", "NaN", None, "0.001", "0,05", "1,000.05"]:
         assert scale_amount(fun, junk, "double") == "0.01"     # unreadable: smallest bet
 
 
@@ -80,7 +80,8 @@ def test_small_formatters(app_env) -> None:  # noqa: ANN001
     assert signed_amount(_cur("FUN"), -100) == "−1.00"
     assert e2_text("50", 0, 10_000) == "50.00" and e2_text(" 49.5 ", 0, 10_000) == "49.50"
     assert e2_text(12.25, 0, 10_000) == "12.25"
-    for junk in ["50.123", "-1", "101", "inf", "nan", "", None, [], "1" * 50, True]:
+    for junk in ["50.123", "-1", "101", "inf", "nan", "", None, [], "1" * 50, True, "1,5",
+                 "49,5", "1 0", "1_0", "1e1"]:
         assert e2_text(junk, 0, 10_000) is None, junk
     assert parse_int_in("16", 8, 16) == 16 and parse_int_in(8, 8, 16) == 8
     for junk in ["17", "x", True, 7, 8.5, "١٢", None, "00009"]:
@@ -193,6 +194,12 @@ def test_a_bet_updates_result_history_and_header_balance(app_env) -> None:  # no
     ("0.001", None, "at most 2 decimals"),
     ("", None, "Enter an amount"),
     ("200000", None, "largest bet"),
+    # the pen-test finding: "0,05" was a bet of 5.00 FUN
+    ("0,05", None, "Use a dot for decimals and no thousands separators, e.g. 1234.56."),
+    ("1,000", None, "Use a dot for decimals and no thousands separators"),
+    ("1.000,50", None, "Use a dot for decimals and no thousands separators"),
+    ("1 000", None, "Use a dot for decimals and no thousands separators"),
+    ("1_000", None, "Use a dot for decimals and no thousands separators"),
     ("1", {"dice_target": "1.00"}, "target"),
     ("1", {"dice_direction": "sideways"}, "direction"),
 ])
@@ -213,6 +220,47 @@ def test_refused_bets_show_why_and_change_nothing(app_env, amount: str, setup: A
     assert message.lower() in game.error.lower()
     assert _fingerprint() == before
     assert wallet.balance == "1,000.00" and not game.has_result and game.rows == []
+
+
+def test_an_amount_with_a_comma_is_said_while_typing_and_a_dot_bets_it(app_env) -> None:  # noqa: ANN001
+    """"0,05" is refused the moment it is typed (the Bet button is off, the reason shown
+    under the box); nothing is bet. "0.05" then bets 5 FUN cents, exactly."""
+    from casino_app.payments import demo
+
+    token, pid = _player()
+    demo.top_up_fun(pid, "topup-key-0001")
+    game, wallet = _states(_tab(token))
+    _run(wallet, "load")
+    _run(game, "open_game", "dice")
+    before = _fingerprint()
+    _run(game, "edit_amount", "0,05")
+    assert "Use a dot for decimals" in game.amount_error and not game.amount_ok
+    _run(game, "bet", "bet-key-00000010")   # a forged click is refused the same way
+    assert "Use a dot for decimals" in game.error and not game.has_result
+    assert _fingerprint() == before and demo.fun_balance(pid) == 100_000
+    _run(game, "edit_amount", "0.05")
+    assert game.amount_error == "" and game.amount_ok
+    _run(game, "bet", "bet-key-00000011")
+    assert game.error == "" and game.has_result
+    assert demo.fun_balance(pid) in (100_000 - 5, 100_000 - 5 + 9)  # 0.05 at 1.98x
+    _run(game, "edit_amount", "0.001")            # said while typing too: FUN has cents
+    assert "at most 2 decimals" in game.amount_error
+    _run(wallet, "select_currency", "BTC")
+    _run(game, "half_amount")                      # a new currency: a fresh, good amount
+    assert game.amount_error == "" and game.amount_ok
+
+
+def test_a_target_with_a_comma_is_refused_and_the_box_shows_the_kept_target(app_env) -> None:  # noqa: ANN001
+    from casino_app.ui.state.games import TARGET_FORMAT, GameState
+
+    g = _substate(_fresh_root(), GameState)
+    _run(g, "edit_limbo_target", "1,5")     # was read as 15x
+    assert g.limbo_target == "2.00" and g.error == TARGET_FORMAT
+    assert g.target_resets == 1              # the box is drawn again, showing 2.00
+    _run(g, "edit_limbo_target", "1.5")
+    assert g.limbo_target == "1.50" and g.error == ""
+    _run(g, "edit_dice_target", "49,5")
+    assert g.dice_target == "50.00" and g.error == TARGET_FORMAT
 
 
 def test_a_changed_currency_never_reinterprets_the_typed_amount(app_env) -> None:  # noqa: ANN001

@@ -220,7 +220,13 @@ def test_every_refusal_is_shown_and_nothing_is_reserved(env) -> None:  # noqa: A
         (_form("2"), "amount", "largest withdrawal is 1 ETH"),
         (_form("0.0000000001"), "amount", "at most 9 decimals"),
         (_form("-1"), "amount", "positive"),
-        (_form("0,01"), "amount", "Use a dot"),
+        # the pen-test finding: a comma was read as a thousands separator
+        (_form("0,01"), "amount", "Use a dot for decimals and no thousands separators"),
+        (_form("1,000"), "amount", "Use a dot for decimals and no thousands separators"),
+        (_form("1.000,50"), "amount", "Use a dot for decimals and no thousands separators"),
+        (_form("1 000"), "amount", "Use a dot for decimals and no thousands separators"),
+        (_form("1_000"), "amount", "Use a dot for decimals and no thousands separators"),
+        (_form("1e-2"), "amount", "not an amount"),
         (_form(""), "amount", "Enter an amount"),
         (_form(None), "amount", "Enter an amount"),
         (_form("0.05"), "", "does not cover the amount and the fee"),
@@ -231,6 +237,19 @@ def test_every_refusal_is_shown_and_nothing_is_reserved(env) -> None:  # noqa: A
         shown = state.errors.get(field, "") if field else state.message
         assert text in shown, (form, state.errors, state.message)
     assert _count() == 0 and _reserved(pid) == 0 and _audits() == []
+
+
+def test_a_comma_in_the_amount_is_said_while_typing_and_a_dot_withdraws(env) -> None:  # noqa: ANN001
+    (token, pid), _ = env
+    state = _tab(token)
+    _run(state, "edit_amount", "0,05")
+    assert "Use a dot for decimals" in state.errors["amount"]
+    assert state.totals["ETH"] == ""          # no total for an amount that is not one
+    _run(state, "edit_amount", "0.05")       # fixed: the message goes
+    assert "amount" not in state.errors and state.totals["ETH"] == "0.05005"
+    _run(state, "edit_amount", "0.01")
+    _run(state, "request", _form("0.01"), KEY)
+    assert "queued" in state.notice and _reserved(pid) == 10_000_000 + FEE
 
 
 def test_with_2fa_a_current_code_is_needed_once(env) -> None:  # noqa: ANN001

@@ -107,6 +107,16 @@ def test_support_requests_and_another_admin_approves_one_balanced_entry(any_env:
     assert [a.state for a in money.adjustments] == ["approved"]
 
 
+def test_a_dot_amount_still_credits_exactly(any_env: str) -> None:
+    support, _, _ = make_staff(Role.support)
+    admin, _, _ = make_staff(Role.admin)
+    _, uid, pid = _player()
+    _credit(admin, support, uid, "0.05")
+    assert _balance(pid) == 5_000_000
+    _credit(admin, support, uid, "-.01")
+    assert _balance(pid) == 4_000_000 and _violations() == {}
+
+
 def test_a_debit_takes_money_back(any_env: str) -> None:
     support, _, _ = make_staff(Role.support)
     admin, _, _ = make_staff(Role.admin)
@@ -222,6 +232,14 @@ def test_players_and_anonymous_callers_are_refused(any_env: str) -> None:
     ("BTC", "0.000000001", "amount", "at most 8 decimals"),
     ("BTC", "--1", "amount", "not an amount"),
     ("BTC", "+-1", "amount", "not an amount"),
+    # the pen-test finding: a comma read as a thousands separator made "0,05" 5 BTC
+    ("BTC", "0,05", "amount", "Use a dot for decimals and no thousands separators"),
+    ("BTC", "-0,05", "amount", "Use a dot for decimals and no thousands separators"),
+    ("BTC", "1,000", "amount", "Use a dot for decimals and no thousands separators"),
+    ("BTC", "1.000,50", "amount", "Use a dot for decimals and no thousands separators"),
+    ("BTC", "1 000", "amount", "Use a dot for decimals and no thousands separators"),
+    ("BTC", "1_000", "amount", "Use a dot for decimals and no thousands separators"),
+    ("BTC", "- 0.5", "amount", "not a clear amount"),
     ("BTC", "1e400", "amount", "not an amount"),
     ("BTC", "99999999999999", "amount", "too large"),
     ("BTC", "NaN", "amount", "not an amount"),

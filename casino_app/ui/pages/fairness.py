@@ -2,8 +2,9 @@
 the verifier, which recomputes an outcome entirely in the browser.
 
 The verifier loads ``/verifier.js`` (assets/verifier.js, Web Crypto) and its button runs
-``rx.call_script``, which Reflex evaluates in the page without sending anything to the
-server; the result is written into the page with DOM text nodes (never HTML), so values
+``RUN_VERIFIER`` in the page without sending anything to the server: ``rx.run_script``
+with a Var compiles it into the page's bundle as a function (``rx.call_script`` with a
+string would eval() it, which the CSP forbids); the result is written into the page with DOM text nodes (never HTML), so values
 from a shared link cannot inject markup.
 """
 
@@ -117,7 +118,7 @@ def fairness() -> rx.Component:
 
 # --- verifier --------------------------------------------------------------------------------
 
-# Runs in the browser (rx.call_script is evaluated by the page, not sent to the server).
+# Runs in the browser (compiled into the page's bundle, never sent to the server).
 RUN_VERIFIER = r"""
 (async function () {
   var $ = function (id) { return document.getElementById(id); };
@@ -215,7 +216,7 @@ def _verify_form() -> rx.Component:
                 "Shown before you bet; the verifier checks the seed against it.",
                 max_length=64),
         rx.button("Verify", size="3", type="button", id="verify-run",
-                  on_click=rx.call_script(RUN_VERIFIER)),
+                  on_click=rx.run_script(rx.Var(_js_expr=RUN_VERIFIER.strip()))),
         spacing="3", width="100%", align="start")
 
 

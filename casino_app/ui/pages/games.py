@@ -4,6 +4,10 @@ the controls with the Bet button at the bottom, and this tab's last bets of the 
 The bet key is made in the browser at click time (``BET_KEY``, a JavaScript expression
 passed as the event argument): a websocket reconnect that resends the event carries the
 same key, and the bet service answers a repeated key with the first bet.
+
+Number boxes use the default text keyboard, not ``inputmode="decimal"``: some phone
+keyboards then offer only a comma, and amounts take a dot (``parse_decimal``); a comma
+typed anyway is refused at once with the reason under the box.
 """
 
 from __future__ import annotations
@@ -79,8 +83,9 @@ def _amount() -> rx.Component:
         _label("Amount", "bet-amount"),
         rx.hstack(
             rx.input(id="bet-amount", value=GameState.amount, on_change=GameState.edit_amount,
-                     input_mode="decimal", auto_complete="off", size="3", flex="1",
-                     min_width="0", max_length=40, aria_describedby="bet-error"),
+                     auto_complete="off", size="3", flex="1", min_width="0", max_length=40,
+                     spell_check=False, aria_invalid=GameState.amount_error != "",
+                     aria_describedby="bet-amount-error bet-error"),
             rx.button("½", on_click=GameState.half_amount, variant="soft", size="3",
                       aria_label="Halve the amount", type="button"),
             rx.button("2×", on_click=GameState.double_amount, variant="soft", size="3",
@@ -88,6 +93,10 @@ def _amount() -> rx.Component:
             currency_select("Bet currency", "bet-currency",
                             style={"min_height": "40px", "font_size": "16px"}),
             spacing="2", width="100%", align="center"),
+        # said while typing, before any bet is sent: "0,05" is refused, never read as 5
+        rx.cond(GameState.amount_error != "",
+                rx.text(GameState.amount_error, id="bet-amount-error", role="alert",
+                        size="2", color=styles.DANGER)),
         spacing="1", width="100%", align="start")
 
 
@@ -242,8 +251,9 @@ def _dice_controls() -> rx.Component:
                   on_value_commit=GameState.set_dice_slider, aria_label="Target slider",
                   size="3"),
         rx.input(id="dice-target", default_value=GameState.dice_target,
-                 key=GameState.dice_target, on_blur=GameState.edit_dice_target,
-                 input_mode="decimal", size="3", width="100%", auto_complete="off"),
+                 key=GameState.dice_target + GameState.target_resets.to_string(),
+                 on_blur=GameState.edit_dice_target,
+                 size="3", width="100%", auto_complete="off", spell_check=False),
         spacing="2", width="100%", align="start")
 
 
@@ -275,8 +285,9 @@ def _limbo_controls() -> rx.Component:
     return rx.vstack(
         _label("Target multiplier", "limbo-target"),
         rx.input(id="limbo-target", default_value=GameState.limbo_target,
-                 key=GameState.limbo_target, on_blur=GameState.edit_limbo_target,
-                 input_mode="decimal", size="3", width="100%", auto_complete="off"),
+                 key=GameState.limbo_target + GameState.target_resets.to_string(),
+                 on_blur=GameState.edit_limbo_target,
+                 size="3", width="100%", auto_complete="off", spell_check=False),
         rx.text("1.01× to 1,000,000×", size="1", color=styles.MUTED),
         spacing="1", width="100%", align="start")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from casino_app.payments.currencies import AMOUNT_FORMAT, SIGNED_AMOUNT_PATTERN
 from casino_app.ui import routes, styles
 from casino_app.ui.components.forms import card, field, form, form_message, notice, submit
 from casino_app.ui.components.tables import table
@@ -124,6 +125,8 @@ def _request_form() -> rx.Component:
                 spacing="1", align="start"),
             rx.box(field("Amount", "amount", errors=StaffMoneyState.errors, required=True,
                          max_length=40, form_id="adj", auto_complete="off",
+                         pattern=SIGNED_AMOUNT_PATTERN, title=AMOUNT_FORMAT,
+                         spell_check=False,
                          hint="0.5 credits the player, -0.5 debits."), flex="1",
                    min_width="180px"),
             width="100%", align="start", wrap="wrap", spacing="3"),

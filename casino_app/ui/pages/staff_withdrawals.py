@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from casino_app.payments.currencies import AMOUNT_FORMAT, AMOUNT_PATTERN
 from casino_app.ui import routes, styles
 from casino_app.ui.components.forms import card, field, form, form_message, notice, submit
 from casino_app.ui.components.tables import table
@@ -153,7 +154,8 @@ def _refill_form() -> rx.Component:
                                                   size="2", color=styles.DANGER)),
             spacing="1", align="start"),
         rx.box(field("Amount", "amount", errors=S.errors, required=True, max_length=40,
-                     form_id="refill", auto_complete="off",
+                     form_id="refill", auto_complete="off", pattern=AMOUNT_PATTERN,
+                     title=AMOUNT_FORMAT, spell_check=False,
                      hint="Moved from the Safe to the hot wallet."), flex="1",
                min_width="180px"),
         rx.box(submit("Request refill"), align_self="end"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import reflex as rx
 from reflex.vars.function import FunctionStringVar
 
+from casino_app.payments.currencies import AMOUNT_FORMAT, AMOUNT_PATTERN
 from casino_app.ui import routes, styles
 from casino_app.ui.components.forms import (
     card,
@@ -108,7 +109,6 @@ WITHDRAW_KEY: rx.Var = FunctionStringVar.create(
     f"const k = {_RANDOM_KEY_JS}; globalThis.__hhWithdrawKey = {{f, k}}; return k; }})"
 ).call(WithdrawState.form_id)
 ADDRESS_PATTERN = r"\s*0x[0-9a-fA-F]{40}\s*"
-AMOUNT_PATTERN = r"\s*[0-9]{1,20}(\.[0-9]{0,18})?\s*"  # a dot for decimals, no commas
 
 
 def _figure(label: str, value: rx.Var, code: rx.Var, element_id: str) -> rx.Component:
@@ -138,9 +138,9 @@ def _withdraw_form(o: WithdrawOption) -> rx.Component:
                       title="0x followed by 40 hex characters", auto_complete="off",
                       spell_check=False, auto_capitalize="off"),
                 field("Amount (" + o.code + ")", "amount", form_id="withdraw",
-                      errors=WithdrawState.errors, required=True, input_mode="decimal",
+                      errors=WithdrawState.errors, required=True,
                       pattern=AMOUNT_PATTERN, max_length=40, auto_complete="off",
-                      title="An amount like 0.05", value=WithdrawState.amount,
+                      title=AMOUNT_FORMAT, value=WithdrawState.amount, spell_check=False,
                       on_change=WithdrawState.edit_amount),
                 rx.hstack(
                     rx.button("Half", type="button", variant="soft", size="1",

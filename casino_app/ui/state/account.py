@@ -12,6 +12,7 @@ import dataclasses
 import reflex as rx
 
 from casino_app.ui import routes
+from casino_app.ui.state.notice import notify
 from casino_app.ui.state.session import caller, describe, fmt_time, form_value
 from casino_app.users import accounts
 from casino_app.users.errors import NotAuthenticated
@@ -98,7 +99,7 @@ class SecurityState(rx.State):
         await self._rotated(sess, new_token)
         self.qr, self.manual_secret = "", ""
         self.recovery_codes, self.codes_left, self.stage = codes, len(codes), "codes"
-        return rx.toast.success("Two-factor authentication is on.")
+        await notify(self, "success", "Two-factor authentication is on.")
 
     @rx.event
     def cancel(self):
@@ -172,7 +173,7 @@ class SessionsState(rx.State):
             self.message = describe(exc)[1]
             return
         if session_id == me.session_id:
-            sess.token = ""
+            sess._forget()
             sess._show(None)
             return rx.redirect(routes.LOGIN)
         await self._load(sess.token)
@@ -189,4 +190,4 @@ class SessionsState(rx.State):
         except NotAuthenticated:  # ended meanwhile (elsewhere, or by staff)
             return _to_login(routes.SESSIONS)
         await self._load(sess.token)
-        return rx.toast.success(f"Signed out {n} other session{'s' if n != 1 else ''}.")
+        await notify(self, "success", f"Signed out {n} other session{'s' if n != 1 else ''}.")

@@ -12,7 +12,8 @@ import reflex as rx
 
 from casino_app.core.logging import new_request_id
 from casino_app.ui import routes
-from casino_app.ui.state.session import describe, form_value, session_of
+from casino_app.ui.state.notice import notify
+from casino_app.ui.state.session import NO_COOKIES, describe, form_value, session_of
 from casino_app.users import accounts
 
 
@@ -29,6 +30,9 @@ class RegisterState(rx.State):
         new_request_id()
         self.errors, self.message = {}, ""
         sess = await session_of(self)
+        if not sess._can_keep_session():
+            self.message = NO_COOKIES
+            return
         password = form_value(form, "password")
         if password != form_value(form, "password_confirm"):
             self.errors = {"password_confirm": "The two passwords are not the same."}
@@ -48,7 +52,8 @@ class RegisterState(rx.State):
             return
         sess._signed_in_with(token)
         await sess._current()
-        return [rx.redirect(routes.ACCOUNT), rx.toast.success("Welcome to HashHouse!")]
+        await notify(self, "success", "Welcome to HashHouse!")
+        return rx.redirect(routes.ACCOUNT)
 
 
 class LoginState(rx.State):
@@ -68,6 +73,9 @@ class LoginState(rx.State):
         new_request_id()
         self.message = ""
         sess = await session_of(self)
+        if not sess._can_keep_session():
+            self.message = NO_COOKIES
+            return
         try:
             step = await asyncio.to_thread(
                 accounts.begin_login, email=form_value(form, "email"),
@@ -165,7 +173,7 @@ class ResetState(rx.State):
                 self.message = msg
             return
         self.done = True
-        sess.token = ""
+        sess._forget()
         sess._show(None)
 
 

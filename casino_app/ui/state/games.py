@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +23,7 @@ import reflex as rx
 from casino_app.games import bets, history
 from casino_app.games.bets import BetRefused, BetResult
 from casino_app.games.house import GAMES, GameError
-from casino_app.payments.currencies import Currency, currency
+from casino_app.payments.currencies import Currency, currency, parse_decimal
 from casino_app.ui import routes
 from casino_app.ui.state import fx
 from casino_app.ui.state.session import caller
@@ -37,6 +38,8 @@ PLINKO_RISKS = ("low", "medium", "high")
 KENO_RISKS = ("classic", "low", "medium", "high")
 HISTORY_PER_GAME = 10
 MAX_TEXT = 40
+TARGET_FORMAT = "That target was not taken: write it with a dot for decimals and no " \
+                "thousands separators, e.g. 1.50."
 
 
 # --- pure helpers (unit-tested) ---------------------------------------------------------
@@ -108,22 +111,29 @@ def outcome_text(r: BetResult) -> str:
 
 def e2_text(text: object, lo: int, hi: int) -> str | None:
     """A number with at most 2 decimals between lo/100 and hi/100, as "12.34"; None when
-    it is not one (the bet service checks again)."""
-    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
-        return None
-    raw = str(text).strip().replace(",", "")
-    if not raw or len(raw) > MAX_TEXT:
-        return None
+    it is not one (the bet service checks again). Read by the one amount parser
+    (``parse_decimal``): "1,5" is refused, never read as 15."""
+    if isinstance(text, float):
+        text = repr(text) if math.isfinite(text) else ""
     try:
-        value = Decimal(raw)
-    except ArithmeticError:
-        return None
-    if not value.is_finite():
+        value = parse_decimal(text)
+    except ValueError:
         return None
     e2 = value * 100
     if e2 != e2.to_integral_value() or not lo <= e2 <= hi:
         return None
     return f"{int(e2) // 100}.{int(e2) % 100:02d}"
+
+
+def target_refusal(text: object) -> str:
+    """Why a typed target cannot be read at all ("" when it can, even if out of range)."""
+    if isinstance(text, float):
+        return ""
+    try:
+        parse_decimal(text)
+    except ValueError:
+        return TARGET_FORMAT
+    return ""
 
 
 def parse_int_in(value: object, lo: int, hi: int) -> int | None:
@@ -205,11 +215,13 @@ def categories() -> list[str]:
 class GameState(rx.State):
     game: str = ""
     amount: str = "1.00"
+    amount_error: str = ""   # said while typing: the amount cannot be read (e.g. "0,05")
     error: str = ""
 
     dice_target: str = "50.00"
     dice_direction: str = "over"
     limbo_target: str = "2.00"
+    target_resets: int = 0   # bumped when a typed target is refused: the box is redrawn
     plinko_rows: int = 16
     plinko_risk: str = "medium"
     keno_picks: list[int] = []
@@ -244,7 +256,7 @@ class GameState(rx.State):
 
     @rx.var
     def amount_ok(self) -> bool:
-        return self.amount.strip() != ""
+        return self.amount.strip() != "" and self.amount_error == ""
 
     @rx.var
     def has_result(self) -> bool:
@@ -365,6 +377,19 @@ class GameState(rx.State):
         if cur.code != self._amount_cur:
             self._amount_cur = cur.code
             self.amount = default_amount(cur)
+            self._check_amount()
+
+    def _check_amount(self) -> None:
+        """Say at once, before any bet is sent, when the typed amount cannot be read in
+        its currency ("0,05": a comma; too many decimals); ``bet`` reads it again."""
+        problem = ""
+        if self.amount.strip():
+            try:
+                currency(self._amount_cur).parse(self.amount)
+            except ValueError as exc:
+                problem = str(exc)
+        if problem != self.amount_error:
+            self.amount_error = problem
 
     def _params(self) -> dict[str, Any]:
         if self.game == "dice":
@@ -466,12 +491,14 @@ class GameState(rx.State):
     def edit_amount(self, text: str):
         if isinstance(text, str):
             self.amount = text[:MAX_TEXT]
+            self._check_amount()
 
     async def _scale(self, factor: str) -> None:
         wallet = await self.get_state(WalletState)
         cur = wallet._selected()
         self._currency_changed(cur)
         self.amount = scale_amount(cur, self.amount, factor)
+        self._check_amount()
 
     @rx.event
     async def half_amount(self):
@@ -487,6 +514,17 @@ class GameState(rx.State):
         value = e2_text(text, 0, 10_000)
         if value is not None:
             self.dice_target = value
+        self._target_said(text)
+
+    def _target_said(self, text: object) -> None:
+        """A target that cannot be read ("1,5") is said, never guessed, and the box is
+        drawn again with the target that stays (what a bet would use: ``target_resets``
+        is part of its key); a readable one takes the message away again."""
+        if target_refusal(text):
+            self.error = TARGET_FORMAT
+            self.target_resets += 1
+        elif self.error == TARGET_FORMAT:
+            self.error = ""
 
     @rx.event
     def edit_dice_target(self, text: str):
@@ -514,6 +552,7 @@ class GameState(rx.State):
         value = e2_text(text, 0, 100_000_000)
         if value is not None:
             self.limbo_target = value
+        self._target_said(text)
 
     @rx.event
     def choose_plinko_rows(self, value: str):

@@ -1,15 +1,28 @@
-"""The browser's session token and the per-tab view of who is signed in.
+"""The browser's session and the per-tab view of who is signed in.
 
-The token lives in the browser's localStorage (synced across tabs), so it survives
-reloads and new tabs; the database decides whether it is still valid. Every field here
-is a view, refreshed from the database on each page load and after each action.
-Handlers elsewhere get the caller with ``await caller(self)``, which re-checks the
-token on the server every time: nothing in a tab's state is trusted.
+The session token lives in an HttpOnly cookie (``security/session_cookie.py``): page
+scripts can neither read it nor send it elsewhere. Reflex runs handlers over its
+websocket and hands them the ``Cookie`` header of the socket's handshake
+(``self.router.headers.cookie``, kept on the server: Reflex 0.10 leaves it out of what it
+sends to the page), so a handler reads the token from there.
+
+A socket's handshake headers stay what they were when it connected, so a tab that signs
+in, or rotates its token (2FA or password change), keeps the new token for *its own
+socket* in backend-only vars (``_bound_sid``, ``_bound_token``: bound to the socket's
+id, which the server assigns and no other connection can take). Meanwhile the page turns
+the token into the cookie (``cookie_op``, done by ``ui/components/bridge.py`` through
+``/api/session/adopt``), and the browser's other tabs reload to pick it up. After a
+reconnect, the new socket's handshake carries the cookie.
+
+Every field here is a view, refreshed from the database on each page load and after each
+action. Handlers elsewhere get the caller with ``await caller(self)``, which re-checks
+the token on the server every time: nothing in a tab's state is trusted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from typing import Any
 
 import reflex as rx
@@ -17,12 +30,20 @@ import reflex as rx
 from casino_app.core.logging import new_request_id
 from casino_app.core.settings import get_settings
 from casino_app.security.ratelimit import RateLimited
+from casino_app.security.session_cookie import (
+    DEVELOPMENT_BIND,
+    cookie_names,
+    cookie_value,
+    seal_handoff,
+)
 from casino_app.ui import routes
+from casino_app.ui.state.notice import notify
 from casino_app.users import accounts
 from casino_app.users.errors import UserError, ValidationFailed
 from casino_app.users.sessions import CurrentUser, RequestContext
 
-SESSION_STORAGE_KEY = "hh_session"
+NO_COOKIES = ("Your browser did not send this site's cookie, so it cannot keep you signed "
+              "in. Allow cookies for this site and reload the page.")
 
 
 def fmt_time(value: Any) -> str:
@@ -30,7 +51,12 @@ def fmt_time(value: Any) -> str:
 
 
 class SessionState(rx.State):
-    token: str = rx.LocalStorage("", name=SESSION_STORAGE_KEY, sync=True)
+    # The token for this tab's current socket when it differs from the socket's cookie
+    # (signed in, rotated or signed out since the socket connected); see the module doc.
+    _bound_sid: str = ""
+    _bound_token: str | None = None
+    # The next cookie change for the page to make: {"id", "kind": "adopt"|"clear", "code"}.
+    cookie_op: dict[str, str] = {}
 
     signed_in: bool = False
     checked: bool = False
@@ -48,6 +74,24 @@ class SessionState(rx.State):
     @rx.var
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def token(self) -> str:
+        """The caller's session token: bound to this socket, else its cookie."""
+        if self._bound_token is not None and self._bound_sid == self._sid():
+            return self._bound_token
+        return cookie_value(self.router.headers.cookie, cookie_names().session)
+
+    @token.setter
+    def token(self, value: str) -> None:
+        """Use ``value`` for this socket from now on ("" = signed out)."""
+        self._bound_sid, self._bound_token = self._sid(), value or ""
+
+    def _sid(self) -> str:
+        return self.router.session.session_id or ""
+
+    def _bind_cookie(self) -> str:
+        return cookie_value(self.router.headers.cookie, cookie_names().bind)
 
     def _context(self) -> RequestContext:
         return RequestContext(ip=self.router.session.client_ip or "",
@@ -77,11 +121,36 @@ class SessionState(rx.State):
         me = await asyncio.to_thread(accounts.current_user, self.token)
         self._show(me)
         if me is None and self.token:
-            self.token = ""  # expired or revoked: forget it in every tab
+            # Expired or revoked: this socket stops asking. The cookie stays: another tab
+            # may have put a newer token there that this socket's handshake predates.
+            self.token = ""
         return me
 
+    def _handoff_bind(self) -> str | None:
+        """What a handoff code from this socket is bound to: the bind cookie of its
+        handshake. Without one (cookies blocked), none in production; in development
+        the pages may come from Vite's server, which sets no cookie, so the code is then
+        made without a binding."""
+        if bind := self._bind_cookie():
+            return bind
+        return None if get_settings().is_production else DEVELOPMENT_BIND
+
+    def _can_keep_session(self) -> bool:
+        """Whether a session opened now can reach this browser's cookie."""
+        return self._handoff_bind() is not None
+
     def _signed_in_with(self, token: str) -> None:
+        """Use ``token`` in this tab now, and have the page put it in the cookie."""
         self.token = token
+        bind = self._handoff_bind()
+        if bind is not None:
+            self.cookie_op = {"id": secrets.token_hex(8), "kind": "adopt",
+                              "code": seal_handoff(token, bind)}
+
+    def _forget(self) -> None:
+        """Signed out in this tab; have the page remove the cookie."""
+        self.token = ""
+        self.cookie_op = {"id": secrets.token_hex(8), "kind": "clear", "code": ""}
 
     def _path(self) -> str:
         return self.router.url.path or routes.HOME
@@ -104,12 +173,12 @@ class SessionState(rx.State):
         if me is None:
             return rx.redirect(routes.login_then(self._path()))
         if not me.is_staff:
-            return [rx.redirect(routes.ACCOUNT),
-                    rx.toast.error("That page is for staff only.")]
+            await notify(self, "error", "That page is for staff only.")
+            return rx.redirect(routes.ACCOUNT)
         if get_settings().staff_require_2fa and not me.totp_enabled:
-            return [rx.redirect(routes.SECURITY),
-                    rx.toast.warning("Staff accounts need two-factor authentication: turn "
-                                     "it on here to open the staff pages.")]
+            await notify(self, "warning", "Staff accounts need two-factor authentication: "
+                         "turn it on here to open the staff pages.")
+            return rx.redirect(routes.SECURITY)
 
     @rx.event
     async def redirect_if_signed_in(self):
@@ -121,7 +190,7 @@ class SessionState(rx.State):
     async def logout(self):
         new_request_id()
         await asyncio.to_thread(accounts.logout, self.token, self._context())
-        self.token = ""
+        self._forget()
         self._show(None)
         return rx.redirect(routes.LOGIN)
 

@@ -13,6 +13,7 @@ import reflex as rx
 from casino_app.security.audit import format_time
 from casino_app.ui import routes
 from casino_app.ui.state.account import SessionRow
+from casino_app.ui.state.notice import notify
 from casino_app.ui.state.session import describe, fmt_time, form_value, session_of
 from casino_app.users import staff, validation
 from casino_app.users.errors import Forbidden, NotAuthenticated, StaffNeeds2FA
@@ -53,13 +54,15 @@ def _audit_rows(events: list) -> list[AuditRow]:
                      e.detail if e.detail != "{}" else "") for e in events]
 
 
-def _refusal(exc: Exception, path: str):  # noqa: ANN202
+async def _refusal(state: rx.State, exc: Exception, path: str):  # noqa: ANN202
     if isinstance(exc, NotAuthenticated):
         return rx.redirect(routes.login_then(path))
     if isinstance(exc, StaffNeeds2FA):
-        return [rx.redirect(routes.SECURITY), rx.toast.warning(str(exc))]
+        await notify(state, "warning", str(exc))
+        return rx.redirect(routes.SECURITY)
     if isinstance(exc, Forbidden):
-        return [rx.redirect(routes.ACCOUNT), rx.toast.error("That page is for staff only.")]
+        await notify(state, "error", "That page is for staff only.")
+        return rx.redirect(routes.ACCOUNT)
     return None
 
 
@@ -86,7 +89,7 @@ async def _staff_call(state: rx.State, path: str, fn, *args,  # noqa: ANN001
     try:
         return _Outcome(await asyncio.to_thread(fn, sess.token, *args, *extra))
     except Exception as exc:  # noqa: BLE001 - refusals redirect, the rest is shown
-        redirect = _refusal(exc, path)
+        redirect = await _refusal(state, exc, path)
         return _Outcome(redirect=redirect, error="" if redirect is not None
                         else describe(exc)[1])
 
@@ -209,7 +212,9 @@ class StaffAuditState(rx.State):
         out = await _staff_call(self, routes.STAFF_AUDIT, staff.audit_page, before_id,
                                 AUDIT_PAGE, with_context=False)
         if not out.ok:
-            return out.redirect or rx.toast.error(out.error)
+            if out.redirect is None:
+                await notify(self, "error", out.error)
+            return out.redirect
         rows = _audit_rows(out.result)
         self.rows = rows if before_id is None else [*self.rows, *rows]
         self.more = len(rows) == AUDIT_PAGE and rows[-1].id > 1
@@ -229,7 +234,9 @@ class StaffAuditState(rx.State):
         out = await _staff_call(self, routes.STAFF_AUDIT, staff.verify_audit,
                                 with_context=False)
         if not out.ok:
-            return out.redirect or rx.toast.error(out.error)
+            if out.redirect is None:
+                await notify(self, "error", out.error)
+            return out.redirect
         result = out.result
         self.verify_result = (f"Intact: {result.rows} rows checked." if result.ok else
                               f"BROKEN at row {result.first_broken_id}: {result.reason}")

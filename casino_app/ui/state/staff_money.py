@@ -129,7 +129,7 @@ async def money_call(state: rx.State, path: str, fn, *args: Any,  # noqa: ANN001
         if isinstance(exc, Forbidden) and not isinstance(exc, StaffNeeds2FA) \
                 and str(exc) != NOT_STAFF:
             return _Result(error=str(exc))  # a staff member refused for a reason to read
-        redirect = _refusal(exc, path)
+        redirect = await _refusal(state, exc, path)
         if redirect is not None:
             return _Result(event=redirect)
         field, message = describe(exc)

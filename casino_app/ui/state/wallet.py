@@ -18,6 +18,7 @@ from casino_app.payments import demo, ledger
 from casino_app.payments.currencies import Currency, all_currencies, currency
 from casino_app.ui import routes
 from casino_app.ui.state import fx
+from casino_app.ui.state.notice import notify
 from casino_app.ui.state.session import caller
 
 CURRENCY_STORAGE_KEY = "hh_currency"
@@ -182,4 +183,4 @@ class WalletState(rx.State):
         fun = currency(DEFAULT_CURRENCY)
         self._show(fun.code, available)
         await self._use(fun)
-        return rx.toast.success(f"Play money topped up to {fun.format(available)} FUN.")
+        await notify(self, "success", f"Play money topped up to {fun.format(available)} FUN.")

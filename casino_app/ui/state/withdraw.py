@@ -30,7 +30,7 @@ import reflex as rx
 
 from casino_app.core.logging import get_logger
 from casino_app.payments import activity, withdrawals
-from casino_app.payments.currencies import Currency, currency
+from casino_app.payments.currencies import Currency, currency, parse_decimal
 from casino_app.payments.withdrawals import WithdrawalRefused, WithdrawalView
 from casino_app.security.audit import AuditAction
 from casino_app.security.ratelimit import RateLimited
@@ -218,6 +218,22 @@ class WithdrawState(rx.State):
         if isinstance(value, str) and len(value) <= 40:
             self.amount = value
             self._retotal()
+            self._say_unreadable()
+
+    def _say_unreadable(self) -> None:
+        """While typing: an amount that cannot be read at all ("0,05", "1 000") is said
+        under the box before anything is sent; limits and decimals are judged on submit."""
+        problem = ""
+        if self.amount.strip():
+            try:
+                parse_decimal(self.amount)
+            except ValueError as exc:
+                problem = str(exc)
+        errors = {k: v for k, v in self.errors.items() if k != "amount"}
+        if problem:
+            errors["amount"] = problem
+        if errors != self.errors:
+            self.errors = errors
 
     @rx.event
     def fill(self, code: str, part: str):
@@ -272,8 +288,10 @@ class WithdrawState(rx.State):
         if not isinstance(amount, str) or not amount.strip() or len(amount) > 40:
             self.errors = {"amount": "Enter an amount."}
             return None
-        if "," in amount:  # "0,05" must not become 5 (commas read as thousands elsewhere)
-            self.errors = {"amount": "Use a dot for decimals, like 0.05."}
+        try:  # the one amount parser, before the 2FA code is spent: "0,05" never becomes 5
+            currency(code).parse(amount)
+        except ValueError as exc:
+            self.errors = {"amount": str(exc)}
             return None
         if not isinstance(address, str) or len(address) > 100:
             self.errors = {"address": "Enter an Ethereum address (0x followed by 40 hex "

@@ -26,12 +26,6 @@ from casino_app.migrations import alembic_config, current
 from casino_app.payments.address_models import DepositAddress
 from casino_app.payments.eth import addresses, keys
 from casino_app.payments.signer import seed
-from tests.users.fast_env import (  # noqa: F401 - migrated databases, built once a session
-    app_env,
-    pg_env,
-    pg_pair,
-    sqlite_template,
-)
 
 # anvil's (and hardhat's) development mnemonic and its first two accounts
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
@@ -54,6 +48,7 @@ def _production(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REFLEX_REDIS_URL", "redis://redis:6379/0")
     monkeypatch.setenv("CASINO_SMTP_HOST", "smtp.example.com")
     monkeypatch.setenv("CASINO_PUBLIC_URL", "https://casino.example.com/")
+    monkeypatch.setenv("CASINO_METRICS_TOKEN", "m" * 32)
     reset_settings_cache()
 
 

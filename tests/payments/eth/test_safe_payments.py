@@ -256,6 +256,9 @@ def test_a_refill_moves_funds_from_the_safe_to_the_hot_wallet(env, devnet) -> No
     for bad in ("0", "-1", "abc", True):
         with pytest.raises(safe_payments.NotSignable):
             safe_payments.request_refill("USDT", bad, ADMIN_A)
+    for bad in ("2,500", "0,5", "1.000,50", "2 500", "2_500"):  # never 2500 or 5
+        with pytest.raises(safe_payments.NotSignable, match="Use a dot for decimals"):
+            safe_payments.request_refill("USDT", bad, ADMIN_A)
     p = safe_payments.request_refill("usdt", "2500", ADMIN_A)
     assert (p.kind, p.recipient, p.amount, p.state) == ("refill", hot, 2_500_000_000,
                                                         "awaiting_signatures")

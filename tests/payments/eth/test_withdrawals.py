@@ -159,6 +159,9 @@ def test_refused_requests_change_nothing(env, devnet) -> None:  # noqa: ANN001
         (("ETH", "6", good), withdrawals.InvalidAmount, "largest withdrawal is 5 ETH"),
         (("ETH", "0.0000000001", good), withdrawals.InvalidAmount, "at most 9 decimals"),
         (("ETH", "-1", good), withdrawals.InvalidAmount, "positive"),
+        # a comma is never a thousands separator: "0,001" is not 1 ETH
+        *[(("ETH", text, good), withdrawals.InvalidAmount, "Use a dot for decimals")
+          for text in ("0,001", "1,000", "1.000,50", "1 000", "1_000")],
         (("ETH", 0, good), withdrawals.InvalidAmount, "positive"),
         (("ETH", "0.009", good), withdrawals.InsufficientBalance, "withdrawable"),
         (("USDT", "49.5", good), withdrawals.InsufficientBalance, "withdrawable"),

@@ -1,16 +1,14 @@
-"""Faster, equivalent versions of the root ``app_env`` and ``pg_env`` fixtures.
+"""The ``app_env`` and ``pg_env`` fixtures of every layer (tests/conftest.py imports them).
 
-The root fixtures run every migration for every test (and create two PostgreSQL
-databases, ~0.3 s each). These give each test the same thing, two databases exactly as
-the migrations leave them, but build that state once per session:
+Running every migration for every test (and creating two PostgreSQL databases, ~0.3 s
+each) was most of the suite's time. These give each test the same thing, two databases
+exactly as the migrations leave them, but build that state once per session:
 
 * SQLite: the two migrated files are copied into the test's data folder.
 * PostgreSQL: one migrated database pair is snapshotted (rows of every table, sequence
   values, trigger and column layout) and put back before each test: other connections
   are ended, disabled triggers re-enabled, every table truncated and refilled from the
   snapshot. If a test changed the schema (dropped a trigger, say), the pair is rebuilt.
-
-Import these names into a folder's conftest.py to use them there.
 """
 
 from __future__ import annotations
@@ -25,8 +23,13 @@ import psycopg
 import pytest
 from alembic import command
 
-from tests.conftest import _reset_process_state
 from tests.support.services import PgCluster
+
+
+def _reset_process_state() -> None:
+    from tests.conftest import _reset_process_state as reset
+
+    reset()
 
 
 def _migrate_engines(identity_url: str, ledger_url: str) -> None:
