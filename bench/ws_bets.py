@@ -147,14 +147,14 @@ def create_players(n: int) -> list[Account]:
     from casino_app.payments import demo
     from casino_app.users import accounts
     from casino_app.users.sessions import RequestContext
+    from tests.support.signup import sign_up
 
     ctx = RequestContext("127.0.0.1", UA)
     run = secrets.token_hex(3)
 
     def one(i: int) -> Account:
-        token = accounts.register(email=f"ws{run}-{i}@example.com", password=PASSWORD,
-                                  display_name=f"Bench {i}", date_of_birth="1990-01-01",
-                                  accept_terms=True, ctx=ctx)
+        token = sign_up(email_addr=f"ws{run}-{i}@example.com", password=PASSWORD,
+                        display_name=f"Bench {i}", date_of_birth="1990-01-01", ctx=ctx)
         me = accounts.current_user(token)
         assert me is not None
         demo.top_up_fun(me.player_id, f"bench-topup-{i:06d}")

@@ -24,7 +24,7 @@ LOGINS = Counter(
 )
 REGISTRATIONS = Counter(
     "casino_registrations_total",
-    "Registration attempts by result (ok, invalid, duplicate, rate_limited...).",
+    "Sign-ups by step: started (form accepted, mail sent), ok (account created by its link).",
     ["result"],
 )
 RATE_LIMITED = Counter(

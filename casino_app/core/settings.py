@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     lockout_window_minutes: int = Field(15, ge=1, le=24 * 60)
     reset_token_minutes: int = Field(15, ge=1, le=24 * 60)
     unlock_token_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
+    # The mailed link that finishes a sign-up (the account exists only once it is used).
+    register_token_minutes: int = Field(24 * 60, ge=5, le=7 * 24 * 60)
     mfa_challenge_minutes: int = Field(5, ge=1, le=60)
     minimum_age: int = Field(18, ge=18, le=25)
     # Staff pages and actions need a second factor on the staff account (ASVS level 3).

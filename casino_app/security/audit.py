@@ -31,6 +31,8 @@ from casino_app.security.models import GENESIS_HASH, AuditEvent, AuditHead
 
 class AuditAction(StrEnum):
     register = "account.register"
+    # a sign-up form sent (detail: whether the address already had an account)
+    register_requested = "account.register_requested"
     login_ok = "login.ok"
     login_failed = "login.failed"
     login_mfa_failed = "login.mfa_failed"
@@ -54,6 +56,10 @@ class AuditAction(StrEnum):
     staff_revoke_session = "staff.revoke_session"
     staff_created = "staff.created"
     staff_role_changed = "staff.role_changed"
+    # Giving a staff role: one admin asks, a different admin approves or rejects.
+    role_requested = "staff.role_requested"
+    role_approved = "staff.role_approved"
+    role_rejected = "staff.role_rejected"
     keys_rotated = "keys.rotated"
     staff_money_view = "staff.money_view"
     adjustment_requested = "ledger.adjustment_requested"

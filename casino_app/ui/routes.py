@@ -2,6 +2,7 @@
 
 HOME = "/"
 REGISTER = "/register"
+REGISTER_CONFIRM = "/register/confirm"  # the mailed sign-up link: ?token=...
 LOGIN = "/login"
 FORGOT = "/forgot"
 RESET = "/reset"

@@ -1,10 +1,11 @@
-"""Account use cases: register, log in (password then 2FA), log out, lock and unlock,
-password reset and change, 2FA management. Each function is one unit of work on the
-identity database and writes its audit rows in the same transaction.
+"""Account use cases: sign up (form, then mailed link), log in (password then 2FA), log
+out, lock and unlock, password reset and change, 2FA management. Each function is one
+unit of work on the identity database and writes its audit rows in the same transaction.
 
-Failures never reveal whether an email is registered: the same message, the same work
-(an argon2 verification against a dummy hash when there is no account), and mail is
-queued in the background so that its delivery time does not show.
+Nothing reveals whether an email is registered: sign-up, sign-in and reset give the same
+answer and do the same work (argon2 on every path: a dummy hash at sign-in, the real hash
+at sign-up whether or not it is kept), and mail is queued in the background so that its
+delivery time does not show.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,6 +43,7 @@ from casino_app.users.models import (
     ActionToken,
     LoginAttempt,
     MfaChallenge,
+    PendingRegistration,
     Role,
     TokenPurpose,
     User,
@@ -85,47 +87,170 @@ def _user_for_update(s: Session, user_id: int) -> User:
 
 
 # Registration ----------------------------------------------------------------------------
-def register(*, email: object, password: object, display_name: object,
-             date_of_birth: object, accept_terms: object, ctx: RequestContext,
-             role: Role = Role.player) -> str:
-    """Create an account and sign it in; returns the session token.
+# Sign-up answers the same way whether or not the address has an account: the form's
+# fields are checked (their errors never depend on the address being taken), then the
+# address gets a mail. A new address gets a link that creates the account; an address
+# with an account gets a note that someone tried to sign up with it. No account exists
+# before the link is followed, with the password chosen on the form, so nobody can hold
+# an address they cannot read mail at, nor finish a sign-up someone else started.
+MAX_CONFIRM_ATTEMPTS = 5
+REGISTER_SUBJECT = "Finish creating your HashHouse account"
+REGISTER_TAKEN_SUBJECT = "Someone tried to sign up with your address"
+_LINK_DEAD = ("This sign-up link is invalid or has expired. Please sign up again: we will "
+              "email you a new one.")
 
-    A taken email gives the same answer as any other refusal of that field, without
-    saying whether the address belongs to someone.
-    """
+
+def _lifetime(minutes: int) -> str:
+    if minutes % 60 == 0:
+        hours = minutes // 60
+        return "1 hour" if hours == 1 else f"{hours} hours"
+    return f"{minutes} minutes"
+
+
+def start_registration(*, email: object, password: object, display_name: object,
+                       date_of_birth: object, accept_terms: object, ctx: RequestContext
+                       ) -> None:
+    """Check the sign-up form and mail the address; the account is created by
+    ``confirm_registration`` with the mailed token. Raises ValidationFailed (a field's
+    error) or RateLimited; otherwise answers nothing, the same for every address.
+
+    Both outcomes cost the same: the argon2 hash is computed whether or not the address
+    has an account, one audit row is written, and one mail is queued after the commit."""
     st = get_settings()
     clean_email = validation.email(email)
     clean_pw = validation.password(password, email_addr=clean_email)
     name = validation.display_name(display_name)
     dob = validation.date_of_birth(date_of_birth, today=utcnow().date(),
-                                   minimum_age=st.minimum_age) \
-        if role is Role.player else None
-    if role is Role.player and accept_terms is not True:
+                                   minimum_age=st.minimum_age)
+    if accept_terms is not True:
         raise ValidationFailed("Please accept the terms to open an account.", "accept_terms")
     ratelimit.check_register(ctx.ip)
-    pw_hash = passwords.hash_password(clean_pw)
+    pw_hash = passwords.hash_password(clean_pw)  # in both branches: the time tells nothing
+    token = secrets.token_urlsafe(32)
+    with identity_tx() as s:
+        now = utcnow()
+        user = _user_by_email(s, clean_email)
+        if user is None:
+            s.add(PendingRegistration(
+                email=clean_email, display_name=name, date_of_birth=dob, password_hash=pw_hash,
+                token_hash=token_hash(token), terms_accepted_at=now, created_at=now,
+                expires_at=now + timedelta(minutes=st.register_token_minutes)))
+            s.flush()
+            message = _registration_mail(clean_email, token)
+        else:
+            message = _taken_mail(user)
+        record(s, AuditAction.register_requested, Actor(None, None, ctx.ip),
+               user.id if user else None, known=user is not None)
+    mail.send(message)
+    REGISTRATIONS.labels("started").inc()
+
+
+def _registration_mail(address: str, token: str) -> mail.Mail:
+    # The name typed on the form is not repeated: whoever sent the form chose it, and the
+    # mail goes to someone who may not have.
+    st = get_settings()
+    link = f"{st.public_url}/register/confirm?token={token}"
+    return mail.Mail(
+        address, REGISTER_SUBJECT,
+        "Hello,\n\nTo finish creating your HashHouse account, open this link within "
+        f"{_lifetime(st.register_token_minutes)} (it works once) and enter the password you "
+        f"chose when you signed up:\n{link}\n\n"
+        "If you did not sign up, ignore this mail: no account is created without it.\n")
+
+
+def _taken_mail(user: User) -> mail.Mail:
+    st = get_settings()
+    return mail.Mail(
+        user.email, REGISTER_TAKEN_SUBJECT,
+        f"Hello {user.display_name},\n\nSomeone, perhaps you, tried to create a HashHouse "
+        "account with this address. You already have one, so nothing was created and "
+        f"your account is unchanged.\n\nSign in: {st.public_url}/login\n"
+        f"Forgot your password? Choose a new one: {st.public_url}/forgot\n\n"
+        "If it was not you, you can ignore this mail.\n")
+
+
+def confirm_registration(token: object, password: object, ctx: RequestContext) -> str:
+    """Create the account of a pending sign-up and sign it in; returns the session token.
+
+    ``password`` must be the one chosen on the form: whoever follows the link must both
+    read the mail and know it. Each token works once and expires
+    (``CASINO_REGISTER_TOKEN_MINUTES``); after MAX_CONFIRM_ATTEMPTS wrong passwords it
+    stops working. Raises InvalidToken (also when the address got an account meanwhile),
+    or ValidationFailed (field ``password``)."""
+    try:
+        clean = validation.token(token)
+    except ValidationFailed:
+        raise InvalidToken(_LINK_DEAD) from None
+    if not isinstance(password, str) or not password or len(password) > 1024:
+        raise ValidationFailed("Enter the password you chose when you signed up.", "password")
+    # The slow argon2 check runs outside the write transaction (as at sign-in); the
+    # outcome is applied below only to the row it was checked against.
+    with identity_tx(readonly=True) as s:
+        stored = s.execute(select(PendingRegistration.password_hash).where(
+            PendingRegistration.token_hash == token_hash(clean))).scalar_one_or_none()
+    if stored is None:
+        raise InvalidToken(_LINK_DEAD)
+    ok, _ = passwords.verify(password, stored)
     player_id = str(uuid.uuid4())
     try:
         with identity_tx() as s:
-            if _user_by_email(s, clean_email) is not None:
-                raise IntegrityError("email", None, Exception("taken"))
-            now = utcnow()
-            user = User(player_id=player_id, email=clean_email, display_name=name,
-                        date_of_birth=dob, password_hash=pw_hash, role=role.value,
-                        created_at=now, terms_accepted_at=now if accept_terms is True else None,
-                        password_changed_at=now, last_login_at=now, last_login_ip=ctx.ip,
-                        failures_since=now)
-            s.add(user)
-            s.flush()
-            record(s, AuditAction.register, _actor(user, ctx), user.id,
-                   terms_version=TERMS_VERSION, role=role.value)
-            token = sessions.create(s, user, ctx)
-    except IntegrityError:
-        raise ValidationFailed("We could not register that email address. If it is "
-                               "yours, sign in or reset your password.", "email") from None
+            outcome = _confirm_step(s, clean, stored, ok, player_id, ctx)
+    except IntegrityError:  # the same address confirmed at the same moment
+        raise InvalidToken(_taken_meanwhile()) from None
+    if isinstance(outcome, Exception):
+        raise outcome
     ensure_player(player_id)
     REGISTRATIONS.labels("ok").inc()
-    return token
+    return outcome
+
+
+def _taken_meanwhile() -> str:
+    return ("This address already has an account. Sign in, or choose a new password from "
+            "\"Forgot your password?\".")
+
+
+def _confirm_step(s: Session, token: str, stored: str, ok: bool, player_id: str,
+                  ctx: RequestContext) -> str | Exception:
+    """One transaction that commits even when it refuses (a wrong password counts)."""
+    now = utcnow()
+    digest = token_hash(token)
+    address = s.execute(select(PendingRegistration.email).where(
+        PendingRegistration.token_hash == digest)).scalar_one_or_none()
+    if address is None:
+        return InvalidToken(_LINK_DEAD)
+    # Lock every pending sign-up of the address, in id order: two links of one address
+    # followed at the same moment queue here instead of deadlocking.
+    pending = s.execute(select(PendingRegistration).where(
+        PendingRegistration.email == address).order_by(PendingRegistration.id)
+        .with_for_update().execution_options(populate_existing=True)).scalars().all()
+    p = next((r for r in pending if r.token_hash == digest), None)
+    if p is None or p.password_hash != stored:
+        return InvalidToken(_LINK_DEAD)
+    if p.expires_at <= now:
+        s.delete(p)
+        return InvalidToken(_LINK_DEAD)
+    if not ok:
+        p.attempts += 1
+        if p.attempts >= MAX_CONFIRM_ATTEMPTS:
+            s.delete(p)
+            return InvalidToken("That was the wrong password too many times: this link no "
+                                "longer works. Please sign up again.")
+        return ValidationFailed("That is not the password you chose when you signed up.",
+                                "password")
+    # Every pending sign-up of the address ends here: one account per address.
+    s.execute(delete(PendingRegistration).where(PendingRegistration.email == p.email))
+    if _user_by_email(s, p.email) is not None:
+        return InvalidToken(_taken_meanwhile())
+    user = User(player_id=player_id, email=p.email, display_name=p.display_name,
+                date_of_birth=p.date_of_birth, password_hash=p.password_hash,
+                role=Role.player.value, created_at=now,
+                terms_accepted_at=p.terms_accepted_at, password_changed_at=now,
+                last_login_at=now, last_login_ip=ctx.ip, failures_since=now)
+    s.add(user)
+    s.flush()
+    record(s, AuditAction.register, _actor(user, ctx), user.id, terms_version=TERMS_VERSION,
+           role=Role.player.value)
+    return sessions.create(s, user, ctx)
 
 
 def date_today() -> date:
@@ -448,10 +573,20 @@ def change_password(token: str | None, current_password: object, new_password: o
         pw = validation.password(new_password, email_addr=user.email, field="new_password")
         user.password_hash = passwords.hash_password(pw)
         user.password_changed_at = utcnow()
-        sessions.revoke_all(s, user.id, "password changed", except_session_id=me.session_id)
-        _end_challenges(s, user.id)
-        record(s, AuditAction.password_changed, _actor(me, ctx), user.id)
+        revoked = _secure(s, me, "password changed")
+        record(s, AuditAction.password_changed, _actor(me, ctx), user.id,
+               sessions_revoked=revoked)
         return sessions.rotate(s, me, ctx)
+
+
+def _secure(s: Session, me: CurrentUser, reason: str) -> int:
+    """After a change to how the account is secured (password, 2FA, recovery codes): end
+    every other session of the account and every sign-in waiting at the 2FA step, so that
+    whoever held a stolen session or password does not outlive the owner securing the
+    account. The caller then rotates its own session. Returns the sessions ended."""
+    revoked = sessions.revoke_all(s, me.user_id, reason, except_session_id=me.session_id)
+    _end_challenges(s, me.user_id)
+    return revoked
 
 
 # 2FA management ----------------------------------------------------------------------------
@@ -511,7 +646,8 @@ def start_totp(token: str | None, password: object, current_code: object,
 
 def confirm_totp(token: str | None, code: object, ctx: RequestContext
                  ) -> tuple[list[str], str]:
-    """Activate the pending secret; returns (recovery codes, rotated session token)."""
+    """Activate the pending secret (turning 2FA on, or replacing the authenticator); the
+    account's other sessions end. Returns (recovery codes, rotated session token)."""
     clean = validation.code(code)
     with identity_tx() as s:
         me, user = _require_for_update(s, token)
@@ -522,7 +658,9 @@ def confirm_totp(token: str | None, code: object, ctx: RequestContext
         if codes is None:
             raise ValidationFailed("That code does not match. Check the time on your phone "
                                    "and try the newest code.", "code")
-        record(s, AuditAction.totp_enabled, _actor(me, ctx), user.id, replaced=replacing)
+        revoked = _secure(s, me, "2fa enabled")
+        record(s, AuditAction.totp_enabled, _actor(me, ctx), user.id, replaced=replacing,
+               sessions_revoked=revoked)
         new_token = sessions.rotate(s, me, ctx)
     return codes, new_token
 
@@ -536,12 +674,17 @@ def disable_totp(token: str | None, password: object, code: object,
         _check_password(user, password)
         _check_current_code(s, user, code)
         totp.disable(s, user)
-        record(s, AuditAction.totp_disabled, _actor(me, ctx), user.id)
+        revoked = _secure(s, me, "2fa disabled")
+        record(s, AuditAction.totp_disabled, _actor(me, ctx), user.id,
+               sessions_revoked=revoked)
         return sessions.rotate(s, me, ctx)
 
 
 def regenerate_recovery_codes(token: str | None, password: object, code: object,
-                              ctx: RequestContext) -> list[str]:
+                              ctx: RequestContext) -> tuple[list[str], str]:
+    """New recovery codes (the old ones stop working); returns (codes, rotated session
+    token). Someone who asks for new codes may fear the old ones leaked, so the account's
+    other sessions end too."""
     with identity_tx() as s:
         me, user = _require_for_update(s, token)
         if not user.totp_enabled:
@@ -549,8 +692,10 @@ def regenerate_recovery_codes(token: str | None, password: object, code: object,
         _check_password(user, password)
         _check_current_code(s, user, code)
         codes = totp.new_recovery_codes(s, user)
-        record(s, AuditAction.recovery_codes_regenerated, _actor(me, ctx), user.id)
-        return codes
+        revoked = _secure(s, me, "recovery codes regenerated")
+        record(s, AuditAction.recovery_codes_regenerated, _actor(me, ctx), user.id,
+               sessions_revoked=revoked)
+        return codes, sessions.rotate(s, me, ctx)
 
 
 def with_second_factor(token: str | None, code: object, ctx: RequestContext,

@@ -55,5 +55,13 @@ class StaffNeeds2FA(Forbidden):
                          "using the staff pages.")
 
 
+class PlayersOnly(Forbidden):
+    """Support staff asked for a staff account: only admins see or act on those."""
+
+    def __init__(self) -> None:
+        super().__init__("Support staff can open player accounts only; staff accounts "
+                         "are for admins.")
+
+
 class NotFound(UserError):
     pass

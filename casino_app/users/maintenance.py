@@ -10,7 +10,14 @@ from casino_app.core.clock import utcnow
 from casino_app.core.db import identity_tx
 from casino_app.security.audit import SYSTEM, AuditAction, record
 from casino_app.security.crypto import keyring
-from casino_app.users.models import ActionToken, LoginAttempt, MfaChallenge, User, UserSession
+from casino_app.users.models import (
+    ActionToken,
+    LoginAttempt,
+    MfaChallenge,
+    PendingRegistration,
+    User,
+    UserSession,
+)
 
 
 def rotate_encryption(batch: int = 500) -> int:
@@ -39,7 +46,8 @@ def rotate_encryption(batch: int = 500) -> int:
 
 
 def purge_expired(keep_days: int = 90) -> dict[str, int]:
-    """Delete sessions, challenges and tokens long past use, and old login attempts."""
+    """Delete sessions, challenges and tokens long past use, old login attempts, and
+    sign-ups whose link has expired."""
     cutoff = utcnow() - timedelta(days=keep_days)
     now = utcnow()
     with identity_tx() as s:
@@ -52,5 +60,8 @@ def purge_expired(keep_days: int = 90) -> dict[str, int]:
                 ActionToken.expires_at < cutoff)).rowcount,
             "login_attempts": s.execute(delete(LoginAttempt).where(
                 LoginAttempt.at < cutoff)).rowcount,
+            # personal data of someone who never finished signing up: gone once expired
+            "pending_registrations": s.execute(delete(PendingRegistration).where(
+                PendingRegistration.expires_at <= now)).rowcount,
         }
     return out

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -153,3 +154,65 @@ class ActionToken(IdentityBase):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class RoleRequest(IdentityBase):
+    """An admin's request to give an account a staff role (support or admin). It takes
+    effect only when a different admin approves it (four eyes), so that one admin cannot
+    make themselves a second staff identity and approve their own money requests with it.
+    The database refuses a decision by the requester (or by the account itself) and keeps
+    one pending request per account."""
+
+    __tablename__ = "role_requests"
+    __table_args__ = (
+        CheckConstraint("role IN ('support', 'admin')", name="ck_role_requests_role"),
+        CheckConstraint("state IN ('pending', 'approved', 'rejected')",
+                        name="ck_role_requests_state"),
+        CheckConstraint("requested_by <> user_id", name="ck_role_requests_not_self"),
+        CheckConstraint("decided_by IS NULL OR (decided_by <> requested_by "
+                        "AND decided_by <> user_id)", name="ck_role_requests_four_eyes"),
+        CheckConstraint("(state = 'pending' AND decided_by IS NULL AND decided_at IS NULL) "
+                        "OR (state <> 'pending' AND decided_by IS NOT NULL "
+                        "AND decided_at IS NOT NULL)", name="ck_role_requests_decided"),
+        Index("uq_role_requests_pending", "user_id", unique=True,
+              sqlite_where=text("state = 'pending'"),
+              postgresql_where=text("state = 'pending'")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(200))
+    requested_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    requested_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    state: Mapped[str] = mapped_column(String(10), default="pending")
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    decision_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class PendingRegistration(IdentityBase):
+    """A sign-up waiting for its mailed link. No account exists until the link is
+    followed (with the password chosen here), so a sign-up reveals nothing about whether
+    the address has an account and nobody can hold an address they cannot read mail at.
+    Removed when used, after too many wrong passwords, and by the cleanup job once
+    expired (it holds the personal data of someone who is not a customer yet)."""
+
+    __tablename__ = "pending_registrations"
+    __table_args__ = (
+        Index("ix_pending_registrations_email", "email"),
+        Index("ix_pending_registrations_expires", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    display_name: Mapped[str] = mapped_column(String(40))
+    date_of_birth: Mapped[date] = mapped_column(Date)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # SHA-256 of the mailed 256-bit token; the token itself is only in the mail.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    terms_accepted_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    # Wrong passwords given with the link; at MAX_CONFIRM_ATTEMPTS the link stops working.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)

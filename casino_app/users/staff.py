@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import false, select
+from sqlalchemy import and_, false, select
 from sqlalchemy.orm import Session
 
 from casino_app.core.clock import utcnow
@@ -22,10 +22,11 @@ from casino_app.users.errors import (
     Forbidden,
     NotAuthenticated,
     NotFound,
+    PlayersOnly,
     StaffNeeds2FA,
     ValidationFailed,
 )
-from casino_app.users.models import Role, User
+from casino_app.users.models import Role, RoleRequest, User
 from casino_app.users.sessions import CurrentUser, RequestContext, SessionView
 
 STAFF = (Role.support, Role.admin)
@@ -107,6 +108,8 @@ def find_players(token: str | None, query: object, ctx: RequestContext | None = 
                     .replace("_", "\\_")
                 cond = User.email.like(f"%{like}%", escape="\\")
                 kind = "email"
+        if me.role is not Role.admin:
+            cond = and_(cond, User.role == Role.player.value)  # support: players only
         rows = list(s.execute(select(User).where(cond).order_by(User.id).limit(limit))
                     .scalars())
         record(s, AuditAction.staff_search, _actor(me, ctx or RequestContext()), None,
@@ -125,17 +128,42 @@ def _target(s: Session, user_id: object, *, lock: bool = False) -> User:
     return user
 
 
+def reachable(me: CurrentUser, u: User) -> None:
+    """Support works on player accounts only; a staff account (its sessions, IP
+    addresses, lock state, money) is for admins. Raises PlayersOnly."""
+    if u.role != Role.player.value and me.role is not Role.admin:
+        raise PlayersOnly()
+
+
+def _history(s: Session, me: CurrentUser, u: User) -> list[AuditEvent]:
+    """The account's recent audit rows. Support does not see staff members' IP
+    addresses in them (an admin's look at the account, say): the rows are detached
+    first, so the blanked copies are never written back."""
+    events = recent(s, 50, target_user_id=u.id)
+    if me.role is not Role.admin:
+        for e in events:
+            s.expunge(e)
+            if e.actor_role in STAFF_ROLES:
+                e.ip = ""
+    return events
+
+
+STAFF_ROLES = {r.value for r in STAFF}
+
+
 def player_detail(token: str | None, user_id: object, ctx: RequestContext) -> PlayerDetail:
-    """Everything support needs on one screen; the view itself is audited."""
+    """Everything support needs on one screen; the view itself is audited. Support may
+    open player accounts only (PlayersOnly)."""
     with identity_tx() as s:
         me = require_role(s, token)
         u = _target(s, user_id)
+        reachable(me, u)
         record(s, AuditAction.staff_lookup, _actor(me, ctx), u.id)
         return PlayerDetail(
             summary=_summary(u), lock_reason=u.lock_reason, locked_at=u.locked_at,
             totp_enabled=u.totp_enabled, last_login_at=u.last_login_at,
             last_login_ip=u.last_login_ip, sessions=sessions.list_live(s, u.id),
-            audit=recent(s, 50, target_user_id=u.id))
+            audit=_history(s, me, u))
 
 
 def _reason(reason: object) -> str:
@@ -154,8 +182,7 @@ def lock_player(token: str | None, user_id: object, reason: object, ctx: Request
         u = _target(s, user_id, lock=True)
         if u.id == me.user_id:
             raise ValidationFailed("You cannot lock your own account.", "user_id")
-        if u.role != Role.player.value and me.role is not Role.admin:
-            raise Forbidden()
+        reachable(me, u)
         if u.locked_at is not None and locked_by_staff(u):
             return  # an automatic lock-out becomes a staff lock (its owner could lift it)
         u.locked_at = utcnow()
@@ -171,8 +198,7 @@ def unlock_player(token: str | None, user_id: object, reason: object, ctx: Reque
     with identity_tx() as s:
         me = require_role(s, token)
         u = _target(s, user_id, lock=True)
-        if u.role != Role.player.value and me.role is not Role.admin:
-            raise Forbidden()
+        reachable(me, u)
         if u.locked_at is None:
             return
         u.locked_at = None
@@ -185,8 +211,7 @@ def revoke_player_sessions(token: str | None, user_id: object, ctx: RequestConte
     with identity_tx() as s:
         me = require_role(s, token)
         u = _target(s, user_id)
-        if u.role != Role.player.value and me.role is not Role.admin:
-            raise Forbidden()
+        reachable(me, u)
         n = sessions.revoke_all(s, u.id, "revoked by staff",
                                 except_session_id=me.session_id if u.id == me.user_id else None)
         record(s, AuditAction.staff_revoke_sessions, _actor(me, ctx), u.id, count=n)
@@ -199,8 +224,7 @@ def revoke_player_session(token: str | None, user_id: object, session_id: object
     with identity_tx() as s:
         me = require_role(s, token)
         u = _target(s, user_id)
-        if u.role != Role.player.value and me.role is not Role.admin:
-            raise Forbidden()
+        reachable(me, u)
         done = sessions.revoke(s, u.id, session_id, "revoked by staff")
         if done:
             record(s, AuditAction.staff_revoke_session, _actor(me, ctx), u.id,
@@ -208,21 +232,165 @@ def revoke_player_session(token: str | None, user_id: object, session_id: object
         return done
 
 
-def set_role(token: str | None, user_id: object, role: object, ctx: RequestContext) -> None:
-    """Admins only. The caller's own role cannot be changed (no accidental lock-out)."""
-    if not isinstance(role, str) or role not in {r.value for r in Role}:
+# Roles: taking one away is one admin's call; giving one takes two -----------------------------
+_RANK = {Role.player.value: 0, Role.support.value: 1, Role.admin.value: 2}
+
+
+@dataclass(frozen=True)
+class RoleRequestView:
+    id: int
+    user_id: int
+    email: str
+    current_role: str
+    role: str                  # the role asked for
+    reason: str
+    requested_by: int
+    requested_at: datetime
+    state: str                 # pending, approved, rejected
+    decided_by: int | None
+    decided_at: datetime | None
+    decision_reason: str | None
+    by_caller: bool = False    # asked by the admin reading it (who may not decide on it)
+
+
+def _role_view(r: RoleRequest, u: User, me: CurrentUser | None = None) -> RoleRequestView:
+    return RoleRequestView(r.id, r.user_id, u.email, u.role, r.role, r.reason, r.requested_by,
+                           r.requested_at, r.state, r.decided_by, r.decided_at,
+                           r.decision_reason, me is not None and r.requested_by == me.user_id)
+
+
+def _role(role: object) -> str:
+    if not isinstance(role, str) or role not in _RANK:
         raise ValidationFailed("Choose player, support or admin.", "role")
+    return role
+
+
+def set_role(token: str | None, user_id: object, role: object, ctx: RequestContext,
+             reason: object = None) -> RoleRequestView | None:
+    """Admins only; the caller's own role cannot be changed (no accidental lock-out).
+
+    Taking a role away (admin to support or player, support to player) happens at once and
+    ends the account's sessions; returns None. Giving a staff role (player to support or
+    admin, support to admin) only records a request, with ``reason``, that a different
+    admin must approve (``approve_role_request``); returns it. Support counts: support
+    staff ask for the adjustments admins approve, so one admin with a support account of
+    their own would be both pairs of eyes."""
+    new = _role(role)
     with identity_tx() as s:
         me = require_role(s, token, (Role.admin,))
         u = _target(s, user_id, lock=True)
         if u.id == me.user_id:
             raise ValidationFailed("You cannot change your own role.", "role")
-        if u.role == role:
-            return
+        if u.role == new:
+            return None
+        if _RANK[new] > _RANK[u.role]:
+            return _request_role(s, me, u, new, _reason(reason), ctx)
         old = u.role
-        u.role = role
-        sessions.revoke_all(s, u.id, "role changed")
-        record(s, AuditAction.staff_role_changed, _actor(me, ctx), u.id, old=old, new=role)
+        u.role = new
+        n = sessions.revoke_all(s, u.id, "role changed")
+        detail = {"reason": _reason(reason)} if reason is not None else {}
+        record(s, AuditAction.staff_role_changed, _actor(me, ctx), u.id, old=old, new=new,
+               sessions_revoked=n, **detail)
+        return None
+
+
+def _request_role(s: Session, me: CurrentUser, u: User, role: str, why: str,
+                  ctx: RequestContext) -> RoleRequestView:
+    waiting = s.execute(select(RoleRequest.id).where(
+        RoleRequest.user_id == u.id, RoleRequest.state == "pending")).scalar_one_or_none()
+    if waiting is not None:
+        raise ValidationFailed(f"Role request #{waiting} for this account is already waiting "
+                               "for a second admin.", "role")
+    r = RoleRequest(user_id=u.id, role=role, reason=why, requested_by=me.user_id,
+                    requested_at=utcnow(), state="pending")
+    s.add(r)
+    s.flush()  # UNIQUE (one pending request per account) also holds against a race
+    record(s, AuditAction.role_requested, _actor(me, ctx), u.id, request_id=r.id,
+           old=u.role, new=role, reason=why)
+    return _role_view(r, u)
+
+
+def _request_id(value: object) -> int:
+    """A role request id from a form (decimal text) or an event (an int)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31:
+        raise NotFound("No such role request.")
+    return value
+
+
+def _pending_role(s: Session, me: CurrentUser, request_id: object) -> tuple[RoleRequest, User]:
+    """The pending request, and its account, both locked (the account first, as every
+    role change does); refuses a decision by the requester or on one's own account."""
+    rid = _request_id(request_id)
+    target = s.execute(select(RoleRequest.user_id).where(RoleRequest.id == rid)
+                       ).scalar_one_or_none()
+    if target is None:
+        raise NotFound("No such role request.")
+    u = _target(s, target, lock=True)
+    r = s.execute(select(RoleRequest).where(RoleRequest.id == rid).with_for_update()
+                  .execution_options(populate_existing=True)).scalar_one()
+    if r.state != "pending":
+        raise ValidationFailed(f"This request was already {r.state}.", "request_id")
+    if r.requested_by == me.user_id:
+        raise Forbidden("A second admin must decide on your own request.")
+    if r.user_id == me.user_id:
+        raise Forbidden("You cannot decide on a role for your own account.")
+    return r, u
+
+
+def approve_role_request(token: str | None, request_id: object, ctx: RequestContext
+                         ) -> RoleRequestView:
+    """A second admin (not the one who asked, not the account itself) grants the role;
+    the account's sessions end, so it signs in again with the new role."""
+    with identity_tx() as s:
+        me = require_role(s, token, (Role.admin,))
+        r, u = _pending_role(s, me, request_id)
+        if _RANK[r.role] <= _RANK[u.role]:
+            raise ValidationFailed(f"This account is already {u.role}: reject the request.",
+                                   "request_id")
+        asker = s.execute(select(User.role).where(User.id == r.requested_by)).scalar_one()
+        if asker != Role.admin.value:
+            raise ValidationFailed("The admin who asked is no longer an admin: reject the "
+                                   "request.", "request_id")
+        old = u.role
+        u.role = r.role
+        n = sessions.revoke_all(s, u.id, "role changed")
+        r.state, r.decided_by, r.decided_at = "approved", me.user_id, utcnow()
+        s.flush()
+        record(s, AuditAction.role_approved, _actor(me, ctx), u.id, request_id=r.id,
+               old=old, new=r.role, requested_by=r.requested_by, sessions_revoked=n)
+        return _role_view(r, u)
+
+
+def reject_role_request(token: str | None, request_id: object, reason: object,
+                        ctx: RequestContext) -> RoleRequestView:
+    """A second admin turns the request down, saying why; the role stays as it is."""
+    why = _reason(reason)
+    with identity_tx() as s:
+        me = require_role(s, token, (Role.admin,))
+        r, u = _pending_role(s, me, request_id)
+        r.state, r.decided_by, r.decided_at = "rejected", me.user_id, utcnow()
+        r.decision_reason = why
+        s.flush()
+        record(s, AuditAction.role_rejected, _actor(me, ctx), u.id, request_id=r.id,
+               role=r.role, requested_by=r.requested_by, reason=why)
+        return _role_view(r, u)
+
+
+def role_requests(token: str | None, user_id: object = None) -> list[RoleRequestView]:
+    """Pending role requests, oldest first (of one account when ``user_id`` is given).
+    Only admins decide on them, so support gets an empty list."""
+    with identity_tx() as s:
+        me = require_role(s, token)
+        if me.role is not Role.admin:
+            return []
+        q = (select(RoleRequest, User).join(User, User.id == RoleRequest.user_id)
+             .where(RoleRequest.state == "pending").order_by(RoleRequest.id))
+        if user_id is not None:
+            q = q.where(RoleRequest.user_id == validation.row_id(user_id, "user_id",
+                                                                 "Unknown account."))
+        return [_role_view(r, u, me) for r, u in s.execute(q).all()]
 
 
 def audit_page(token: str | None, before_id: int | None = None, limit: int = 50

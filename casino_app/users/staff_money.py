@@ -27,7 +27,7 @@ from casino_app.security.audit import AuditAction, record
 from casino_app.users.errors import Forbidden, NotFound, ValidationFailed
 from casino_app.users.models import Role, User
 from casino_app.users.sessions import CurrentUser, RequestContext
-from casino_app.users.staff import _actor, _reason, _target, require_role
+from casino_app.users.staff import _actor, _reason, _target, reachable, require_role
 
 APPROVERS = (Role.admin,)
 HOLD_RELEASERS = (Role.admin,)
@@ -72,10 +72,11 @@ def _view(a: AdjustmentRequest, user_id: int | None = None) -> AdjustmentView:
 
 def player_money(token: str | None, user_id: object, ctx: RequestContext) -> PlayerMoney:
     """A player's balances, last bets, ledger lines, adjustments, holds and chain deposits
-    (the view is audited)."""
+    (the view is audited). Support may open player accounts only (PlayersOnly)."""
     with identity_tx() as s:
         me = require_role(s, token)
         u = _target(s, user_id)
+        reachable(me, u)
         record(s, AuditAction.staff_money_view, _actor(me, ctx), u.id)
         uid, pid = u.id, u.player_id
     bets, _ = history.bets_page(pid, limit=20)

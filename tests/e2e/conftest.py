@@ -71,6 +71,16 @@ def link_in(msg: Message) -> str:
     return found.group(0)
 
 
+_SESSION_INBOX: list[Inbox] = []
+
+
+def session_inbox() -> Inbox:
+    """The one SMTP server every app of the test session mails to (``smtp``): where
+    ``flows.register`` reads the sign-up link, as a person reads their mail."""
+    assert _SESSION_INBOX, "the smtp fixture is not running"
+    return _SESSION_INBOX[0]
+
+
 @pytest.fixture(scope="session")
 def smtp() -> Iterator[Inbox]:
     inbox = Inbox()
@@ -78,7 +88,9 @@ def smtp() -> Iterator[Inbox]:
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     inbox.port = port  # type: ignore[attr-defined]
+    _SESSION_INBOX.append(inbox)
     yield inbox
+    _SESSION_INBOX.remove(inbox)
     controller.stop()
 
 

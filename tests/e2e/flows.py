@@ -8,7 +8,7 @@ import time
 import pyotp
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, link_in, session_inbox
 
 # The shared admin's second factor, set up by the first test that signs in as staff.
 ADMIN_2FA: dict[str, object] = {}
@@ -46,8 +46,23 @@ def submit_registration(page: Page, email: str, name: str, password: str,
 
 def register(page: Page, email: str, name: str, password: str,
              dob: str = "1990-05-05") -> None:
+    """Sign up as a person does: the form, then the link in the mail, then the password
+    again; ends signed in on the account page."""
     goto(page, "/register")
     submit_registration(page, email, name, password, dob=dob)
+    expect(page.get_by_text(CHECK_INBOX)).to_be_visible()
+    finish_registration(page, email, password)
+
+
+CHECK_INBOX = "Check your inbox to finish signing up."
+SIGN_UP_SUBJECT = "Finish creating your HashHouse account"
+
+
+def finish_registration(page: Page, email: str, password: str) -> None:
+    """Open the sign-up link mailed to ``email`` and give the password chosen."""
+    goto(page, link_in(session_inbox().wait_for(email, SIGN_UP_SUBJECT)))
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Create my account").click()
     page.wait_for_url(at("/account"))
     expect(page.get_by_text(email)).to_be_visible()
 

@@ -10,16 +10,19 @@ from playwright.sync_api import expect
 
 from tests.e2e.conftest import link_in
 from tests.e2e.flows import (
+    CHECK_INBOX,
     at,
     code_for_next_step,
     enrol_2fa,
     enter_code,
     expect_signed_out,
+    finish_registration,
     goto,
     login_password,
     register,
     sign_out,
     staff_sign_in,
+    submit_registration,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -44,8 +47,15 @@ def test_player_account_lifecycle(new_context, smtp, viewport):  # noqa: ANN001
     login_password(device_b, email, password)
     device_b.wait_for_url(at("/account"))
 
-    # Enrol 2FA: read the key shown for manual entry, compute the code.
+    # Enrol 2FA: read the key shown for manual entry, compute the code. Turning it on
+    # signs every other device out (a stolen session does not outlive it).
     secret, recovery = enrol_2fa(device_a, password)
+    expect_signed_out(device_b)
+
+    # The other device signs in again, now with a second factor (a recovery code).
+    login_password(device_b, email, password)
+    enter_code(device_b, recovery.pop())
+    device_b.wait_for_url(at("/account"))
 
     # Revoke the other device from the sessions page; it loses access.
     goto(device_a, "/account/sessions")
@@ -119,6 +129,38 @@ def test_player_account_lifecycle(new_context, smtp, viewport):  # noqa: ANN001
     staff.get_by_role("button", name="Lock and sign out").click()
     expect(staff.get_by_text("Account locked and signed out everywhere.")).to_be_visible()
     expect_signed_out(device_a)
+
+
+def test_signing_up_with_a_taken_address_looks_the_same_and_mails_its_owner(
+        new_context, smtp):  # noqa: ANN001
+    taken = f"taken-{uuid.uuid4().hex[:8]}@example.com"
+    fresh = f"fresh-{uuid.uuid4().hex[:8]}@example.com"
+    register(new_context().new_page(), taken, "Taken Owner", "the owner's pass phrase")
+
+    answers = []
+    for addr in (taken, fresh):
+        page = new_context().new_page()
+        goto(page, "/register")
+        submit_registration(page, addr, "Someone Else", "someone else's phrase")
+        expect(page.get_by_text(CHECK_INBOX)).to_be_visible()
+        answers.append(page.locator("main").inner_text())
+    assert answers[0] == answers[1]  # nothing on the page tells the two apart
+
+    note = smtp.wait_for(taken, "Someone tried to sign up")
+    assert "/login" in note.get_payload(decode=True).decode()
+    # No account exists for the fresh address until its link is followed.
+    page = new_context().new_page()
+    login_password(page, fresh, "someone else's phrase")
+    expect(page.get_by_role("alert").filter(has_text="Email or password is incorrect")
+           ).to_be_visible()
+    finish_registration(page, fresh, "someone else's phrase")  # signed in now
+    # The link works once.
+    link = link_in(smtp.wait_for(fresh, "Finish creating your HashHouse account"))
+    other = new_context().new_page()
+    goto(other, link)
+    other.get_by_label("Password").fill("someone else's phrase")
+    other.get_by_role("button", name="Create my account").click()
+    expect(other.get_by_role("alert").filter(has_text="invalid or has expired")).to_be_visible()
 
 
 def test_player_cannot_open_staff_pages(new_context):  # noqa: ANN001

@@ -53,7 +53,7 @@ QUIET_JOBS = ("eth-reconcile", "eth-sweep", "eth-batch", "ledger-check", "identi
 # the bookkeeping that legitimately moves during a test (a session's last_seen, job runs,
 # audit rows and their outbox, the chain watcher's blocks).
 SNAPSHOT_TABLES = {
-    "identity": ("users", "user_sessions", "recovery_codes", "action_tokens"),
+    "identity": ("users", "user_sessions", "recovery_codes", "action_tokens", "role_requests"),
     "ledger": ("players", "ledger_accounts", "journal_entries", "postings",
                "pending_transfers", "adjustment_requests", "seed_pairs", "bets",
                "player_stats", "game_favourites", "withdrawals", "withdrawal_batches",
@@ -136,10 +136,11 @@ def new_player(name: str = "Player", fun: bool = True) -> Account:
     """A registered, signed-in player (a session token of its own), with 1,000 FUN."""
     from casino_app.payments import demo
     from casino_app.users import accounts
+    from tests.support.signup import sign_up
 
     email = f"{name.lower().replace(' ', '')}-{secrets.token_hex(4)}@example.com"
-    token = accounts.register(email=email, password=PASSWORD, display_name=name,
-                              date_of_birth="1990-01-01", accept_terms=True, ctx=ctx())
+    token = sign_up(email_addr=email, password=PASSWORD, display_name=name,
+                    date_of_birth="1990-01-01", ctx=ctx())
     me = accounts.current_user(token)
     assert me is not None
     if fun:

@@ -84,8 +84,8 @@ def test_every_action_writes_exactly_one_row_of_its_kind(any_env: str) -> None:
         return datetime.now(UTC)
 
     with time_machine.travel(T0 + timedelta(seconds=1), tick=False) as clock:
-        with audited({"account.register": 1}):
-            token, addr = register()
+        with audited({"account.register_requested": 1, "account.register": 1}):
+            token, addr = register()  # the sign-up form, then its mailed link
         with audited({"login.ok": 1}):
             sign_in(addr)
         with audited({"login.failed": 1}), pytest.raises(InvalidCredentials):
@@ -105,14 +105,14 @@ def test_every_action_writes_exactly_one_row_of_its_kind(any_env: str) -> None:
             accounts.complete_login_mfa(mfa_token=mfa, code="000000", ctx=new_ctx())
         with audited({"2fa.recovery_used": 1, "login.ok": 1}):
             third = accounts.complete_login_mfa(mfa_token=mfa, code=codes[0], ctx=new_ctx())
-        with audited({"2fa.recovery_regenerated": 1}):
-            accounts.regenerate_recovery_codes(token, PASSWORD,
-                                               code_at(enrolment.secret, now()), new_ctx())
         third_id = next(v.id for v in accounts.my_sessions(third) if v.current)
         with audited({"session.revoke": 1}):
             accounts.revoke_my_session(token, third_id, new_ctx())
         with audited({"session.revoke_others": 1}):
             accounts.revoke_my_other_sessions(token, new_ctx())
+        with audited({"2fa.recovery_regenerated": 1}):
+            _, token = accounts.regenerate_recovery_codes(
+                token, PASSWORD, code_at(enrolment.secret, now()), new_ctx())
         with audited({"logout": 1}):
             accounts.logout(token, new_ctx())
         clock.shift(timedelta(seconds=30))
@@ -153,13 +153,23 @@ def test_every_action_writes_exactly_one_row_of_its_kind(any_env: str) -> None:
                                                                            new_ctx())),
             ("staff.lock", lambda: staff.lock_player(admin, target, "check", new_ctx())),
             ("staff.unlock", lambda: staff.unlock_player(admin, target, "ok", new_ctx())),
-            ("staff.role_changed", lambda: staff.set_role(admin, target, "support", new_ctx())),
             ("keys.rotated", rotate_encryption),
         ]:
             with audited({action: 1}):
                 call()
         with audited({"staff.search": 1}):
             staff.find_players(admin, addr)
+        second, _, _ = make_staff(Role.admin)
+        with audited({"staff.role_requested": 1}):
+            req = staff.set_role(admin, target, "support", new_ctx(), reason="helpdesk")
+        with audited({"staff.role_rejected": 1}):
+            staff.reject_role_request(second, req.id, "not yet", new_ctx())
+        with audited({"staff.role_requested": 1}):
+            req = staff.set_role(admin, target, "support", new_ctx(), reason="helpdesk")
+        with audited({"staff.role_approved": 1}):
+            staff.approve_role_request(second, req.id, new_ctx())
+        with audited({"staff.role_changed": 1}):
+            staff.set_role(admin, target, "player", new_ctx())
         with audited({}):
             staff.audit_page(admin)
             staff.verify_audit(admin)
@@ -167,7 +177,6 @@ def test_every_action_writes_exactly_one_row_of_its_kind(any_env: str) -> None:
         # money: staff views and four-eyes adjustments, operator funding, ledger check
         _, payee_addr = register()
         payee = user_row(payee_addr).id
-        second, _, _ = make_staff(Role.admin)
         with audited({"staff.money_view": 1}):
             staff_money.player_money(admin, payee, new_ctx())
         with audited({"ledger.adjustment_requested": 1}):

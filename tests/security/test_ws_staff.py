@@ -33,7 +33,7 @@ STAFF_MODULES = (staff, staff_money, staff_custody, staff_withdrawals)
 # Handlers that only reset the tab's own view (no data read or written): nothing to refuse.
 VIEW_ONLY = {("StaffReconcileState", "hide_issues")}
 ADMIN_ONLY = {
-    StaffPlayerState: ("set_role",),
+    StaffPlayerState: ("set_role", "approve_role", "reject_role"),
     StaffAuditState: ("on_open", "load_older", "verify"),
     StaffMoneyState: ("release_hold",),
     StaffAdjustmentsState: ("approve", "reject"),
@@ -42,7 +42,8 @@ ADMIN_ONLY = {
 }
 # What support may do to a player but not to a staff account
 ON_PLAYERS_ONLY = ("lock", "unlock", "revoke_all", "revoke")
-PAGES = {"StaffSearchState": "/admin", "StaffPlayerState": "/admin/player?id={user}",
+PAGES = {"StaffSearchState": "/admin", "StaffRoleRequestsState": "/admin",
+         "StaffPlayerState": "/admin/player?id={user}",
          "StaffMoneyState": "/admin/player?id={user}", "StaffAuditState": "/admin/audit",
          "StaffAdjustmentsState": "/admin/adjustments",
          "StaffReconcileState": "/admin/reconcile", "StaffWalletsState": "/admin/wallets",

@@ -126,10 +126,10 @@ def test_keno_picks_are_checked_in_the_tab(app_env) -> None:  # noqa: ANN001
 def _player(email: str = "gamer@example.com") -> tuple[str, str]:
     from casino_app.users import accounts
     from casino_app.users.sessions import RequestContext
+    from tests.support.signup import sign_up
 
-    token = accounts.register(email=email, password="gamer pass phrase", display_name="Gamer",
-                              date_of_birth="1990-01-01", accept_terms=True,
-                              ctx=RequestContext("10.0.0.5", "pytest"))
+    token = sign_up(email_addr=email, password="gamer pass phrase", display_name="Gamer",
+                    date_of_birth="1990-01-01", ctx=RequestContext("10.0.0.5", "pytest"))
     me = accounts.current_user(token)
     assert me is not None
     return token, me.player_id

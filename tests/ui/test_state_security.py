@@ -22,7 +22,8 @@ os.environ.setdefault("PYTEST_CURRENT_TEST", "state-security")
 ANONYMOUS_OK = {
     "SessionState": {"refresh", "require_player", "require_staff", "redirect_if_signed_in",
                      "logout"},
-    "RegisterState": {"submit"},
+    "RegisterState": {"submit", "again"},
+    "RegisterConfirmState": {"on_open", "submit"},
     "LoginState": {"submit_password", "submit_code", "restart"},
     "ForgotState": {"submit", "again"},
     "ResetState": {"on_open", "submit"},
@@ -109,14 +110,13 @@ def populated(app_env):  # noqa: ANN001, ANN201
     from casino_app.users import accounts, staff
     from casino_app.users.models import Role
     from casino_app.users.sessions import RequestContext
+    from tests.support.signup import sign_up
 
     ctx = RequestContext("10.0.0.1", "pytest")
-    accounts.register(email="victim@example.com", password="victim pass phrase",
-                      display_name="Victim", date_of_birth="1990-01-01", accept_terms=True,
-                      ctx=ctx)
-    accounts.register(email="other@example.com", password="other pass phrase",
-                      display_name="Other", date_of_birth="1990-01-01", accept_terms=True,
-                      ctx=ctx)
+    sign_up(email_addr="victim@example.com", password="victim pass phrase",
+            display_name="Victim", date_of_birth="1990-01-01", ctx=ctx)
+    sign_up(email_addr="other@example.com", password="other pass phrase",
+            display_name="Other", date_of_birth="1990-01-01", ctx=ctx)
     staff.create_staff("boss@example.com", "boss pass phrase 1", Role.admin)
     accounts.begin_login(email="boss@example.com", password="boss pass phrase 1", ctx=ctx)
     return app_env
@@ -173,7 +173,13 @@ def test_setvar_cannot_set_any_state_var_from_the_browser(populated) -> None:  #
 
 
 def test_anonymous_handlers_reject_junk_without_creating_anything(populated) -> None:  # noqa: ANN001
-    from casino_app.ui.state.auth import ForgotState, LoginState, RegisterState, ResetState
+    from casino_app.ui.state.auth import (
+        ForgotState,
+        LoginState,
+        RegisterConfirmState,
+        RegisterState,
+        ResetState,
+    )
 
     junk_values: list[Any] = [None, 42, [], {}, "", "x" * 5000, "'; DROP TABLE users;--",
                               "<script>alert(1)</script>", "\u202e\u0000emoji😀"]
@@ -184,6 +190,10 @@ def test_anonymous_handlers_reject_junk_without_creating_anything(populated) -> 
         reg = _substate(root, RegisterState)
         asyncio.run(_call(reg, RegisterState.event_handlers["submit"], [form]))
         assert reg.errors or reg.message, f"no message for {junk!r}"
+        assert not reg.sent
+        confirm = _substate(root, RegisterConfirmState)
+        asyncio.run(_call(confirm, RegisterConfirmState.event_handlers["submit"], [form]))
+        assert confirm.errors or confirm.message, f"no message for {junk!r}"
         reset = _substate(root, ResetState)
         asyncio.run(_call(reset, ResetState.event_handlers["submit"], [form]))
         assert reset.errors or reset.message

@@ -26,6 +26,7 @@ from casino_app.users import accounts, staff
 from casino_app.users.models import Role, User
 from casino_app.users.sessions import RequestContext
 from tests.conftest import _reset_process_state
+from tests.support.signup import sign_up
 
 PASSWORD = "purple elephants dance quietly"
 NEW_PASSWORD = "seven silver kettles humming"
@@ -54,10 +55,11 @@ def new_email(prefix: str = "player") -> str:
 def register(email_addr: str | None = None, password: str = PASSWORD,
              name: str = "Alice Player", dob: object = "1990-05-17",
              ctx: RequestContext | None = None) -> tuple[str, str]:
-    """Register a player; returns (session token, email)."""
+    """Sign a player up (the form, the mailed link, the password again; the sign-up mail
+    is taken out of the outbox); returns (session token, email)."""
     email_addr = email_addr or new_email()
-    token = accounts.register(email=email_addr, password=password, display_name=name,
-                              date_of_birth=dob, accept_terms=True, ctx=ctx or new_ctx())
+    token = sign_up(email_addr=email_addr, password=password, display_name=name,
+                    date_of_birth=dob, ctx=ctx or new_ctx())
     return token, email_addr
 
 

@@ -33,8 +33,26 @@ def test_purge_removes_long_expired_rows_and_keeps_live_ones_and_the_audit_log(
         audit_before = audit_counts()
         removed = purge_expired()
         assert removed == {"sessions": 1, "mfa_challenges": 0, "action_tokens": 1,
-                           "login_attempts": 1}  # the sign-up session, reset link, failure
+                           "login_attempts": 1, "pending_registrations": 0}
+        # (the sign-up session, reset link, failure)
         assert whoami(fresh) is not None
         assert audit_counts() == audit_before
         assert purge_expired() == {"sessions": 0, "mfa_challenges": 0, "action_tokens": 0,
-                                   "login_attempts": 0}
+                                   "login_attempts": 0, "pending_registrations": 0}
+
+
+def test_a_sign_up_never_finished_is_purged_as_soon_as_its_link_expires(any_env: str) -> None:
+    """It holds the name, birth date and password hash of someone who is not a customer."""
+    from tests.support.signup import confirmation_token
+
+    with time_machine.travel(T0) as traveller:
+        for addr in ("late@example.com", "later@example.com"):
+            accounts.start_registration(email=addr, password="a long pass phrase",
+                                        display_name="Late", date_of_birth="1990-01-01",
+                                        accept_terms=True, ctx=new_ctx())
+            confirmation_token(addr)
+            traveller.shift(timedelta(hours=1))
+        traveller.shift(timedelta(hours=22, minutes=30))  # the first is 24.5 h old
+        assert purge_expired()["pending_registrations"] == 1
+        traveller.shift(timedelta(hours=1))
+        assert purge_expired()["pending_registrations"] == 1

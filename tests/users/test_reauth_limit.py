@@ -9,13 +9,13 @@ from casino_app.security.ratelimit import RateLimited
 from casino_app.users import accounts
 from casino_app.users.errors import ValidationFailed
 from casino_app.users.sessions import RequestContext
+from tests.support.signup import sign_up
 
 
 def test_reauthentication_attempts_are_rate_limited_per_account(app_env, monkeypatch) -> None:  # noqa: ANN001
     ctx = RequestContext("10.9.9.9", "pytest")
-    token = accounts.register(email="re@example.com", password="reauth pass phrase",
-                              display_name="Re", date_of_birth="1990-01-01",
-                              accept_terms=True, ctx=ctx)
+    token = sign_up(email_addr="re@example.com", password="reauth pass phrase",
+                    display_name="Re", date_of_birth="1990-01-01", ctx=ctx)
     for _ in range(10):
         with pytest.raises(ValidationFailed):
             accounts.change_password(token, "wrong guess here", "a new pass phrase", ctx)

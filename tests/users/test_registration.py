@@ -1,59 +1,87 @@
-"""Registration: what a new player sees, and what ends up in which database."""
+"""Registration: the sign-up form, the mailed link that creates the account, what a new
+player sees, and what ends up in which database. The form answers the same way whether
+or not the address has an account; the account exists only once the link is followed."""
 
 from __future__ import annotations
 
+import json
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import time_machine
 from sqlalchemy import func, inspect, select, text
 
-from casino_app.core.db import databases, ledger_tx
+from casino_app.core.db import databases, identity_tx, ledger_tx
 from casino_app.payments.models import Player
-from casino_app.users import accounts
-from casino_app.users.errors import ValidationFailed
-from casino_app.users.models import Role
+from casino_app.users import accounts, passwords
+from casino_app.users.errors import InvalidCredentials, InvalidToken, ValidationFailed
+from casino_app.users.models import PendingRegistration, Role
 from casino_app.users.validation import common_passwords
+from tests.support.signup import confirmation_token
 from tests.users.helpers import (
     PASSWORD,
+    T0,
+    audit_rows,
     audited,
+    body,
     new_ctx,
     new_email,
+    read_outbox,
     register,
     sign_in,
     user_count,
     user_row,
+    wait_for_mail,
     whoami,
 )
 
 
-def _register(**overrides: object) -> str:
+def _fields(**overrides: object) -> dict[str, object]:
     fields: dict[str, object] = dict(email=new_email(), password=PASSWORD,
                                      display_name="Alice Player", date_of_birth="1990-05-17",
                                      accept_terms=True, ctx=new_ctx())
     fields.update(overrides)
-    return accounts.register(**fields)  # type: ignore[arg-type]
+    return fields
+
+
+def _register(**overrides: object) -> str:
+    """The whole sign-up: the form, the mailed link, the password again."""
+    fields = _fields(**overrides)
+    accounts.start_registration(**fields)  # type: ignore[arg-type]
+    link = confirmation_token(str(fields["email"]))
+    return accounts.confirm_registration(link, fields["password"], fields["ctx"])  # type: ignore[arg-type]
+
+
+def pending_count() -> int:
+    with identity_tx() as s:
+        return s.execute(select(func.count()).select_from(PendingRegistration)).scalar_one()
 
 
 def _refused(field: str, **overrides: object) -> ValidationFailed:
-    before = user_count()
-    with pytest.raises(ValidationFailed) as exc:
-        _register(**overrides)
+    before, pending, mails = user_count(), pending_count(), len(read_outbox())
+    with audited({}), pytest.raises(ValidationFailed) as exc:
+        accounts.start_registration(**_fields(**overrides))  # type: ignore[arg-type]
     assert exc.value.field == field, str(exc.value)
-    assert user_count() == before
+    assert (user_count(), pending_count(), len(read_outbox())) == (before, pending, mails)
     return exc.value
 
 
 def test_registration_signs_the_new_player_in(any_env: str) -> None:
+    with audited({"account.register_requested": 1}):
+        assert accounts.start_registration(**_fields(  # type: ignore[arg-type]
+            email="newcomer@example.com", display_name="New Comer")) is None
+    assert user_count() == 0  # nothing exists before the mailed link is followed
+    link = confirmation_token("newcomer@example.com")
     with audited({"account.register": 1}):
-        token = _register(email="newcomer@example.com", display_name="New Comer")
+        token = accounts.confirm_registration(link, PASSWORD, new_ctx())
     me = whoami(token)
     assert me is not None
     assert (me.email, me.display_name, me.role) == ("newcomer@example.com", "New Comer",
                                                     Role.player)
     assert not me.totp_enabled
     assert user_row("newcomer@example.com").terms_accepted_at is not None
+    assert pending_count() == 0
 
 
 def test_email_is_stored_lowercase_and_signing_in_ignores_its_case(any_env: str) -> None:
@@ -62,14 +90,129 @@ def test_email_is_stored_lowercase_and_signing_in_ignores_its_case(any_env: str)
     assert whoami(sign_in("MIXED.case@example.com")) is not None
 
 
-def test_a_taken_email_is_refused_on_the_email_field_without_saying_it_is_taken(
+def test_a_taken_email_gets_the_same_answer_and_work_as_a_new_one_and_its_owner_a_note(
+        any_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sign-up does not tell whether an address has an account: the same (empty) answer,
+    the same argon2 work, one audit row and one mail either way. Only the owner of the
+    address learns, from the mail, that someone tried."""
+    _register(email="taken@example.com", display_name="Tina Taken")
+    hashed: list[str] = []
+    real_hash = passwords.hash_password
+    monkeypatch.setattr(passwords, "hash_password",
+                        lambda pw: hashed.append(pw) or real_hash(pw))
+    answers = []
+    for addr in ("taken@example.com", "TAKEN@Example.com", "new.one@example.com"):
+        with audited({"account.register_requested": 1}):
+            answers.append(accounts.start_registration(**_fields(  # type: ignore[arg-type]
+                email=addr, password="someone else's phrase", display_name="Mallory Typed")))
+    assert answers == [None, None, None]
+    assert hashed == ["someone else's phrase"] * 3  # argon2 in both branches
+    assert user_count() == 1 and pending_count() == 1  # only the new address is pending
+    assert [json.loads(r.detail)["known"] for r in audit_rows("account.register_requested")
+            ] == [False, True, True, False]
+
+    mails = wait_for_mail(3)
+    notes = [m for m in mails if m["To"] == "taken@example.com"]
+    assert [m["Subject"] for m in notes] == [accounts.REGISTER_TAKEN_SUBJECT] * 2
+    note = body(notes[0])
+    assert "Tina Taken" in note and "/login" in note and "/forgot" in note
+    assert "register/confirm" not in note  # nothing to create
+    (new,) = [m for m in mails if m["To"] == "new.one@example.com"]
+    assert new["Subject"] == accounts.REGISTER_SUBJECT
+    assert "Mallory" not in body(new)  # the typed name is not mailed to the address
+    # The owner's account is unchanged: their password still signs in, the other does not.
+    assert whoami(sign_in("taken@example.com")) is not None
+    with pytest.raises(InvalidCredentials):
+        accounts.begin_login(email="taken@example.com", password="someone else's phrase",
+                             ctx=new_ctx())
+
+
+def test_nobody_can_hold_an_address_or_finish_a_sign_up_someone_else_started(
         any_env: str) -> None:
-    _register(email="taken@example.com")
-    exact = _refused("email", email="taken@example.com")
-    other_case = _refused("email", email="TAKEN@Example.com")
-    assert str(exact) == str(other_case)
-    assert not re.search(r"already|exists|taken|in use", str(exact), re.IGNORECASE)
-    assert user_count() == 1
+    """A sign-up with someone else's address creates nothing; its mailed link needs the
+    password chosen on the form, which the address's owner does not know; and once the
+    owner signs up, every other pending sign-up of the address ends."""
+    squatter = "squatter's own phrase"
+    addr = "owner@example.com"
+    accounts.start_registration(**_fields(email=addr, password=squatter))  # type: ignore[arg-type]
+    squatter_link = confirmation_token(addr)  # (mailed to the owner of the address)
+    assert user_count() == 0
+    with pytest.raises(InvalidCredentials):
+        accounts.begin_login(email=addr, password=squatter, ctx=new_ctx())
+    accounts.start_registration(**_fields(email=addr))  # type: ignore[arg-type]
+    owner_link = confirmation_token(addr)
+    assert owner_link != squatter_link
+    with pytest.raises(ValidationFailed) as exc:  # the owner clicks the squatter's link
+        accounts.confirm_registration(squatter_link, PASSWORD, new_ctx())
+    assert exc.value.field == "password"
+    token = accounts.confirm_registration(owner_link, PASSWORD, new_ctx())
+    assert whoami(token).email == addr  # type: ignore[union-attr]
+    with pytest.raises(InvalidToken):
+        accounts.confirm_registration(squatter_link, squatter, new_ctx())
+    assert user_count() == 1 and pending_count() == 0
+    with pytest.raises(InvalidCredentials):
+        accounts.begin_login(email=addr, password=squatter, ctx=new_ctx())
+
+
+def test_a_sign_up_link_works_once_and_expires(any_env: str) -> None:
+    with time_machine.travel(T0, tick=False) as clock:
+        addr = new_email()
+        accounts.start_registration(**_fields(email=addr))  # type: ignore[arg-type]
+        link = confirmation_token(addr, keep=True)
+        assert "within 24 hours" in body(read_outbox()[-1])
+        clock.shift(timedelta(hours=23, minutes=59))
+        accounts.confirm_registration(link, PASSWORD, new_ctx())
+        with pytest.raises(InvalidToken):
+            accounts.confirm_registration(link, PASSWORD, new_ctx())
+
+        late = new_email()
+        accounts.start_registration(**_fields(email=late))  # type: ignore[arg-type]
+        link = confirmation_token(late)
+        clock.shift(timedelta(hours=24))
+        with pytest.raises(InvalidToken):
+            accounts.confirm_registration(link, PASSWORD, new_ctx())
+        assert user_count() == 1
+
+
+def test_the_link_lifetime_is_a_setting(app_env: object,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.users.helpers import reconfigure
+
+    reconfigure(monkeypatch, REGISTER_TOKEN_MINUTES="30")
+    with time_machine.travel(T0, tick=False) as clock:
+        addr = new_email()
+        accounts.start_registration(**_fields(email=addr))  # type: ignore[arg-type]
+        link = confirmation_token(addr, keep=True)
+        assert "within 30 minutes" in body(read_outbox()[-1])
+        clock.shift(timedelta(minutes=30))
+        with pytest.raises(InvalidToken):
+            accounts.confirm_registration(link, PASSWORD, new_ctx())
+
+
+def test_wrong_passwords_on_the_link_are_counted_and_end_it(any_env: str) -> None:
+    addr = new_email()
+    accounts.start_registration(**_fields(email=addr))  # type: ignore[arg-type]
+    link = confirmation_token(addr)
+    for bad in (None, 5, "", "x" * 2000):  # not a password at all: not counted
+        with pytest.raises(ValidationFailed):
+            accounts.confirm_registration(link, bad, new_ctx())
+    for _ in range(accounts.MAX_CONFIRM_ATTEMPTS - 1):
+        with audited({}), pytest.raises(ValidationFailed) as exc:
+            accounts.confirm_registration(link, "not the one chosen", new_ctx())
+        assert exc.value.field == "password"
+    with pytest.raises(InvalidToken):
+        accounts.confirm_registration(link, "not the one chosen", new_ctx())
+    with pytest.raises(InvalidToken):
+        accounts.confirm_registration(link, PASSWORD, new_ctx())
+    assert user_count() == 0 and pending_count() == 0
+
+
+@pytest.mark.parametrize("link", [None, "", 42, "short", "x" * 500, "a b c d e f g h i j k l",
+                                  "'; DROP TABLE users;--", "A" * 43])
+def test_a_bad_sign_up_link_is_refused(app_env: object, link: object) -> None:
+    with audited({}), pytest.raises(InvalidToken):
+        accounts.confirm_registration(link, PASSWORD, new_ctx())
+    assert user_count() == 0
 
 
 @pytest.mark.parametrize(("dob", "accepted"), [
@@ -251,28 +394,32 @@ def test_a_new_player_gets_a_ledger_id_and_the_ledger_holds_no_personal_data(
         assert secret not in dump
 
 
-def test_two_registrations_of_one_email_at_the_same_moment_create_one_account(
+def test_two_sign_ups_of_one_email_confirmed_at_the_same_moment_create_one_account(
         any_env: str) -> None:
     import threading
 
+    links = []
+    for _ in range(2):
+        accounts.start_registration(**_fields(email="race@example.com"))  # type: ignore[arg-type]
+        links.append(confirmation_token("race@example.com"))
     start = threading.Barrier(2)
     outcomes: list[str] = []
 
-    def attempt() -> None:
+    def attempt(link: str) -> None:
         ctx = new_ctx()
         start.wait()
         try:
-            _register(email="race@example.com", ctx=ctx)
+            accounts.confirm_registration(link, PASSWORD, ctx)
             outcomes.append("ok")
-        except ValidationFailed as exc:
-            outcomes.append(exc.field or "")
+        except InvalidToken:
+            outcomes.append("refused")
 
-    threads = [threading.Thread(target=attempt) for _ in range(2)]
+    threads = [threading.Thread(target=attempt, args=(link,)) for link in links]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
-    assert sorted(outcomes) == ["email", "ok"]
-    assert user_count() == 1
+    assert sorted(outcomes) == ["ok", "refused"]
+    assert user_count() == 1 and pending_count() == 0
     with ledger_tx() as s:
         assert s.execute(select(func.count()).select_from(Player)).scalar_one() == 1

@@ -276,8 +276,8 @@ def test_new_recovery_codes_need_the_password_and_a_code_and_replace_the_old(
     with pytest.raises(ValidationFailed):
         accounts.regenerate_recovery_codes(token, PASSWORD, "000000", new_ctx())
     with audited({"2fa.recovery_regenerated": 1}):
-        codes = accounts.regenerate_recovery_codes(token, PASSWORD, code_at(secret, now()),
-                                                   new_ctx())
+        codes, token = accounts.regenerate_recovery_codes(token, PASSWORD,
+                                                          code_at(secret, now()), new_ctx())
     assert len(codes) == 10 and not set(codes) & set(old_codes)
     with pytest.raises(InvalidCode):
         accounts.complete_login_mfa(mfa_token=_password_step(addr), code=old_codes[0],
@@ -329,7 +329,7 @@ def test_the_same_code_sent_twice_at_the_same_moment_is_accepted_once(
         try:
             accounts.regenerate_recovery_codes(token, PASSWORD, code, new_ctx())
             outcomes.append("ok")
-        except ValidationFailed:
+        except (ValidationFailed, NotAuthenticated):  # the winner also rotated the session
             outcomes.append("refused")
 
     threads = [threading.Thread(target=regenerate) for _ in range(2)]
@@ -361,3 +361,88 @@ def test_a_password_change_or_reset_ends_challenges_answered_later(
         accounts.complete_login_mfa(mfa_token=pending, code=codes[1], ctx=new_ctx())
     # A challenge started after the reset works as usual.
     accounts.complete_login_mfa(mfa_token=_password_step(addr), code=codes[2], ctx=new_ctx())
+
+
+# Securing the account ends every other session ---------------------------------------------
+def _second_device(addr: str, secret: str | None = None) -> str:
+    """Sign in from another device (with a code one step ahead when 2FA is on)."""
+    step = accounts.begin_login(email=addr, password=PASSWORD, ctx=new_ctx())
+    if step.session_token:
+        return step.session_token
+    assert secret is not None and step.mfa_token
+    return accounts.complete_login_mfa(mfa_token=step.mfa_token,
+                                       code=code_at(secret, now(), 1), ctx=new_ctx())
+
+
+def _revoked_detail() -> int:
+    import json
+
+    from tests.users.helpers import audit_rows
+
+    rows = [r for a in ("2fa.enabled", "2fa.disabled", "2fa.recovery_regenerated")
+            for r in audit_rows(a)]
+    newest = max(rows, key=lambda r: r.id)
+    return json.loads(newest.detail)["sessions_revoked"]
+
+
+def test_turning_2fa_on_signs_out_the_accounts_other_sessions(
+        clock: time_machine.Coordinates) -> None:
+    token, addr = register()
+    stolen = _second_device(addr)
+    bystander, _ = register()
+    _, _, token = enable_2fa(token, when=now())
+    assert whoami(stolen) is None  # the session a thief held ends
+    assert whoami(token) is not None and whoami(token).totp_enabled  # type: ignore[union-attr]
+    assert whoami(bystander) is not None  # other accounts are not touched
+    assert _revoked_detail() == 1
+    assert [v.current for v in accounts.my_sessions(token)] == [True]
+
+
+def test_turning_2fa_off_signs_out_the_accounts_other_sessions(
+        clock: time_machine.Coordinates) -> None:
+    addr, secret, _, token = _with_2fa()
+    clock.shift(STEP)
+    stolen = _second_device(addr, secret)
+    clock.shift(3 * STEP)
+    token = accounts.disable_totp(token, PASSWORD, code_at(secret, now()), new_ctx())
+    assert whoami(stolen) is None
+    assert whoami(token) is not None and not whoami(token).totp_enabled  # type: ignore[union-attr]
+    assert _revoked_detail() == 1
+
+
+def test_a_new_authenticator_or_new_recovery_codes_sign_out_the_other_sessions(
+        clock: time_machine.Coordinates) -> None:
+    addr, secret, _, token = _with_2fa()
+    clock.shift(STEP)
+    stolen = _second_device(addr, secret)
+    clock.shift(3 * STEP)
+    enrolment = accounts.start_totp(token, PASSWORD, code_at(secret, now()), new_ctx())
+    assert whoami(stolen) is not None  # starting a change changes nothing yet
+    clock.shift(STEP)
+    _, token = accounts.confirm_totp(token, code_at(enrolment.secret, now()), new_ctx())
+    assert whoami(stolen) is None and whoami(token) is not None
+
+    clock.shift(STEP)
+    stolen = _second_device(addr, enrolment.secret)
+    clock.shift(3 * STEP)
+    old_token = token
+    _, token = accounts.regenerate_recovery_codes(token, PASSWORD,
+                                                  code_at(enrolment.secret, now()), new_ctx())
+    assert whoami(stolen) is None
+    assert whoami(old_token) is None and whoami(token) is not None  # this one is rotated
+    assert _revoked_detail() == 1
+
+
+def test_a_sign_in_waiting_at_the_code_step_ends_when_2fa_changes(
+        clock: time_machine.Coordinates) -> None:
+    """Someone with the password, waiting at the code step, does not get in with a code
+    once the owner has changed their second factor."""
+    addr, secret, _, token = _with_2fa()
+    clock.shift(STEP)
+    waiting = _password_step(addr)
+    _, token = accounts.regenerate_recovery_codes(token, PASSWORD, code_at(secret, now()),
+                                                  new_ctx())
+    clock.shift(STEP)
+    with pytest.raises(InvalidToken):
+        accounts.complete_login_mfa(mfa_token=waiting, code=code_at(secret, now()),
+                                    ctx=new_ctx())

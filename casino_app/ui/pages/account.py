@@ -88,6 +88,8 @@ def _reauth_form(action: rx.EventHandler, label: str, with_code: bool, form_id: 
 def _two_factor() -> rx.Component:
     return card(rx.vstack(
         rx.heading("Two-factor authentication", size="4"),
+        rx.text("Turning it on or off, a new authenticator or new recovery codes sign out "
+                "your other devices.", size="1", color=styles.MUTED),
         rx.cond(
             SessionState.totp_enabled,
             rx.vstack(

@@ -19,6 +19,7 @@ from casino_app.ui.layout import guest_page, player_page
 from casino_app.ui.state.auth import (
     ForgotState,
     LoginState,
+    RegisterConfirmState,
     RegisterState,
     ResetState,
     UnlockState,
@@ -43,11 +44,31 @@ def _latest_birthday() -> str:
         return today.replace(year=today.year - 18, day=28).isoformat()
 
 
-@guest_page(routes.REGISTER, "Create an account")
+def _check_inbox() -> rx.Component:
+    """The answer to every accepted sign-up form, whether or not the address already has
+    an account (the mail says which)."""
+    return rx.vstack(
+        rx.callout("Check your inbox to finish signing up.", icon="mail",
+                   color_scheme="green", role="status"),
+        rx.text("We have emailed the address you gave. Open the link in that mail and enter "
+                "your password again to create your account. If the address already has "
+                "an account, the mail says how to sign in instead.", color=styles.MUTED),
+        rx.button("Use another address", variant="soft", on_click=RegisterState.again),
+        spacing="3")
+
+
+@guest_page(routes.REGISTER, "Create an account", on_load=[RegisterState.again])
 def register() -> rx.Component:
-    e = RegisterState.errors
     return _narrow(
         rx.heading("Create your account", size="6"),
+        rx.cond(RegisterState.sent, _check_inbox(), _register_form()),
+        rx.text("Already have an account? ", rx.link("Sign in", href=routes.LOGIN), size="2"),
+    )
+
+
+def _register_form() -> rx.Component:
+    e = RegisterState.errors
+    return rx.fragment(
         form(
             rx.vstack(
                 form_message(RegisterState.message),
@@ -81,7 +102,29 @@ def register() -> rx.Component:
             ),
             on_submit=RegisterState.submit, reset_on_submit=False, width="100%",
         ),
-        rx.text("Already have an account? ", rx.link("Sign in", href=routes.LOGIN), size="2"),
+    )
+
+
+@player_page(routes.REGISTER_CONFIRM, "Finish signing up",
+             on_load=[RegisterConfirmState.on_open])
+def register_confirm() -> rx.Component:
+    e = RegisterConfirmState.errors
+    return _narrow(
+        rx.heading("Finish creating your account", size="6"),
+        form_message(RegisterConfirmState.message),
+        rx.cond(
+            RegisterConfirmState.failed,
+            link_button("Sign up again", href=routes.REGISTER),
+            form(
+                rx.vstack(
+                    rx.text("Enter the password you chose when you signed up.",
+                            color=styles.MUTED),
+                    password_field("Password", "password", e),
+                    submit("Create my account"), spacing="3", width="100%"),
+                on_submit=RegisterConfirmState.submit, reset_on_submit=True, width="100%"),
+        ),
+        rx.text("Did not sign up? Ignore the mail: no account is created without it.",
+                size="2", color=styles.MUTED),
     )
 
 

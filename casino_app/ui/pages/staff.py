@@ -14,8 +14,10 @@ from casino_app.ui.state.session import SessionState
 from casino_app.ui.state.staff import (
     AuditRow,
     PlayerRow,
+    RoleRequestRow,
     StaffAuditState,
     StaffPlayerState,
+    StaffRoleRequestsState,
     StaffSearchState,
 )
 from casino_app.ui.state.staff_money import StaffMoneyState
@@ -32,7 +34,15 @@ def _result(p: PlayerRow) -> rx.Component:
     )
 
 
-@staff_page(routes.STAFF, "Staff")
+def _waiting_role(r: RoleRequestRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.link(r.email, href=r.player_link)),
+        rx.table.cell(r.current_role, " → ", r.role),
+        rx.table.cell(r.reason), rx.table.cell(r.requested_by),
+        rx.table.cell(rx.cond(r.by_me, "yours: another admin decides", "")))
+
+
+@staff_page(routes.STAFF, "Staff", on_load=[StaffRoleRequestsState.on_open])
 def staff_home() -> rx.Component:
     return rx.vstack(
         page_title("Find a player", "Search by email (or part of it), account number or "
@@ -56,6 +66,11 @@ def staff_home() -> rx.Component:
                   rx.link("Reconciliation", href=routes.STAFF_RECONCILE),
                   rx.cond(SessionState.is_admin, rx.link("Audit log", href=routes.STAFF_AUDIT)),
                   spacing="4", wrap="wrap"),
+        rx.cond(StaffRoleRequestsState.rows.length() > 0, card(rx.vstack(
+            rx.heading("Role requests awaiting a second admin", size="4"),
+            table(("Account", "Role", "Reason", "Asked by", ""), StaffRoleRequestsState.rows,
+                  _waiting_role),
+            spacing="3", width="100%"))),
         spacing="4", width="100%",
     )
 
@@ -91,6 +106,55 @@ def _reason_form(action: rx.EventHandler, label: str, color: str) -> rx.Componen
         on_submit=action, reset_on_submit=True, width="100%")
 
 
+def _role_request(r: RoleRequestRow) -> rx.Component:
+    return rx.vstack(
+        rx.text("Role request #", r.id, ": make this account ", rx.text.strong(r.role),
+                " (now ", r.current_role, ")", size="2"),
+        rx.text("Asked by ", r.requested_by, " on ", r.requested_at, ": ", r.reason,
+                size="2", color=styles.MUTED),
+        rx.cond(
+            r.by_me,
+            rx.text("You asked: another admin must approve or reject it.", size="2"),
+            rx.hstack(
+                rx.button("Approve", size="1", color_scheme="green",
+                          on_click=StaffPlayerState.approve_role(r.id),
+                          aria_label="Approve role request #" + r.id.to_string()),
+                form(rx.hstack(
+                    rx.el.input(type="hidden", name="request_id",
+                                default_value=r.id.to_string()),
+                    rx.input(name="reason", placeholder="Why not", required=True,
+                             max_length=200, size="1",
+                             aria_label="Reason to reject role request #" + r.id.to_string()),
+                    rx.button("Reject", type="submit", size="1", color_scheme="red",
+                              variant="soft"), align="center"),
+                    on_submit=StaffPlayerState.reject_role, reset_on_submit=True),
+                align="center", wrap="wrap")),
+        spacing="1", width="100%", align="start", class_name="role-request")
+
+
+def _role_section(p: rx.Var) -> rx.Component:
+    """Admins: change the role (taking one away is immediate; giving support or admin is a
+    request that another admin approves here), and the request waiting, if any."""
+    return rx.vstack(
+        rx.heading("Role", size="4"),
+        form(rx.vstack(
+            rx.hstack(
+                rx.el.label("Role", html_for="role"),
+                rx.el.select(rx.el.option("player", value="player"),
+                             rx.el.option("support", value="support"),
+                             rx.el.option("admin", value="admin"),
+                             id="role", name="role", default_value=p.role),
+                align="center"),
+            field("Reason for the role change", "reason", form_id="role", required=True,
+                  max_length=200, hint="Taking a role away is immediate. Giving support or "
+                  "admin waits for a second admin's approval."),
+            rx.button("Set role", type="submit", variant="soft"),
+            spacing="2", width="100%", align="start"),
+            on_submit=StaffPlayerState.set_role, reset_on_submit=True),
+        rx.foreach(StaffPlayerState.role_requests, _role_request),
+        spacing="2", width="100%", align="start")
+
+
 def _player() -> rx.Component:
     p = StaffPlayerState.player
     return rx.vstack(
@@ -115,14 +179,7 @@ def _player() -> rx.Component:
                 rx.cond(p.locked,
                         _reason_form(StaffPlayerState.unlock, "Unlock", "green"),
                         _reason_form(StaffPlayerState.lock, "Lock and sign out", "red")),
-                rx.cond(SessionState.is_admin, form(rx.hstack(
-                    rx.el.label("Role", html_for="role"),
-                    rx.el.select(rx.el.option("player", value="player"),
-                                 rx.el.option("support", value="support"),
-                                 rx.el.option("admin", value="admin"),
-                                 id="role", name="role", default_value=p.role),
-                    rx.button("Set role", type="submit", variant="soft"), align="center"),
-                    on_submit=StaffPlayerState.set_role)),
+                rx.cond(SessionState.is_admin, _role_section(p)),
                 spacing="3", width="100%", align="start")),
             columns=rx.breakpoints(initial="1", md="2"), spacing="4", width="100%"),
         card(rx.vstack(

@@ -99,7 +99,8 @@ class SecurityState(rx.State):
         await self._rotated(sess, new_token)
         self.qr, self.manual_secret = "", ""
         self.recovery_codes, self.codes_left, self.stage = codes, len(codes), "codes"
-        await notify(self, "success", "Two-factor authentication is on.")
+        await notify(self, "success", "Two-factor authentication is on. Your other devices "
+                     "were signed out.")
 
     @rx.event
     def cancel(self):
@@ -115,16 +116,19 @@ class SecurityState(rx.State):
             return new_token
         await self._rotated(sess, new_token)
         self.codes_left = 0
-        self.notice = "Two-factor authentication is off."
+        self.notice = "Two-factor authentication is off. Your other devices were signed out."
 
     @rx.event
     async def regenerate_codes(self, form: dict):
-        sess, codes = await self._call(accounts.regenerate_recovery_codes,
-                                       form_value(form, "current_password"),
-                                       form_value(form, "current_code"))
+        sess, out = await self._call(accounts.regenerate_recovery_codes,
+                                     form_value(form, "current_password"),
+                                     form_value(form, "current_code"))
         if sess is None:
-            return codes
+            return out
+        codes, new_token = out
+        await self._rotated(sess, new_token)
         self.recovery_codes, self.codes_left, self.stage = codes, len(codes), "codes"
+        await notify(self, "success", "New recovery codes. Your other devices were signed out.")
 
     @rx.event
     async def change_password(self, form: dict):

@@ -1,4 +1,5 @@
-"""Sign-up, sign-in (password, then 2FA code), password reset and unlock by mailed link.
+"""Sign-up (form, then mailed link), sign-in (password, then 2FA code), password reset
+and unlock by mailed link.
 
 These handlers are meant for anonymous callers; each validates every argument on the
 server and is rate limited in the service it calls.
@@ -15,6 +16,7 @@ from casino_app.ui import routes
 from casino_app.ui.state.notice import notify
 from casino_app.ui.state.session import NO_COOKIES, describe, form_value, session_of
 from casino_app.users import accounts
+from casino_app.users.errors import AccountLocked, InvalidToken
 
 
 def _checked(value: object) -> bool:
@@ -22,13 +24,17 @@ def _checked(value: object) -> bool:
 
 
 class RegisterState(rx.State):
+    """The sign-up form. Its answer is the same for every address ("check your inbox"):
+    only the field checks differ, and they never depend on the address being taken."""
+
     errors: dict[str, str] = {}
     message: str = ""
+    sent: bool = False
 
     @rx.event
     async def submit(self, form: dict):
         new_request_id()
-        self.errors, self.message = {}, ""
+        self.errors, self.message, self.sent = {}, "", False
         sess = await session_of(self)
         if not sess._can_keep_session():
             self.message = NO_COOKIES
@@ -38,9 +44,9 @@ class RegisterState(rx.State):
             self.errors = {"password_confirm": "The two passwords are not the same."}
             return
         try:
-            token = await asyncio.to_thread(
-                accounts.register, email=form_value(form, "email"), password=password,
-                display_name=form_value(form, "display_name"),
+            await asyncio.to_thread(
+                accounts.start_registration, email=form_value(form, "email"),
+                password=password, display_name=form_value(form, "display_name"),
                 date_of_birth=form_value(form, "date_of_birth"),
                 accept_terms=_checked(form_value(form, "accept_terms")), ctx=sess._context())
         except Exception as exc:  # noqa: BLE001 - shown as a message, logged by the service
@@ -50,7 +56,49 @@ class RegisterState(rx.State):
             else:
                 self.message = msg
             return
-        sess._signed_in_with(token)
+        self.sent = True
+
+    @rx.event
+    def again(self):
+        self.errors, self.message, self.sent = {}, "", False
+
+
+class RegisterConfirmState(rx.State):
+    """The mailed sign-up link: the password chosen on the form creates the account."""
+
+    message: str = ""
+    errors: dict[str, str] = {}
+    failed: bool = False   # the link is dead: sign up again
+
+    @rx.event
+    def on_open(self):
+        self.message, self.errors, self.failed = "", {}, False
+        if not self.router.url.query_parameters.get("token"):
+            self.failed = True
+            self.message = "This sign-up link is invalid or has expired. Please sign up again."
+
+    @rx.event
+    async def submit(self, form: dict):
+        new_request_id()
+        self.message, self.errors = "", {}
+        sess = await session_of(self)
+        if not sess._can_keep_session():
+            self.message = NO_COOKIES  # checked first: the link is not spent for nothing
+            return
+        token = self.router.url.query_parameters.get("token", "")
+        try:
+            session_token = await asyncio.to_thread(
+                accounts.confirm_registration, token, form_value(form, "password"),
+                sess._context())
+        except Exception as exc:  # noqa: BLE001 - shown on the page
+            field, msg = describe(exc)
+            if field == "password":
+                self.errors = {field: msg}
+            else:
+                self.message = msg
+                self.failed = isinstance(exc, InvalidToken)
+            return
+        sess._signed_in_with(session_token)
         await sess._current()
         await notify(self, "success", "Welcome to HashHouse!")
         return rx.redirect(routes.ACCOUNT)
@@ -106,8 +154,6 @@ class LoginState(rx.State):
                 accounts.complete_login_mfa, mfa_token=self._mfa_token,
                 code=form_value(form, "code"), ctx=sess._context())
         except Exception as exc:  # noqa: BLE001
-            from casino_app.users.errors import AccountLocked, InvalidToken
-
             self.message = describe(exc)[1]
             if isinstance(exc, InvalidToken | AccountLocked):
                 self.step, self._mfa_token = "password", ""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 
 import reflex as rx
 
@@ -41,6 +42,26 @@ class AuditRow:
     detail: str
 
 
+@dataclasses.dataclass
+class RoleRequestRow:
+    id: int
+    user_id: int
+    player_link: str
+    email: str
+    current_role: str
+    role: str
+    reason: str
+    requested_by: str
+    requested_at: str
+    by_me: bool           # the viewer asked: another admin must decide
+
+
+def _role_request_row(r: staff.RoleRequestView) -> RoleRequestRow:
+    return RoleRequestRow(r.id, r.user_id, routes.staff_player(r.user_id), r.email,
+                          r.current_role, r.role, r.reason, f"#{r.requested_by}",
+                          fmt_time(r.requested_at), r.by_caller)
+
+
 def _row(p: staff.PlayerSummary) -> PlayerRow:
     return PlayerRow(p.user_id, p.player_id, p.email, p.display_name, p.role, p.locked,
                      fmt_time(p.created_at))
@@ -54,14 +75,24 @@ def _audit_rows(events: list) -> list[AuditRow]:
                      e.detail if e.detail != "{}" else "") for e in events]
 
 
-async def _refusal(state: rx.State, exc: Exception, path: str):  # noqa: ANN202
+async def _refusal(state: rx.State, exc: Exception, path: str,  # noqa: ANN202
+                   quiet: bool = False):
+    """The redirect for a caller refused outright (not signed in, no 2FA, not staff),
+    with a notice saying why unless ``quiet``; None for a staff member refused for a
+    reason to read (support opening a staff account, an admin approving their own
+    request), which the page shows."""
+    if isinstance(exc, Forbidden) and not isinstance(exc, StaffNeeds2FA) \
+            and str(exc) != str(Forbidden()):
+        return None
     if isinstance(exc, NotAuthenticated):
         return rx.redirect(routes.login_then(path))
     if isinstance(exc, StaffNeeds2FA):
-        await notify(state, "warning", str(exc))
+        if not quiet:
+            await notify(state, "warning", str(exc))
         return rx.redirect(routes.SECURITY)
     if isinstance(exc, Forbidden):
-        await notify(state, "error", "That page is for staff only.")
+        if not quiet:
+            await notify(state, "error", "That page is for staff only.")
         return rx.redirect(routes.ACCOUNT)
     return None
 
@@ -81,17 +112,36 @@ class _Outcome:
 
 
 async def _staff_call(state: rx.State, path: str, fn, *args,  # noqa: ANN001
-                      with_context: bool = True) -> _Outcome:
+                      with_context: bool = True, quiet: bool = False) -> _Outcome:
     """Call one ``users.staff`` function with the caller's session token. The service
-    checks the role (and staff 2FA) inside its transaction; a refusal becomes a redirect."""
+    checks the role (and staff 2FA) inside its transaction; a refusal becomes a redirect
+    (``quiet``: without a notice, for a page's later on_load whose first one,
+    ``SessionState.require_staff``, has already said why)."""
     sess = await session_of(state)
     extra = (sess._context(),) if with_context else ()
     try:
         return _Outcome(await asyncio.to_thread(fn, sess.token, *args, *extra))
     except Exception as exc:  # noqa: BLE001 - refusals redirect, the rest is shown
-        redirect = await _refusal(state, exc, path)
+        redirect = await _refusal(state, exc, path, quiet)
         return _Outcome(redirect=redirect, error="" if redirect is not None
                         else describe(exc)[1])
+
+
+class StaffRoleRequestsState(rx.State):
+    """Role requests waiting for a second admin, listed on the staff home (for admins;
+    the service gives support none)."""
+
+    rows: list[RoleRequestRow] = []
+
+    @rx.event
+    async def on_open(self):
+        self.rows = []
+        out = await _staff_call(self, routes.STAFF, staff.role_requests, with_context=False,
+                                quiet=True)
+        if not out.ok:
+            return out.redirect
+        self.rows = [_role_request_row(r) for r in out.result]
+        return None
 
 
 class StaffSearchState(rx.State):
@@ -131,6 +181,7 @@ class StaffPlayerState(rx.State):
     last_login_ip: str = ""
     sessions: list[SessionRow] = []
     audit: list[AuditRow] = []
+    role_requests: list[RoleRequestRow] = []   # this account's, shown to admins
     message: str = ""
     notice: str = ""
     _user_id: int = 0
@@ -154,6 +205,12 @@ class StaffPlayerState(rx.State):
         self.sessions = [SessionRow(v.id, v.device, v.ip or "unknown", fmt_time(v.created_at),
                                     fmt_time(v.last_seen_at), False) for v in d.sessions]
         self.audit = _audit_rows(d.audit)
+        out = await _staff_call(self, self._path(), staff.role_requests, self._user_id,
+                                with_context=False)  # admins see them, support none
+        if not out.ok:
+            self.message = out.error
+            return out.redirect
+        self.role_requests = [_role_request_row(r) for r in out.result]
         self.loaded = True
         return None
 
@@ -195,8 +252,40 @@ class StaffPlayerState(rx.State):
 
     @rx.event
     async def set_role(self, form: dict):
-        return await self._act(staff.set_role, form_value(form, "role"),
-                               done="Role changed; their sessions were ended.")
+        """Taking a role away is immediate; giving one records a request (the service
+        decides which, and says so in its answer)."""
+        self.message, self.notice = "", ""
+        set_role = functools.partial(staff.set_role, reason=form_value(form, "reason"))
+        out = await _staff_call(self, self._path(), set_role, self._user_id,
+                                form_value(form, "role"))
+        if not out.ok:
+            self.message = out.error
+            return out.redirect
+        redirect = await self._load()
+        self.notice = ("Role changed; their sessions were ended." if out.result is None else
+                       f"Role request #{out.result.id} recorded: another admin must approve "
+                       f"it before the account becomes {out.result.role}.")
+        return redirect
+
+    async def _decide(self, fn, *args, done: str):  # noqa: ANN001, ANN202
+        self.message, self.notice = "", ""
+        out = await _staff_call(self, self._path(), fn, *args)
+        if not out.ok:
+            self.message = out.error
+            return out.redirect
+        redirect = await self._load()
+        self.notice = done
+        return redirect
+
+    @rx.event
+    async def approve_role(self, request_id: int):
+        return await self._decide(staff.approve_role_request, request_id,
+                                  done="Role granted; their sessions were ended.")
+
+    @rx.event
+    async def reject_role(self, form: dict):
+        return await self._decide(staff.reject_role_request, form_value(form, "request_id"),
+                                  form_value(form, "reason"), done="Role request rejected.")
 
 
 AUDIT_PAGE = 50
