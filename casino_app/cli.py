@@ -220,6 +220,24 @@ def cmd_config_check(_args: argparse.Namespace) -> int:
     return 2 if errors else 0
 
 
+def cmd_cold_wallet(args: argparse.Namespace) -> int:
+    """The cold wallet as configured (public keys only): its descriptors, to import watch-only
+    into Sparrow, Electrum or Bitcoin Core, and its first addresses, to compare there."""
+    from casino_app.payments.btc import cold
+
+    wallet = cold.cold_wallet()
+    n = len(wallet.cosigners)
+    print(f"{wallet.threshold}-of-{n} P2WSH multisig on {wallet.network.label}")
+    for c in wallet.cosigners:
+        print(f"cosigner {c.fingerprint}  {c.path_text()}  {c.xpub(wallet.network)}")
+    print(f"descriptor (receive): {wallet.descriptor(cold.RECEIVE)}")
+    print(f"descriptor (change):  {wallet.descriptor(cold.CHANGE)}")
+    print(f"descriptor (both, BIP389): {wallet.descriptor(None)}")
+    for i in range(args.addresses):
+        print(f"receive {i}: {wallet.receive_address(i).address}")
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """Recompute a house-game outcome from revealed seeds; needs no configuration."""
     import json
@@ -391,6 +409,12 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("config", help="configuration").add_subparsers(dest="config", required=True)
     c.add_parser("check", help="validate and print the settings (secrets hidden)") \
         .set_defaults(func=cmd_config_check)
+
+    cw = sub.add_parser("cold-wallet", help="print the Bitcoin cold wallet's descriptors and "
+                                            "first addresses (to check it in another wallet)")
+    cw.add_argument("--addresses", type=int, default=3, choices=range(0, 101),
+                    metavar="N", help="how many receiving addresses to print (default 3)")
+    cw.set_defaults(func=cmd_cold_wallet)
 
     v = sub.add_parser("verify", help="recompute a house-game outcome from revealed seeds "
                                       "(prints JSON)")

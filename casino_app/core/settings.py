@@ -198,6 +198,13 @@ class Settings(BaseSettings):
     # The BIP84 account's extended public key (m/84'/coin'/0': zpub/vpub, or xpub/tpub):
     # all the web process knows. Empty in development: the signer writes it to the data folder.
     btc_xpub: str = ""
+    # Cold storage (payments/btc/cold.py): the cosigners' BIP48 P2WSH account keys
+    # (m/48'/coin'/account'/2'), each with its master fingerprint and path, separated by
+    # commas: "[fp/48h/0h/0h/2h]xpub...,[fp/48h/0h/0h/2h]Zpub...,...". Public keys only:
+    # the server never holds a cold private key. Empty: no cold wallet.
+    btc_cold_keys: str = ""
+    # Signatures a cold spend needs (2 of the 3 keys by default; never fewer than 2).
+    btc_cold_threshold: int = Field(2, ge=2, le=15)
 
     # Display currency conversion: a CoinGecko-compatible API ("" = fixed rates below).
     rates_url: str = ""

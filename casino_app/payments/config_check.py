@@ -28,6 +28,19 @@ def _bitcoin(st: Settings) -> None:
                          f"({net.account_path()}) when CASINO_BTC_RPC_URL is set")
 
 
+def _bitcoin_cold(st: Settings) -> None:
+    """The cold wallet's cosigner keys (payments/btc/cold.py), when configured."""
+    from casino_app.payments.btc import cold, network
+
+    if st.btc_cold_keys.strip():
+        net = network.from_settings(st)
+        try:
+            cold.ColdWallet(cold.parse_cold_keys(st.btc_cold_keys, net),
+                            st.btc_cold_threshold, net)
+        except ValueError as exc:
+            raise ValueError(f"CASINO_BTC_COLD_KEYS: {exc}") from None
+
+
 def _checks(st: Settings) -> list[Callable[[], Any]]:
     from casino_app.payments import adapters, currencies
     from casino_app.payments.rates import FixedSource
@@ -45,6 +58,7 @@ def _checks(st: Settings) -> list[Callable[[], Any]]:
         *[check for chain in adapters.CHAINS for check in chain.setting_checks(st)],
         lambda: st.rates_url or FixedSource.parse(st.rates_fixed),
         lambda: _bitcoin(st),
+        lambda: _bitcoin_cold(st),
     ]
 
 

@@ -60,6 +60,11 @@ class AddressKind(StrEnum):
     p2tr = "p2tr"      # bech32m, witness v1, 32 bytes (Taproot)
 
 
+# Outputs smaller than this are not relayed (Core's dust limits at 3 sat/vB).
+DUST_LIMITS = {AddressKind.p2pkh: 546, AddressKind.p2sh: 540, AddressKind.p2wpkh: 294,
+               AddressKind.p2wsh: 330, AddressKind.p2tr: 330}
+
+
 @dataclass(frozen=True)
 class Address:
     """A valid address of the configured network: its canonical text (bech32 in lower

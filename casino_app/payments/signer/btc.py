@@ -46,10 +46,7 @@ MIN_FEE_RATE = 1            # sat/vB: the default minimum relay fee of Core and 
 MAX_FEE_RATE = 10_000       # sat/vB: Core's default maxfeerate (0.10 BTC/kvB)
 SEQUENCE_RBF = 0xFFFFFFFD   # BIP125 opt-in: the batch's fee can be bumped
 SEQUENCE_FINAL = 0xFFFFFFFF
-# Outputs smaller than this are not relayed (Core's dust limits at 3 sat/vB).
-DUST_LIMITS = {keys.AddressKind.p2pkh: 546, keys.AddressKind.p2sh: 540,
-               keys.AddressKind.p2wpkh: 294, keys.AddressKind.p2wsh: 330,
-               keys.AddressKind.p2tr: 330}
+DUST_LIMITS = keys.DUST_LIMITS  # outputs smaller than these are not relayed
 
 log = get_logger("casino.signer")
 _lock = threading.Lock()
