@@ -51,8 +51,8 @@ def main() -> None:
         os.environ["CASINO_LEDGER_DB_URL"] = cluster.create_database("bench_led")
     try:
         from casino_app.core.logging import configure_logging
-        from casino_app.core.migrations import upgrade_all
         from casino_app.core.settings import get_settings
+        from casino_app.migrations import upgrade_all
         from casino_app.users import accounts
         from casino_app.users.sessions import RequestContext
         from tests.support.signup import sign_up

@@ -229,7 +229,7 @@ def main() -> None:
         os.environ["CASINO_LEDGER_DB_URL"] = cluster.create_database("bench_led")
         from casino_app.core.db import ledger_tx
         from casino_app.core.logging import configure_logging
-        from casino_app.core.migrations import upgrade_all
+        from casino_app.migrations import upgrade_all
         from casino_app.payments import ledger
         from casino_app.payments.currencies import currency
 

@@ -99,11 +99,11 @@ def catchup(a: argparse.Namespace) -> None:
         from casino_app.core.clock import utcnow
         from casino_app.core.db import ledger_tx
         from casino_app.core.logging import configure_logging
-        from casino_app.core.migrations import upgrade_all
+        from casino_app.migrations import upgrade_all
         from casino_app.payments import ledger
+        from casino_app.payments.address_models import DepositAddress
+        from casino_app.payments.deposit_models import ChainDeposit
         from casino_app.payments.eth import chain, keys
-        from casino_app.payments.eth.models import DepositAddress
-        from casino_app.payments.eth.watch_models import ChainDeposit
         from casino_app.payments.eth.watcher import Watcher, chain_assets
 
         configure_logging("WARNING", True)
@@ -249,7 +249,7 @@ async def _deposits(tabs: list[Tab], anvil, a: argparse.Namespace, watch: float,
     from sqlalchemy import select
 
     from casino_app.core.db import ledger_tx
-    from casino_app.payments.eth.watch_models import ChainBlock
+    from casino_app.payments.deposit_models import ChainBlock
 
     def watcher_tip() -> int | None:
         with ledger_tx(readonly=True) as s:
@@ -324,7 +324,7 @@ def live_run(a: argparse.Namespace, watch: float, cluster, n: int) -> bool:  # n
             "CASINO_ETH_WATCH_SECONDS": f"{watch:g}",
         })
         adopt_env(env)
-        from casino_app.core.migrations import upgrade_all
+        from casino_app.migrations import upgrade_all
 
         upgrade_all()  # before the app starts, so the two never migrate at once
         accounts = create_players(a.players)

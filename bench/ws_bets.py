@@ -392,7 +392,7 @@ def main() -> None:
     proc = None
     try:
         from casino_app.core.logging import configure_logging
-        from casino_app.core.migrations import upgrade_all
+        from casino_app.migrations import upgrade_all
 
         configure_logging("WARNING", True)
         upgrade_all()  # before the app starts, so the two never migrate at once

@@ -9,7 +9,7 @@ from reflex_base.constants import Dirs
 from casino_app.api.app import api_transformers
 from casino_app.core.logging import configure_logging
 from casino_app.core.settings import get_settings
-from casino_app.jobs.runner import run_in_app
+from casino_app.jobs.worker import run_in_app
 from casino_app.ui import pages, push  # noqa: F401  (pages registers every page)
 from casino_app.ui.pwa import head_components
 from casino_app.ui.styles import global_style

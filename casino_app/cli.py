@@ -57,12 +57,12 @@ def _checked_settings() -> Settings:
 
 def _databases(schema: bool = True) -> None:
     """Both databases reachable and (``schema``) at this version's schema, else stop with
-    one line such as "no database yet: run `casino migrate`" (core/migrations.py)."""
+    one line such as "no database yet: run `casino migrate`" (casino_app/migrations.py)."""
     import logging
 
     # alembic announces each of its plugins at import ("setup plugin ..."): not news
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-    from casino_app.core.migrations import DatabaseNotReady, require_databases
+    from casino_app.migrations import DatabaseNotReady, require_databases
 
     try:
         require_databases(schema=schema)
@@ -79,7 +79,7 @@ def _data_settings(checked: bool = False) -> Settings:
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
-    from casino_app.core.migrations import upgrade_all
+    from casino_app.migrations import upgrade_all
 
     _settings()
     _databases(schema=False)
@@ -115,7 +115,7 @@ def bind_host(settings: Settings, given: str | None) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     s = _checked_settings()
     host = bind_host(s, args.host)
-    from casino_app.core.migrations import upgrade_all
+    from casino_app.migrations import upgrade_all
 
     _databases(schema=False)
     upgrade_all()
@@ -134,7 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_worker(_args: argparse.Namespace) -> int:
     _data_settings(checked=True)
-    from casino_app.jobs.runner import run_worker
+    from casino_app.jobs.worker import run_worker
 
     run_worker()
     return 0

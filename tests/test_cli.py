@@ -132,14 +132,14 @@ def test_a_malformed_payment_list_is_refused_before_anything_starts(
         name: str, value: str, text: str) -> None:
     """A list setting ("CUR:amount,...") that would fail later in a job or a page (or
     silently drop a display rate) stops config check, run and worker, naming it."""
-    import casino_app.jobs.runner as runner
+    import casino_app.jobs.worker as worker
 
     monkeypatch.setenv(name, value)
     _reset_process_state()
     assert main(["config", "check"]) == 2
     assert text in capsys.readouterr().err
     started = []
-    monkeypatch.setattr(runner, "run_worker", lambda: started.append(1))
+    monkeypatch.setattr(worker, "run_worker", lambda: started.append(1))
     assert main(["worker"]) == 2 and started == []
     err = capsys.readouterr().err
     assert err.startswith("casino: configuration error: ") and text in err
@@ -187,7 +187,7 @@ def test_production_without_a_metrics_token_does_not_start(
         capsys: pytest.CaptureFixture[str]) -> None:
     """/api/metrics is never served open in production: run, worker and config check stop
     naming the variable, like for any other missing secret."""
-    import casino_app.jobs.runner as runner
+    import casino_app.jobs.worker as worker
 
     for name, value in (("ENV", "production"), ("SMTP_HOST", "smtp.example.com"),
                         ("PUBLIC_URL", "https://casino.example.com"),
@@ -197,7 +197,7 @@ def test_production_without_a_metrics_token_does_not_start(
     monkeypatch.setenv("REFLEX_REDIS_URL", "redis://redis:6379/0")
     _reset_process_state()
     started: list[object] = []
-    monkeypatch.setattr(runner, "run_worker", lambda: started.append("worker"))
+    monkeypatch.setattr(worker, "run_worker", lambda: started.append("worker"))
     monkeypatch.setattr("os.execve", lambda *a: started.append(a))
     for command in (["config", "check"], ["worker"], ["run"]):
         assert main(command) == 2

@@ -87,7 +87,7 @@ def test_after_migrate_the_same_commands_work(fresh: str, capsys: pytest.Capture
 
 def test_a_database_behind_this_version_says_run_migrate(
         fresh: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from casino_app.core.migrations import alembic_config, head
+    from casino_app.migrations import alembic_config, head
 
     assert main(["migrate"]) == 0
     capsys.readouterr()

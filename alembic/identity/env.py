@@ -1,5 +1,5 @@
-"""Alembic environment for the identity database (see casino_app.core.migrations)."""
+"""Alembic environment for the identity database (see casino_app.migrations)."""
 
-from casino_app.core.migrations import run_env
+from casino_app.migrations import run_env
 
 run_env("identity")

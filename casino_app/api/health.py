@@ -103,7 +103,7 @@ def _select_one(name: str) -> None:
 
 
 def _migrations_at_head(name: str) -> None:
-    from casino_app.core.migrations import pending
+    from casino_app.migrations import pending
 
     if pending(name):
         raise CheckFailed("migrations pending: run `casino migrate`")

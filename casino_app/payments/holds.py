@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casino_app.core.clock import utcnow
-from casino_app.payments.eth.watch_models import PlayerHold
+from casino_app.payments.hold_models import PlayerHold
 
 MESSAGE = ("Your account is under review by our staff: betting and withdrawals are paused. "
            "Please contact support.")

@@ -3,7 +3,7 @@ without a reload.
 
 The chain watcher (a job, possibly in another process) only writes the ledger database.
 Each web process runs ``run`` as a Reflex lifespan task: about once a second it asks the
-ledger what changed since its last look (``payments.eth.activity.ChangeTracker``:
+ledger what changed since its last look (``payments.activity.ChangeTracker``:
 deposits and withdrawals whose ``updated_at`` moved, and the chain tip, which moves the
 confirmation count of unconfirmed deposits) and refreshes the affected players' tabs with
 ``app.modify_state``, which sends the new view over the tab's socket.
@@ -27,7 +27,7 @@ from casino_app.core.clock import utcnow
 from casino_app.core.db import ledger_tx
 from casino_app.core.logging import get_logger
 from casino_app.core.settings import get_settings
-from casino_app.payments.eth.activity import ChangeTracker
+from casino_app.payments.activity import ChangeTracker
 
 log = get_logger("casino.ui.push")
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from casino_app.core.db import identity_tx, ledger_tx
 from casino_app.core.logging import get_logger
 from casino_app.core.settings import ConfigError, get_settings
-from casino_app.payments.eth import custody
+from casino_app.payments import custody
+from casino_app.payments.eth import wallets as eth_wallets
 from casino_app.security.audit import AuditAction, record
 from casino_app.users.errors import Forbidden, NotFound, ValidationFailed
 from casino_app.users.models import Role
@@ -61,7 +62,7 @@ def wallets(token: str | None) -> custody.Overview:
     """Hot wallet and Safe balances read live from the node (short timeout; an unreachable
     node is reported in the result), the books' custody totals and the hot band."""
     _check(token)
-    return custody.overview()
+    return eth_wallets.overview()
 
 
 def reconcile_now(token: str | None, ctx: RequestContext):  # noqa: ANN201

@@ -20,8 +20,8 @@ from casino_app.games import history
 from casino_app.games.bets import BetResult
 from casino_app.payments import holds, ledger
 from casino_app.payments.currencies import currency
-from casino_app.payments.eth.watch_models import ChainDeposit
-from casino_app.payments.eth.watcher import deposits_of
+from casino_app.payments.deposit_models import ChainDeposit
+from casino_app.payments.deposits import deposits_of
 from casino_app.payments.models import AdjustmentRequest
 from casino_app.security.audit import AuditAction, record
 from casino_app.users.errors import Forbidden, NotFound, ValidationFailed

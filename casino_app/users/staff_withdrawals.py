@@ -5,7 +5,7 @@ refills from the Safe.
 Like users/staff_money.py, every function re-checks the caller's role from their session
 token (before any call to the Ethereum node) and writes its audit row in the same call,
 before the ledger commits: a failed audit write changes nothing. The money rules live in
-payments/eth/safe_payments.py and payments/eth/withdrawals.py.
+payments/eth/safe_payments.py and payments/withdrawals.py.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from sqlalchemy import select
 
 from casino_app.core.db import identity_tx, ledger_tx
 from casino_app.core.settings import get_settings
-from casino_app.payments.eth import safe_payments, withdrawals
+from casino_app.payments import withdrawals
+from casino_app.payments.eth import safe_payments
 from casino_app.payments.eth.safe_payments import SafePaymentView
-from casino_app.payments.eth.withdrawals import StaffWithdrawalView
+from casino_app.payments.withdrawals import StaffWithdrawalView
 from casino_app.security.audit import AuditAction, record
 from casino_app.users import validation
 from casino_app.users.errors import Forbidden, NotFound, ValidationFailed
@@ -101,7 +102,7 @@ def _payment_id(value: object) -> int:
 def _player_user(s, ls, withdrawal_id: int | None) -> int | None:  # noqa: ANN001
     if withdrawal_id is None:
         return None
-    from casino_app.payments.eth.withdrawal_models import Withdrawal
+    from casino_app.payments.withdrawal_models import Withdrawal
 
     w = ls.get(Withdrawal, withdrawal_id)
     return None if w is None else _user_ids(s, {w.player_id}).get(w.player_id)

@@ -61,7 +61,7 @@ def test_readyz_names_the_database_whose_migrations_are_missing(
         base_env: Path, client: TestClient) -> None:
     from alembic import command
 
-    from casino_app.core.migrations import alembic_config
+    from casino_app.migrations import alembic_config
 
     command.upgrade(alembic_config("ledger"), "head")  # identity is left empty
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-import casino_app.core.models  # noqa: F401  (every table module)
+import casino_app.migrations  # noqa: F401  (the table registry: every table module)
 from casino_app.core.db import IdentityBase, LedgerBase, databases
 
 

@@ -69,7 +69,7 @@ def _request_withdrawal(app: LiveApp, player_id: str, to: str) -> int:
     import subprocess
     import sys
 
-    code = ("import sys; from casino_app.payments.eth import withdrawals as w; "
+    code = ("import sys; from casino_app.payments import withdrawals as w; "
             "print(w.request_withdrawal(*sys.argv[1:]).id)")
     done = subprocess.run([sys.executable, "-c", code, player_id, "ETH", AMOUNT, to,  # noqa: S603
                            "e2e-large"], env=app.env, text=True, capture_output=True,

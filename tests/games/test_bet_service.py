@@ -412,7 +412,7 @@ def test_a_player_on_hold_cannot_bet_until_staff_release_it(player: str) -> None
     """A hold (payments.holds: e.g. a reversed deposit left the player owing) refuses new
     bets on both paths and changes nothing; a released hold lets the player bet again."""
     from casino_app.core.clock import utcnow
-    from casino_app.payments.eth.watch_models import PlayerHold
+    from casino_app.payments.hold_models import PlayerHold
 
     _fund(player, "FUN", 10_000)
     first = str(uuid.uuid4())

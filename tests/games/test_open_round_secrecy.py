@@ -218,7 +218,7 @@ def test_a_round_left_open_on_a_revealed_pair_is_voided_and_its_stake_returned(
 
 def test_a_player_on_hold_can_neither_reveal_nor_cash_out_until_released(
         player: str) -> None:
-    from casino_app.payments.eth.watch_models import PlayerHold
+    from casino_app.payments.hold_models import PlayerHold
 
     _fund(player, 10_000)
     start = bets.place_bet(player, "mines", "FUN", 1_000, {"mines": 3}, _key())

@@ -22,9 +22,9 @@ from casino_app.jobs.runner import (
     record_start,
     register,
     registered,
-    run_in_app,
     unregister,
 )
+from casino_app.jobs.worker import run_in_app
 
 
 def state(name: str) -> JobState | None:
@@ -334,15 +334,15 @@ def test_the_web_process_never_runs_the_signing_jobs_in_production(
     (eth-batch, eth-sweep) and the signer's seed check run where `casino worker` runs;
     the embedded default (one process, development) runs everything."""
     from casino_app.core.settings import reset_settings_cache
-    from casino_app.jobs import runner as jobs_runner
+    from casino_app.jobs import worker as jobs_worker
     from casino_app.payments.signer import seed
 
     monkeypatch.setenv("CASINO_ETH_RPC_URL", "http://127.0.0.1:9")
     reset_settings_cache()
     loaded: list[bool] = []
     monkeypatch.setattr(seed, "prepare_hot_wallet", lambda: loaded.append(True))
-    names = {j.name for j in jobs_runner._prepare(signing=False)}
+    names = {j.name for j in jobs_worker._prepare(signing=False)}
     assert {"eth-watch", "eth-reconcile"} <= names
     assert not names & {"eth-batch", "eth-sweep"} and loaded == []
-    names = {j.name for j in jobs_runner._prepare(signing=True)}
+    names = {j.name for j in jobs_worker._prepare(signing=True)}
     assert {"eth-batch", "eth-sweep"} <= names and loaded == [True]

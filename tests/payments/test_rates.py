@@ -246,7 +246,7 @@ def test_rates_are_stored_as_decimal_strings_and_migrate_down_and_up(any_env: st
     from sqlalchemy import inspect
 
     from casino_app.core.db import databases
-    from casino_app.core.migrations import alembic_config, current
+    from casino_app.migrations import alembic_config, current
 
     rates.store({("ETH", "USD"): Decimal("3012.123456789012345678"),
                  ("BTC", "EUR"): Decimal("83000")}, "api.example.com")

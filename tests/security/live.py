@@ -333,7 +333,8 @@ class Casino:
         by the app's watcher; returns once it is withdrawable."""
         from web3 import Web3
 
-        from casino_app.payments.eth import activity, addresses
+        from casino_app.payments import activity
+        from casino_app.payments.eth import addresses
 
         before = activity.withdrawable_amounts(player.player_id, ["ETH"])["ETH"]
         to = addresses.deposit_address(player.player_id)
@@ -399,7 +400,7 @@ def start(tmp: Path, db: str = "sqlite", cluster: PgCluster | None = None) -> Ca
         env["CASINO_LEDGER_DB_URL"] = cluster.create_database(f"sec_led_{tag}")
     try:
         with adopted(env):
-            from casino_app.core.migrations import upgrade_all
+            from casino_app.migrations import upgrade_all
 
             upgrade_all()  # before the app starts, so the two never migrate at once
             admin = new_staff("admin", "admin")

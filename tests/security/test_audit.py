@@ -17,7 +17,7 @@ from casino_app.cli import cmd_ledger_fund
 from casino_app.core.clock import utcnow
 from casino_app.core.db import identity_tx, ledger_tx
 from casino_app.payments.checks import run_check
-from casino_app.payments.eth.watch_models import PlayerHold
+from casino_app.payments.hold_models import PlayerHold
 from casino_app.security.audit import (
     SYSTEM,
     Actor,

@@ -17,7 +17,7 @@ import pyotp
 import pytest
 from eth_account import Account
 
-from casino_app.payments.eth.withdrawal_models import Withdrawal
+from casino_app.payments.withdrawal_models import Withdrawal
 from casino_app.ui.state.account import SecurityState
 from casino_app.ui.state.auth import LoginState
 from casino_app.ui.state.session import SessionState

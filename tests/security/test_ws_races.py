@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import pytest
 from eth_account import Account
 
-from casino_app.payments.eth.withdrawal_models import Withdrawal
+from casino_app.payments.withdrawal_models import Withdrawal
 from casino_app.ui.state.games import GameState
 from casino_app.ui.state.wallet import WalletState
 from casino_app.ui.state.withdraw import WithdrawState

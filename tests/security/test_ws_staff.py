@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from casino_app.payments.eth.watch_models import PlayerHold
+from casino_app.payments.hold_models import PlayerHold
 from casino_app.ui.state import staff, staff_custody, staff_money, staff_withdrawals
 from casino_app.ui.state.staff import StaffAuditState, StaffPlayerState
 from casino_app.ui.state.staff_custody import StaffReconcileState
@@ -72,7 +72,7 @@ class Targets:
         from eth_account import Account
 
         from casino_app.core.db import ledger_tx
-        from casino_app.payments.eth import withdrawals
+        from casino_app.payments import withdrawals
         from casino_app.users import accounts
         from casino_app.users import staff_money as money
 

@@ -34,7 +34,7 @@ def _reset_process_state() -> None:
 
 def _migrate_engines(identity_url: str, ledger_url: str) -> None:
     from casino_app.core.db import make_engine
-    from casino_app.core.migrations import alembic_config
+    from casino_app.migrations import alembic_config
 
     for name, url in (("identity", identity_url), ("ledger", ledger_url)):
         engine = make_engine(url)

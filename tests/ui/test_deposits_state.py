@@ -18,9 +18,10 @@ from reflex.istate.data import ReflexURL, RouterData, SessionData
 from casino_app.core.clock import utcnow
 from casino_app.core.db import ledger_tx
 from casino_app.core.settings import reset_settings_cache
-from casino_app.payments import ledger
-from casino_app.payments.eth import activity, addresses, keys
-from casino_app.payments.eth.watch_models import ChainBlock, ChainDeposit
+from casino_app.payments import activity, ledger
+from casino_app.payments.deposit_models import ChainBlock, ChainDeposit
+from casino_app.payments.eth import adapter as eth_adapter
+from casino_app.payments.eth import addresses, keys
 from casino_app.payments.signer.seed import account_xpub
 from casino_app.ui import push
 from casino_app.ui.state.deposits import (
@@ -43,8 +44,8 @@ WALLET_URL = "http://localhost:3000/wallet"
 
 def test_payment_uris_follow_eip_681() -> None:
     addr = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
-    assert activity.payment_uri(addr, 1) == f"ethereum:{addr}@1"
-    assert activity.payment_uri(addr, 31337, USDT) == \
+    assert eth_adapter.payment_uri(addr, 1) == f"ethereum:{addr}@1"
+    assert eth_adapter.payment_uri(addr, 31337, USDT) == \
         f"ethereum:{USDT}@31337/transfer?address={addr}"
 
 

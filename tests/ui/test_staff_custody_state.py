@@ -13,8 +13,8 @@ import pytest
 
 from casino_app.core.clock import utcnow
 from casino_app.core.db import ledger_tx
-from casino_app.payments.eth.reconcile_models import ReconcileIssue, ReconcileRun
-from casino_app.payments.eth.watch_models import PlayerHold
+from casino_app.payments.hold_models import PlayerHold
+from casino_app.payments.reconcile_models import ReconcileIssue, ReconcileRun
 from casino_app.users.models import Role
 from tests.ui.test_state_security import _call, _fingerprint, _fresh_root, _substate
 from tests.users.helpers import make_staff, register, user_row

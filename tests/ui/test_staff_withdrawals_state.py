@@ -14,7 +14,7 @@ from casino_app.core.clock import utcnow
 from casino_app.core.db import ledger_tx
 from casino_app.payments import ledger
 from casino_app.payments.eth.safe_models import SafePayment
-from casino_app.payments.eth.withdrawal_models import Withdrawal
+from casino_app.payments.withdrawal_models import Withdrawal
 from casino_app.users.models import Role
 from tests.ui.test_state_security import _call, _fingerprint, _fresh_root, _substate
 from tests.users.helpers import audit_rows, make_staff, register, user_row

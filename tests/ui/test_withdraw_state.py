@@ -18,11 +18,10 @@ from sqlalchemy import func, select
 from casino_app.core.clock import utcnow
 from casino_app.core.db import ledger_tx
 from casino_app.core.settings import reset_settings_cache
-from casino_app.payments import ledger
+from casino_app.payments import activity, ledger, withdrawals
 from casino_app.payments.currencies import currency
-from casino_app.payments.eth import activity, withdrawals
-from casino_app.payments.eth.withdrawal_models import Withdrawal
 from casino_app.payments.signer.seed import account_xpub
+from casino_app.payments.withdrawal_models import Withdrawal
 from casino_app.ui import push
 from casino_app.ui.state.deposits import DepositsState
 from casino_app.ui.state.wallet import WalletState

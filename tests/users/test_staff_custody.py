@@ -11,8 +11,8 @@ import pytest
 
 from casino_app.core.clock import utcnow
 from casino_app.core.db import ledger_tx
-from casino_app.payments.eth import custody
-from casino_app.payments.eth.reconcile_models import ReconcileIssue, ReconcileRun
+from casino_app.payments import custody
+from casino_app.payments.reconcile_models import ReconcileIssue, ReconcileRun
 from casino_app.users import staff_custody
 from casino_app.users.errors import Forbidden, NotAuthenticated, NotFound, ValidationFailed
 from casino_app.users.models import Role

@@ -9,7 +9,8 @@ import pytest
 from casino_app.core.clock import utcnow
 from casino_app.core.db import ledger_tx
 from casino_app.payments import holds
-from casino_app.payments.eth.watch_models import ChainDeposit, PlayerHold
+from casino_app.payments.deposit_models import ChainDeposit
+from casino_app.payments.hold_models import PlayerHold
 from casino_app.users import staff_money
 from casino_app.users.errors import Forbidden, NotAuthenticated, NotFound, ValidationFailed
 from casino_app.users.models import Role

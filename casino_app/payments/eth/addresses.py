@@ -27,8 +27,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from casino_app.core.db import ledger_tx
+from casino_app.payments.address_models import DepositAddress
 from casino_app.payments.eth import keys
-from casino_app.payments.eth.models import DepositAddress
 
 DEFAULT_CHAIN = "ethereum"
 ATTEMPTS = 50

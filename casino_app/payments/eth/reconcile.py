@@ -48,17 +48,12 @@ from casino_app.core.logging import get_logger, security_logger
 from casino_app.core.metrics import INVARIANT_VIOLATIONS
 from casino_app.core.settings import get_settings
 from casino_app.payments import ledger
+from casino_app.payments.assets import Asset
+from casino_app.payments.deposit_models import ChainBlock, ChainDeposit
 from casino_app.payments.eth import addresses
 from casino_app.payments.eth.chain import refused_amount
-from casino_app.payments.eth.reconcile_models import ReconcileIssue, ReconcileRun
-from casino_app.payments.eth.watch_models import ChainBlock, ChainDeposit
-from casino_app.payments.eth.watcher import (
-    CHAIN,
-    MAX_REORG_DEPTH,
-    TRANSFER_TOPIC,
-    WEI_PER_GWEI,
-    Asset,
-)
+from casino_app.payments.eth.watcher import CHAIN, MAX_REORG_DEPTH, TRANSFER_TOPIC, WEI_PER_GWEI
+from casino_app.payments.reconcile_models import ReconcileIssue, ReconcileRun
 from casino_app.security.audit import SYSTEM, AuditAction, record
 
 log = get_logger("casino.eth.reconcile")
@@ -153,7 +148,7 @@ def hot_wallet_txs(w3: Web3, s: Session, assets: Sequence[Asset], block: int,
     * a transaction mined at or before the pinned block and not settled yet has paid
       (a BatchPay batch: all but what its Refused logs name; once settled, ``total`` is
       what it paid)."""
-    from casino_app.payments.eth.withdrawal_models import WithdrawalBatch, WithdrawalBatchTx
+    from casino_app.payments.withdrawal_models import WithdrawalBatch, WithdrawalBatchTx
 
     per_unit = {a.code: a.per_unit for a in assets}
     adj = dict.fromkeys(per_unit, 0)
@@ -258,7 +253,7 @@ def _native_not_recorded(w3: Web3, s: Session, asset: Asset, deposit_addrs: Sequ
                          since: int, block: int, chain: str) -> list[Issue]:
     """Native deposits on chain without their recorded deposit (our own transactions to
     a deposit address, the sweeper's gas top-ups, are not deposits)."""
-    from casino_app.payments.eth.withdrawal_models import WithdrawalBatchTx
+    from casino_app.payments.withdrawal_models import WithdrawalBatchTx
 
     if since >= block or not deposit_addrs:
         return []

@@ -65,13 +65,13 @@ from casino_app.payments import ledger
 from casino_app.payments.eth import chain
 from casino_app.payments.eth.safe_models import SafePayment
 from casino_app.payments.eth.safe_payments import _cancel, _hash_of, packed_signatures
-from casino_app.payments.eth.watch_models import PlayerHold
-from casino_app.payments.eth.withdrawal_models import (
+from casino_app.payments.hold_models import PlayerHold
+from casino_app.payments.sender import post_paid
+from casino_app.payments.withdrawal_models import (
     Withdrawal,
     WithdrawalBatch,
     WithdrawalBatchTx,
 )
-from casino_app.payments.eth.withdrawals import post_paid
 from casino_app.security import outbox
 from casino_app.security.audit import SYSTEM, AuditAction
 

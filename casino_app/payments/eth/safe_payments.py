@@ -1,7 +1,7 @@
 """Payments from the cold wallet, a Safe multisig whose owner keys belong to staff and are
 never on the web server: large withdrawals and hot-wallet refills.
 
-The flow, for a withdrawal waiting in ``awaiting_approval`` (payments/eth/withdrawals.py):
+The flow, for a withdrawal waiting in ``awaiting_approval`` (payments/withdrawals.py):
 
 1. An admin prepares the payment (:func:`prepare_withdrawal`): the Safe transaction is
    built and fixed (ETH: to the player's address with the amount as value; a token: a
@@ -60,7 +60,8 @@ from casino_app.payments.currencies import currency
 from casino_app.payments.eth import chain, keys
 from casino_app.payments.eth.safe_models import SafePayment, SafePaymentSignature
 from casino_app.payments.eth.watcher import chain_assets, parse_tokens
-from casino_app.payments.eth.withdrawal_models import Withdrawal
+from casino_app.payments.sender import tx_hashes
+from casino_app.payments.withdrawal_models import Withdrawal
 
 log = get_logger("casino.eth.safe")
 
@@ -192,8 +193,6 @@ class SafePaymentView:
 
 
 def _views(s: Session, rows: list[SafePayment]) -> list[SafePaymentView]:
-    from casino_app.payments.eth.withdrawals import _tx_hashes
-
     if not rows:
         return []
     sigs: dict[int, list[SignatureView]] = {}
@@ -202,7 +201,7 @@ def _views(s: Session, rows: list[SafePayment]) -> list[SafePaymentView]:
             .order_by(SafePaymentSignature.id)).scalars():
         sigs.setdefault(sig.payment_id, []).append(
             SignatureView(sig.owner, sig.staff_id, sig.created_at))
-    hashes = _tx_hashes(s, {p.batch_id for p in rows if p.batch_id is not None})
+    hashes = tx_hashes(s, {p.batch_id for p in rows if p.batch_id is not None})
     return [SafePaymentView(
         p.id, p.kind, p.withdrawal_id, p.currency, p.amount, p.recipient, p.safe_address,
         p.chain_id, p.to_address, int(p.value_wei), p.call_data, p.operation, p.safe_nonce,

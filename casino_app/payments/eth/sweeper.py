@@ -4,10 +4,10 @@
 One run (``Sweeper.run``):
 
 1. Open transactions of the sweeper's kinds (``sweep``, ``topup``, ``to_cold``) advance as
-   the batcher's do (payments/eth/batcher.ChainSender): a recorded raw transaction is
-   rebroadcast byte for byte, a stuck one fee-bumped with the same nonce, a mined one
-   settled once after the confirmations with its gas booked as ``eth-gas:<chain>:<tx>``
-   fees -> custody (rounded up to gwei). A token transfer counts as done only with status
+   the batcher's do (payments/sender.ChainSender, payments/eth/sender.EthereumSender): a
+   recorded raw transaction is rebroadcast byte for byte, a stuck one fee-bumped with the
+   same nonce, a mined one settled once after the confirmations with its gas booked as
+   ``eth-gas:<chain>:<tx>`` fees -> custody (rounded up to gwei). A token transfer counts as done only with status
    1 AND the token's ``Transfer`` log (USDT returns nothing).
 2. Sweeps: the deposit addresses with a final deposit (not reversed) of a currency in a
    block after the final block of their last confirmed sweep of it (``sweep_marks.swept_to``;
@@ -51,7 +51,7 @@ fees are exactly the gas spent and reconciliation balances at every step. The ga
 top-up is not a deposit: the watcher skips transactions we recorded.
 
 The keys are used through payments/signer/eth.py; this module runs in the jobs process.
-Crash points are the batcher's (``batcher.fault``: "signed", "broadcast", "bumped").
+Crash points are the sender's (``payments.sender.fault``: "signed", "broadcast", "bumped").
 """
 
 from __future__ import annotations
@@ -69,22 +69,16 @@ from casino_app.core.db import identity_tx, ledger_tx
 from casino_app.core.logging import get_logger
 from casino_app.core.metrics import HOT_WALLET_BELOW_MIN
 from casino_app.core.settings import get_settings
+from casino_app.payments.address_models import DepositAddress
+from casino_app.payments.assets import Asset, parse_amounts
+from casino_app.payments.custody import parse_band
+from casino_app.payments.deposit_models import ChainBlock, ChainDeposit
 from casino_app.payments.eth import chain as chain_tools
-from casino_app.payments.eth.batcher import (
-    CHAIN,
-    OPEN,
-    WEI_PER_GWEI,
-    ChainSender,
-    RunResult,
-    _bumped,
-    _Open,
-)
-from casino_app.payments.eth.custody import parse_band
-from casino_app.payments.eth.models import DepositAddress
+from casino_app.payments.eth.sender import EthereumSender, _bumped
 from casino_app.payments.eth.sweep_models import HotBand, SweepMark
-from casino_app.payments.eth.watch_models import ChainBlock, ChainDeposit
-from casino_app.payments.eth.watcher import Asset, parse_amounts, parse_tokens
-from casino_app.payments.eth.withdrawal_models import WithdrawalBatch
+from casino_app.payments.eth.watcher import CHAIN, WEI_PER_GWEI, parse_tokens
+from casino_app.payments.sender import OPEN, OpenBatch, RunResult
+from casino_app.payments.withdrawal_models import WithdrawalBatch
 from casino_app.security.audit import SYSTEM, AuditAction, record
 
 log = get_logger("casino.eth.sweeper")
@@ -121,7 +115,7 @@ def _transfer_args(data: str) -> tuple[str, int] | None:
     return Web3.to_checksum_address(raw[16:36]), int.from_bytes(raw[36:68], "big")
 
 
-class Sweeper(ChainSender):
+class Sweeper(EthereumSender):
     """Moves final coins from deposit addresses to the hot wallet and keeps the hot wallet
     within its band (see the module docstring)."""
 
@@ -164,7 +158,7 @@ class Sweeper(ChainSender):
             self._index[sender] = index
         return self.signer.sign_deposit_transaction(index, tx)  # type: ignore[attr-defined]
 
-    def _succeeded(self, b: _Open, receipt: Any) -> bool:
+    def _succeeded(self, b: OpenBatch, receipt: Any) -> bool:
         asset = self.assets.get(b.currency)
         if asset is None or asset.token is None or b.kind == "topup":
             return True

@@ -1,5 +1,7 @@
 """The Ethereum deposit watcher: follows blocks, records deposits once, credits them and
-takes credits back when their block leaves the chain.
+takes credits back when their block leaves the chain. What it does with a deposit once
+found (record once, credit, confirm, reverse) is the chain-neutral ``DepositBook``
+(payments/deposits.py); this module reads the node.
 
 One pass (``Watcher.poll``), run by the ``eth-watch`` job under a lease:
 
@@ -26,24 +28,24 @@ One pass (``Watcher.poll``), run by the ``eth-watch`` job under a lease:
    logs, receipts or traces the node cannot give for its hash (it left the chain, or a
    backend behind a load balancer does not know it), stops the scan there: the next
    pass rewinds or reads it again.
-3. Confirmations (``_confirm``): a deposit seen in a block has 1 confirmation; it is
+3. Confirmations (``DepositBook.confirm``): a deposit seen in a block has 1 confirmation; it is
    credited at once as pending (playable, not withdrawable) while the player's pending
    credits stay within ``CASINO_ETH_PENDING_CAP``, else when it becomes available at
    ``CASINO_ETH_CONFIRMATIONS``. Below ``CASINO_ETH_DUST`` it is recorded, never credited.
 
 A reversed deposit whose money was already spent leaves the player owing the rest (a
-``debt`` account) and puts a hold on the player for staff review; never a silent edit.
+``debt`` account) and puts a hold on the player for staff review; never a silent edit
+(``DepositBook.rewind``).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from eth_utils import keccak
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from web3 import Web3
 from web3.exceptions import BlockNotFound
@@ -52,9 +54,10 @@ from casino_app.core.clock import utcnow
 from casino_app.core.db import ledger_tx
 from casino_app.core.logging import get_logger
 from casino_app.core.settings import get_settings
-from casino_app.payments import ledger
+from casino_app.payments.assets import Asset, parse_amounts
 from casino_app.payments.currencies import currency
-from casino_app.payments.eth.watch_models import ChainBlock, ChainDeposit, PlayerHold
+from casino_app.payments.deposit_models import ChainBlock
+from casino_app.payments.deposits import DepositBook, DepositChanges, Found
 
 log = get_logger("casino.eth.watcher")
 
@@ -72,24 +75,6 @@ TRACE_BATCH = 10
 class WatcherStopped(Exception):
     """The chain does not match the stored blocks beyond MAX_REORG_DEPTH (or the settings
     are wrong): nothing was changed, staff must look."""
-
-
-@dataclass(frozen=True)
-class Asset:
-    code: str            # the ledger currency
-    token: str | None    # the ERC-20 contract (checksummed); None: the native coin
-    per_unit: int        # on-chain units per ledger unit (ETH: wei per gwei)
-
-
-def parse_amounts(spec: str, what: str) -> dict[str, int]:
-    """"CUR:amount,CUR:amount" (base units) -> {CUR: amount}; ValueError names ``what``."""
-    out: dict[str, int] = {}
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        m = re.fullmatch(r"([A-Z]{2,8}):(\d{1,19})", part)
-        if m is None:
-            raise ValueError(f"{what}: '{part}' is not CUR:amount (base units)")
-        out[currency(m.group(1)).code] = int(m.group(2))
-    return out
 
 
 def parse_tokens(spec: str) -> dict[str, str]:
@@ -163,25 +148,14 @@ class TracesUndecided(Exception):
 
 
 @dataclass
-class PollResult:
+class PollResult(DepositChanges):
+    """One pass: the node's head, the stored tip, the blocks stored, and (from
+    :class:`DepositChanges`) the deposits found, credited, made available, reversed and
+    the players whose deposits changed (push to tabs)."""
+
     head: int = 0
     tip: int | None = None
     blocks: int = 0
-    deposits: int = 0
-    credited: int = 0
-    made_available: int = 0
-    reversed: int = 0
-    players: set[str] = field(default_factory=set)  # whose deposits changed (push to tabs)
-
-
-@dataclass
-class _Found:
-    tx_hash: str
-    log_index: int
-    asset: Asset
-    address: str
-    sender: str
-    raw: int
 
 
 # --- call traces: ETH passed on by contracts ---------------------------------------------
@@ -339,6 +313,8 @@ class Watcher:
         self._transfer_bits = bloom_mask(bytes.fromhex(TRANSFER_TOPIC[2:]))
         self._token_bits = [bloom_mask(bytes.fromhex(t[2:])) for t in self._tokens]
         self._tracer = _Tracer(w3, traces or st.eth_traces)
+        self.book = DepositBook(chain, self.confirmations, self.pending_cap, self.dust,
+                                log_prefix="eth", logger=log)
         self._native = next(a for a in self.assets if a.token is None)
         self._owners: dict[str, str] = {}   # lowercase address -> player_id
         self._owner_count = -1
@@ -386,7 +362,7 @@ class Watcher:
             tip = self._tip(s)
             res.tip = tip.number if tip else None
             if tip is not None:
-                self._confirm(s, tip.number, res, self._finalized())
+                self.book.confirm(s, tip.number, res, self._finalized())
         if res.blocks or res.credited or res.made_available or res.reversed:
             log.info("eth_watch", head=res.head, tip=res.tip, blocks=res.blocks,
                      deposits=res.deposits, credited=res.credited,
@@ -425,7 +401,7 @@ class Watcher:
                     break
                 linked.append(block)
                 parent = _hex(block["hash"])
-            rows: list[tuple[int, str, str, list[_Found]]] = []
+            rows: list[tuple[int, str, str, list[Found]]] = []
             step = TRACE_BATCH if self._tracer.method else CHUNK
             details = [d for i in range(0, len(linked), step)
                        for d in self._deposits_in(linked[i:i + step])]
@@ -452,7 +428,8 @@ class Watcher:
                         for f in found:
                             if f.log_index < 0 and f.tx_hash in ours:
                                 continue
-                            if self._record(s, f, number, block_hash, res):
+                            if self.book.record(s, f, self._owners[f.address.lower()],
+                                                number, block_hash, res):
                                 res.deposits += 1
                 res.blocks += len(rows)
             if len(rows) < last - first + 1:
@@ -470,7 +447,7 @@ class Watcher:
         return [tx for tx in block["transactions"]
                 if tx.get("to") and tx["value"] > 0 and tx["to"].lower() in self._owners]
 
-    def _deposits_in(self, blocks: Sequence[Any]) -> list[tuple[list[_Found], str | None]]:
+    def _deposits_in(self, blocks: Sequence[Any]) -> list[tuple[list[Found], str | None]]:
         """Per block: the deposits it holds, or the error when the node's answers are not
         for that block hash. One JSON-RPC batch asks, per block, for the receipts of its
         payments to our addresses, its token Transfer logs (when its logsBloom may hold
@@ -493,7 +470,7 @@ class Watcher:
                 batch.append(("eth_getTransactionReceipt", [_hex(tx["hash"])]))
             wanted.append(want)
         answers = self._rpc_batch(batch)
-        out: list[tuple[list[_Found], str | None]] = []
+        out: list[tuple[list[Found], str | None]] = []
         for block, want in zip(blocks, wanted, strict=True):
             errors = [e for e in (_rpc_error(answers[i]) for i in want.values()) if e]
             if errors:
@@ -503,16 +480,16 @@ class Watcher:
                                                for k, i in want.items()}))
         return out
 
-    def _found(self, block: Any, got: dict[str, Any]) -> tuple[list[_Found], str | None]:
+    def _found(self, block: Any, got: dict[str, Any]) -> tuple[list[Found], str | None]:
         block_hash = _hex(block["hash"])
-        found: list[_Found] = []
+        found: list[Found] = []
         for tx in self._payments(block):
             receipt = got[_hex(tx["hash"])]
             if not receipt or _hex(receipt["blockHash"]).lower() != block_hash:
                 return [], "a receipt of another block"
             # A reverted call keeps no value: only a successful transaction is a deposit.
             if _int(receipt["status"]) == 1:
-                found.append(_Found(_hex(tx["hash"]), -1, self._native,
+                found.append(Found(_hex(tx["hash"]), -1, self._native,
                                     Web3.to_checksum_address(tx["to"]),
                                     Web3.to_checksum_address(tx["from"]), int(tx["value"])))
         if "traces" in got:
@@ -520,7 +497,7 @@ class Watcher:
             if calls is None:
                 return [], "traces of another block"
             # ETH a contract passed on to one of our addresses: log index -1 - position.
-            found += [_Found(c.tx_hash, -1 - c.position, self._native,
+            found += [Found(c.tx_hash, -1 - c.position, self._native,
                              Web3.to_checksum_address(c.to), Web3.to_checksum_address(c.sender),
                              c.value)
                       for c in calls if c.value > 0 and c.to.lower() in self._owners]
@@ -541,7 +518,7 @@ class Watcher:
 
     def _sent_by_us(self, tx_hashes: set[str]) -> set[str]:
         """Those of ``tx_hashes`` we recorded before broadcasting them (eth/batcher)."""
-        from casino_app.payments.eth.withdrawal_models import WithdrawalBatchTx
+        from casino_app.payments.withdrawal_models import WithdrawalBatchTx
 
         if not tx_hashes:
             return set()
@@ -549,7 +526,7 @@ class Watcher:
             return set(s.execute(select(WithdrawalBatchTx.tx_hash).where(
                 WithdrawalBatchTx.tx_hash.in_(sorted(tx_hashes)))).scalars())
 
-    def _token_deposit(self, entry: Any) -> _Found | None:
+    def _token_deposit(self, entry: Any) -> Found | None:
         topics = entry["topics"]
         if len(topics) != 3:
             return None
@@ -562,34 +539,9 @@ class Watcher:
         raw = int(_hex(entry["data"]), 16) if _hex(entry["data"]) not in ("0x", "") else 0
         if raw <= 0:
             return None
-        return _Found(_hex(entry["transactionHash"]), _int(entry["logIndex"]), asset,
+        return Found(_hex(entry["transactionHash"]), _int(entry["logIndex"]), asset,
                       Web3.to_checksum_address(to),
                       Web3.to_checksum_address("0x" + _hex(topics[1])[-40:]), raw)
-
-    def _record(self, s: Session, f: _Found, number: int, block_hash: str,
-                res: PollResult) -> bool:
-        """Store a deposit (once). A deposit that a reorg reversed and that is mined again
-        gets its new block and will be credited again. True when something was stored."""
-        row = s.execute(select(ChainDeposit).where(
-            ChainDeposit.chain == self.chain, ChainDeposit.tx_hash == f.tx_hash,
-            ChainDeposit.log_index == f.log_index)).scalar_one_or_none()
-        amount = f.raw // f.asset.per_unit
-        dust = amount < max(1, self.dust.get(f.asset.code, 0))
-        now = utcnow()
-        if row is None:
-            s.add(ChainDeposit(
-                chain=self.chain, tx_hash=f.tx_hash, log_index=f.log_index,
-                block_number=number, block_hash=block_hash, currency=f.asset.code,
-                address=f.address, sender=f.sender, player_id=self._owners[f.address.lower()],
-                amount_raw=str(f.raw), amount=amount, state="dust" if dust else "seen",
-                credits=0, owed=0, created_at=now, updated_at=now))
-        elif row.state == "reversed":
-            row.block_number, row.block_hash, row.updated_at = number, block_hash, now
-            row.state = "dust" if dust else "seen"
-        else:
-            return False  # already recorded in a block we still hold
-        res.players.add(self._owners[f.address.lower()])
-        return True
 
     # --- confirmations and credits ---
 
@@ -603,45 +555,6 @@ class Watcher:
         except Exception:  # noqa: BLE001 - a node without the tag: fall back, say so
             log.warning("eth_no_finalized_tag", fallback_confirmations=self.confirmations)
             return None
-
-    def _confirm(self, s: Session, tip: int, res: PollResult,
-                 finalized: int | None = None) -> None:
-        rows = s.execute(select(ChainDeposit).where(
-            ChainDeposit.chain == self.chain, ChainDeposit.state.in_(("seen", "pending")))
-            .order_by(ChainDeposit.id).with_for_update()).scalars().all()
-        for row in rows:
-            confs = tip - row.block_number + 1
-            final = (row.block_number <= finalized if finalized is not None
-                     else confs >= self.confirmations)
-            if row.state == "pending":
-                if final:
-                    row.state, row.updated_at = "available", utcnow()
-                    res.made_available += 1
-                    res.players.add(row.player_id)
-                continue
-            if not final and not self._within_cap(s, row):
-                continue
-            self._credit(s, row)
-            row.state = "available" if final else "pending"
-            row.updated_at = utcnow()
-            res.credited += 1
-            res.made_available += final
-            res.players.add(row.player_id)
-
-    def _within_cap(self, s: Session, row: ChainDeposit) -> bool:
-        cap = self.pending_cap.get(row.currency, 0)
-        pending = s.execute(select(func.coalesce(func.sum(ChainDeposit.amount), 0)).where(
-            ChainDeposit.player_id == row.player_id, ChainDeposit.currency == row.currency,
-            ChainDeposit.state == "pending")).scalar_one()
-        return int(pending) + row.amount <= cap
-
-    def _credit(self, s: Session, row: ChainDeposit) -> None:
-        row.credits += 1
-        ledger.transfer(
-            s, f"deposit:{self.chain}:{row.tx_hash}:{row.log_index}:{row.credits}", "deposit",
-            ledger.house_account(s, row.currency, "custody"),
-            ledger.player_account(s, row.player_id, row.currency), row.amount,
-            memo=f"{self.chain} deposit {row.tx_hash}")
 
     # --- reorgs ---
 
@@ -667,62 +580,9 @@ class Watcher:
                 f"no stored block of the last {MAX_REORG_DEPTH} is on the node's chain "
                 f"(stored tip {tip.number}): the watcher stops; check the node")
         with ledger_tx() as s:
-            rows = s.execute(select(ChainDeposit).where(
-                ChainDeposit.chain == self.chain, ChainDeposit.block_number > ancestor,
-                ChainDeposit.state != "reversed").order_by(ChainDeposit.id)
-                .with_for_update()).scalars().all()
-            for row in rows:
-                self._reverse(s, row)
-                res.reversed += 1
-                res.players.add(row.player_id)
-            dropped = s.query(ChainBlock).filter(
-                ChainBlock.chain == self.chain, ChainBlock.number > ancestor
-            ).delete(synchronize_session=False)
+            dropped = self.book.rewind(s, ancestor, res)
         log.warning("eth_reorg", ancestor=ancestor, dropped_blocks=dropped,
                     reversed=res.reversed)
-
-    def _reverse(self, s: Session, row: ChainDeposit) -> None:
-        credited = row.state in ("pending", "available")
-        row.state, row.updated_at = "reversed", utcnow()
-        if not credited:
-            return
-        player = ledger.player_account(s, row.player_id, row.currency)
-        custody = ledger.house_account(s, row.currency, "custody")
-        bal = ledger.balance_of(s, player, lock=True)
-        back = min(row.amount, max(0, bal.balance - bal.reserved))
-        owed = row.amount - back
-        moves = [(custody, row.amount)]
-        if back:
-            moves.append((player, -back))
-        if owed:
-            moves.append((ledger.account(s, row.player_id, row.currency, "debt"), -owed))
-        ledger.post_entry(
-            s, f"deposit-reversal:{self.chain}:{row.tx_hash}:{row.log_index}:{row.credits}",
-            "deposit_reversal", moves, memo=f"{self.chain} reorg dropped {row.tx_hash}")
-        if owed:
-            row.owed += owed
-            s.add(PlayerHold(player_id=row.player_id, reason="deposit_reversed",
-                             detail=f"{self.chain} {row.tx_hash}: owes {owed} "
-                                    f"{row.currency} base units", created_at=utcnow()))
-            log.warning("eth_reversed_spent_deposit", player_id=row.player_id,
-                        tx=row.tx_hash, currency=row.currency, owed=owed)
-
-
-def withdrawable(s: Session, player_id: str, currency_code: str) -> int:
-    """Available balance minus deposits credited but not yet confirmed (not withdrawable)."""
-    bal = ledger.player_balances(s, player_id).get(currency_code)
-    if bal is None:
-        return 0
-    pending = s.execute(select(func.coalesce(func.sum(ChainDeposit.amount), 0)).where(
-        ChainDeposit.player_id == player_id, ChainDeposit.currency == currency_code,
-        ChainDeposit.state == "pending")).scalar_one()
-    return max(0, bal.balance - bal.reserved - int(pending))
-
-
-def deposits_of(s: Session, player_id: str, limit: int = 50) -> list[ChainDeposit]:
-    return list(s.execute(select(ChainDeposit).where(ChainDeposit.player_id == player_id)
-                          .order_by(ChainDeposit.id.desc()).limit(limit)).scalars())
-
 
 
 _watcher: Watcher | None = None

@@ -21,8 +21,10 @@ import segno
 
 from casino_app.core.logging import get_logger
 from casino_app.core.settings import get_settings
+from casino_app.payments import activity
 from casino_app.payments.currencies import currency
-from casino_app.payments.eth import activity, addresses
+from casino_app.payments.eth import adapter as eth_adapter
+from casino_app.payments.eth import addresses
 from casino_app.payments.eth.watcher import parse_tokens
 from casino_app.ui import push, routes
 from casino_app.ui.state.session import caller, session_of
@@ -59,7 +61,7 @@ def qr_data_uri(text: str) -> str:
 
 
 def network_warning(code: str, chain_id: int) -> str:
-    return (f"Send only {code} on {activity.network_name(chain_id)} (chain id {chain_id}) "
+    return (f"Send only {code} on {eth_adapter.network_name(chain_id)} (chain id {chain_id}) "
             "to this address; other networks or coins are lost.")
 
 
@@ -117,7 +119,7 @@ def cards(address: str, view: activity.PlayerDeposits, assets: dict[str, str | N
     out = []
     for code, token in assets.items():
         cur = currency(code)
-        uri = activity.payment_uri(address, chain_id, token)
+        uri = eth_adapter.payment_uri(address, chain_id, token)
         out.append(CurrencyCard(
             code, cur.name, uri, qr_data_uri(uri), network_warning(code, chain_id),
             cur.format(view.withdrawable.get(code, 0)), cur.format(view.pending.get(code, 0)),
@@ -149,7 +151,7 @@ class DepositsState(rx.State):
         assets = configured()
         st = get_settings()
         self._set("enabled", bool(assets))
-        self._set("network", activity.network_name(st.eth_chain_id))
+        self._set("network", eth_adapter.network_name(st.eth_chain_id))
         self._set("chain_id", st.eth_chain_id)
         self._set("needed", st.eth_confirmations)
         if not assets:

@@ -14,7 +14,7 @@ from typing import Any
 
 import reflex as rx
 
-from casino_app.payments.eth import custody
+from casino_app.payments import custody
 from casino_app.ui import routes
 from casino_app.ui.state.bets import fmt_when
 from casino_app.ui.state.staff_money import money_call

@@ -29,9 +29,9 @@ from decimal import Decimal
 import reflex as rx
 
 from casino_app.core.logging import get_logger
+from casino_app.payments import activity, withdrawals
 from casino_app.payments.currencies import Currency, currency, parse_decimal
-from casino_app.payments.eth import activity, withdrawals
-from casino_app.payments.eth.withdrawals import WithdrawalRefused, WithdrawalView
+from casino_app.payments.withdrawals import WithdrawalRefused, WithdrawalView
 from casino_app.security.audit import AuditAction
 from casino_app.security.ratelimit import RateLimited
 from casino_app.ui import routes

@@ -21,10 +21,10 @@ from sqlalchemy.exc import DBAPIError
 from structlog.testing import capture_logs
 
 from casino_app.core.db import LedgerBase, databases, ledger_tx
-from casino_app.core.migrations import alembic_config, current
 from casino_app.core.settings import ConfigError, reset_settings_cache
+from casino_app.migrations import alembic_config, current
+from casino_app.payments.address_models import DepositAddress
 from casino_app.payments.eth import addresses, keys
-from casino_app.payments.eth.models import DepositAddress
 from casino_app.payments.signer import seed
 
 # anvil's (and hardhat's) development mnemonic and its first two accounts

@@ -10,11 +10,11 @@ from sqlalchemy import select
 from casino_app.core.db import identity_tx, ledger_tx
 from casino_app.core.metrics import INVARIANT_VIOLATIONS
 from casino_app.core.settings import reset_settings_cache
+from casino_app.payments.deposit_models import ChainDeposit
 from casino_app.payments.eth import addresses, chain
 from casino_app.payments.eth.reconcile import reconcile
-from casino_app.payments.eth.reconcile_models import ReconcileIssue, ReconcileRun
-from casino_app.payments.eth.watch_models import ChainDeposit
 from casino_app.payments.eth.watcher import Watcher, chain_assets
+from casino_app.payments.reconcile_models import ReconcileIssue, ReconcileRun
 from casino_app.payments.signer.seed import account_xpub, private_key_at
 from casino_app.security.models import AuditEvent
 

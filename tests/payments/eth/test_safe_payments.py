@@ -21,14 +21,14 @@ from web3.exceptions import TransactionNotFound
 
 from casino_app.core.db import ledger_tx
 from casino_app.core.settings import reset_settings_cache
-from casino_app.payments import ledger
-from casino_app.payments.eth import batcher, chain, safe_exec, safe_payments, withdrawals
+from casino_app.payments import ledger, sender, withdrawals
+from casino_app.payments.eth import chain, safe_exec, safe_payments
 from casino_app.payments.eth.batcher import Batcher
 from casino_app.payments.eth.safe_exec import SafeExecutor
 from casino_app.payments.eth.safe_models import SafePayment
-from casino_app.payments.eth.withdrawal_models import Withdrawal, WithdrawalBatch
 from casino_app.payments.signer import eth as signer_eth
 from casino_app.payments.signer.seed import account_xpub
+from casino_app.payments.withdrawal_models import Withdrawal, WithdrawalBatch
 from tests.payments.eth.helpers import balance as _balance
 from tests.payments.eth.helpers import fresh_address as _fresh
 from tests.payments.eth.helpers import fund as _fund
@@ -64,7 +64,7 @@ def env(any_env: str, devnet, chain_state, monkeypatch: pytest.MonkeyPatch):  # 
     monkeypatch.setenv("CASINO_ETH_WITHDRAW_LARGE", f"ETH:{LARGE_ETH},USDT:100000000")
     reset_settings_cache()
     signer_eth.forget()
-    monkeypatch.setattr(batcher, "fault", None)
+    monkeypatch.setattr(sender, "fault", None)
     monkeypatch.setattr(safe_exec, "fault", None)
     w3 = anvil.w3
     hot = signer_eth.hot_address()
@@ -223,7 +223,7 @@ def test_a_crash_between_recording_and_broadcast_pays_once(env, devnet) -> None:
     pay = _payment(p.id)
     assert pay.state == "sent"
     with ledger_tx(readonly=True) as s:
-        from casino_app.payments.eth.withdrawal_models import WithdrawalBatchTx
+        from casino_app.payments.withdrawal_models import WithdrawalBatchTx
 
         [v0] = s.execute(select(WithdrawalBatchTx).where(
             WithdrawalBatchTx.batch_id == pay.batch_id)).scalars().all()
@@ -682,7 +682,7 @@ def test_a_player_put_on_hold_is_not_paid_until_the_hold_is_released(env, devnet
     a queued withdrawal is not batched and a signed Safe payment is not executed until
     staff release the hold; the money stays reserved meanwhile."""
     from casino_app.core.clock import utcnow
-    from casino_app.payments.eth.watch_models import PlayerHold
+    from casino_app.payments.hold_models import PlayerHold
 
     keys = devnet["safe_owner_keys"]
     _fund("p-held", "ETH", 50_000_000)
@@ -751,7 +751,7 @@ def test_a_third_party_executing_our_signed_exec_first_still_pays_the_withdrawal
     assert withdrawals.get_withdrawal(w.id).tx_hash == Web3.to_hex(theirs)
     with ledger_tx(readonly=True) as s:
         batch = s.get(WithdrawalBatch, pay.batch_id)
-        from casino_app.payments.eth.withdrawal_models import WithdrawalBatchTx
+        from casino_app.payments.withdrawal_models import WithdrawalBatchTx
 
         [ours] = s.execute(select(WithdrawalBatchTx.tx_hash).where(
             WithdrawalBatchTx.batch_id == batch.id)).scalars().all()

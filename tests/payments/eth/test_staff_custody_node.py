@@ -8,8 +8,8 @@ import pytest
 
 from casino_app.core.db import ledger_tx
 from casino_app.payments.eth import keys
-from casino_app.payments.eth.reconcile_models import ReconcileRun
 from casino_app.payments.eth.watcher import Watcher, chain_assets
+from casino_app.payments.reconcile_models import ReconcileRun
 from casino_app.payments.signer.seed import account_xpub
 from casino_app.users import staff_custody
 from casino_app.users.errors import ValidationFailed

@@ -17,16 +17,16 @@ from web3.exceptions import TransactionNotFound
 from casino_app.core.db import identity_tx, ledger_tx
 from casino_app.core.metrics import HOT_WALLET_BELOW_MIN
 from casino_app.core.settings import reset_settings_cache
-from casino_app.payments import ledger
+from casino_app.payments import ledger, sender
+from casino_app.payments.deposit_models import ChainDeposit
 from casino_app.payments.eth import addresses, batcher
 from casino_app.payments.eth.reconcile import reconcile
 from casino_app.payments.eth.sweeper import Sweeper
-from casino_app.payments.eth.watch_models import ChainDeposit
 from casino_app.payments.eth.watcher import Watcher, chain_assets
-from casino_app.payments.eth.withdrawal_models import WithdrawalBatch, WithdrawalBatchTx
 from casino_app.payments.models import JournalEntry
 from casino_app.payments.signer import eth as signer_eth
 from casino_app.payments.signer.seed import account_xpub
+from casino_app.payments.withdrawal_models import WithdrawalBatch, WithdrawalBatchTx
 from casino_app.security.models import AuditEvent
 
 pytestmark = pytest.mark.ethereum
@@ -111,7 +111,7 @@ def env(any_env: str, devnet, chain_state, monkeypatch: pytest.MonkeyPatch):  # 
     monkeypatch.setenv("CASINO_ETH_TOKENS", f"USDT:{devnet['USDT']},USDC:{devnet['USDC']}")
     reset_settings_cache()
     signer_eth.forget()
-    monkeypatch.setattr(batcher, "fault", None)
+    monkeypatch.setattr(sender, "fault", None)
     e = Env(anvil, devnet)
     e.pay(e.hot, HOT_ETH)
     for code in ("USDT", "USDC"):
@@ -232,10 +232,10 @@ def test_a_crash_around_the_broadcast_never_sends_twice(env: Env, point: str) ->
         if at == point:
             raise Crash(at)
 
-    batcher.fault = die
+    sender.fault = die
     with pytest.raises(Crash):
         env.sweeper().run()
-    batcher.fault = None
+    sender.fault = None
     [row] = _rows("sweep")
     [version] = _versions(row.id)
     assert row.state == "signed"

@@ -17,17 +17,13 @@ from web3 import Web3
 from casino_app.core.db import ledger_tx
 from casino_app.core.settings import reset_settings_cache
 from casino_app.payments import ledger
+from casino_app.payments.deposit_models import ChainBlock, ChainDeposit
+from casino_app.payments.deposits import withdrawable
 from casino_app.payments.eth import addresses
 from casino_app.payments.eth.contracts.build import compile_sources
 from casino_app.payments.eth.reconcile import reconcile
-from casino_app.payments.eth.watch_models import ChainBlock, ChainDeposit, PlayerHold
-from casino_app.payments.eth.watcher import (
-    TRACE_METHODS,
-    Watcher,
-    WatcherStopped,
-    chain_assets,
-    withdrawable,
-)
+from casino_app.payments.eth.watcher import TRACE_METHODS, Watcher, WatcherStopped, chain_assets
+from casino_app.payments.hold_models import PlayerHold
 from casino_app.payments.signer.seed import account_xpub
 from tests.support.services import ANVIL_MNEMONIC
 

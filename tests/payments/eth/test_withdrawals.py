@@ -21,18 +21,19 @@ from web3.exceptions import TransactionNotFound
 
 from casino_app.core.db import ledger_tx
 from casino_app.core.settings import reset_settings_cache
-from casino_app.payments import ledger
-from casino_app.payments.eth import addresses, batcher, keys, withdrawals
+from casino_app.payments import ledger, sender, withdrawals
+from casino_app.payments.eth import addresses, batcher, keys
 from casino_app.payments.eth.batcher import Batcher
-from casino_app.payments.eth.watch_models import PlayerHold
-from casino_app.payments.eth.withdrawal_models import (
+from casino_app.payments.eth.chain import ZERO_ADDRESS
+from casino_app.payments.hold_models import PlayerHold
+from casino_app.payments.models import PendingTransfer
+from casino_app.payments.signer import eth as signer_eth
+from casino_app.payments.signer.seed import account_xpub
+from casino_app.payments.withdrawal_models import (
     Withdrawal,
     WithdrawalBatch,
     WithdrawalBatchTx,
 )
-from casino_app.payments.models import PendingTransfer
-from casino_app.payments.signer import eth as signer_eth
-from casino_app.payments.signer.seed import account_xpub
 from tests.payments.eth.helpers import balance as _balance
 from tests.payments.eth.helpers import fresh_address as _fresh
 from tests.payments.eth.helpers import fund as _fund
@@ -69,7 +70,7 @@ def env(any_env: str, devnet, chain_state, monkeypatch: pytest.MonkeyPatch):  # 
                        f"ETH:{ETH_FEE},USDT:{TOKEN_FEE},USDC:{TOKEN_FEE}")
     reset_settings_cache()
     signer_eth.forget()
-    monkeypatch.setattr(batcher, "fault", None)
+    monkeypatch.setattr(sender, "fault", None)
     hot = signer_eth.hot_address()
     w3 = anvil.w3
     w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
@@ -162,7 +163,7 @@ def test_refused_requests_change_nothing(env, devnet) -> None:  # noqa: ANN001
         (("DOGE", "1", good), withdrawals.UnsupportedCurrency, "not available"),
         (("ETH", "0.001", wrong_case), withdrawals.InvalidAddress, "wrong checksum"),
         (("ETH", "0.001", "0x1234"), withdrawals.InvalidAddress, "40 hex"),
-        (("ETH", "0.001", withdrawals.ZERO_ADDRESS), withdrawals.InvalidAddress, "zero"),
+        (("ETH", "0.001", ZERO_ADDRESS), withdrawals.InvalidAddress, "zero"),
         (("ETH", "0.001", deposit), withdrawals.InvalidAddress, "casino's own"),
         (("ETH", "0.001", deposit.lower()), withdrawals.InvalidAddress, "casino's own"),
         (("ETH", "0.001", keys.hot_wallet_address()), withdrawals.InvalidAddress, "own"),
@@ -206,7 +207,7 @@ def test_refused_requests_change_nothing(env, devnet) -> None:  # noqa: ANN001
 
 
 def test_unconfirmed_deposits_are_not_withdrawable(env) -> None:  # noqa: ANN001
-    from casino_app.payments.eth.watch_models import ChainDeposit
+    from casino_app.payments.deposit_models import ChainDeposit
 
     _fund("p-unconf", "ETH", 3_000_000)
     with ledger_tx() as s:  # 2,000,000 of it is a deposit at 1 confirmation
@@ -304,12 +305,12 @@ def _crash_at(env, devnet, point: str) -> None:  # noqa: ANN001
         if at == point:
             raise Crash(at)
 
-    batcher.fault = die
+    sender.fault = die
     try:
         with pytest.raises(Crash):
             _batcher(env, devnet).run()
     finally:
-        batcher.fault = None
+        sender.fault = None
 
 
 def test_crash_after_recording_before_broadcast_sends_the_same_tx(env, devnet) -> None:  # noqa: ANN001
@@ -388,9 +389,9 @@ def test_reverted_batch_requeues_and_a_repeated_revert_fails_alone(env, devnet) 
         if point == "signed":
             _zero_usdt_balance(env, devnet, b.hot)
 
-    batcher.fault = drain
+    sender.fault = drain
     res = b.run()
-    batcher.fault = None
+    sender.fault = None
     assert res.created == 1 and res.broadcast == 1
     res = b.run()
     assert (res.failed, res.voided, res.requeued) == (1, 0, 2)
@@ -410,15 +411,15 @@ def test_reverted_batch_requeues_and_a_repeated_revert_fails_alone(env, devnet) 
     assert b.run().created == 0
     # refilled, and reverting again: all queued again; the first two were there before
     _mint_usdt(env, devnet, b.hot, 1_000 * 10**6)
-    batcher.fault = drain
+    sender.fault = drain
     assert b.run().created == 1
-    batcher.fault = None
+    sender.fault = None
     assert b.run().requeued == 3
     # the oldest repeat goes alone, reverts alone: it fails, its reservation voided
     _mint_usdt(env, devnet, b.hot, 1_000 * 10**6)
-    batcher.fault = drain
+    sender.fault = drain
     assert b.run().created == 1
-    batcher.fault = None
+    sender.fault = None
     res = b.run()
     assert (res.failed, res.voided, res.requeued) == (1, 1, 0)
     # the rest is paid: the other repeat alone, then the third
@@ -530,9 +531,9 @@ def test_a_recipient_that_reverts_when_mined_fails_alone(env, devnet) -> None:  
     b = _batcher(env, devnet)
     hot_before = env.w3.eth.get_balance(b.hot)
     safe_before = env.w3.eth.get_balance(devnet["safe"])
-    batcher.fault = _on_signed(turn)
+    sender.fault = _on_signed(turn)
     assert b.run().broadcast == 1
-    batcher.fault = None
+    sender.fault = None
     res = b.run()
     assert (res.confirmed, res.paid, res.voided) == (1, 2, 1)
     [batch] = _batches()
@@ -568,9 +569,9 @@ def test_a_token_recipient_blacklisted_before_mining_fails_alone(env, devnet) ->
         env.w3.eth.wait_for_transaction_receipt(usdc.functions.setBlocked(tos[1], True)
                                                 .transact({"from": env.accounts[0]}))
 
-    batcher.fault = _on_signed(blacklist)
+    sender.fault = _on_signed(blacklist)
     assert b.run().broadcast == 1
-    batcher.fault = None
+    sender.fault = None
     res = b.run()
     assert (res.confirmed, res.paid, res.voided) == (1, 2, 1)
     assert [_token_balance(env, devnet, "USDC", t) for t in tos] == [10_000_000, 0, 30_000_000]
@@ -792,9 +793,9 @@ def test_a_withdrawal_without_its_paid_log_is_left_for_staff(env, devnet) -> Non
     before = REGISTRY.get_sample_value("casino_eth_payment_anomalies_total",
                                        {"anomaly": "no_paid_log"}) or 0
     b = _batcher(env, devnet)
-    batcher.fault = _on_signed(alter)
+    sender.fault = _on_signed(alter)
     assert b.run().broadcast == 1
-    batcher.fault = None
+    sender.fault = None
     res = b.run()
     assert (res.confirmed, res.paid, res.anomalies, res.voided) == (1, 1, 1, 0)
     assert REGISTRY.get_sample_value("casino_eth_payment_anomalies_total",
@@ -811,7 +812,7 @@ def test_a_withdrawal_without_its_paid_log_is_left_for_staff(env, devnet) -> Non
 
 
 def test_the_web_side_does_not_import_the_signer() -> None:
-    probe = ("import sys, casino_app.payments.eth.withdrawals; "
+    probe = ("import sys, casino_app.payments.withdrawals; "
              "print(sorted(m for m in sys.modules if m.startswith('casino_app.payments.signer')"
              " or m == 'casino_app.payments.eth.batcher'))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
@@ -929,9 +930,9 @@ def test_books_reconcile_with_the_chain_before_during_and_after_a_batch(env, dev
     switch, turn = switch_recipient(env)
     withdrawals.request_withdrawal("p-rec", "ETH", 300_000, switch, "k-rec-refused")
     b = _batcher(env, devnet, confirmations=3)
-    batcher.fault = _on_signed(turn)  # the switch refuses once the ETH batch is signed
+    sender.fault = _on_signed(turn)  # the switch refuses once the ETH batch is signed
     b.run()  # approve (USDT) and the ETH batch are mined, not settled (3 confirmations)
-    batcher.fault = None
+    sender.fault = None
     clean()
     for _ in range(12):
         env.mine(1)

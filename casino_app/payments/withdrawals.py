@@ -1,8 +1,12 @@
-"""Ethereum withdrawal requests: validate, reserve the money, queue for the batcher.
+"""Withdrawal requests on any chain: validate, reserve the money, queue for the chain's
+batcher; the staff queue and the refusal of a large withdrawal.
 
 The web process calls :func:`request_withdrawal` (through a state handler) and
-:func:`withdrawals_of` for the history. Nothing here signs or reads a key: the batcher
-(``payments/eth/batcher.py``, a job) pays the queue with the hot wallet.
+:func:`withdrawals_of` for the history. Nothing here signs or reads a key: the chain's
+batcher (``payments/eth/batcher.py``, a job) pays the queue with the hot wallet. What
+depends on the chain (its currencies, limits and fee settings, what an address must be,
+which addresses are ours, how a cold-wallet payment is taken back) is asked of the chain's
+adapter (payments/chains.py, payments/adapters.py); the currency picks the chain.
 
 A request is one ledger transaction: the withdrawal row and the reservation
 ``withdrawal:<id>`` of amount + fee (player -> custody) are written together, or neither
@@ -10,7 +14,8 @@ is. The request's idempotency key is UNIQUE: the same key returns the first with
 Once queued a withdrawal cannot be cancelled by the player; it ends confirmed (the
 reservation is posted, the fee moves to the house ``fees`` account) or failed (the
 reservation is voided: the money is the player's again). A batch that reverts on chain
-puts it back in the queue, still reserved (payments/eth/batcher.py).
+puts it back in the queue, still reserved (payments/eth/batcher.py). How a paid one is
+booked: payments/sender.post_paid.
 
 Two-factor authentication and re-authentication are checked by the UI layer BEFORE it
 calls :func:`request_withdrawal`; this module trusts its ``player_id``.
@@ -29,24 +34,19 @@ from sqlalchemy.orm import Session
 from casino_app.core.clock import utcnow
 from casino_app.core.db import ledger_tx
 from casino_app.core.logging import get_logger
-from casino_app.core.settings import ConfigError, get_settings
-from casino_app.payments import holds, ledger
-from casino_app.payments.currencies import MAX_AMOUNT, Currency, currency
-from casino_app.payments.eth import addresses, keys
-from casino_app.payments.eth.watcher import parse_amounts, parse_tokens, withdrawable
-from casino_app.payments.eth.withdrawal_models import (
-    Withdrawal,
-    WithdrawalBatch,
-    WithdrawalBatchTx,
-)
+from casino_app.core.settings import ConfigError
+from casino_app.payments import adapters, holds, ledger
+from casino_app.payments.chains import Chain, Limits
+from casino_app.payments.currencies import Currency, currency
+from casino_app.payments.deposits import withdrawable
+from casino_app.payments.sender import tx_hashes
+from casino_app.payments.withdrawal_models import Withdrawal
 
 if TYPE_CHECKING:
     from casino_app.security import outbox
 
 log = get_logger("casino.eth.withdrawals")
 
-CHAIN = "ethereum"
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 OPEN_STATES = ("queued", "awaiting_approval", "batched", "rejecting")
 
 
@@ -114,33 +114,20 @@ class WithdrawalView:
         return self.amount + self.fee
 
 
-@dataclass(frozen=True)
-class Limits:
-    currency: str
-    minimum: int
-    maximum: int
-    fee: int
-    large: int | None   # from this amount two staff approve (None: never)
-
-
 def limits(currency_code: str) -> Limits:
-    """The withdrawal limits and fee of a currency, from the settings (base units)."""
-    st = get_settings()
+    """The withdrawal limits and fee of a currency, from its chain's settings (base
+    units). ValueError when no chain pays it now, or for a malformed setting."""
     code = currency(currency_code).code
-    low = parse_amounts(st.eth_withdraw_min, "CASINO_ETH_WITHDRAW_MIN").get(code, 1)
-    high = parse_amounts(st.eth_withdraw_max, "CASINO_ETH_WITHDRAW_MAX").get(code, MAX_AMOUNT)
-    fee = parse_amounts(st.eth_withdraw_fee, "CASINO_ETH_WITHDRAW_FEE").get(code, 0)
-    large = parse_amounts(st.eth_withdraw_large, "CASINO_ETH_WITHDRAW_LARGE").get(code)
-    return Limits(code, max(1, low), high, fee, large)
+    chain = adapters.for_currency(code)
+    if chain is None:
+        raise ValueError(f"{code} withdrawals are not available.")
+    return chain.withdrawal_limits(code)
 
 
 def currencies() -> list[str]:
-    """The currencies that can be withdrawn on Ethereum now: ETH and the configured tokens
-    (none without a node)."""
-    st = get_settings()
-    if not st.eth_rpc_url:
-        return []
-    return ["ETH", *parse_tokens(st.eth_tokens)]
+    """The currencies that can be withdrawn now, chain by chain (on Ethereum: ETH and the
+    configured tokens; none without a node)."""
+    return adapters.currencies()
 
 
 def _view(w: Withdrawal, tx_hash: str | None, replayed: bool = False) -> WithdrawalView:
@@ -148,29 +135,12 @@ def _view(w: Withdrawal, tx_hash: str | None, replayed: bool = False) -> Withdra
                           w.failure, w.created_at, w.updated_at, replayed)
 
 
-def _tx_hashes(s: Session, batch_ids: set[int]) -> dict[int, str]:
-    """Batch id -> its mined tx hash, or its latest signed version's."""
-    if not batch_ids:
-        return {}
-    out: dict[int, str] = {}
-    for bid, _version, h in s.execute(
-            select(WithdrawalBatchTx.batch_id, WithdrawalBatchTx.version,
-                   WithdrawalBatchTx.tx_hash)
-            .where(WithdrawalBatchTx.batch_id.in_(batch_ids))
-            .order_by(WithdrawalBatchTx.batch_id, WithdrawalBatchTx.version)):
-        out[bid] = h
-    for bid, h in s.execute(select(WithdrawalBatch.id, WithdrawalBatch.tx_hash).where(
-            WithdrawalBatch.id.in_(batch_ids), WithdrawalBatch.tx_hash.is_not(None))):
-        out[bid] = h
-    return out
-
-
 def withdrawals_of(player_id: str, limit: int = 50) -> list[WithdrawalView]:
     """The player's withdrawals, newest first."""
     with ledger_tx(readonly=True) as s:
         rows = list(s.execute(select(Withdrawal).where(Withdrawal.player_id == player_id)
                               .order_by(Withdrawal.id.desc()).limit(limit)).scalars())
-        hashes = _tx_hashes(s, {w.batch_id for w in rows if w.batch_id is not None})
+        hashes = tx_hashes(s, {w.batch_id for w in rows if w.batch_id is not None})
         return [_view(w, hashes.get(w.batch_id) if w.batch_id else None) for w in rows]
 
 
@@ -179,7 +149,7 @@ def get_withdrawal(withdrawal_id: int) -> WithdrawalView | None:
         w = s.get(Withdrawal, withdrawal_id)
         if w is None:
             return None
-        hashes = _tx_hashes(s, {w.batch_id} if w.batch_id else set())
+        hashes = tx_hashes(s, {w.batch_id} if w.batch_id else set())
         return _view(w, hashes.get(w.batch_id) if w.batch_id else None)
 
 
@@ -205,28 +175,11 @@ def _fmt(cur: Currency, amount: int) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def _own_addresses(s: Session, address: str) -> bool:
-    """Is ``address`` one of ours (deposit addresses, hot wallet, Safe, our contracts)?"""
-    st = get_settings()
-    ours = {keys.hot_wallet_address()}
-    for extra in (st.eth_batch_contract, st.eth_safe_address,
-                  *parse_tokens(st.eth_tokens).values()):
-        if extra:
-            try:
-                ours.add(keys.checksum(extra))
-            except ValueError:
-                continue
-    return address in ours or bool(addresses.owners(s, CHAIN, [address]))
-
-
-def _check_address(text: object) -> str:
+def _check_address(chain: Chain, text: object) -> str:
     try:
-        address = keys.checksum(text)
+        return chain.check_address(text)
     except ValueError as exc:
         raise InvalidAddress(str(exc)) from None
-    if address == ZERO_ADDRESS:
-        raise InvalidAddress("This is the zero address: funds sent there are lost.")
-    return address
 
 
 def request_withdrawal(player_id: str, currency_code: str, amount: int | str,
@@ -249,16 +202,17 @@ def request_withdrawal(player_id: str, currency_code: str, amount: int | str,
         raise UnsupportedCurrency("?")
     code = currency_code.strip().upper()
     try:
-        if code not in currencies():
-            raise UnsupportedCurrency(code)
+        chain = adapters.for_currency(code)
     except ValueError:  # a malformed CASINO_ETH_TOKENS: the config check names it
         raise WithdrawalsUnavailable() from None
+    if chain is None:
+        raise UnsupportedCurrency(code)
     value = _parse_amount(code, amount)
-    target = _check_address(address)
+    target = _check_address(chain, address)
     for _ in range(3):
         try:
             with ledger_tx() as s:
-                view = _request(s, player_id, code, value, target, key)
+                view = _request(s, chain, player_id, code, value, target, key)
                 if audit is not None:
                     audit.stage(s, view)
                 return view
@@ -267,17 +221,17 @@ def request_withdrawal(player_id: str, currency_code: str, amount: int | str,
     raise WithdrawalsUnavailable()
 
 
-def _request(s: Session, player_id: str, code: str, value: int, target: str,
+def _request(s: Session, chain: Chain, player_id: str, code: str, value: int, target: str,
              key: str) -> WithdrawalView:
     found = s.execute(select(Withdrawal).where(Withdrawal.key == key)).scalar_one_or_none()
     if found is not None:
         if (found.player_id, found.currency, found.amount, found.address) != \
                 (player_id, code, value, target):
             raise KeyReused()
-        hashes = _tx_hashes(s, {found.batch_id} if found.batch_id else set())
+        hashes = tx_hashes(s, {found.batch_id} if found.batch_id else set())
         return _view(found, hashes.get(found.batch_id) if found.batch_id else None, True)
     try:
-        lim = limits(code)
+        lim = chain.withdrawal_limits(code)
     except ValueError:
         raise WithdrawalsUnavailable() from None
     cur = currency(code)
@@ -286,7 +240,7 @@ def _request(s: Session, player_id: str, code: str, value: int, target: str,
     if value > lim.maximum:
         raise InvalidAmount(f"The largest withdrawal is {_fmt(cur, lim.maximum)} {code}.")
     try:
-        if _own_addresses(s, target):
+        if chain.is_own_address(s, target):
             raise InvalidAddress("This is one of the casino's own addresses: enter your "
                                  "wallet's address.")
     except ConfigError:
@@ -301,31 +255,19 @@ def _request(s: Session, player_id: str, code: str, value: int, target: str,
         raise InsufficientBalance()
     now = utcnow()
     state = "awaiting_approval" if lim.large is not None and value >= lim.large else "queued"
-    w = Withdrawal(key=key, player_id=player_id, chain=CHAIN, currency=code, amount=value,
+    w = Withdrawal(key=key, player_id=player_id, chain=chain.name, currency=code, amount=value,
                    fee=lim.fee, address=target, state=state, created_at=now, updated_at=now)
     s.add(w)
     s.flush()
     try:
         ledger.reserve(s, f"withdrawal:{w.id}", "withdrawal", player,
                        ledger.house_account(s, code, "custody"), total,
-                       memo=f"{CHAIN} withdrawal to {target}")
+                       memo=f"{chain.name} withdrawal to {target}")
     except ledger.InsufficientFunds:
         raise InsufficientBalance() from None
     log.info("eth_withdrawal_requested", withdrawal_id=w.id, player_id=player_id,
              currency=code, amount=value, fee=lim.fee, state=state)
     return _view(w, None)
-
-
-def post_paid(s: Session, w: Withdrawal) -> None:
-    """Book a paid withdrawal: its reservation posted and its fee custody -> ``fees``,
-    under the keys the batcher's settlement uses (``withdrawal:<id>#post``,
-    ``withdrawal-fee:<id>``), so it happens once whichever path settles it."""
-    ledger.post_pending(s, f"withdrawal:{w.id}")
-    if w.fee:
-        ledger.transfer(s, f"withdrawal-fee:{w.id}", "withdrawal_fee",
-                        ledger.house_account(s, w.currency, "custody"),
-                        ledger.house_account(s, w.currency, "fees"), w.fee,
-                        memo=f"fee of withdrawal {w.id}")
 
 
 # --- staff ---------------------------------------------------------------------------------
@@ -350,7 +292,7 @@ def staff_queue(recent: int = 50, session: Session | None = None
         rows += list(s.execute(select(Withdrawal).where(Withdrawal.state.not_in(OPEN_STATES))
                                .order_by(Withdrawal.updated_at.desc(), Withdrawal.id.desc())
                                .limit(recent)).scalars())
-        hashes = _tx_hashes(s, {w.batch_id for w in rows if w.batch_id is not None})
+        hashes = tx_hashes(s, {w.batch_id for w in rows if w.batch_id is not None})
         return [StaffWithdrawalView(_view(w, hashes.get(w.batch_id) if w.batch_id else None),
                                     w.player_id, w.approved_by, w.approved_by_2)
                 for w in rows]
@@ -373,7 +315,8 @@ def reject_withdrawal(withdrawal_id: int, staff_id: int, reason: str, *,
     If that payment already has its owners' signatures, they could still execute it: the
     withdrawal is ``rejecting`` and its money stays reserved until the Safe uses the
     payment's nonce (payments/eth/safe_exec.py then voids the reservation, or posts it
-    if the owners executed the payment after all).
+    if the owners executed the payment after all); the chain's adapter says which
+    (``take_back_cold_payment``).
     One staff member may refuse; paying needs two (payments/eth/safe_payments.py). The
     admin layer checks the role and audits the action (passing its ledger ``session`` so
     both commit together)."""
@@ -384,14 +327,12 @@ def reject_withdrawal(withdrawal_id: int, staff_id: int, reason: str, *,
 
 
 def _reject(s: Session, withdrawal_id: int, staff_id: int, reason: str) -> WithdrawalView:
-    from casino_app.payments.eth.safe_payments import cancel_for_withdrawal
-
     w = s.execute(select(Withdrawal).where(Withdrawal.id == withdrawal_id)
                   .with_for_update()).scalar_one_or_none()
     if w is None or w.state != "awaiting_approval":
         raise NotAwaitingApproval()
     why = (reason or "rejected")[:200]
-    if cancel_for_withdrawal(s, w.id, f"withdrawal rejected: {why}"):
+    if adapters.chain(w.chain).take_back_cold_payment(s, w.id, f"withdrawal rejected: {why}"):
         w.state = "rejecting"  # still reserved: its signed Safe payment may yet execute
     else:
         ledger.void_pending(s, f"withdrawal:{w.id}")

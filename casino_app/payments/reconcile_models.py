@@ -1,4 +1,5 @@
-"""Ledger database tables of the reconciliation against the chain (payments/eth/reconcile)."""
+"""Ledger database tables of the reconciliation against a chain (runs and their issues, keyed
+by chain; written by payments/eth/reconcile.py, read by payments/custody.py)."""
 
 from __future__ import annotations
 

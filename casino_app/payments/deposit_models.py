@@ -1,5 +1,8 @@
-"""Ledger database tables of the chain watcher: the blocks it followed and the deposits it
-found. Written only by payments/eth/watcher.py."""
+"""Ledger database tables of the chain watchers, keyed by chain: the blocks each followed
+and the deposits it found. Written only through payments/deposits.py (the watchers:
+payments/eth/watcher.py). ``address`` and ``sender`` are ``String(42)`` (EIP-55; too short
+for some bech32 addresses, and a Bitcoin deposit has no single sender: docs/ARCHITECTURE.md);
+``log_index`` is a Bitcoin deposit's output index."""
 
 from __future__ import annotations
 
@@ -83,19 +86,3 @@ class ChainDeposit(LedgerBase):
     owed: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-
-
-class PlayerHold(LedgerBase):
-    """A hold on a player's money for staff review (e.g. a reversed deposit left them
-    owing): open while ``released_at`` is empty."""
-
-    __tablename__ = "player_holds"
-    __table_args__ = (Index("ix_player_holds_open", "player_id", "released_at"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    player_id: Mapped[str] = mapped_column(String(36))
-    reason: Mapped[str] = mapped_column(String(32))
-    detail: Mapped[str] = mapped_column(String(300))
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    released_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    released_by: Mapped[int | None] = mapped_column(Integer, nullable=True)

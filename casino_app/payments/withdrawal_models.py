@@ -1,9 +1,17 @@
-"""Ledger database tables of Ethereum withdrawals: the requests, the batch transactions that
-pay them and every signed version of each transaction.
+"""Ledger database tables of withdrawals, on any chain (``chain``): the requests, the
+transactions that pay them (and the other transactions we send) and every signed version of
+each transaction.
 
-Written only by payments/eth/withdrawals.py (requests) and payments/eth/batcher.py
-(batches). A batch and its signed raw transaction are stored BEFORE it is broadcast, so a
-crash never makes the batcher sign a second payment for the same withdrawals.
+Written only by payments/withdrawals.py (requests) and the chain's sender
+(payments/sender.py, payments/eth/sender.py, batcher.py, sweeper.py: batches). A batch and
+its signed raw transaction are stored BEFORE it is broadcast, so a crash never makes the
+batcher sign a second payment for the same withdrawals.
+
+Ethereum-shaped columns, left as they are until Bitcoin needs its own: a batch's
+``nonce`` (UNIQUE per chain and sender), ``to_address``, ``value_wei``, ``call_data``,
+``gas_limit``, ``gas_used``, ``gas_fee_wei`` and a version's ``max_fee_per_gas`` and
+``max_priority_fee_per_gas`` describe one EVM call; addresses are ``String(42)`` (EIP-55;
+too short for some bech32 addresses: docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations

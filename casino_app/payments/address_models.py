@@ -1,7 +1,9 @@
 """Ledger database table of deposit addresses: one per (chain, player), never reassigned.
 
-Written only by payments/eth/addresses.py. The database refuses UPDATE and DELETE on it
-(triggers in migration led0004): an address handed to a player stays theirs.
+Written only by a chain's allocator (payments/eth/addresses.py). The database refuses
+UPDATE and DELETE on it (triggers in migration led0004): an address handed to a player
+stays theirs. ``address`` is ``String(42)`` (EIP-55; too short for some bech32 addresses:
+docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""What staff see of Ethereum custody (read-only): per currency the hot wallet and the cold
-Safe with their balances read live from the node, what the books say we hold (minus the
-custody account), the hot wallet's band (``CASINO_ETH_HOT_BAND``), and the reconciliation
-runs (payments/eth/reconcile.py) with their totals and issues.
+"""What staff see of custody, the books' side, on any chain (read-only): the hot wallet's
+band and where a balance stands in it, exact on-chain amounts, the reconciliation runs
+(written by payments/eth/reconcile.py) with their totals and issues, and the shape of the
+wallets overview. What the chain holds now is read from its node by its adapter
+(payments/eth/wallets.py: the hot wallet and the cold Safe).
 
 On-chain amounts are ints in on-chain units (wei, token units). They are shown exactly:
 in ledger units with ``Currency.format`` when they divide evenly, otherwise (ETH's sub-gwei
@@ -19,40 +20,30 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from casino_app.core.settings import ConfigError, get_settings
-from casino_app.payments import ledger
+from casino_app.payments.assets import native_per_unit
+from casino_app.payments.chains import DEFAULT_CHAIN
 from casino_app.payments.currencies import currency
-from casino_app.payments.eth.reconcile_models import ReconcileIssue, ReconcileRun
-from casino_app.payments.eth.watcher import CHAIN, WEI_PER_GWEI, parse_tokens
-
-NODE_TIMEOUT = 3      # seconds per JSON-RPC request of the wallets page
-
-_BALANCE_ABI = [{"name": "balanceOf", "type": "function", "stateMutability": "view",
-                 "inputs": [{"name": "a", "type": "address"}],
-                 "outputs": [{"name": "", "type": "uint256"}]},
-                {"name": "decimals", "type": "function", "stateMutability": "view",
-                 "inputs": [], "outputs": [{"name": "", "type": "uint8"}]}]
-
+from casino_app.payments.reconcile_models import ReconcileIssue, ReconcileRun
 
 # --- the hot band ----------------------------------------------------------------------------
 
-def parse_band(spec: str) -> dict[str, tuple[int, int]]:
-    """``CASINO_ETH_HOT_BAND`` "CUR:min:max,..." (ledger base units: ETH in gwei) ->
-    {CUR: (min, max)}; ValueError naming the variable for anything else."""
+def parse_band(spec: str, what: str = "CASINO_ETH_HOT_BAND") -> dict[str, tuple[int, int]]:
+    """A hot band setting "CUR:min:max,..." (ledger base units: ETH in gwei) ->
+    {CUR: (min, max)}; ValueError naming the variable ``what`` for anything else (each
+    chain has its own; Ethereum's is ``CASINO_ETH_HOT_BAND``)."""
     out: dict[str, tuple[int, int]] = {}
     for part in filter(None, (p.strip() for p in (spec or "").split(","))):
         bits = [b.strip() for b in part.split(":")]
         if len(bits) != 3 or not all(b.isascii() and b.isdigit() and len(b) <= 19
                                      for b in bits[1:]):
-            raise ValueError(f"CASINO_ETH_HOT_BAND: '{part}' is not CUR:min:max "
-                             "(base units)")
+            raise ValueError(f"{what}: '{part}' is not CUR:min:max (base units)")
         try:
             code = currency(bits[0]).code
         except ValueError:
-            raise ValueError(f"CASINO_ETH_HOT_BAND: unknown currency '{bits[0]}'") from None
+            raise ValueError(f"{what}: unknown currency '{bits[0]}'") from None
         lo, hi = int(bits[1]), int(bits[2])
         if lo > hi:
-            raise ValueError(f"CASINO_ETH_HOT_BAND: {code} minimum is above its maximum")
+            raise ValueError(f"{what}: {code} minimum is above its maximum")
         out[code] = (lo, hi)
     return out
 
@@ -100,11 +91,12 @@ def onchain_text(code: str, raw: int, per_unit: int | None) -> str:
 
 
 def known_per_unit(code: str, stored: dict[str, Any] | None = None) -> int | None:
-    """On-chain units per ledger unit: stored with the run, else ETH's wei per gwei."""
+    """On-chain units per ledger unit: stored with the run, else a native coin's (ETH's
+    wei per gwei)."""
     value = (stored or {}).get(code)
     if isinstance(value, int) and value > 0:
         return value
-    return WEI_PER_GWEI if code == "ETH" else None
+    return native_per_unit(code)
 
 
 # --- reconciliation runs ---------------------------------------------------------------------
@@ -181,7 +173,7 @@ def _run_view(r: ReconcileRun) -> RunView:
 
 
 def runs_page(s: Session, before_id: int | None = None, limit: int = 20,
-              chain: str = CHAIN) -> list[RunView]:
+              chain: str = DEFAULT_CHAIN) -> list[RunView]:
     """Reconciliation runs, newest first (``before_id``: the next page)."""
     q = select(ReconcileRun).where(ReconcileRun.chain == chain)
     if before_id is not None:
@@ -190,7 +182,7 @@ def runs_page(s: Session, before_id: int | None = None, limit: int = 20,
                                             .limit(limit)).scalars()]
 
 
-def latest_run(s: Session, chain: str = CHAIN) -> RunView | None:
+def latest_run(s: Session, chain: str = DEFAULT_CHAIN) -> RunView | None:
     runs = runs_page(s, None, 1, chain)
     return runs[0] if runs else None
 
@@ -245,78 +237,3 @@ class Overview:
     config_errors: list[str]
     wallets: list[WalletView]
     latest: RunView | None
-
-
-def _node_balances(url: str, tokens: dict[str, str], owners: dict[str, str],
-                   timeout: int) -> dict[str, tuple[int, dict[str, int]]]:
-    """{code: (per_unit, {owner name: on-chain balance})} read from the node now."""
-    from casino_app.payments.eth import chain
-
-    w3 = chain.connect(url, timeout=timeout)
-    out: dict[str, tuple[int, dict[str, int]]] = {
-        "ETH": (WEI_PER_GWEI, {k: int(w3.eth.get_balance(a)) for k, a in owners.items()})}
-    for code, addr in tokens.items():
-        c = w3.eth.contract(address=addr, abi=_BALANCE_ABI)
-        extra = int(c.functions.decimals().call()) - currency(code).decimals
-        per = 10**extra if extra >= 0 else None
-        out[code] = (per or 0, {k: int(c.functions.balanceOf(a).call())
-                                for k, a in owners.items()})
-    return out
-
-
-def overview(timeout: int = NODE_TIMEOUT, chain: str = CHAIN) -> Overview:
-    """The wallets page: the configuration, the books (one read-only ledger transaction,
-    closed before the node is asked), the balances from the node (``timeout`` per request;
-    an error is reported, not raised)."""
-    from casino_app.core.db import ledger_tx
-    from casino_app.payments.eth import keys
-
-    st = get_settings()
-    errors: list[str] = []
-    tokens: dict[str, str] = {}
-    bands: dict[str, tuple[int, int]] = {}
-    hot = ""
-    try:
-        tokens = parse_tokens(st.eth_tokens)
-    except ValueError as exc:
-        errors.append(str(exc))
-    try:
-        bands = parse_band(st.eth_hot_band)
-    except ValueError as exc:
-        errors.append(str(exc))
-    try:
-        hot = keys.hot_wallet_address()
-    except (ConfigError, ValueError) as exc:
-        errors.append(f"hot wallet: {exc}")
-    safe = st.eth_safe_address
-    owners = {k: a for k, a in (("hot", hot), ("safe", safe)) if a}
-    codes = ["ETH", *tokens, *(c for c in bands if c not in tokens
-                               and c not in ("ETH", "BTC") and currency(c).real_money)]
-    with ledger_tx(readonly=True) as s:
-        custody = {c: -ledger.house_total(s, c, "custody") for c in codes}
-        latest = latest_run(s, chain)
-
-    balances: dict[str, tuple[int, dict[str, int]]] = {}
-    node, node_error = "ok", ""
-    if not st.eth_rpc_url:
-        node, node_error = "not configured", "No node is configured (CASINO_ETH_RPC_URL)."
-    elif owners:
-        try:
-            balances = _node_balances(st.eth_rpc_url, tokens, owners, timeout)
-        except Exception as exc:  # noqa: BLE001 - any node failure is shown, not raised
-            node, node_error = "unreachable", f"node unreachable ({type(exc).__name__})"
-
-    wallets = []
-    for code in codes:
-        per, found = balances.get(code, (known_per_unit(code), {}))
-        hot_raw, safe_raw = found.get("hot"), found.get("safe")
-        band = bands.get(code)
-        status = band_status(hot_raw, per, band)
-        wallets.append(WalletView(
-            code, tokens.get(code),
-            onchain_text(code, hot_raw, per) if hot_raw is not None else "",
-            onchain_text(code, safe_raw, per) if safe_raw is not None else "",
-            ledger_text(code, custody[code]),
-            f"{ledger_text(code, band[0])} – {ledger_text(code, band[1])}" if band else "",
-            status, BAND_ADVICE.get(status, "")))
-    return Overview(hot, safe, node, node_error, errors, wallets, latest)

@@ -1,6 +1,7 @@
-"""What the wallet page shows about Ethereum deposits, and what changed since a last look.
+"""What the wallet page shows about a player's deposits and withdrawals, and what changed
+since a last look, on any chain (Ethereum's is the one callers get when they name none).
 
-Read-only views of the watcher's tables (payments/eth/watch_models.py) for the web side:
+Read-only views of the watchers' tables (payments/deposit_models.py) for the web side:
 
 * ``player_deposits``: a player's recent deposits with their confirmations, and per
   currency what is withdrawable, credited but still confirming (``pending``: playable,
@@ -8,8 +9,9 @@ Read-only views of the watcher's tables (payments/eth/watch_models.py) for the w
 * ``changes_since`` / ``withdrawal_changes_since`` / ``with_open_deposits`` /
   ``chain_tip``: what the web process's push loop (ui/push.py) asks every second to know
   whose open wallet tabs to refresh.
-* ``payment_uri`` and ``network_name``: the EIP-681 URI of a deposit address (what the QR
-  code holds) and a readable name for the chain id.
+
+The chain's own part of the wallet page (Ethereum: the EIP-681 URI in the QR code, the
+network's name) is its adapter's (payments/eth/adapter.py).
 """
 
 from __future__ import annotations
@@ -22,31 +24,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from casino_app.core.db import ledger_tx
-from casino_app.payments.eth.watch_models import ChainBlock, ChainDeposit
-from casino_app.payments.eth.watcher import CHAIN, withdrawable
-from casino_app.payments.eth.withdrawal_models import Withdrawal
+from casino_app.payments.chains import DEFAULT_CHAIN
+from casino_app.payments.deposit_models import ChainBlock, ChainDeposit
+from casino_app.payments.deposits import withdrawable
+from casino_app.payments.withdrawal_models import Withdrawal
 
-# Chain ids a casino may run on, by name; anything else is named by its id.
-NETWORKS = {
-    1: "Ethereum mainnet",
-    11155111: "Sepolia testnet",
-    17000: "Holesky testnet",
-    560048: "Hoodi testnet",
-    31337: "the local development chain",
-}
 _BATCH = 500
-
-
-def network_name(chain_id: int) -> str:
-    return NETWORKS.get(chain_id, f"the network with chain id {chain_id}")
-
-
-def payment_uri(address: str, chain_id: int, token: str | None = None) -> str:
-    """EIP-681: ``ethereum:<address>@<chain id>`` for ether; for an ERC-20 token,
-    ``ethereum:<token>@<chain id>/transfer?address=<address>`` (wallets ask the amount)."""
-    if token is None:
-        return f"ethereum:{address}@{chain_id}"
-    return f"ethereum:{token}@{chain_id}/transfer?address={address}"
 
 
 @dataclass(frozen=True)
@@ -69,7 +52,7 @@ class PlayerDeposits:
     confirming: dict[str, int]      # seen, not credited until confirmed
 
 
-def chain_tip(s: Session, chain: str = CHAIN) -> int | None:
+def chain_tip(s: Session, chain: str = DEFAULT_CHAIN) -> int | None:
     return s.execute(select(func.max(ChainBlock.number))
                      .where(ChainBlock.chain == chain)).scalar_one()
 
@@ -81,7 +64,7 @@ def _confirmations(tip: int | None, row: ChainDeposit) -> int:
 
 
 def player_deposits(player_id: str, currencies: Iterable[str], limit: int = 50,
-                    chain: str = CHAIN) -> PlayerDeposits:
+                    chain: str = DEFAULT_CHAIN) -> PlayerDeposits:
     """The player's last ``limit`` deposits on ``chain`` and their amounts per currency
     (one read-only transaction)."""
     codes = list(currencies)
@@ -135,7 +118,8 @@ def withdrawable_amounts(player_id: str, currencies: Iterable[str]) -> dict[str,
         return {c: withdrawable(s, player_id, c) for c in currencies}
 
 
-def with_open_deposits(s: Session, players: Collection[str], chain: str = CHAIN) -> set[str]:
+def with_open_deposits(s: Session, players: Collection[str], chain: str = DEFAULT_CHAIN
+                       ) -> set[str]:
     """Those of ``players`` with deposits still counting confirmations (seen, pending)."""
     found: set[str] = set()
     ordered = sorted(players)
@@ -157,7 +141,7 @@ class ChangeTracker:
 
     LOOKBACK = timedelta(seconds=10)
 
-    def __init__(self, now: datetime, chain: str = CHAIN) -> None:
+    def __init__(self, now: datetime, chain: str = DEFAULT_CHAIN) -> None:
         self.chain = chain
         self.cursor = now
         self.tip: int | None = None
