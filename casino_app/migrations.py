@@ -38,6 +38,7 @@ from casino_app.payments import models as _payments  # noqa: F401
 from casino_app.payments import rate_models as _rates  # noqa: F401
 from casino_app.payments import reconcile_models as _reconcile  # noqa: F401
 from casino_app.payments import withdrawal_models as _withdrawals  # noqa: F401
+from casino_app.payments.btc import models as _btc  # noqa: F401
 from casino_app.payments.eth import safe_models as _eth_safe  # noqa: F401
 from casino_app.payments.eth import sweep_models as _eth_sweep  # noqa: F401
 from casino_app.security import anchor_models as _anchors  # noqa: F401

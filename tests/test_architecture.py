@@ -179,16 +179,13 @@ def test_core_imports_no_other_layer() -> None:
     assert {m: t for m, t in up.items() if t} == {}
 
 
-# Shared payments modules that may import a chain package, and which: the adapter registry,
-# and the settings check for Bitcoin's settings until payments/btc has a Chain adapter.
-MAY_KNOW_CHAINS = {"casino_app.payments.adapters": CHAIN_PACKAGES,
-                   "casino_app.payments.config_check": ("casino_app.payments.btc",)}
+# The one shared payments module that may import a chain package: the adapter registry.
+MAY_KNOW_CHAINS = {"casino_app.payments.adapters": CHAIN_PACKAGES}
 
 
 def test_the_shared_payments_modules_know_no_chain() -> None:
-    """Only the adapter registry imports a chain's package (and the settings check, Bitcoin's
-    until it has an adapter); everything else in payments/ outside eth/, btc/ and signer/ is
-    shared by every chain."""
+    """Only the adapter registry imports a chain's package; everything else in payments/
+    outside eth/, btc/ and signer/ is shared by every chain."""
     shared = {m: targets for m, targets in graph(True).items()
               if _under(m, "casino_app.payments")
               and not any(_under(m, p) for p in CHAIN_PACKAGES)}

@@ -205,6 +205,44 @@ class Settings(BaseSettings):
     btc_cold_keys: str = ""
     # Signatures a cold spend needs (2 of the 3 keys by default; never fewer than 2).
     btc_cold_threshold: int = Field(2, ge=2, le=15)
+    # Deposits (payments/btc/watcher.py, the btc-watch job): the watcher's pace and the
+    # blocks one pass may scan; how much unconfirmed-to-final deposit a player may play with
+    # (credited at 1 confirmation; satoshis; empty: no cap, every deposit is playable at 1
+    # confirmation, withdrawable at CASINO_BTC_CONFIRMATIONS); deposits below the dust
+    # minimum (satoshis) are recorded and never credited.
+    btc_watch_seconds: float = Field(2.0, gt=0, le=3600)
+    btc_blocks_per_poll: int = Field(100, ge=1, le=10_000)
+    btc_pending_cap: str = ""
+    btc_dust: int = Field(1_000, ge=1, le=10**8)
+    # Withdrawals (satoshis): smallest and largest request (empty: no maximum), the fee the
+    # player pays on top (kept by the house), and from which amount two staff approve and
+    # the cold wallet pays (empty: never).
+    btc_withdraw_min: int = Field(10_000, ge=1, le=21 * 10**14)
+    btc_withdraw_max: str = ""
+    btc_withdraw_fee: int = Field(0, ge=0, le=10**8)
+    btc_withdraw_large: str = ""
+    # The batcher (payments/btc/batcher.py, the btc-batch job): how often the queue is paid
+    # in one transaction; the fee rate in sat/vB from the node's estimate for
+    # CASINO_BTC_FEE_TARGET blocks, kept within [floor, ceiling], FALLBACK when the node has
+    # no estimate; a broadcast batch not mined after CASINO_BTC_FEE_BUMP_SECONDS is
+    # replaced (RBF) at a higher rate.
+    btc_batch_seconds: float = Field(60.0, gt=0, le=86400)
+    btc_fee_target: int = Field(6, ge=1, le=1008)
+    btc_fee_floor: int = Field(1, ge=1, le=10_000)
+    btc_fee_ceiling: int = Field(500, ge=1, le=10_000)
+    btc_fee_fallback: int = Field(10, ge=1, le=10_000)
+    btc_fee_bump_seconds: float = Field(1800.0, gt=0, le=7 * 86400)
+    # Sweeps and the hot band (payments/btc/sweeper.py, the btc-sweep job): deposit coins
+    # move to the hot wallet at CASINO_BTC_SWEEP_FEE sat/vB (consolidation: a low rate) once
+    # a deposit address holds at least CASINO_BTC_SWEEP_MIN; the hot band "min:max"
+    # (satoshis): above max the overflow goes to the cold wallet, below min staff are
+    # alerted to refill from cold.
+    btc_sweep_seconds: float = Field(600.0, gt=0, le=86400)
+    btc_sweep_min: int = Field(10_000, ge=1, le=21 * 10**14)
+    btc_sweep_fee: int = Field(1, ge=1, le=10_000)
+    btc_hot_band: str = ""
+    # How often the books are reconciled against the Bitcoin chain.
+    btc_reconcile_seconds: float = Field(3600.0, gt=0, le=7 * 86400)
 
     # Display currency conversion: a CoinGecko-compatible API ("" = fixed rates below).
     rates_url: str = ""

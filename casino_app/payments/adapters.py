@@ -1,16 +1,16 @@
 """The chains this casino runs: one adapter per chain package (payments/chains.Chain).
 
-A new chain is one line here (``from casino_app.payments.btc.adapter import BITCOIN``,
-added to ``CHAINS``). The shared modules find a chain by its name (the ``chain`` column of
+A new chain is one line here (its adapter added to ``CHAINS``). The shared modules find a chain by its name (the ``chain`` column of
 their rows) or by the currency a player picked.
 """
 
 from __future__ import annotations
 
+from casino_app.payments.btc.adapter import BITCOIN
 from casino_app.payments.chains import Chain
 from casino_app.payments.eth.adapter import ETHEREUM
 
-CHAINS: tuple[Chain, ...] = (ETHEREUM,)
+CHAINS: tuple[Chain, ...] = (ETHEREUM, BITCOIN)
 
 
 def chain(name: str) -> Chain:

@@ -2,8 +2,7 @@
 
 Written only by a chain's allocator (payments/eth/addresses.py). The database refuses
 UPDATE and DELETE on it (triggers in migration led0004): an address handed to a player
-stays theirs. ``address`` is ``String(42)`` (EIP-55; too short for some bech32 addresses:
-docs/ARCHITECTURE.md).
+stays theirs. ``address`` is ``String(90)``: EIP-55 (42) or bech32 (up to 90).
 """
 
 from __future__ import annotations
@@ -34,5 +33,5 @@ class DepositAddress(LedgerBase):
     chain: Mapped[str] = mapped_column(String(16))
     player_id: Mapped[str] = mapped_column(String(36))
     derivation_index: Mapped[int] = mapped_column(Integer)
-    address: Mapped[str] = mapped_column(String(42))
+    address: Mapped[str] = mapped_column(String(90))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,8 +1,8 @@
 """Ledger database tables of the chain watchers, keyed by chain: the blocks each followed
 and the deposits it found. Written only through payments/deposits.py (the watchers:
-payments/eth/watcher.py). ``address`` and ``sender`` are ``String(42)`` (EIP-55; too short
-for some bech32 addresses, and a Bitcoin deposit has no single sender: docs/ARCHITECTURE.md);
-``log_index`` is a Bitcoin deposit's output index."""
+payments/eth/watcher.py, payments/btc/watcher.py). ``address`` and ``sender`` are
+``String(90)`` (EIP-55 or bech32; a Bitcoin deposit has no single sender: its first input's
+address, or "" when none has one); ``log_index`` is a Bitcoin deposit's output index."""
 
 from __future__ import annotations
 
@@ -73,8 +73,8 @@ class ChainDeposit(LedgerBase):
     block_number: Mapped[int] = mapped_column(BigInteger)
     block_hash: Mapped[str] = mapped_column(String(66))
     currency: Mapped[str] = mapped_column(String(8))
-    address: Mapped[str] = mapped_column(String(42))
-    sender: Mapped[str] = mapped_column(String(42))
+    address: Mapped[str] = mapped_column(String(90))
+    sender: Mapped[str] = mapped_column(String(90))
     player_id: Mapped[str] = mapped_column(String(36))
     # On-chain units (wei, token units) as decimal digits: they can pass 64 bits.
     amount_raw: Mapped[str] = mapped_column(String(80))

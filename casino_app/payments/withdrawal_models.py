@@ -10,8 +10,8 @@ batcher sign a second payment for the same withdrawals.
 Ethereum-shaped columns, left as they are until Bitcoin needs its own: a batch's
 ``nonce`` (UNIQUE per chain and sender), ``to_address``, ``value_wei``, ``call_data``,
 ``gas_limit``, ``gas_used``, ``gas_fee_wei`` and a version's ``max_fee_per_gas`` and
-``max_priority_fee_per_gas`` describe one EVM call; addresses are ``String(42)`` (EIP-55;
-too short for some bech32 addresses: docs/ARCHITECTURE.md).
+``max_priority_fee_per_gas`` describe one EVM call; addresses are ``String(90)`` (EIP-55
+or bech32).
 """
 
 from __future__ import annotations
@@ -78,11 +78,11 @@ class WithdrawalBatch(LedgerBase):
     chain: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(8))
     currency: Mapped[str] = mapped_column(String(8))
-    from_address: Mapped[str] = mapped_column(String(42))
+    from_address: Mapped[str] = mapped_column(String(90))
     nonce: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(String(12))
     # The call, as signed: contract, value in wei (decimal digits), call data (0x-hex).
-    to_address: Mapped[str] = mapped_column(String(42))
+    to_address: Mapped[str] = mapped_column(String(90))
     value_wei: Mapped[str] = mapped_column(String(80))
     call_data: Mapped[str] = mapped_column(Text)
     gas_limit: Mapped[int] = mapped_column(BigInteger)
@@ -152,7 +152,7 @@ class Withdrawal(LedgerBase):
     currency: Mapped[str] = mapped_column(String(8))
     amount: Mapped[int] = mapped_column(BigInteger)   # paid to the address (base units)
     fee: Mapped[int] = mapped_column(BigInteger)      # kept by the house (base units)
-    address: Mapped[str] = mapped_column(String(42))  # EIP-55
+    address: Mapped[str] = mapped_column(String(90))  # EIP-55 or bech32
     state: Mapped[str] = mapped_column(String(20))
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("withdrawal_batches.id"),
                                                  nullable=True)
