@@ -92,6 +92,9 @@ class WithdrawalBatch(LedgerBase):
     # The version that was mined, its block, and the gas it cost (wei, and ledger gwei).
     tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The hash of that block (Bitcoin: a settled batch whose block a reorg replaced is
+    # found by it; None on Ethereum rows and on rows settled before led0016).
+    block_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     gas_used: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     gas_fee_wei: Mapped[str | None] = mapped_column(String(80), nullable=True)
     failure: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -22,10 +22,31 @@ Who writes what:
   other, and coin selection takes only ``unspent`` outputs.
 
 ``role``: ``deposit`` (a player's address: ``player_id`` is set, ``key_index`` the
-derivation index m/84'/coin'/0'/0/i), ``hot`` (the hot wallet's receive address, /0/0 of
-the hot account), ``change`` (the hot wallet's change addresses, /1/k), ``cold`` (the
-2-of-3 P2WSH cold wallet, payments/btc/cold.py; ``key_chain``/``key_index`` its
-derivation). Amounts are integer satoshis.
+derivation index m/84'/coin'/0'/0/i), ``hot`` (the hot wallet's own address
+m/84'/coin'/0'/1/0: refills and sweeps pay it; ``key_chain`` 1, ``key_index`` 0),
+``change`` (the hot wallet's change addresses m/84'/coin'/0'/1/k, k >= 1: ``key_chain`` 1,
+``key_index`` k, as ``btc_change_addresses`` below names them), ``cold`` (the 2-of-3 P2WSH
+cold wallet, payments/btc/cold.py; ``key_chain``/``key_index`` its derivation). Amounts are
+integer satoshis. The signer derives the key of a hot or change output from
+(``key_chain``, ``key_index``), so the watcher must fill them exactly.
+
+Which transactions are ours: every signed version of a recorded transaction
+(``withdrawal_batch_txs.tx_hash`` of a ``withdrawal_batches`` row with chain ``bitcoin``),
+not only the newest: on a node without BIP125 replacement (bcoin), or when a replacement
+has not reached the miners, an older version may be the one mined. ``spent_by`` names the
+newest version while the batch is open; the sender sets it to the mined version when it
+settles the batch, and puts back to ``unspent`` an input that the mined version did not
+spend (an input a fee bump added).
+
+**Change addresses** (``btc_change_addresses``): the sender (payments/btc/sender.py) takes
+the next index k (the highest recorded + 1, starting at 1) for a transaction that pays
+change, and records (k, address, script, batch) IN THE SAME ledger transaction that
+records the signed transaction, before it is broadcast. So the watcher, seeing an output
+to one of these addresses (in the mempool or a block, possibly after a crash of the
+sender), knows it is ours: role ``change``, key (1, k). A fee bump keeps the batch's
+change address; a batch whose change was dust takes none (no gap in the indexes). UNIQUE
+(chain, key_index) and (chain, address): two senders recording at once cannot take the
+same index (the second recording fails unsent and is retried).
 """
 
 from __future__ import annotations
@@ -36,6 +57,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     String,
@@ -90,3 +112,25 @@ class BtcUtxo(LedgerBase):
     spent_height: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class BtcChangeAddress(LedgerBase):
+    """A change address of the hot wallet, m/84'/coin'/0'/1/``key_index`` (k >= 1; /1/0 is
+    the hot wallet's own address), taken once by the transaction ``batch_id`` that pays
+    change to it (see the module docstring)."""
+
+    __tablename__ = "btc_change_addresses"
+    __table_args__ = (
+        UniqueConstraint("chain", "key_index", name="uq_btc_change_index"),
+        UniqueConstraint("chain", "address", name="uq_btc_change_address"),
+        CheckConstraint("key_index >= 1", name="ck_btc_change_index"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chain: Mapped[str] = mapped_column(String(16))
+    key_index: Mapped[int] = mapped_column(Integer)
+    address: Mapped[str] = mapped_column(String(90))
+    script_pubkey: Mapped[str] = mapped_column(String(140))  # hex
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("withdrawal_batches.id"),
+                                                 nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
