@@ -69,6 +69,18 @@ PAYMENT_ANOMALIES = Counter(
     "neither a Paid nor a Refused log and stays batched for staff).",
     ["anomaly"],
 )
+BTC_PAYMENT_ANOMALIES = Counter(
+    "casino_btc_payment_anomalies_total",
+    "Bitcoin transactions of ours, and queues, that the btc-batch job cannot resolve on its "
+    "own, counted once a run while they last, by anomaly (hot_wallet_short: queued "
+    "withdrawals the hot wallet's coins cannot pay, counting its unconfirmed change; "
+    "settled_batch_reorged: a settled batch's block was replaced by a reorg and the "
+    "transaction is not in the chain again yet; inputs_spent_elsewhere: a batch's coins were "
+    "spent at the confirmed depth by a transaction that is none of its versions; "
+    "bump_unfunded: a stuck batch whose fee bump no coin can pay; no_paid_log: a "
+    "withdrawal of a mined batch without its output).",
+    ["anomaly"],
+)
 
 # HTTP (recorded by casino_app.api.middleware) -----------------------------------------
 HTTP_REQUESTS = Counter(

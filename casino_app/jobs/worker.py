@@ -33,6 +33,12 @@ def _prepare(signing: bool = True) -> list[Job]:
         from casino_app.payments.signer.seed import prepare_hot_wallet
 
         prepare_hot_wallet()
+    if signing and get_settings().btc_rpc_url:
+        # The same seed's BIP84 account: checked against CASINO_BTC_XPUB (development:
+        # its account key written for the web process).
+        from casino_app.payments.signer.btc import prepare_btc_wallet
+
+        prepare_btc_wallet()
     register_builtin_jobs(signing)
     if signing:
         return registered()
@@ -58,10 +64,10 @@ async def run_in_app() -> None:
         log.info("jobs_not_in_app", reason="CASINO_RUN_JOBS_IN_APP is false")
         return
     # In production the web process holds public keys only: the jobs that sign with the
-    # hot wallet (eth-batch, eth-sweep) run in `casino worker`. The embedded default is
-    # one process and runs them here.
+    # hot wallet (eth-batch, eth-sweep, btc-batch) run in `casino worker`. The embedded
+    # default is one process and runs them here.
     signing = not get_settings().is_production
-    if not signing and get_settings().eth_rpc_url:
+    if not signing and (get_settings().eth_rpc_url or get_settings().btc_rpc_url):
         log.info("signing_jobs_not_in_app", reason="production: run `casino worker`")
     # Reflex waits 5 s for a cancelled lifespan task; stay inside that.
     runner = JobRunner(_prepare(signing), stop_grace=3.0)

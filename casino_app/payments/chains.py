@@ -36,6 +36,18 @@ class Limits:
     large: int | None   # from this amount two staff approve (None: never)
 
 
+@dataclass(frozen=True)
+class AddressHint:
+    """What the withdraw form says about the address to type: the network's name (shown as
+    "BTC on Bitcoin testnet"), a placeholder, a loose HTML pattern (the server judges) and
+    the text shown when the pattern does not match."""
+
+    network: str
+    placeholder: str
+    pattern: str
+    title: str
+
+
 class Chain(Protocol):
     """One chain, as the shared modules see it."""
 
@@ -60,6 +72,10 @@ class Chain(Protocol):
     def check_address(self, text: object) -> str:
         """A player's withdrawal address in its stored form; ValueError, with a message
         safe to show, for anything that is not a payable address of this chain."""
+        ...
+
+    def address_hint(self) -> AddressHint:
+        """What the withdraw form says about an address of this chain."""
         ...
 
     def is_own_address(self, s: Session, address: str) -> bool:

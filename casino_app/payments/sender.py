@@ -187,6 +187,11 @@ class ChainSender(ABC):
     KINDS: tuple[str, ...] = ()
     log_prefix = ""
     log: Any = get_logger("casino.payments.sender")
+    # The counter of what is left for staff (by anomaly), the chain's own.
+    anomaly_metric: Any = PAYMENT_ANOMALIES
+    # Keep the mined version's raw bytes once settled (Bitcoin: a deeper reorg than the
+    # confirmations is answered by sending the same bytes again); the others are dropped.
+    keep_mined_raw = False
     chain: str
     confirmations: int
     fee_bump_seconds: float
@@ -323,6 +328,12 @@ class ChainSender(ABC):
         """Whether a mined transaction with status 1 did what it was for."""
         return True
 
+    def _settled(self, s: Session, b: OpenBatch, batch: WithdrawalBatch, receipt: Any,
+                 ok: bool) -> None:
+        """Called at the end of the settling ledger transaction (Bitcoin: the inputs the
+        mined version did not spend are free again). Here: nothing."""
+        return
+
     def _paid_by(self, b: OpenBatch) -> str | None:
         """Asked before a batch is settled as not paid: the hash of another transaction
         that made its payment after all (see ``eth.batcher.Batcher._paid_by``), or None."""
@@ -385,7 +396,7 @@ class ChainSender(ABC):
                     res.requeued += 1
                 elif outcome == "anomaly":
                     res.anomalies += 1
-                    PAYMENT_ANOMALIES.labels("no_paid_log").inc()
+                    self.anomaly_metric.labels("no_paid_log").inc()
                     self.log.error(f"{self.log_prefix}_withdrawal_without_paid_log",
                                    withdrawal_id=w.id, batch_id=b.id, tx_hash=batch.tx_hash,
                                    hint="left batched with its reservation: check the "
@@ -403,8 +414,11 @@ class ChainSender(ABC):
             batch.state = "confirmed" if ok else "failed"
             batch.failure = reason[:200] or None
             batch.confirmed_at = batch.updated_at = now
-            s.execute(update(WithdrawalBatchTx).where(WithdrawalBatchTx.batch_id == b.id)
-                      .values(raw_tx=None))
+            drop = update(WithdrawalBatchTx).where(WithdrawalBatchTx.batch_id == b.id)
+            if self.keep_mined_raw and receipt is not None:
+                drop = drop.where(WithdrawalBatchTx.tx_hash != batch.tx_hash)
+            s.execute(drop.values(raw_tx=None))
+            self._settled(s, b, batch, receipt, ok)
         if ok:
             res.confirmed += 1
         else:

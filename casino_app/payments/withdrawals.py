@@ -36,7 +36,7 @@ from casino_app.core.db import ledger_tx
 from casino_app.core.logging import get_logger
 from casino_app.core.settings import ConfigError
 from casino_app.payments import adapters, holds, ledger
-from casino_app.payments.chains import Chain, Limits
+from casino_app.payments.chains import AddressHint, Chain, Limits
 from casino_app.payments.currencies import Currency, currency
 from casino_app.payments.deposits import withdrawable
 from casino_app.payments.sender import tx_hashes
@@ -122,6 +122,16 @@ def limits(currency_code: str) -> Limits:
     if chain is None:
         raise ValueError(f"{code} withdrawals are not available.")
     return chain.withdrawal_limits(code)
+
+
+def address_hint(currency_code: str) -> AddressHint:
+    """What the withdraw form says about the address for ``currency_code`` (its chain's
+    network, a placeholder, a loose pattern); ValueError when no chain pays it now."""
+    code = currency(currency_code).code
+    chain = adapters.for_currency(code)
+    if chain is None:
+        raise ValueError(f"{code} withdrawals are not available.")
+    return chain.address_hint()
 
 
 def currencies() -> list[str]:

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from casino_app.core.settings import Settings, get_settings
 from casino_app.payments.address_models import DepositAddress
 from casino_app.payments.btc import keys, network
-from casino_app.payments.btc.models import BtcUtxo
-from casino_app.payments.chains import Limits
+from casino_app.payments.btc.models import BtcChangeAddress, BtcUtxo
+from casino_app.payments.chains import AddressHint, Limits
 from casino_app.payments.currencies import MAX_AMOUNT
 from casino_app.payments.custody import parse_band
 
@@ -101,25 +101,34 @@ class Bitcoin:
         return [CURRENCY] if get_settings().btc_rpc_url else []
 
     def withdrawal_limits(self, code: str) -> Limits:
+        """``CASINO_BTC_WITHDRAW_*``; the minimum is never below the highest dust limit
+        (546 sat, P2PKH): an output below it would not be relayed, whatever the address."""
         st = get_settings()
         high = _sats("CASINO_BTC_WITHDRAW_MAX", st.btc_withdraw_max) or MAX_AMOUNT
         large = _sats("CASINO_BTC_WITHDRAW_LARGE", st.btc_withdraw_large)
-        return Limits(CURRENCY, max(1, st.btc_withdraw_min), high, st.btc_withdraw_fee, large)
+        low = max(st.btc_withdraw_min, max(keys.DUST_LIMITS.values()))
+        return Limits(CURRENCY, low, max(high, low), st.btc_withdraw_fee, large)
 
     def check_address(self, text: object) -> str:
         """A payable address of the configured network (bech32/bech32m segwit or base58),
         as typed (bech32 lowercased)."""
         return keys.validate_address(text).text
 
+    def address_hint(self) -> AddressHint:
+        net = network.current()
+        return AddressHint(net.label, f"{net.bech32_hrp}1q…", r"\s*[A-Za-z0-9]{14,90}\s*",
+                           f"A {net.label} address ({net.bech32_hrp}1… or legacy)")
+
     def is_own_address(self, s: Session, address: str) -> bool:
-        """A player's deposit address, the hot wallet or an address of ours that has
-        received coins (change, cold)."""
+        """A player's deposit address, the hot wallet, one of its change addresses or an
+        address of ours that has received coins (cold)."""
         if address == keys.hot_wallet_address():
             return True
-        if s.execute(select(DepositAddress.id).where(
-                DepositAddress.chain == CHAIN, DepositAddress.address == address).limit(1)
-                ).first() is not None:
-            return True
+        for table, column in ((DepositAddress, DepositAddress.address),
+                              (BtcChangeAddress, BtcChangeAddress.address)):
+            if s.execute(select(table.id).where(table.chain == CHAIN, column == address)
+                         .limit(1)).first() is not None:
+                return True
         return s.execute(select(BtcUtxo.id).where(
             BtcUtxo.chain == CHAIN, BtcUtxo.address == address,
             BtcUtxo.role != "deposit").limit(1)).first() is not None

@@ -256,6 +256,8 @@ def validate_address(text: object, network: Network | None = None) -> Address:
     if not isinstance(text, str) or not text.strip():
         raise ValueError("Enter a Bitcoin address.")
     addr = text.strip()
+    if addr[:2].lower() == "0x":
+        raise ValueError("This is an Ethereum address, not a Bitcoin address.")
     sep = addr.lower().rfind("1")
     if sep > 0 and addr[:sep].lower() in {*networks.KNOWN_HRPS, net.bech32_hrp}:
         return _validate_segwit(addr, net)

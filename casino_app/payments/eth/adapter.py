@@ -16,7 +16,7 @@ from web3 import Web3
 
 from casino_app.core.settings import Settings, get_settings
 from casino_app.payments.assets import parse_amounts
-from casino_app.payments.chains import Limits
+from casino_app.payments.chains import AddressHint, Limits
 from casino_app.payments.currencies import MAX_AMOUNT, currency
 from casino_app.payments.custody import parse_band
 from casino_app.payments.eth import addresses, keys, safe_payments
@@ -73,6 +73,10 @@ class Ethereum:
         if address == ZERO_ADDRESS:
             raise ValueError("This is the zero address: funds sent there are lost.")
         return address
+
+    def address_hint(self) -> AddressHint:
+        return AddressHint("Ethereum", "0x…",
+                           r"\s*0x[0-9a-fA-F]{40}\s*", "0x followed by 40 hex characters")
 
     def is_own_address(self, s: Session, address: str) -> bool:
         """A deposit address, the hot wallet, the Safe, BatchPay or a token contract."""

@@ -325,6 +325,9 @@ def prepare_withdrawal(withdrawal_id: int, staff_id: int, *, session: Session | 
                       .with_for_update()).scalar_one_or_none()
         if w is None or w.state != "awaiting_approval":
             raise NotSignable("This withdrawal is not waiting for approval.")
+        if w.chain != CHAIN:  # e.g. a large Bitcoin withdrawal: its cold wallet is not a Safe
+            raise NotSignable(f"This is a {w.chain} withdrawal: the Safe pays Ethereum "
+                              "only. It waits for its own cold-wallet payment (or reject it).")
         found = s.execute(select(SafePayment).where(
             SafePayment.active_withdrawal_id == w.id)).scalar_one_or_none()
         if found is not None:

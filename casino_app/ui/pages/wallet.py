@@ -108,7 +108,6 @@ WITHDRAW_KEY: rx.Var = FunctionStringVar.create(
     "((f) => { const w = globalThis.__hhWithdrawKey; if (w && w.f === f) return w.k; "
     f"const k = {_RANDOM_KEY_JS}; globalThis.__hhWithdrawKey = {{f, k}}; return k; }})"
 ).call(WithdrawState.form_id)
-ADDRESS_PATTERN = r"\s*0x[0-9a-fA-F]{40}\s*"
 
 
 def _figure(label: str, value: rx.Var, code: rx.Var, element_id: str) -> rx.Component:
@@ -132,10 +131,10 @@ def _withdraw_form(o: WithdrawOption) -> rx.Component:
                 "before it is paid.", size="1", color=styles.MUTED)),
             form(
                 rx.el.input(type="hidden", name="currency", value=o.code),
-                field("Destination address (" + o.code + " on Ethereum)", "address",
-                      form_id="withdraw", errors=WithdrawState.errors, placeholder="0x…",
-                      required=True, pattern=ADDRESS_PATTERN, max_length=100,
-                      title="0x followed by 40 hex characters", auto_complete="off",
+                field("Destination address (" + o.code + " on " + o.network + ")",
+                      "address", form_id="withdraw", errors=WithdrawState.errors,
+                      placeholder=o.placeholder, required=True, pattern=o.pattern,
+                      max_length=100, title=o.address_title, auto_complete="off",
                       spell_check=False, auto_capitalize="off"),
                 field("Amount (" + o.code + ")", "amount", form_id="withdraw",
                       errors=WithdrawState.errors, required=True,

@@ -52,6 +52,20 @@ def configured() -> dict[str, str | None]:
     return out
 
 
+def withdraw_only() -> list[str]:
+    """Currencies that can be withdrawn here but have no deposit card (yet): BTC when a
+    Bitcoin node is configured. The wallet lists them after the deposit currencies, with
+    their withdraw form only."""
+    from casino_app.payments import withdrawals
+
+    try:
+        codes = withdrawals.currencies()
+    except ValueError:  # a malformed CASINO_ETH_TOKENS: the config check names it
+        return []
+    shown = configured()
+    return [c for c in codes if c not in shown]
+
+
 def qr_data_uri(text: str) -> str:
     """``text`` as a QR code: an SVG data URI (rendered here, nothing sent elsewhere)."""
     buf = io.BytesIO()
@@ -130,7 +144,7 @@ def cards(address: str, view: activity.PlayerDeposits, assets: dict[str, str | N
 # --- the state -------------------------------------------------------------------------------
 
 class DepositsState(rx.State):
-    enabled: bool = False      # an Ethereum node is configured
+    enabled: bool = False      # a chain is configured (deposits or withdrawals)
     loaded: bool = False
     address: str = ""
     network: str = ""
@@ -149,14 +163,26 @@ class DepositsState(rx.State):
     async def _load(self, player_id: str) -> None:
         """Read the player's address and deposits; create the address on first view."""
         assets = configured()
+        extra = withdraw_only()
         st = get_settings()
-        self._set("enabled", bool(assets))
+        self._set("enabled", bool(assets) or bool(extra))
         self._set("network", eth_adapter.network_name(st.eth_chain_id))
         self._set("chain_id", st.eth_chain_id)
         self._set("needed", st.eth_confirmations)
-        if not assets:
+        if not assets and not extra:
             self._clear()
             self.loaded = True
+            return
+        codes = [*assets, *extra]
+        if not assets:  # withdrawals only (BTC without Ethereum): no address, no deposits
+            self._set("address", "")
+            self._set("codes", codes)
+            if self.selected not in codes:
+                self.selected = codes[0]
+            self._set("cards", [])
+            self._set("deposits", [])
+            self._set("message", "")
+            self._set("loaded", True)
             return
         try:
             address = await asyncio.to_thread(addresses.deposit_address, player_id)
@@ -169,9 +195,9 @@ class DepositsState(rx.State):
             return
         view = await asyncio.to_thread(activity.player_deposits, player_id, list(assets))
         self._set("address", address)
-        self._set("codes", list(assets))
-        if self.selected not in assets:
-            self.selected = list(assets)[0]
+        self._set("codes", codes)
+        if self.selected not in codes:
+            self.selected = codes[0]
         self._set("cards", await asyncio.to_thread(cards, address, view, assets,
                                                    self.chain_id))
         self._set("deposits", [deposit_row(d, self.needed) for d in view.deposits])
@@ -229,6 +255,7 @@ class DepositsState(rx.State):
         if me is None:
             self._clear()
             return rx.redirect(routes.login_then(routes.WALLET))
-        if isinstance(code, str) and code in self.codes and code in configured():
+        if isinstance(code, str) and code in self.codes and \
+                (code in configured() or code in withdraw_only()):
             self.selected = code
         return None

@@ -2,7 +2,8 @@
 the resulting total and what is withdrawable) and the player's withdrawal history.
 
 Everything the browser sends is input to check: the currency against the configured ones,
-the amount with the currency's own rules, the address (EIP-55) and the limits and balance
+the amount with the currency's own rules, the address (its chain's adapter: EIP-55, or a
+Bitcoin address of the configured network) and the limits and balance
 by the withdrawal service, the request key by shape. Every handler that reads or moves
 money re-checks the caller on the server (``caller``); the 2FA code is checked on the
 server by ``users.accounts.with_second_factor`` (the TOTP service: a code is accepted
@@ -35,7 +36,7 @@ from casino_app.payments.withdrawals import WithdrawalRefused, WithdrawalView
 from casino_app.security.audit import AuditAction
 from casino_app.security.ratelimit import RateLimited
 from casino_app.ui import routes
-from casino_app.ui.state.deposits import configured, fmt_time, short_hash
+from casino_app.ui.state.deposits import fmt_time, short_hash
 from casino_app.ui.state.session import caller, describe, form_value
 from casino_app.users import accounts
 from casino_app.users.errors import NotAuthenticated, UserError
@@ -83,6 +84,10 @@ class WithdrawOption:
     available: str    # withdrawable now (amount + fee must fit)
     most: str         # the largest amount: available - fee (0 when the fee does not fit)
     large: str        # from this amount staff approve first ("" when never)
+    network: str = ""          # the chain's network, as the address label says it
+    placeholder: str = ""      # of the address box ("0x…", "bc1q…")
+    pattern: str = ""          # a loose HTML pattern of the address (the server judges)
+    address_title: str = ""    # shown when the pattern does not match
 
 
 @dataclasses.dataclass
@@ -106,12 +111,14 @@ def options(player_id: str, codes: list[str]) -> list[WithdrawOption]:
     out = []
     for code in codes:
         cur, lim = currency(code), withdrawals.limits(code)
+        hint = withdrawals.address_hint(code)
         have = available.get(code, 0)
         most = max(0, min(have - lim.fee, lim.maximum))
         out.append(WithdrawOption(
             code, cur.name, exact(cur, lim.fee), exact(cur, lim.minimum),
             exact(cur, lim.maximum), exact(cur, have), exact(cur, most),
-            exact(cur, lim.large) if lim.large is not None else ""))
+            exact(cur, lim.large) if lim.large is not None else "",
+            hint.network, hint.placeholder, hint.pattern, hint.title))
     return out
 
 
@@ -136,9 +143,10 @@ def total_text(code: str, amount: str, fee: str) -> str:
 
 
 def withdrawable_codes() -> list[str]:
-    """The currencies the form offers: withdrawable on Ethereum and shown on the wallet."""
+    """The currencies the form offers: those a configured chain pays (Ethereum's with its
+    node, BTC with a Bitcoin node)."""
     try:
-        return [c for c in withdrawals.currencies() if c in configured()]
+        return withdrawals.currencies()
     except ValueError:  # a malformed CASINO_ETH_TOKENS: the config check names it
         return []
 
@@ -294,8 +302,9 @@ class WithdrawState(rx.State):
             self.errors = {"amount": str(exc)}
             return None
         if not isinstance(address, str) or len(address) > 100:
-            self.errors = {"address": "Enter an Ethereum address (0x followed by 40 hex "
-                                      "characters)."}
+            hint = withdrawals.address_hint(code)
+            self.errors = {"address": f"Enter an address on {hint.network} "
+                                      f"({hint.title[0].lower()}{hint.title[1:]})."}
             return None
         otp = form_value(form, "code")
         player_id = me.player_id
