@@ -11,6 +11,7 @@ for the watcher's bookkeeping (payments/btc/watcher.py is being built in paralle
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from casino_app.payments.btc.batcher import Batcher
 from casino_app.payments.btc.models import BtcChangeAddress, BtcUtxo
 from casino_app.payments.btc.network import PRESETS
 from casino_app.payments.btc.rpc import BitcoinRPC
-from casino_app.payments.btc.sender import DUST, Plan, vsize
+from casino_app.payments.btc.sender import DUST, Coin, Output, Plan, fit, select_coins, vsize
 from casino_app.payments.models import PendingTransfer
 from casino_app.payments.signer import btc as signer
 from casino_app.payments.withdrawal_models import (
@@ -40,7 +41,12 @@ from tests.payments.eth.helpers import balance as _balance
 from tests.payments.eth.helpers import fund as _credit
 from tests.payments.eth.helpers import invariants_clean as _invariants_clean
 from tests.support.bitcoin import NETWORK, BcoinNode, fresh_address
-from tests.support.btc_watcher_standin import fund_hot, record_change
+from tests.support.btc_watcher_standin import (
+    fund_hot,
+    record_change,
+    record_output,
+    record_spends,
+)
 
 pytestmark = pytest.mark.bitcoin
 
@@ -587,3 +593,208 @@ def test_the_web_side_does_not_import_the_signer() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[3]).stdout
     assert out.strip() == "[]"
+
+
+# --- sizes and coin selection (no node) ------------------------------------------------------
+
+def _coin(value: int, n: int = 0) -> Coin:
+    """A hot-wallet coin of a made-up transaction (signing needs no chain)."""
+    txid = hashlib.sha256(f"coin-{n}".encode()).hexdigest()
+    return Coin(txid, 0, value, keys.p2wpkh_script(signer.public_key(1, 0, NETWORK, MNEMONIC)),
+                1, 0)
+
+
+@pytest.mark.parametrize("n_inputs,kinds", [(1, "w"), (1, "ww"), (2, "wspk"), (5, "w" * 30),
+                                            (12, "wt")])
+def test_the_computed_vsize_bounds_the_signed_one(n_inputs: int, kinds: str) -> None:
+    """The size the fee is computed for is the signed transaction's, each signature at its
+    largest: never smaller, at most 3 weight units an input larger (DER's 70 to 72 bytes)."""
+    from casino_app.payments.btc import tx as txfacts
+    from casino_app.payments.signer.btc import Payment, SpendInput
+
+    make = {"w": fresh_address, "s": _p2wsh, "p": _p2pkh, "k": _p2sh,
+            "t": lambda: bech32.encode_segwit(NETWORK.bech32_hrp, 1, secrets.token_bytes(32))}
+    outs = [Payment(_script(make[k]()), 10_000) for k in kinds]
+    each = -(-(10_000 * len(outs) + 2_000 * (n_inputs + 1)) // n_inputs)  # a normal fee
+    coins = [_coin(each, n) for n in range(n_inputs)]
+    signed = signer.sign_p2wpkh(
+        [SpendInput(c.txid, c.vout, c.value, c.script, 1, 0) for c in coins], outs,
+        network=NETWORK, words=MNEMONIC)
+    computed = vsize(n_inputs, [8 + 1 + len(o.script_pubkey) for o in outs])
+    weight = txfacts.facts(signed.raw).weight
+    assert 0 <= 4 * computed - weight <= 3 * n_inputs + 3
+    assert computed >= signed.vsize
+
+
+def test_largest_first_and_the_oldest_that_fit() -> None:
+    pool = [_coin(50_000, 1), _coin(900_000, 2), _coin(300_000, 3)]
+    out = Output(_script(fresh_address()), 400_000, 1)
+    sel = select_coins(pool, [out], 10)
+    assert sel is not None and [c.value for c in sel.coins] == [900_000]
+    assert sel.fee == 10 * sel.vsize and sel.change == 900_000 - 400_000 - sel.fee
+    two = select_coins(pool, [Output(out.script, 1_100_000, 1)], 10)
+    assert two is not None and [c.value for c in two.coins] == [900_000, 300_000]
+    assert select_coins(pool, [Output(out.script, 1_250_000, 1)], 10) is None
+    # the oldest that fit: a withdrawal too large is skipped, the younger ones are paid
+    outs = [Output(out.script, v, i) for i, v in enumerate((2_000_000, 800_000, 300_000,
+                                                            100_000, 200_000))]
+    chosen, sel = fit(outs, pool, 10)
+    assert [o.withdrawal_id for o in chosen] == [1, 2, 3]  # 1.2M of 1.25M; not 2M, not 200k
+    assert sel is not None and sum(c.value for c in sel.coins) == 1_250_000
+    assert sel.change == 50_000 - sel.fee
+
+
+# --- more of the fee bump ----------------------------------------------------------------------
+
+def test_a_bump_the_change_cannot_pay_adds_a_coin_which_is_freed_if_the_original_is_mined(
+        env: BcoinNode, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch has no change (it was dust), so its bump needs another coin of the hot
+    wallet: without one it is not bumped (alert); with one, the replacement spends it too
+    and makes a change. bcoin keeps the original, which is then mined: the batch settles
+    once with the original's fee, and the added coin is unspent again."""
+    for name in ("CASINO_BTC_FEE_FLOOR", "CASINO_BTC_FEE_FALLBACK"):
+        monkeypatch.setenv(name, "5")
+    monkeypatch.setenv("CASINO_BTC_FEE_CEILING", "50")
+    reset_settings_cache()
+    _credit("p-add", "BTC", 1_000_000)
+    coin = fund_hot(env, _hot(), 100_000 + 5 * 141 + 100)  # a change would be dust
+    later = env.fund(_hot(), 50_000)  # on chain; the watcher (stand-in) records it later
+    withdrawals.request_withdrawal("p-add", "BTC", 100_000, fresh_address(), "k-add")
+    b = _batcher(env, fee_bump_seconds=0)
+    assert b.run().broadcast == 1
+    [batch] = _batches()
+    [v0] = _versions(batch.id)
+    assert batch.to_address == "" and v0.max_priority_fee_per_gas == 5 * 141 + 100
+    before = _anomalies("bump_unfunded")
+    res = b.run()  # no coin to add: not bumped, alerted
+    assert (res.bumped, res.anomalies) == (0, 1)
+    assert _anomalies("bump_unfunded") == before + 1 and len(_versions(batch.id)) == 1
+    extra = record_output(env, later.txid, later.vout, role="hot", key_chain=1, key_index=0)
+    res = b.run()
+    assert res.bumped == 1
+    v0, v1 = _versions(batch.id)
+    [batch] = _batches()
+    plan = Plan.from_json(batch.call_data)
+    assert [c.outpoint for c in plan.inputs] == [(coin.txid, coin.vout),
+                                                 (extra.txid, extra.vout)]
+    assert plan.change_index == 1 and batch.to_address != ""  # the added coin's rest
+    assert v1.max_priority_fee_per_gas >= v0.max_priority_fee_per_gas + batch.gas_limit
+    assert _utxos()[(extra.txid, extra.vout)] == ("reserved", v1.tx_hash)
+    assert env.transaction(v1.tx_hash) is None  # refused by bcoin: the original waits
+    env.mine(1)  # the original is mined
+    res = _batcher(env).run()
+    assert (res.confirmed, res.paid) == (1, 1)
+    [batch] = _batches()
+    assert batch.tx_hash == v0.tx_hash
+    assert int(batch.gas_fee_wei) == v0.max_priority_fee_per_gas
+    assert _utxos()[(extra.txid, extra.vout)] == ("unspent", None)
+    assert _utxos()[(coin.txid, coin.vout)] == ("reserved", v0.tx_hash)
+    assert _house("BTC", "fees") == FEE - v0.max_priority_fee_per_gas
+    _invariants_clean()
+
+
+def test_no_bump_above_the_ceiling(env: BcoinNode, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CASINO_BTC_FEE_FLOOR", "CASINO_BTC_FEE_CEILING", "CASINO_BTC_FEE_FALLBACK"):
+        monkeypatch.setenv(name, "3")
+    reset_settings_cache()
+    _credit("p-ceil", "BTC", 1_000_000)
+    fund_hot(env, _hot(), 500_000)
+    withdrawals.request_withdrawal("p-ceil", "BTC", 100_000, fresh_address(), "k-ceil")
+    b = _batcher(env, fee_bump_seconds=0)
+    assert b.run().broadcast == 1
+    assert not any(b.run().as_dict().values())  # at the ceiling: waits as it is
+    [batch] = _batches()
+    assert len(_versions(batch.id)) == 1
+    env.mine(1)
+    assert b.run().paid == 1
+    _invariants_clean()
+
+
+# --- coins spent by another transaction ------------------------------------------------------
+
+def _spend_elsewhere(node: BcoinNode, coin) -> str:  # noqa: ANN001
+    """The operator spends the hot wallet's coin with the seed (not through the sender)."""
+    from casino_app.payments.signer.btc import Payment, SpendInput
+
+    signed = signer.sign_p2wpkh(
+        [SpendInput(coin.txid, coin.vout, coin.amount, _script(_hot()), 1, 0)],
+        [Payment(_script(fresh_address()), coin.amount - 2_000)], network=NETWORK,
+        words=MNEMONIC)
+    node.rpc.send_raw_transaction(signed.raw)
+    node.mine(1)
+    return signed.txid
+
+
+def test_a_batch_whose_coins_were_spent_elsewhere_fails_and_its_withdrawals_wait_again(
+        env: BcoinNode) -> None:
+    _credit("p-gone", "BTC", 10_000_000)
+    coin = fund_hot(env, _hot(), 1_000_000)
+    ids = [withdrawals.request_withdrawal("p-gone", "BTC", 100_000, fresh_address(),
+                                          f"k-gone-{i}").id for i in range(2)]
+    _crash_at(_batcher(env), "signed")  # recorded, never broadcast
+    other = _spend_elsewhere(env, coin)
+    b = _batcher(env)
+    res = b.run()  # the node refuses the rebroadcast (the coin is spent); the watcher
+    assert res.rebroadcast == 0  # has not recorded the spend yet: nothing decided
+    assert {withdrawals.get_withdrawal(i).state for i in ids} == {"batched"}
+    assert record_spends(env, other) == 1  # the watcher (stand-in) sees the block
+    before = _anomalies("inputs_spent_elsewhere")
+    res = b.run()  # failed, queued again (and the hot wallet, empty now, is short)
+    assert (res.failed, res.requeued, res.voided, res.short) == (1, 2, 0, 2)
+    assert _anomalies("inputs_spent_elsewhere") == before + 1
+    [batch] = _batches()
+    assert batch.state == "failed" and "spent by another transaction" in batch.failure
+    assert {withdrawals.get_withdrawal(i).state for i in ids} == {"queued"}
+    assert _balance("p-gone", "BTC").reserved == 2 * (100_000 + FEE)
+    fund_hot(env, _hot(), 1_000_000)  # paid by a new batch
+    assert b.run().created == 1
+    env.mine(1)
+    assert b.run().paid == 2
+    assert _house("BTC", "fees") == 2 * FEE - int(_batches()[1].gas_fee_wei)
+    _invariants_clean()
+
+
+def test_a_version_the_database_lost_settles_the_batch_by_its_outputs(env: BcoinNode) -> None:
+    """The database was restored from a backup taken before the fee bump that was mined:
+    no recorded version is in the chain, but the transaction that spent the batch's coin
+    pays every one of its outputs: it is ours, and settles the batch as paid."""
+    _credit("p-lost", "BTC", 10_000_000)
+    coin = fund_hot(env, _hot(), 1_000_000)
+    env.mine(1)
+    withdrawals.request_withdrawal("p-lost", "BTC", 300_000, fresh_address(), "k-lost")
+    b = _batcher(env, fee_bump_seconds=0)
+    b.run()
+    assert b.run().bumped == 1
+    [batch] = _batches()
+    v0, v1 = _versions(batch.id)
+    env.reorg(1, txs=[bytes.fromhex(v1.raw_tx)])  # the replacement is mined
+    with ledger_tx() as s:  # the backup knew only version 0
+        s.query(WithdrawalBatchTx).filter(WithdrawalBatchTx.id == v1.id).delete()
+        s.query(BtcUtxo).filter(BtcUtxo.txid == coin.txid).update(
+            {BtcUtxo.spent_by: v0.tx_hash})
+    record_spends(env, v1.tx_hash)
+    res = _batcher(env).run()
+    assert (res.confirmed, res.paid, res.failed, res.requeued) == (1, 1, 0, 0)
+    [batch] = _batches()
+    assert batch.tx_hash == v1.tx_hash and int(batch.gas_fee_wei) == \
+        v1.max_priority_fee_per_gas
+    assert withdrawals.withdrawals_of("p-lost")[0].state == "confirmed"
+    _invariants_clean()
+
+
+def test_a_short_wait_for_our_own_change_is_not_an_alert(env: BcoinNode) -> None:
+    _credit("p-wait", "BTC", 10_000_000)
+    fund_hot(env, _hot(), 1_000_000)
+    withdrawals.request_withdrawal("p-wait", "BTC", 100_000, fresh_address(), "k-w1")
+    b = _batcher(env)
+    assert b.run().created == 1
+    withdrawals.request_withdrawal("p-wait", "BTC", 100_000, fresh_address(), "k-w2")
+    before = _anomalies("hot_wallet_short")
+    res = b.run()  # the only coin is in the open batch; its change will pay the next
+    assert (res.created, res.short, res.anomalies) == (0, 1, 0)
+    assert _anomalies("hot_wallet_short") == before
+    env.mine(1)
+    b.run()
+    record_change(env, _batches()[0].tx_hash)  # the watcher (stand-in) records the change
+    assert b.run().created == 1
+    _invariants_clean()
