@@ -331,18 +331,22 @@ async def test_runs_are_counted_in_prometheus(app_env) -> None:
 def test_the_web_process_never_runs_the_signing_jobs_in_production(
         app_env, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     """The web process holds public keys only: the jobs that sign with the hot wallet
-    (eth-batch, eth-sweep) and the signer's seed check run where `casino worker` runs;
-    the embedded default (one process, development) runs everything."""
+    (eth-batch, eth-sweep, btc-batch) and the signer's seed checks run where `casino
+    worker` runs; the embedded default (one process, development) runs everything."""
     from casino_app.core.settings import reset_settings_cache
     from casino_app.jobs import worker as jobs_worker
+    from casino_app.payments.signer import btc as signer_btc
     from casino_app.payments.signer import seed
 
     monkeypatch.setenv("CASINO_ETH_RPC_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("CASINO_BTC_RPC_URL", "http://127.0.0.1:9")
     reset_settings_cache()
-    loaded: list[bool] = []
-    monkeypatch.setattr(seed, "prepare_hot_wallet", lambda: loaded.append(True))
+    loaded: list[str] = []
+    monkeypatch.setattr(seed, "prepare_hot_wallet", lambda: loaded.append("eth"))
+    monkeypatch.setattr(signer_btc, "prepare_btc_wallet", lambda: loaded.append("btc"))
+    signing = {"eth-batch", "eth-sweep", "btc-batch"}
     names = {j.name for j in jobs_worker._prepare(signing=False)}
     assert {"eth-watch", "eth-reconcile"} <= names
-    assert not names & {"eth-batch", "eth-sweep"} and loaded == []
+    assert not names & signing and loaded == []
     names = {j.name for j in jobs_worker._prepare(signing=True)}
-    assert {"eth-batch", "eth-sweep"} <= names and loaded == [True]
+    assert signing <= names and loaded == ["eth", "btc"]

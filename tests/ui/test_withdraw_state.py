@@ -414,3 +414,76 @@ def test_the_tracker_reports_withdrawal_changes(env) -> None:  # noqa: ANN001
     withdrawals.request_withdrawal(b, "ETH", "0.01", DEST, KEY)
     assert poll({a, b}) == {b}
     assert poll({a, b}) == set()
+
+
+# --- Bitcoin ---------------------------------------------------------------------------------
+
+BTC_MNEMONIC = "abandon " * 11 + "about"
+
+
+def _btc(monkeypatch) -> None:  # noqa: ANN001
+    """A Bitcoin node configured (none runs: requests only queue), bcoin's regtest."""
+    from casino_app.payments.btc.network import PRESETS
+    from casino_app.payments.signer import btc as signer_btc
+
+    monkeypatch.setenv("CASINO_BTC_RPC_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("CASINO_BTC_NETWORK", "regtest-bcoin")
+    monkeypatch.setenv("CASINO_BTC_XPUB", signer_btc.account_xpub(PRESETS["regtest-bcoin"],
+                                                                  BTC_MNEMONIC))
+    monkeypatch.setenv("CASINO_BTC_WITHDRAW_MIN", "20000")
+    monkeypatch.setenv("CASINO_BTC_WITHDRAW_MAX", "50000000")
+    monkeypatch.setenv("CASINO_BTC_WITHDRAW_FEE", "1500")
+    monkeypatch.setenv("CASINO_BTC_WITHDRAW_LARGE", "10000000")
+    reset_settings_cache()
+
+
+def test_btc_is_offered_with_its_network_address_hint_limits_and_fee(env, monkeypatch) -> None:  # noqa: ANN001
+    from casino_app.payments.btc import bech32
+
+    _btc(monkeypatch)
+    (token, pid), _ = env
+    with ledger_tx() as s:
+        ledger.transfer(s, f"test-deposit-btc:{pid}", "deposit",
+                        ledger.house_account(s, "BTC", "custody"),
+                        ledger.player_account(s, pid, "BTC"), 1_000_000)
+    state = _tab(token)
+    assert [o.code for o in state.options] == ["ETH", "USDT", "BTC"]
+    btc = state.options[2]
+    assert (btc.network, btc.placeholder, btc.fee, btc.minimum, btc.maximum, btc.available,
+            btc.most, btc.large) == ("Bitcoin regtest (bcoin)", "rb1q…", "0.000015",
+                                     "0.0002", "0.5", "0.01", "0.009985", "0.1")
+    assert btc.address_title.startswith("rb1…") and btc.pattern
+    assert state.options[0].network == "Ethereum" and state.options[0].placeholder == "0x…"
+    deposits = _substate(state.parent_state, DepositsState)
+    assert deposits.codes == ["ETH", "USDT", "BTC"]   # BTC has its withdraw form only
+    _run(deposits, "show", "BTC")
+    assert deposits.selected == "BTC"
+    _run(state, "edit_amount", "0.001")
+    assert state.totals["BTC"] == "0.001015"
+    mainnet = bech32.encode_segwit("bc", 0, bytes(range(20)))
+    for address, text in ((mainnet, "Bitcoin mainnet"), (DEST, "Ethereum address"),
+                          (None, "Enter your Bitcoin regtest (bcoin) address: rb1…")):
+        _run(state, "request", _form("0.001", address=address, code="BTC"), KEY)
+        assert text in state.errors.get("address", ""), (address, state.errors)
+    assert _count() == 0
+    to = bech32.encode_segwit("rb", 0, bytes(range(20)))
+    _run(state, "request", _form("0.001", address=to, code="BTC"), KEY)
+    assert state.notice.startswith("Withdrawal of 0.001 BTC to rb1qqqqs…") and \
+        "queued" in state.notice
+    [row] = state.rows
+    assert (row.currency, row.amount, row.fee, row.address, row.state) == \
+        ("BTC", "0.001", "0.000015", to, "queued")
+    with ledger_tx(readonly=True) as s:
+        assert ledger.player_balances(s, pid)["BTC"].reserved == 101_500
+
+
+def test_a_bitcoin_only_server_offers_btc_withdrawals(env, monkeypatch) -> None:  # noqa: ANN001
+    _btc(monkeypatch)
+    monkeypatch.setenv("CASINO_ETH_RPC_URL", "")
+    reset_settings_cache()
+    (token, _), _ = env
+    state = _tab(token)
+    deposits = _substate(state.parent_state, DepositsState)
+    assert deposits.enabled and deposits.codes == ["BTC"] and deposits.selected == "BTC"
+    assert deposits.cards == [] and deposits.address == ""
+    assert [o.code for o in state.options] == ["BTC"]

@@ -117,7 +117,7 @@ class Bitcoin:
     def address_hint(self) -> AddressHint:
         net = network.current()
         return AddressHint(net.label, f"{net.bech32_hrp}1q…", r"\s*[A-Za-z0-9]{14,90}\s*",
-                           f"A {net.label} address ({net.bech32_hrp}1… or legacy)")
+                           f"{net.bech32_hrp}1… (native segwit) or a legacy address")
 
     def is_own_address(self, s: Session, address: str) -> bool:
         """A player's deposit address, the hot wallet, one of its change addresses or an

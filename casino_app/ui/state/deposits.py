@@ -21,7 +21,7 @@ import segno
 
 from casino_app.core.logging import get_logger
 from casino_app.core.settings import get_settings
-from casino_app.payments import activity
+from casino_app.payments import activity, withdrawals
 from casino_app.payments.currencies import currency
 from casino_app.payments.eth import adapter as eth_adapter
 from casino_app.payments.eth import addresses
@@ -56,8 +56,6 @@ def withdraw_only() -> list[str]:
     """Currencies that can be withdrawn here but have no deposit card (yet): BTC when a
     Bitcoin node is configured. The wallet lists them after the deposit currencies, with
     their withdraw form only."""
-    from casino_app.payments import withdrawals
-
     try:
         codes = withdrawals.currencies()
     except ValueError:  # a malformed CASINO_ETH_TOKENS: the config check names it

@@ -303,8 +303,7 @@ class WithdrawState(rx.State):
             return None
         if not isinstance(address, str) or len(address) > 100:
             hint = withdrawals.address_hint(code)
-            self.errors = {"address": f"Enter an address on {hint.network} "
-                                      f"({hint.title[0].lower()}{hint.title[1:]})."}
+            self.errors = {"address": f"Enter your {hint.network} address: {hint.title}."}
             return None
         otp = form_value(form, "code")
         player_id = me.player_id
