@@ -7,11 +7,15 @@ Written only by payments/withdrawals.py (requests) and the chain's sender
 its signed raw transaction are stored BEFORE it is broadcast, so a crash never makes the
 batcher sign a second payment for the same withdrawals.
 
-Ethereum-shaped columns, left as they are until Bitcoin needs its own: a batch's
-``nonce`` (UNIQUE per chain and sender), ``to_address``, ``value_wei``, ``call_data``,
-``gas_limit``, ``gas_used``, ``gas_fee_wei`` and a version's ``max_fee_per_gas`` and
-``max_priority_fee_per_gas`` describe one EVM call; addresses are ``String(90)`` (EIP-55
-or bech32).
+Ethereum-shaped columns: a batch's ``nonce`` (UNIQUE per chain and sender),
+``to_address``, ``value_wei``, ``call_data``, ``gas_limit``, ``gas_used``, ``gas_fee_wei``
+and a version's ``max_fee_per_gas`` and ``max_priority_fee_per_gas`` describe one EVM call.
+A Bitcoin batch (chain ``bitcoin``) uses them as payments/btc/sender.py documents: the
+nonce is the sender's batch sequence, ``call_data`` the plan as JSON (inputs, outputs,
+change address), ``to_address`` the change address, ``value_wei`` the satoshis paid,
+``gas_limit`` the vsize bound, ``gas_used``/``gas_fee_wei`` the mined version's vsize and
+miner fee, a version's ``max_fee_per_gas``/``max_priority_fee_per_gas`` its rate (sat/vB)
+and absolute fee (sat). Addresses are ``String(90)`` (EIP-55 or bech32).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@ batcher; the staff queue and the refusal of a large withdrawal.
 
 The web process calls :func:`request_withdrawal` (through a state handler) and
 :func:`withdrawals_of` for the history. Nothing here signs or reads a key: the chain's
-batcher (``payments/eth/batcher.py``, a job) pays the queue with the hot wallet. What
+batcher (``payments/eth/batcher.py``, ``payments/btc/batcher.py``, jobs) pays the queue
+with the hot wallet. What
 depends on the chain (its currencies, limits and fee settings, what an address must be,
 which addresses are ours, how a cold-wallet payment is taken back) is asked of the chain's
 adapter (payments/chains.py, payments/adapters.py); the currency picks the chain.
