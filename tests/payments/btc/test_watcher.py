@@ -551,3 +551,51 @@ def test_coinbase_outputs_to_our_addresses_are_left_out(env: Env) -> None:
     env.node.mine(1, to=addr)
     w.poll()
     assert _utxos() == [] and _balance("p-miner") == 0
+
+
+# --- the job -------------------------------------------------------------------------------
+
+def test_the_btc_watch_job_runs_with_a_node_on_the_signers_development_key(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``casino worker`` (and the embedded default) runs the signer's check first: in
+    development it writes the account key the web side derives deposit addresses from."""
+    from casino_app.jobs import runner, worker
+    from casino_app.jobs.builtin import builtin_jobs
+
+    monkeypatch.setenv("CASINO_BTC_XPUB", "")
+    monkeypatch.setenv("CASINO_ETH_HOT_SEED", env.words)
+    monkeypatch.setenv("CASINO_BTC_WATCH_SECONDS", "5")
+    reset_settings_cache()
+    monkeypatch.setattr(watcher_mod, "_watcher", None)
+    monkeypatch.setattr(runner, "_registry", {})  # this process's registry, put back after
+    names = [j.name for j in worker._prepare(signing=True)]
+    assert "btc-watch" in names
+    assert keys.account_xpub() == env.xpub  # the file the signer wrote
+    job = {j.name: j for j in builtin_jobs()}["btc-watch"]
+    assert job.interval == 5
+    job.func()  # the first pass starts at the node's head
+    addr = addresses.deposit_address("p-job")
+    f = env.node.fund(addr, 33_000, mine=False)
+    assert job.func()["incoming"] == 1
+    env.node.mine(1)
+    out = job.func()
+    assert out["credited"] == 1 and out["tip"] == env.node.height
+    assert _deposit(f.txid).state == "pending"
+    monkeypatch.setenv("CASINO_BTC_RPC_URL", "")
+    reset_settings_cache()
+    assert "btc-watch" not in {j.name for j in builtin_jobs()}
+
+
+def test_the_web_side_never_imports_the_signer(tmp_path: Any) -> None:
+    """The wallet page, its push loop and the watcher (which ``casino run`` runs with the
+    account key alone) do not even import the signer, the only reader of the seed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = ("import sys, casino_app.payments.btc.watcher, casino_app.payments.btc.addresses, "
+             "casino_app.ui.state.deposits, casino_app.ui.push; "
+             "print(sorted(m for m in sys.modules if m.startswith('casino_app.payments.signer')))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[3]).stdout
+    assert out.strip().splitlines()[-1] == "[]"
