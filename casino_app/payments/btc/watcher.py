@@ -394,6 +394,7 @@ class Watcher:
         found = self._read(txs, mined=False)
         self._senders(found, {t.txid: t for t in txs})
         if not found and not caught_up:
+            self._live.rollback()
             self._seen_mempool.update(t.txid for t in txs)
             return
         try:
@@ -402,8 +403,7 @@ class Watcher:
                 if caught_up:
                     gone = utxos.drop_missing(s, self.chain, pool)
                     res.dropped = self.book.drop_unconfirmed(s, pool, res)
-                    for row in gone:
-                        self._live.removed.add((row.txid, row.vout))
+                    for row in gone:  # still "not spent": a block may revive it
                         log.info("btc_output_dropped", txid=row.txid, vout=row.vout,
                                  role=row.role, amount=row.amount)
         except BaseException:

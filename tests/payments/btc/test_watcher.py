@@ -9,7 +9,6 @@ so the session's one node serves them all."""
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -415,7 +414,7 @@ def _reserve(rows: list[BtcUtxo], txid: str) -> None:
 
 def test_utxo_rows_follow_our_outputs_and_spends_across_a_reorg(env: Env) -> None:
     hot = keys.hot_wallet_address(env.xpub, NETWORK)
-    deposit = addresses.deposit_address("p-utxo")
+    addresses.deposit_address("p-utxo")
     w = env.watcher()
     funded = env.node.fund(hot, 200_000)
     w.poll()
@@ -470,10 +469,8 @@ def test_utxo_rows_follow_our_outputs_and_spends_across_a_reorg(env: Env) -> Non
     assert _utxo(funded.txid).state == "spent"
     assert (_utxo(tx.txid, 1).state, _utxo(tx.txid, 1).block_height) == (
         "unspent", env.node.height)
-    assert not any(r.player_id for r in [_utxo(tx.txid, 1)])
-    with ledger_tx(readonly=True) as s:
+    with ledger_tx(readonly=True) as s:  # a deposit address exists, none was paid
         assert s.execute(select(ChainDeposit)).scalars().all() == []
-    assert deposit  # allocated, never paid
     _invariants_clean()
 
 
@@ -542,7 +539,6 @@ def test_the_change_and_cold_windows_widen_as_outputs_are_seen(
     assert _utxo(again.txid).role == "change" and _utxo(again.txid).key_index == gap + 1
     with ledger_tx(readonly=True) as s:
         assert addresses.next_change_index(s) == gap + 2
-    assert math.isfinite(gap)
 
 
 def test_coinbase_outputs_to_our_addresses_are_left_out(env: Env) -> None:
