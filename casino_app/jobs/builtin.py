@@ -71,9 +71,16 @@ def eth_reconcile() -> dict[str, int]:
     return run_reconcile()
 
 
+def btc_watch() -> dict[str, int]:
+    from casino_app.payments.btc.watcher import watch_once
+
+    return watch_once()
+
+
 @lru_cache(maxsize=4)
 def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, ...] | None,
-                  rates_seconds: float | None = None) -> tuple[Job, ...]:
+                  rates_seconds: float | None = None,
+                  btc: tuple[float, ...] | None = None) -> tuple[Job, ...]:
     # Cached: the same settings give the very same Job objects, so registering is a no-op.
     chain = () if eth is None else (
         # Follow the Ethereum node: deposits, confirmations, reorgs (payments.eth.watcher).
@@ -87,6 +94,11 @@ def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, ...] | None,
         # (excess to the Safe, an alert below it) (payments.eth.sweeper).
         Job("eth-sweep", eth[3], eth_sweep),
     )
+    bitcoin = () if btc is None else (
+        # Follow the Bitcoin node: blocks and mempool, deposits, confirmations, reorgs and
+        # the UTXO set of our wallets (payments.btc.watcher).
+        Job("btc-watch", btc[0], btc_watch),
+    )
     return (
         Job("identity-cleanup", HOUR, identity_cleanup),
         # Copy the audit head to the ledger database (security.anchors).
@@ -97,7 +109,7 @@ def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, ...] | None,
         # Audit rows staged with ledger actions whose own delivery a crash cut off
         # (security.outbox).
         Job("audit-outbox", AUDIT_OUTBOX_SECONDS, audit_outbox),
-    ) + chain + (
+    ) + chain + bitcoin + (
         # Display rates from CASINO_RATES_URL (payments.rates); fixed rates need no job.
         (Job("rates-refresh", rates_seconds, rates_refresh),) if rates_seconds else ())
 
@@ -113,7 +125,8 @@ def builtin_jobs(signing: bool = True) -> tuple[Job, ...]:
                          (st.eth_watch_seconds, st.eth_reconcile_seconds,
                           st.eth_batch_seconds, st.eth_sweep_seconds)
                          if st.eth_rpc_url else None,
-                         rates_seconds=st.rates_seconds if st.rates_url else None)
+                         rates_seconds=st.rates_seconds if st.rates_url else None,
+                         btc=(st.btc_watch_seconds,) if st.btc_rpc_url else None)
     # the signing jobs use the hot wallet's keys: never in a web process in production
     return jobs if signing else tuple(j for j in jobs if j.name not in SIGNING_JOBS)
 

@@ -33,6 +33,12 @@ def _prepare(signing: bool = True) -> list[Job]:
         from casino_app.payments.signer.seed import prepare_hot_wallet
 
         prepare_hot_wallet()
+    if signing and get_settings().btc_rpc_url:
+        # Bitcoin's keys come from the same seed: CASINO_BTC_XPUB is checked against it
+        # (development: the account key is written for the web process).
+        from casino_app.payments.signer.btc import prepare_btc_wallet
+
+        prepare_btc_wallet()
     register_builtin_jobs(signing)
     if signing:
         return registered()

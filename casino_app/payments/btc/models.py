@@ -4,28 +4,38 @@ Every output that pays one of our addresses (a player's deposit address, the hot
 and its change addresses, the cold multisig) is one row, keyed by (chain, txid, vout).
 Who writes what:
 
-* The watcher (payments/btc/watcher.py) inserts a row when it first sees the output, in
-  the node's mempool (``block_height`` NULL: unconfirmed) or in a block (its height and
-  hash); an unconfirmed output that leaves the mempool without being mined (double-spent,
-  replaced) becomes ``dropped`` and is never spendable. When a block spends one of our
-  outputs, the watcher marks it ``spent`` (``spent_by`` = the spending txid,
-  ``spent_height``). A reorg that drops a block puts its outputs back to unconfirmed
-  (``block_height`` NULL) and its spends back to ``reserved`` (a transaction of ours,
-  which will be rebroadcast) or ``unspent`` (anyone else's). Deposits are credited from
-  blocks only, through payments/deposits.DepositBook (``chain_deposits``): this table is
-  the chain's view, the ledger is the money.
+* The watcher (payments/btc/watcher.py, payments/btc/utxos.py) inserts a row when it
+  first sees the output, in the node's mempool (``block_height`` NULL: unconfirmed) or in a
+  block (its height and hash); an unconfirmed output that leaves the mempool without being
+  mined (double-spent, replaced) becomes ``dropped`` and is never spendable (seen again in
+  the mempool or a block, it is ``unspent`` again, or ``reserved`` if a sender had
+  reserved it). When a BLOCK spends one of our outputs, the watcher marks it ``spent``
+  (``spent_by`` = the spending txid that was mined, ``spent_height``); a spend seen only in
+  the mempool changes nothing (the sender reserved the output already). A reorg that drops
+  a block puts its outputs back to unconfirmed (``block_height`` NULL) and its spends back
+  to ``reserved`` (still for ``spent_by``: a transaction a sender recorded in
+  ``withdrawal_batch_txs``, which it rebroadcasts) or ``unspent`` (a spend nobody
+  recorded). Deposits are credited from blocks only, through payments/deposits.DepositBook
+  (``chain_deposits``): this table is the chain's view, the ledger is the money.
 * A sender (the withdrawal batcher, the sweeper, a cold payment) that builds a transaction
   marks its inputs ``reserved`` with ``spent_by`` = that transaction's txid IN THE SAME
   ledger transaction that records the signed transaction (payments/sender.py: record
-  before broadcast). A fee bump (RBF) spends the same inputs: ``spent_by`` follows the
-  newest version. So an output is never put in two transactions unless one replaces the
-  other, and coin selection takes only ``unspent`` outputs.
+  before broadcast; every version's txid in ``withdrawal_batch_txs``, which is how the
+  watcher knows after a reorg that a spend was ours). A fee bump (RBF) spends the same
+  inputs: ``spent_by`` follows the newest version. So an output is never put in two
+  transactions unless one replaces the other, and coin selection takes only ``unspent``
+  outputs (with ``block_height`` set, unless it means to spend unconfirmed change).
+  Senders never insert rows: the watcher records their outputs (change) too.
 
 ``role``: ``deposit`` (a player's address: ``player_id`` is set, ``key_index`` the
-derivation index m/84'/coin'/0'/0/i), ``hot`` (the hot wallet's receive address, /0/0 of
-the hot account), ``change`` (the hot wallet's change addresses, /1/k), ``cold`` (the
-2-of-3 P2WSH cold wallet, payments/btc/cold.py; ``key_chain``/``key_index`` its
-derivation). Amounts are integer satoshis.
+derivation index m/84'/coin'/0'/0/i), ``hot`` (the hot wallet, m/84'/coin'/0'/1/0:
+``keys.hot_wallet_address``, the key the signer spends with), ``change`` (the hot wallet's
+change addresses m/84'/coin'/0'/1/k, k >= 1: the watcher looks for k up to the highest
+seen + ``addresses.CHANGE_GAP``; a sender takes ``addresses.next_change_index`` or any
+index in that window, or pays change to the hot address itself), ``cold`` (the 2-of-3
+P2WSH cold wallet, payments/btc/cold.py; ``key_chain``/``key_index`` its derivation,
+watched the same way: up to the highest seen on each chain + CHANGE_GAP). Amounts are
+integer satoshis.
 """
 
 from __future__ import annotations
