@@ -71,6 +71,12 @@ def eth_reconcile() -> dict[str, int]:
     return run_reconcile()
 
 
+def btc_watch() -> dict[str, int]:
+    from casino_app.payments.btc.watcher import watch_once
+
+    return watch_once()
+
+
 def btc_batch() -> dict[str, int]:
     from casino_app.payments.btc.batcher import batch_once
 
@@ -95,9 +101,12 @@ def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, ...] | None,
         Job("eth-sweep", eth[3], eth_sweep),
     )
     bitcoin = () if btc is None else (
+        # Follow the Bitcoin node: blocks and mempool, deposits, confirmations, reorgs and
+        # the UTXO set of our wallets (payments.btc.watcher).
+        Job("btc-watch", btc[0], btc_watch),
         # Pay queued BTC withdrawals from the hot wallet, one transaction per interval
         # (payments.btc.batcher).
-        Job("btc-batch", btc[0], btc_batch),
+        Job("btc-batch", btc[1], btc_batch),
     )
     return (
         Job("identity-cleanup", HOUR, identity_cleanup),
@@ -126,7 +135,8 @@ def builtin_jobs(signing: bool = True) -> tuple[Job, ...]:
                           st.eth_batch_seconds, st.eth_sweep_seconds)
                          if st.eth_rpc_url else None,
                          rates_seconds=st.rates_seconds if st.rates_url else None,
-                         btc=(st.btc_batch_seconds,) if st.btc_rpc_url else None)
+                         btc=(st.btc_watch_seconds, st.btc_batch_seconds)
+                         if st.btc_rpc_url else None)
     # the signing jobs use the hot wallet's keys: never in a web process in production
     return jobs if signing else tuple(j for j in jobs if j.name not in SIGNING_JOBS)
 

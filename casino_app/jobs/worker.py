@@ -34,8 +34,8 @@ def _prepare(signing: bool = True) -> list[Job]:
 
         prepare_hot_wallet()
     if signing and get_settings().btc_rpc_url:
-        # The same seed's BIP84 account: checked against CASINO_BTC_XPUB (development:
-        # its account key written for the web process).
+        # Bitcoin's keys come from the same seed: CASINO_BTC_XPUB is checked against it
+        # (development: the account key is written for the web process).
         from casino_app.payments.signer.btc import prepare_btc_wallet
 
         prepare_btc_wallet()

@@ -3,21 +3,24 @@ since a last look, on any chain (Ethereum's is the one callers get when they nam
 
 Read-only views of the watchers' tables (payments/deposit_models.py) for the web side:
 
-* ``player_deposits``: a player's recent deposits with their confirmations, and per
-  currency what is withdrawable, credited but still confirming (``pending``: playable,
-  not withdrawable) and seen but not yet credited (``confirming``: over the pending cap).
+* ``player_deposits``: a player's recent deposits on a chain with their confirmations
+  (a ``dropped`` one, which left the mempool unmined, is not shown), and per currency what
+  is withdrawable, credited but still confirming (``pending``: playable, not
+  withdrawable), seen but not yet credited (``confirming``: over the pending cap) and
+  unconfirmed (``incoming``: in the node's mempool, Bitcoin's; never credited).
 * ``changes_since`` / ``withdrawal_changes_since`` / ``with_open_deposits`` /
   ``chain_tip``: what the web process's push loop (ui/push.py) asks every second to know
-  whose open wallet tabs to refresh.
+  whose open wallet tabs to refresh; ``ChangeTracker`` follows the tips of the chains it
+  is given (a deposit on any chain has its ``updated_at`` moved when it changes).
 
 The chain's own part of the wallet page (Ethereum: the EIP-681 URI in the QR code, the
-network's name) is its adapter's (payments/eth/adapter.py).
+network's name; Bitcoin: the BIP21 URI, payments/btc/keys.py) is its package's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -37,10 +40,11 @@ class Deposit:
     id: int
     currency: str
     amount: int           # ledger base units
-    state: str            # seen, pending, available, reversed, dust
-    confirmations: int    # 0 when its block is above the watcher's tip (or reversed)
+    state: str            # incoming, seen, pending, available, reversed, dust
+    confirmations: int    # 0 when unconfirmed, reversed, or above the watcher's tip
     tx_hash: str
     created_at: datetime
+    chain: str = DEFAULT_CHAIN
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class PlayerDeposits:
     withdrawable: dict[str, int]    # per currency asked for
     pending: dict[str, int]         # credited, not yet withdrawable
     confirming: dict[str, int]      # seen, not credited until confirmed
+    incoming: dict[str, int] = field(default_factory=dict)  # unconfirmed (mempool)
 
 
 def chain_tip(s: Session, chain: str = DEFAULT_CHAIN) -> int | None:
@@ -58,33 +63,36 @@ def chain_tip(s: Session, chain: str = DEFAULT_CHAIN) -> int | None:
 
 
 def _confirmations(tip: int | None, row: ChainDeposit) -> int:
-    if tip is None or row.state == "reversed" or row.block_number > tip:
+    if tip is None or row.state == "reversed" or row.block_number is None \
+            or row.block_number > tip:
         return 0
     return tip - row.block_number + 1
 
 
 def player_deposits(player_id: str, currencies: Iterable[str], limit: int = 50,
                     chain: str = DEFAULT_CHAIN) -> PlayerDeposits:
-    """The player's last ``limit`` deposits on ``chain`` and their amounts per currency
-    (one read-only transaction)."""
+    """The player's last ``limit`` deposits on ``chain`` (dropped ones left out) and their
+    amounts per currency (one read-only transaction)."""
     codes = list(currencies)
     with ledger_tx(readonly=True) as s:
         tip = chain_tip(s, chain)
         rows = s.execute(select(ChainDeposit).where(
-            ChainDeposit.player_id == player_id, ChainDeposit.chain == chain)
+            ChainDeposit.player_id == player_id, ChainDeposit.chain == chain,
+            ChainDeposit.state != "dropped")
             .order_by(ChainDeposit.id.desc()).limit(limit)).scalars().all()
         sums = {(cur, state): int(total or 0) for cur, state, total in s.execute(
             select(ChainDeposit.currency, ChainDeposit.state, func.sum(ChainDeposit.amount))
             .where(ChainDeposit.player_id == player_id, ChainDeposit.chain == chain,
-                   ChainDeposit.state.in_(("seen", "pending")))
+                   ChainDeposit.state.in_(("seen", "pending", "incoming")))
             .group_by(ChainDeposit.currency, ChainDeposit.state)).tuples().all()}
         out = PlayerDeposits(
             tip=tip,
             deposits=[Deposit(r.id, r.currency, r.amount, r.state, _confirmations(tip, r),
-                              r.tx_hash, r.created_at) for r in rows],
+                              r.tx_hash, r.created_at, r.chain) for r in rows],
             withdrawable={c: withdrawable(s, player_id, c) for c in codes},
             pending={c: sums.get((c, "pending"), 0) for c in codes},
-            confirming={c: sums.get((c, "seen"), 0) for c in codes})
+            confirming={c: sums.get((c, "seen"), 0) for c in codes},
+            incoming={c: sums.get((c, "incoming"), 0) for c in codes})
     return out
 
 
@@ -132,8 +140,8 @@ def with_open_deposits(s: Session, players: Collection[str], chain: str = DEFAUL
 
 class ChangeTracker:
     """Remembers what it has reported: ``poll`` returns the players whose deposits or
-    withdrawals changed since the last call, or who have unconfirmed deposits when the
-    chain tip moved.
+    withdrawals changed since the last call (any chain), or who have unconfirmed deposits
+    on a chain whose tip moved (the ``chains`` followed: DEFAULT_CHAIN unless given).
 
     Rows are read with a look-back window (a transaction may commit a little after the
     time it stamped), and a row already reported with the same ``updated_at`` is not
@@ -141,17 +149,22 @@ class ChangeTracker:
 
     LOOKBACK = timedelta(seconds=10)
 
-    def __init__(self, now: datetime, chain: str = DEFAULT_CHAIN) -> None:
-        self.chain = chain
+    def __init__(self, now: datetime, chain: str = DEFAULT_CHAIN,
+                 chains: Sequence[str] | None = None) -> None:
+        self.chains = tuple(chains) if chains is not None else (chain,)
         self.cursor = now
-        self.tip: int | None = None
-        self._tip_known = False
+        self.tips: dict[str, int | None] = {}  # per chain, once known
         self._seen: dict[int, datetime] = {}
         self.w_cursor = now
         self._w_seen: dict[int, datetime] = {}
 
+    @property
+    def tip(self) -> int | None:
+        """The first chain's tip (the one callers that name no chain follow)."""
+        return self.tips.get(self.chains[0]) if self.chains else None
+
     def poll(self, s: Session, watched: Collection[str]) -> tuple[set[str], int | None]:
-        """(players of ``watched`` to refresh, the chain tip)."""
+        """(players of ``watched`` to refresh, the first chain's tip)."""
         rows = changes_since(s, self.cursor - self.LOOKBACK)
         affected = {r.player_id for r in rows if self._seen.get(r.deposit_id) != r.updated_at}
         self._seen = {r.deposit_id: r.updated_at for r in rows}
@@ -162,9 +175,10 @@ class ChangeTracker:
         self._w_seen = {r.deposit_id: r.updated_at for r in moved}
         if moved:
             self.w_cursor = max(self.w_cursor, moved[-1].updated_at)
-        tip = chain_tip(s, self.chain)
-        if tip != self.tip or not self._tip_known:
-            if self._tip_known:
-                affected |= with_open_deposits(s, watched, self.chain)
-            self.tip, self._tip_known = tip, True
-        return affected & set(watched), tip
+        for chain in self.chains:
+            tip = chain_tip(s, chain)
+            if chain not in self.tips or tip != self.tips[chain]:
+                if chain in self.tips:
+                    affected |= with_open_deposits(s, watched, chain)
+                self.tips[chain] = tip
+        return affected & set(watched), self.tip

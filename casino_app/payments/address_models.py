@@ -1,6 +1,6 @@
 """Ledger database table of deposit addresses: one per (chain, player), never reassigned.
 
-Written only by a chain's allocator (payments/eth/addresses.py). The database refuses
+Written only by a chain's allocator (payments/eth/addresses.py, payments/btc/addresses.py). The database refuses
 UPDATE and DELETE on it (triggers in migration led0004): an address handed to a player
 stays theirs. ``address`` is ``String(90)``: EIP-55 (42) or bech32 (up to 90).
 """
@@ -17,9 +17,10 @@ from casino_app.core.db import LedgerBase
 
 
 class DepositAddress(LedgerBase):
-    """The hot wallet's address ``m/44'/60'/0'/0/<derivation_index>`` given to a player on a
-    chain. ``address`` is stored checksummed (EIP-55); look-ups normalise their input with
-    ``keys.checksum`` so they use the unique index."""
+    """The address given to a player on a chain: on Ethereum ``m/44'/60'/0'/0/<index>`` of
+    the hot wallet's xpub, stored checksummed (EIP-55; look-ups normalise their input with
+    ``keys.checksum`` so they use the unique index); on Bitcoin the BIP84 P2WPKH address
+    ``m/84'/coin'/0'/0/<index>`` in bech32, lower case."""
 
     __tablename__ = "deposit_addresses"
     __table_args__ = (

@@ -39,8 +39,11 @@ class ChainBlock(LedgerBase):
 # A deposit's states: seen (in a block, not credited: over the pending cap), pending
 # (credited at 1 confirmation: playable, not withdrawable), available (N confirmations),
 # reversed (its block left the chain: the credit was taken back), dust (below the
-# threshold: recorded, never credited).
-DEPOSIT_STATES = ("seen", "pending", "available", "reversed", "dust")
+# threshold: recorded, never credited); on a chain whose watcher reads the node's mempool
+# (Bitcoin): incoming (unconfirmed: shown, never credited; no block) and dropped (left the
+# mempool without being mined: double-spent or replaced; never credited, not shown).
+DEPOSIT_STATES = ("seen", "pending", "available", "reversed", "dust", "incoming", "dropped")
+UNCONFIRMED_STATES = ("incoming", "dropped")
 
 
 class ChainDeposit(LedgerBase):
@@ -50,13 +53,17 @@ class ChainDeposit(LedgerBase):
     transaction, ``position`` being the call's place in the transaction's call tree in
     pre-order (the transaction itself is 0), as the node's traces give it. ``credits``
     counts the credit entries posted (a deposit reversed by a reorg and mined again is
-    credited again under a new key)."""
+    credited again under a new key). ``block_number`` and ``block_hash`` are NULL while the
+    deposit is unconfirmed (``incoming``, ``dropped``)."""
 
     __tablename__ = "chain_deposits"
     __table_args__ = (
         UniqueConstraint("chain", "tx_hash", "log_index", name="uq_chain_deposit"),
-        CheckConstraint("state IN ('seen', 'pending', 'available', 'reversed', 'dust')",
-                        name="ck_chain_deposit_state"),
+        CheckConstraint("state IN ('seen', 'pending', 'available', 'reversed', 'dust', "
+                        "'incoming', 'dropped')", name="ck_chain_deposit_state"),
+        # Only an unconfirmed deposit has no block.
+        CheckConstraint("(state IN ('incoming', 'dropped')) = (block_number IS NULL)",
+                        name="ck_chain_deposit_block"),
         CheckConstraint("amount >= 0 AND owed >= 0 AND credits >= 0",
                         name="ck_chain_deposit_amounts"),
         Index("ix_chain_deposit_state", "chain", "state"),
@@ -70,8 +77,8 @@ class ChainDeposit(LedgerBase):
     chain: Mapped[str] = mapped_column(String(16))
     tx_hash: Mapped[str] = mapped_column(String(66))
     log_index: Mapped[int] = mapped_column(Integer)
-    block_number: Mapped[int] = mapped_column(BigInteger)
-    block_hash: Mapped[str] = mapped_column(String(66))
+    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    block_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     currency: Mapped[str] = mapped_column(String(8))
     address: Mapped[str] = mapped_column(String(90))
     sender: Mapped[str] = mapped_column(String(90))

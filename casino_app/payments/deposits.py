@@ -10,7 +10,12 @@ the output index.
 A deposit's states: ``seen`` (in a block, not credited: over the pending cap), ``pending``
 (credited at 1 confirmation: playable, not withdrawable), ``available`` (its
 confirmations, or its block final), ``reversed`` (its block left the chain: the credit was
-taken back), ``dust`` (below the chain's threshold: recorded, never credited). Credits are
+taken back), ``dust`` (below the chain's threshold: recorded, never credited). A watcher
+that reads its node's mempool (Bitcoin's) also records what it sees there:
+``incoming`` (unconfirmed, no block: shown to the player, never credited, never playable)
+becomes ``seen`` or ``dust`` when mined, or ``dropped`` when it leaves the mempool without
+being mined (double-spent, replaced: never credited, not shown; ``incoming`` again if it
+comes back). Credits are
 ``deposit:<chain>:<tx>:<index>:<n>`` entries custody -> player (``n`` counts credits: a
 deposit reversed by a reorg and mined again is credited again). A reversal takes back what
 the player still has; the rest goes to the player's ``debt`` account (may be negative) and
@@ -19,7 +24,7 @@ a hold puts the player under staff review (payments/holds.py): never a silent ed
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,13 +95,53 @@ class DepositBook:
                 address=f.address, sender=f.sender, player_id=player_id,
                 amount_raw=str(f.raw), amount=amount, state="dust" if dust else "seen",
                 credits=0, owed=0, created_at=now, updated_at=now))
-        elif row.state == "reversed":
+        elif row.state in ("reversed", "incoming", "dropped"):
             row.block_number, row.block_hash, row.updated_at = number, block_hash, now
             row.state = "dust" if dust else "seen"
         else:
             return False  # already recorded in a block we still hold
         res.players.add(player_id)
         return True
+
+    # --- unconfirmed (a watcher that reads the mempool) ---
+
+    def see_unconfirmed(self, s: Session, f: Found, player_id: str,
+                        res: DepositChanges) -> bool:
+        """Store a deposit seen in the node's mempool as ``incoming`` (never credited), or
+        make a ``dropped`` one incoming again. A deposit already recorded from a block (or
+        reversed: its credit history stays visible) is left as it is. True when something
+        changed."""
+        row = s.execute(select(ChainDeposit).where(
+            ChainDeposit.chain == self.chain, ChainDeposit.tx_hash == f.tx_hash,
+            ChainDeposit.log_index == f.log_index)).scalar_one_or_none()
+        now = utcnow()
+        if row is None:
+            s.add(ChainDeposit(
+                chain=self.chain, tx_hash=f.tx_hash, log_index=f.log_index,
+                block_number=None, block_hash=None, currency=f.asset.code,
+                address=f.address, sender=f.sender, player_id=player_id,
+                amount_raw=str(f.raw), amount=f.asset.to_ledger(f.raw), state="incoming",
+                credits=0, owed=0, created_at=now, updated_at=now))
+        elif row.state == "dropped":
+            row.state, row.updated_at = "incoming", now
+        else:
+            return False
+        res.players.add(player_id)
+        return True
+
+    def drop_unconfirmed(self, s: Session, in_mempool: Collection[str],
+                         res: DepositChanges) -> int:
+        """Mark ``dropped`` the incoming deposits whose transaction is neither in
+        ``in_mempool`` (the node's mempool, read while the watcher's tip was the node's)
+        nor mined; returns how many. Nothing is credited, so nothing is taken back."""
+        rows = s.execute(select(ChainDeposit).where(
+            ChainDeposit.chain == self.chain, ChainDeposit.state == "incoming")
+            .order_by(ChainDeposit.id).with_for_update()).scalars().all()
+        gone = [r for r in rows if r.tx_hash not in in_mempool]
+        for row in gone:
+            row.state, row.updated_at = "dropped", utcnow()
+            res.players.add(row.player_id)
+        return len(gone)
 
     # --- confirmations and credits ---
 
@@ -109,6 +154,7 @@ class DepositBook:
             ChainDeposit.chain == self.chain, ChainDeposit.state.in_(("seen", "pending")))
             .order_by(ChainDeposit.id).with_for_update()).scalars().all()
         for row in rows:
+            assert row.block_number is not None  # seen and pending deposits are in a block
             confs = tip - row.block_number + 1
             final = (row.block_number <= finalized if finalized is not None
                      else confs >= self.confirmations)

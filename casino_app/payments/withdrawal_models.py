@@ -97,7 +97,7 @@ class WithdrawalBatch(LedgerBase):
     tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # The hash of that block (Bitcoin: a settled batch whose block a reorg replaced is
-    # found by it; None on Ethereum rows and on rows settled before led0016).
+    # found by it; None on Ethereum rows and on rows settled before led0016_btc_batches).
     block_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     gas_used: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     gas_fee_wei: Mapped[str | None] = mapped_column(String(80), nullable=True)

@@ -1,12 +1,14 @@
 """Live wallet updates: deposits and withdrawals reach the player's open wallet tabs
 without a reload.
 
-The chain watcher (a job, possibly in another process) only writes the ledger database.
-Each web process runs ``run`` as a Reflex lifespan task: about once a second it asks the
-ledger what changed since its last look (``payments.activity.ChangeTracker``:
-deposits and withdrawals whose ``updated_at`` moved, and the chain tip, which moves the
-confirmation count of unconfirmed deposits) and refreshes the affected players' tabs with
-``app.modify_state``, which sends the new view over the tab's socket.
+The chain watchers (jobs, possibly in another process: eth-watch, btc-watch) only write
+the ledger database. Each web process runs ``run`` as a Reflex lifespan task: about once a
+second it asks the ledger what changed since its last look
+(``payments.activity.ChangeTracker``: deposits on any chain and withdrawals whose
+``updated_at`` moved, a Bitcoin deposit seen incoming in the mempool or dropped from it
+included, and the tip of each configured chain, which moves the confirmation count of
+unconfirmed deposits) and refreshes the affected players' tabs with ``app.modify_state``,
+which sends the new view over the tab's socket.
 
 Which tab shows whose wallet is an in-process registry filled by the wallet page's on_load
 (``watch_tab``): each process pushes to the tabs connected to it. An entry goes when its
@@ -27,6 +29,7 @@ from casino_app.core.clock import utcnow
 from casino_app.core.db import ledger_tx
 from casino_app.core.logging import get_logger
 from casino_app.core.settings import get_settings
+from casino_app.payments import adapters
 from casino_app.payments.activity import ChangeTracker
 
 log = get_logger("casino.ui.push")
@@ -106,6 +109,18 @@ async def push_to(app: Any, token: str, player_id: str) -> None:
         forget_tab(token)
 
 
+def followed_chains() -> list[str]:
+    """The chains whose tips the loop follows: those configured (a node's URL set)."""
+    out = []
+    for c in adapters.CHAINS:
+        try:
+            if c.currencies():
+                out.append(c.name)
+        except ValueError:  # a malformed setting: the config check names it
+            continue
+    return out
+
+
 class Pusher:
     """One process's loop state: the change tracker, made when the first tab registers."""
 
@@ -123,7 +138,7 @@ class Pusher:
             self.tracker = None  # nobody watches: nothing to read
             return 0
         if self.tracker is None:
-            self.tracker = ChangeTracker(utcnow())
+            self.tracker = ChangeTracker(utcnow(), chains=followed_chains())
         players = {tab.player_id for tab in _tabs.values()}
         affected = await asyncio.to_thread(_poll, self.tracker, players)
         pushed = 0
@@ -139,8 +154,9 @@ class Pusher:
 
 
 async def run(app: Any) -> None:
-    """The lifespan task (casino_app/casino_app.py); idle when Ethereum is off."""
-    if not get_settings().eth_rpc_url:
+    """The lifespan task (casino_app/casino_app.py); idle when no chain is configured."""
+    st = get_settings()
+    if not (st.eth_rpc_url or st.btc_rpc_url):
         return
     pusher = Pusher(app)
     while True:

@@ -69,23 +69,30 @@ def _info() -> safe_payments.SafeInfo:
         raise _refused(exc) from None
 
 
-def _user_ids(s, player_ids: set[str]) -> dict[str, int]:  # noqa: ANN001
+def _users(s, player_ids: set[str]) -> dict[str, tuple[int, str]]:  # noqa: ANN001
+    """player id -> (user id, role) of the accounts behind ``player_ids``."""
     if not player_ids:
         return {}
-    return dict(s.execute(select(User.player_id, User.id).where(
-        User.player_id.in_(player_ids))).all())
+    return {pid: (uid, role) for pid, uid, role in s.execute(
+        select(User.player_id, User.id, User.role).where(User.player_id.in_(player_ids)))}
 
 
 def withdrawal_queue(token: str | None) -> Queue:
-    """The withdrawal queue and the refills (support and admins; reading, not audited)."""
+    """The withdrawal queue and the refills (support and admins; reading, not audited).
+    Support sees players' withdrawals only: a staff member's (account, amount, address) is
+    for admins, as their account pages are (users/staff.reachable)."""
     with identity_tx() as s:
-        require_role(s, token)
+        me = require_role(s, token)
         with ledger_tx(readonly=True) as ls:
             rows = withdrawals.staff_queue(session=ls)
             pays = safe_payments.payments_for({r.view.id for r in rows}, session=ls)
             refills = [p for p in safe_payments.payments(limit=200, session=ls)
                        if p.kind == "refill"][:30]
-        users = _user_ids(s, {r.player_id for r in rows})
+        found = _users(s, {r.player_id for r in rows})
+    if me.role is not Role.admin:
+        rows = [r for r in rows
+                if found.get(r.player_id, (None, Role.player.value))[1] == Role.player.value]
+    users = {pid: uid for pid, (uid, _role) in found.items()}
     st = get_settings()
     return Queue([QueueItem(r, users.get(r.player_id), pays.get(r.view.id)) for r in rows],
                  refills, st.eth_safe_address, st.eth_chain_id)
@@ -105,7 +112,7 @@ def _player_user(s, ls, withdrawal_id: int | None) -> int | None:  # noqa: ANN00
     from casino_app.payments.withdrawal_models import Withdrawal
 
     w = ls.get(Withdrawal, withdrawal_id)
-    return None if w is None else _user_ids(s, {w.player_id}).get(w.player_id)
+    return None if w is None else _users(s, {w.player_id}).get(w.player_id, (None,))[0]
 
 
 def prepare_withdrawal(token: str | None, withdrawal_id: object, ctx: RequestContext

@@ -1,13 +1,14 @@
 """STAND-IN for the Bitcoin watcher's bookkeeping of our coins (``btc_utxos``), for tests of
-the senders until payments/btc/watcher.py lands (it is being built in parallel).
+the senders. Written while payments/btc/watcher.py was being built in parallel; it stays
+because it lets a test decide exactly when a coin, a change or a spend is recorded (a
+crash, a reorg, a coin spent elsewhere). tests/payments/btc/test_withdrawals.py also runs
+the real watcher end to end (``test_with_the_watcher_...``).
 
-The watcher is the only writer of what the chain did to our coins (see the docstring of
-``casino_app/payments/btc/models.py``: outputs seen in blocks, spends, reorgs). Tests of the
-withdrawal batcher need hot-wallet coins in that table, written exactly as the watcher will
-write them: this module does that from what the node says, and nothing more. It is NOT the
-watcher: no scanning, no mempool, no reorg handling; a test calls it at the moments the
-watcher would have seen a block. Once the watcher lands, these tests should fund the hot
-wallet and let the real watcher record the coins (and the change of our own batches).
+The watcher is the only writer of what the chain did to our coins in production (see the
+docstring of ``casino_app/payments/btc/models.py``: outputs seen in the mempool and blocks,
+spends, reorgs). This module writes rows exactly as the watcher does, from what the node
+says, and nothing more. It is NOT the watcher: no scanning, no mempool, no reorg
+handling; a test calls it at the moments the watcher would have seen a block.
 
 - :func:`fund_hot` pays the hot wallet (m/84'/coin'/0'/1/0) from the node's test wallet with
   :meth:`BcoinNode.fund` (mined in a block) and records the output: role ``hot``, key

@@ -485,5 +485,6 @@ def test_a_bitcoin_only_server_offers_btc_withdrawals(env, monkeypatch) -> None:
     state = _tab(token)
     deposits = _substate(state.parent_state, DepositsState)
     assert deposits.enabled and deposits.codes == ["BTC"] and deposits.selected == "BTC"
-    assert deposits.cards == [] and deposits.address == ""
+    assert deposits.address.startswith("rb1q")  # the BTC tab: its deposit card
     assert [o.code for o in state.options] == ["BTC"]
+    assert state.options[0].placeholder == "rb1q…"

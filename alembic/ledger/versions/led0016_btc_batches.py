@@ -2,8 +2,8 @@
 by the sender in the transaction that records the batch) and the block hash of a settled
 batch (withdrawal_batches.block_hash: a reorg that replaces that block is detected)
 
-Revision ID: led0016
-Revises: led0015
+Revision ID: led0016_btc_batches
+Revises: led0016_btc_watch
 Create Date: 2026-12-04 09:00:00
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = 'led0016'
-down_revision: str | None = 'led0015'
+revision: str = 'led0016_btc_batches'
+down_revision: str | None = 'led0016_btc_watch'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

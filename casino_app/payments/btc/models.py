@@ -4,49 +4,58 @@ Every output that pays one of our addresses (a player's deposit address, the hot
 and its change addresses, the cold multisig) is one row, keyed by (chain, txid, vout).
 Who writes what:
 
-* The watcher (payments/btc/watcher.py) inserts a row when it first sees the output, in
-  the node's mempool (``block_height`` NULL: unconfirmed) or in a block (its height and
-  hash); an unconfirmed output that leaves the mempool without being mined (double-spent,
-  replaced) becomes ``dropped`` and is never spendable. When a block spends one of our
-  outputs, the watcher marks it ``spent`` (``spent_by`` = the spending txid,
-  ``spent_height``). A reorg that drops a block puts its outputs back to unconfirmed
-  (``block_height`` NULL) and its spends back to ``reserved`` (a transaction of ours,
-  which will be rebroadcast) or ``unspent`` (anyone else's). Deposits are credited from
-  blocks only, through payments/deposits.DepositBook (``chain_deposits``): this table is
-  the chain's view, the ledger is the money.
+* The watcher (payments/btc/watcher.py, payments/btc/utxos.py) inserts a row when it
+  first sees the output, in the node's mempool (``block_height`` NULL: unconfirmed) or in a
+  block (its height and hash); an unconfirmed output that leaves the mempool without being
+  mined (double-spent, replaced) becomes ``dropped`` and is never spendable (seen again in
+  the mempool or a block, it is ``unspent`` again, or ``reserved`` if a sender had
+  reserved it). When a BLOCK spends one of our outputs, the watcher marks it ``spent``
+  (``spent_by`` = the spending txid that was mined, ``spent_height``); a spend seen only in
+  the mempool changes nothing (the sender reserved the output already). A reorg that drops
+  a block puts its outputs back to unconfirmed (``block_height`` NULL) and its spends back
+  to ``reserved`` (still for ``spent_by``: a transaction a sender recorded in
+  ``withdrawal_batch_txs``, which it rebroadcasts) or ``unspent`` (a spend nobody
+  recorded). Deposits are credited from blocks only, through payments/deposits.DepositBook
+  (``chain_deposits``): this table is the chain's view, the ledger is the money.
 * A sender (the withdrawal batcher, the sweeper, a cold payment) that builds a transaction
   marks its inputs ``reserved`` with ``spent_by`` = that transaction's txid IN THE SAME
   ledger transaction that records the signed transaction (payments/sender.py: record
-  before broadcast). A fee bump (RBF) spends the same inputs: ``spent_by`` follows the
-  newest version. So an output is never put in two transactions unless one replaces the
-  other, and coin selection takes only ``unspent`` outputs.
+  before broadcast; every version's txid in ``withdrawal_batch_txs``, which is how the
+  watcher knows after a reorg that a spend was ours). A fee bump (RBF) spends the same
+  inputs: ``spent_by`` follows the newest version. So an output is never put in two
+  transactions unless one replaces the other, and coin selection takes only ``unspent``
+  outputs (with ``block_height`` set, unless it means to spend unconfirmed change).
+  Senders never insert rows: the watcher records their outputs (change) too.
 
 ``role``: ``deposit`` (a player's address: ``player_id`` is set, ``key_index`` the
-derivation index m/84'/coin'/0'/0/i), ``hot`` (the hot wallet's own address
-m/84'/coin'/0'/1/0: refills and sweeps pay it; ``key_chain`` 1, ``key_index`` 0),
-``change`` (the hot wallet's change addresses m/84'/coin'/0'/1/k, k >= 1: ``key_chain`` 1,
-``key_index`` k, as ``btc_change_addresses`` below names them), ``cold`` (the 2-of-3 P2WSH
-cold wallet, payments/btc/cold.py; ``key_chain``/``key_index`` its derivation). Amounts are
+derivation index m/84'/coin'/0'/0/i), ``hot`` (the hot wallet, m/84'/coin'/0'/1/0:
+``keys.hot_wallet_address``, the key the signer spends with), ``change`` (the hot wallet's
+change addresses m/84'/coin'/0'/1/k, k >= 1: the watcher looks for k up to the highest
+seen + ``addresses.CHANGE_GAP``; a sender takes ``addresses.next_change_index`` or any
+index in that window, or pays change to the hot address itself), ``cold`` (the 2-of-3
+P2WSH cold wallet, payments/btc/cold.py; ``key_chain``/``key_index`` its derivation,
+watched the same way: up to the highest seen on each chain + CHANGE_GAP). Amounts are
 integer satoshis. The signer derives the key of a hot or change output from
-(``key_chain``, ``key_index``), so the watcher must fill them exactly.
+(``key_chain``, ``key_index``).
 
 Which transactions are ours: every signed version of a recorded transaction
 (``withdrawal_batch_txs.tx_hash`` of a ``withdrawal_batches`` row with chain ``bitcoin``),
 not only the newest: on a node without BIP125 replacement (bcoin), or when a replacement
 has not reached the miners, an older version may be the one mined. ``spent_by`` names the
-newest version while the batch is open; the sender sets it to the mined version when it
-settles the batch, and puts back to ``unspent`` an input that the mined version did not
-spend (an input a fee bump added).
+newest version while the batch is open; when the sender settles the batch it names the
+mined version on the rows still ``reserved``, and puts back to ``unspent`` an input that
+the mined version did not spend (a coin a fee bump added).
 
-**Change addresses** (``btc_change_addresses``): the sender (payments/btc/sender.py) takes
-the next index k (the highest recorded + 1, starting at 1) for a transaction that pays
-change, and records (k, address, script, batch) IN THE SAME ledger transaction that
-records the signed transaction, before it is broadcast. So the watcher, seeing an output
-to one of these addresses (in the mempool or a block, possibly after a crash of the
-sender), knows it is ours: role ``change``, key (1, k). A fee bump keeps the batch's
-change address; a batch whose change was dust takes none (no gap in the indexes). UNIQUE
-(chain, key_index) and (chain, address): two senders recording at once cannot take the
-same index (the second recording fails unsent and is retried).
+**Which change address each batch used** (``btc_change_addresses``): the withdrawal
+sender (payments/btc/sender.py) takes k = the highest it recorded + 1, and never less
+than ``addresses.next_change_index`` (so always inside the watcher's window unless more
+than CHANGE_GAP batches' change is unseen: then it pays the change to the hot address
+/1/0 and records no row), and records (k, address, script, batch) IN THE SAME ledger
+transaction that records the signed transaction, before it is broadcast. A fee bump keeps
+the batch's change address; a batch whose change was dust takes none. UNIQUE (chain,
+key_index) and (chain, address): two senders recording at once cannot take the same index
+(the second recording fails unsent and is retried). The adapter counts these addresses
+as ours (a player cannot withdraw to one).
 """
 
 from __future__ import annotations

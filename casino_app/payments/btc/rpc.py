@@ -424,6 +424,19 @@ class BitcoinRPC:
         """The main chain's block at ``height``; NotFound above the tip."""
         return str(self.call("getblockhash", int(height)))
 
+    def block_hashes(self, heights: Sequence[int]) -> list[str | None]:
+        """The main chain's blocks at ``heights`` (JSON-RPC batches); None above the tip.
+        Any other error is raised."""
+        out: list[str | None] = []
+        for r in self.batch([("getblockhash", [int(h)]) for h in heights]):
+            if isinstance(r, NotFound):
+                out.append(None)
+            elif isinstance(r, RPCError):
+                raise r
+            else:
+                out.append(str(r))
+        return out
+
     def _getblock_params(self, block_hash: str) -> list[Any]:
         if self.dialect is Dialect.bcoin:
             return [block_hash, True, True]  # (hash, verbose, details)
@@ -476,6 +489,20 @@ class BitcoinRPC:
         if block_hash is not None and self.dialect is Dialect.core:
             params.append(block_hash)
         return _transaction(self.call("getrawtransaction", *params))
+
+    def transactions(self, txids: Sequence[str]) -> list[Transaction | None]:
+        """Several transactions by id (``getrawtransaction txid true`` in JSON-RPC batches:
+        the mempool, or the chain with a transaction index); None for one the node does not
+        have (it left the mempool, or no index). Any other error is raised."""
+        out: list[Transaction | None] = []
+        for r in self.batch([("getrawtransaction", [t, True]) for t in txids]):
+            if isinstance(r, NotFound):
+                out.append(None)
+            elif isinstance(r, RPCError):
+                raise r
+            else:
+                out.append(_transaction(r))
+        return out
 
     def tx_out(self, txid: str, vout: int, include_mempool: bool = True) -> UnspentOutput | None:
         """The output if it is unspent (None if spent or unknown)."""

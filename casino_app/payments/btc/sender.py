@@ -14,7 +14,8 @@ columns shaped for Ethereum are used like this):
   sender: it orders the batches; Bitcoin has no nonce;
 - ``call_data``: the plan as JSON (:class:`Plan`): the inputs (outpoint, value, script, the
   key (chain, index) that owns it), the outputs (script, value, the withdrawal each pays)
-  and the change address (index k of m/84'/coin'/0'/1/k, script); the change VALUE is the
+  and the change address (index k of m/84'/coin'/0'/1/k, script; k = 0: the hot address,
+  when the watcher's window of change addresses is full); the change VALUE is the
   version's (inputs - outputs - fee). A fee bump that needs another coin rewrites it (its
   inputs only grow);
 - ``to_address``: the change address ("" without change); ``value_wei``: what the outputs
@@ -110,7 +111,7 @@ from casino_app.core.logging import get_logger
 from casino_app.core.metrics import BTC_PAYMENT_ANOMALIES
 from casino_app.core.settings import get_settings
 from casino_app.payments import ledger
-from casino_app.payments.btc import keys
+from casino_app.payments.btc import addresses, keys
 from casino_app.payments.btc import network as networks
 from casino_app.payments.btc.adapter import CHAIN, CURRENCY
 from casino_app.payments.btc.models import BtcChangeAddress, BtcUtxo
@@ -558,10 +559,22 @@ class BitcoinSender(ChainSender):
     # --- recording and sending ---
 
     def _take_change(self, s: Session, batch_id: int | None) -> tuple[int, bytes, str]:
-        """The next change address m/84'/coin'/0'/1/k (k >= 1), recorded for the watcher."""
+        """The change address of a new batch: m/84'/coin'/0'/1/k with k the highest taken
+        + 1 and never below the watcher's ``next_change_index`` (the highest it has seen
+        paid + 1), recorded in ``btc_change_addresses``. The watcher looks only up to the
+        highest seen + ``CHANGE_GAP``: if k would be beyond that (more than CHANGE_GAP
+        batches' change not seen yet), the change goes to the hot address /1/0 instead
+        (index 0, no row), so no coin is ever paid where the watcher does not look."""
         top = s.execute(select(func.max(BtcChangeAddress.key_index)).where(
             BtcChangeAddress.chain == self.chain)).scalar_one()
-        k = 1 if top is None else int(top) + 1
+        k = max(1 if top is None else int(top) + 1, addresses.next_change_index(s))
+        seen = addresses.highest_seen(s, "change", keys.CHANGE) or 0
+        if k > seen + addresses.CHANGE_GAP:
+            log.warning("btc_change_window_full", index=k, highest_seen=seen,
+                        hint="the watcher has not seen the change of the last batches: "
+                             "this change goes to the hot address")
+            public = self.signer.public_key(HOT_CHAIN, HOT_INDEX, self.network)
+            return HOT_INDEX, keys.p2wpkh_script(public), self.hot
         public = self.signer.public_key(keys.CHANGE, k, self.network)
         script = keys.p2wpkh_script(public)
         address = keys.p2wpkh_address(public, self.network)

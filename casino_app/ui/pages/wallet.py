@@ -1,7 +1,8 @@
-"""The wallet: per currency the deposit address (QR code of its EIP-681 URI, copy button,
-network warning), withdrawable and pending amounts, the withdraw form (limits, fee and
-total, the 2FA code when it is on), the player's withdrawals and the deposits found on
-chain (both updated live by ui/push.py)."""
+"""The wallet: per currency the deposit address (QR code of its EIP-681 URI on Ethereum, of
+its BIP21 URI on Bitcoin; copy button, network warning), withdrawable, pending, confirming
+and (Bitcoin) incoming amounts, the withdraw form (limits, fee and total, the 2FA code when
+it is on), the player's withdrawals and the deposits found on chain (both updated live by
+ui/push.py)."""
 
 from __future__ import annotations
 
@@ -47,16 +48,13 @@ def _currency_card(c: CurrencyCard) -> rx.Component:
                          border_radius="8px", id="deposit-qr"),
                 rx.vstack(
                     rx.text("Your deposit address", size="2", color=styles.MUTED),
-                    rx.code(DepositsState.address, id="deposit-address", size="3",
+                    rx.code(c.address, id="deposit-address", size="3",
                             word_break="break-all"),
                     rx.button(rx.icon("copy", size=16), "Copy address", variant="soft",
-                              on_click=[rx.set_clipboard(DepositsState.address),
+                              on_click=[rx.set_clipboard(c.address),
                                         rx.toast.success("Address copied.")],
                               aria_label="Copy the deposit address"),
-                    rx.text("Deposits count after ", DepositsState.needed,
-                            " confirmations; from the first one they are playable "
-                            "(within a limit) but not withdrawable.",
-                            size="1", color=styles.MUTED),
+                    rx.text(c.note, size="1", color=styles.MUTED),
                     spacing="2", align="start", min_width="0", flex="1"),
                 direction=rx.breakpoints(initial="column", sm="row"), gap="16px",
                 align="start", width="100%"),
@@ -64,6 +62,8 @@ def _currency_card(c: CurrencyCard) -> rx.Component:
                 _amount("Withdrawable", c.withdrawable, c.code, "withdrawable-" + c.code),
                 _amount("Pending", c.pending, c.code, "pending-" + c.code),
                 _amount("Confirming", c.confirming, c.code, "confirming-" + c.code),
+                rx.cond(c.incoming != "",
+                        _amount("Incoming", c.incoming, c.code, "incoming-" + c.code)),
                 spacing="5", wrap="wrap"),
             spacing="3", width="100%", align="start"),
             class_name="deposit-card"),
@@ -73,7 +73,7 @@ def _currency_card(c: CurrencyCard) -> rx.Component:
 def _state_badge(d: DepositRow) -> rx.Component:
     return rx.badge(d.label, class_name="deposit-state", color_scheme=rx.match(
         d.state, ("available", "green"), ("pending", "amber"), ("seen", "amber"),
-        ("reversed", "red"), "gray"))
+        ("incoming", "blue"), ("reversed", "red"), "gray"))
 
 
 def _deposit_row(d: DepositRow) -> rx.Component:
@@ -223,6 +223,10 @@ def _enabled() -> rx.Component:
                 id="deposit-currency", aria_label="Currency"),
         ),
         rx.foreach(DepositsState.cards, _currency_card),
+        rx.cond(DepositsState.btc_off,
+                rx.text("Bitcoin (BTC) deposits are off on this server: it is not connected "
+                        "to a Bitcoin node.", size="2", color=styles.MUTED,
+                        id="btc-deposits-off")),
         _withdraw_slot(),
         _withdrawals(),
         _deposits(),
@@ -245,7 +249,8 @@ def wallet() -> rx.Component:
                 DepositsState.enabled,
                 _enabled(),
                 card(rx.text("Deposits are not available on this server: it is not "
-                             "connected to a blockchain. You can still play with play "
-                             "money.", id="deposits-off"))),
+                             "connected to a blockchain (Bitcoin and Ethereum deposits are "
+                             "off). You can still play with play money.",
+                             id="deposits-off"))),
             rx.spinner()),
         spacing="4", width="100%", max_width="860px")

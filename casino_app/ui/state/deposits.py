@@ -1,11 +1,12 @@
 """The wallet page's deposits: per configured currency the player's deposit address (with
-its EIP-681 QR code and a network warning), the deposits found on chain and what is
-withdrawable or still confirming.
+its QR code: an EIP-681 URI on Ethereum, a BIP21 URI on Bitcoin; a copy button and a
+network warning), the deposits found on chain (Bitcoin's unconfirmed ones as incoming)
+and what is withdrawable, pending, confirming or incoming.
 
 A view only: every handler re-checks the caller on the server (``caller``) and reads the
-caller's own address and deposits; the currency a browser picks is checked against the
+caller's own addresses and deposits; the currency a browser picks is checked against the
 configured ones. Open wallet tabs are registered with ui/push.py, whose loop refreshes
-them (``_pushed``) when the watcher records a deposit, confirms one, or the chain moves.
+them (``_pushed``) when a watcher records a deposit, confirms one, or a chain moves.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ import segno
 
 from casino_app.core.logging import get_logger
 from casino_app.core.settings import get_settings
-from casino_app.payments import activity, withdrawals
+from casino_app.payments import activity
+from casino_app.payments.btc import addresses as btc_addresses
+from casino_app.payments.btc import keys as btc_keys
+from casino_app.payments.btc import network as btc_network
 from casino_app.payments.currencies import currency
 from casino_app.payments.eth import adapter as eth_adapter
 from casino_app.payments.eth import addresses
@@ -32,8 +36,10 @@ from casino_app.users import accounts
 
 log = get_logger("casino.ui.deposits")
 
-STATE_LABELS = {"seen": "confirming", "pending": "pending", "available": "available",
-                "reversed": "reversed", "dust": "too small"}
+STATE_LABELS = {"incoming": "incoming", "seen": "confirming", "pending": "pending",
+                "available": "available", "reversed": "reversed", "dust": "too small"}
+ETHEREUM, BITCOIN = "ethereum", "bitcoin"
+MAX_ROWS = 50
 
 
 # --- pure helpers (tested in tests/ui/test_deposits_state.py) --------------------------------
@@ -52,16 +58,14 @@ def configured() -> dict[str, str | None]:
     return out
 
 
-def withdraw_only() -> list[str]:
-    """Currencies that can be withdrawn here but have no deposit card (yet): BTC when a
-    Bitcoin node is configured. The wallet lists them after the deposit currencies, with
-    their withdraw form only."""
-    try:
-        codes = withdrawals.currencies()
-    except ValueError:  # a malformed CASINO_ETH_TOKENS: the config check names it
-        return []
-    shown = configured()
-    return [c for c in codes if c not in shown]
+def bitcoin_on() -> bool:
+    """Whether this server takes Bitcoin deposits (a Bitcoin node is configured)."""
+    return bool(get_settings().btc_rpc_url)
+
+
+def deposit_codes() -> list[str]:
+    """Every currency the wallet shows a deposit card for, in display order."""
+    return [*configured(), *(["BTC"] if bitcoin_on() else [])]
 
 
 def qr_data_uri(text: str) -> str:
@@ -75,6 +79,26 @@ def qr_data_uri(text: str) -> str:
 def network_warning(code: str, chain_id: int) -> str:
     return (f"Send only {code} on {eth_adapter.network_name(chain_id)} (chain id {chain_id}) "
             "to this address; other networks or coins are lost.")
+
+
+def btc_network_name(net: btc_network.Network) -> str:
+    return "Bitcoin mainnet" if net.is_mainnet else net.label
+
+
+def btc_network_warning(net: btc_network.Network) -> str:
+    return (f"Send only Bitcoin (BTC) on {btc_network_name(net)} to this address; other "
+            "networks or coins are lost.")
+
+
+def eth_note(needed: int) -> str:
+    return (f"Deposits count after {needed} confirmations; from the first one they are "
+            "playable (within a limit) but not withdrawable.")
+
+
+def btc_note(needed: int) -> str:
+    return ("A deposit shows as incoming as soon as the network sees it, and becomes "
+            "playable (within a limit) once it is in a block; after "
+            f"{needed} confirmations it can be withdrawn.")
 
 
 def short_hash(tx_hash: str) -> str:
@@ -103,6 +127,10 @@ class CurrencyCard:
     withdrawable: str
     pending: str
     confirming: str
+    address: str = ""
+    needed: int = 0       # confirmations to become withdrawable
+    note: str = ""
+    incoming: str = ""    # unconfirmed deposits (Bitcoin); "" where there are none to show
 
 
 @dataclasses.dataclass
@@ -127,7 +155,7 @@ def deposit_row(d: activity.Deposit, needed: int) -> DepositRow:
 
 
 def cards(address: str, view: activity.PlayerDeposits, assets: dict[str, str | None],
-          chain_id: int) -> list[CurrencyCard]:
+          chain_id: int, needed: int = 0) -> list[CurrencyCard]:
     out = []
     for code, token in assets.items():
         cur = currency(code)
@@ -135,19 +163,40 @@ def cards(address: str, view: activity.PlayerDeposits, assets: dict[str, str | N
         out.append(CurrencyCard(
             code, cur.name, uri, qr_data_uri(uri), network_warning(code, chain_id),
             cur.format(view.withdrawable.get(code, 0)), cur.format(view.pending.get(code, 0)),
-            cur.format(view.confirming.get(code, 0))))
+            cur.format(view.confirming.get(code, 0)), address, needed, eth_note(needed)))
     return out
+
+
+def btc_card(address: str, view: activity.PlayerDeposits, net: btc_network.Network
+             ) -> CurrencyCard:
+    """The Bitcoin card: the BIP21 URI of the address in the QR code, the network named."""
+    cur = currency("BTC")
+    uri = btc_keys.bip21_uri(address, network=net)
+    return CurrencyCard(
+        "BTC", cur.name, uri, qr_data_uri(uri), btc_network_warning(net),
+        cur.format(view.withdrawable.get("BTC", 0)), cur.format(view.pending.get("BTC", 0)),
+        cur.format(view.confirming.get("BTC", 0)), address, net.confirmations,
+        btc_note(net.confirmations), cur.format(view.incoming.get("BTC", 0)))
+
+
+def merged_rows(views: list[tuple[activity.PlayerDeposits, int]]) -> list[DepositRow]:
+    """Every chain's deposits in one list, newest first (each with its chain's
+    confirmations)."""
+    both = [(d, needed) for view, needed in views for d in view.deposits]
+    both.sort(key=lambda x: (x[0].created_at, x[0].id), reverse=True)
+    return [deposit_row(d, needed) for d, needed in both[:MAX_ROWS]]
 
 
 # --- the state -------------------------------------------------------------------------------
 
 class DepositsState(rx.State):
-    enabled: bool = False      # a chain is configured (deposits or withdrawals)
+    enabled: bool = False      # a chain (Ethereum or Bitcoin) is configured
+    btc_off: bool = False      # no Bitcoin node: the page says BTC deposits are off
     loaded: bool = False
-    address: str = ""
-    network: str = ""
+    address: str = ""          # the selected currency's deposit address
+    network: str = ""          # Ethereum's network name
     chain_id: int = 0
-    needed: int = 0            # confirmations for a deposit to become withdrawable
+    needed: int = 0            # the selected currency's confirmations to be withdrawable
     codes: list[str] = []
     selected: str = ""
     cards: list[CurrencyCard] = []
@@ -159,48 +208,62 @@ class DepositsState(rx.State):
         self.loaded, self.message = False, ""
 
     async def _load(self, player_id: str) -> None:
-        """Read the player's address and deposits; create the address on first view."""
+        """Read the player's addresses and deposits; create each address on first view."""
         assets = configured()
-        extra = withdraw_only()
+        btc = bitcoin_on()
         st = get_settings()
-        self._set("enabled", bool(assets) or bool(extra))
+        self._set("enabled", bool(assets) or btc)
+        self._set("btc_off", not btc)
         self._set("network", eth_adapter.network_name(st.eth_chain_id))
         self._set("chain_id", st.eth_chain_id)
-        self._set("needed", st.eth_confirmations)
-        if not assets and not extra:
+        if not (assets or btc):
             self._clear()
+            self._set("needed", st.eth_confirmations)
             self.loaded = True
             return
-        codes = [*assets, *extra]
-        if not assets:  # withdrawals only (BTC without Ethereum): no address, no deposits
-            self._set("address", "")
-            self._set("codes", codes)
-            if self.selected not in codes:
-                self.selected = codes[0]
-            self._set("cards", [])
-            self._set("deposits", [])
-            self._set("message", "")
-            self._set("loaded", True)
-            return
-        try:
-            address = await asyncio.to_thread(addresses.deposit_address, player_id)
-        except Exception as exc:  # noqa: BLE001 - an unconfigured xpub, a busy database
-            log.warning("wallet_address_failed", error=type(exc).__name__)
-            self._clear()
-            self.message = "Your deposit address is not available right now. Please try " \
-                           "again in a minute."
-            self.loaded = True
-            return
-        view = await asyncio.to_thread(activity.player_deposits, player_id, list(assets))
-        self._set("address", address)
+        cards_: list[CurrencyCard] = []
+        views: list[tuple[activity.PlayerDeposits, int]] = []
+        failed = []
+        if assets:
+            try:
+                address = await asyncio.to_thread(addresses.deposit_address, player_id)
+            except Exception as exc:  # noqa: BLE001 - an unconfigured xpub, a busy database
+                log.warning("wallet_address_failed", chain=ETHEREUM, error=type(exc).__name__)
+                failed.append("Ethereum")
+            else:
+                view = await asyncio.to_thread(activity.player_deposits, player_id,
+                                               list(assets), MAX_ROWS, ETHEREUM)
+                cards_ += await asyncio.to_thread(cards, address, view, assets, st.eth_chain_id,
+                                                  st.eth_confirmations)
+                views.append((view, st.eth_confirmations))
+        if btc:
+            try:
+                net = btc_network.from_settings(st)
+                address = await asyncio.to_thread(btc_addresses.deposit_address, player_id)
+            except Exception as exc:  # noqa: BLE001 - no account key yet, a busy database
+                log.warning("wallet_address_failed", chain=BITCOIN, error=type(exc).__name__)
+                failed.append("Bitcoin")
+            else:
+                view = await asyncio.to_thread(activity.player_deposits, player_id, ["BTC"],
+                                               MAX_ROWS, BITCOIN)
+                cards_.append(await asyncio.to_thread(btc_card, address, view, net))
+                views.append((view, net.confirmations))
+        codes = [c.code for c in cards_]
         self._set("codes", codes)
         if self.selected not in codes:
-            self.selected = codes[0]
-        self._set("cards", await asyncio.to_thread(cards, address, view, assets,
-                                                   self.chain_id))
-        self._set("deposits", [deposit_row(d, self.needed) for d in view.deposits])
-        self._set("message", "")
+            self.selected = codes[0] if codes else ""
+        self._set("cards", cards_)
+        self._show_selected()
+        self._set("deposits", merged_rows(views))
+        self._set("message", "" if not failed else
+                  f"Your {' and '.join(failed)} deposit address is not available right now. "
+                  "Please try again in a minute.")
         self._set("loaded", True)
+
+    def _show_selected(self) -> None:
+        card_ = next((c for c in self.cards if c.code == self.selected), None)
+        self._set("address", card_.address if card_ else "")
+        self._set("needed", card_.needed if card_ else 0)
 
     def _set(self, name: str, value: object) -> None:
         # Reflex sends every assigned var to the browser: a push that changed one deposit
@@ -253,7 +316,7 @@ class DepositsState(rx.State):
         if me is None:
             self._clear()
             return rx.redirect(routes.login_then(routes.WALLET))
-        if isinstance(code, str) and code in self.codes and \
-                (code in configured() or code in withdraw_only()):
+        if isinstance(code, str) and code in self.codes and code in deposit_codes():
             self.selected = code
+            self._show_selected()
         return None

@@ -76,7 +76,7 @@ class ChainDepositRow:
     currency: str
     amount: str
     state: str
-    block: int
+    block: str            # "" while unconfirmed (a Bitcoin deposit seen in the mempool)
     tx: str
     tx_short: str
     owed: str
@@ -90,7 +90,8 @@ def hold_row(h: Any) -> HoldRow:
 
 def chain_deposit_row(d: Any) -> ChainDepositRow:
     return ChainDepositRow(d.id, fmt_when(d.created_at), d.currency,
-                           fmt_amount(d.currency, d.amount), d.state, d.block_number,
+                           fmt_amount(d.currency, d.amount), d.state,
+                           "" if d.block_number is None else str(d.block_number),
                            d.tx_hash, short_hash(d.tx_hash),
                            fmt_amount(d.currency, d.owed) if d.owed else "")
 

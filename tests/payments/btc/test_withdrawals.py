@@ -798,3 +798,64 @@ def test_a_short_wait_for_our_own_change_is_not_an_alert(env: BcoinNode) -> None
     record_change(env, _batches()[0].tx_hash)  # the watcher (stand-in) records the change
     assert b.run().created == 1
     _invariants_clean()
+
+
+# --- with the real watcher -------------------------------------------------------------------
+
+def test_with_the_watcher_the_coins_the_change_and_the_spends_are_its_records(
+        app_env, bitcoin_node: BcoinNode, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """The watcher (payments/btc/watcher.py), not the stand-in, records the hot wallet's
+    coin, sees the batch's change in the mempool (role change, key (1, 1): the change
+    address the sender took is inside its window), marks the coin spent by the batch when
+    mined; the next batch spends that change with the key the watcher recorded."""
+    from casino_app.payments.btc.watcher import Watcher
+    from casino_app.payments.signer.seed import _mnemonic
+
+    node = bitcoin_node
+    words = _mnemonic().to_mnemonic(secrets.token_bytes(32))  # this test's own wallet
+    _env(node, monkeypatch, CASINO_ETH_HOT_SEED=words,
+         CASINO_BTC_XPUB=signer.account_xpub(NETWORK, words))
+    monkeypatch.setattr(sender, "fault", None)
+    watcher = Watcher(node.rpc, start_height=node.height, confirmations=1)
+    hot = _hot()
+    funding = node.fund(hot, 2_000_000)
+    watcher.poll()
+    with ledger_tx(readonly=True) as s:
+        [coin] = s.execute(select(BtcUtxo)).scalars().all()
+        assert (coin.txid, coin.role, coin.key_chain, coin.key_index, coin.state) == \
+            (funding.txid, "hot", 1, 0, "unspent") and coin.block_height is not None
+    _credit("p-w", "BTC", 10_000_000)
+    tos = [fresh_address() for _ in range(3)]
+    for i, to in enumerate(tos):
+        withdrawals.request_withdrawal("p-w", "BTC", 200_000, to, f"k-w{i}")
+    b = _batcher(node)
+    assert b.run().broadcast == 1
+    [batch] = _batches()
+    watcher.poll()  # the mempool: our change, unconfirmed
+    with ledger_tx(readonly=True) as s:
+        change = s.execute(select(BtcUtxo).where(BtcUtxo.txid == batch_tx(batch))
+                           ).scalar_one()
+        assert (change.role, change.key_chain, change.key_index, change.block_height,
+                change.address) == ("change", 1, 1, None, batch.to_address)
+    node.mine(1)
+    watcher.poll()
+    assert _utxos()[(funding.txid, funding.vout)] == ("spent", batch_tx(batch))
+    assert b.run().paid == 3
+    later = withdrawals.request_withdrawal("p-w", "BTC", 500_000, fresh_address(), "k-w-later")
+    assert b.run().created == 1
+    second = _batches()[1]
+    plan = Plan.from_json(second.call_data)
+    assert [(c.txid, c.key_chain, c.key_index) for c in plan.inputs] == \
+        [(change.txid, 1, 1)]
+    assert plan.change_index == 2  # the next index, inside the watcher's window
+    node.mine(1)
+    watcher.poll()
+    assert b.run().paid == 1
+    assert withdrawals.get_withdrawal(later.id).state == "confirmed"
+    assert _utxos()[(change.txid, change.vout)] == ("spent", _batches()[1].tx_hash)
+    _invariants_clean()
+
+
+def batch_tx(batch: WithdrawalBatch) -> str:
+    """The txid of a batch's latest version (its mined one once settled)."""
+    return batch.tx_hash or _versions(batch.id)[-1].tx_hash

@@ -330,6 +330,28 @@ def test_the_web_side_does_not_import_the_signer() -> None:
     assert out.strip() == "[]"
 
 
+def test_support_sees_players_withdrawals_only(env, devnet) -> None:  # noqa: ANN001
+    """A staff member's withdrawal (account, amount, address) is for admins, as their
+    account pages are: support's queue leaves it out (issue 10)."""
+    from casino_app.users import staff_withdrawals as sw
+    from casino_app.users.models import Role
+    from tests.users.helpers import make_staff, register, user_row
+
+    admin, _, admin_email = make_staff(Role.admin)
+    support, _, _ = make_staff(Role.support)
+    _player_token, addr = register()
+    player, staff_member = user_row(addr), user_row(admin_email)
+    mine = {}
+    for who in (player, staff_member):
+        _fund(who.player_id, "ETH", 50_000_000)
+        mine[who.id] = withdrawals.request_withdrawal(who.player_id, "ETH", "0.01", _fresh(),
+                                                      f"k-seen-{who.id}").id
+    seen = {i.withdrawal.view.id for i in sw.withdrawal_queue(support).items}
+    assert mine[player.id] in seen and mine[staff_member.id] not in seen
+    seen = {i.withdrawal.view.id for i in sw.withdrawal_queue(admin).items}
+    assert {mine[player.id], mine[staff_member.id]} <= seen
+
+
 def test_staff_approve_with_their_signatures_and_every_step_is_audited(env, devnet) -> None:  # noqa: ANN001
     from casino_app.users import staff_withdrawals as sw
     from casino_app.users.errors import Forbidden, NotAuthenticated, ValidationFailed
