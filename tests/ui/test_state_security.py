@@ -123,7 +123,11 @@ def populated(app_env):  # noqa: ANN001, ANN201
 
 
 def _fresh_root() -> Any:
+    """A new root state with every substate of the app (a state class defined after the
+    root was made would be missing from it, whatever test ran first in the process)."""
     from reflex.state import State
+
+    import casino_app.ui.pages  # noqa: F401  (defines every state)
 
     return State(_reflex_internal_init=True)
 
