@@ -30,7 +30,6 @@ transaction (the adapter checks).
 
 from __future__ import annotations
 
-import atexit
 import math
 import os
 import secrets
@@ -47,7 +46,7 @@ import httpx
 from casino_app.payments.btc import bech32, keys
 from casino_app.payments.btc.network import PRESETS
 from casino_app.payments.btc.rpc import BitcoinRPC, NotFound
-from tests.support.services import free_port
+from tests.support.services import NodeProcess, free_port
 
 NETWORK = PRESETS["regtest-bcoin"]
 SEGWIT_HEIGHT = 432  # bcoin regtest: segwit (BIP9) is active for blocks from this height
@@ -55,18 +54,6 @@ COINBASE_MATURITY = 100
 UNREACHABLE_PEER = "192.0.2.1"  # RFC 5737 TEST-NET-1: never a real peer
 REPO = Path(__file__).resolve().parents[2]
 
-_NODES: set[subprocess.Popen] = set()
-
-
-def _kill_nodes() -> None:
-    for proc in list(_NODES):
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        _NODES.discard(proc)
-
-
-atexit.register(_kill_nodes)
 
 
 def tools_dir() -> Path:
@@ -121,7 +108,7 @@ class RegtestWallet:
         self.script = keys.p2wpkh_script(self.public_key)
 
 
-class BcoinNode:
+class BcoinNode(NodeProcess):
     """A private bcoin regtest node: ``start``/``stop``, also a context manager."""
 
     network = NETWORK
@@ -148,14 +135,7 @@ class BcoinNode:
                    "--no-wallet=true", f"--prefix={self.root}", "--log-file=false",
                    "--log-level=info", "--http-host=127.0.0.1", f"--http-port={self.port}",
                    f"--api-key={self.api_key}", "--index-tx=true", "--index-address=true"]
-            setpriv = shutil.which("setpriv")
-            if setpriv:
-                cmd = [setpriv, "--pdeathsig", "KILL", "--", *cmd]
-            env = {**os.environ, "NODE_BACKEND": "js"}
-            with self.log.open("wb") as fh:
-                self.proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env,  # noqa: S603
-                                             cwd=self.root)
-            _NODES.add(self.proc)
+            self._spawn(cmd, self.log, env={**os.environ, "NODE_BACKEND": "js"}, cwd=self.root)
             if self._wait_ready():
                 self._prepare_chain()
                 return self
@@ -189,36 +169,13 @@ class BcoinNode:
             self.mine(n)
             height += n
 
-    def _terminate(self) -> None:
+    def _close_clients(self) -> None:
         if self._rpc is not None:
             self._rpc.close()
             self._rpc = None
         if self._http is not None:
             self._http.close()
             self._http = None
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        try:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        finally:
-            _NODES.discard(proc)
-
-    def stop(self) -> None:
-        self._terminate()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> BcoinNode:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # access -------------------------------------------------------------------------------
     @property

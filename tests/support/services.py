@@ -222,22 +222,74 @@ ANVIL_KEYS = [
     "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
 ]
 
-_ANVILS: set[subprocess.Popen] = set()
+_CHILDREN: set[subprocess.Popen] = set()
 
 
-def _kill_anvils() -> None:
-    for proc in list(_ANVILS):
-        proc.kill()
-        proc.wait()
-        _ANVILS.discard(proc)
+def _kill_children() -> None:
+    for proc in list(_CHILDREN):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        _CHILDREN.discard(proc)
 
 
-def _watch_anvils() -> None:
-    import atexit
+class NodeProcess:
+    """A private node the tests start (anvil, bcoin): one process in a temporary folder.
+    ``stop`` ends it (SIGTERM, then SIGKILL after 10 s) and removes the folder; every
+    process still running when the interpreter exits is killed; also a context manager.
+    A subclass starts the process, hands it to ``_spawn``, and closes its clients in
+    ``_close_clients``."""
 
-    if not getattr(_watch_anvils, "done", False):
-        atexit.register(_kill_anvils)
-        _watch_anvils.done = True  # type: ignore[attr-defined]
+    proc: subprocess.Popen | None = None
+    root: Path
+
+    def start(self) -> NodeProcess:
+        raise NotImplementedError
+
+    def _spawn(self, cmd: list[str], log: Path, **kw) -> subprocess.Popen:  # noqa: ANN003
+        """Start ``cmd`` with its output in ``log``; with ``setpriv`` (util-linux) the
+        process also dies with the thread that started it, even by SIGKILL."""
+        import atexit
+
+        if not getattr(NodeProcess, "_watching", False):
+            atexit.register(_kill_children)
+            NodeProcess._watching = True  # type: ignore[attr-defined]
+        setpriv = shutil.which("setpriv")
+        if setpriv:
+            cmd = [setpriv, "--pdeathsig", "KILL", "--", *cmd]
+        with log.open("wb") as fh:
+            self.proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, **kw)  # noqa: S603
+        _CHILDREN.add(self.proc)
+        return self.proc
+
+    def _close_clients(self) -> None:
+        """Drop the subclass's clients of the node (before the process goes)."""
+
+    def _terminate(self) -> None:
+        self._close_clients()
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        try:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        finally:
+            _CHILDREN.discard(proc)
+
+    def stop(self) -> None:
+        self._terminate()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self):  # noqa: ANN204
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def anvil_exe() -> Path:
@@ -247,7 +299,7 @@ def anvil_exe() -> Path:
     return exe()
 
 
-class Anvil:
+class Anvil(NodeProcess):
     """A private anvil (Foundry's dev node) on a free port: chain id 31337, the ten funded
     accounts of ANVIL_MNEMONIC, auto-mining unless ``no_mining`` (or on a clock with
     ``block_time``). ``start``/``stop``; also a context manager. The process is killed when
@@ -270,7 +322,6 @@ class Anvil:
 
     # life cycle
     def start(self, timeout: float = 30) -> Anvil:
-        _watch_anvils()
         last = ""
         for _ in range(3):  # a free port can be taken before anvil binds it: try another
             self.port = free_port()
@@ -281,13 +332,8 @@ class Anvil:
             if self.block_time is not None:
                 cmd += ["--block-time", str(self.block_time)]
             cmd += list(self.extra_args)
-            setpriv = shutil.which("setpriv")
-            if setpriv:
-                cmd = [setpriv, "--pdeathsig", "KILL", "--", *cmd]
             log = self.root / "anvil.log"
-            with log.open("wb") as fh:
-                self.proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)  # noqa: S603
-            _ANVILS.add(self.proc)
+            self._spawn(cmd, log)
             deadline = time.time() + timeout
             while time.time() < deadline and self.proc.poll() is None:
                 try:
@@ -299,31 +345,8 @@ class Anvil:
             self._terminate()
         raise RuntimeError(f"anvil did not start:\n{last}")
 
-    def _terminate(self) -> None:
-        proc, self.proc = self.proc, None
+    def _close_clients(self) -> None:
         self._w3 = None
-        if proc is None:
-            return
-        try:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        finally:
-            _ANVILS.discard(proc)
-
-    def stop(self) -> None:
-        self._terminate()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> Anvil:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # access
     @property
