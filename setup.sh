@@ -167,11 +167,25 @@ case "$cmd" in
     ;;
   test)
     install_base; install_test_tools; install_python "test"; install_node
-    say "Running the test suite"
     shift
     set +e
-    .venv/bin/pytest "$@"
-    status=$?
+    if [ $# -gt 0 ]; then
+      say "Running pytest $*"
+      .venv/bin/pytest "$@"
+      status=$?
+    else
+      # Two phases: the service and integration tests spread over the cores (pytest-xdist,
+      # HH_TEST_WORKERS, default 2; each worker starts its own PostgreSQL, Redis and chain
+      # nodes), then the tests that drive a real `casino run` (browser and websocket
+      # attacks), one app at a time, since they share the front-end build in .web/.
+      say "Running the test suite (1/2: services and integration, ${HH_TEST_WORKERS:-2} workers)"
+      .venv/bin/pytest -n "${HH_TEST_WORKERS:-2}" -m "not e2e and not security"
+      first=$?
+      say "Running the test suite (2/2: end to end in Chromium, attacks over the websocket)"
+      .venv/bin/pytest -m "e2e or security"
+      second=$?
+      status=$(( first != 0 ? first : second ))
+    fi
     set -e
     exit $status
     ;;
