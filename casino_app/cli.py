@@ -338,18 +338,80 @@ def cmd_reconcile(_args: argparse.Namespace) -> int:
 
 
 def cmd_devnet(args: argparse.Namespace) -> int:
-    """A local Ethereum chain with the contracts deployed and the hot wallet funded."""
+    """Local development chains: anvil (contracts deployed, hot wallet funded) and a bcoin
+    regtest node (mined every few seconds, hot wallet funded); ``devnet pay`` sends
+    regtest BTC from the devnet's key."""
     st = _settings()
     if st.is_production:
         return _fail("casino devnet is a development chain: not in production")
-    from casino_app.payments.eth import devnet, keys
+    if getattr(args, "devnet_command", None) == "pay":
+        return _devnet_pay(args, st)
+    try:
+        return _run_devnet(args, st)
+    except (FileNotFoundError, RuntimeError, ValueError) as exc:
+        return _fail(str(exc))
+
+
+def _devnet_pay(args: argparse.Namespace, st: Settings) -> int:
+    from casino_app.payments.btc import devnet as btc_devnet
+    from casino_app.payments.currencies import currency
+
+    try:
+        sats = currency("BTC").parse(args.amount)
+        txid = btc_devnet.pay(st.data_dir, args.address, sats)
+    except (ValueError, RuntimeError) as exc:
+        return _fail(str(exc))
+    print(f"sent {args.amount} BTC to {args.address} in {txid}; the devnet's next block "
+          "confirms it")
+    return 0
+
+
+def _run_devnet(args: argparse.Namespace, st: Settings) -> int:
+    import signal
+    import threading
+
+    from casino_app.payments.btc import devnet as btc_devnet
+    from casino_app.payments.eth import devnet as eth_devnet
+    from casino_app.payments.eth import keys as eth_keys
+    from casino_app.payments.signer import btc as btc_signer
     from casino_app.payments.signer.seed import prepare_hot_wallet
 
-    prepare_hot_wallet()  # development: creates the seed and the xpub file if missing
+    # Ctrl-C or SIGTERM ends the loop below; the chains are then stopped in order (anvil
+    # writes its state), whatever the start was doing when the signal came.
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    prepare_hot_wallet()  # development: creates the seed and the xpub files if missing
+    eth = eth_devnet.EthDevnet(args.port, st.data_dir, args.block_time)
+    btc = None if args.no_btc else btc_devnet.Devnet(st.data_dir, args.btc_port)
     try:
-        return devnet.run(args.port, st.data_dir, args.block_time, keys.hot_wallet_address())
-    except (FileNotFoundError, RuntimeError) as exc:
-        return _fail(str(exc))
+        eth.start(eth_keys.hot_wallet_address())
+        settings = eth.settings()
+        if btc is not None:
+            # the hot wallet on the devnet's network (regtest), whatever is configured now
+            btc.start(btc_signer.hot_address(network=btc_devnet.NETWORK))
+            settings.update(btc.settings())
+        print("HashHouse devnet (development keys only: never use them for real money)")
+        print(f"  Ethereum: chain id {eth.deployed['chain_id']} at {eth.url}; Safe owners "
+              "are anvil accounts 7, 8, 9")
+        if btc is not None:
+            print(f"  Bitcoin: bcoin regtest at http://127.0.0.1:{args.btc_port}/, a block "
+                  f"every {args.btc_block_time:g} s; pay a deposit address with "
+                  "`casino devnet pay ADDRESS AMOUNT`")
+        print("  point the app at it (e.g. in the environment of `casino run`):")
+        for k, v in settings.items():
+            print(f"    export {k}={v}")
+        print("  Ctrl-C stops it; the chains are saved in", st.data_dir, flush=True)
+        while not stopping.wait(args.btc_block_time if btc is not None else 1.0):
+            if not eth.alive:
+                return _fail("anvil stopped")
+            if btc is not None:
+                btc.mine(1)
+        return 0
+    finally:
+        if btc is not None:
+            btc.stop()
+        eth.stop()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -396,12 +458,22 @@ def build_parser() -> argparse.ArgumentParser:
                     help="where the coins came from (transaction id); a repeat is a no-op")
     lf.set_defaults(func=cmd_ledger_fund)
 
-    dn = sub.add_parser("devnet", help="run a local Ethereum development chain (anvil) with "
-                                       "tokens, a Safe and a funded hot wallet")
+    dn = sub.add_parser("devnet", help="run local development chains: anvil (tokens, a "
+                                       "Safe, a funded hot wallet) and a bcoin regtest node")
     dn.add_argument("--port", type=int, default=8545)
     dn.add_argument("--block-time", type=float, default=None,
-                    help="mine every N seconds (default: a block per transaction)")
+                    help="Ethereum: mine every N seconds (default: a block per transaction)")
+    dn.add_argument("--btc-port", type=int, default=18443)
+    dn.add_argument("--btc-block-time", type=float, default=5.0,
+                    help="Bitcoin: mine a block every N seconds (default 5)")
+    dn.add_argument("--no-btc", action="store_true", help="run anvil only")
     dn.set_defaults(func=cmd_devnet)
+    dn_sub = dn.add_subparsers(dest="devnet_command")
+    dp = dn_sub.add_parser("pay", help="send regtest BTC from the devnet's key to an address "
+                                       "(the devnet must be running)")
+    dp.add_argument("address")
+    dp.add_argument("amount", help="in BTC, e.g. 0.5")
+    dp.set_defaults(func=cmd_devnet)
 
     sub.add_parser("reconcile", help="compare the books with the chain now (JSON; exit 1 "
                                      "on a discrepancy)").set_defaults(func=cmd_reconcile)

@@ -109,6 +109,11 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
     handler._casino = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+    # httpx logs every request at INFO: the chain watchers would write a line per node call
+    # (several a second). Their own events say what happened; the client speaks up on
+    # warnings only.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     _configured = True
 
 

@@ -106,37 +106,53 @@ def settings_for(d: dict[str, Any], url: str) -> dict[str, str]:
     }
 
 
-def run(port: int, data_dir: Path, block_time: float | None, hot_address: str) -> int:
-    """Run the devnet in the foreground until interrupted (Ctrl-C)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    state = data_dir / "devnet-state.json"
-    deployed_file = data_dir / "devnet.json"
-    args = [str(anvil_exe()), "--port", str(port), "--host", "127.0.0.1", "--chain-id",
-            "31337", "--mnemonic", ANVIL_MNEMONIC, "--state", str(state), "--silent"]
-    if block_time:
-        args += ["--block-time", str(block_time)]
-    proc = subprocess.Popen(args)  # noqa: S603 - our own binary, fixed arguments
-    try:
-        url = f"http://127.0.0.1:{port}"
-        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 10}))
-        _wait(w3, proc)
-        saved = json.loads(deployed_file.read_text()) if deployed_file.exists() else None
-        d = setup_chain(w3, hot_address, saved)
-        deployed_file.write_text(json.dumps(d, indent=2))
-        print("HashHouse devnet (anvil, development keys only: never use them for real money)")
-        print(f"  chain id {d['chain_id']} at {url}; Safe owners are anvil accounts 7, 8, 9")
-        print("  point the app at it (e.g. in the environment of `casino run`):")
-        for k, v in settings_for(d, url).items():
-            print(f"    export {k}={v}")
-        print("  Ctrl-C stops it; the chain is saved to", state)
-        proc.wait()
-        return proc.returncode or 0
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        if proc.poll() is None:
-            proc.terminate()  # anvil writes --state on SIGTERM
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+class EthDevnet:
+    """anvil with the contracts deployed and the hot wallet funded; its chain is saved to
+    the data folder when it stops (anvil ``--state``, written on SIGTERM) and loaded on the
+    next start."""
+
+    def __init__(self, port: int, data_dir: Path, block_time: float | None) -> None:
+        self.port = port
+        self.data_dir = data_dir
+        self.block_time = block_time
+        self.state = data_dir / "devnet-state.json"
+        self.deployed_file = data_dir / "devnet.json"
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen | None = None
+        self.deployed: dict[str, Any] = {}
+
+    def start(self, hot_address: str) -> EthDevnet:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [str(anvil_exe()), "--port", str(self.port), "--host", "127.0.0.1",
+                "--chain-id", "31337", "--mnemonic", ANVIL_MNEMONIC, "--state",
+                str(self.state), "--silent"]
+        if self.block_time:
+            args += ["--block-time", str(self.block_time)]
+        self.proc = subprocess.Popen(args)  # noqa: S603 - our own binary, fixed arguments
+        w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 10}))
+        _wait(w3, self.proc)
+        saved = (json.loads(self.deployed_file.read_text()) if self.deployed_file.exists()
+                 else None)
+        self.deployed = setup_chain(w3, hot_address, saved)
+        self.deployed_file.write_text(json.dumps(self.deployed, indent=2))
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def settings(self) -> dict[str, str]:
+        return settings_for(self.deployed, self.url)
+
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM: anvil writes its state, then exits (killed after ``timeout`` s)."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.error("devnet_anvil_killed", waited=timeout)
+            proc.kill()
+            proc.wait()

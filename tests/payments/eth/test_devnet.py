@@ -1,5 +1,7 @@
 """`casino devnet`: a real anvil with the contracts deployed, the hot wallet funded, the
-settings printed, and the chain saved and reused on the next start."""
+settings printed, and the chain saved and reused on the next start; beside it a real bcoin
+regtest node, mined by the devnet, its hot wallet funded, `casino devnet pay` paying an
+address, and its chain (the same blocks) back after a restart."""
 
 from __future__ import annotations
 
@@ -16,16 +18,22 @@ from web3 import Web3
 from casino_app.payments.eth import chain
 from tests.support.services import free_port
 
-pytestmark = pytest.mark.ethereum
+pytestmark = [pytest.mark.ethereum, pytest.mark.bitcoin]
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _start(tmp_path: Path, port: int) -> tuple[subprocess.Popen, dict[str, str]]:
+def _env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASINO_")}
     env["CASINO_DATA_DIR"] = str(tmp_path / "data")
+    return env
+
+
+def _start(tmp_path: Path, port: int, btc_port: int = 0,
+           ) -> tuple[subprocess.Popen, dict[str, str]]:
+    args = ["--btc-port", str(btc_port), "--btc-block-time", "1"] if btc_port else ["--no-btc"]
     proc = subprocess.Popen([sys.executable, "-m", "casino_app.cli", "devnet", "--port",
-                             str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                             str(port), *args], cwd=ROOT, env=_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     printed: dict[str, str] = {}
     end = time.monotonic() + 90
     assert proc.stdout is not None
@@ -43,9 +51,12 @@ def _start(tmp_path: Path, port: int) -> tuple[subprocess.Popen, dict[str, str]]
 
 
 def _stop(proc: subprocess.Popen) -> None:
+    """Ctrl-C: the devnet stops its chains (anvil writes its state) and exits. Nothing
+    reads its output any more, so it must not write any (stderr goes to /dev/null, stdout
+    is drained here: a full pipe would block it)."""
     proc.send_signal(signal.SIGINT)
     try:
-        proc.wait(20)
+        proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         proc.kill()
         raise
@@ -92,3 +103,53 @@ def test_devnet_deploys_funds_prints_settings_and_keeps_its_chain(tmp_path: Path
         assert w3.eth.get_code(third["CASINO_ETH_BATCH_CONTRACT"])
     finally:
         _stop(proc)
+
+
+def test_devnet_runs_a_bitcoin_node_that_pays_and_keeps_its_blocks(tmp_path: Path) -> None:
+    from casino_app.payments.btc import devnet as btc_devnet
+    from casino_app.payments.btc import keys
+    from casino_app.payments.btc.rpc import BitcoinRPC
+    from casino_app.payments.signer import btc as btc_signer
+    from tests.support.bitcoin import fresh_address
+
+    port, btc_port = free_port(), free_port()
+    proc, printed = _start(tmp_path, port, btc_port)
+    to = fresh_address()
+    try:
+        assert printed["CASINO_BTC_NETWORK"] == "regtest-bcoin"
+        rpc = BitcoinRPC(printed["CASINO_BTC_RPC_URL"], printed["CASINO_BTC_RPC_USER"],
+                         printed["CASINO_BTC_RPC_PASSWORD"], timeout=60)
+        node = btc_devnet.Node(btc_port, printed["CASINO_BTC_RPC_PASSWORD"])
+        words = (tmp_path / "data" / "dev-hot-wallet.seed").read_text()
+        net = btc_devnet.NETWORK
+        hot = keys.p2wpkh_address(btc_signer.public_key(1, 0, net, words=words), net)
+        assert sum(c.value for c in node.coins(hot)) == btc_devnet.HOT_FUNDING
+        paid = subprocess.run([sys.executable, "-m", "casino_app.cli", "devnet", "pay", to,
+                               "0.25"], cwd=ROOT, env=_env(tmp_path), capture_output=True,
+                              text=True, timeout=120)
+        assert paid.returncode == 0, paid.stderr
+        txid = paid.stdout.split(" in ")[1].split(";")[0]
+        deadline = time.monotonic() + 60  # the devnet mines a block a second
+        while rpc.raw_transaction(txid).confirmations < 1:
+            assert time.monotonic() < deadline, "the devnet did not mine the payment"
+            time.sleep(0.5)
+        height = rpc.block_count()
+        tip = rpc.block_hash(height)
+        node.close()
+    finally:
+        _stop(proc)
+    proc, again = _start(tmp_path, port, btc_port)  # the same chain, extended
+    try:
+        assert again["CASINO_BTC_RPC_PASSWORD"] == printed["CASINO_BTC_RPC_PASSWORD"]
+        rpc = BitcoinRPC(again["CASINO_BTC_RPC_URL"], "hashhouse",
+                         again["CASINO_BTC_RPC_PASSWORD"], timeout=60)
+        assert rpc.block_count() >= height and rpc.block_hash(height) == tip
+        node = btc_devnet.Node(btc_port, again["CASINO_BTC_RPC_PASSWORD"])
+        assert [c.value for c in node.coins(to)] == [25_000_000]
+        node.close()
+    finally:
+        _stop(proc)
+    bad = subprocess.run([sys.executable, "-m", "casino_app.cli", "devnet", "pay",
+                          "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266", "1"], cwd=ROOT,
+                         env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "casino:" in bad.stderr
