@@ -568,3 +568,75 @@ def test_the_cold_step_runs_with_the_btc_batch_job(env: Env, monkeypatch: pytest
     e.mine(CONFIRMATIONS)
     assert job.func()["cold_paid"] == 1
     _invariants_clean()
+
+
+# --- the staff page's state -------------------------------------------------------------------
+
+def _page(token: str) -> Any:
+    from tests.ui.test_staff_withdrawals_state import _state
+
+    return _state(token)
+
+
+def _act(state: Any, name: str, *args: Any) -> None:
+    from tests.ui.test_staff_withdrawals_state import _run
+
+    _run(state, name, *args)
+
+
+def test_the_staff_page_prepares_shows_and_takes_the_signed_psbts(env: Env) -> None:
+    e = env
+    e.fund_cold(3_000_000)
+    wid, _ = e.large("p-page")
+    page_a, page_b = _page(e.admin_a[0]), _page(e.admin_b[0])
+    _act(page_a, "on_open")
+    [row] = page_a.awaiting
+    assert (row.chain, row.needs_psbt, row.needs_prepare, row.has_psbt) == \
+        ("bitcoin", True, False, False)
+    assert page_a.cold_wallet.startswith("2 of 3: ")
+    _act(page_a, "prepare_psbt", {"withdrawal_id": str(wid)})
+    assert page_a.message == "" and "PSBT #" in page_a.notice
+    [row] = page_a.awaiting
+    shown = row.psbt
+    assert (row.needs_psbt, row.has_psbt, shown.can_sign, shown.signatures) == \
+        (False, True, True, "0 of 2")
+    assert shown.qr.startswith("data:image/svg+xml;base64,")  # one input: fits a QR
+    assert shown.href == "data:application/octet-stream;base64," + shown.base64
+    assert shown.filename.endswith(".psbt") and shown.txid in row.psbt.txid
+    signed = base64.b64encode(e.signers[0].sign(shown.base64)).decode()
+    _act(page_a, "upload_psbt", {"payment_id": str(shown.payment_id), "psbt": signed})
+    assert page_a.message == "" and "(1 of 2)" in page_a.notice
+    assert page_a.awaiting[0].approvals == f"#{e.admin_a[1]}"
+    # a refused upload says why and changes nothing
+    before = _fingerprint()
+    _act(page_b, "on_open")
+    _act(page_b, "upload_psbt", {"payment_id": str(shown.payment_id), "psbt": signed})
+    assert "already signed" in page_b.message and _fingerprint() == before
+    _act(page_b, "upload_psbt", {"payment_id": str(shown.payment_id), "psbt": "hello"})
+    assert "Upload refused" in page_b.message and _fingerprint() == before
+    # the binary file as the page's script reads it (base64), by the second admin
+    file_text = base64.b64encode(e.signers[1].sign(shown.base64)).decode()
+    _act(page_b, "upload_psbt", {"payment_id": str(shown.payment_id), "psbt": file_text})
+    assert "recorded and broadcast" in page_b.notice
+    assert page_b.awaiting == []
+    [flying] = page_b.in_flight
+    assert (flying.id, flying.state, flying.tx) == (wid, "batched", shown.txid)
+    assert flying.psbt.progress.startswith("broadcast") and flying.psbt.base64 == ""
+    _invariants_clean()
+
+
+def test_the_web_side_never_imports_the_signer_or_the_sender() -> None:
+    """The staff page and its services (preparing, checking, combining, broadcasting)
+    need no private key: the web process never imports the signer, nor the hot wallet's
+    sender."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = ("import sys, casino_app.ui.pages.staff_withdrawals, "
+             "casino_app.payments.btc.cold_payments, casino_app.users.staff_withdrawals; "
+             "print(sorted(m for m in sys.modules if m.startswith('casino_app.payments.signer')"
+             " or m.startswith('casino_app.payments.btc.s') or m.endswith('cold_sender')))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[3]).stdout
+    assert out.strip().splitlines()[-1] == "[]"
