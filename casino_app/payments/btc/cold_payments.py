@@ -77,7 +77,7 @@ from casino_app.core.clock import utcnow
 from casino_app.core.db import ledger_tx
 from casino_app.core.logging import get_logger
 from casino_app.core.settings import ConfigError, get_settings
-from casino_app.payments import ledger
+from casino_app.payments import holds, ledger
 from casino_app.payments import sender as shared_sender
 from casino_app.payments.btc import addresses, keys, psbt
 from casino_app.payments.btc import cold as cold_wallets
@@ -104,6 +104,8 @@ KIND = "cold"       # and their kind
 LIVE = ("awaiting_signatures", "sent", "cancelling")   # payments holding their coins
 MAX_INPUTS = 50     # a cold spend of more coins is refused: consolidate first
 MIN_CONFIRMATIONS = 1
+ON_HOLD = ("The player is under staff review (a hold): release the hold before this "
+           "withdrawal is prepared or approved.")
 
 
 # --- refusals: str() is safe to show to staff ------------------------------------------------
@@ -493,6 +495,8 @@ def plan_withdrawal(withdrawal_id: int, *, rpc: BitcoinRPC | None = None,
         if found is not None:
             return Planned("withdrawal", w.id, w.amount, w.address, None, (), None, 0,
                            w_.threshold, _view(s, found))
+        if holds.on_hold(s, w.player_id):
+            raise NotSignable(ON_HOLD)
         amount, address = w.amount, w.address
     return _plan("withdrawal", withdrawal_id, amount, address, rpc, w_)
 
@@ -659,6 +663,8 @@ def add_signature(payment_id: int, staff_id: int, upload: object, *,
                           .with_for_update()).scalar_one()
             if w.state != "awaiting_approval":
                 raise NotSignable("This withdrawal is not waiting for approval.")
+            if holds.on_hold(s, w.player_id):
+                raise NotSignable(ON_HOLD)
         reference = base64.b64decode(p.psbt)
         try:
             signed = psbt.check_signed(w_, reference, data)

@@ -376,6 +376,28 @@ def test_support_and_players_cannot_prepare_sign_or_refill(env: Env) -> None:
     assert q.cold_wallet.startswith("2 of 3: ")
 
 
+def test_a_player_on_hold_is_neither_prepared_nor_approved(env: Env) -> None:
+    from casino_app.payments.hold_models import PlayerHold
+
+    e = env
+    e.fund_cold(3_000_000)
+    wid, _ = e.large("p-hold")
+    view = staff.prepare_psbt(e.admin_a[0], wid, e.ctx)
+    with ledger_tx() as s:
+        s.add(PlayerHold(player_id="p-hold", reason="reorg_debt", detail="test"))
+    before = _fingerprint()
+    with pytest.raises(ValidationFailed, match="under staff review"):
+        e.upload(e.admin_a, view, e.signers[0])
+    assert _fingerprint() == before
+    staff.reject_withdrawal(e.admin_a[0], wid, "hold", e.ctx)  # rejecting is allowed
+    wid2, _ = e.large("p-hold2")
+    with ledger_tx() as s:
+        s.add(PlayerHold(player_id="p-hold2", reason="reorg_debt", detail="test"))
+    with pytest.raises(ValidationFailed, match="under staff review"):
+        staff.prepare_psbt(e.admin_a[0], wid2, e.ctx)
+    _invariants_clean()
+
+
 # --- refills ---------------------------------------------------------------------------------
 
 def test_a_refill_from_cold_reaches_the_hot_wallet_and_books_only_the_fee(env: Env) -> None:
