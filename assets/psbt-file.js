@@ -14,7 +14,9 @@
 (function () {
   "use strict";
 
-  var MAX_BYTES = 700000; // a signed PSBT of a cold payment is a few kilobytes
+  // A signed PSBT of a cold payment is a few kilobytes; the form's text box takes 500,000
+  // characters (a websocket message carries at most 1 MB).
+  var MAX_BYTES = 360000;
 
   function isBinaryPsbt(bytes) {
     return bytes.length >= 5 && bytes[0] === 0x70 && bytes[1] === 0x73 &&

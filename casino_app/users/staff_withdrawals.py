@@ -40,7 +40,10 @@ from casino_app.users.staff import _actor, _reason, require_role
 log = get_logger("casino.staff")
 
 APPROVERS = (Role.admin,)
-MAX_PSBT_TEXT = cold_payments.psbt.MAX_UPLOAD_BYTES
+# Characters of a pasted or file-read PSBT: a cold payment's signed PSBT is a few (at most
+# some tens of) kilobytes, and one websocket message carries at most 1 MB (Reflex's
+# REFLEX_SOCKET_MAX_HTTP_BUFFER_SIZE); psbt.check_signed refuses more than 1 MB itself.
+MAX_PSBT_TEXT = 500_000
 
 
 @dataclass(frozen=True)

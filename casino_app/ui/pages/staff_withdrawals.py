@@ -28,7 +28,7 @@ from casino_app.ui.state.staff_withdrawals import (
 )
 
 S = StaffWithdrawalsState
-PSBT_TEXT_MAX = 1_000_000  # characters: users/staff_withdrawals.MAX_PSBT_TEXT
+PSBT_TEXT_MAX = 500_000  # characters: users/staff_withdrawals.MAX_PSBT_TEXT
 
 
 def _hidden(name: str, value: rx.Var) -> rx.Component:
