@@ -82,8 +82,10 @@ def btc_batch() -> dict[str, int]:
     from casino_app.payments.btc.cold_sender import cold_once
 
     # cold payments by PSBT (recorded by the web process once two admins approved):
-    # rebroadcast, settled, and those whose coins the chain spent resolved
-    return {**batch_once(), **cold_once()}
+    # rebroadcast, settled, and those whose coins the chain spent resolved (first, like
+    # Ethereum's Safe step; its own errors are logged and do not stop the batcher)
+    cold = cold_once()
+    return {**batch_once(), **cold}
 
 
 def btc_sweep() -> dict[str, int]:

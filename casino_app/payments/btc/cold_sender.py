@@ -258,6 +258,10 @@ def cold_once() -> dict[str, int]:
     st = get_settings()
     if not st.btc_rpc_url:
         return {}
-    if _sender is None:
-        _sender = ColdSender(BitcoinRPC.from_settings(st))
-    return {f"cold_{k}": v for k, v in _sender.run().as_dict().items() if v}
+    try:
+        if _sender is None:
+            _sender = ColdSender(BitcoinRPC.from_settings(st))
+        return {f"cold_{k}": v for k, v in _sender.run().as_dict().items() if v}
+    except Exception as exc:  # noqa: BLE001 - a cold payment problem must not stop the batcher
+        log.error("btc_cold_run_failed", error=type(exc).__name__, detail=str(exc)[:300])
+        return {"cold_errors": 1}
