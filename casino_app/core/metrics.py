@@ -55,8 +55,8 @@ JOB_RUNS = Counter(
 # Custody --------------------------------------------------------------------------------
 HOT_WALLET_BELOW_MIN = Gauge(
     "casino_hot_wallet_below_min",
-    "1 while the hot wallet holds less than its band's minimum (CASINO_ETH_HOT_BAND), by "
-    "currency; set by the eth-sweep job.",
+    "1 while the hot wallet holds less than its band's minimum (CASINO_ETH_HOT_BAND, "
+    "CASINO_BTC_HOT_BAND), by currency; set by the eth-sweep and btc-sweep jobs.",
     ["currency"],
     multiprocess_mode="livemax",
 )

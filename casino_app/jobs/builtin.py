@@ -79,8 +79,19 @@ def btc_watch() -> dict[str, int]:
 
 def btc_batch() -> dict[str, int]:
     from casino_app.payments.btc.batcher import batch_once
+    from casino_app.payments.btc.cold_sender import cold_once
 
-    return batch_once()
+    # cold payments by PSBT (recorded by the web process once two admins approved):
+    # rebroadcast, settled, and those whose coins the chain spent resolved (first, like
+    # Ethereum's Safe step; its own errors are logged and do not stop the batcher)
+    cold = cold_once()
+    return {**batch_once(), **cold}
+
+
+def btc_sweep() -> dict[str, int]:
+    from casino_app.payments.btc.sweeper import sweep_once
+
+    return sweep_once()
 
 
 @lru_cache(maxsize=4)
@@ -105,8 +116,12 @@ def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, ...] | None,
         # the UTXO set of our wallets (payments.btc.watcher).
         Job("btc-watch", btc[0], btc_watch),
         # Pay queued BTC withdrawals from the hot wallet, one transaction per interval
-        # (payments.btc.batcher).
+        # (payments.btc.batcher), and follow the cold payments two admins approved
+        # (payments.btc.cold_sender).
         Job("btc-batch", btc[1], btc_batch),
+        # Sweep final deposit coins into the hot wallet, keep the hot wallet within its
+        # band (overflow to the cold wallet, an alert below it) (payments.btc.sweeper).
+        Job("btc-sweep", btc[2], btc_sweep),
     )
     return (
         Job("identity-cleanup", HOUR, identity_cleanup),
@@ -123,7 +138,7 @@ def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, ...] | None,
         (Job("rates-refresh", rates_seconds, rates_refresh),) if rates_seconds else ())
 
 
-SIGNING_JOBS = frozenset({"eth-batch", "eth-sweep", "btc-batch"})
+SIGNING_JOBS = frozenset({"eth-batch", "eth-sweep", "btc-batch", "btc-sweep"})
 
 
 def builtin_jobs(signing: bool = True) -> tuple[Job, ...]:
@@ -135,7 +150,8 @@ def builtin_jobs(signing: bool = True) -> tuple[Job, ...]:
                           st.eth_batch_seconds, st.eth_sweep_seconds)
                          if st.eth_rpc_url else None,
                          rates_seconds=st.rates_seconds if st.rates_url else None,
-                         btc=(st.btc_watch_seconds, st.btc_batch_seconds)
+                         btc=(st.btc_watch_seconds, st.btc_batch_seconds,
+                              st.btc_sweep_seconds)
                          if st.btc_rpc_url else None)
     # the signing jobs use the hot wallet's keys: never in a web process in production
     return jobs if signing else tuple(j for j in jobs if j.name not in SIGNING_JOBS)

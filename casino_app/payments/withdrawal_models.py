@@ -54,9 +54,13 @@ BATCH_STATES = ("signed", "sent", "confirmed", "failed")
 # pay and approve: the batcher's (from the hot wallet); sweep (a deposit address's coins to
 # the hot wallet, sent from the deposit address), topup (gas ETH from the hot wallet to a
 # deposit address that must send a token) and to_cold (the hot wallet's excess over its
-# band to the cold Safe): the sweeper's (payments/eth/sweeper.py). Only pay moves players'
-# money in the ledger; the others are moves between our own addresses (gas booked only).
-BATCH_KINDS = ("pay", "approve", "sweep", "topup", "to_cold")
+# band to the cold Safe): the sweeper's (payments/eth/sweeper.py; on Bitcoin
+# payments/btc/sweeper.py: sweep and to_cold, from the hot wallet's sequence); cold (a
+# Bitcoin cold-wallet spend signed by PSBT, payments/btc/cold_payments.py: a large
+# withdrawal or a hot-wallet refill, ``from_address`` "cold"). Only pay and cold move
+# players' money in the ledger; the others are moves between our own addresses (the
+# network fee booked only).
+BATCH_KINDS = ("pay", "approve", "sweep", "topup", "to_cold", "cold")
 
 
 class WithdrawalBatch(LedgerBase):
@@ -71,7 +75,7 @@ class WithdrawalBatch(LedgerBase):
         UniqueConstraint("chain", "from_address", "nonce", name="uq_withdrawal_batch_nonce"),
         CheckConstraint("state IN ('signed', 'sent', 'confirmed', 'failed')",
                         name="ck_withdrawal_batch_state"),
-        CheckConstraint("kind IN ('pay', 'approve', 'sweep', 'topup', 'to_cold')",
+        CheckConstraint("kind IN ('pay', 'approve', 'sweep', 'topup', 'to_cold', 'cold')",
                         name="ck_withdrawal_batch_kind"),
         CheckConstraint("nonce >= 0 AND total >= 0 AND gas_limit > 0",
                         name="ck_withdrawal_batch_amounts"),

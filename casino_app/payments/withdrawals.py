@@ -322,12 +322,14 @@ class NotAwaitingApproval(WithdrawalRefused):
 def reject_withdrawal(withdrawal_id: int, staff_id: int, reason: str, *,
                       session: Session | None = None) -> WithdrawalView:
     """Refuse a large withdrawal waiting for approval: its reservation is voided (the money
-    is the player's again) and its Safe payment, if prepared and not sent, is cancelled.
-    If that payment already has its owners' signatures, they could still execute it: the
-    withdrawal is ``rejecting`` and its money stays reserved until the Safe uses the
-    payment's nonce (payments/eth/safe_exec.py then voids the reservation, or posts it
-    if the owners executed the payment after all); the chain's adapter says which
-    (``take_back_cold_payment``).
+    is the player's again) and its cold-wallet payment, if prepared and not sent, is
+    cancelled. If that payment already has enough signatures that someone could still
+    make it (a Safe payment with its owners' signatures; a PSBT whose uploads carried
+    enough cosigners), the withdrawal is ``rejecting`` and its money stays reserved until
+    it can no longer be made (Ethereum: the Safe uses the payment's nonce,
+    payments/eth/safe_exec.py; Bitcoin: one of its coins is spent,
+    payments/btc/cold_sender.py), then the reservation is voided, or posted if it was paid
+    after all; the chain's adapter says which (``take_back_cold_payment``).
     One staff member may refuse; paying needs two (payments/eth/safe_payments.py). The
     admin layer checks the role and audits the action (passing its ledger ``session`` so
     both commit together)."""

@@ -87,6 +87,18 @@ class AuditAction(StrEnum):
     safe_exec_reverted = "safe.exec_reverted"
     hot_wallet_low = "chain.hot_wallet_low"
     sweep_failing = "chain.sweep_failing"
+    # Bitcoin cold-wallet payments by PSBT (payments/btc/cold_payments, cold_sender;
+    # users/staff_withdrawals): an admin prepares the PSBT of a large withdrawal
+    # (``refill.requested`` for a refill), each approval is an uploaded cosigner signature
+    # (``withdrawal.approved`` / ``refill.approved``), rejecting is ``withdrawal.rejected``
+    # / ``refill.cancelled``; the job's outcomes as the system: ``withdrawal.paid`` /
+    # ``refill.paid`` and these.
+    withdrawal_psbt_prepared = "withdrawal.psbt_prepared"
+    cold_payment_failed = "btc.cold_payment_failed"
+    cold_payment_cancelled = "btc.cold_payment_cancelled"
+    # a cold payment taken back after a full set of signatures was uploaded was broadcast
+    # by someone holding them: paid
+    cold_rejected_executed = "btc.cold_rejected_payment_executed"
 
 
 @dataclass(frozen=True)

@@ -187,3 +187,159 @@ def test_two_admins_sign_a_large_withdrawal_and_the_safe_pays_it(  # noqa: ANN00
     finally:
         for ctx in contexts:
             ctx.close()
+
+
+# --- Bitcoin: the cold wallet pays by PSBT ----------------------------------------------------
+
+BTC_AMOUNT = 2_000_000   # sat, above the large threshold of 1,000,000
+BTC_HOT_SEED = "abandon " * 11 + "about"
+
+
+@pytest.fixture(scope="module")
+def btc_app(smtp: Inbox, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[tuple[LiveApp, object, list]]:
+    """``casino run`` following a private bcoin regtest node, with the 2-of-3 cold wallet
+    of the test cosigners (tests/support/cosigners.py), two admins and support."""
+    from casino_app.payments.signer import btc as btc_signer
+    from tests.e2e.conftest import ROOT, app_env, casino_cli
+    from tests.support.bitcoin import NETWORK, BcoinNode
+    from tests.support.cosigners import cold_keys_setting, cosigners
+    from tests.support.services import free_port, start_casino, stop_casino
+
+    node = BcoinNode().start()
+    signers = cosigners(NETWORK)
+    tmp = tmp_path_factory.mktemp("btc-cold")
+    port = free_port()
+    env = app_env(smtp, tmp, port)
+    env.update({
+        "CASINO_ETH_HOT_SEED": BTC_HOT_SEED,
+        "CASINO_BTC_NETWORK": "regtest-bcoin", "CASINO_BTC_RPC_URL": node.url,
+        "CASINO_BTC_RPC_USER": "hashhouse", "CASINO_BTC_RPC_PASSWORD": node.api_key,
+        "CASINO_BTC_RPC_DIALECT": "bcoin",
+        "CASINO_BTC_XPUB": btc_signer.account_xpub(NETWORK, BTC_HOT_SEED),
+        "CASINO_BTC_COLD_KEYS": cold_keys_setting(signers),
+        "CASINO_BTC_CONFIRMATIONS": "1", "CASINO_BTC_WATCH_SECONDS": "0.5",
+        "CASINO_BTC_BATCH_SECONDS": "1", "CASINO_BTC_WITHDRAW_FEE": "1000",
+        "CASINO_BTC_WITHDRAW_LARGE": "1000000",
+    })
+    casino_cli(env, "migrate")
+    for email_, role in ((ADMIN_A, "admin"), (ADMIN_B, "admin"), (SUPPORT, "support")):
+        casino_cli(env, "admin", "create", "--email", email_, "--role", role,
+                   stdin=STAFF_PASSWORD + "\n")
+    log = tmp / "app.log"
+    proc = start_casino(env, port, log, ROOT)
+    try:
+        yield LiveApp(f"http://localhost:{port}", tmp / "data", env, log), node, signers
+    finally:
+        stop_casino(proc)
+        node.stop()
+
+
+def _btc_withdrawal(app: LiveApp, to: str) -> int:
+    """A player's large BTC withdrawal, reserved (their balance credited by the test)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from casino_app.core.db import ledger_tx; "
+            "from casino_app.payments import ledger, withdrawals as w\n"
+            "with ledger_tx() as s:\n"
+            "    ledger.transfer(s, 'e2e-btc-credit', 'deposit', "
+            "ledger.house_account(s, 'BTC', 'custody'), "
+            "ledger.player_account(s, 'p-e2e-btc', 'BTC'), 5_000_000)\n"
+            "print(w.request_withdrawal('p-e2e-btc', 'BTC', int(sys.argv[2]), sys.argv[1], "
+            "'e2e-btc-large').id)")
+    done = subprocess.run([sys.executable, "-c", code, to, str(BTC_AMOUNT)],  # noqa: S603
+                          env=app.env, text=True, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+def _download_psbt(page: Page, wid: int) -> bytes:
+    with page.expect_download() as got:
+        page.get_by_role("link", name=f"Download the PSBT of withdrawal #{wid}").click()
+    path = got.value.path()
+    assert got.value.suggested_filename.endswith(".psbt")
+    return path.read_bytes()
+
+
+@pytest.mark.bitcoin
+def test_two_admins_sign_a_large_btc_withdrawal_by_psbt_and_the_cold_wallet_pays_it(
+        browser, btc_app: tuple[LiveApp, object, list], tmp_path) -> None:  # noqa: ANN001
+    import base64 as b64
+
+    from tests.support.bitcoin import NETWORK, fresh_address
+    from tests.support.cosigners import wallet_of
+
+    app, node, signers = btc_app
+    contexts = []
+
+    def device() -> Page:
+        ctx = browser.new_context(viewport=DESKTOP, base_url=app.url, accept_downloads=True)
+        ctx.set_default_timeout(20_000)
+        contexts.append(ctx)
+        return ctx.new_page()
+
+    try:
+        wallet = wallet_of(signers, NETWORK)
+        node.fund(wallet.receive_address(0).address, 5_000_000)  # the watcher records it
+        time.sleep(2)
+        dest = fresh_address()
+        wid = _btc_withdrawal(app, dest)
+
+        # admin A: prepares the PSBT, downloads it, signs it on "their device", uploads
+        a = device()
+        staff_sign_in(a, ADMIN_A, STAFF_PASSWORD, {})
+        goto(a, "/admin/withdrawals")
+        row = a.locator("tr.withdrawal-awaiting").filter(has_text=f"#{wid}")
+        expect(row).to_contain_text("0.02 BTC")
+        expect(row).to_contain_text(dest)
+        a.get_by_role("button", name=f"Prepare the PSBT of withdrawal #{wid}").click()
+        expect(a.get_by_text(re.compile(r"PSBT #\d+ prepared"))).to_be_visible()
+        expect(row.locator(".psbt-approvals")).to_contain_text("0 of 2 · awaiting_signatures")
+        expect(row.locator("img.psbt-qr")).to_be_visible()
+        signed_a = signers[0].sign(_download_psbt(a, wid))
+        file_a = tmp_path / "signed-a.psbt"
+        file_a.write_bytes(signed_a)
+        row.get_by_label(f"Signed PSBT file for withdrawal #{wid}").set_input_files(file_a)
+        expect(row.get_by_label(f"Signed PSBT for withdrawal #{wid}")).not_to_have_value("")
+        row.get_by_role("button", name=f"Upload the signed PSBT of withdrawal #{wid}").click()
+        expect(a.get_by_text(re.compile(r"accepted for payment #\d+ \(1 of 2\)"))
+               ).to_be_visible()
+        expect(row.locator(".psbt-approvals")).to_contain_text("1 of 2")
+
+        # support: the queue and the PSBT, no prepare, upload or reject control
+        s = device()
+        staff_sign_in(s, SUPPORT, STAFF_PASSWORD, {})
+        goto(s, "/admin/withdrawals")
+        srow = s.locator("tr.withdrawal-awaiting").filter(has_text=f"#{wid}")
+        expect(srow.locator(".psbt-approvals")).to_contain_text("1 of 2")
+        expect(srow).to_contain_text("Admins approve or reject.")
+        expect(s.get_by_role("button", name=re.compile("Upload the signed PSBT"))
+               ).to_have_count(0)
+        expect(s.get_by_role("button", name=re.compile("Prepare"))).to_have_count(0)
+
+        # admin B pastes the base64 of the PSBT their cosigner signed: recorded, broadcast
+        b = device()
+        staff_sign_in(b, ADMIN_B, STAFF_PASSWORD, {})
+        goto(b, "/admin/withdrawals")
+        brow = b.locator("tr.withdrawal-awaiting").filter(has_text=f"#{wid}")
+        text = brow.locator("textarea.psbt-base64").input_value()
+        brow.get_by_label(f"Signed PSBT for withdrawal #{wid}").fill(
+            b64.b64encode(signers[2].sign(text)).decode())
+        brow.get_by_role("button", name=f"Upload the signed PSBT of withdrawal #{wid}"
+                         ).click()
+        expect(b.get_by_text(re.compile("recorded and broadcast"))).to_be_visible()
+        done = b.locator("tr.withdrawal-recent").filter(has_text=f"#{wid}")
+        deadline = time.monotonic() + 60
+        while not done.count() or "confirmed" not in done.inner_text():
+            assert time.monotonic() < deadline, b.content()[-2000:]
+            node.mine(1)
+            time.sleep(1)
+            b.get_by_role("button", name="Refresh").click()
+            time.sleep(0.3)
+        expect(done).to_contain_text(re.compile(r"#\d+, #\d+"))  # both approvers
+        received = sum(int(c["value"]) for c in node.rest(f"/coin/address/{dest}"))
+        assert received == BTC_AMOUNT
+    finally:
+        for ctx in contexts:
+            ctx.close()

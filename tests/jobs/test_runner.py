@@ -340,7 +340,7 @@ async def test_runs_are_counted_in_prometheus(app_env) -> None:
 def test_the_web_process_never_runs_the_signing_jobs_in_production(
         app_env, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     """The web process holds public keys only: the jobs that sign with the hot wallet
-    (eth-batch, eth-sweep, btc-batch) and the signer's seed checks run where `casino
+    (eth-batch, eth-sweep, btc-batch, btc-sweep) and the signer's seed checks run where `casino
     worker` runs; the embedded default (one process, development) runs everything."""
     from casino_app.core.settings import reset_settings_cache
     from casino_app.jobs import worker as jobs_worker
@@ -353,7 +353,7 @@ def test_the_web_process_never_runs_the_signing_jobs_in_production(
     loaded: list[str] = []
     monkeypatch.setattr(seed, "prepare_hot_wallet", lambda: loaded.append("eth"))
     monkeypatch.setattr(signer_btc, "prepare_btc_wallet", lambda: loaded.append("btc"))
-    signing = {"eth-batch", "eth-sweep", "btc-batch"}
+    signing = {"eth-batch", "eth-sweep", "btc-batch", "btc-sweep"}
     names = {j.name for j in jobs_worker._prepare(signing=False)}
     assert {"eth-watch", "eth-reconcile"} <= names
     assert not names & signing and loaded == []

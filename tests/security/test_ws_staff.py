@@ -38,7 +38,9 @@ ADMIN_ONLY = {
     StaffMoneyState: ("release_hold",),
     StaffAdjustmentsState: ("approve", "reject"),
     StaffReconcileState: ("reconcile_now",),
-    StaffWithdrawalsState: ("prepare", "sign", "reject", "request_refill", "cancel_refill"),
+    StaffWithdrawalsState: ("prepare", "sign", "reject", "request_refill", "cancel_refill",
+                            "prepare_psbt", "upload_psbt", "request_btc_refill",
+                            "cancel_btc_refill"),
 }
 # What support may do to a player but not to a staff account
 ON_PLAYERS_ONLY = ("lock", "unlock", "revoke_all", "revoke")
@@ -97,7 +99,8 @@ class Targets:
                 "currency": "ETH", "amount": "5", "hold_id": str(self.hold),
                 "note": "released", "request_id": str(self.adjustment),
                 "withdrawal_id": str(self.withdrawal), "payment_id": "1",
-                "signature": "0x" + "11" * 65}
+                "signature": "0x" + "11" * 65, "psbt": "cHNidP8BAAoCAAAAAAAAAAAAAAA=",
+                "btc_amount": "0.5"}
 
     def payload(self, params: list[str], session: int) -> dict[str, Any]:
         values = {"form": self.form(), "request_id": self.adjustment, "session_id": session,

@@ -79,6 +79,10 @@ def _handlers(w: dict[str, Any]) -> list[tuple[str, list[Any]]]:
         ("reject", [{"withdrawal_id": wid, "reason": "mine now"}]),
         ("request_refill", [{"currency": "ETH", "amount": "1"}]),
         ("cancel_refill", [{"payment_id": pid, "reason": "mine now"}]),
+        ("prepare_psbt", [{"withdrawal_id": wid}]),
+        ("upload_psbt", [{"payment_id": pid, "psbt": "cHNidP8BAAoCAAAAAAAAAAAAAAA="}]),
+        ("request_btc_refill", [{"btc_amount": "0.5"}]),
+        ("cancel_btc_refill", [{"payment_id": pid, "reason": "mine now"}]),
     ]
 
 

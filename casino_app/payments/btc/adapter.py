@@ -134,9 +134,13 @@ class Bitcoin:
             BtcUtxo.role != "deposit").limit(1)).first() is not None
 
     def take_back_cold_payment(self, s: Session, withdrawal_id: int, reason: str) -> bool:
-        """No cold (PSBT) payment can be prepared for a Bitcoin withdrawal yet: nothing to
-        take back (payments/btc/cold_payments.py will answer here)."""
-        return False
+        """A rejected withdrawal's cold payment by PSBT (payments/btc/cold_payments.py):
+        cancelled and its coins freed while it cannot be broadcast; True (the money stays
+        reserved) when signatures of enough cosigners were uploaded: it is ``cancelling``
+        until one of its coins is spent."""
+        from casino_app.payments.btc import cold_payments
+
+        return cold_payments.take_back(s, withdrawal_id, reason)
 
 
 BITCOIN = Bitcoin()

@@ -31,9 +31,10 @@ the job's lease, in the jobs process: it signs through payments/signer/btc.py):
    other).
 
 Large withdrawals (``CASINO_BTC_WITHDRAW_LARGE`` and above) wait in ``awaiting_approval``
-(payments/withdrawals.py) and are never taken here: paying them from the cold wallet by
-PSBT is payments/btc/cold.py's and psbt.py's flow, to be built; staff can reject them
-(the reservation is voided).
+(payments/withdrawals.py) and are never taken here: they are paid from the cold wallet by
+PSBT once two admins approved (payments/btc/cold_payments.py; the ``btc-batch`` job also
+runs payments/btc/cold_sender.py, which follows those transactions); staff can reject
+them.
 
 Crash points (``payments.sender.fault``): "signed" (recorded, not broadcast), "broadcast"
 (sent, not recorded as sent), "bumped" (a replacement recorded, not broadcast).

@@ -70,6 +70,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -142,4 +143,99 @@ class BtcChangeAddress(LedgerBase):
     script_pubkey: Mapped[str] = mapped_column(String(140))  # hex
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("withdrawal_batches.id"),
                                                  nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# --- payments from the cold wallet (payments/btc/cold_payments.py) ---------------------------
+
+# awaiting_signatures (prepared: the reference PSBT stored, its coins reserved; admins
+# upload their cosigners' signatures), sent (two different admins brought two different
+# cosigners' signatures: finalised and recorded as a ``withdrawal_batches`` row of kind
+# ``cold``, ``batch_id``, broadcast; the job follows it), confirmed (mined and settled),
+# failed (its batch failed: its coins were spent by another transaction; a withdrawal
+# waits for approval again), cancelling (taken back after signatures of enough cosigners
+# were uploaded, even by one person: whoever holds those files could still broadcast it,
+# so its coins and a withdrawal's money stay reserved until one of its coins is spent:
+# by it (paid) or by another transaction (cancelled)), cancelled (taken back before that,
+# coins freed; or its coins were spent by another transaction before it was sent).
+COLD_PAYMENT_STATES = ("awaiting_signatures", "sent", "confirmed", "failed", "cancelling",
+                       "cancelled")
+COLD_PAYMENT_KINDS = ("withdrawal", "refill")
+
+
+class BtcColdPayment(LedgerBase):
+    """A spend of cold-wallet coins by PSBT: a large withdrawal (``kind`` withdrawal) or a
+    refill of the hot wallet (``kind`` refill). ``psbt`` is the reference (base64, as
+    payments/btc/psbt.build_psbt wrote it): every upload is checked against it; ``txid``
+    is the transaction's id, fixed by the unsigned transaction (segwit), which is also
+    ``btc_utxos.spent_by`` of the coins it reserves (``inputs``: JSON list of
+    [txid, vout, value, chain, index]). ``active_withdrawal_id`` (UNIQUE) is the
+    withdrawal's id while the payment may still pay it (NULL once cancelled or failed):
+    one withdrawal never has two live cold payments."""
+
+    __tablename__ = "btc_cold_payments"
+    __table_args__ = (
+        UniqueConstraint("active_withdrawal_id", name="uq_btc_cold_payment_withdrawal"),
+        CheckConstraint("state IN ('awaiting_signatures', 'sent', 'confirmed', 'failed', "
+                        "'cancelling', 'cancelled')", name="ck_btc_cold_payment_state"),
+        CheckConstraint("kind IN ('withdrawal', 'refill')", name="ck_btc_cold_payment_kind"),
+        CheckConstraint("(kind = 'withdrawal') = (withdrawal_id IS NOT NULL)",
+                        name="ck_btc_cold_payment_withdrawal"),
+        CheckConstraint("amount > 0 AND fee > 0 AND vsize > 0 AND fee_rate > 0 "
+                        "AND change_value >= 0 AND required >= 2",
+                        name="ck_btc_cold_payment_values"),
+        Index("ix_btc_cold_payment_state", "chain", "state"),
+        Index("ix_btc_cold_payment_txid", "chain", "txid"),
+        Index("ix_btc_cold_payment_withdrawal", "withdrawal_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chain: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(12))
+    withdrawal_id: Mapped[int | None] = mapped_column(ForeignKey("withdrawals.id"),
+                                                      nullable=True)
+    active_withdrawal_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    amount: Mapped[int] = mapped_column(BigInteger)        # satoshis paid to the recipient
+    recipient: Mapped[str] = mapped_column(String(90))     # the player's or the hot wallet
+    txid: Mapped[str] = mapped_column(String(64))
+    psbt: Mapped[str] = mapped_column(Text)                # the reference PSBT, base64
+    inputs: Mapped[str] = mapped_column(Text)              # JSON: the coins it spends
+    fee: Mapped[int] = mapped_column(BigInteger)           # miner fee (satoshis)
+    vsize: Mapped[int] = mapped_column(Integer)            # signed vsize, at most (vB)
+    fee_rate: Mapped[int] = mapped_column(Integer)         # sat/vB it was built for
+    change_index: Mapped[int | None] = mapped_column(Integer, nullable=True)  # cold (1, k)
+    change_value: Mapped[int] = mapped_column(BigInteger, default=0)
+    required: Mapped[int] = mapped_column(Integer)         # cosigners (= distinct admins)
+    state: Mapped[str] = mapped_column(String(20))
+    # The recorded transaction (kind ``cold``) once it has its approvals.
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("withdrawal_batches.id"),
+                                                 nullable=True)
+    failure: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    requested_by: Mapped[int] = mapped_column(Integer)     # staff user id who prepared it
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class BtcColdSignature(LedgerBase):
+    """One admin's approval of a cold payment: the signatures of ONE cosigner (``cosigner``:
+    its master key fingerprint), checked against the reference and stored as a PSBT
+    holding only them (``psbt``, base64), uploaded by ``staff_id``. UNIQUE per payment on
+    the cosigner and on the staff member: the same person counts once whatever they
+    upload, and a cosigner's key counts once whoever brings it. ``seen``: every cosigner
+    whose signatures covered every input of that upload (comma-separated): one person may
+    have uploaded more than they are counted for, which matters when the payment is
+    taken back (payments/btc/cold_payments.take_back)."""
+
+    __tablename__ = "btc_cold_signatures"
+    __table_args__ = (
+        UniqueConstraint("payment_id", "cosigner", name="uq_btc_cold_signature_cosigner"),
+        UniqueConstraint("payment_id", "staff_id", name="uq_btc_cold_signature_staff"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("btc_cold_payments.id"))
+    cosigner: Mapped[str] = mapped_column(String(8))
+    staff_id: Mapped[int] = mapped_column(Integer)
+    psbt: Mapped[str] = mapped_column(Text)
+    seen: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

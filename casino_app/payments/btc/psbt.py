@@ -478,6 +478,25 @@ def combine(wallet: ColdWallet, unsigned: bytes,
     return _signed(wallet, ref, _merged(wallet, ref, uploads))
 
 
+def only_cosigner(wallet: ColdWallet, unsigned: bytes, upload: bytes | str,
+                  fingerprint: str) -> SignedPsbt:
+    """The signatures of ONE cosigner (``fingerprint``) of an upload (checked as
+    :func:`check_signed` does) on the reference PSBT: what an admin who brought that
+    cosigner is counted for, whatever else their upload carried. IncompleteSignature when
+    that cosigner did not sign every input."""
+    ref = _reference(wallet, unsigned)
+    wanted = [n for n, c in enumerate(wallet.cosigners) if c.fingerprint == fingerprint]
+    if not wanted:
+        raise ForeignKey(f"{fingerprint!r} is not one of the cold wallet's cosigners")
+    sigs = _upload_signatures(wallet, ref, upload)
+    kept = [{pub: sig for pub, sig in found.items() if inp.keys[pub] == wanted[0]}
+            for inp, found in zip(ref.inputs, sigs, strict=True)]
+    signed = _signed(wallet, ref, kept)
+    if signed.signers != (fingerprint,):
+        raise IncompleteSignature(f"cosigner {fingerprint} did not sign every input")
+    return signed
+
+
 def finalize(wallet: ColdWallet, unsigned: bytes,
              uploads: Sequence[bytes | str]) -> FinalTransaction:
     """The network transaction, once signatures of ``threshold`` distinct cosigners cover
@@ -944,4 +963,4 @@ __all__ = ["BadSignature", "ChangeOutput", "ColdUtxo", "FinalTransaction",
            "ForeignKey", "IncompleteSignature", "MalformedPsbt", "NoSignature",
            "NotEnoughSignatures", "Payment", "PsbtError", "PsbtMismatch", "PsbtTooLarge",
            "SignedPsbt", "UnsignedPsbt", "build_psbt", "check_signed", "combine",
-           "decode", "estimate_vsize", "finalize", "qr_svg", "to_base64"]
+           "decode", "estimate_vsize", "finalize", "only_cosigner", "qr_svg", "to_base64"]

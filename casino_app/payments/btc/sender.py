@@ -337,6 +337,10 @@ class BitcoinSender(ChainSender):
         self.rpc, self.signer, self.chain = rpc, signer, chain
         self.network = network or networks.from_settings(st)
         self.hot = signer.hot_address(self.network)
+        # Whose recorded transactions this runner advances (``withdrawal_batches.
+        # from_address``, the sequence of ``nonce``): the hot wallet's; the cold wallet's
+        # payments (payments/btc/cold_sender.py) are recorded as ``cold_payments.SENDER``.
+        self.sender = self.hot
         self.confirmations = confirmations or self.network.confirmations
         self.fee_bump_seconds = (st.btc_fee_bump_seconds if fee_bump_seconds is None
                                  else fee_bump_seconds)
@@ -346,7 +350,7 @@ class BitcoinSender(ChainSender):
         self._spenders: dict[int, str] = {}
 
     def _open_where(self) -> list[Any]:
-        return [WithdrawalBatch.from_address == self.hot]
+        return [WithdrawalBatch.from_address == self.sender]
 
     # --- fees and coins ---
 
@@ -598,7 +602,7 @@ class BitcoinSender(ChainSender):
     def _next_nonce(self, s: Session) -> int:
         top = s.execute(select(func.max(WithdrawalBatch.nonce)).where(
             WithdrawalBatch.chain == self.chain,
-            WithdrawalBatch.from_address == self.hot)).scalar_one()
+            WithdrawalBatch.from_address == self.sender)).scalar_one()
         return 0 if top is None else int(top) + 1
 
     @staticmethod
@@ -630,7 +634,7 @@ class BitcoinSender(ChainSender):
         try:
             with ledger_tx() as s:
                 batch = WithdrawalBatch(
-                    chain=self.chain, kind=kind, currency=code, from_address=self.hot,
+                    chain=self.chain, kind=kind, currency=code, from_address=self.sender,
                     nonce=self._next_nonce(s), state="signed", to_address="",
                     value_wei=str(sum(o.value for o in outputs)), call_data="",
                     gas_limit=sel.vsize,
@@ -771,7 +775,7 @@ class BitcoinSender(ChainSender):
                                     WithdrawalBatch.tx_hash, WithdrawalBatch.block_number,
                                     WithdrawalBatch.block_hash).where(
                 WithdrawalBatch.chain == self.chain, WithdrawalBatch.kind.in_(self.KINDS),
-                WithdrawalBatch.from_address == self.hot,
+                WithdrawalBatch.from_address == self.sender,
                 WithdrawalBatch.state == "confirmed", WithdrawalBatch.block_number > low,
                 WithdrawalBatch.block_hash.is_not(None))).all()
         if rows:
@@ -785,7 +789,7 @@ class BitcoinSender(ChainSender):
         with ledger_tx() as s:
             deep = select(WithdrawalBatch.id).where(
                 WithdrawalBatch.chain == self.chain, WithdrawalBatch.state == "confirmed",
-                WithdrawalBatch.from_address == self.hot,
+                WithdrawalBatch.from_address == self.sender,
                 WithdrawalBatch.block_number <= low)
             s.execute(update(WithdrawalBatchTx).where(
                 WithdrawalBatchTx.batch_id.in_(deep), WithdrawalBatchTx.raw_tx.is_not(None))

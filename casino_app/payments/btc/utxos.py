@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from casino_app.core.clock import utcnow
 from casino_app.core.logging import get_logger
 from casino_app.payments.btc.addresses import Owner
-from casino_app.payments.btc.models import BtcUtxo
+from casino_app.payments.btc.models import BtcColdPayment, BtcUtxo
 from casino_app.payments.withdrawal_models import WithdrawalBatchTx
 
 log = get_logger("casino.btc.watcher")
@@ -83,12 +83,18 @@ def mark_spent(s: Session, chain: str, outpoint: Outpoint, spender: str, height:
 
 def _recorded_by_senders(s: Session, txids: Collection[str]) -> set[str]:
     """Those of ``txids`` that a sender recorded before broadcasting them (every version,
-    fee bumps included: ``withdrawal_batch_txs``)."""
+    fee bumps included: ``withdrawal_batch_txs``), or that are the transaction of a live
+    cold payment by PSBT (``btc_cold_payments``: its coins were reserved when it was
+    prepared, and whoever holds its signatures may have broadcast it before we did)."""
     ordered = sorted(set(txids))
     found: set[str] = set()
     for i in range(0, len(ordered), 500):
+        part = ordered[i:i + 500]
         found.update(s.execute(select(WithdrawalBatchTx.tx_hash).where(
-            WithdrawalBatchTx.tx_hash.in_(ordered[i:i + 500]))).scalars())
+            WithdrawalBatchTx.tx_hash.in_(part))).scalars())
+        found.update(s.execute(select(BtcColdPayment.txid).where(
+            BtcColdPayment.txid.in_(part),
+            BtcColdPayment.state.in_(("awaiting_signatures", "cancelling")))).scalars())
     return found
 
 

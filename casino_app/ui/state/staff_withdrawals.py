@@ -1,6 +1,8 @@
 """The staff withdrawal queue (``routes.STAFF_WITHDRAWALS``): every withdrawal in flight
-and the recent ones; admins approve large ones with their Safe owner signature, reject
-them, and ask for hot-wallet refills from the Safe.
+and the recent ones, Ethereum and Bitcoin; admins approve large ones (Ethereum: their Safe
+owner signature; Bitcoin: the PSBT their cosigner's device signed, uploaded), reject
+them, and ask for hot-wallet refills from the cold wallets (the Safe; the Bitcoin
+multisig, by PSBT). Support reads the queue only.
 
 Every handler calls one ``users.staff_withdrawals`` function with the caller's session
 token (``money_call``): the service re-checks the role and 2FA on the server, audits, and
@@ -11,12 +13,15 @@ validates them.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import reflex as rx
 
+from casino_app.payments.btc import psbt as btc_psbt
+from casino_app.payments.btc.cold_payments import ColdPaymentView, cancelling_note
 from casino_app.payments.currencies import currency
 from casino_app.payments.eth import safe_payments
 from casino_app.ui import routes
@@ -47,6 +52,26 @@ class SafeTxRow:
 
 
 @dataclasses.dataclass
+class PsbtRow:
+    """A Bitcoin cold payment: the PSBT each approving admin signs on their device."""
+
+    payment_id: int = 0
+    state: str = ""            # awaiting_signatures, sent, confirmed, failed, cancelling...
+    txid: str = ""
+    fee: str = ""              # the miner fee and its rate, in words
+    spends: str = ""           # "1 cold coin, 0.05 BTC; change 0.0299811 BTC"
+    base64: str = ""           # the PSBT to sign, as text
+    qr: str = ""               # its QR code (an SVG data URI), "" when too large for one
+    href: str = ""             # the .psbt file, as a data URI to download
+    filename: str = ""
+    signatures: str = ""       # "1 of 2: #11 (cosigner 397a4a50)"
+    progress: str = ""         # once approved: recorded, broadcast, confirmed
+    can_sign: bool = False
+    can_cancel: bool = False
+    status: str = ""           # a cancelling payment: what staff must do, in words
+
+
+@dataclasses.dataclass
 class WithdrawalRow:
     id: int
     user_id: int
@@ -65,6 +90,10 @@ class WithdrawalRow:
     has_safe_tx: bool
     safe: SafeTxRow
     note: str = ""             # a rejecting withdrawal: why its money is still reserved
+    chain: str = ""            # ethereum or bitcoin
+    needs_psbt: bool = False   # a large Bitcoin one with no live cold payment
+    has_psbt: bool = False
+    psbt: PsbtRow = dataclasses.field(default_factory=PsbtRow)
 
 
 @dataclasses.dataclass
@@ -78,6 +107,16 @@ class RefillRow:
     tx_short: str
     failure: str
     safe: SafeTxRow
+
+
+@dataclasses.dataclass
+class BtcRefillRow:
+    id: int
+    amount: str
+    when: str
+    requested_by: str
+    failure: str
+    psbt: PsbtRow
 
 
 def fmt_amount(code: str, amount: int) -> str:
@@ -103,20 +142,59 @@ def _safe_row(p: safe_payments.SafePaymentView | None) -> SafeTxRow:
                      if p.state == "cancelling" else "")
 
 
+_PROGRESS = {"signed": "recorded, being broadcast", "sent": "broadcast, waiting for its "
+             "confirmations", "confirmed": "confirmed", "failed": "failed"}
+
+
+def psbt_row(p: ColdPaymentView | None) -> PsbtRow:
+    if p is None:
+        return PsbtRow()
+    signed = ", ".join(f"#{s.staff_id} (cosigner {s.cosigner})" for s in p.signatures)
+    signing = p.state == "awaiting_signatures"
+    raw = base64.b64decode(p.psbt) if signing else b""
+    progress = _PROGRESS.get(p.batch_state or "", "")
+    if p.block and p.batch_state == "confirmed":
+        progress += f" in block {p.block}"
+    return PsbtRow(
+        p.id, p.state, p.txid,
+        f"{fmt_amount('BTC', p.fee)} BTC ({p.fee_rate} sat/vB, at most {p.vsize} vB)",
+        f"{p.inputs} cold coin{'s' if p.inputs != 1 else ''}, "
+        f"{fmt_amount('BTC', p.input_total)} BTC"
+        + (f"; change {fmt_amount('BTC', p.change_value)} BTC back to cold"
+           if p.change_value else ""),
+        p.psbt if signing else "", (btc_psbt.qr_svg(raw) or "") if signing else "",
+        "data:application/octet-stream;base64," + p.psbt if signing else "",
+        p.filename, f"{len(p.signatures)} of {p.required}" + (f": {signed}" if signed else ""),
+        progress, signing, p.kind == "refill" and signing,
+        cancelling_note(p) if p.state == "cancelling" else "")
+
+
 def withdrawal_row(item: staff_withdrawals.QueueItem) -> WithdrawalRow:
     w, v = item.withdrawal, item.withdrawal.view
     live = item.payment if item.payment is not None and item.payment.state in (
         "awaiting_signatures", "ready", "sent", "confirmed", "cancelling") else None
+    cold = item.cold if item.cold is not None and item.cold.state in (
+        "awaiting_signatures", "sent", "confirmed", "cancelling") else None
+    bitcoin = v.currency == "BTC"
     approvals = ", ".join(f"#{a}" for a in (w.approved_by, w.approved_by_2) if a)
     safe = _safe_row(live)
+    psbt = psbt_row(cold)
+    status = psbt.status or safe.status
     return WithdrawalRow(
         v.id, item.user_id or 0, routes.staff_player(item.user_id) if item.user_id else "",
         v.currency, fmt_amount(v.currency, v.amount), fmt_amount(v.currency, v.fee),
         v.address, v.state, fmt_when(v.created_at), v.tx_hash or "",
         short_hash(v.tx_hash or ""), approvals, v.failure or "",
-        v.state == "awaiting_approval" and live is None, live is not None, safe,
-        safe.status + " The player's money stays reserved until then."
-        if v.state == "rejecting" and safe.status else "")
+        not bitcoin and v.state == "awaiting_approval" and live is None, live is not None,
+        safe, status + " The player's money stays reserved until then."
+        if v.state == "rejecting" and status else "",
+        "bitcoin" if bitcoin else "ethereum",
+        bitcoin and v.state == "awaiting_approval" and cold is None, cold is not None, psbt)
+
+
+def btc_refill_row(p: ColdPaymentView) -> BtcRefillRow:
+    return BtcRefillRow(p.id, fmt_amount("BTC", p.amount), fmt_when(p.created_at),
+                        f"#{p.requested_by}", p.failure or "", psbt_row(p))
 
 
 def refill_row(p: safe_payments.SafePaymentView) -> RefillRow:
@@ -139,8 +217,10 @@ class StaffWithdrawalsState(rx.State):
     in_flight: list[WithdrawalRow] = []
     recent: list[WithdrawalRow] = []
     refills: list[RefillRow] = []
+    btc_refills: list[BtcRefillRow] = []
     safe: str = ""
     chain_id: int = 0
+    cold_wallet: str = ""           # "2 of 3: fingerprints" ("" when not configured)
     currencies: list[str] = REFILL_CURRENCIES
     errors: dict[str, str] = {}
     message: str = ""
@@ -159,7 +239,8 @@ class StaffWithdrawalsState(rx.State):
         self.in_flight = [r for r in rows if r.state in ("queued", "batched", "rejecting")]
         self.recent = [r for r in rows if r.state in ("confirmed", "failed", "rejected")]
         self.refills = [refill_row(p) for p in q.refills]
-        self.safe, self.chain_id = q.safe, q.chain_id
+        self.btc_refills = [btc_refill_row(p) for p in q.btc_refills]
+        self.safe, self.chain_id, self.cold_wallet = q.safe, q.chain_id, q.cold_wallet
         self.loaded = True
         return None
 
@@ -180,7 +261,7 @@ class StaffWithdrawalsState(rx.State):
         if not out.ok:
             if out.event is not None:
                 return out.event
-            if out.field in ("currency", "amount"):
+            if out.field in ("currency", "amount", "btc_amount"):
                 self.errors = {out.field: out.error}
             else:
                 self.message = out.error
@@ -214,9 +295,9 @@ class StaffWithdrawalsState(rx.State):
                                form_value(form, "reason"),
                                done=lambda v: f"Withdrawal #{v.id} rejected: the player's money "
                                "is available again." if v.state == "rejected" else
-                               f"Withdrawal #{v.id} rejected, but its Safe payment was "
-                               "already signed: the money stays reserved until the Safe uses "
-                               "its nonce (see Queued and sending).")
+                               f"Withdrawal #{v.id} rejected, but its cold payment was "
+                               "already signed: the money stays reserved until the payment "
+                               "can no longer be made (see Queued and sending).")
 
     @rx.event
     async def request_refill(self, form: dict):
@@ -233,3 +314,44 @@ class StaffWithdrawalsState(rx.State):
                                done=lambda v: f"Refill #{v.id} cancelled." if v.state ==
                                "cancelled" else f"Refill #{v.id}: "
                                + safe_payments.cancelling_note(v.safe_nonce))
+
+    # --- Bitcoin: cold payments by PSBT ---
+
+    @rx.event
+    async def prepare_psbt(self, form: dict):
+        """Admins: build the PSBT paying a large Bitcoin withdrawal from cold."""
+        return await self._act(staff_withdrawals.prepare_psbt,
+                               _id(form_value(form, "withdrawal_id")),
+                               done="PSBT #{v.id} prepared. Each approving admin downloads "
+                                    "it, signs it with their cosigner's device and uploads "
+                                    "the signed file.")
+
+    @rx.event
+    async def upload_psbt(self, form: dict):
+        """Admins: approve with the PSBT their cosigner's device signed (base64 or hex
+        text; the page reads a chosen file into it)."""
+        return await self._act(
+            staff_withdrawals.upload_psbt, _id(form_value(form, "payment_id")),
+            form_value(form, "psbt"),
+            done=lambda r: f"Signature of cosigner {r.cosigner} accepted for payment "
+            f"#{r.view.id}" + (": both approvals are in, the transaction was recorded and "
+                               "broadcast." if r.recorded else
+                               f" ({len(r.view.signatures)} of {r.view.required}).")
+            + (f" The upload also carried cosigner {', '.join(r.not_counted)}: one person "
+               "counts once." if r.not_counted and not r.recorded else ""))
+
+    @rx.event
+    async def request_btc_refill(self, form: dict):
+        """Admins: a refill of the Bitcoin hot wallet from cold (amount in BTC)."""
+        return await self._act(staff_withdrawals.request_btc_refill,
+                               form_value(form, "btc_amount"),
+                               done="Refill #{v.id} prepared: two admins sign its PSBT "
+                                    "below.")
+
+    @rx.event
+    async def cancel_btc_refill(self, form: dict):
+        return await self._act(staff_withdrawals.cancel_btc_refill,
+                               _id(form_value(form, "payment_id")),
+                               form_value(form, "reason"),
+                               done=lambda v: f"Refill #{v.id} cancelled." if v.state ==
+                               "cancelled" else f"Refill #{v.id}: " + cancelling_note(v))
