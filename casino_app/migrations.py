@@ -32,6 +32,7 @@ from casino_app.core.db import databases
 from casino_app.games import models as _games  # noqa: F401
 from casino_app.jobs import models as _jobs  # noqa: F401
 from casino_app.payments import address_models as _addresses  # noqa: F401
+from casino_app.payments import band_models as _bands  # noqa: F401
 from casino_app.payments import deposit_models as _deposits  # noqa: F401
 from casino_app.payments import hold_models as _holds  # noqa: F401
 from casino_app.payments import models as _payments  # noqa: F401

@@ -196,6 +196,16 @@ def test_the_shared_payments_modules_know_no_chain() -> None:
     assert {m: t for m, t in knows.items() if t} == {}
 
 
+def test_one_chain_adapter_does_not_import_another() -> None:
+    """Bitcoin and Ethereum share what they share through payments/, never through each
+    other's package (the signer serves both)."""
+    chains = ("casino_app.payments.eth", "casino_app.payments.btc")
+    crossing = {m: sorted(t for t in targets for other in chains
+                          if _under(t, other) and not _under(m, other))
+                for m, targets in graph(True).items() if any(_under(m, c) for c in chains)}
+    assert {m: t for m, t in crossing.items() if t} == {}
+
+
 def test_no_import_cycles_between_modules() -> None:
     edges = graph(False)
     found = cycles(edges)

@@ -67,6 +67,7 @@ from casino_app.core.db import identity_tx, ledger_tx
 from casino_app.core.logging import get_logger
 from casino_app.core.metrics import HOT_WALLET_BELOW_MIN
 from casino_app.core.settings import get_settings
+from casino_app.payments.band_models import HotBand
 from casino_app.payments.btc import addresses, keys
 from casino_app.payments.btc import cold as cold_wallets
 from casino_app.payments.btc.adapter import CURRENCY, parse_hot_band
@@ -85,7 +86,6 @@ from casino_app.payments.btc.sender import (
     vsize,
 )
 from casino_app.payments.deposit_models import ChainBlock, ChainDeposit
-from casino_app.payments.eth.sweep_models import HotBand
 from casino_app.payments.sender import OPEN, OpenBatch, Version
 from casino_app.payments.withdrawal_models import WithdrawalBatch
 from casino_app.security.audit import SYSTEM, AuditAction, record

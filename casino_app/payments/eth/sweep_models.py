@@ -1,11 +1,12 @@
-"""Ledger database tables of the sweeper's own state (payments/eth/sweeper.py), kept across
-restarts of the jobs process."""
+"""Ledger database table of the Ethereum sweeper's own state (payments/eth/sweeper.py), kept
+across restarts of the jobs process. The hot band's state, which every chain's sweeper
+keeps, is payments/band_models.py."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String
+from sqlalchemy import BigInteger, DateTime, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from casino_app.core.clock import utcnow
@@ -31,15 +32,3 @@ class SweepMark(LedgerBase):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     retry_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-
-
-class HotBand(LedgerBase):
-    """Per currency: whether the hot wallet was last seen below its band's minimum (the
-    alert is audited once per crossing, restarts included)."""
-
-    __tablename__ = "hot_band_state"
-
-    chain: Mapped[str] = mapped_column(String(16), primary_key=True)
-    currency: Mapped[str] = mapped_column(String(8), primary_key=True)
-    below: Mapped[bool] = mapped_column(Boolean)
-    changed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

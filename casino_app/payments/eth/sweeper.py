@@ -71,11 +71,12 @@ from casino_app.core.metrics import HOT_WALLET_BELOW_MIN
 from casino_app.core.settings import get_settings
 from casino_app.payments.address_models import DepositAddress
 from casino_app.payments.assets import Asset, parse_amounts
+from casino_app.payments.band_models import HotBand
 from casino_app.payments.custody import parse_band
 from casino_app.payments.deposit_models import ChainBlock, ChainDeposit
 from casino_app.payments.eth import chain as chain_tools
 from casino_app.payments.eth.sender import EthereumSender, _bumped
-from casino_app.payments.eth.sweep_models import HotBand, SweepMark
+from casino_app.payments.eth.sweep_models import SweepMark
 from casino_app.payments.eth.watcher import CHAIN, WEI_PER_GWEI, parse_tokens
 from casino_app.payments.sender import OPEN, OpenBatch, RunResult
 from casino_app.payments.withdrawal_models import WithdrawalBatch
