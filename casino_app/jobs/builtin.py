@@ -83,6 +83,12 @@ def btc_batch() -> dict[str, int]:
     return batch_once()
 
 
+def btc_reconcile() -> dict[str, int]:
+    from casino_app.payments.btc.reconcile import run_reconcile
+
+    return run_reconcile()
+
+
 @lru_cache(maxsize=4)
 def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, ...] | None,
                   rates_seconds: float | None = None,
@@ -107,6 +113,8 @@ def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, ...] | None,
         # Pay queued BTC withdrawals from the hot wallet, one transaction per interval
         # (payments.btc.batcher).
         Job("btc-batch", btc[1], btc_batch),
+        # Compare the books with the Bitcoin chain (payments.btc.reconcile).
+        Job("btc-reconcile", btc[2], btc_reconcile),
     )
     return (
         Job("identity-cleanup", HOUR, identity_cleanup),
@@ -135,7 +143,8 @@ def builtin_jobs(signing: bool = True) -> tuple[Job, ...]:
                           st.eth_batch_seconds, st.eth_sweep_seconds)
                          if st.eth_rpc_url else None,
                          rates_seconds=st.rates_seconds if st.rates_url else None,
-                         btc=(st.btc_watch_seconds, st.btc_batch_seconds)
+                         btc=(st.btc_watch_seconds, st.btc_batch_seconds,
+                              st.btc_reconcile_seconds)
                          if st.btc_rpc_url else None)
     # the signing jobs use the hot wallet's keys: never in a web process in production
     return jobs if signing else tuple(j for j in jobs if j.name not in SIGNING_JOBS)
