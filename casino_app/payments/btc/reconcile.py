@@ -127,11 +127,12 @@ class _Books:
 
 # --- what we control ----------------------------------------------------------------------
 
-def controlled(s: Session, wallet: Wallet, chain: str = CHAIN) -> dict[bytes, Owner]:
+def controlled(s: Session, wallet: Wallet, chain: str = CHAIN, deposits: bool = True
+               ) -> dict[bytes, Owner]:
     """Every output script we control, with whose it is: the watcher's wallet (deposit
-    addresses, the hot wallet, the change and cold windows) and every change address a
-    sender recorded (even one beyond the watcher's window)."""
-    wallet.refresh(s)
+    addresses unless ``deposits`` is False, the hot wallet, the change and cold windows)
+    and every change address a sender recorded (even one beyond the watcher's window)."""
+    wallet.refresh(s, deposits)
     out = dict(wallet.scripts)
     for row in s.execute(select(BtcChangeAddress).where(BtcChangeAddress.chain == chain)
                          ).scalars():
