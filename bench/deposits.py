@@ -74,7 +74,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.ws_bets import (  # noqa: E402
-    ROOT_STATE,
     WALLET_STATE,
     Tab,
     adopt_env,
@@ -85,6 +84,7 @@ from bench.ws_bets import (  # noqa: E402
     start_app,
     v,
 )
+from tests.support.reflex_client import ROOT_STATE  # noqa: E402
 
 MNEMONIC = ("abandon abandon abandon abandon abandon abandon abandon abandon abandon "
             "abandon abandon about")
