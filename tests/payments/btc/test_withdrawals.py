@@ -843,9 +843,13 @@ def test_a_short_wait_for_our_own_change_is_not_an_alert(env: Env) -> None:
     res = b.run()  # the only coin is in the open batch; its change will pay the next
     assert (res.created, res.short, res.anomalies) == (0, 1, 0)
     assert _anomalies("hot_wallet_short") == before
+    change = 1_000_000 - 100_000 - _versions(_batches()[0].id)[-1].max_priority_fee_per_gas
+    assert b.incoming() == change     # from the batch's plan
+    env.poll()  # the watcher sees the change in the mempool: counted once, as its coin
+    assert b.incoming() == change
     env.mine(1)
     b.run()
-    env.poll()  # the watcher records the change
+    env.poll()  # the watcher records the change mined
     assert b.run().created == 1
     _invariants_clean()
 
