@@ -215,11 +215,13 @@ def bitcoin_chain() -> Iterator[object]:
 
 @contextmanager
 def btc_app(smtp: Inbox, node, tmp: Path, settings: dict[str, str],  # noqa: ANN001
-            chain: Anvil | None = None, words: str = ANVIL_MNEMONIC) -> Iterator[LiveApp]:
+            chain: Anvil | None = None, words: str = ANVIL_MNEMONIC,
+            staff: tuple[tuple[str, str, str], ...] = ()) -> Iterator[LiveApp]:
     """``casino run`` following the private bcoin ``node`` (regtest-bcoin), with ``words``
     as the hot wallet's seed (its BIP84 account key as ``CASINO_BTC_XPUB``), a fast
     watcher (0.5 s) and batcher (1 s), fresh data, plus ``settings``; with ``chain`` (an
-    anvil) Ethereum too, so the wallet has a BTC tab beside ETH's."""
+    anvil) Ethereum too, so the wallet has a BTC tab beside ETH's; the ``staff`` accounts
+    (email, password, role) created before it starts."""
     from casino_app.payments.btc.network import PRESETS
     from casino_app.payments.signer import btc as btc_signer
     from casino_app.payments.signer.seed import account_xpub
@@ -243,6 +245,11 @@ def btc_app(smtp: Inbox, node, tmp: Path, settings: dict[str, str],  # noqa: ANN
                     "CASINO_ETH_CHAIN_ID": str(chain.chain_id),
                     "CASINO_ETH_XPUB": account_xpub(words)})
     env.update(settings)
+    if staff:
+        casino_cli(env, "migrate")  # `admin create` reads a migrated database
+    for email_, password, role in staff:
+        casino_cli(env, "admin", "create", "--email", email_, "--role", role,
+                   stdin=password + "\n")
     log = tmp / "app.log"
     proc = start_casino(env, port, log, ROOT)
     try:

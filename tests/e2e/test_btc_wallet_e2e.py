@@ -10,8 +10,9 @@ wallet shows.
 The app (``casino run``) follows its own private bcoin regtest node and anvil, with a
 test seed as the hot seed of both chains (its BIP84 hot wallet funded on chain and booked
 with ``casino ledger fund``, the bankroll a real-money bet needs), a 0.5 s watcher and a
-1 s batcher. Afterwards reconciliation (``casino reconcile``) finds the books and the chain
-in agreement."""
+1 s batcher. Afterwards an admin reads the BTC hot wallet on /admin/wallets beside
+Ethereum's and starts a Bitcoin reconciliation from /admin/reconcile (clean), and
+``casino reconcile`` finds the books and both chains in agreement."""
 
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ from casino_app.payments.btc import keys
 from casino_app.payments.btc.network import PRESETS
 from casino_app.payments.signer import btc as btc_signer
 from casino_app.payments.signer.seed import _mnemonic
-from tests.e2e.conftest import ROOT, Inbox, LiveApp, btc_app, casino_cli
-from tests.e2e.flows import goto, register
+from tests.e2e.conftest import DESKTOP, ROOT, Inbox, LiveApp, btc_app, casino_cli
+from tests.e2e.flows import goto, register, staff_sign_in
 from tests.support.bitcoin import BcoinNode, RegtestWallet
 from tests.support.services import Anvil
 
@@ -46,6 +47,8 @@ DEPOSIT = 1_000_000         # 0.01 BTC
 BET = Decimal("0.001")
 HOT = 50_000_000            # the hot wallet, booked as the bankroll (0.5 BTC)
 NETWORK = PRESETS["regtest-bcoin"]
+ADMIN = "btc-admin@example.com"
+STAFF_PASSWORD = "bitcoin staff passphrase"
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +62,7 @@ def app(smtp: Inbox, bitcoin_chain: BcoinNode, chain: Anvil,
         "CASINO_BTC_WITHDRAW_MIN": "10000",
         "CASINO_BTC_WITHDRAW_FEE": str(FEE),
         "CASINO_BTC_FEE_FLOOR": "2", "CASINO_BTC_FEE_FALLBACK": "2",
-    }, chain=chain, words=words) as live:
+    }, chain=chain, words=words, staff=((ADMIN, STAFF_PASSWORD, "admin"),)) as live:
         casino_cli(live.env, "ledger", "fund", "--currency", "BTC", "--amount",
                    str(Decimal(HOT) / 10**8), "--reference", f"hot wallet {funding.txid}")
         yield live
@@ -172,6 +175,35 @@ def test_deposit_bet_and_withdraw_bitcoin_in_the_browser(  # noqa: ANN001
             .script_pubkey for o in paid.outputs)
         assert page.evaluate(
             "() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+    finally:
+        ctx.close()
+
+
+def test_staff_read_the_bitcoin_wallets_and_reconcile_it_beside_ethereum(  # noqa: ANN001
+        browser, app: LiveApp, bitcoin_chain: BcoinNode) -> None:
+    """An admin reads the BTC hot wallet (its change, after the withdrawals) on
+    /admin/wallets beside Ethereum's, and starts a Bitcoin reconciliation, which is clean."""
+    time.sleep(1.5)  # a watcher pass (0.5 s) after the last block
+    ctx = browser.new_context(viewport=DESKTOP, base_url=app.url)
+    ctx.set_default_timeout(20_000)
+    try:
+        page = ctx.new_page()
+        staff_sign_in(page, ADMIN, STAFF_PASSWORD, {})
+        goto(page, "/admin/wallets")
+        expect(page.locator("#bitcoin-wallets")).to_be_visible()
+        expect(page.locator("#btc-node-status")).to_contain_text(
+            f"reachable, block {bitcoin_chain.height}")
+        row = page.locator("#btc-wallets tr.wallet-row")
+        expect(row).to_contain_text("BTC")
+        expect(row).to_contain_text(re.compile(r"0\.4\d{7} BTC"))  # what the hot wallet kept
+        expect(page.locator("#wallets tr.wallet-row").first).to_contain_text("ETH")
+        goto(page, "/admin/reconcile")
+        expect(page.locator("#bitcoin-runs")).to_contain_text("No reconciliation has run yet.")
+        page.locator("#reconcile-now-bitcoin").click()
+        expect(page.get_by_text(re.compile(r"Bitcoin run #\d+ at block \d+: clean\."))
+               ).to_be_visible()
+        expect(page.locator("#btc-runs tr.run-row")).to_have_count(1)
+        expect(page.locator("#btc-runs tr.run-row")).to_contain_text("clean")
     finally:
         ctx.close()
 
