@@ -320,21 +320,49 @@ def cmd_ledger_fund(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(_args: argparse.Namespace) -> int:
-    """One reconciliation of the books against the chain; exit 1 on a discrepancy."""
-    if not _settings().eth_rpc_url:  # (logs go to stderr: stdout is the JSON answer)
-        return _fail("CASINO_ETH_RPC_URL is not set: there is no chain to reconcile with")
+    """One reconciliation of the books against each configured chain (Ethereum, Bitcoin):
+    JSON on stdout (``{"clean": ..., "chains": {"ethereum": {...}, "bitcoin": {...}}}``);
+    exit 1 on a discrepancy, else 2 when a chain could not be reconciled (nothing stored
+    yet, the node unreachable), else 0."""
+    st = _settings()
+    chains = [name for name, url in (("ethereum", st.eth_rpc_url), ("bitcoin", st.btc_rpc_url))
+              if url]
+    if not chains:  # (logs go to stderr: stdout is the JSON answer)
+        return _fail("neither CASINO_ETH_RPC_URL nor CASINO_BTC_RPC_URL is set: there is no "
+                     "chain to reconcile with")
     _data_settings()
-    from casino_app.payments.eth import reconcile
+    from casino_app.payments.reconcile import ReconcileUnavailable
 
-    try:
-        res = reconcile.run_reconcile_result()
-    except reconcile.ReconcileUnavailable as exc:
-        return _fail(f"nothing to reconcile yet: {exc}")
-    print(json.dumps({"run_id": res.run_id, "block": res.block, "clean": res.clean,
-                      "totals": res.totals,
-                      "issues": [{"currency": i.currency, "kind": i.kind, "detail": i.detail}
-                                 for i in res.issues]}, indent=2))
-    return 0 if res.clean else 1
+    out: dict[str, dict] = {}
+    failed = dirty = False
+    for name in chains:
+        if name == "ethereum":
+            from casino_app.payments.eth import reconcile as module
+        else:
+            from casino_app.payments.btc import reconcile as module  # type: ignore[no-redef]
+        try:
+            res = module.run_reconcile_result()
+        except ReconcileUnavailable as exc:
+            failed = True
+            out[name] = {"skipped": f"nothing to reconcile yet: {exc}"}
+            print(f"casino: {name}: nothing to reconcile yet: {exc}", file=sys.stderr)
+            continue
+        except Exception as exc:  # noqa: BLE001 - a node error is reported, the other chain runs
+            failed = True
+            out[name] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+            print(f"casino: {name}: reconciliation failed: {type(exc).__name__}: "
+                  f"{str(exc)[:300]}", file=sys.stderr)
+            continue
+        dirty = dirty or not res.clean
+        out[name] = {"run_id": res.run_id, "block": res.block, "clean": res.clean,
+                     "totals": res.totals,
+                     "issues": [{"currency": i.currency, "kind": i.kind, "detail": i.detail}
+                                for i in res.issues]}
+        for key in ("books", "onchain_by_role", "in_flight"):
+            if key in res.summary:
+                out[name][key] = res.summary[key]
+    print(json.dumps({"clean": not dirty and not failed, "chains": out}, indent=2))
+    return 1 if dirty else 2 if failed else 0
 
 
 def cmd_devnet(args: argparse.Namespace) -> int:
@@ -475,8 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("amount", help="in BTC, e.g. 0.5")
     dp.set_defaults(func=cmd_devnet)
 
-    sub.add_parser("reconcile", help="compare the books with the chain now (JSON; exit 1 "
-                                     "on a discrepancy)").set_defaults(func=cmd_reconcile)
+    sub.add_parser("reconcile", help="compare the books with each configured chain now "
+                                     "(JSON; exit 1 on a discrepancy)"
+                   ).set_defaults(func=cmd_reconcile)
 
     c = sub.add_parser("config", help="configuration").add_subparsers(dest="config", required=True)
     c.add_parser("check", help="validate and print the settings (secrets hidden)") \

@@ -94,6 +94,12 @@ def btc_sweep() -> dict[str, int]:
     return sweep_once()
 
 
+def btc_reconcile() -> dict[str, int]:
+    from casino_app.payments.btc.reconcile import run_reconcile
+
+    return run_reconcile()
+
+
 @lru_cache(maxsize=4)
 def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, ...] | None,
                   rates_seconds: float | None = None,
@@ -122,6 +128,8 @@ def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, ...] | None,
         # Sweep final deposit coins into the hot wallet, keep the hot wallet within its
         # band (overflow to the cold wallet, an alert below it) (payments.btc.sweeper).
         Job("btc-sweep", btc[2], btc_sweep),
+        # Compare the books with the Bitcoin chain (payments.btc.reconcile).
+        Job("btc-reconcile", btc[3], btc_reconcile),
     )
     return (
         Job("identity-cleanup", HOUR, identity_cleanup),
@@ -151,7 +159,7 @@ def builtin_jobs(signing: bool = True) -> tuple[Job, ...]:
                          if st.eth_rpc_url else None,
                          rates_seconds=st.rates_seconds if st.rates_url else None,
                          btc=(st.btc_watch_seconds, st.btc_batch_seconds,
-                              st.btc_sweep_seconds)
+                              st.btc_sweep_seconds, st.btc_reconcile_seconds)
                          if st.btc_rpc_url else None)
     # the signing jobs use the hot wallet's keys: never in a web process in production
     return jobs if signing else tuple(j for j in jobs if j.name not in SIGNING_JOBS)

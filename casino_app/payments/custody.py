@@ -1,8 +1,9 @@
 """What staff see of custody, the books' side, on any chain (read-only): the hot wallet's
 band and where a balance stands in it, exact on-chain amounts, the reconciliation runs
-(written by payments/eth/reconcile.py) with their totals and issues, and the shape of the
-wallets overview. What the chain holds now is read from its node by its adapter
-(payments/eth/wallets.py: the hot wallet and the cold Safe).
+(written by payments/eth/reconcile.py and payments/btc/reconcile.py) with their totals and
+issues, and the shape of the wallets overview. What the chain holds now is read from its
+node by its adapter (payments/eth/wallets.py: the hot wallet and the cold Safe;
+payments/btc/wallets.py: the hot wallet with its change, and the cold multisig).
 
 On-chain amounts are ints in on-chain units (wei, token units). They are shown exactly:
 in ledger units with ``Currency.format`` when they divide evenly, otherwise (ETH's sub-gwei
@@ -219,9 +220,9 @@ def run_issues(s: Session, run_id: int) -> tuple[RunView | None, list[IssueView]
 @dataclass(frozen=True)
 class WalletView:
     currency: str
-    token: str | None               # the ERC-20 contract; None for ether
+    token: str | None               # the ERC-20 contract; None for ether and bitcoin
     hot_balance: str                # exact text, "" when the node did not answer
-    safe_balance: str
+    safe_balance: str               # the cold wallet (Ethereum: the Safe)
     custody: str                    # what the books say we hold (minus the custody account)
     band: str                       # "min – max", "" without a band
     band_status: str                # below / above / within / ""
@@ -230,10 +231,15 @@ class WalletView:
 
 @dataclass(frozen=True)
 class Overview:
+    """One chain's wallets page section."""
+
     hot_address: str
-    safe_address: str
+    safe_address: str               # the cold wallet: Ethereum's Safe, Bitcoin's descriptor
     node: str                       # "ok", "not configured", "unreachable"
     node_error: str
     config_errors: list[str]
     wallets: list[WalletView]
     latest: RunView | None
+    chain: str = DEFAULT_CHAIN
+    network: str = ""               # shown to staff: "Bitcoin regtest"
+    at_block: int | None = None     # the node's block the balances were read at

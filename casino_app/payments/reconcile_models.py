@@ -1,5 +1,6 @@
 """Ledger database tables of the reconciliation against a chain (runs and their issues, keyed
-by chain; written by payments/eth/reconcile.py, read by payments/custody.py)."""
+by chain; written through payments/reconcile.py by payments/eth/reconcile.py and
+payments/btc/reconcile.py, read by payments/custody.py)."""
 
 from __future__ import annotations
 

@@ -200,6 +200,65 @@ def eth_app(smtp: Inbox, chain: Anvil, tmp: Path, settings: dict[str, str],
 
 
 @pytest.fixture(scope="module")
+def bitcoin_chain() -> Iterator[object]:
+    """A private bcoin regtest node (tests/support/bitcoin.py) for the tests of one
+    module, started past segwit's activation with a funded test wallet."""
+    from tests.support.bitcoin import BcoinNode
+
+    node = BcoinNode()
+    try:
+        node.start()
+        yield node
+    finally:
+        node.stop()
+
+
+@contextmanager
+def btc_app(smtp: Inbox, node, tmp: Path, settings: dict[str, str],  # noqa: ANN001
+            chain: Anvil | None = None, words: str = ANVIL_MNEMONIC,
+            staff: tuple[tuple[str, str, str], ...] = ()) -> Iterator[LiveApp]:
+    """``casino run`` following the private bcoin ``node`` (regtest-bcoin), with ``words``
+    as the hot wallet's seed (its BIP84 account key as ``CASINO_BTC_XPUB``), a fast
+    watcher (0.5 s) and batcher (1 s), fresh data, plus ``settings``; with ``chain`` (an
+    anvil) Ethereum too, so the wallet has a BTC tab beside ETH's; the ``staff`` accounts
+    (email, password, role) created before it starts."""
+    from casino_app.payments.btc.network import PRESETS
+    from casino_app.payments.signer import btc as btc_signer
+    from casino_app.payments.signer.seed import account_xpub
+
+    port = free_port()
+    env = app_env(smtp, tmp, port)
+    env.update({
+        "CASINO_RATE_REGISTER_IP": "100/minute",
+        "CASINO_ETH_HOT_SEED": words,
+        "CASINO_BTC_NETWORK": "regtest-bcoin",
+        "CASINO_BTC_RPC_URL": node.url,
+        "CASINO_BTC_RPC_USER": "hashhouse",
+        "CASINO_BTC_RPC_PASSWORD": node.api_key,
+        "CASINO_BTC_RPC_DIALECT": "bcoin",
+        "CASINO_BTC_XPUB": btc_signer.account_xpub(PRESETS["regtest-bcoin"], words),
+        "CASINO_BTC_WATCH_SECONDS": "0.5",
+        "CASINO_BTC_BATCH_SECONDS": "1",
+    })
+    if chain is not None:
+        env.update({"CASINO_ETH_RPC_URL": chain.url,
+                    "CASINO_ETH_CHAIN_ID": str(chain.chain_id),
+                    "CASINO_ETH_XPUB": account_xpub(words)})
+    env.update(settings)
+    if staff:
+        casino_cli(env, "migrate")  # `admin create` reads a migrated database
+    for email_, password, role in staff:
+        casino_cli(env, "admin", "create", "--email", email_, "--role", role,
+                   stdin=password + "\n")
+    log = tmp / "app.log"
+    proc = start_casino(env, port, log, ROOT)
+    try:
+        yield LiveApp(f"http://localhost:{port}", tmp / "data", env, log)
+    finally:
+        stop_casino(proc)
+
+
+@pytest.fixture(scope="module")
 def playwright_session() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 

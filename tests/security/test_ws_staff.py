@@ -4,9 +4,9 @@ The staff pages' on_load sends a player away, but the handlers behind them are p
 methods any socket can call by name. Every handler of every staff state
 (``ui/state/staff*.py``) called by a signed-in player must be refused (sent away from the
 staff pages) and change nothing, whatever it targets; the admin-only ones (roles, the
-audit log, approvals, hold releases, reconciliation, the withdrawal queue's actions and
-refills) must refuse a support account; and support may act on players only, not on
-staff accounts, whose page it may not even open.
+audit log, approvals, hold releases, reconciliation of either chain, the withdrawal
+queue's actions and refills) must refuse a support account; and support may act on
+players only, not on staff accounts, whose page it may not even open.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class Targets:
 
     def payload(self, params: list[str], session: int) -> dict[str, Any]:
         values = {"form": self.form(), "request_id": self.adjustment, "session_id": session,
-                  "run_id": 1}
+                  "run_id": 1, "chain": "bitcoin"}  # (Ethereum's is the handlers' default)
         return {p: values[p] for p in params}
 
 

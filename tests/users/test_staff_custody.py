@@ -150,3 +150,17 @@ def test_reconcile_now_is_refused_without_a_node(app_env) -> None:  # noqa: ANN0
         staff_custody.reconcile_now(support, new_ctx())
     with ledger_tx(readonly=True) as s:
         assert s.query(ReconcileRun).count() == 0
+
+
+def test_bitcoin_without_a_node(app_env) -> None:  # noqa: ANN001
+    admin, _, _ = make_staff(Role.admin)
+    assert staff_custody.configured_chains(admin) == ["ethereum"]
+    with pytest.raises(ValidationFailed, match="No Bitcoin node is configured"), audited({}):
+        staff_custody.reconcile_now(admin, new_ctx(), chain="bitcoin")
+    with pytest.raises(ValidationFailed, match="No such chain"), audited({}):
+        staff_custody.reconcile_now(admin, new_ctx(), chain="bitcoin; drop table")
+    o = staff_custody.wallets(admin, "bitcoin")
+    assert o.node == "not configured" and "CASINO_BTC_RPC_URL" in o.node_error
+    assert [(w.currency, w.custody, w.hot_balance) for w in o.wallets] == [
+        ("BTC", "0.00000000 BTC", "")]
+    assert staff_custody.reconcile_runs(admin, chain="bitcoin") == []

@@ -155,8 +155,10 @@ class Wallet:
     def get(self, script: bytes) -> Owner | None:
         return self.scripts.get(script)
 
-    def refresh(self, s: Session) -> None:
-        n = count(s)
+    def refresh(self, s: Session, deposits: bool = True) -> None:
+        """Reload the deposit addresses when their number changed (not with ``deposits``
+        False: the house's own addresses only) and set the windows from ``btc_utxos``."""
+        n = count(s) if deposits else self._deposit_count
         if n != self._deposit_count:
             for address, player_id, index in s.execute(
                     select(DepositAddress.address, DepositAddress.player_id,

@@ -31,7 +31,7 @@ asserted by ``tests/payments/btc/test_rpc_node.py``):
 | estimatesmartfee n | fee rate | {"feerate": BTC/kvB} or {"errors"} | {"fee": BTC/kB or -1}; one parameter only |
 | validateaddress addr | network check (prefix) | yes | yes |
 | getchaintips | reorg diagnostics | yes | yes |
-| scantxoutset | (not used) | yes | absent |
+| what addresses hold (confirmed UTXOs at the tip) | reconciliation, the staff wallets page | no address index: ``scantxoutset start [addr(A), ...]`` scans the whole UTXO set (confirmed outputs only; about a minute on mainnet, one scan at a time) | no ``scantxoutset``; its address index (``--index-address``) over REST, ``POST /coin/address {"addresses": [...]}`` on the same port and key: chain coins minus those a mempool transaction spends, plus the mempool's own (height -1); the adapter drops the mempool's and puts back the chain coins the mempool spends (``getrawmempool``, ``getrawtransaction``, ``gettxout txid n false``) |
 
 Other differences absorbed: bcoin answers HTTP 200 with the error in the body (Core: 500 or
 404 with a JSON body, 200 with ``jsonrpc: 2.0``), both are read; bcoin's "not found" errors
@@ -60,7 +60,7 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -79,6 +79,8 @@ log = get_logger("casino.btc")
 SATS_PER_BTC = 100_000_000
 MAX_SATS = 21_000_000 * SATS_PER_BTC
 BATCH_SIZE = 100  # calls per HTTP request in :meth:`BitcoinRPC.batch`
+ADDRESS_CHUNK = 1_000  # addresses per REST request to bcoin's address index
+SCAN_TIMEOUT = 600.0   # seconds Core's scantxoutset may take (a full UTXO set scan)
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -245,6 +247,38 @@ class UnspentOutput:
 
 
 @dataclass(frozen=True)
+class AddressCoin:
+    """A confirmed unspent output paying one of the addresses asked about, as the node
+    has it (never read from our records)."""
+
+    txid: str
+    vout: int
+    value: int          # satoshis
+    script_pubkey: bytes
+    height: int         # the block it was mined in
+    coinbase: bool
+
+    @property
+    def outpoint(self) -> tuple[str, int]:
+        return self.txid, self.vout
+
+
+@dataclass(frozen=True)
+class UtxoSnapshot:
+    """The confirmed unspent outputs of some addresses at the node's tip ``height``
+    (``best_hash``): unconfirmed transactions neither add nor take away anything."""
+
+    height: int
+    best_hash: str
+    coins: tuple[AddressCoin, ...]
+
+    def total(self, at_or_below: int | None = None) -> int:
+        """Satoshis held, counting only coins mined at or below ``at_or_below``."""
+        return sum(c.value for c in self.coins
+                   if at_or_below is None or c.height <= at_or_below)
+
+
+@dataclass(frozen=True)
 class FeeEstimate:
     sat_per_kvb: int | None  # None: the node has no estimate (empty regtest, new node)
     blocks: int              # the target the estimate is for
@@ -309,9 +343,10 @@ class BitcoinRPC:
         self.close()
 
     # transport ---------------------------------------------------------------------------
-    def _post(self, body: Any) -> Any:
+    def _post(self, body: Any, path: str = "", timeout: float | None = None) -> Any:
+        extra = {} if timeout is None else {"timeout": timeout}
         try:
-            resp = self._client.post(self.url, content=json.dumps(body))
+            resp = self._client.post(self.url + path, content=json.dumps(body), **extra)
         except httpx.TimeoutException as exc:
             raise NodeUnavailable(f"the Bitcoin node did not answer in time ({exc})") from exc
         except httpx.HTTPError as exc:
@@ -348,9 +383,11 @@ class BitcoinRPC:
             return RPCError(method, code, message)
         return reply.get("result")
 
-    def call(self, method: str, *params: Any) -> Any:
-        """One call; its result (floats as Decimal) or an exception."""
-        result = self._outcome(method, self._post(self._request(method, params)))
+    def call(self, method: str, *params: Any, timeout: float | None = None) -> Any:
+        """One call (``timeout`` seconds instead of the client's); its result (floats as
+        Decimal) or an exception."""
+        result = self._outcome(method, self._post(self._request(method, params),
+                                                  timeout=timeout))
         if isinstance(result, RPCError):
             raise result
         return result
@@ -513,6 +550,141 @@ class BitcoinRPC:
                              script_pubkey=bytes.fromhex(r["scriptPubKey"]["hex"]),
                              confirmations=int(r.get("confirmations", 0)),
                              coinbase=bool(r.get("coinbase", False)))
+
+    def prevouts(self, outpoints: Collection[tuple[str, int]]) -> dict[tuple[str, int],
+                                                                       TxOutput]:
+        """The outputs that ``outpoints`` name (spent or not), read from their funding
+        transactions (``getrawtransaction`` in batches: Core needs ``txindex=1``, bcoin
+        ``--index-tx``). NotFound when the node does not have a funding transaction."""
+        txids = sorted({t for t, _ in outpoints})
+        found = dict(zip(txids, self.transactions(txids), strict=True)) if txids else {}
+        out: dict[tuple[str, int], TxOutput] = {}
+        for txid, vout in outpoints:
+            tx = found.get(txid)
+            outputs = {o.n: o for o in tx.outputs} if tx is not None else {}
+            if vout not in outputs:
+                raise NotFound("getrawtransaction", None,
+                               f"the node does not have output {txid}:{vout} (it needs a "
+                               "transaction index: Core txindex=1, bcoin --index-tx)")
+            out[(txid, vout)] = outputs[vout]
+        return out
+
+    # what addresses hold ------------------------------------------------------------------
+    def address_utxos(self, scripts: Mapping[bytes, str], *,
+                      scan_timeout: float = SCAN_TIMEOUT, attempts: int = 3) -> UtxoSnapshot:
+        """The confirmed unspent outputs paying ``scripts`` (output script -> its address)
+        at the node's tip, read from the node alone (see the module's table):
+
+        * Core has no address index: ``scantxoutset start ["addr(A)", ...]`` scans its UTXO
+          set (confirmed only) once for every address (``scan_timeout``: a mainnet scan
+          takes about a minute; Core runs one scan at a time and refuses a second with
+          code -8);
+        * bcoin: its address index (``--index-address``) over REST (``POST /coin/address``,
+          ADDRESS_CHUNK addresses a request), whose answer mixes in the mempool: its coins
+          (height -1) are dropped, and the chain's coins a mempool transaction spends
+          (which it leaves out) are put back with ``gettxout txid n false``. The tip and
+          the mempool are read before and after; if either moved, the read starts again
+          (``attempts`` times, then NodeUnavailable). A bcoin without ``--index-address``
+          answers no coins at all (reconciliation then reports everything missing).
+        """
+        if not scripts:
+            info = self.blockchain_info()
+            return UtxoSnapshot(info.blocks, info.best_block_hash, ())
+        if self.dialect is Dialect.core:
+            return self._scan_utxos(scripts, scan_timeout)
+        for _ in range(attempts):
+            snapshot = self._bcoin_utxos(scripts)
+            if snapshot is not None:
+                return snapshot
+        raise NodeUnavailable("the chain or the mempool kept moving while bcoin's address "
+                              "index was read: try again")
+
+    def _scan_utxos(self, scripts: Mapping[bytes, str], timeout: float) -> UtxoSnapshot:
+        objects = [f"addr({a})" for a in sorted(set(scripts.values()))]
+        r = self.call("scantxoutset", "start", objects, timeout=timeout)
+        if not isinstance(r, dict) or r.get("success") is False or "unspents" not in r:
+            raise RPCError("scantxoutset", None, f"the scan did not complete: {str(r)[:200]}")
+        coins = []
+        for u in r["unspents"]:
+            script = bytes.fromhex(str(u["scriptPubKey"]))
+            if script in scripts:
+                coins.append(AddressCoin(str(u["txid"]), int(u["vout"]),
+                                         to_sats(u["amount"], what="scantxoutset amount"),
+                                         script, int(u["height"]), bool(u.get("coinbase"))))
+        return UtxoSnapshot(int(r["height"]), str(r["bestblock"]), tuple(sorted(
+            coins, key=lambda c: (c.height, c.txid, c.vout))))
+
+    def _mempool_spends(self) -> tuple[set[str], set[tuple[str, int]]]:
+        """The mempool's txids and the outpoints its transactions spend."""
+        txids = self.mempool_txids()
+        spends: set[tuple[str, int]] = set()
+        for tx in self.transactions(txids) if txids else []:
+            if tx is not None:
+                spends.update((i.txid, i.vout) for i in tx.inputs
+                              if i.txid is not None and i.vout is not None)
+        return set(txids), spends
+
+    def _rest(self, path: str, body: Any) -> Any:
+        """bcoin's REST API (same port and key as its RPC): the JSON answer or an error."""
+        try:
+            resp = self._client.post(self.url + path, content=json.dumps(body))
+        except httpx.TimeoutException as exc:
+            raise NodeUnavailable(f"the Bitcoin node did not answer in time ({exc})") from exc
+        except httpx.HTTPError as exc:
+            raise NodeUnavailable(f"cannot reach the Bitcoin node: {exc}") from exc
+        if resp.status_code in (401, 403):
+            raise NodeUnavailable(f"the Bitcoin node refused our credentials (HTTP "
+                                  f"{resp.status_code})")
+        try:
+            data = json.loads(resp.text, parse_float=Decimal)
+        except ValueError:
+            raise NodeUnavailable(f"{path}: HTTP {resp.status_code} without JSON: "
+                                  f"{resp.text[:200]!r}") from None
+        if resp.status_code != 200 or (isinstance(data, dict) and data.get("error")):
+            error = data.get("error") if isinstance(data, dict) else None
+            message = str(error.get("message") if isinstance(error, dict) else error or data)
+            if resp.status_code == 404:
+                raise Unsupported(path, 404, f"no such REST route ({message[:100]}): bcoin's "
+                                             "HTTP API must be reachable, not only its RPC")
+            raise RPCError(path, resp.status_code, message[:300])
+        return data
+
+    def _bcoin_utxos(self, scripts: Mapping[bytes, str]) -> UtxoSnapshot | None:
+        before = self.blockchain_info()
+        pool, spends = self._mempool_spends()
+        found: list[Any] = []
+        addrs = sorted(set(scripts.values()))
+        for i in range(0, len(addrs), ADDRESS_CHUNK):
+            found.extend(self._rest("coin/address", {"addresses": addrs[i:i + ADDRESS_CHUNK]}))
+        pool_after, spends_after = self._mempool_spends()
+        after = self.blockchain_info()
+        if after.best_block_hash != before.best_block_hash or pool_after != pool:
+            return None
+        tip = after.blocks
+        coins: dict[tuple[str, int], AddressCoin] = {}
+        for c in found:
+            height, script = int(c["height"]), bytes.fromhex(str(c["script"]))
+            if height < 0 or script not in scripts:  # the mempool's own coins
+                continue
+            coin = AddressCoin(str(c["hash"]), int(c["index"]), int(c["value"]), script,
+                               height, bool(c.get("coinbase")))
+            coins[coin.outpoint] = coin
+        # bcoin leaves out the chain's coins that a mempool transaction spends: put them back
+        missing = sorted(op for op in spends | spends_after
+                         if op not in coins and op[0] not in pool)
+        answers = self.batch([("gettxout", [t, v, False]) for t, v in missing])
+        for (txid, vout), r in zip(missing, answers, strict=True):
+            if isinstance(r, RPCError):
+                raise r
+            if r is None:
+                continue
+            script = bytes.fromhex(str(r["scriptPubKey"]["hex"]))
+            if script in scripts:
+                coins[(txid, vout)] = AddressCoin(
+                    txid, vout, to_sats(r["value"], what="gettxout value"), script,
+                    tip - int(r["confirmations"]) + 1, bool(r.get("coinbase")))
+        return UtxoSnapshot(tip, after.best_block_hash, tuple(sorted(
+            coins.values(), key=lambda c: (c.height, c.txid, c.vout))))
 
     # mempool ------------------------------------------------------------------------------
     def mempool_txids(self) -> list[str]:

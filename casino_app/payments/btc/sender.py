@@ -374,18 +374,24 @@ class BitcoinSender(ChainSender):
     def incoming(self) -> int:
         """What comes back to the hot wallet soon: its unconfirmed unspent coins and the
         change of its open transactions the watcher has not recorded yet (satoshis)."""
-        with ledger_tx(readonly=True) as s:
-            unconfirmed = s.execute(select(func.coalesce(func.sum(BtcUtxo.amount), 0)).where(
-                BtcUtxo.chain == self.chain, BtcUtxo.role.in_(("hot", "change")),
-                BtcUtxo.state == "unspent", BtcUtxo.block_height.is_(None))).scalar_one()
-        change = 0
+        pending: list[tuple[set[str], int]] = []
         for b in self._open_batches():
             plan = Plan.from_json(b.data)
             if plan.change_index is None:
                 continue
-            latest = self._versions(b.id)[-1]
-            change += max(0, sum(c.value for c in plan.inputs) - plan.paid - latest.tip)
-        return int(unconfirmed) + change
+            versions = self._versions(b.id)
+            pending.append(({v.tx_hash for v in versions}, max(
+                0, sum(c.value for c in plan.inputs) - plan.paid - versions[-1].tip)))
+        txids = sorted(set().union(*(t for t, _ in pending))) if pending else []
+        with ledger_tx(readonly=True) as s:
+            unconfirmed = s.execute(select(func.coalesce(func.sum(BtcUtxo.amount), 0)).where(
+                BtcUtxo.chain == self.chain, BtcUtxo.role.in_(("hot", "change")),
+                BtcUtxo.state == "unspent", BtcUtxo.block_height.is_(None))).scalar_one()
+            # a change the watcher recorded is counted as its coin, not twice
+            seen = set(s.execute(select(BtcUtxo.txid).where(
+                BtcUtxo.chain == self.chain, BtcUtxo.role.in_(("hot", "change")),
+                BtcUtxo.txid.in_(txids))).scalars()) if txids else set()
+        return int(unconfirmed) + sum(c for t, c in pending if not t & seen)
 
     # --- the chain's questions (payments/sender.ChainSender) ---
 

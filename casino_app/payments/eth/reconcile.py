@@ -32,9 +32,8 @@ stored too.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -43,9 +42,8 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
 from casino_app.core.clock import utcnow
-from casino_app.core.db import identity_tx, ledger_tx
-from casino_app.core.logging import get_logger, security_logger
-from casino_app.core.metrics import INVARIANT_VIOLATIONS
+from casino_app.core.db import ledger_tx
+from casino_app.core.logging import get_logger
 from casino_app.core.settings import get_settings
 from casino_app.payments import ledger
 from casino_app.payments.assets import Asset
@@ -53,8 +51,18 @@ from casino_app.payments.deposit_models import ChainBlock, ChainDeposit
 from casino_app.payments.eth import addresses
 from casino_app.payments.eth.chain import refused_amount
 from casino_app.payments.eth.watcher import CHAIN, MAX_REORG_DEPTH, TRANSFER_TOPIC, WEI_PER_GWEI
-from casino_app.payments.reconcile_models import ReconcileIssue, ReconcileRun
-from casino_app.security.audit import SYSTEM, AuditAction, record
+from casino_app.payments.reconcile import (
+    Issue,
+    ReconcileUnavailable,
+    Result,
+    checked_to,
+    deposit_window,
+    last_deposits_clean,
+    store_run,
+)
+
+__all__ = ["Issue", "ReconcileUnavailable", "Result", "reconcile", "run_reconcile",
+           "run_reconcile_result"]
 
 log = get_logger("casino.eth.reconcile")
 
@@ -65,24 +73,6 @@ RPC_BATCH = 200          # calls per JSON-RPC batch
 TOPIC_CHUNK = 500        # recipient addresses per eth_getLogs filter
 BLOCK_BATCH = 50         # full blocks per JSON-RPC batch
 DEPOSIT_CHECK_BLOCKS = 2_000   # blocks the deposit checks cover per run (at most)
-
-
-@dataclass
-class Issue:
-    currency: str
-    kind: str      # balance, missing_deposit (native or token), credit_not_on_chain
-    detail: str
-    expected: str = ""
-    actual: str = ""
-
-
-@dataclass
-class Result:
-    run_id: int
-    block: int
-    clean: bool
-    issues: list[Issue]
-    totals: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def _batched(w3: Web3, calls: Sequence[Callable[[], Any]]) -> list[Any]:
@@ -297,36 +287,6 @@ def _transfers_not_recorded(w3: Web3, s: Session, assets: Sequence[Asset],
     return issues
 
 
-def _last_deposits_clean(s: Session, chain: str) -> ReconcileRun | None:
-    """The newest run whose deposit checks found nothing (its summary's
-    ``deposits_clean``; runs stored before that key: clean runs). A balance issue alone
-    does not hold the deposit cursor back; a deposit issue does (reported again until
-    resolved)."""
-    for run in s.execute(select(ReconcileRun).where(ReconcileRun.chain == chain)
-                         .order_by(ReconcileRun.id.desc()).limit(500)).scalars():
-        try:
-            flag = json.loads(run.summary or "{}").get("deposits_clean")
-        except (ValueError, AttributeError):
-            flag = None
-        if (run.clean if flag is None else flag) is True:
-            return run
-    return s.execute(select(ReconcileRun).where(
-        ReconcileRun.chain == chain, ReconcileRun.clean.is_(True))
-        .order_by(ReconcileRun.id.desc()).limit(1)).scalar_one_or_none()
-
-
-def _checked_to(run: ReconcileRun | None) -> int | None:
-    """The block up to which ``run`` checked deposits (its pinned block for runs stored
-    before the cursor existed)."""
-    if run is None:
-        return None
-    try:
-        value = json.loads(run.summary or "{}").get("deposits_checked_to")
-    except (ValueError, AttributeError):
-        value = None
-    return value if isinstance(value, int) else run.block_number
-
-
 def reconcile(w3: Web3, assets: Sequence[Asset], extra: Iterable[str] = (),
               chain: str = CHAIN, deposit_blocks: int = DEPOSIT_CHECK_BLOCKS) -> Result:
     """One reconciliation run; stores, audits and counts what it finds."""
@@ -336,8 +296,7 @@ def reconcile(w3: Web3, assets: Sequence[Asset], extra: Iterable[str] = (),
                         .order_by(ChainBlock.number.desc()).limit(1)).scalar_one_or_none()
         first = s.execute(select(ChainBlock.number).where(ChainBlock.chain == chain)
                           .order_by(ChainBlock.number).limit(1)).scalar_one_or_none()
-        last = _last_deposits_clean(s, chain)
-        checked = _checked_to(last)
+        checked = checked_to(last_deposits_clean(s, chain))
         deposit_addrs = sorted(addresses.all_addresses(s, chain))
     owned = sorted(set(deposit_addrs) | {Web3.to_checksum_address(a) for a in extra if a})
     if tip is None:
@@ -346,10 +305,7 @@ def reconcile(w3: Web3, assets: Sequence[Asset], extra: Iterable[str] = (),
     block_hash = Web3.to_hex(w3.eth.get_block(block)["hash"])
     # Deposit checks look again at the blocks a reorg could still change since the last
     # clean run (all of them the first time), at most DEPOSIT_CHECK_BLOCKS of them.
-    since = (first or 0) - 1
-    if checked is not None:
-        since = max(since, checked - MAX_REORG_DEPTH)
-    checked_to = max(min(block, since + deposit_blocks), since)
+    since, to = deposit_window(first, checked, block, MAX_REORG_DEPTH, deposit_blocks)
     onchain = onchain_totals(w3, assets, owned, block)
     with ledger_tx(readonly=True) as s:
         expected = expected_totals(s, assets, block, chain)
@@ -360,45 +316,20 @@ def reconcile(w3: Web3, assets: Sequence[Asset], extra: Iterable[str] = (),
                         f"expects {expected[code]} (on-chain units) at block {block}",
                         str(expected[code]), str(onchain[code]))
                   for code in expected if expected[code] != onchain[code]]
-        deposit_issues = _credits_not_on_chain(w3, s, since, checked_to, chain)
+        deposit_issues = _credits_not_on_chain(w3, s, since, to, chain)
         deposit_issues += _native_not_recorded(
             w3, s, next(a for a in assets if a.token is None), deposit_addrs, since,
-            checked_to, chain)
+            to, chain)
         deposit_issues += _transfers_not_recorded(w3, s, assets, deposit_addrs, since,
-                                                  checked_to, chain)
+                                                  to, chain)
         issues += deposit_issues
     totals = {c: {"onchain": str(onchain[c]), "expected": str(expected[c])} for c in expected}
-    with ledger_tx() as s:
-        run = ReconcileRun(chain=chain, block_number=block, block_hash=block_hash,
-                           clean=not issues, issues=len(issues),
-                           summary=json.dumps({"addresses": len(owned), "totals": totals,
-                                               "deposits_checked_to": checked_to,
-                                               "deposits_clean": not deposit_issues,
-                                               "per_unit": {a.code: a.per_unit
-                                                            for a in assets}}),
-                           started_at=started, finished_at=utcnow())
-        s.add(run)
-        s.flush()
-        for i in issues:
-            s.add(ReconcileIssue(run_id=run.id, currency=i.currency, kind=i.kind,
-                                 detail=i.detail[:400], expected=i.expected,
-                                 actual=i.actual))
-        run_id = run.id
-    for i in issues:
-        INVARIANT_VIOLATIONS.labels(f"reconcile.{i.kind}").inc()
-        security_logger().error("reconciliation discrepancy", currency=i.currency,
-                                kind=i.kind, detail=i.detail)
-    if issues:
-        with identity_tx() as s:
-            record(s, AuditAction.reconcile_failed, SYSTEM, None, run_id=run_id, block=block,
-                   issues=[f"{i.currency} {i.kind}" for i in issues][:20])
-    log.info("eth_reconcile", run_id=run_id, block=block, clean=not issues,
-             issues=len(issues), addresses=len(owned))
-    return Result(run_id, block, not issues, issues, totals)
-
-
-class ReconcileUnavailable(Exception):
-    """Nothing to reconcile yet (the watcher stored no block)."""
+    summary = {"addresses": len(owned), "totals": totals, "deposits_checked_to": to,
+               "deposits_clean": not deposit_issues,
+               "per_unit": {a.code: a.per_unit for a in assets}}
+    run_id = store_run(chain, block, block_hash, issues, summary, started,
+                       metric_prefix="reconcile", log=log, event="eth_reconcile")
+    return Result(run_id, block, not issues, issues, totals, summary)
 
 
 def controlled_extra() -> list[str]:

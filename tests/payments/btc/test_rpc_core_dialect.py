@@ -23,6 +23,7 @@ from casino_app.payments.btc.rpc import (
     NetworkMismatch,
     NodeUnavailable,
     NotFound,
+    RPCError,
     TransactionRejected,
     Unsupported,
     to_sats,
@@ -42,6 +43,7 @@ SIGNED = ("01000000000102fff7f7881a8099afa6940d42d1e7f6362bec38171ea3edf433541db
 TXID = txid_of(SIGNED)
 BLOCK = "00" * 31 + "aa"
 PREV = "00" * 31 + "99"
+WATCHED = "0014" + "22" * 20  # a P2WPKH script of ours
 
 TX_JSON = {
     "txid": TXID, "hash": "ff" * 32, "version": 1, "size": 343, "vsize": 261, "weight": 1042,
@@ -76,6 +78,9 @@ class CoreStandIn:
         self.fee_reply: dict[str, Any] = {"feerate": "0.00012345", "blocks": 2}
         self.send_error: tuple[int, str] | None = None
         self.busy = False
+        self.scanning = False
+        self.timeout: Any = None
+        self.scan_timeouts: list[Any] = []
 
     def answer(self, method: str, params: list[Any]) -> tuple[int, Any]:
         if method == "getnetworkinfo":
@@ -115,12 +120,24 @@ class CoreStandIn:
                           "reject-reason": "min relay fee not met"}]
         if method == "validateaddress":
             return 200, {"isvalid": params[0].startswith("bc1")}
+        if method == "scantxoutset":
+            if self.scanning:
+                return 500, {"code": -8, "message": "Scan already in progress, use action "
+                                                    "\"abort\" or \"status\""}
+            self.scan_timeouts.append(self.timeout)
+            return 200, {"success": True, "txouts": 185_000_000, "height": 900_000,
+                         "bestblock": BLOCK, "total_amount": "0.00012345",
+                         "unspents": [{"txid": TXID, "vout": 1, "scriptPubKey": WATCHED,
+                                       "desc": "addr(bc1q...)#x", "amount": "0.00012345",
+                                       "coinbase": False, "height": 899_990,
+                                       "blockhash": PREV}]}
         return 404, {"code": -32601, "message": "Method not found"}
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         if self.busy:
             return httpx.Response(503, text="Work queue depth exceeded")
         body = json.loads(request.content)
+        self.timeout = request.extensions.get("timeout", {}).get("read")
         replies = []
         for call in body if isinstance(body, list) else [body]:
             self.requests.append(call)
@@ -136,7 +153,7 @@ class CoreStandIn:
         # Core writes amounts with 8 decimals as JSON numbers: strip the stand-in's quotes
         text = json.dumps(reply)
         for value in ("1.12340000", "2.23450000", "3.12500000", "0.00010000", "0.00000282",
-                      "0.00012345"):
+                      "0.00012345"):  # (scantxoutset's amounts too)
             text = text.replace(f'"{value}"', value)
         return httpx.Response(status, text=text, headers={"Content-Type": "application/json"})
 
@@ -217,6 +234,28 @@ def test_core_unknown_method_busy_node_and_network(rpc: BitcoinRPC, core: CoreSt
     core.busy = True
     with pytest.raises(NodeUnavailable, match="HTTP 503"):
         rpc.block_count()
+
+
+def test_core_reads_what_addresses_hold_with_scantxoutset(rpc: BitcoinRPC,
+                                                           core: CoreStandIn):
+    """Core has no address index: one scantxoutset over addr() descriptors, confirmed
+    outputs at its tip, with a long timeout (a full UTXO-set scan); a second scan while
+    one runs is refused by Core (code -8) and raised, not waited for."""
+    ours = {bytes.fromhex(WATCHED): "bc1qyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zhv2ns5",
+            bytes.fromhex("0014" + "33" * 20): "bc1qxvenxvenxvenxvenxvenxvenxvenxvenme6tqs"}
+    snap = rpc.address_utxos(ours, scan_timeout=321)
+    assert core.requests[-1]["method"] == "scantxoutset"
+    assert core.requests[-1]["params"] == ["start", [f"addr({a})" for a in sorted(
+        ours.values())]]
+    assert core.scan_timeouts == [321]
+    assert (snap.height, snap.best_hash) == (900_000, BLOCK)
+    [coin] = snap.coins
+    assert (coin.outpoint, coin.value, coin.height, coin.coinbase) == \
+        ((TXID, 1), 12_345, 899_990, False)
+    assert coin.script_pubkey == bytes.fromhex(WATCHED) and snap.total(899_989) == 0
+    core.scanning = True
+    with pytest.raises(RPCError, match="Scan already in progress"):
+        rpc.address_utxos(ours)
 
 
 def test_explicit_dialect_skips_detection(core: CoreStandIn):

@@ -142,6 +142,46 @@ def test_transactions_and_mempool(bitcoin_node: BcoinNode):
         rpc.call("testmempoolaccept", [funding.raw.hex()])
 
 
+def test_what_addresses_hold_is_read_at_the_tip_whatever_the_mempool_does(
+        bitcoin_node: BcoinNode):
+    """bcoin's address index (REST) answers chain coins minus those a mempool transaction
+    spends, plus the mempool's own; the adapter gives the confirmed UTXOs at the tip: an
+    unconfirmed spend neither hides a coin nor adds its change, until it is mined."""
+    node, rpc = bitcoin_node, bitcoin_node.rpc
+    node.mine(1)
+    holder = node.wallet  # the test wallet: hundreds of coinbase coins
+    a, b = fresh_address(), fresh_address()
+    scripts = {holder.script: holder.address,
+               keys.validate_address(a, REGTEST).script_pubkey: a,
+               keys.validate_address(b, REGTEST).script_pubkey: b}
+    mined = node.fund(a, 12_345)
+    before = rpc.address_utxos(scripts)
+    assert before.height == rpc.block_count() and before.best_hash == rpc.best_block_hash()
+    assert [(c.txid, c.vout, c.value, c.height) for c in before.coins if c.txid == mined.txid
+            and c.script_pubkey != holder.script] == [(mined.txid, 0, 12_345, before.height)]
+    assert all(c.height <= before.height for c in before.coins)
+    pending = node.fund(b, 7_000, mine=False)  # spends one of the wallet's chain coins
+    spent = rpc.raw_transaction(pending.txid).inputs[0]
+    raw = node.rest(f"/coin/address/{holder.address}")
+    assert not any(c["hash"] == spent.txid and c["index"] == spent.vout for c in raw)
+    assert any(c["height"] == -1 for c in raw)  # bcoin's answer mixes in the mempool
+    during = rpc.address_utxos(scripts)
+    assert during == before  # the coin is still the wallet's at the tip; b has nothing yet
+    assert rpc.prevouts([(spent.txid, spent.vout)])[(spent.txid, spent.vout)].script_pubkey \
+        == holder.script
+    node.mine(1)
+    after = rpc.address_utxos(scripts)
+    ops = {c.outpoint for c in after.coins}
+    assert after.height == before.height + 1 and (spent.txid, spent.vout) not in ops
+    b_script = keys.validate_address(b, REGTEST).script_pubkey
+    assert [(c.outpoint, c.value, c.height) for c in after.coins
+            if c.script_pubkey == b_script] == [((pending.txid, 0), 7_000, after.height)]
+    assert after.total(before.height) == before.total() - \
+        rpc.prevouts([(spent.txid, spent.vout)])[(spent.txid, spent.vout)].value
+    with pytest.raises(NotFound):
+        rpc.prevouts([("ab" * 32, 0)])
+
+
 def test_batches_return_each_result_or_error_in_order(bitcoin_node: BcoinNode):
     rpc = bitcoin_node.rpc
     height = rpc.block_count()

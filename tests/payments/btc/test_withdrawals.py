@@ -6,8 +6,12 @@ through a reorg since bcoin relays no replacement) confirms once; dust change go
 fee; a hot wallet too small pays the oldest that fit and alerts; reorgs of an unconfirmed
 and of a settled batch. The ledger's invariants hold after each test.
 
-The hot wallet's coins are recorded by tests/support/btc_watcher_standin.py, a stand-in
-for the watcher's bookkeeping (payments/btc/watcher.py is being built in parallel)."""
+The hot wallet's coins, the batches' change and the spends are recorded by the real
+watcher (payments/btc/watcher.py), one pass after the blocks a test mined (``env.poll``).
+Where a test needs the watcher NOT to have seen a block yet (a coin on chain that the
+batcher cannot know of, a spend it has not recorded), it simply polls later; nothing
+writes ``btc_utxos`` but the watcher. Each test has its own seed (its own hot wallet), so
+the session's node serves them all."""
 
 from __future__ import annotations
 
@@ -15,7 +19,9 @@ import hashlib
 import secrets
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -30,8 +36,10 @@ from casino_app.payments.btc.models import BtcChangeAddress, BtcUtxo
 from casino_app.payments.btc.network import PRESETS
 from casino_app.payments.btc.rpc import BitcoinRPC
 from casino_app.payments.btc.sender import DUST, Coin, Output, Plan, fit, select_coins, vsize
+from casino_app.payments.btc.watcher import Watcher
 from casino_app.payments.models import PendingTransfer
 from casino_app.payments.signer import btc as signer
+from casino_app.payments.signer.seed import _mnemonic
 from casino_app.payments.withdrawal_models import (
     Withdrawal,
     WithdrawalBatch,
@@ -41,16 +49,10 @@ from tests.payments.eth.helpers import balance as _balance
 from tests.payments.eth.helpers import fund as _credit
 from tests.payments.eth.helpers import invariants_clean as _invariants_clean
 from tests.support.bitcoin import NETWORK, BcoinNode, fresh_address
-from tests.support.btc_watcher_standin import (
-    fund_hot,
-    record_change,
-    record_output,
-    record_spends,
-)
 
 pytestmark = pytest.mark.bitcoin
 
-MNEMONIC = "abandon " * 11 + "about"
+MNEMONIC = "abandon " * 11 + "about"  # the coin-selection tests' keys (no node)
 FEE = 1_000           # sat, the house's fee per withdrawal
 SEQUENCE_RBF = 0xFFFFFFFD
 
@@ -59,14 +61,54 @@ class Crash(Exception):
     """A simulated process death at a fault point."""
 
 
-def _env(node: BcoinNode, monkeypatch: pytest.MonkeyPatch, **extra: str) -> None:
-    monkeypatch.setenv("CASINO_ETH_HOT_SEED", MNEMONIC)
+@dataclass(frozen=True)
+class RecordedCoin:
+    """A coin of ours as the watcher recorded it (``btc_utxos``)."""
+
+    txid: str
+    vout: int
+    amount: int
+
+
+class Env:
+    """The session's node (its calls pass through: ``mine``, ``fund``, ``rpc``...), this
+    test's own seed, and the real watcher, started at the node's height."""
+
+    def __init__(self, node: BcoinNode, words: str) -> None:
+        self.node, self.words = node, words
+        self.watcher = Watcher(node.rpc, start_height=node.height, confirmations=1)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.node, name)
+
+    def poll(self) -> None:
+        """One pass of the watcher: what the test's blocks (and the mempool) hold."""
+        self.watcher.poll()
+
+    def coin(self, txid: str, role: str | None = None) -> RecordedCoin:
+        with ledger_tx(readonly=True) as s:
+            q = select(BtcUtxo).where(BtcUtxo.txid == txid)
+            if role is not None:
+                q = q.where(BtcUtxo.role == role)
+            row = s.execute(q).scalar_one()
+            return RecordedCoin(row.txid, row.vout, row.amount)
+
+    def fund_hot(self, sats: int) -> RecordedCoin:
+        """Pay the hot wallet on the node (one block); the watcher records the coin."""
+        f = self.node.fund(_hot(), sats)
+        self.poll()
+        return self.coin(f.txid, "hot")
+
+
+def _env(node: BcoinNode, monkeypatch: pytest.MonkeyPatch, **extra: str) -> Env:
+    words = _mnemonic().to_mnemonic(secrets.token_bytes(32))  # this test's own wallet
+    monkeypatch.setenv("CASINO_ETH_HOT_SEED", words)
     monkeypatch.setenv("CASINO_BTC_NETWORK", "regtest-bcoin")
     monkeypatch.setenv("CASINO_BTC_RPC_URL", node.url)
     monkeypatch.setenv("CASINO_BTC_RPC_USER", "hashhouse")
     monkeypatch.setenv("CASINO_BTC_RPC_PASSWORD", node.api_key)
     monkeypatch.setenv("CASINO_BTC_RPC_DIALECT", "bcoin")
-    monkeypatch.setenv("CASINO_BTC_XPUB", signer.account_xpub(NETWORK, MNEMONIC))
+    monkeypatch.setenv("CASINO_BTC_XPUB", signer.account_xpub(NETWORK, words))
     monkeypatch.setenv("CASINO_BTC_WITHDRAW_MIN", "10000")
     monkeypatch.setenv("CASINO_BTC_WITHDRAW_MAX", "100000000")
     monkeypatch.setenv("CASINO_BTC_WITHDRAW_FEE", str(FEE))
@@ -74,33 +116,34 @@ def _env(node: BcoinNode, monkeypatch: pytest.MonkeyPatch, **extra: str) -> None
         monkeypatch.setenv(name, value)
     reset_settings_cache()
     signer.forget()
+    return Env(node, words)
 
 
 @pytest.fixture
 def env(app_env, bitcoin_node: BcoinNode, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001, ANN201
-    """SQLite; BTC configured on the session's bcoin node; the abandon-about seed."""
-    _env(bitcoin_node, monkeypatch)
+    """SQLite; BTC configured on the session's bcoin node; this test's own seed."""
+    e = _env(bitcoin_node, monkeypatch)
     monkeypatch.setattr(sender, "fault", None)
-    yield bitcoin_node
+    yield e
     signer.forget()
 
 
 @pytest.fixture
 def both(any_env: str, bitcoin_node: BcoinNode, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     """The same on SQLite and on PostgreSQL."""
-    _env(bitcoin_node, monkeypatch)
+    e = _env(bitcoin_node, monkeypatch)
     monkeypatch.setattr(sender, "fault", None)
-    yield bitcoin_node
+    yield e
     signer.forget()
 
 
-def _rpc(node: BcoinNode) -> BitcoinRPC:
+def _rpc(node: BcoinNode | Env) -> BitcoinRPC:
     # a short wait for bcoin's acceptance: a refused replacement is known in 2 s
     return BitcoinRPC(node.url, "hashhouse", node.api_key, timeout=120, dialect="bcoin",
                       accept_timeout=2)
 
 
-def _batcher(node: BcoinNode, **kw) -> Batcher:  # noqa: ANN003
+def _batcher(node: BcoinNode | Env, **kw) -> Batcher:  # noqa: ANN003
     kw.setdefault("confirmations", 1)
     kw.setdefault("fee_bump_seconds", 3600)
     return Batcher(_rpc(node), **kw)
@@ -154,7 +197,7 @@ def _crash_at(b: Batcher, point: str) -> None:
         sender.fault = None
 
 
-def env_spent_once(node: BcoinNode, txid: str, vout: int) -> str:
+def env_spent_once(node: Env, txid: str, vout: int) -> str:
     """The one transaction of the chain that spends ``txid:vout`` (bcoin's address index:
     every transaction touching the coin's address)."""
     address = keys.script_address(node.rpc.raw_transaction(txid).outputs[vout].script_pubkey,
@@ -186,7 +229,7 @@ def _p2sh() -> str:
 
 # --- requests -------------------------------------------------------------------------------
 
-def test_refused_requests_reserve_nothing(env: BcoinNode) -> None:
+def test_refused_requests_reserve_nothing(env: Env) -> None:
     _credit("p-val", "BTC", 5_000_000)
     good = fresh_address()
     w = withdrawals.request_withdrawal("p-val", "BTC", "0.001", good, "k-first")
@@ -203,10 +246,10 @@ def test_refused_requests_reserve_nothing(env: BcoinNode) -> None:
     typo = good[:-1] + ("q" if good[-1] != "q" else "p")
     with ledger_tx() as s:  # a change address of ours, as the sender records it
         s.add(BtcChangeAddress(chain="bitcoin", key_index=1,
-                               address=keys.address_at(signer.account_xpub(NETWORK, MNEMONIC),
+                               address=keys.address_at(signer.account_xpub(NETWORK, env.words),
                                                        1, 1, NETWORK),
                                script_pubkey="00", batch_id=None))
-    change = keys.address_at(signer.account_xpub(NETWORK, MNEMONIC), 1, 1, NETWORK)
+    change = keys.address_at(signer.account_xpub(NETWORK, env.words), 1, 1, NETWORK)
     cases = [
         (mainnet, "address for Bitcoin mainnet; this casino pays on Bitcoin regtest"),
         (bech32.encode_segwit("tb", 0, bytes(20)), "address for Bitcoin testnet or signet"),
@@ -239,7 +282,7 @@ def test_refused_requests_reserve_nothing(env: BcoinNode) -> None:
     _invariants_clean()
 
 
-def test_the_minimum_is_never_below_the_dust_limit(env: BcoinNode,
+def test_the_minimum_is_never_below_the_dust_limit(env: Env,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CASINO_BTC_WITHDRAW_MIN", "1")
     reset_settings_cache()
@@ -250,11 +293,11 @@ def test_the_minimum_is_never_below_the_dust_limit(env: BcoinNode,
 
 
 def test_large_withdrawals_wait_for_staff_and_the_batcher_leaves_them(
-        env: BcoinNode, monkeypatch: pytest.MonkeyPatch) -> None:
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CASINO_BTC_WITHDRAW_LARGE", "2000000")
     reset_settings_cache()
     _credit("p-large", "BTC", 10_000_000)
-    fund_hot(env, _hot(), 5_000_000)
+    env.fund_hot(5_000_000)
     small = withdrawals.request_withdrawal("p-large", "BTC", 1_999_999, fresh_address(), "k-s")
     large = withdrawals.request_withdrawal("p-large", "BTC", 2_000_000, fresh_address(), "k-l")
     assert (small.state, large.state) == ("queued", "awaiting_approval")
@@ -273,13 +316,13 @@ def test_large_withdrawals_wait_for_staff_and_the_batcher_leaves_them(
 
 # --- batches --------------------------------------------------------------------------------
 
-def test_twenty_withdrawals_are_paid_in_one_transaction(both: BcoinNode) -> None:
+def test_twenty_withdrawals_are_paid_in_one_transaction(both: Env) -> None:
     node = both
     players = [f"p-b{i}" for i in range(4)]
     for p in players:
         _credit(p, "BTC", 100_000_000)
-    big = fund_hot(node, _hot(), 3_000_000)
-    small = fund_hot(node, _hot(), 200_000)
+    big = node.fund_hot(3_000_000)
+    small = node.fund_hot(200_000)
     kinds = [fresh_address] * 17 + [_p2wsh, _p2pkh, _p2sh]
     wanted: dict[int, tuple[str, int]] = {}
     owner: dict[int, str] = {}
@@ -321,7 +364,7 @@ def test_twenty_withdrawals_are_paid_in_one_transaction(both: BcoinNode) -> None
     with ledger_tx(readonly=True) as s:
         [change] = s.execute(select(BtcChangeAddress)).scalars().all()
     assert (change.key_index, change.batch_id, batch.to_address) == (1, batch.id, change.address)
-    assert change.address == keys.address_at(signer.account_xpub(NETWORK, MNEMONIC), 1, 1,
+    assert change.address == keys.address_at(signer.account_xpub(NETWORK, node.words), 1, 1,
                                              NETWORK)
     fee = int(batch.gas_fee_wei)
     assert outputs[20] == (bytes.fromhex(change.script_pubkey), 3_000_000 - paid - fee)
@@ -337,8 +380,9 @@ def test_twenty_withdrawals_are_paid_in_one_transaction(both: BcoinNode) -> None
     # custody is minus the coins we hold for the books: what left is the payments + miner fee
     assert _house("BTC", "custody") == -4 * 100_000_000 + paid + fee
     # the change is the hot wallet's next coin: a later batch spends it with key (1, 1)
-    coin = record_change(node, batch.tx_hash)
-    assert coin is not None and coin.amount == 3_000_000 - paid - fee
+    node.poll()  # the watcher records the change, with its key
+    coin = node.coin(batch.tx_hash, "change")
+    assert coin.amount == 3_000_000 - paid - fee
     to = fresh_address()
     later = withdrawals.request_withdrawal(players[0], "BTC", 300_000, to, "k-20-later")
     res = b.run()
@@ -354,10 +398,10 @@ def test_twenty_withdrawals_are_paid_in_one_transaction(both: BcoinNode) -> None
 
 
 def test_a_crash_between_recording_and_broadcast_sends_the_same_bytes_once(
-        both: BcoinNode) -> None:
+        both: Env) -> None:
     node = both
     _credit("p-crash", "BTC", 10_000_000)
-    coin = fund_hot(node, _hot(), 2_000_000)
+    coin = node.fund_hot(2_000_000)
     tos = [fresh_address() for _ in range(3)]
     for i, to in enumerate(tos):
         withdrawals.request_withdrawal("p-crash", "BTC", 100_000 * (i + 1), to, f"k-c{i}")
@@ -388,10 +432,10 @@ def test_a_crash_between_recording_and_broadcast_sends_the_same_bytes_once(
     _invariants_clean()
 
 
-def test_a_crash_after_broadcast_before_recording_it_settles_once(both: BcoinNode) -> None:
+def test_a_crash_after_broadcast_before_recording_it_settles_once(both: Env) -> None:
     node = both
     _credit("p-crash2", "BTC", 10_000_000)
-    fund_hot(node, _hot(), 1_000_000)
+    node.fund_hot(1_000_000)
     to = fresh_address()
     withdrawals.request_withdrawal("p-crash2", "BTC", "0.0025", to, "k-c2")
     _crash_at(_batcher(node), "broadcast")
@@ -411,14 +455,14 @@ def test_a_crash_after_broadcast_before_recording_it_settles_once(both: BcoinNod
     _invariants_clean()
 
 
-def test_a_fee_bump_confirms_once_with_the_replacements_fee(both: BcoinNode) -> None:
+def test_a_fee_bump_confirms_once_with_the_replacements_fee(both: Env) -> None:
     """Not mined in time: a replacement over the same coin with a higher fee (taken from
     the change) is recorded, then refused by bcoin (no BIP125 replacement): the original
     stays in its mempool and is waited for. The replacement is mined instead (through a
     reorg, the only way past bcoin's mempool): the batch settles once, with its fee."""
     node = both
     _credit("p-bump", "BTC", 10_000_000)
-    coin = fund_hot(node, _hot(), 1_000_000)
+    coin = node.fund_hot(1_000_000)
     node.mine(1)  # a block above the funding that the reorg below can replace
     tos = [fresh_address(), _p2wsh()]
     for i, to in enumerate(tos):
@@ -456,7 +500,7 @@ def test_a_fee_bump_confirms_once_with_the_replacements_fee(both: BcoinNode) -> 
     _invariants_clean()
 
 
-def test_dust_change_goes_to_the_fee(env: BcoinNode, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dust_change_goes_to_the_fee(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("CASINO_BTC_FEE_FLOOR", "CASINO_BTC_FEE_CEILING", "CASINO_BTC_FEE_FALLBACK"):
         monkeypatch.setenv(name, "5")  # a fixed rate, whatever the node estimates
     reset_settings_cache()
@@ -466,7 +510,7 @@ def test_dust_change_goes_to_the_fee(env: BcoinNode, monkeypatch: pytest.MonkeyP
     with_change, without = vsize(1, [out, out]), vsize(1, [out])
     assert (with_change, without) == (141, 110)
     left = DUST - 1  # what a change would hold: below the dust limit
-    coin = fund_hot(env, _hot(), 100_000 + 5 * with_change + left)
+    coin = env.fund_hot(100_000 + 5 * with_change + left)
     withdrawals.request_withdrawal("p-dust", "BTC", 100_000, to, "k-dust")
     b = _batcher(env)
     assert b.run().broadcast == 1
@@ -483,9 +527,9 @@ def test_dust_change_goes_to_the_fee(env: BcoinNode, monkeypatch: pytest.MonkeyP
     _invariants_clean()
 
 
-def test_not_enough_coins_pays_the_oldest_that_fit_and_alerts(env: BcoinNode) -> None:
+def test_not_enough_coins_pays_the_oldest_that_fit_and_alerts(env: Env) -> None:
     _credit("p-short", "BTC", 10_000_000)
-    fund_hot(env, _hot(), 300_000)
+    env.fund_hot(300_000)
     ids = [withdrawals.request_withdrawal("p-short", "BTC", amount, fresh_address(),
                                           f"k-short-{i}").id
            for i, amount in enumerate((500_000, 100_000, 150_000, 100_000))]
@@ -500,7 +544,7 @@ def test_not_enough_coins_pays_the_oldest_that_fit_and_alerts(env: BcoinNode) ->
     res = b.run()
     assert (res.paid, res.created, res.short) == (2, 0, 2)  # still short: alerted again
     assert _anomalies("hot_wallet_short") == before + 2
-    fund_hot(env, _hot(), 1_000_000)  # refilled: the rest is paid
+    env.fund_hot(1_000_000)  # refilled: the rest is paid
     assert b.run().created == 1
     env.mine(1)
     assert b.run().paid == 2
@@ -509,9 +553,9 @@ def test_not_enough_coins_pays_the_oldest_that_fit_and_alerts(env: BcoinNode) ->
     _invariants_clean()
 
 
-def test_an_unconfirmed_batch_dropped_by_a_reorg_is_sent_again(env: BcoinNode) -> None:
+def test_an_unconfirmed_batch_dropped_by_a_reorg_is_sent_again(env: Env) -> None:
     _credit("p-reorg", "BTC", 10_000_000)
-    fund_hot(env, _hot(), 1_000_000)
+    env.fund_hot(1_000_000)
     to = fresh_address()
     withdrawals.request_withdrawal("p-reorg", "BTC", 400_000, to, "k-reorg")
     b = _batcher(env, confirmations=2)
@@ -532,9 +576,9 @@ def test_an_unconfirmed_batch_dropped_by_a_reorg_is_sent_again(env: BcoinNode) -
 
 
 def test_a_settled_batch_dropped_by_a_deep_reorg_is_alerted_and_sent_again(
-        env: BcoinNode) -> None:
+        env: Env) -> None:
     _credit("p-deep", "BTC", 10_000_000)
-    fund_hot(env, _hot(), 1_000_000)
+    env.fund_hot(1_000_000)
     withdrawals.request_withdrawal("p-deep", "BTC", 400_000, fresh_address(), "k-deep")
     b = _batcher(env)
     b.run()
@@ -561,7 +605,7 @@ def test_a_settled_batch_dropped_by_a_deep_reorg_is_alerted_and_sent_again(
 
 
 def test_btc_batch_job_is_registered_with_a_node_and_pays(
-        env: BcoinNode, monkeypatch: pytest.MonkeyPatch) -> None:
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     from casino_app.jobs.builtin import SIGNING_JOBS, builtin_jobs
     from casino_app.payments.btc import batcher
 
@@ -573,7 +617,7 @@ def test_btc_batch_job_is_registered_with_a_node_and_pays(
     assert "btc-batch" not in {j.name for j in builtin_jobs(signing=False)}
     monkeypatch.setattr(batcher, "_batcher", None)
     _credit("p-job", "BTC", 1_000_000)
-    fund_hot(env, _hot(), 1_000_000)
+    env.fund_hot(1_000_000)
     to = fresh_address()
     withdrawals.request_withdrawal("p-job", "BTC", "0.003", to, "k-job")
     assert jobs["btc-batch"].func()["broadcast"] == 1
@@ -647,7 +691,7 @@ def test_largest_first_and_the_oldest_that_fit() -> None:
 # --- more of the fee bump ----------------------------------------------------------------------
 
 def test_a_bump_the_change_cannot_pay_adds_a_coin_which_is_freed_if_the_original_is_mined(
-        env: BcoinNode, monkeypatch: pytest.MonkeyPatch) -> None:
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     """The batch has no change (it was dust), so its bump needs another coin of the hot
     wallet: without one it is not bumped (alert); with one, the replacement spends it too
     and makes a change. bcoin keeps the original, which is then mined: the batch settles
@@ -657,8 +701,10 @@ def test_a_bump_the_change_cannot_pay_adds_a_coin_which_is_freed_if_the_original
     monkeypatch.setenv("CASINO_BTC_FEE_CEILING", "50")
     reset_settings_cache()
     _credit("p-add", "BTC", 1_000_000)
-    coin = fund_hot(env, _hot(), 100_000 + 5 * 141 + 100)  # a change would be dust
-    later = env.fund(_hot(), 50_000)  # on chain; the watcher (stand-in) records it later
+    coin = env.fund_hot(100_000 + 5 * 141 + 100)  # a change would be dust
+    # A second coin on chain that the watcher has not seen yet (no pass after its block):
+    # the batcher cannot know of it until the watcher records it.
+    later = env.fund(_hot(), 50_000)
     withdrawals.request_withdrawal("p-add", "BTC", 100_000, fresh_address(), "k-add")
     b = _batcher(env, fee_bump_seconds=0)
     assert b.run().broadcast == 1
@@ -669,7 +715,8 @@ def test_a_bump_the_change_cannot_pay_adds_a_coin_which_is_freed_if_the_original
     res = b.run()  # no coin to add: not bumped, alerted
     assert (res.bumped, res.anomalies) == (0, 1)
     assert _anomalies("bump_unfunded") == before + 1 and len(_versions(batch.id)) == 1
-    extra = record_output(env, later.txid, later.vout, role="hot", key_chain=1, key_index=0)
+    env.poll()  # now the watcher records it
+    extra = env.coin(later.txid, "hot")
     res = b.run()
     assert res.bumped == 1
     v0, v1 = _versions(batch.id)
@@ -682,23 +729,24 @@ def test_a_bump_the_change_cannot_pay_adds_a_coin_which_is_freed_if_the_original
     assert _utxos()[(extra.txid, extra.vout)] == ("reserved", v1.tx_hash)
     assert env.transaction(v1.tx_hash) is None  # refused by bcoin: the original waits
     env.mine(1)  # the original is mined
+    env.poll()
     res = _batcher(env).run()
     assert (res.confirmed, res.paid) == (1, 1)
     [batch] = _batches()
     assert batch.tx_hash == v0.tx_hash
     assert int(batch.gas_fee_wei) == v0.max_priority_fee_per_gas
     assert _utxos()[(extra.txid, extra.vout)] == ("unspent", None)
-    assert _utxos()[(coin.txid, coin.vout)] == ("reserved", v0.tx_hash)
+    assert _utxos()[(coin.txid, coin.vout)] == ("spent", v0.tx_hash)
     assert _house("BTC", "fees") == FEE - v0.max_priority_fee_per_gas
     _invariants_clean()
 
 
-def test_no_bump_above_the_ceiling(env: BcoinNode, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_bump_above_the_ceiling(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("CASINO_BTC_FEE_FLOOR", "CASINO_BTC_FEE_CEILING", "CASINO_BTC_FEE_FALLBACK"):
         monkeypatch.setenv(name, "3")
     reset_settings_cache()
     _credit("p-ceil", "BTC", 1_000_000)
-    fund_hot(env, _hot(), 500_000)
+    env.fund_hot(500_000)
     withdrawals.request_withdrawal("p-ceil", "BTC", 100_000, fresh_address(), "k-ceil")
     b = _batcher(env, fee_bump_seconds=0)
     assert b.run().broadcast == 1
@@ -712,23 +760,23 @@ def test_no_bump_above_the_ceiling(env: BcoinNode, monkeypatch: pytest.MonkeyPat
 
 # --- coins spent by another transaction ------------------------------------------------------
 
-def _spend_elsewhere(node: BcoinNode, coin) -> str:  # noqa: ANN001
+def _spend_elsewhere(node: Env, coin) -> str:  # noqa: ANN001
     """The operator spends the hot wallet's coin with the seed (not through the sender)."""
     from casino_app.payments.signer.btc import Payment, SpendInput
 
     signed = signer.sign_p2wpkh(
         [SpendInput(coin.txid, coin.vout, coin.amount, _script(_hot()), 1, 0)],
         [Payment(_script(fresh_address()), coin.amount - 2_000)], network=NETWORK,
-        words=MNEMONIC)
+        words=node.words)
     node.rpc.send_raw_transaction(signed.raw)
     node.mine(1)
     return signed.txid
 
 
 def test_a_batch_whose_coins_were_spent_elsewhere_fails_and_its_withdrawals_wait_again(
-        env: BcoinNode) -> None:
+        env: Env) -> None:
     _credit("p-gone", "BTC", 10_000_000)
-    coin = fund_hot(env, _hot(), 1_000_000)
+    coin = env.fund_hot(1_000_000)
     ids = [withdrawals.request_withdrawal("p-gone", "BTC", 100_000, fresh_address(),
                                           f"k-gone-{i}").id for i in range(2)]
     _crash_at(_batcher(env), "signed")  # recorded, never broadcast
@@ -737,7 +785,8 @@ def test_a_batch_whose_coins_were_spent_elsewhere_fails_and_its_withdrawals_wait
     res = b.run()  # the node refuses the rebroadcast (the coin is spent); the watcher
     assert res.rebroadcast == 0  # has not recorded the spend yet: nothing decided
     assert {withdrawals.get_withdrawal(i).state for i in ids} == {"batched"}
-    assert record_spends(env, other) == 1  # the watcher (stand-in) sees the block
+    env.poll()  # the watcher sees the block: the coin is spent by another transaction
+    assert _utxos()[(coin.txid, coin.vout)] == ("spent", other)
     before = _anomalies("inputs_spent_elsewhere")
     res = b.run()  # failed, queued again (and the hot wallet, empty now, is short)
     assert (res.failed, res.requeued, res.voided, res.short) == (1, 2, 0, 2)
@@ -746,7 +795,7 @@ def test_a_batch_whose_coins_were_spent_elsewhere_fails_and_its_withdrawals_wait
     assert batch.state == "failed" and "spent by another transaction" in batch.failure
     assert {withdrawals.get_withdrawal(i).state for i in ids} == {"queued"}
     assert _balance("p-gone", "BTC").reserved == 2 * (100_000 + FEE)
-    fund_hot(env, _hot(), 1_000_000)  # paid by a new batch
+    env.fund_hot(1_000_000)  # paid by a new batch
     assert b.run().created == 1
     env.mine(1)
     assert b.run().paid == 2
@@ -754,12 +803,12 @@ def test_a_batch_whose_coins_were_spent_elsewhere_fails_and_its_withdrawals_wait
     _invariants_clean()
 
 
-def test_a_version_the_database_lost_settles_the_batch_by_its_outputs(env: BcoinNode) -> None:
+def test_a_version_the_database_lost_settles_the_batch_by_its_outputs(env: Env) -> None:
     """The database was restored from a backup taken before the fee bump that was mined:
     no recorded version is in the chain, but the transaction that spent the batch's coin
     pays every one of its outputs: it is ours, and settles the batch as paid."""
     _credit("p-lost", "BTC", 10_000_000)
-    coin = fund_hot(env, _hot(), 1_000_000)
+    coin = env.fund_hot(1_000_000)
     env.mine(1)
     withdrawals.request_withdrawal("p-lost", "BTC", 300_000, fresh_address(), "k-lost")
     b = _batcher(env, fee_bump_seconds=0)
@@ -772,7 +821,8 @@ def test_a_version_the_database_lost_settles_the_batch_by_its_outputs(env: Bcoin
         s.query(WithdrawalBatchTx).filter(WithdrawalBatchTx.id == v1.id).delete()
         s.query(BtcUtxo).filter(BtcUtxo.txid == coin.txid).update(
             {BtcUtxo.spent_by: v0.tx_hash})
-    record_spends(env, v1.tx_hash)
+    env.poll()  # the watcher sees the block: the coin spent by v1, unknown to the database
+    assert _utxos()[(coin.txid, coin.vout)] == ("spent", v1.tx_hash)
     res = _batcher(env).run()
     assert (res.confirmed, res.paid, res.failed, res.requeued) == (1, 1, 0, 0)
     [batch] = _batches()
@@ -782,9 +832,9 @@ def test_a_version_the_database_lost_settles_the_batch_by_its_outputs(env: Bcoin
     _invariants_clean()
 
 
-def test_a_short_wait_for_our_own_change_is_not_an_alert(env: BcoinNode) -> None:
+def test_a_short_wait_for_our_own_change_is_not_an_alert(env: Env) -> None:
     _credit("p-wait", "BTC", 10_000_000)
-    fund_hot(env, _hot(), 1_000_000)
+    env.fund_hot(1_000_000)
     withdrawals.request_withdrawal("p-wait", "BTC", 100_000, fresh_address(), "k-w1")
     b = _batcher(env)
     assert b.run().created == 1
@@ -793,33 +843,27 @@ def test_a_short_wait_for_our_own_change_is_not_an_alert(env: BcoinNode) -> None
     res = b.run()  # the only coin is in the open batch; its change will pay the next
     assert (res.created, res.short, res.anomalies) == (0, 1, 0)
     assert _anomalies("hot_wallet_short") == before
+    change = 1_000_000 - 100_000 - _versions(_batches()[0].id)[-1].max_priority_fee_per_gas
+    assert b.incoming() == change     # from the batch's plan
+    env.poll()  # the watcher sees the change in the mempool: counted once, as its coin
+    assert b.incoming() == change
     env.mine(1)
     b.run()
-    record_change(env, _batches()[0].tx_hash)  # the watcher (stand-in) records the change
+    env.poll()  # the watcher records the change mined
     assert b.run().created == 1
     _invariants_clean()
 
 
-# --- with the real watcher -------------------------------------------------------------------
+# --- the watcher's records, step by step ------------------------------------------------------
 
-def test_with_the_watcher_the_coins_the_change_and_the_spends_are_its_records(
-        app_env, bitcoin_node: BcoinNode, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
-    """The watcher (payments/btc/watcher.py), not the stand-in, records the hot wallet's
-    coin, sees the batch's change in the mempool (role change, key (1, 1): the change
-    address the sender took is inside its window), marks the coin spent by the batch when
-    mined; the next batch spends that change with the key the watcher recorded."""
-    from casino_app.payments.btc.watcher import Watcher
-    from casino_app.payments.signer.seed import _mnemonic
-
-    node = bitcoin_node
-    words = _mnemonic().to_mnemonic(secrets.token_bytes(32))  # this test's own wallet
-    _env(node, monkeypatch, CASINO_ETH_HOT_SEED=words,
-         CASINO_BTC_XPUB=signer.account_xpub(NETWORK, words))
-    monkeypatch.setattr(sender, "fault", None)
-    watcher = Watcher(node.rpc, start_height=node.height, confirmations=1)
-    hot = _hot()
-    funding = node.fund(hot, 2_000_000)
-    watcher.poll()
+def test_the_watchers_records_the_coin_the_change_in_the_mempool_and_the_spends(
+        env: Env) -> None:
+    """The watcher records the hot wallet's coin, sees the batch's change in the mempool
+    (role change, key (1, 1): the change address the sender took is inside its window),
+    marks the coin spent by the batch when mined; the next batch spends that change with
+    the key the watcher recorded."""
+    funding = env.fund(_hot(), 2_000_000)
+    env.poll()
     with ledger_tx(readonly=True) as s:
         [coin] = s.execute(select(BtcUtxo)).scalars().all()
         assert (coin.txid, coin.role, coin.key_chain, coin.key_index, coin.state) == \
@@ -828,17 +872,17 @@ def test_with_the_watcher_the_coins_the_change_and_the_spends_are_its_records(
     tos = [fresh_address() for _ in range(3)]
     for i, to in enumerate(tos):
         withdrawals.request_withdrawal("p-w", "BTC", 200_000, to, f"k-w{i}")
-    b = _batcher(node)
+    b = _batcher(env)
     assert b.run().broadcast == 1
     [batch] = _batches()
-    watcher.poll()  # the mempool: our change, unconfirmed
+    env.poll()  # the mempool: our change, unconfirmed
     with ledger_tx(readonly=True) as s:
         change = s.execute(select(BtcUtxo).where(BtcUtxo.txid == batch_tx(batch))
                            ).scalar_one()
         assert (change.role, change.key_chain, change.key_index, change.block_height,
                 change.address) == ("change", 1, 1, None, batch.to_address)
-    node.mine(1)
-    watcher.poll()
+    env.mine(1)
+    env.poll()
     assert _utxos()[(funding.txid, funding.vout)] == ("spent", batch_tx(batch))
     assert b.run().paid == 3
     later = withdrawals.request_withdrawal("p-w", "BTC", 500_000, fresh_address(), "k-w-later")
@@ -848,8 +892,8 @@ def test_with_the_watcher_the_coins_the_change_and_the_spends_are_its_records(
     assert [(c.txid, c.key_chain, c.key_index) for c in plan.inputs] == \
         [(change.txid, 1, 1)]
     assert plan.change_index == 2  # the next index, inside the watcher's window
-    node.mine(1)
-    watcher.poll()
+    env.mine(1)
+    env.poll()
     assert b.run().paid == 1
     assert withdrawals.get_withdrawal(later.id).state == "confirmed"
     assert _utxos()[(change.txid, change.vout)] == ("spent", _batches()[1].tx_hash)

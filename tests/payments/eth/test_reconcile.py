@@ -115,13 +115,15 @@ def test_casino_reconcile_command(env, devnet, monkeypatch: pytest.MonkeyPatch, 
     capsys.readouterr()
     assert main(["reconcile"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["clean"] and out["totals"]["USDC"]["onchain"] == "2500000"
+    assert out["clean"] and list(out["chains"]) == ["ethereum"]
+    assert out["chains"]["ethereum"]["totals"]["USDC"]["onchain"] == "2500000"
     chain.transact(w3, {"to": OUTSIDE, "value": 10**15}, private_key_at(MNEMONIC, 0))
     watcher.poll()
     capsys.readouterr()
     assert main(["reconcile"]) == 1
     out = json.loads(capsys.readouterr().out)
-    assert [i["kind"] for i in out["issues"]] == ["balance"]
+    assert not out["clean"]
+    assert [i["kind"] for i in out["chains"]["ethereum"]["issues"]] == ["balance"]
 
 
 def test_a_native_deposit_the_watcher_missed_is_flagged_by_its_transaction(
