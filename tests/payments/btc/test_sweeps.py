@@ -286,3 +286,50 @@ def test_the_btc_sweep_job_is_a_signing_job_and_runs(env: Env,
     e.mine(1)
     assert jobs["btc-sweep"].func()["swept"] == 1
     _invariants_clean()
+
+
+def test_sweeping_and_the_overflow_to_cold_keep_reconciliation_clean_at_every_step(
+        env: Env) -> None:
+    """Reconciliation (payments/btc/reconcile.py) after every step of a sweep to hot and of
+    the band's overflow to cold: recorded, in the mempool, mined but not settled, settled.
+    The books never differ from what our addresses hold on the node (cold included)."""
+    from casino_app.payments.btc.reconcile import reconcile
+
+    e = env
+
+    def clean(step: str) -> None:
+        res = reconcile(e.node.rpc)
+        assert res.clean, f"{step}: {[(i.kind, i.detail) for i in res.issues]}"
+
+    # the operator funds the hot wallet and books it as bankroll, as `casino ledger fund`
+    f = e.node.fund(e.hot, 3_000_000)
+    with ledger_tx() as s:
+        ledger.transfer(s, f"capital:BTC:{f.txid}", "capital",
+                        ledger.house_account(s, "BTC", "custody"),
+                        ledger.house_account(s, "BTC", "bankroll"), 3_000_000)
+    for player, sats in (("p-r1", 150_000), ("p-r2", 90_000)):
+        e.node.fund(addresses.deposit_address(player), sats, mine=False)
+    e.mine(1)
+    clean("deposits credited")
+    e.mine(CONFIRMATIONS)
+    clean("deposits final")
+
+    sweeper = e.sweeper(sweep_min=100_000, sweep_fee=2)
+    assert sweeper.run().swept == 1
+    clean("sweep recorded and in the mempool")
+    e.mine(1)
+    clean("sweep mined, not settled")
+    e.mine(CONFIRMATIONS)
+    assert sweeper.run().confirmed == 1
+    clean("sweep settled")
+
+    band = e.sweeper(band=(500_000, 1_500_000))
+    assert band.run().to_cold == 1
+    clean("overflow recorded and in the mempool")
+    e.mine(1)
+    clean("overflow mined, not settled")
+    e.mine(CONFIRMATIONS)
+    assert band.run().confirmed == 1
+    clean("overflow settled: the coins are in the cold wallet")
+    assert _house("custody") < 0  # the house holds coins: custody is their negative
+    _invariants_clean()
