@@ -22,7 +22,14 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.support.services import ANVIL_MNEMONIC, Anvil, free_port, start_casino, stop_casino
+from tests.support.services import (
+    ANVIL_MNEMONIC,
+    Anvil,
+    app_owns_build,
+    free_port,
+    start_casino,
+    stop_casino,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CASINO_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -119,8 +126,35 @@ def app_env(smtp: Inbox, tmp: Path, port: int) -> dict[str, str]:
     return env
 
 
+class _LiveServer:
+    """The session's shared app. Other apps (``eth_app``, ``btc_app``, the security
+    tests' casino) start from the same folder and rebuild its one front end for their own
+    port; ``current`` restarts this one (same port, same data) when that happened, so its
+    pages talk to it again."""
+
+    def __init__(self, env: dict[str, str], port: int, tmp: Path) -> None:
+        self.env, self.port, self.tmp = env, port, tmp
+        self.starts = 0
+        self.proc: subprocess.Popen | None = None
+
+    def current(self) -> LiveApp:
+        if self.proc is None or not app_owns_build(ROOT, self.port):
+            self.stop()
+            self.starts += 1
+            log = self.tmp / f"app-{self.starts}.log"
+            self.proc = start_casino(self.env, self.port, log, ROOT)
+        return LiveApp(f"http://localhost:{self.port}", self.tmp / "data", self.env,
+                       self.tmp / f"app-{self.starts}.log")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_casino(self.proc)
+            self.proc = None
+
+
 @pytest.fixture(scope="session")
-def live_app(smtp: Inbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
+def _live_server(smtp: Inbox, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[_LiveServer]:
     tmp = tmp_path_factory.mktemp("live")
     port = free_port()
     env = app_env(smtp, tmp, port)
@@ -138,12 +172,18 @@ def live_app(smtp: Inbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                              input=ADMIN_PASSWORD + "\n", env=env, text=True,
                              capture_output=True, timeout=120, cwd=ROOT)
     assert created.returncode == 0, created.stderr
-    log = tmp / "app.log"
-    proc = start_casino(env, port, log, ROOT)
+    server = _LiveServer(env, port, tmp)
     try:
-        yield LiveApp(f"http://localhost:{port}", tmp / "data", env, log)
+        yield server
     finally:
-        stop_casino(proc)
+        server.stop()
+
+
+@pytest.fixture
+def live_app(_live_server: _LiveServer) -> LiveApp:
+    """The app most browser tests share (one data folder for the session), serving pages
+    built for it (restarted if another app rebuilt the front end since)."""
+    return _live_server.current()
 
 
 def casino_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:

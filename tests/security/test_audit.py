@@ -76,7 +76,13 @@ NEEDS_A_NODE = {"chain.reconcile_failed", "staff.reconcile_run", "withdrawal.req
                 # nonce before it was mined), owners using a signed payment's nonce
                 "safe.exec_reverted", "safe.payment_cancelled",
                 # a rejected (cancelling) payment the owners executed anyway
-                "safe.rejected_payment_executed"}
+                "safe.rejected_payment_executed",
+                # Bitcoin's cold payments (payments/btc/cold_payments.py, cold_sender.py),
+                # checked in tests/payments/btc/test_cold_payments.py on a bcoin node: a
+                # PSBT prepared, one cancelled, a rejected one executed anyway, one whose
+                # coins were spent elsewhere
+                "withdrawal.psbt_prepared", "btc.cold_payment_cancelled",
+                "btc.cold_rejected_payment_executed", "btc.cold_payment_failed"}
 
 
 def test_every_action_writes_exactly_one_row_of_its_kind(any_env: str) -> None:

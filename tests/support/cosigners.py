@@ -79,8 +79,19 @@ class TestCosigner:
         return tx.serialize()
 
 
-def cosigners(network: Network, mnemonics: tuple[str, ...] = MNEMONICS) -> list[TestCosigner]:
-    return [TestCosigner(m, network) for m in mnemonics]
+def cosigners(network: Network, mnemonics: tuple[str, ...] = MNEMONICS,
+              account: int = 0) -> list[TestCosigner]:
+    return [TestCosigner(m, network, account) for m in mnemonics]
+
+
+def own_cosigners(network: Network) -> list[TestCosigner]:
+    """The test cosigners' keys of a random BIP48 account: a cold wallet of one test's own.
+    Tests share a session's node, and reconciliation counts every coin on the cold
+    wallet's addresses: with account 0 in every test, an earlier test's coins would be
+    counted in the next one's books."""
+    import secrets
+
+    return cosigners(network, account=1 + secrets.randbelow(2**31 - 1))
 
 
 def cold_keys_setting(signers: list[TestCosigner], form: str = "plain") -> str:

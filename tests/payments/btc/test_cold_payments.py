@@ -42,7 +42,7 @@ from tests.payments.eth.helpers import balance as _balance
 from tests.payments.eth.helpers import fund as _credit
 from tests.payments.eth.helpers import invariants_clean as _invariants_clean
 from tests.support.bitcoin import NETWORK, BcoinNode, fresh_address
-from tests.support.cosigners import OUTSIDER, TestCosigner, cold_keys_setting, cosigners
+from tests.support.cosigners import OUTSIDER, TestCosigner, cold_keys_setting, own_cosigners
 from tests.users.helpers import audit_rows, make_staff, new_ctx
 
 pytestmark = pytest.mark.bitcoin
@@ -58,12 +58,12 @@ class Crash(Exception):
 
 class Env:
     """The session's node, this test's own hot-wallet seed, the cold wallet of the three
-    test cosigners, the real watcher, two admins and a support account."""
+    test cosigners (a random account of theirs), the real watcher, two admins and a support account."""
 
     def __init__(self, node: BcoinNode, monkeypatch: pytest.MonkeyPatch) -> None:
         self.node = node
         self.words = _mnemonic().to_mnemonic(secrets.token_bytes(32))
-        self.signers = cosigners(NETWORK)
+        self.signers = own_cosigners(NETWORK)
         for name, value in {
                 "CASINO_ETH_HOT_SEED": self.words,
                 "CASINO_BTC_NETWORK": "regtest-bcoin", "CASINO_BTC_RPC_URL": node.url,
@@ -80,8 +80,7 @@ class Env:
         signer.forget()
         monkeypatch.setattr(sender, "fault", None)
         self.cold = cold_payments.wallet()
-        # From the next block: the cold wallet's addresses (the same test cosigners in
-        # every test) may hold an earlier test's coins in the current one.
+        # From the next block (the cold wallet is this test's own: see own_cosigners).
         self.watcher = Watcher(node.rpc, start_height=node.height + 1)
         self.rpc = BitcoinRPC(node.url, "hashhouse", node.api_key, timeout=120,
                               dialect="bcoin", accept_timeout=2)

@@ -31,7 +31,7 @@ from casino_app.payments.signer.seed import _mnemonic
 from casino_app.payments.withdrawal_models import WithdrawalBatch
 from tests.payments.eth.helpers import invariants_clean as _invariants_clean
 from tests.support.bitcoin import NETWORK, BcoinNode
-from tests.support.cosigners import cold_keys_setting, cosigners, wallet_of
+from tests.support.cosigners import cold_keys_setting, own_cosigners, wallet_of
 from tests.users.helpers import audit_rows
 
 pytestmark = pytest.mark.bitcoin
@@ -47,7 +47,7 @@ class Env:
     def __init__(self, node: BcoinNode, monkeypatch: pytest.MonkeyPatch) -> None:
         self.node = node
         self.words = _mnemonic().to_mnemonic(secrets.token_bytes(32))  # this test's wallet
-        signers = cosigners(NETWORK)
+        signers = own_cosigners(NETWORK)
         for name, value in {
                 "CASINO_ETH_HOT_SEED": self.words,
                 "CASINO_BTC_NETWORK": "regtest-bcoin", "CASINO_BTC_RPC_URL": node.url,

@@ -31,7 +31,7 @@ from casino_app.payments.signer import btc as signer
 from casino_app.payments.signer.seed import _mnemonic
 from casino_app.payments.withdrawal_models import WithdrawalBatch, WithdrawalBatchTx
 from tests.support.bitcoin import NETWORK, BcoinNode, Funding, fresh_address
-from tests.support.cosigners import cold_keys_setting, cosigners
+from tests.support.cosigners import cold_keys_setting, own_cosigners
 
 pytestmark = pytest.mark.bitcoin
 
@@ -514,7 +514,7 @@ def test_our_own_transaction_to_a_deposit_address_is_not_a_deposit(env: Env) -> 
 
 def test_the_change_and_cold_windows_widen_as_outputs_are_seen(
         env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    signers = cosigners(NETWORK)
+    signers = own_cosigners(NETWORK)
     monkeypatch.setenv("CASINO_BTC_COLD_KEYS", cold_keys_setting(signers))
     reset_settings_cache()
     w = env.watcher()
