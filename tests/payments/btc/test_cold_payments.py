@@ -532,6 +532,57 @@ def test_a_double_spend_to_the_cold_wallet_cancels_a_held_payment(env: Env) -> N
     _invariants_clean()
 
 
+def test_a_sent_payment_whose_coin_was_spent_elsewhere_fails_and_waits_for_new_approvals(
+        env: Env) -> None:
+    e = env
+    coin = e.fund_cold(3_000_000)
+    wid, to = e.large("p-lost")
+    a, b, c = e.signers
+    view = staff.prepare_psbt(e.admin_a[0], wid, e.ctx)
+    e.upload(e.admin_a, view, a)
+
+    def die(at: str, batch_id: int) -> None:
+        if at == "signed":
+            raise Crash(at)
+
+    sender.fault = die
+    try:
+        with pytest.raises(Crash):
+            e.upload(e.admin_b, view, c)  # recorded, never broadcast
+    finally:
+        sender.fault = None
+    # before the job rebroadcasts it, two cosigners spend the coin back to cold elsewhere
+    back = psbt.build_psbt(e.cold, [psbt.ColdUtxo(coin, 0, 3_000_000,
+                                                  e.cold.receive_address(0).script_pubkey,
+                                                  0, 0)],
+                           [psbt.Payment(e.cold.receive_address(6).script_pubkey, 2_990_000)],
+                           fee_rate=20, change_index=8)
+    final = psbt.finalize(e.cold, back.psbt, [c.sign(b.sign(back.psbt))])
+    e.node.rpc.send_raw_transaction(final.raw)
+    e.mine(CONFIRMATIONS)
+    cold = e.sender()
+    assert cold.run().failed == 1
+    p = cold_payments.get_payment(view.id)
+    assert p.state == "failed" and "spent by another transaction" in (p.failure or "")
+    with ledger_tx(readonly=True) as s:
+        w = s.get(Withdrawal, wid)
+        # waits for a new payment and two new approvals
+        assert (w.state, w.approved_by, w.approved_by_2) == ("awaiting_approval", None, None)
+    assert _balance("p-lost", "BTC").reserved == 2_000_000 + FEE  # still the player's
+    assert len(audit_rows("btc.cold_payment_failed")) == 1
+    assert _received(e.node, to) == 0
+    # paid from the coin the cold wallet holds now, once, after two new approvals
+    again = staff.prepare_psbt(e.admin_a[0], wid, e.ctx)
+    assert again.id != view.id
+    e.upload(e.admin_a, again, a)
+    e.upload(e.admin_b, again, b)
+    e.mine(CONFIRMATIONS)
+    assert cold.run().paid == 1
+    assert _received(e.node, to) == 2_000_000
+    assert _entries(f"withdrawal:{wid}#post") == [f"withdrawal:{wid}#post"]
+    _invariants_clean()
+
+
 # --- crashes ---------------------------------------------------------------------------------
 
 def test_a_crash_between_recording_and_broadcast_pays_once(env: Env) -> None:
