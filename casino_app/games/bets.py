@@ -396,7 +396,10 @@ PG_FAST_PATH = True
 
 
 class _NoSeeds(Exception):
-    """The player has no active seed pair yet (first bet)."""
+    """The draw found no active seed pair: none yet (first bet), or a rotation took it."""
+
+
+_DRAW_ATTEMPTS = 4  # each retry follows a rotation that committed (or the first pairs)
 
 
 def place_bet(player_id: str, game_name: object, currency_code: object, stake: object,
@@ -413,13 +416,16 @@ def place_bet(player_id: str, game_name: object, currency_code: object, stake: o
     max_mult = (mines_multiplier_e4(parsed.mines, 1) if is_mines
                 else game.max_multiplier_e4(parsed))
     try:
-        try:
-            return _settle(player_id, game, cur, stake, parsed, params_json, bet_key,
-                           max_mult, count=True)
-        except _NoSeeds:
-            seeds.ensure(player_id)
-            return _settle(player_id, game, cur, stake, parsed, params_json, bet_key,
-                           max_mult, count=False)
+        # No active pair: the player's first bet (their pairs are made now), or a rotation
+        # that committed while this draw waited for the pair's row (the pair it waited
+        # for is revealed now; the next one is active). Either way, draw again.
+        for attempt in range(_DRAW_ATTEMPTS):
+            try:
+                return _settle(player_id, game, cur, stake, parsed, params_json, bet_key,
+                               max_mult, count=attempt == 0)
+            except _NoSeeds:
+                seeds.ensure(player_id)
+        raise InvalidBet("Your seeds are being set up. Try again.")
     except (ledger.IdempotencyConflict, IntegrityError):
         # the same bet id raced with itself: the first one won, answer with it
         found = _replay(player_id, bet_key, game.name, cur.code, stake, params_json)
@@ -452,9 +458,7 @@ def _settle(player_id: str, game, cur: Currency, stake: int, parsed: Any,  # noq
         if not pg:
             inputs = seeds._draw_inputs(s, player_id)
         if inputs is None:
-            if count:
-                raise _NoSeeds
-            raise InvalidBet("Your seeds are being set up. Try again.")
+            raise _NoSeeds
         outcome = game.draw(inputs.server_seed, inputs.client_seed, inputs.nonce, parsed)
         mult = 0 if is_mines else game.multiplier_e4(parsed, outcome)
         payout = stake * mult // E4

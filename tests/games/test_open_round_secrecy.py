@@ -165,6 +165,43 @@ def test_a_round_started_during_a_rotation_never_has_its_seed_revealed(
     assert _violations() == {}
 
 
+@pytest.mark.postgres
+def test_a_first_bet_racing_the_first_rotation_is_never_refused(
+        pg_env, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """A new player's first bet and first rotation at once (two tabs): both make the
+    player's seed pairs, and the rotation can take the pair the bet's draw waited for.
+    The bet draws from the next pair instead of refusing ("seeds being set up")."""
+    monkeypatch.setenv("CASINO_RATE_BETS_PLAYER", "100000/second")
+    reset_settings_cache()
+    reset_limiter()
+    for _ in range(15):
+        player = "p-" + uuid.uuid4().hex[:12]  # no seed pairs yet
+        _fund(player, 1_000_000)
+        barrier = threading.Barrier(2)
+        out: dict[str, object] = {}
+
+        def bet(player: str = player, barrier: threading.Barrier = barrier,
+                out: dict[str, object] = out) -> None:
+            barrier.wait()
+            try:
+                out["bet"] = bets.place_bet(player, "dice", "FUN", 100,
+                                            {"target": 50, "direction": "over"}, _key())
+            except bets.BetRefused as exc:
+                out["bet"] = exc
+
+        def rotate(player: str = player, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            seeds.rotate(player)
+
+        threads = [threading.Thread(target=bet), threading.Thread(target=rotate)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert isinstance(out["bet"], bets.BetResult), out["bet"]
+    assert _violations() == {}
+
+
 def _reveal_behind_the_rules(pair_id: int, player_id: str) -> str:
     """What an operator's manual fix or data from before the rule could leave: the pair of
     an open round rotated out, its seed stored as revealed."""
