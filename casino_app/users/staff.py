@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, false, select
 from sqlalchemy.orm import Session
@@ -236,6 +236,16 @@ def revoke_player_session(token: str | None, user_id: object, session_id: object
 _RANK = {Role.player.value: 0, Role.support.value: 1, Role.admin.value: 2}
 
 
+# A role request not approved within this long cannot be approved any more: a grant
+# decided on today's facts, not on a request someone forgot weeks ago. Another admin
+# rejects it (closing it), and the admin who still wants the grant asks again.
+ROLE_REQUEST_TTL = timedelta(hours=48)
+
+
+def _expired(r: RoleRequest) -> bool:
+    return r.state == "pending" and utcnow() - r.requested_at > ROLE_REQUEST_TTL
+
+
 @dataclass(frozen=True)
 class RoleRequestView:
     id: int
@@ -251,12 +261,14 @@ class RoleRequestView:
     decided_at: datetime | None
     decision_reason: str | None
     by_caller: bool = False    # asked by the admin reading it (who may not decide on it)
+    expired: bool = False      # pending past ROLE_REQUEST_TTL: can only be rejected
 
 
 def _role_view(r: RoleRequest, u: User, me: CurrentUser | None = None) -> RoleRequestView:
     return RoleRequestView(r.id, r.user_id, u.email, u.role, r.role, r.reason, r.requested_by,
                            r.requested_at, r.state, r.decided_by, r.decided_at,
-                           r.decision_reason, me is not None and r.requested_by == me.user_id)
+                           r.decision_reason, me is not None and r.requested_by == me.user_id,
+                           _expired(r))
 
 
 def _role(role: object) -> str:
@@ -296,11 +308,14 @@ def set_role(token: str | None, user_id: object, role: object, ctx: RequestConte
 
 def _request_role(s: Session, me: CurrentUser, u: User, role: str, why: str,
                   ctx: RequestContext) -> RoleRequestView:
-    waiting = s.execute(select(RoleRequest.id).where(
+    waiting = s.execute(select(RoleRequest).where(
         RoleRequest.user_id == u.id, RoleRequest.state == "pending")).scalar_one_or_none()
+    if waiting is not None and _expired(waiting):
+        raise ValidationFailed(f"Role request #{waiting.id} for this account expired "
+                               "unanswered: another admin rejects it, then ask again.", "role")
     if waiting is not None:
-        raise ValidationFailed(f"Role request #{waiting} for this account is already waiting "
-                               "for a second admin.", "role")
+        raise ValidationFailed(f"Role request #{waiting.id} for this account is already "
+                               "waiting for a second admin.", "role")
     r = RoleRequest(user_id=u.id, role=role, reason=why, requested_by=me.user_id,
                     requested_at=utcnow(), state="pending")
     s.add(r)
@@ -346,6 +361,10 @@ def approve_role_request(token: str | None, request_id: object, ctx: RequestCont
     with identity_tx() as s:
         me = require_role(s, token, (Role.admin,))
         r, u = _pending_role(s, me, request_id)
+        if _expired(r):
+            hours = int(ROLE_REQUEST_TTL.total_seconds() // 3600)
+            raise ValidationFailed(f"This request is more than {hours} hours old: reject it; "
+                                   "the admin who asked can ask again.", "request_id")
         if _RANK[r.role] <= _RANK[u.role]:
             raise ValidationFailed(f"This account is already {u.role}: reject the request.",
                                    "request_id")

@@ -385,6 +385,39 @@ def test_support_is_a_staff_role_too_and_takes_a_second_admin(any_env: str) -> N
         staff.find_players(again, addr)
 
 
+def test_a_role_request_left_unanswered_expires_and_can_only_be_rejected(any_env: str
+                                                                        ) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from casino_app.core.clock import utcnow
+    from casino_app.core.db import identity_tx
+    from casino_app.users.models import RoleRequest
+
+    first, _, _ = make_staff(Role.admin)
+    second, _, _ = make_staff(Role.admin)
+    _, addr = register()
+    target = user_row(addr).id
+    request = staff.set_role(first, target, "admin", new_ctx(), reason="night shift")
+    with identity_tx() as s:  # asked two days and an hour ago, never decided
+        s.execute(update(RoleRequest).where(RoleRequest.id == request.id).values(
+            requested_at=utcnow() - staff.ROLE_REQUEST_TTL - timedelta(hours=1)))
+    [shown] = staff.role_requests(second)
+    assert shown.expired
+    with audited({}), pytest.raises(ValidationFailed, match="more than 48 hours old"):
+        staff.approve_role_request(second, request.id, new_ctx())
+    assert user_row(addr).role == "player"
+    with pytest.raises(ValidationFailed, match="expired unanswered"):
+        staff.set_role(first, target, "admin", new_ctx(), reason="still want it")
+    with audited({"staff.role_rejected": 1}):
+        staff.reject_role_request(second, request.id, "expired", new_ctx())
+    again = staff.set_role(first, target, "admin", new_ctx(), reason="still want it")
+    assert again is not None and not again.expired
+    staff.approve_role_request(second, again.id, new_ctx())
+    assert user_row(addr).role == "admin"
+
+
 def test_a_role_request_is_not_approved_once_its_requester_is_no_longer_an_admin(
         any_env: str) -> None:
     first, first_id, _ = make_staff(Role.admin)

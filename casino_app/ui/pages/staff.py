@@ -116,9 +116,13 @@ def _role_request(r: RoleRequestRow) -> rx.Component:
             r.by_me,
             rx.text("You asked: another admin must approve or reject it.", size="2"),
             rx.hstack(
-                rx.button("Approve", size="1", color_scheme="green",
-                          on_click=StaffPlayerState.approve_role(r.id),
-                          aria_label="Approve role request #" + r.id.to_string()),
+                rx.cond(
+                    r.expired,
+                    rx.text("Expired unanswered: reject it; it can be asked again.",
+                            size="2", color=styles.MUTED),
+                    rx.button("Approve", size="1", color_scheme="green",
+                              on_click=StaffPlayerState.approve_role(r.id),
+                              aria_label="Approve role request #" + r.id.to_string())),
                 form(rx.hstack(
                     rx.el.input(type="hidden", name="request_id",
                                 default_value=r.id.to_string()),

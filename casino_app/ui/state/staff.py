@@ -54,12 +54,13 @@ class RoleRequestRow:
     requested_by: str
     requested_at: str
     by_me: bool           # the viewer asked: another admin must decide
+    expired: bool         # too old to approve: only rejected
 
 
 def _role_request_row(r: staff.RoleRequestView) -> RoleRequestRow:
     return RoleRequestRow(r.id, r.user_id, routes.staff_player(r.user_id), r.email,
                           r.current_role, r.role, r.reason, f"#{r.requested_by}",
-                          fmt_time(r.requested_at), r.by_caller)
+                          fmt_time(r.requested_at), r.by_caller, r.expired)
 
 
 def _row(p: staff.PlayerSummary) -> PlayerRow:
