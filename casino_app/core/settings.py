@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     rate_register_ip: str = "5/minute;30/hour"
     rate_reset_ip: str = "5/minute;30/hour"
     rate_reset_account: str = "3/15 minutes"
+    # Mails of the account flows (sign-up, password reset) to one address, whoever asks
+    # from wherever: past it the form answers the same and no mail goes out.
+    rate_mail_address: str = "3/hour;10/day"
     rate_mfa_session: str = "10/minute"
     rate_reauth_account: str = "10/15 minutes"
 
@@ -312,7 +315,8 @@ class Settings(BaseSettings):
         return v
 
     @field_validator("rate_login_ip", "rate_login_account", "rate_register_ip",
-                     "rate_reset_ip", "rate_reset_account", "rate_mfa_session",
+                     "rate_reset_ip", "rate_reset_account", "rate_mail_address",
+                     "rate_mfa_session",
                      "rate_reauth_account", "rate_bets_player")
     @classmethod
     def _rate(cls, v: str) -> str:

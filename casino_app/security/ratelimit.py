@@ -79,6 +79,23 @@ def hit(name: str, spec: str, *key: str) -> None:
         st.limiter.hit(item, name, *key)
 
 
+def allow(name: str, spec: str, *key: str) -> bool:
+    """Like ``hit``, for work that is skipped quietly rather than refused: counts the
+    attempt and answers True while under ``spec``; False (nothing counted) past it."""
+    try:
+        hit(name, spec, *key)
+    except RateLimited:
+        return False
+    return True
+
+
+def mail_allowed(flow: str, address: str) -> bool:
+    """Whether one more mail of account flow ``flow`` (sign-up, reset) may go to
+    ``address``: CASINO_RATE_MAIL_ADDRESS per address, whoever asks from wherever, so a
+    form cannot be used to flood someone's inbox. The form's answer does not change."""
+    return allow(f"mail-{flow}", get_settings().rate_mail_address, address.lower())
+
+
 def check_login(ip: str, email: str) -> None:
     s = get_settings()
     hit("login-ip", s.rate_login_ip, ip)

@@ -115,7 +115,8 @@ def start_registration(*, email: object, password: object, display_name: object,
     error) or RateLimited; otherwise answers nothing, the same for every address.
 
     Both outcomes cost the same: the argon2 hash is computed whether or not the address
-    has an account, one audit row is written, and one mail is queued after the commit."""
+    has an account, one audit row is written, and one mail is queued after the commit
+    (none past CASINO_RATE_MAIL_ADDRESS for the address, whichever it is)."""
     st = get_settings()
     clean_email = validation.email(email)
     clean_pw = validation.password(password, email_addr=clean_email)
@@ -127,10 +128,14 @@ def start_registration(*, email: object, password: object, display_name: object,
     ratelimit.check_register(ctx.ip)
     pw_hash = passwords.hash_password(clean_pw)  # in both branches: the time tells nothing
     token = secrets.token_urlsafe(32)
+    send = ratelimit.mail_allowed("register", clean_email)
+    message: mail.Mail | None
     with identity_tx() as s:
         now = utcnow()
         user = _user_by_email(s, clean_email)
-        if user is None:
+        if not send:  # this address got its mails for now: same answer, no mail
+            message = None
+        elif user is None:
             s.add(PendingRegistration(
                 email=clean_email, display_name=name, date_of_birth=dob, password_hash=pw_hash,
                 token_hash=token_hash(token), terms_accepted_at=now, created_at=now,
@@ -140,9 +145,11 @@ def start_registration(*, email: object, password: object, display_name: object,
         else:
             message = _taken_mail(user)
         record(s, AuditAction.register_requested, Actor(None, None, ctx.ip),
-               user.id if user else None, known=user is not None)
-    mail.send(message)
-    REGISTRATIONS.labels("started").inc()
+               user.id if user else None, known=user is not None,
+               **({} if send else {"mailed": False}))
+    if message is not None:
+        mail.send(message)
+    REGISTRATIONS.labels("started" if send else "mail_limited").inc()
 
 
 def _registration_mail(address: str, token: str) -> mail.Mail:
@@ -524,6 +531,10 @@ def request_password_reset(email: object, ctx: RequestContext) -> None:
         if user is None:
             record(s, AuditAction.password_reset_requested, Actor(None, None, ctx.ip), None,
                    known=False)
+            return
+        if not ratelimit.mail_allowed("reset", clean):  # same answer, no mail
+            record(s, AuditAction.password_reset_requested, Actor(None, None, ctx.ip),
+                   user.id, known=True, mailed=False)
             return
         token = _issue_token(s, user, TokenPurpose.reset, st.reset_token_minutes)
         record(s, AuditAction.password_reset_requested, Actor(None, None, ctx.ip), user.id,

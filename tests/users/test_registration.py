@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -125,6 +126,26 @@ def test_a_taken_email_gets_the_same_answer_and_work_as_a_new_one_and_its_owner_
     with pytest.raises(InvalidCredentials):
         accounts.begin_login(email="taken@example.com", password="someone else's phrase",
                              ctx=new_ctx())
+
+
+def test_sign_up_cannot_flood_an_address_with_mail(any_env: str) -> None:
+    """Anyone can type anyone's address, from many IPs: past CASINO_RATE_MAIL_ADDRESS
+    (3 an hour) the form answers exactly the same and no more mail goes to it, whether
+    or not the address has an account; the audit row says the mail was held back."""
+    _register(email="owner@example.com", display_name="Olga Owner")  # its first mail
+    for addr in ("owner@example.com", "fresh@example.com"):
+        answers = [accounts.start_registration(**_fields(email=addr))  # type: ignore[arg-type]
+                   for _ in range(5)]  # each from another IP (new_ctx)
+        assert answers == [None] * 5
+    mails = wait_for_mail(5)
+    time.sleep(0.5)  # the mail thread: nothing more comes
+    assert sorted(m["To"] for m in read_outbox()) == ["fresh@example.com"] * 3 + [
+        "owner@example.com"] * 2  # three each in the hour, the sign-up's own included
+    assert len(mails) == 5
+    held = [json.loads(r.detail) for r in audit_rows("account.register_requested")
+            if json.loads(r.detail).get("mailed") is False]
+    assert [d["known"] for d in held] == [True, True, True, False, False]
+    assert pending_count() == 3  # a held-back request stores nothing
 
 
 def test_nobody_can_hold_an_address_or_finish_a_sign_up_someone_else_started(
