@@ -166,6 +166,40 @@ def _edit(raw: bytes | str, change: Any) -> bytes:
     return p.serialize()
 
 
+def _spend_back_to_cold(e: Env, coin: str, *devices: TestCosigner) -> Any:
+    """Staff move the 3,000,000-sat coin ``coin`` (on cold receiving address 0) to cold
+    receiving address 5 outside HashHouse, signed on ``devices`` (as with Sparrow), and
+    it is mined; the finalised transaction."""
+    back = psbt.build_psbt(e.cold, [psbt.ColdUtxo(coin, 0, 3_000_000,
+                                                  e.cold.receive_address(0).script_pubkey,
+                                                  0, 0)],
+                           [psbt.Payment(e.cold.receive_address(5).script_pubkey, 2_990_000)],
+                           fee_rate=20, change_index=7)
+    signed: bytes | str = back.psbt
+    for d in devices:
+        signed = d.sign(signed)
+    final = psbt.finalize(e.cold, back.psbt, [signed])
+    e.node.rpc.send_raw_transaction(final.raw)
+    e.mine(CONFIRMATIONS)
+    return final
+
+
+def _second_upload_dies_before_broadcast(e: Env, view: ColdPaymentView,
+                                         device: TestCosigner) -> None:
+    """Admin B uploads ``device``'s signature, the second one: the payment is recorded as
+    sent, then the process dies before broadcasting it."""
+    def die(at: str, batch_id: int) -> None:
+        if at == "signed":
+            raise Crash(at)
+
+    sender.fault = die
+    try:
+        with pytest.raises(Crash):
+            e.upload(e.admin_b, view, device)
+    finally:
+        sender.fault = None
+
+
 # --- the four-eyes flow ----------------------------------------------------------------------
 
 def test_a_large_withdrawal_is_paid_from_cold_after_two_admins_approve(both: Env) -> None:
@@ -511,14 +545,7 @@ def test_a_double_spend_to_the_cold_wallet_cancels_a_held_payment(env: Env) -> N
     e.upload(e.admin_a, view, a, c)
     assert staff.reject_withdrawal(e.admin_b[0], wid, "fraud", e.ctx).state == "rejecting"
     # staff spend the coin back to a new cold address with two cosigners (Sparrow etc.)
-    back = psbt.build_psbt(e.cold, [psbt.ColdUtxo(coin, 0, 3_000_000,
-                                                  e.cold.receive_address(0).script_pubkey,
-                                                  0, 0)],
-                           [psbt.Payment(e.cold.receive_address(5).script_pubkey, 2_990_000)],
-                           fee_rate=20, change_index=7)
-    final = psbt.finalize(e.cold, back.psbt, [c.sign(b.sign(back.psbt))])
-    e.node.rpc.send_raw_transaction(final.raw)
-    e.mine(CONFIRMATIONS)
+    final = _spend_back_to_cold(e, coin, b, c)
     res = e.sender().run()
     assert res.voided == 1
     assert cold_payments.get_payment(view.id).state == "cancelled"
@@ -540,26 +567,9 @@ def test_a_sent_payment_whose_coin_was_spent_elsewhere_fails_and_waits_for_new_a
     a, b, c = e.signers
     view = staff.prepare_psbt(e.admin_a[0], wid, e.ctx)
     e.upload(e.admin_a, view, a)
-
-    def die(at: str, batch_id: int) -> None:
-        if at == "signed":
-            raise Crash(at)
-
-    sender.fault = die
-    try:
-        with pytest.raises(Crash):
-            e.upload(e.admin_b, view, c)  # recorded, never broadcast
-    finally:
-        sender.fault = None
+    _second_upload_dies_before_broadcast(e, view, c)
     # before the job rebroadcasts it, two cosigners spend the coin back to cold elsewhere
-    back = psbt.build_psbt(e.cold, [psbt.ColdUtxo(coin, 0, 3_000_000,
-                                                  e.cold.receive_address(0).script_pubkey,
-                                                  0, 0)],
-                           [psbt.Payment(e.cold.receive_address(6).script_pubkey, 2_990_000)],
-                           fee_rate=20, change_index=8)
-    final = psbt.finalize(e.cold, back.psbt, [c.sign(b.sign(back.psbt))])
-    e.node.rpc.send_raw_transaction(final.raw)
-    e.mine(CONFIRMATIONS)
+    _spend_back_to_cold(e, coin, b, c)
     cold = e.sender()
     assert cold.run().failed == 1
     p = cold_payments.get_payment(view.id)
@@ -591,17 +601,7 @@ def test_a_crash_between_recording_and_broadcast_pays_once(env: Env) -> None:
     wid, to = e.large("p-crash")
     view = staff.prepare_psbt(e.admin_a[0], wid, e.ctx)
     e.upload(e.admin_a, view, e.signers[0])
-
-    def die(at: str, batch_id: int) -> None:
-        if at == "signed":
-            raise Crash(at)
-
-    sender.fault = die
-    try:
-        with pytest.raises(Crash):
-            e.upload(e.admin_b, view, e.signers[2])
-    finally:
-        sender.fault = None
+    _second_upload_dies_before_broadcast(e, view, e.signers[2])
     # recorded (and audited) before the crash, never broadcast
     assert cold_payments.get_payment(view.id).state == "sent"
     assert withdrawals.get_withdrawal(wid).state == "batched"
