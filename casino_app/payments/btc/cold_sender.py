@@ -13,8 +13,11 @@ One run (:meth:`ColdSender.run`):
    (reservation, fee to ``fees``), the miner fee booked ``btc-fee:bitcoin:<txid>`` fees
    -> custody (a refill moves no player money: only that fee), the payment ``confirmed``
    and audited (``withdrawal.paid`` / ``refill.paid``, staged in that transaction: audit
-   outbox). It is never fee-bumped: a replacement needs the cosigners' signatures again
-   (prepare and sign a new payment if one is stuck for long). When its coins were spent
+   outbox). It is never fee-bumped by the service: a replacement needs the cosigners'
+   signatures again. One not mined ``CASINO_BTC_FEE_BUMP_SECONDS`` after it was sent is
+   alerted (``btc_cold_payment_stuck``, at most hourly) for staff to sign a replacement
+   with the same coins and payments and less change by hand; whichever version is mined
+   settles it, found by its outputs, with that version's fee. When its coins were spent
    by another transaction at the confirmed depth, it failed: the payment ``failed``
    (audited), the withdrawal waits for approval again with its reservation and its
    approvals cleared, the coins it did not lose are free. Settled spends are watched for
@@ -35,6 +38,7 @@ loads the hot wallet's address only, as this runs in the jobs process anyway).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import select, tuple_
@@ -56,6 +60,7 @@ from casino_app.security.audit import SYSTEM, AuditAction
 log = get_logger("casino.btc.cold")
 
 UNRECORDED = ("awaiting_signatures", "cancelling")
+STUCK_REALERT_SECONDS = 3600  # a stuck cold payment is alerted again after this long
 
 
 def _user_of(player_id: str | None) -> int | None:
@@ -78,6 +83,7 @@ class ColdSender(BitcoinSender):
         super().__init__(rpc, **kw)
         self.sender = cold_payments.SENDER
         self._entries: list[outbox.Entry] = []
+        self._stuck_alerted: dict[int, float] = {}  # batch id -> when last alerted
 
     def run(self) -> BtcRunResult:
         res = BtcRunResult()
@@ -92,11 +98,30 @@ class ColdSender(BitcoinSender):
     # --- the shared lifecycle, with a cold spend's answers ---
 
     def _bump(self, b: OpenBatch, latest: Version, res: Any) -> None:
-        """Never re-signed (the cosigners' signatures would be needed): sent again while
-        the node does not know it."""
+        """Not mined ``fee_bump_seconds`` after it was sent. Never re-signed here (the
+        cosigners' signatures would be needed): sent again while the node does not know
+        it, and alerted (an error log, the anomaly counter ``cold_payment_stuck``) at most
+        once an hour per payment, for staff to raise its fee with the cosigners: a
+        replacement spending the same coins, paying the same outputs, the change to the
+        same cold change address less the extra fee, signed by two cosigners and
+        broadcast by hand. Whichever version is mined settles it (found by its outputs)."""
         if latest.raw and not any(self._known(v.tx_hash) for v in self._versions(b.id)):
             if self._broadcast(b.id, latest):
                 res.rebroadcast += 1
+        now = time.monotonic()
+        last = self._stuck_alerted.get(b.id)
+        if last is not None and now - last < STUCK_REALERT_SECONDS:
+            return
+        self._stuck_alerted[b.id] = now
+        res.anomalies += 1
+        self.anomaly_metric.labels("cold_payment_stuck").inc()
+        log.error("btc_cold_payment_stuck", batch_id=b.id, tx_hash=latest.tx_hash,
+                  waiting_seconds=int((utcnow() - latest.at).total_seconds()),
+                  hint="a cold payment is not mined CASINO_BTC_FEE_BUMP_SECONDS after it was "
+                       "sent, and only its cosigners can raise its fee: sign a replacement "
+                       "(same coins, same payments, the change to the same cold change "
+                       "address less the extra fee) with two of them and broadcast it; "
+                       "whichever version is mined settles the payment once")
 
     def _outcomes(self, b: OpenBatch, receipt: Any, ok: bool, rows: list[Withdrawal]
                   ) -> dict[int, str]:

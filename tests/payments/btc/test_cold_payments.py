@@ -593,6 +593,60 @@ def test_a_sent_payment_whose_coin_was_spent_elsewhere_fails_and_waits_for_new_a
     _invariants_clean()
 
 
+def test_a_stuck_cold_payment_is_alerted_and_a_replacement_signed_by_hand_settles_it(
+        env: Env) -> None:
+    """Only the cosigners can raise a cold payment's fee: one not mined in time is
+    alerted (once an hour), staff sign a replacement (same coin, same payment, less
+    change to the same cold change address) and it is mined instead (through a reorg:
+    bcoin's mempool refuses replacements). It settles the payment once, with its fee."""
+    from prometheus_client import REGISTRY
+
+    from casino_app.payments.btc import keys
+    from casino_app.payments.btc.sender import Plan
+
+    def stuck() -> float:
+        return REGISTRY.get_sample_value("casino_btc_payment_anomalies_total",
+                                         {"anomaly": "cold_payment_stuck"}) or 0.0
+
+    e = env
+    coin = e.fund_cold(3_000_000)
+    e.mine(1)  # a block above the funding that the reorg below can replace
+    wid, to = e.large("p-stuck")
+    a, b, c = e.signers
+    view = staff.prepare_psbt(e.admin_a[0], wid, e.ctx)
+    e.upload(e.admin_a, view, a)
+    e.upload(e.admin_b, view, b)
+    assert e.node.transaction(view.txid) is not None  # broadcast, in the mempool
+    cold = ColdSender(e.rpc, confirmations=CONFIRMATIONS, fee_bump_seconds=0)
+    before = stuck()
+    assert cold.run().anomalies == 1 and stuck() == before + 1
+    assert cold.run().anomalies == 0 and stuck() == before + 1  # not again within the hour
+    with ledger_tx(readonly=True) as s:
+        plan = Plan.from_json(s.execute(select(WithdrawalBatch.call_data)).scalar_one())
+    bump = psbt.build_psbt(e.cold, [psbt.ColdUtxo(coin, 0, 3_000_000,
+                                                  e.cold.receive_address(0).script_pubkey,
+                                                  0, 0)],
+                           [psbt.Payment(keys.validate_address(to, NETWORK).script_pubkey,
+                                         2_000_000)],
+                           fee_rate=3 * view.fee_rate, change_index=plan.change_index or 0)
+    final = psbt.finalize(e.cold, bump.psbt, [c.sign(a.sign(bump.psbt))])
+    assert final.txid != view.txid and bump.fee > view.fee
+    e.node.reorg(1, txs=[final.raw])  # the replacement is mined instead of the original
+    e.watcher.poll()
+    e.mine(CONFIRMATIONS)
+    res = cold.run()
+    assert (res.confirmed, res.paid) == (1, 1)
+    assert cold_payments.get_payment(view.id).state == "confirmed"
+    assert withdrawals.get_withdrawal(wid).state == "confirmed"
+    assert e.node.transaction(view.txid) is None  # the original never was mined
+    assert _received(e.node, to) == 2_000_000
+    assert _entries(f"withdrawal:{wid}#post") == [f"withdrawal:{wid}#post"]
+    assert _house("fees") == FEE - bump.fee  # the replacement's miner fee, once
+    assert _coins()[(final.txid, 1)][:2] == ("cold", "unspent")  # the change, back in cold
+    assert not any(cold.run().as_dict().values())
+    _invariants_clean()
+
+
 # --- crashes ---------------------------------------------------------------------------------
 
 def test_a_crash_between_recording_and_broadcast_pays_once(env: Env) -> None:
