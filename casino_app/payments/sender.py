@@ -50,9 +50,14 @@ from casino_app.core.logging import get_logger
 from casino_app.core.metrics import PAYMENT_ANOMALIES
 from casino_app.payments import ledger
 from casino_app.payments.hold_models import PlayerHold
-from casino_app.payments.withdrawal_models import Withdrawal, WithdrawalBatch, WithdrawalBatchTx
+from casino_app.payments.withdrawal_models import (
+    OPEN_BATCH_STATES,
+    Withdrawal,
+    WithdrawalBatch,
+    WithdrawalBatchTx,
+)
 
-OPEN = ("signed", "sent")
+OPEN = OPEN_BATCH_STATES
 REFUSED = "the address refused the payment"
 
 # Tests only: called at named points ("signed": batch recorded, not broadcast;

@@ -51,6 +51,7 @@ WITHDRAWAL_STATES = ("queued", "awaiting_approval", "batched", "confirmed", "fai
 # failed (status 0, or its nonce was used by another transaction for
 # CASINO_ETH_VOID_AFTER_BLOCKS with no receipt nor Paid log).
 BATCH_STATES = ("signed", "sent", "confirmed", "failed")
+OPEN_BATCH_STATES = ("signed", "sent")  # recorded, not settled: a version may still change
 # pay and approve: the batcher's (from the hot wallet); sweep (a deposit address's coins to
 # the hot wallet, sent from the deposit address), topup (gas ETH from the hot wallet to a
 # deposit address that must send a token) and to_cold (the hot wallet's excess over its

@@ -79,7 +79,7 @@ from casino_app.core.logging import get_logger
 from casino_app.core.settings import ConfigError, get_settings
 from casino_app.payments import holds, ledger
 from casino_app.payments import sender as shared_sender
-from casino_app.payments.btc import addresses, keys, psbt
+from casino_app.payments.btc import addresses, keys, psbt, utxos
 from casino_app.payments.btc import cold as cold_wallets
 from casino_app.payments.btc import network as networks
 from casino_app.payments.btc.cold import ColdWallet
@@ -390,9 +390,12 @@ class Planned:
 
 
 def _cold_coins(s: Session) -> list[_Coin]:
+    """Confirmed unspent cold coins; never the change of a cold payment not settled yet
+    (``utxos.unsettled_txids``: its cosigners may still replace it)."""
     rows = s.execute(select(BtcUtxo).where(
         BtcUtxo.chain == CHAIN, BtcUtxo.role == "cold", BtcUtxo.state == "unspent",
-        BtcUtxo.block_height.is_not(None))).scalars()
+        BtcUtxo.block_height.is_not(None),
+        BtcUtxo.txid.not_in(utxos.unsettled_txids(CHAIN)))).scalars()
     return [_Coin(r.txid, r.vout, r.amount, bytes.fromhex(r.script_pubkey), r.key_chain,
                   r.key_index) for r in rows]
 

@@ -39,7 +39,9 @@ fee rate never below the target. The rate is the node's ``estimatesmartfee``
 (an empty regtest, a node just started).
 
 **Coin selection: largest first** over the hot wallet's confirmed ``unspent`` coins (roles
-``hot`` and ``change``, at least one confirmation; our own unconfirmed change is not spent,
+``hot`` and ``change``, at least one confirmation; the change of our own transactions is
+spent only once they are settled, at ``CASINO_BTC_CONFIRMATIONS``: before that a reorg can
+put one back in the mempool, where a fee bump replaces it by a version with another txid,
 so no transaction of ours depends on another that could be replaced). Largest-first takes
 the fewest inputs, so the payout that players wait for pays the least fee, and since each
 batch spends at least one coin and makes at most one change, the hot wallet's coins do not
@@ -101,7 +103,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -111,7 +113,7 @@ from casino_app.core.logging import get_logger
 from casino_app.core.metrics import BTC_PAYMENT_ANOMALIES
 from casino_app.core.settings import get_settings
 from casino_app.payments import ledger
-from casino_app.payments.btc import addresses, keys
+from casino_app.payments.btc import addresses, keys, utxos
 from casino_app.payments.btc import network as networks
 from casino_app.payments.btc.adapter import CHAIN, CURRENCY
 from casino_app.payments.btc.models import BtcChangeAddress, BtcUtxo
@@ -362,18 +364,21 @@ class BitcoinSender(ChainSender):
         return min(max(rate, self.fee_floor), self.fee_ceiling)
 
     def spendable(self) -> list[Coin]:
-        """The hot wallet's confirmed unspent coins (roles hot and change), largest first."""
+        """The hot wallet's confirmed unspent coins (roles hot and change), largest first;
+        never the change of one of our transactions not settled yet (``unsettled_txids``)."""
         with ledger_tx(readonly=True) as s:
             rows = s.execute(select(BtcUtxo).where(
                 BtcUtxo.chain == self.chain, BtcUtxo.role.in_(("hot", "change")),
-                BtcUtxo.state == "unspent", BtcUtxo.block_height.is_not(None))
+                BtcUtxo.state == "unspent", BtcUtxo.block_height.is_not(None),
+                BtcUtxo.txid.not_in(utxos.unsettled_txids(self.chain)))
                 .order_by(BtcUtxo.amount.desc(), BtcUtxo.id)).scalars()
             return [Coin(r.txid, r.vout, r.amount, bytes.fromhex(r.script_pubkey),
                          r.key_chain, r.key_index) for r in rows]
 
     def incoming(self) -> int:
-        """What comes back to the hot wallet soon: its unconfirmed unspent coins and the
-        change of its open transactions the watcher has not recorded yet (satoshis)."""
+        """What comes back to the hot wallet soon: its unspent coins not spendable yet
+        (unconfirmed, or the change of our transactions not settled) and the change of its
+        open transactions the watcher has not recorded yet (satoshis)."""
         pending: list[tuple[set[str], int]] = []
         for b in self._open_batches():
             plan = Plan.from_json(b.data)
@@ -386,7 +391,9 @@ class BitcoinSender(ChainSender):
         with ledger_tx(readonly=True) as s:
             unconfirmed = s.execute(select(func.coalesce(func.sum(BtcUtxo.amount), 0)).where(
                 BtcUtxo.chain == self.chain, BtcUtxo.role.in_(("hot", "change")),
-                BtcUtxo.state == "unspent", BtcUtxo.block_height.is_(None))).scalar_one()
+                BtcUtxo.state == "unspent",
+                or_(BtcUtxo.block_height.is_(None),
+                    BtcUtxo.txid.in_(utxos.unsettled_txids(self.chain))))).scalar_one()
             # a change the watcher recorded is counted as its coin, not twice
             seen = set(s.execute(select(BtcUtxo.txid).where(
                 BtcUtxo.chain == self.chain, BtcUtxo.role.in_(("hot", "change")),

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from casino_app.core.clock import utcnow
 from casino_app.core.logging import get_logger
 from casino_app.payments.btc.addresses import Owner
 from casino_app.payments.btc.models import BtcColdPayment, BtcUtxo
-from casino_app.payments.withdrawal_models import WithdrawalBatchTx
+from casino_app.payments.withdrawal_models import (
+    OPEN_BATCH_STATES,
+    WithdrawalBatch,
+    WithdrawalBatchTx,
+)
 
 log = get_logger("casino.btc.watcher")
 
@@ -135,3 +139,15 @@ def drop_missing(s: Session, chain: str, in_mempool: Collection[str]) -> list[Bt
     for row in gone:
         row.state, row.updated_at = "dropped", now
     return gone
+
+
+def unsettled_txids(chain: str) -> Select:
+    """SQL: the txid of every version of our recorded transactions on ``chain`` that is
+    not settled yet. Their outputs (change) are not spent by a new transaction: until
+    settled, a reorg can put such a transaction back in the mempool, where a fee bump
+    replaces it by a version with another txid and less change, and a transaction built
+    on the old change could never be mined."""
+    return (select(WithdrawalBatchTx.tx_hash)
+            .join(WithdrawalBatch, WithdrawalBatch.id == WithdrawalBatchTx.batch_id)
+            .where(WithdrawalBatch.chain == chain,
+                   WithdrawalBatch.state.in_(OPEN_BATCH_STATES)))

@@ -803,6 +803,43 @@ def test_a_batch_whose_coins_were_spent_elsewhere_fails_and_its_withdrawals_wait
     _invariants_clean()
 
 
+def test_no_batch_spends_the_change_of_one_a_reorg_and_a_fee_bump_could_replace(
+        env: Env) -> None:
+    """Found in review: a batch spending the 1-confirmation change of a batch not settled
+    yet could never be mined once a reorg put that batch back in the mempool and a fee
+    bump replaced it (a new txid, less change): its withdrawals stayed batched, unalerted.
+    The change of our own transactions is spent only once they are settled."""
+    _credit("p-dep", "BTC", 10_000_000)
+    env.fund_hot(1_000_000)
+    first = withdrawals.request_withdrawal("p-dep", "BTC", 400_000, fresh_address(), "k-d1")
+    b = _batcher(env, confirmations=3)
+    assert b.run().broadcast == 1
+    [b1] = _batches()
+    [v0] = _versions(b1.id)
+    env.mine(1)
+    env.poll()  # B1's change: a hot coin with one confirmation, B1 not settled
+    second = withdrawals.request_withdrawal("p-dep", "BTC", 100_000, fresh_address(), "k-d2")
+    res = b.run()
+    assert (res.created, res.short, res.anomalies) == (0, 1, 0)  # waits for B1 to settle
+    assert withdrawals.get_withdrawal(second.id).state == "queued"
+    env.reorg(1)  # B1's block replaced (bcoin empties its mempool)
+    env.poll()
+    bump = _batcher(env, confirmations=3, fee_bump_seconds=0)
+    assert bump.run().bumped == 1  # B1 replaced: a new txid, less change
+    env.mine(3)
+    env.poll()
+    res = bump.run()  # B1 settled through its replacement, then the second one batched
+    assert (res.confirmed, res.paid, res.created) == (1, 1, 1)
+    b1, b2 = _batches()
+    assert b1.tx_hash != v0.tx_hash
+    assert [c.txid for c in Plan.from_json(b2.call_data).inputs] == [b1.tx_hash]
+    env.mine(3)
+    env.poll()
+    assert bump.run().paid == 1
+    assert {withdrawals.get_withdrawal(w.id).state for w in (first, second)} == {"confirmed"}
+    _invariants_clean()
+
+
 def test_a_version_the_database_lost_settles_the_batch_by_its_outputs(env: Env) -> None:
     """The database was restored from a backup taken before the fee bump that was mined:
     no recorded version is in the chain, but the transaction that spent the batch's coin
