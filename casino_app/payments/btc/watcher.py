@@ -52,7 +52,6 @@ one deposit address to another: the keys are ours.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -81,7 +80,6 @@ CHUNK = 20                    # blocks per JSON-RPC batch and per ledger transac
 # A reorg deeper than this is not walked back automatically: the watcher stops and alerts.
 MAX_REORG_DEPTH = 144         # a day of blocks
 MEMPOOL_FETCH = 500           # mempool transactions read per pass (the rest next pass)
-LIVE_RELOAD_SECONDS = 600.0   # the in-memory set of our live outputs is re-read this often
 
 
 class WatcherStopped(Exception):
@@ -179,7 +177,6 @@ class Watcher:
         self.book = DepositBook(chain, self.confirmations, {"BTC": cap}, {"BTC": self.dust},
                                 log_prefix="btc", logger=log)
         self._live: _Outpoints | None = None
-        self._live_at = 0.0
         self._seen_mempool: set[str] = set()
         self._network_checked = False
 
@@ -200,9 +197,10 @@ class Watcher:
         with ledger_tx(readonly=True) as s:
             self.wallet.refresh(s)
             tip = self._tip(s)
-            if self._live is None or time.monotonic() - self._live_at > LIVE_RELOAD_SECONDS:
-                self._live = _Outpoints(utxos.live_outpoints(s, self.chain))
-                self._live_at = time.monotonic()
+            # Read at every pass: another process may have held the btc-watch lease
+            # since the last one and recorded outputs (a spend of one unknown here would
+            # be missed, and its outputs to deposit addresses taken for deposits).
+            self._live = _Outpoints(utxos.live_outpoints(s, self.chain))
         if tip is not None:
             node_hash = self.rpc.block_hashes([tip.number])[0]
             if node_hash is None:
@@ -441,13 +439,23 @@ class Watcher:
             raise WatcherStopped(
                 f"no stored block of the last {MAX_REORG_DEPTH} is on the node's chain "
                 f"(stored tip {tip.number}): the Bitcoin watcher stops; check the node")
+        floor = None
+        if ancestor == lowest[0] - 1:
+            # Every stored block is dropped: the ancestor, never stored, stays as the floor
+            # (the cursor), so the next pass reads from the block above it. Without it the
+            # cursor would restart near the head and skip the blocks between (a deposit
+            # mined again there would stay reversed).
+            header = self.rpc.block_header(stored[ancestor])
+            floor = ChainBlock(chain=self.chain, number=ancestor, hash=stored[ancestor],
+                               parent_hash=header.previous_hash or "")
         with ledger_tx() as s:
             dropped = self.book.rewind(s, ancestor, res)
             unconfirmed, unspent = utxos.rewind(s, self.chain, ancestor)
+            if floor is not None:
+                s.add(floor)
         self._live = None  # spends undone: re-read
         with ledger_tx(readonly=True) as s:
             self._live = _Outpoints(utxos.live_outpoints(s, self.chain))
-            self._live_at = time.monotonic()
         log.warning("btc_reorg", ancestor=ancestor, dropped_blocks=dropped,
                     reversed=res.reversed, outputs_unconfirmed=unconfirmed,
                     spends_undone=unspent)

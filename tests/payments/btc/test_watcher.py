@@ -595,3 +595,42 @@ def test_the_web_side_never_imports_the_signer(tmp_path: Any) -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[3]).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+# --- found in review -------------------------------------------------------------------
+
+def test_a_reorg_down_to_the_first_stored_block_rescans_from_the_ancestor(env: Env) -> None:
+    """A watcher that started recently stores few blocks: a reorg replacing all of them
+    (their parent is the common ancestor) used to restart the cursor near the head,
+    skipping the new branch's first blocks, so a deposit mined again there stayed
+    reversed. The ancestor stays as the floor and the new branch is read from it."""
+    addr = addresses.deposit_address("p-first")
+    env.node.mine(10)
+    w = Watcher(env.node.rpc)  # as the job builds it: no start height
+    f = env.node.fund(addr, 70_000)
+    w.poll()  # the first pass stores the last blocks only (head - confirmations ..)
+    assert _deposit(f.txid).state == "pending" and _balance("p-first") == 70_000
+    env.node.reorg(4, then_mine=5, keep_txs=True)  # the same deposit in the new branch
+    _poll_until(w, lambda r: r.reversed > 0)
+    for _ in range(3):
+        w.poll()
+    assert _deposit(f.txid).state in ("pending", "available")
+    assert _balance("p-first") == 70_000
+
+
+def test_a_watcher_taking_the_lease_back_sees_what_another_recorded(env: Env) -> None:
+    """Two processes holding the btc-watch lease in turn: the one that comes back knows
+    the outputs the other recorded meanwhile, so a spend of one is our own transaction
+    (spent, not a deposit to the address it pays)."""
+    a = addresses.deposit_address("p-st-from")
+    b = addresses.deposit_address("p-st-to")
+    first = env.watcher()
+    first.poll()
+    second = env.watcher()  # the lease passed to another process
+    funded = env.node.fund(a, 40_000)
+    second.poll()
+    tx = env.spend([_utxo(funded.txid)], [(b, 39_000)], fee=1_000)
+    env.node.rpc.send_raw_transaction(tx.raw)
+    env.node.mine(1)
+    first.poll()  # the lease is back
+    assert (_balance("p-st-to"), _utxo(funded.txid).state) == (0, "spent")
