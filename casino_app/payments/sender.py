@@ -171,11 +171,14 @@ def queued(chain: str, code: str, limit: int) -> list[tuple[int, str, int]]:
 
 def mark_batched(s: Session, ids: list[int], batch_id: int, now: datetime) -> None:
     """The withdrawals ``ids`` (queued) are in the batch being recorded; BatchChanged when
-    one left the queue meanwhile (the caller records nothing)."""
+    one left the queue meanwhile, or its player was put on hold since ``queued`` read it
+    (the caller records nothing; the next batch leaves that player out)."""
     if not ids:
         return
     marked = s.execute(update(Withdrawal).where(
-        Withdrawal.id.in_(ids), Withdrawal.state == "queued").values(
+        Withdrawal.id.in_(ids), Withdrawal.state == "queued",
+        ~exists().where(PlayerHold.player_id == Withdrawal.player_id,
+                        PlayerHold.released_at.is_(None))).values(
         state="batched", batch_id=batch_id, updated_at=now)).rowcount
     if marked != len(ids):
         raise BatchChanged()

@@ -803,6 +803,43 @@ def test_a_batch_whose_coins_were_spent_elsewhere_fails_and_its_withdrawals_wait
     _invariants_clean()
 
 
+def test_a_hold_placed_while_the_batch_is_built_keeps_that_player_out_of_it(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in review: a hold placed between reading the queue and recording the batch
+    (a deposit reversed by a reorg, staff) did not stop that run's batch. The recording
+    checks the holds again: nothing is recorded or sent, and the next batch pays the
+    others."""
+    from casino_app.core.clock import utcnow
+    from casino_app.payments.btc import batcher as batcher_mod
+    from casino_app.payments.hold_models import PlayerHold
+
+    for p in ("p-held", "p-free"):
+        _credit(p, "BTC", 10_000_000)
+    env.fund_hot(1_000_000)
+    held = withdrawals.request_withdrawal("p-held", "BTC", 100_000, fresh_address(), "k-h1")
+    free = withdrawals.request_withdrawal("p-free", "BTC", 100_000, fresh_address(), "k-h2")
+    real = batcher_mod.queued
+
+    def queued_then_hold(*args: Any) -> list[tuple[int, str, int]]:
+        rows = real(*args)
+        with ledger_tx() as s:
+            s.add(PlayerHold(player_id="p-held", reason="deposit_reversed",
+                             detail="test: placed meanwhile", created_at=utcnow()))
+        return rows
+
+    monkeypatch.setattr(batcher_mod, "queued", queued_then_hold)
+    res = _batcher(env).run()
+    assert (res.created, res.broadcast) == (0, 0)
+    assert _batches() == []
+    assert all(state == "unspent" for state, _ in _utxos().values())  # nothing reserved
+    monkeypatch.setattr(batcher_mod, "queued", real)
+    assert _batcher(env).run().broadcast == 1
+    assert len(_batches()) == 1
+    assert withdrawals.get_withdrawal(free.id).state == "batched"
+    assert withdrawals.get_withdrawal(held.id).state == "queued"  # waits for staff
+    _invariants_clean()
+
+
 def test_no_batch_spends_the_change_of_one_a_reorg_and_a_fee_bump_could_replace(
         env: Env) -> None:
     """Found in review: a batch spending the 1-confirmation change of a batch not settled
