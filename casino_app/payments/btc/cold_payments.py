@@ -457,24 +457,40 @@ def _plan(kind: str, withdrawal_id: int | None, amount: int, recipient: str,
     node = rpc or _rpc()
     try:
         rate = fee_rate(node)
+        head = node.block_count()
         with ledger_tx(readonly=True) as s:
             pool = _cold_coins(s)
             change_index = _change_index(s)
+            used = set(s.execute(select(BtcColdPayment.txid).where(
+                BtcColdPayment.chain == CHAIN)).scalars())
         chosen = _select(pool, amount, script, rate, w)
         funding = _funding(node, chosen)
     finally:
         if own:
             node.close()
-    utxos = [psbt.ColdUtxo(c.txid, c.vout, c.value, c.script, c.chain, c.index,
-                           funding.get(c.txid)) for c in chosen]
-    try:
-        built = psbt.build_psbt(w, utxos, [psbt.Payment(script, amount)], fee_rate=rate,
-                                change_index=change_index)
-    except psbt.PsbtTooLarge:
-        utxos = [psbt.ColdUtxo(c.txid, c.vout, c.value, c.script, c.chain, c.index)
+
+    def build(with_funding: bool, locktime: int) -> psbt.UnsignedPsbt:
+        utxos = [psbt.ColdUtxo(c.txid, c.vout, c.value, c.script, c.chain, c.index,
+                               funding.get(c.txid) if with_funding else None)
                  for c in chosen]
-        built = psbt.build_psbt(w, utxos, [psbt.Payment(script, amount)], fee_rate=rate,
-                                change_index=change_index)
+        return psbt.build_psbt(w, utxos, [psbt.Payment(script, amount)], fee_rate=rate,
+                               change_index=change_index, locktime=locktime)
+
+    # nLockTime: the node's height (as wallets set it against fee sniping), lowered until
+    # the transaction is one no earlier payment had: a payment cancelled and asked for
+    # again the same way would otherwise be the same transaction, and the signatures
+    # uploaded for the cancelled one would count for the new one.
+    try:
+        for locktime in range(max(0, head), max(-1, head - 50), -1):
+            try:
+                built = build(True, locktime)
+            except psbt.PsbtTooLarge:
+                built = build(False, locktime)
+            if built.txid not in used:
+                break
+        else:
+            raise NotSignable("The PSBT cannot be built: every nearby lock time gives the "
+                              "transaction of an earlier payment. Try again after a block.")
     except psbt.PsbtError as exc:
         raise NotSignable(f"The PSBT cannot be built: {exc}") from None
     return Planned(kind, withdrawal_id, amount, recipient, built, tuple(chosen),

@@ -471,6 +471,14 @@ def test_a_refill_is_cancelled_before_its_approvals_and_its_coins_are_free(env: 
     with pytest.raises(ValidationFailed, match="cancelled"):
         e.upload(e.admin_b, view, e.signers[1])
     assert len(audit_rows("refill.cancelled")) == 1
+    # Asked again the same way (same coin, amount, rate): another transaction (its lock
+    # time differs), so a signature made for the cancelled one does not count for it.
+    again = staff.request_btc_refill(e.admin_a[0], "0.01", e.ctx)
+    assert again.txid != view.txid
+    old_file = e.signers[0].sign(view.psbt)
+    with pytest.raises(ValidationFailed):
+        staff.upload_psbt(e.admin_a[0], again.id, base64.b64encode(old_file).decode(), e.ctx)
+    assert cold_payments.get_payment(again.id).signatures == ()
 
 
 # --- taking back ---------------------------------------------------------------------------------
