@@ -203,7 +203,7 @@ class Watcher:
             self._live = _Outpoints(utxos.live_outpoints(s, self.chain))
         if tip is not None:
             node_hash = self.rpc.block_hashes([tip.number])[0]
-            if node_hash is None:
+            if node_hash is None and not self._shorter_chain(res.head):
                 # The node is behind our stored tip (restarted, syncing, another backend):
                 # not a reorg. Change nothing; look again next pass.
                 log.warning("btc_node_behind", tip=tip.number, head=res.head)
@@ -412,6 +412,19 @@ class Watcher:
 
     # --- reorgs ---
 
+    def _shorter_chain(self, head: int) -> bool:
+        """The node's chain is lower than our stored tip: whether its block at its own
+        head differs from ours there (a reorg to a shorter chain, e.g. a heavier branch
+        of fewer blocks, or an invalidated tip), not a node that is merely behind."""
+        with ledger_tx(readonly=True) as s:
+            ours = s.execute(select(ChainBlock.hash).where(
+                ChainBlock.chain == self.chain, ChainBlock.number == head)
+            ).scalar_one_or_none()
+        if ours is None:
+            return False  # below what we stored: nothing to compare, wait for the node
+        theirs = self.rpc.block_hashes([head])[0]
+        return theirs is not None and theirs != ours
+
     def _rewind(self, tip: ChainBlock, res: PollResult) -> None:
         """Walk back to the highest stored block the node still has, then in one ledger
         transaction drop the stored blocks above it, reverse their deposits and put their
@@ -429,6 +442,8 @@ class Watcher:
         node = dict(zip(numbers, self.rpc.block_hashes(numbers), strict=True))
         ancestor = None
         for number in numbers:
+            if node[number] is None and number > res.head:
+                continue  # above a shorter chain's head: not on the node's chain
             if node[number] is None:  # the node lost blocks below its head: not a reorg
                 log.warning("btc_rewind_node_gap", block=number)
                 return

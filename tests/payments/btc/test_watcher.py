@@ -634,3 +634,25 @@ def test_a_watcher_taking_the_lease_back_sees_what_another_recorded(env: Env) ->
     env.node.mine(1)
     first.poll()  # the lease is back
     assert (_balance("p-st-to"), _utxo(funded.txid).state) == (0, "spent")
+
+
+def test_a_reorg_to_a_shorter_chain_reverses_at_once(env: Env) -> None:
+    """Found in review: when the node's new chain is lower than our stored tip (a heavier
+    branch of fewer blocks, an invalidated tip), the watcher took it for a node that is
+    behind and left the dropped deposit credited until the chain grew back. Its block at
+    its own head differs from ours: a reorg, handled now."""
+    addr = addresses.deposit_address("p-short")
+    w = env.watcher()
+    env.node.mine(1)
+    f = env.node.fund(addr, 50_000)
+    w.poll()
+    assert _balance("p-short") == 50_000
+    env.node.reorg(2, then_mine=1)  # one block replaces two: the new chain is lower
+    res = w.poll()
+    assert res.reversed == 1 and _deposit(f.txid).state == "reversed"
+    assert _balance("p-short") == 0
+    with ledger_tx(readonly=True) as s:
+        tip = s.execute(select(ChainBlock).where(ChainBlock.chain == "bitcoin")
+                        .order_by(ChainBlock.number.desc()).limit(1)).scalar_one()
+    assert (tip.number, tip.hash) == (env.node.height, env.node.rpc.best_block_hash())
+    _invariants_clean()
