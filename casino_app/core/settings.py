@@ -215,6 +215,10 @@ class Settings(BaseSettings):
     # minimum (satoshis) are recorded and never credited.
     btc_watch_seconds: float = Field(2.0, gt=0, le=3600)
     btc_blocks_per_poll: int = Field(100, ge=1, le=10_000)
+    # The block the watcher's very first pass starts from (unset: the node's head minus
+    # the confirmations). Set it to a height before the first deposit address was shown
+    # when the watcher starts late; ignored once blocks are stored (the cursor wins).
+    btc_watch_from: int | None = Field(None, ge=0)
     btc_pending_cap: str = ""
     btc_dust: int = Field(1_000, ge=1, le=10**8)
     # Withdrawals (satoshis): smallest and largest request (empty: no maximum), the fee the

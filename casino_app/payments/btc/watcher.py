@@ -484,7 +484,8 @@ def watch_once() -> dict[str, int]:
     the settings; a failed pass is retried by the next one and resumes from the cursor)."""
     global _watcher
     if _watcher is None:
-        _watcher = Watcher(BitcoinRPC.from_settings())
+        _watcher = Watcher(BitcoinRPC.from_settings(),
+                           start_height=get_settings().btc_watch_from)
     res = _watcher.poll()
     return {"head": res.head, "tip": res.tip or 0, "blocks": res.blocks,
             "credited": res.credited, "reversed": res.reversed, "incoming": res.incoming,

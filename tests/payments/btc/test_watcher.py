@@ -656,3 +656,21 @@ def test_a_reorg_to_a_shorter_chain_reverses_at_once(env: Env) -> None:
                         .order_by(ChainBlock.number.desc()).limit(1)).scalar_one()
     assert (tip.number, tip.hash) == (env.node.height, env.node.rpc.best_block_hash())
     _invariants_clean()
+
+
+def test_the_job_can_start_its_first_pass_from_a_configured_height(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A watcher started late begins near the node's head; CASINO_BTC_WATCH_FROM makes its
+    first pass start lower, so a deposit to an address shown before is credited."""
+    from casino_app.payments.btc import watcher as watcher_mod
+
+    addr = addresses.deposit_address("p-early")
+    start = env.node.height + 1
+    f = env.node.fund(addr, 45_000)  # mined at ``start``
+    env.node.mine(10)  # the job only runs ten blocks later
+    monkeypatch.setenv("CASINO_BTC_WATCH_FROM", str(start))
+    reset_settings_cache()
+    monkeypatch.setattr(watcher_mod, "_watcher", None)
+    assert watcher_mod.watch_once()["credited"] == 1
+    assert _deposit(f.txid).state == "available" and _balance("p-early") == 45_000
+    _invariants_clean()
