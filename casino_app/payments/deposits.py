@@ -182,11 +182,40 @@ class DepositBook:
 
     def _credit(self, s: Session, row: ChainDeposit) -> None:
         row.credits += 1
+        player = ledger.player_account(s, row.player_id, row.currency)
         ledger.transfer(
             s, f"deposit:{self.chain}:{row.tx_hash}:{row.log_index}:{row.credits}", "deposit",
-            ledger.house_account(s, row.currency, "custody"),
-            ledger.player_account(s, row.player_id, row.currency), row.amount,
+            ledger.house_account(s, row.currency, "custody"), player, row.amount,
             memo=f"{self.chain} deposit {row.tx_hash}")
+        if row.owed:
+            self._repay(s, row, player)
+
+    def _repay(self, s: Session, row: ChainDeposit, player: int) -> None:
+        """The deposit is credited again (mined again after a reorg reversed it, when the
+        player had spent it and owed the rest): what it left owing is paid back from this
+        credit first, and once nothing is owed the hold its reversal opened is released."""
+        bal = ledger.balance_of(s, player, lock=True)
+        repay = min(row.owed, max(0, bal.balance - bal.reserved))
+        if repay:
+            ledger.post_entry(
+                s, f"deposit-repay:{self.chain}:{row.tx_hash}:{row.log_index}:{row.credits}",
+                "deposit_repaid",
+                [(player, -repay),
+                 (ledger.account(s, row.player_id, row.currency, "debt"), repay)],
+                memo=f"{self.chain} deposit {row.tx_hash} mined again: its debt repaid")
+            row.owed -= repay
+        if row.owed:
+            return
+        for hold in s.execute(select(PlayerHold).where(
+                PlayerHold.player_id == row.player_id, PlayerHold.reason == "deposit_reversed",
+                PlayerHold.detail.startswith(self._hold_detail_prefix(row)),
+                PlayerHold.released_at.is_(None)).with_for_update()).scalars():
+            hold.released_at = utcnow()  # released_by empty: by the system
+        self.log.info(f"{self.log_prefix}_reversed_deposit_repaid", player_id=row.player_id,
+                      tx=row.tx_hash, currency=row.currency, repaid=repay)
+
+    def _hold_detail_prefix(self, row: ChainDeposit) -> str:
+        return f"{self.chain} {row.tx_hash}:"
 
     # --- reorgs ---
 
@@ -226,7 +255,7 @@ class DepositBook:
         if owed:
             row.owed += owed
             s.add(PlayerHold(player_id=row.player_id, reason="deposit_reversed",
-                             detail=f"{self.chain} {row.tx_hash}: owes {owed} "
+                             detail=f"{self._hold_detail_prefix(row)} owes {owed} "
                                     f"{row.currency} base units", created_at=utcnow()))
             self.log.warning(f"{self.log_prefix}_reversed_spent_deposit",
                              player_id=row.player_id, tx=row.tx_hash, currency=row.currency,

@@ -49,10 +49,11 @@ from casino_app.payments.btc.devnet import (
     node_command,
 )
 from casino_app.payments.btc.network import PRESETS
-from casino_app.payments.btc.rpc import BitcoinRPC, NotFound
+from casino_app.payments.btc.rpc import BitcoinRPC, NotFound, TransactionRejected
 from tests.support.services import NodeProcess, free_port
 
 NETWORK = PRESETS["regtest-bcoin"]
+REORG_MARGIN = 10  # blocks a test's reorg may take away below the tip
 
 
 def fresh_address() -> str:
@@ -186,8 +187,8 @@ class BcoinNode(NodeProcess):
         (default ``depth``: the same height, new hashes): ``invalidateblock`` on the first
         block to drop, then mine the new branch to a fresh address (so no new block can
         repeat a dropped one's hash). bcoin forgets the dropped blocks' transactions (and
-        empties its mempool); ``keep_txs`` sends them again first, as Core would keep them,
-        so the new branch holds them again; ``txs`` (signed raw transactions, hex or bytes)
+        empties its mempool); ``keep_txs`` sends them again first, as Core would keep them
+        (those still valid: Core drops the others too), so the new branch holds them again; ``txs`` (signed raw transactions, hex or bytes)
         are sent before the new branch is mined, e.g. a double spend of a dropped deposit.
         Returns the new branch's block hashes."""
         if depth < 1:
@@ -204,7 +205,12 @@ class BcoinNode(NodeProcess):
                     dropped.append(bytes.fromhex(self.rpc.call("getrawtransaction", tx.txid,
                                                                False)))
         self.rpc.call("invalidateblock", first)
-        for raw in [*dropped, *txs]:
+        for raw in dropped:  # what is still valid goes back, the rest is gone, as in Core
+            try:
+                self.rpc.send_raw_transaction(raw)
+            except TransactionRejected:
+                pass
+        for raw in txs:
             self.rpc.send_raw_transaction(raw)
         return self.mine(depth if then_mine is None else then_mine, to=fresh_address())
 
@@ -218,12 +224,14 @@ class BcoinNode(NodeProcess):
             tip = self.height
             coins = sorted(self.wallet_coins(), key=lambda c: (c["height"] == -1, c["value"]))
             for coin in coins:
-                mature = not coin["coinbase"] or tip + 1 - coin["height"] >= COINBASE_MATURITY
+                # a coinbase matured well before: a test's reorg (a lower tip) keeps it so
+                mature = not coin["coinbase"] or \
+                    tip + 1 - coin["height"] >= COINBASE_MATURITY + REORG_MARGIN
                 if mature and coin["value"] >= needed:
                     return coin
             if attempt == 0:  # mine fresh coinbases to the wallet and mature them
                 self.mine(1)
-                self.mine(COINBASE_MATURITY, to=fresh_address())
+                self.mine(COINBASE_MATURITY + REORG_MARGIN, to=fresh_address())
         raise RuntimeError(f"the test wallet cannot pay {needed} sat")
 
     def fund(self, address: str, sats: int, *, mine: bool = True, fee_rate: int = 2,

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from casino_app.payments.btc import bech32, keys
+from casino_app.payments.btc.devnet import COINBASE_MATURITY
 from casino_app.payments.btc.network import PRESETS, VPUB
 from casino_app.payments.btc.rpc import (
     BitcoinRPC,
@@ -30,7 +31,7 @@ from casino_app.payments.btc.rpc import (
     Unsupported,
     txid_of,
 )
-from tests.support.bitcoin import BcoinNode, RegtestWallet, fresh_address
+from tests.support.bitcoin import REORG_MARGIN, BcoinNode, RegtestWallet, fresh_address
 
 from .test_keys import BIP84_ZPUB, with_version
 
@@ -299,7 +300,8 @@ def test_fund_matures_new_coinbases_when_the_wallet_runs_dry(bitcoin_node: Bcoin
     try:
         before = bitcoin_node.height
         funding = bitcoin_node.fund(fresh_address(), 100_000)
-        assert bitcoin_node.height == before + 1 + 100 + 1  # coinbase, maturity, the payment
+        # the coinbase, its maturity (with the margin a test's reorg may take), the payment
+        assert bitcoin_node.height == before + 1 + COINBASE_MATURITY + REORG_MARGIN + 1
         tx = bitcoin_node.rpc.raw_transaction(funding.txid)
         assert tx.outputs[0].value == 100_000 and tx.confirmations == 1
     finally:

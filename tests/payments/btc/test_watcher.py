@@ -261,6 +261,32 @@ def test_a_reversed_deposit_already_spent_leaves_a_debt_and_a_hold(env: Env) -> 
     _invariants_clean()
 
 
+def test_a_spent_deposit_mined_again_repays_its_debt_and_releases_its_hold(env: Env
+                                                                           ) -> None:
+    """Found in review: a reorg that drops a spent deposit and mines it again left the
+    player owing (debt account, hold) although the money came back. The new credit pays
+    the debt first; with nothing owed the hold it opened is released (by the system)."""
+    addr = addresses.deposit_address("p-back")
+    w = env.watcher()
+    f = env.node.fund(addr, 100_000)
+    w.poll()
+    with ledger_tx() as s:  # the player loses most of it
+        ledger.transfer(s, "spend-btc-back", "withdrawal",
+                        ledger.player_account(s, "p-back", "BTC"),
+                        ledger.house_account(s, "BTC", "bankroll"), 80_000)
+    env.node.reorg(1, then_mine=2, keep_txs=True)  # dropped, then mined again
+    _poll_until(w, lambda r: r.reversed > 0)
+    row = _deposit(f.txid)
+    assert row.state == "pending" and row.credits == 2 and row.owed == 0
+    assert _balance("p-back") == 20_000  # 100,000 back, 80,000 of it repaid the debt
+    with ledger_tx(readonly=True) as s:
+        debt = ledger.balance_of(s, ledger.account(s, "p-back", "BTC", "debt"))
+        assert debt.balance == 0
+        [hold] = s.query(PlayerHold).filter_by(player_id="p-back").all()
+        assert hold.released_at is not None and hold.released_by is None
+    _invariants_clean()
+
+
 def test_a_double_spent_unconfirmed_deposit_is_never_credited(env: Env) -> None:
     addr = addresses.deposit_address("p-ds")
     env.node.mine(2)  # the coin it spends is confirmed below the block the reorg drops
