@@ -93,6 +93,38 @@ DEPOSITS_STATE = f"{ROOT_STATE}.casino_app___ui___state___deposits____deposits_s
 GWEI = 10**9
 
 
+def _catch_up(watcher, start: int, end: int, expected: dict[str, int],  # noqa: ANN001
+              currency: str, sent: int, addresses: int) -> tuple[int, int, bool]:
+    """Poll ``watcher`` until its tip reaches ``end``; print the rate and check that every
+    deposit was recorded and credited once: (deposits found, blocks, balances exact and
+    invariants clean)."""
+    from casino_app.core.db import ledger_tx
+    from casino_app.payments import ledger
+    from casino_app.payments.deposit_models import ChainDeposit
+
+    t = time.perf_counter()
+    polls = 0
+    while True:
+        res = watcher.poll()
+        polls += 1
+        if res.tip is not None and res.tip >= end:
+            break
+    took = time.perf_counter() - t
+    with ledger_tx(readonly=True) as s:
+        found = s.query(ChainDeposit).count()
+        credited = s.query(ChainDeposit).filter(ChainDeposit.state == "available").count()
+        exact = all(ledger.player_balances(s, p)[currency].balance == v
+                    for p, v in expected.items())
+        bad = [f.check for f in ledger.check_invariants(s) if f.violations]
+    blocks = end - start + 1
+    print(f"catch-up: {blocks} blocks, {addresses} addresses, {found} deposits in "
+          f"{took:.1f} s ({polls} polls of {watcher.batch} blocks) = "
+          f"{blocks / took:.0f} blocks/s, {found / took:.0f} deposits/s")
+    print(f"deposits recorded {found}/{sent}, credited {credited}, {currency} balances "
+          f"{'exact' if exact else 'WRONG'}, invariants {'clean' if not bad else bad}")
+    return found, blocks, exact and not bad
+
+
 def catchup(a: argparse.Namespace) -> None:
     """Part 1: a fresh watcher catching up over ``--blocks`` blocks."""
     tmp = Path(tempfile.mkdtemp(prefix="hh-bench-dep-"))
@@ -116,9 +148,7 @@ def catchup(a: argparse.Namespace) -> None:
         from casino_app.core.db import ledger_tx
         from casino_app.core.logging import configure_logging
         from casino_app.migrations import upgrade_all
-        from casino_app.payments import ledger
         from casino_app.payments.address_models import DepositAddress
-        from casino_app.payments.deposit_models import ChainDeposit
         from casino_app.payments.eth import chain, keys
         from casino_app.payments.eth.watcher import Watcher, chain_assets
 
@@ -168,26 +198,7 @@ def catchup(a: argparse.Namespace) -> None:
 
         watcher = Watcher(w3, chain_assets(w3, tokens), confirmations=1,
                           pending_cap={}, dust={}, start_block=start)
-        t = time.perf_counter()
-        polls = 0
-        while True:
-            res = watcher.poll()
-            polls += 1
-            if res.tip is not None and res.tip >= end:
-                break
-        took = time.perf_counter() - t
-        with ledger_tx(readonly=True) as s:
-            found = s.query(ChainDeposit).count()
-            credited = s.query(ChainDeposit).filter(ChainDeposit.state == "available").count()
-            eth_ok = all(ledger.player_balances(s, p)["ETH"].balance == v
-                         for p, v in expected.items())
-            bad = [f.check for f in ledger.check_invariants(s) if f.violations]
-        blocks = end - start + 1
-        print(f"catch-up: {blocks} blocks, {a.addresses} addresses, {found} deposits in "
-              f"{took:.1f} s ({polls} polls) = {blocks / took:.0f} blocks/s, "
-              f"{found / took:.0f} deposits/s")
-        print(f"deposits recorded {found}/{sent}, credited {credited}, ETH balances "
-              f"{'exact' if eth_ok else 'WRONG'}, invariants {'clean' if not bad else bad}")
+        _catch_up(watcher, start, end, expected, "ETH", sent, a.addresses)
         reconcile_run(w3, chain_assets(w3, tokens), rows, start, end)
     finally:
         anvil.stop()
@@ -258,12 +269,10 @@ def catchup_btc(a: argparse.Namespace) -> None:
         from casino_app.core.logging import configure_logging
         from casino_app.core.settings import reset_settings_cache
         from casino_app.migrations import upgrade_all
-        from casino_app.payments import ledger
         from casino_app.payments.address_models import DepositAddress
         from casino_app.payments.btc import keys
         from casino_app.payments.btc.reconcile import reconcile
         from casino_app.payments.btc.watcher import Watcher
-        from casino_app.payments.deposit_models import ChainDeposit
 
         reset_settings_cache()
         configure_logging("WARNING", True)
@@ -309,33 +318,15 @@ def catchup_btc(a: argparse.Namespace) -> None:
 
         watcher = Watcher(node.rpc, confirmations=1, pending_cap=None, dust=1_000,
                           start_height=start)
-        t = time.perf_counter()
-        polls = 0
-        while True:
-            res = watcher.poll()
-            polls += 1
-            if res.tip is not None and res.tip >= end:
-                break
-        took = time.perf_counter() - t
-        with ledger_tx(readonly=True) as s:
-            found = s.query(ChainDeposit).count()
-            credited = s.query(ChainDeposit).filter(ChainDeposit.state == "available").count()
-            exact = all(ledger.player_balances(s, p)["BTC"].balance == v
-                        for p, v in expected.items())
-            bad = [f.check for f in ledger.check_invariants(s) if f.violations]
-        blocks = end - start + 1
-        print(f"catch-up: {blocks} blocks, {a.addresses} addresses, {found} deposits in "
-              f"{took:.1f} s ({polls} polls of {watcher.batch} blocks) = "
-              f"{blocks / took:.0f} blocks/s, {found / took:.0f} deposits/s")
-        print(f"deposits recorded {found}/{deposits}, credited {credited}, BTC balances "
-              f"{'exact' if exact else 'WRONG'}, invariants {'clean' if not bad else bad}")
+        found, blocks, verified = _catch_up(watcher, start, end, expected, "BTC", deposits,
+                                            a.addresses)
         t = time.perf_counter()
         res = reconcile(node.rpc, deposit_blocks=blocks)
         print(f"reconciliation run: {res.summary['addresses']} addresses, {found} credited "
               f"deposits checked over blocks {start}..{res.block}, "
               f"{'clean' if res.clean else [i.kind for i in res.issues]} in "
               f"{time.perf_counter() - t:.1f} s")
-        if found != deposits or not exact or bad or not res.clean:
+        if found != deposits or not verified or not res.clean:
             raise SystemExit("verification FAILED")
     finally:
         if node is not None:

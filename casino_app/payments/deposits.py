@@ -262,6 +262,26 @@ class DepositBook:
                              owed=owed)
 
 
+# --- the cursor both watchers follow ---------------------------------------------------------
+
+def stored_tip(s: Session, chain: str) -> ChainBlock | None:
+    """The highest block ``chain``'s watcher stored: its cursor (None before its first)."""
+    return s.execute(select(ChainBlock).where(ChainBlock.chain == chain)
+                     .order_by(ChainBlock.number.desc()).limit(1)).scalar_one_or_none()
+
+
+def next_range(tip: ChainBlock | None, head: int, first: int | None, confirmations: int,
+               batch: int) -> tuple[int, int]:
+    """The blocks a pass reads, (start, end) inclusive (empty when start > end): after the
+    stored tip; on the very first pass from ``first`` when given, else from the head
+    minus the confirmations; at most ``batch`` of them, never past the node's head."""
+    if tip is not None:
+        start = tip.number + 1
+    else:
+        start = first if first is not None else max(0, head - confirmations)
+    return start, min(head, start + batch - 1)
+
+
 # --- reads ---------------------------------------------------------------------------------
 
 def withdrawable(s: Session, player_id: str, currency_code: str) -> int:

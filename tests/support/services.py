@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from casino_app.core.process import stop_process
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -124,11 +126,7 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+            stop_process(self.proc)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -286,13 +284,7 @@ class NodeProcess:
         if proc is None:
             return
         try:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc)
         finally:
             _CHILDREN.discard(proc)
 

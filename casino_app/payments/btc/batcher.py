@@ -52,7 +52,13 @@ from casino_app.payments import ledger
 from casino_app.payments.btc import keys
 from casino_app.payments.btc.adapter import CURRENCY
 from casino_app.payments.btc.rpc import BitcoinRPC
-from casino_app.payments.btc.sender import BitcoinSender, BtcRunResult, Output, fit
+from casino_app.payments.btc.sender import (
+    BitcoinSender,
+    BtcRunResult,
+    Output,
+    checked_runner,
+    fit,
+)
 from casino_app.payments.sender import queued
 from casino_app.payments.withdrawal_models import Withdrawal
 
@@ -154,8 +160,5 @@ def batch_once() -> dict[str, int]:
     if not st.btc_rpc_url:
         return {}
     if _batcher is None:
-        rpc = BitcoinRPC.from_settings(st)
-        batcher = Batcher(rpc)
-        rpc.check_network(batcher.network)
-        _batcher = batcher
+        _batcher = checked_runner(Batcher, st)
     return _batcher.run().as_dict()

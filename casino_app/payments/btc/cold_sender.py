@@ -73,6 +73,21 @@ def _user_of(player_id: str | None) -> int | None:
                            ).scalar_one_or_none()
 
 
+def _lock_unrecorded(s: Session, payment_id: int
+                     ) -> tuple[BtcColdPayment, Withdrawal | None] | None:
+    """The payment ``payment_id`` and its withdrawal, row-locked in that order, while the
+    payment is still not recorded (else None: another run settled it meanwhile)."""
+    p = s.execute(select(BtcColdPayment).where(BtcColdPayment.id == payment_id)
+                  .with_for_update()).scalar_one()
+    if p.state not in UNRECORDED:
+        return None
+    w = None
+    if p.withdrawal_id is not None:
+        w = s.execute(select(Withdrawal).where(Withdrawal.id == p.withdrawal_id)
+                      .with_for_update()).scalar_one()
+    return p, w
+
+
 class ColdSender(BitcoinSender):
     """Recorded cold-wallet spends (kind ``cold``) and unrecorded payments whose coins
     the chain spent (see the module docstring)."""
@@ -211,15 +226,11 @@ class ColdSender(BitcoinSender):
         now = utcnow()
         self._entries = []
         with ledger_tx() as s:
-            p = s.execute(select(BtcColdPayment).where(BtcColdPayment.id == payment_id)
-                          .with_for_update()).scalar_one()
-            if p.state not in UNRECORDED:
+            locked = _lock_unrecorded(s, payment_id)
+            if locked is None:
                 return
+            p, w = locked
             was = p.state
-            w = None
-            if p.withdrawal_id is not None:
-                w = s.execute(select(Withdrawal).where(Withdrawal.id == p.withdrawal_id)
-                              .with_for_update()).scalar_one()
             rec = cold_payments.record_transaction(s, p, w, txid, mined.tx.raw.hex(),
                                                    mined.tx.vsize, mined.fee or 0, now)
             if was == "cancelling":
@@ -244,15 +255,11 @@ class ColdSender(BitcoinSender):
         """Another transaction spent one of its coins: it can never be mined."""
         self._entries = []
         with ledger_tx() as s:
-            p = s.execute(select(BtcColdPayment).where(BtcColdPayment.id == payment_id)
-                          .with_for_update()).scalar_one()
-            if p.state not in UNRECORDED:
+            locked = _lock_unrecorded(s, payment_id)
+            if locked is None:
                 return
+            p, w = locked
             was = p.state
-            w = None
-            if p.withdrawal_id is not None:
-                w = s.execute(select(Withdrawal).where(Withdrawal.id == p.withdrawal_id)
-                              .with_for_update()).scalar_one()
             cold_payments.cancel(s, p, f"its coins were spent by transaction {spender}")
             if w is not None and w.state == "rejecting":
                 cold_payments.void_withdrawal(s, w, "rejected")

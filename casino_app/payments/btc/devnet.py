@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 
 from casino_app.core.logging import get_logger
+from casino_app.core.process import stop_process
 from casino_app.payments.btc import keys
 from casino_app.payments.btc.network import PRESETS
 from casino_app.payments.btc.rpc import BitcoinRPC
@@ -230,13 +231,7 @@ def start_node(port: int, api_key: str, root: Path, log_file: Path,
 def stop_node(proc: subprocess.Popen, node: Node | None) -> None:
     if node is not None:
         node.close()
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_process(proc)
 
 
 class Devnet:

@@ -68,6 +68,7 @@ from casino_app.payments.btc.network import Network
 from casino_app.payments.btc.rpc import BitcoinNodeError, BitcoinRPC, Transaction, TxOutput
 from casino_app.payments.btc.watcher import MAX_REORG_DEPTH
 from casino_app.payments.deposit_models import ChainBlock, ChainDeposit
+from casino_app.payments.deposits import stored_tip
 from casino_app.payments.reconcile import (
     Issue,
     ReconcileUnavailable,
@@ -414,8 +415,7 @@ def reconcile(rpc: BitcoinRPC, *, network: Network | None = None, xpub: str | No
         cold = cold_wallets.wallet_from_settings(st)
     wallet = Wallet(xpub or keys.account_xpub(), net, cold or None)
     with ledger_tx(readonly=True) as s:
-        tip = s.execute(select(ChainBlock).where(ChainBlock.chain == chain)
-                        .order_by(ChainBlock.number.desc()).limit(1)).scalar_one_or_none()
+        tip = stored_tip(s, chain)
         first = s.execute(select(ChainBlock.number).where(ChainBlock.chain == chain)
                           .order_by(ChainBlock.number).limit(1)).scalar_one_or_none()
         checked = checked_to(last_deposits_clean(s, chain))

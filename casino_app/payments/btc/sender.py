@@ -101,7 +101,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
@@ -111,7 +111,7 @@ from casino_app.core.clock import utcnow
 from casino_app.core.db import ledger_tx
 from casino_app.core.logging import get_logger
 from casino_app.core.metrics import BTC_PAYMENT_ANOMALIES
-from casino_app.core.settings import get_settings
+from casino_app.core.settings import Settings, get_settings
 from casino_app.payments import ledger
 from casino_app.payments.btc import addresses, keys, utxos
 from casino_app.payments.btc import network as networks
@@ -316,6 +316,18 @@ class Mined:
 class BtcRunResult(RunResult):
     short: int = 0      # withdrawals left queued: the hot wallet's coins do not pay them
     reorged: int = 0    # settled batches a reorg took out of the chain (not mined again yet)
+
+
+S = TypeVar("S", bound="BitcoinSender")
+
+
+def checked_runner(cls: type[S], st: Settings) -> S:
+    """A ``cls`` on the configured node (a job's runner, built on first use), after
+    checking that the node runs the configured network (NetworkMismatch otherwise)."""
+    rpc = BitcoinRPC.from_settings(st)
+    runner = cls(rpc)
+    rpc.check_network(runner.network)
+    return runner
 
 
 class BitcoinSender(ChainSender):

@@ -67,6 +67,7 @@ from casino_app.core.db import identity_tx, ledger_tx
 from casino_app.core.logging import get_logger
 from casino_app.core.metrics import HOT_WALLET_BELOW_MIN
 from casino_app.core.settings import get_settings
+from casino_app.payments.activity import chain_tip
 from casino_app.payments.band_models import HotBand
 from casino_app.payments.btc import addresses, keys
 from casino_app.payments.btc import cold as cold_wallets
@@ -81,11 +82,12 @@ from casino_app.payments.btc.sender import (
     Coin,
     Output,
     Selection,
+    checked_runner,
     output_size,
     select_coins,
     vsize,
 )
-from casino_app.payments.deposit_models import ChainBlock, ChainDeposit
+from casino_app.payments.deposit_models import ChainDeposit
 from casino_app.payments.sender import OPEN, OpenBatch, Version
 from casino_app.payments.withdrawal_models import WithdrawalBatch
 from casino_app.security.audit import SYSTEM, AuditAction, record
@@ -159,8 +161,7 @@ class Sweeper(BitcoinSender):
         the node's head) minus the confirmations, plus one; None before the watcher
         stored a block."""
         with ledger_tx(readonly=True) as s:
-            tip = s.execute(select(func.max(ChainBlock.number)).where(
-                ChainBlock.chain == self.chain)).scalar_one()
+            tip = chain_tip(s, self.chain)
         if tip is None:
             return None
         final = min(int(tip), self._head()) - self.confirmations + 1
@@ -288,8 +289,5 @@ def sweep_once() -> dict[str, int]:
     if not st.btc_rpc_url:
         return {}
     if _sweeper is None:
-        rpc = BitcoinRPC.from_settings(st)
-        sweeper = Sweeper(rpc)
-        rpc.check_network(sweeper.network)
-        _sweeper = sweeper
+        _sweeper = checked_runner(Sweeper, st)
     return _sweeper.run().as_dict()

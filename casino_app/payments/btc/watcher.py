@@ -71,7 +71,13 @@ from casino_app.payments.btc.network import Network
 from casino_app.payments.btc.rpc import BitcoinRPC, Block, RPCError, Transaction
 from casino_app.payments.currencies import MAX_AMOUNT
 from casino_app.payments.deposit_models import ChainBlock
-from casino_app.payments.deposits import DepositBook, DepositChanges, Found
+from casino_app.payments.deposits import (
+    DepositBook,
+    DepositChanges,
+    Found,
+    next_range,
+    stored_tip,
+)
 
 log = get_logger("casino.btc.watcher")
 
@@ -213,12 +219,7 @@ class Watcher:
                 self._rewind(tip, res)
                 with ledger_tx(readonly=True) as s:
                     tip = self._tip(s)
-        if tip is None:
-            start = (self.start_height if self.start_height is not None
-                     else max(0, res.head - self.confirmations))
-        else:
-            start = tip.number + 1
-        end = min(res.head, start + self.batch - 1)
+        start, end = next_range(tip, res.head, self.start_height, self.confirmations, self.batch)
         if start <= end:
             self._scan(start, end, tip, res)
         with ledger_tx() as s:
@@ -237,8 +238,7 @@ class Watcher:
         return res
 
     def _tip(self, s: Session) -> ChainBlock | None:
-        return s.execute(select(ChainBlock).where(ChainBlock.chain == self.chain)
-                         .order_by(ChainBlock.number.desc()).limit(1)).scalar_one_or_none()
+        return stored_tip(s, self.chain)
 
     # --- reading transactions ---
 

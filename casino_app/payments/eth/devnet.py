@@ -21,6 +21,7 @@ from typing import Any
 from web3 import Web3
 
 from casino_app.core.logging import get_logger
+from casino_app.core.process import stop_process
 
 log = get_logger("casino.devnet")
 
@@ -147,12 +148,5 @@ class EthDevnet:
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM: anvil writes its state, then exits (killed after ``timeout`` s)."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+        if proc is not None and stop_process(proc, timeout):
             log.error("devnet_anvil_killed", waited=timeout)
-            proc.kill()
-            proc.wait()

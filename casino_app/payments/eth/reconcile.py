@@ -48,6 +48,7 @@ from casino_app.core.settings import get_settings
 from casino_app.payments import ledger
 from casino_app.payments.assets import Asset
 from casino_app.payments.deposit_models import ChainBlock, ChainDeposit
+from casino_app.payments.deposits import stored_tip
 from casino_app.payments.eth import addresses
 from casino_app.payments.eth.chain import refused_amount
 from casino_app.payments.eth.watcher import CHAIN, MAX_REORG_DEPTH, TRANSFER_TOPIC, WEI_PER_GWEI
@@ -292,8 +293,7 @@ def reconcile(w3: Web3, assets: Sequence[Asset], extra: Iterable[str] = (),
     """One reconciliation run; stores, audits and counts what it finds."""
     started = utcnow()
     with ledger_tx(readonly=True) as s:
-        tip = s.execute(select(ChainBlock).where(ChainBlock.chain == chain)
-                        .order_by(ChainBlock.number.desc()).limit(1)).scalar_one_or_none()
+        tip = stored_tip(s, chain)
         first = s.execute(select(ChainBlock.number).where(ChainBlock.chain == chain)
                           .order_by(ChainBlock.number).limit(1)).scalar_one_or_none()
         checked = checked_to(last_deposits_clean(s, chain))

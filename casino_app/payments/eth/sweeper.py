@@ -69,11 +69,12 @@ from casino_app.core.db import identity_tx, ledger_tx
 from casino_app.core.logging import get_logger
 from casino_app.core.metrics import HOT_WALLET_BELOW_MIN
 from casino_app.core.settings import get_settings
+from casino_app.payments.activity import chain_tip
 from casino_app.payments.address_models import DepositAddress
 from casino_app.payments.assets import Asset, parse_amounts
 from casino_app.payments.band_models import HotBand
 from casino_app.payments.custody import parse_band
-from casino_app.payments.deposit_models import ChainBlock, ChainDeposit
+from casino_app.payments.deposit_models import ChainDeposit
 from casino_app.payments.eth import chain as chain_tools
 from casino_app.payments.eth.sender import EthereumSender, _bumped
 from casino_app.payments.eth.sweep_models import SweepMark
@@ -194,8 +195,7 @@ class Sweeper(EthereumSender):
         """The newest block whose deposits are final, and that the watcher has processed
         (None before the watcher stored a block)."""
         with ledger_tx(readonly=True) as s:
-            tip = s.execute(select(ChainBlock.number).where(ChainBlock.chain == self.chain)
-                            .order_by(ChainBlock.number.desc()).limit(1)).scalar_one_or_none()
+            tip = chain_tip(s, self.chain)
         if tip is None:
             log.debug("eth_sweep_no_watcher_block")
             return None

@@ -57,7 +57,13 @@ from casino_app.core.settings import get_settings
 from casino_app.payments.assets import Asset, parse_amounts
 from casino_app.payments.currencies import currency
 from casino_app.payments.deposit_models import ChainBlock
-from casino_app.payments.deposits import DepositBook, DepositChanges, Found
+from casino_app.payments.deposits import (
+    DepositBook,
+    DepositChanges,
+    Found,
+    next_range,
+    stored_tip,
+)
 
 log = get_logger("casino.eth.watcher")
 
@@ -350,12 +356,7 @@ class Watcher:
                 self._rewind(tip, res)
                 with ledger_tx(readonly=True) as s:
                     tip = self._tip(s)
-        if tip is None:
-            start = (self.start_block if self.start_block is not None
-                     else max(0, res.head - self.confirmations))
-        else:
-            start = tip.number + 1
-        end = min(res.head, start + self.batch - 1)
+        start, end = next_range(tip, res.head, self.start_block, self.confirmations, self.batch)
         if start <= end:
             self._scan(start, end, tip, res)
         with ledger_tx() as s:
@@ -370,8 +371,7 @@ class Watcher:
         return res
 
     def _tip(self, s: Session) -> ChainBlock | None:
-        return s.execute(select(ChainBlock).where(ChainBlock.chain == self.chain)
-                         .order_by(ChainBlock.number.desc()).limit(1)).scalar_one_or_none()
+        return stored_tip(s, self.chain)
 
     def _node_hash(self, number: int) -> str | None:
         """The node's block hash at ``number``; None when it has no block there. Any other

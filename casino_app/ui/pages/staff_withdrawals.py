@@ -183,6 +183,18 @@ def _recent(r: WithdrawalRow) -> rx.Component:
         class_name="withdrawal-recent")
 
 
+def _cancel_form(payment_id: rx.Var, label: rx.Var, handler: rx.EventHandler
+                 ) -> rx.Component:
+    """Cancel a refill, with a reason (admins)."""
+    return form(rx.hstack(
+        _hidden("payment_id", payment_id),
+        rx.input(name="reason", placeholder="Reason", required=True, max_length=200,
+                 size="1", aria_label="Reason to cancel " + label),
+        rx.button("Cancel", size="1", color_scheme="red", variant="soft",
+                  type="submit", aria_label="Cancel " + label),
+        spacing="1"), on_submit=handler, reset_on_submit=True)
+
+
 def _refill(r: RefillRow) -> rx.Component:
     label = "refill #" + r.id.to_string()
     return rx.table.row(
@@ -192,13 +204,8 @@ def _refill(r: RefillRow) -> rx.Component:
         rx.table.cell(rx.vstack(
             _safe_tx(r.safe, label), _tx(r),
             rx.cond(r.failure != "", rx.text(r.failure, size="1")),
-            rx.cond(r.safe.can_cancel & SessionState.is_admin, form(rx.hstack(
-                _hidden("payment_id", r.id),
-                rx.input(name="reason", placeholder="Reason", required=True, max_length=200,
-                         size="1", aria_label="Reason to cancel " + label),
-                rx.button("Cancel", size="1", color_scheme="red", variant="soft",
-                          type="submit", aria_label="Cancel " + label),
-                spacing="1"), on_submit=S.cancel_refill, reset_on_submit=True)),
+            rx.cond(r.safe.can_cancel & SessionState.is_admin,
+                    _cancel_form(r.id, label, S.cancel_refill)),
             spacing="1", align="start", width="100%")),
         class_name="refill-row")
 
@@ -212,13 +219,8 @@ def _btc_refill(r: BtcRefillRow) -> rx.Component:
         rx.table.cell(rx.vstack(
             _psbt(r.psbt, label),
             rx.cond(r.failure != "", rx.text(r.failure, size="1")),
-            rx.cond(r.psbt.can_cancel & SessionState.is_admin, form(rx.hstack(
-                _hidden("payment_id", r.id),
-                rx.input(name="reason", placeholder="Reason", required=True, max_length=200,
-                         size="1", aria_label="Reason to cancel " + label),
-                rx.button("Cancel", size="1", color_scheme="red", variant="soft",
-                          type="submit", aria_label="Cancel " + label),
-                spacing="1"), on_submit=S.cancel_btc_refill, reset_on_submit=True)),
+            rx.cond(r.psbt.can_cancel & SessionState.is_admin,
+                    _cancel_form(r.id, label, S.cancel_btc_refill)),
             spacing="1", align="start", width="100%")),
         class_name="btc-refill-row")
 
