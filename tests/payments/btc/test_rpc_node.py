@@ -120,8 +120,11 @@ def test_transactions_and_mempool(bitcoin_node: BcoinNode):
     funding = bitcoin_node.fund(fresh_address(), 50_000, mine=False, fee_rate=3, rbf=True)
     assert funding.txid in rpc.mempool_txids()
     entry = rpc.mempool_entry(funding.txid)
-    assert entry is not None and entry.fee == funding.fee and entry.vsize == 141
-    assert entry.fee == 3 * entry.vsize
+    # one P2WPKH input, two outputs: 141 vB with a 72-byte DER signature, 140 with the
+    # 71-byte ones about half of all signatures are (no low-R grinding); the helper pays
+    # the fee of the larger
+    assert entry is not None and entry.fee == funding.fee and entry.vsize in (140, 141)
+    assert entry.fee == 3 * 141
     tx = rpc.raw_transaction(funding.txid)
     assert tx.block_hash is None and tx.confirmations == 0 and tx.signals_rbf
     unspent = rpc.tx_out(funding.txid, 0)
