@@ -28,6 +28,12 @@ def _reset_process_state() -> None:
     from casino_app.security.ratelimit import reset_limiter
     from casino_app.users.passwords import reset_password_context
 
+    try:
+        from casino_app.payments.settlement import reset as reset_settlement
+    except ImportError:
+        pass
+    else:
+        reset_settlement()  # its thread writes to the databases being forgotten
     reset_databases()
     reset_settings_cache()
     reset_limiter()

@@ -3,8 +3,9 @@
 A player has one *active* pair (its server seed's hash is shown; bets use it with the
 next nonce) and one *next* pair (committed: its hash is shown too). Rotating reveals the
 active server seed and promotes the next one. Server seeds are sealed with the keyring
-until revealed, and no function here returns an unrevealed seed except ``_draw_inputs``,
-which the bet path uses inside its transaction.
+until revealed, and no function here returns an unrevealed seed except ``active_inputs``,
+the settlement writer's seed source (it draws outcomes in memory; the database checks
+each nonce).
 
 The rule: no server seed is revealed while any bet drawn from it is unsettled (a Mines
 round in play). Knowing the seed would tell where the mines are. So ``rotate`` (and a new
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,6 +30,7 @@ from casino_app.core.clock import utcnow
 from casino_app.core.db import ledger_tx
 from casino_app.games import fairness
 from casino_app.games.models import Bet, SeedPair
+from casino_app.payments.settlement import SeedInputs
 from casino_app.security.crypto import keyring
 
 
@@ -79,37 +81,28 @@ def ensure(player_id: str) -> None:
         pass  # created by a concurrent request: same outcome
 
 
-@dataclass(frozen=True)
-class DrawInputs:
-    pair_id: int
-    server_seed: str
-    server_seed_hash: str
-    client_seed: str
-    nonce: int
+def active_inputs(player_ids: Sequence[str]) -> dict[str, SeedInputs]:
+    """The active pairs of ``player_ids`` (made first for a player who has none), with
+    their server seeds opened: the settlement writer's seed source. It keeps them in
+    memory and draws nonces from them; the batch checks each nonce against the row."""
+    def load() -> dict[str, SeedInputs]:
+        with ledger_tx(readonly=True) as s:
+            rows = s.execute(select(
+                SeedPair.player_id, SeedPair.id, SeedPair.server_seed_sealed,
+                SeedPair.server_seed_hash, SeedPair.client_seed, SeedPair.nonce).where(
+                SeedPair.player_id.in_(list(player_ids)), SeedPair.state == "active")).all()
+        return {r.player_id: SeedInputs(r.id, _open(r.player_id, r.server_seed_hash,
+                                                    bytes(r.server_seed_sealed)),
+                                        r.server_seed_hash, r.client_seed, r.nonce)
+                for r in rows}
 
-
-_pairs = SeedPair.__table__
-_TAKE_NONCE = (update(_pairs)
-               .where(_pairs.c.player_id == bindparam("p_player"), _pairs.c.state == "active")
-               .values(nonce=_pairs.c.nonce + 1)
-               .returning(_pairs.c.id, _pairs.c.server_seed_sealed, _pairs.c.server_seed_hash,
-                          _pairs.c.client_seed, _pairs.c.nonce))
-
-
-def _draw_inputs(s: Session, player_id: str) -> DrawInputs | None:
-    """Take the next nonce of the active pair (row-locked until the transaction ends)."""
-    row = s.execute(_TAKE_NONCE, {"p_player": player_id}).first()
-    return draw_inputs_of(player_id, row)
-
-
-def draw_inputs_of(player_id: str, row: Sequence | None) -> DrawInputs | None:
-    """DrawInputs from a row (id, server_seed_sealed, server_seed_hash, client_seed, nonce)
-    returned by taking a nonce (the nonce after the increment); None when no row or id."""
-    if row is None or row[0] is None:
-        return None
-    pair_id, sealed, digest, client_seed, nonce = row
-    return DrawInputs(pair_id, _open(player_id, digest, bytes(sealed)), digest, client_seed,
-                      nonce - 1)
+    found = load()
+    missing = [p for p in player_ids if p not in found]
+    if missing:
+        for p in missing:
+            ensure(p)
+        found = load()
+    return found
 
 
 @dataclass(frozen=True)

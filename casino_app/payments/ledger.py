@@ -162,6 +162,25 @@ def account(s: Session, owner: str, currency_code: str, kind: str, shard: int = 
     return row.id
 
 
+def existing_account(s: Session, owner: str, currency_code: str, kind: str,
+                     shard: int = 0) -> int | None:
+    """The id of account (owner, currency, kind, shard) if it exists (never creates it)."""
+    name = (owner, currency_code, kind, shard)
+    c = _cache(s)
+    found = c["by_name"].get(name) or _created_here(s)["by_name"].get(name)
+    if found is not None:
+        return found
+    row = s.execute(select(LedgerAccount.id, LedgerAccount.allow_negative).where(
+        LedgerAccount.owner == owner, LedgerAccount.currency == currency_code,
+        LedgerAccount.kind == kind, LedgerAccount.shard == shard)).first()
+    if row is None:
+        return None
+    c["by_name"][name] = row.id
+    c["by_id"][row.id] = AccountInfo(row.id, owner, currency_code, kind, shard,
+                                     row.allow_negative)
+    return row.id
+
+
 def player_account(s: Session, player_id: str, currency_code: str) -> int:
     return account(s, player_id, currency_code, "player")
 

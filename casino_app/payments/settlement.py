@@ -1,0 +1,613 @@
+"""The settlement writer: house bets settled in batches, one writer per ledger database per
+process (TigerBeetle's three moves: many operations per commit, one round trip per batch,
+the hot house account touched once per batch).
+
+A caller submits a ``BetOrder`` (player, key, game, stake, currency, the bet row's fields
+and a ``draw`` function from ``games``) and awaits its ``Settled`` answer: a Future, which
+async code awaits without holding a thread. The writer thread takes every order waiting
+when it is free (up to ``BATCH_CAP``) and settles them together:
+
+1. It resolves what it does not know yet, in one read for the whole batch: the player's
+   ledger account and active seed pair (kept in memory afterwards).
+2. It takes the next nonce of each player's pair in memory and asks ``games`` for the
+   outcome (``order.draw``), so the database never sees a server seed.
+3. One statement settles the batch: on PostgreSQL ``settle_bets_v1`` (alembic led0018),
+   run in autocommit, so the answer arrives after COMMIT; on SQLite the same decisions in
+   one ``BEGIN IMMEDIATE`` transaction. Each bet is decided in order against running
+   balances (see the function): a refused bet gets its own status and never fails the
+   batch; accepted bets are inserted in sets and each balance, the bankroll's too, is
+   written once.
+4. A bet whose nonce was not the pair's (a rotation, a refused bet before it, another
+   writer) is ``stale``: the writer reloads the pair and settles it in the next batch.
+   An unexpected database error splits the batch in halves until the bad order is alone
+   (it gets ``error``); the others commit. A lost connection answers ``unknown``: the bet
+   may or may not have committed, and a retry with the same key settles it exactly once.
+
+The queue is bounded (``QUEUE_CAP``): a full queue answers ``busy`` at once. Other work
+that must be serialized with the bets of this process (a Mines step, a cash-out) runs on
+the writer thread through ``run``. Deposits, withdrawals and staff adjustments keep their
+own transactions: they lock accounts in id order and never a seed pair, and a batch locks
+seed pairs first and then accounts in id order, so none of them can deadlock with a batch.
+Several processes each have their own writer, for the same reason.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from sqlalchemy import Engine, bindparam, select, text
+
+from casino_app.core.clock import utcnow
+from casino_app.core.db import databases, ledger_tx
+from casino_app.core.settings import get_settings
+from casino_app.payments import ledger
+
+log = logging.getLogger(__name__)
+
+BATCH_CAP = 500          # orders per batch
+QUEUE_CAP = 5_000        # orders waiting; beyond it: busy
+STALE_ATTEMPTS = 4       # a bet whose pair changed under it is drawn again this often
+PAIR_CACHE_CAP = 100_000  # players whose active pair is kept in memory
+
+
+@dataclass(frozen=True)
+class SeedInputs:
+    """A player's active seed pair, as the writer draws from it."""
+    pair_id: int
+    server_seed: str
+    server_seed_hash: str
+    client_seed: str
+    next_nonce: int
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """What ``games`` drew for one nonce: the bet row's outcome fields."""
+    outcome_json: str
+    mult_e4: int
+    payout: int
+    state: str          # open (Mines in play), won, lost
+
+
+# games' function that gives each player an active pair and returns them
+SeedSource = Callable[[Sequence[str]], dict[str, SeedInputs]]
+
+
+@dataclass
+class BetOrder:
+    player_id: str
+    bet_key: str
+    entry_key: str
+    game: str
+    currency: str
+    stake: int
+    params_json: str
+    max_win: int | None            # the largest net win this bet can have (None: no cap)
+    memo: str
+    draw: Callable[[SeedInputs, int], Drawn]   # (pair, nonce) -> outcome
+    seeds: SeedSource
+    # filled by the writer
+    attempts: int = 0
+    inputs: SeedInputs | None = None
+    nonce: int = 0
+    drawn: Drawn | None = None
+    player_acct: int = 0
+    bank_acct: int = 0
+
+
+@dataclass(frozen=True)
+class Settled:
+    """The writer's answer. ``status``: ok (settled now), replay (the key was settled
+    before: read it), conflict (the key holds another bet), hold, funds, exposure (``cap``
+    is the largest win allowed), mines_open, stale (seeds kept changing), busy, error
+    (this order failed; nothing was written), unknown (the connection was lost: it may
+    have committed; retry with the same key)."""
+    status: str
+    bet_id: int | None = None
+    balance_before: int | None = None
+    balance_after: int | None = None
+    cap: int | None = None
+    nonce: int | None = None
+    inputs: SeedInputs | None = None
+    drawn: Drawn | None = None
+    created_at: datetime | None = None
+
+
+class _Job:
+    __slots__ = ("fn", "future")
+
+    def __init__(self, fn: Callable[[], Any]):
+        self.fn = fn
+        self.future: concurrent.futures.Future = concurrent.futures.Future()
+
+
+class _Pending:
+    __slots__ = ("order", "future")
+
+    def __init__(self, order: BetOrder):
+        self.order = order
+        self.future: concurrent.futures.Future = concurrent.futures.Future()
+
+
+# Fault points for crash tests (tests/payments/test_settlement_crash.py): a name -> hook
+# called at that point of a batch; a hook may raise or kill the process.
+FAULTS: dict[str, Callable[[], None]] = {}
+
+
+def _fault(name: str) -> None:
+    hook = FAULTS.get(name)
+    if hook is not None:
+        hook()
+
+
+class _Lost(Exception):
+    """The database connection broke during a batch: its outcome is unknown."""
+
+
+class SettlementWriter:
+    """One writer thread for one ledger database (see the module's docstring)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
+        self._cv = threading.Condition()
+        self._queue: collections.deque = collections.deque()
+        self._stopping = False
+        self._pairs: collections.OrderedDict[str, SeedInputs] = collections.OrderedDict()
+        self._accounts: dict[tuple[str, str], int] = {}
+        self._pg: psycopg.Connection | None = None
+        self.batches = 0
+        self.settled = 0
+        self._thread = threading.Thread(target=self._loop, name="settlement-writer",
+                                        daemon=True)
+        self._thread.start()
+
+    # --- callers ---
+
+    def submit(self, order: BetOrder) -> concurrent.futures.Future:
+        """Queue one bet; its Future gives a ``Settled`` (``busy`` at once when full)."""
+        p = _Pending(order)
+        with self._cv:
+            if self._stopping or len(self._queue) >= QUEUE_CAP:
+                p.future.set_result(Settled("busy"))
+                return p.future
+            self._queue.append(p)
+            self._cv.notify()
+        return p.future
+
+    def run(self, fn: Callable[[], Any]) -> concurrent.futures.Future:
+        """Run ``fn`` on the writer thread between batches; its Future gives fn's result
+        (or raises its exception). Raises Busy when the queue is full."""
+        job = _Job(fn)
+        with self._cv:
+            if self._stopping or len(self._queue) >= QUEUE_CAP:
+                raise Busy()
+            self._queue.append(job)
+            self._cv.notify()
+        return job.future
+
+    def stop(self, timeout: float = 10) -> None:
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+        self._thread.join(timeout)
+        if self._pg is not None:
+            try:
+                self._pg.close()
+            except Exception:  # noqa: S110 - closing a broken connection
+                pass
+            self._pg = None
+
+    # --- the thread ---
+
+    def _take(self) -> list | None:
+        with self._cv:
+            while not self._queue and not self._stopping:
+                self._cv.wait()
+            if not self._queue:
+                return None
+            first = self._queue.popleft()
+            if isinstance(first, _Job):
+                return [first]
+            batch = [first]
+            while self._queue and len(batch) < BATCH_CAP and isinstance(
+                    self._queue[0], _Pending):
+                batch.append(self._queue.popleft())
+            return batch
+
+    def _requeue_front(self, items: list[_Pending]) -> None:
+        with self._cv:
+            self._queue.extendleft(reversed(items))
+            self._cv.notify()
+
+    def _loop(self) -> None:
+        while True:
+            items = self._take()
+            if items is None:
+                break
+            if isinstance(items[0], _Job):
+                job = items[0]
+                try:
+                    job.future.set_result(job.fn())
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    job.future.set_exception(exc)
+                continue
+            try:
+                self._settle(items)
+            except BaseException as exc:  # noqa: BLE001 - never leave a caller waiting
+                log.exception("settlement batch failed")
+                for p in items:
+                    if not p.future.done():
+                        p.future.set_result(Settled("unknown"))
+                if not isinstance(exc, Exception):
+                    raise
+        with self._cv:
+            rest, self._queue = list(self._queue), collections.deque()
+        for item in rest:
+            if isinstance(item, _Job):
+                item.future.set_exception(Busy())
+            else:
+                item.future.set_result(Settled("busy"))
+
+    # --- one batch ---
+
+    def _settle(self, items: list[_Pending]) -> None:
+        # the same key twice: the later one waits for the next batch, where it finds the
+        # first one stored (replay or conflict) or decides afresh if the first was refused
+        seen: set[tuple[str, str]] = set()
+        batch, later = [], []
+        for p in items:
+            k = (p.order.player_id, p.order.bet_key)
+            (later if k in seen else batch).append(p)
+            seen.add(k)
+        try:
+            self._prepare(batch)
+        except Exception:
+            log.exception("settlement: reading seed pairs and accounts failed")
+            for p in batch:
+                p.future.set_result(Settled("error"))
+            self._requeue_front(later)
+            return
+        stale: list[_Pending] = []
+        self._run_halves(batch, stale)
+        for p in stale:
+            self._pairs.pop(p.order.player_id, None)
+            p.order.attempts += 1
+            if p.order.attempts >= STALE_ATTEMPTS:
+                p.future.set_result(Settled("stale"))
+        self._requeue_front([p for p in stale if not p.future.done()] + later)
+
+    def _prepare(self, batch: list[_Pending]) -> None:
+        """Accounts and seed pairs the writer does not know yet, then each order's nonce
+        and outcome (nonces in submission order, per player)."""
+        need_pairs = sorted({p.order.player_id for p in batch
+                             if p.order.player_id not in self._pairs})
+        need_accts = sorted({(p.order.player_id, p.order.currency) for p in batch
+                             if (p.order.player_id, p.order.currency) not in self._accounts}
+                            | {(ledger.HOUSE, p.order.currency) for p in batch
+                               if (ledger.HOUSE, p.order.currency) not in self._accounts})
+        if need_accts:  # the bankroll is made on first use; a player's account is not
+            with ledger_tx() as s:
+                for owner, cur in need_accts:
+                    acct = (ledger.house_account(s, cur, "bankroll") if owner == ledger.HOUSE
+                            else ledger.existing_account(s, owner, cur, "player"))
+                    if acct is not None:
+                        self._accounts[(owner, cur)] = acct
+        if need_pairs:
+            loaded = batch[0].order.seeds(need_pairs)
+            for player in need_pairs:
+                if player in loaded:
+                    self._pairs[player] = loaded[player]
+            while len(self._pairs) > PAIR_CACHE_CAP:
+                self._pairs.popitem(last=False)
+        next_nonce: dict[str, int] = {}
+        for p in batch:
+            o = p.order
+            pair = self._pairs.get(o.player_id)
+            o.inputs = None
+            # 0: the player has no account in this currency (a balance of 0, refused)
+            o.player_acct = self._accounts.get((o.player_id, o.currency), 0)
+            o.bank_acct = self._accounts[(ledger.HOUSE, o.currency)]
+            if pair is None:  # no active pair: the seeds function could not give one
+                continue
+            self._pairs.move_to_end(o.player_id)
+            o.nonce = next_nonce.get(o.player_id, pair.next_nonce)
+            next_nonce[o.player_id] = o.nonce + 1
+            o.inputs = pair
+            o.drawn = o.draw(pair, o.nonce)
+
+    def _run_halves(self, batch: list[_Pending], stale: list[_Pending]) -> None:
+        """Settle ``batch``; on an unexpected database error, each half alone."""
+        ready = [p for p in batch if p.order.inputs is not None and not p.future.done()]
+        for p in batch:
+            if p.order.inputs is None and not p.future.done():
+                stale.append(p)
+        if not ready:
+            return
+        try:
+            results, now = self._execute([p.order for p in ready])
+        except _Lost:
+            for p in ready:
+                self._pairs.pop(p.order.player_id, None)
+                p.future.set_result(Settled("unknown"))
+            return
+        except Exception:
+            if len(ready) == 1:
+                log.exception("settlement: bet %s refused by the database",
+                              ready[0].order.bet_key)
+                self._pairs.pop(ready[0].order.player_id, None)
+                ready[0].future.set_result(Settled("error"))
+                return
+            half = len(ready) // 2
+            self._run_halves(ready[:half], stale)
+            self._run_halves(ready[half:], stale)
+            return
+        self.batches += 1
+        refused_players = set()
+        for p, (status, bet_id, before, after, cap) in zip(ready, results, strict=True):
+            o = p.order
+            if status == "stale":
+                stale.append(p)
+                continue
+            if status == "ok":
+                self.settled += 1
+                p.future.set_result(Settled(status, bet_id, before, after, cap, o.nonce,
+                                            o.inputs, o.drawn, now))
+                continue
+            refused_players.add(o.player_id)
+            p.future.set_result(Settled(status, bet_id, cap=cap))
+        for p in ready:
+            o = p.order
+            if o.player_id in refused_players:  # the pair's nonce is unknown: read again
+                self._pairs.pop(o.player_id, None)
+            elif p.future.done() and o.player_id in self._pairs and o.inputs is not None:
+                pair = self._pairs[o.player_id]
+                if pair.pair_id == o.inputs.pair_id and pair.next_nonce <= o.nonce:
+                    self._pairs[o.player_id] = SeedInputs(
+                        pair.pair_id, pair.server_seed, pair.server_seed_hash,
+                        pair.client_seed, o.nonce + 1)
+
+    def _execute(self, orders: list[BetOrder]) -> tuple[list[tuple], datetime]:
+        now = utcnow()
+        cap_bps = get_settings().exposure_cap_bps
+        _fault("before_batch")
+        if self.postgres:
+            out = self._execute_pg(orders, now, cap_bps)
+        else:
+            out = _execute_sqlite(orders, now, cap_bps)
+        _fault("after_commit")
+        return out, now
+
+    def _connection(self) -> psycopg.Connection:
+        if self._pg is None or self._pg.closed:
+            url = self.engine.url.set(drivername="postgresql").render_as_string(
+                hide_password=False)
+            self._pg = psycopg.connect(url, autocommit=True,
+                                       application_name="casino-settlement")
+        return self._pg
+
+    def _execute_pg(self, orders: list[BetOrder], now: datetime, cap_bps: int
+                    ) -> list[tuple]:
+        """One round trip. A connection found broken (a server restart, an idle timeout)
+        is opened again and the batch sent once more: safe, since a bet that did commit
+        is then found under its key and answered as stored."""
+        args = (*_columns(orders), cap_bps, now)
+        for attempt in (1, 2):
+            try:
+                conn = self._connection()
+                rows = conn.execute(_CALL, args).fetchall()
+            except psycopg.OperationalError as exc:
+                if self._pg is not None and not (self._pg.closed or self._pg.broken):
+                    raise  # the statement failed, not the connection
+                self._pg = None
+                if attempt == 2:
+                    raise _Lost() from exc
+                continue
+            rows.sort(key=lambda r: r[0])
+            return [tuple(r[1:]) for r in rows]
+        raise AssertionError("unreachable")
+
+
+class Busy(Exception):
+    def __init__(self) -> None:
+        super().__init__("The house is very busy right now. Try again in a moment.")
+
+
+_CALL = "SELECT * FROM settle_bets_v1(" + ", ".join(["%s"] * 22) + ")"  # noqa: S608 - placeholders only
+
+
+def _lines(o: BetOrder) -> list[tuple[int, int]]:
+    assert o.drawn is not None
+    return [(a, m) for a, m in ((o.player_acct, -o.stake), (o.bank_acct, o.stake),
+                                (o.bank_acct, -o.drawn.payout),
+                                (o.player_acct, o.drawn.payout)) if m != 0]
+
+
+def _columns(orders: list[BetOrder]) -> list[list]:
+    """The function's array arguments, one element per order."""
+    cols: list[list] = [[] for _ in range(20)]
+    for o in orders:
+        d, i = o.drawn, o.inputs
+        assert d is not None and i is not None
+        lines = _lines(o)
+        for _a, m in lines:
+            ledger._check_amount(m)
+        for c, v in zip(cols, (
+                o.player_id, o.bet_key, o.entry_key, o.game, o.currency, o.stake,
+                d.payout, d.mult_e4, d.state, o.params_json, d.outcome_json, i.pair_id,
+                o.nonce, i.client_seed, i.server_seed_hash, o.player_acct, o.bank_acct,
+                o.max_win, ledger._fingerprint("bet", sorted(lines)), o.memo[:200]),
+                strict=True):
+            c.append(v)
+    return cols
+
+
+# --- SQLite: the same decisions, in Python, in one BEGIN IMMEDIATE transaction ---
+
+_STATS_UPSERT = text("""
+INSERT INTO player_stats (player_id, currency, bets, wagered, paid, best_mult_e4, updated_at)
+VALUES (:p, :c, :n, :w, :pd, :m, :now)
+ON CONFLICT (player_id, currency) DO UPDATE SET
+  bets = bets + excluded.bets, wagered = wagered + excluded.wagered,
+  paid = paid + excluded.paid, best_mult_e4 = max(best_mult_e4, excluded.best_mult_e4),
+  updated_at = excluded.updated_at""")
+
+
+def _execute_sqlite(orders: list[BetOrder], now: datetime, cap_bps: int) -> list[tuple]:
+    from casino_app.payments.models import JournalEntry, LedgerAccount, Posting
+
+    with ledger_tx() as s:
+        pair_ids = sorted({o.inputs.pair_id for o in orders if o.inputs})
+        pairs = {r[0]: [r[1], r[2], r[3] == "active"] for r in s.execute(text(
+            "SELECT id, player_id, nonce, state FROM seed_pairs WHERE id IN :ids"
+        ).bindparams(bindparam("ids", expanding=True)), {"ids": pair_ids})}
+        acct_ids = sorted({o.player_acct for o in orders} | {o.bank_acct for o in orders})
+        accts = {r.id: [r.balance, r.reserved, r.allow_negative] for r in s.execute(
+            select(LedgerAccount.id, LedgerAccount.balance, LedgerAccount.reserved,
+                   LedgerAccount.allow_negative).where(LedgerAccount.id.in_(acct_ids)))}
+        orig = {a: v[0] for a, v in accts.items()}
+        players = sorted({o.player_id for o in orders})
+        stored = {(r[0], r[1]): r[2:] for r in s.execute(text(
+            "SELECT player_id, bet_key, id, game, currency, stake, params FROM bets "
+            "WHERE player_id IN :ps").bindparams(bindparam("ps", expanding=True)),
+            {"ps": players}) if (r[0], r[1]) in {(o.player_id, o.bet_key) for o in orders}}
+        held = {r[0] for r in s.execute(text(
+            "SELECT player_id FROM player_holds WHERE released_at IS NULL AND player_id IN "
+            ":ps").bindparams(bindparam("ps", expanding=True)), {"ps": players})}
+        open_players = {r[0] for r in s.execute(text(
+            "SELECT player_id FROM bets WHERE state = 'open' AND player_id IN :ps"
+        ).bindparams(bindparam("ps", expanding=True)), {"ps": players})}
+        out: list[tuple] = []
+        accepted: list[tuple[int, BetOrder]] = []
+        for o in orders:
+            d, i = o.drawn, o.inputs
+            assert d is not None and i is not None
+            found = stored.get((o.player_id, o.bet_key))
+            if found is not None:
+                same = (found[1], found[2], found[3], found[4]) == (
+                    o.game, o.currency, o.stake, o.params_json)
+                out.append(("replay" if same else "conflict", found[0], None, None, None))
+                continue
+            if o.player_id in held:
+                out.append(("hold", None, None, None, None))
+                continue
+            pair = pairs.get(i.pair_id)
+            if pair is None or not pair[2] or pair[0] != o.player_id or pair[1] != o.nonce:
+                out.append(("stale", None, None, None, None))
+                continue
+            if d.state == "open" and o.player_id in open_players:
+                out.append(("mines_open", None, None, None, None))
+                continue
+            pl, bk = accts.get(o.player_acct, [0, 0, False]), accts[o.bank_acct]
+            if o.max_win is not None:
+                cap = max(bk[0], 0) * cap_bps // 10_000
+                if o.max_win > cap:
+                    out.append(("exposure", None, None, None, cap))
+                    continue
+            if not pl[2] and pl[0] - pl[1] < o.stake:
+                out.append(("funds", None, None, None, None))
+                continue
+            before = pl[0]
+            pl[0] += d.payout - o.stake
+            bk[0] += o.stake - d.payout
+            pair[1] += 1
+            if d.state == "open":
+                open_players.add(o.player_id)
+            out.append(("ok", None, before, pl[0], None))
+            accepted.append((len(out) - 1, o))
+        if not accepted:
+            return out
+        entries = JournalEntry.__table__
+        postings: list[dict] = []
+        stats: dict[tuple[str, str], list[int]] = {}
+        for idx, o in accepted:
+            d = o.drawn
+            assert d is not None and o.inputs is not None
+            lines = _lines(o)
+            entry_id = s.execute(entries.insert().returning(entries.c.id), {
+                "key": o.entry_key, "kind": "bet", "memo": o.memo[:200],
+                "fingerprint": ledger._fingerprint("bet", sorted(lines)),
+                "created_at": now}).scalar_one()
+            postings += [{"entry_id": entry_id, "account_id": a, "currency": o.currency,
+                          "amount": m} for a, m in lines]
+            bet_id = s.execute(text(
+                "INSERT INTO bets (player_id, bet_key, game, currency, stake, payout, "
+                "mult_e4, state, params, outcome, progress, seed_pair_id, nonce, "
+                "client_seed, server_seed_hash, balance_before, balance_after, created_at, "
+                "settled_at) VALUES (:p, :k, :g, :c, :st, :po, :m, :state, :params, :out, "
+                "'[]', :pair, :nonce, :cs, :sh, :b, :a, :now, :settled) RETURNING id"), {
+                    "p": o.player_id, "k": o.bet_key, "g": o.game, "c": o.currency,
+                    "st": o.stake, "po": d.payout, "m": d.mult_e4, "state": d.state,
+                    "params": o.params_json, "out": d.outcome_json,
+                    "pair": o.inputs.pair_id, "nonce": o.nonce,
+                    "cs": o.inputs.client_seed, "sh": o.inputs.server_seed_hash,
+                    "b": out[idx][2], "a": out[idx][3], "now": now,
+                    "settled": None if d.state == "open" else now}).scalar_one()
+            out[idx] = ("ok", bet_id, *out[idx][2:])
+            if d.state != "open":
+                t = stats.setdefault((o.player_id, o.currency), [0, 0, 0, 0])
+                t[0] += 1
+                t[1] += o.stake
+                t[2] += d.payout
+                t[3] = max(t[3], d.mult_e4)
+        s.execute(Posting.__table__.insert(), postings)
+        for (p, c), (n, w, pd, m) in stats.items():
+            s.execute(_STATS_UPSERT, {"p": p, "c": c, "n": n, "w": w, "pd": pd, "m": m,
+                                      "now": now})
+        for a, (bal, _res, _neg) in accts.items():
+            if bal != orig[a]:
+                s.execute(text("UPDATE ledger_accounts SET balance = :b WHERE id = :a"),
+                          {"b": bal, "a": a})
+        for pid, (_player, nonce, _active) in pairs.items():
+            s.execute(text("UPDATE seed_pairs SET nonce = :n WHERE id = :i AND nonce < :n"),
+                      {"n": nonce, "i": pid})
+        return out
+
+
+# --- the process's writer ---
+
+_lock = threading.Lock()
+_writer: SettlementWriter | None = None
+
+
+def writer() -> SettlementWriter:
+    """This process's writer for the current ledger database (started on first use)."""
+    global _writer
+    engine = databases().ledger_engine
+    w = _writer
+    if w is not None and w.engine is engine:
+        return w
+    with _lock:
+        if _writer is not None and _writer.engine is not engine:
+            _writer.stop()
+            _writer = None
+        if _writer is None:
+            _writer = SettlementWriter(engine)
+        return _writer
+
+
+def reset() -> None:
+    """Stop the writer (tests, and a settings change)."""
+    global _writer
+    with _lock:
+        if _writer is not None:
+            _writer.stop()
+        _writer = None
+
+
+def settle(order: BetOrder, timeout: float = 60) -> Settled:
+    """Submit and wait (sync callers: the CLI, jobs, tests)."""
+    return writer().submit(order).result(timeout)
+
+
+def run(fn: Callable[[], Any], timeout: float = 60) -> Any:
+    """Run ``fn`` on the writer thread and wait for its result."""
+    return writer().run(fn).result(timeout)
