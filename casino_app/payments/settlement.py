@@ -279,8 +279,6 @@ class SettlementWriter:
         stale: list[_Pending] = []
         self._run_halves(batch, stale)
         for p in stale:
-            self._pairs.pop(p.order.player_id, None)
-            p.order.attempts += 1
             if p.order.attempts >= STALE_ATTEMPTS:
                 p.future.set_result(Settled("stale"))
         self._requeue_front([p for p in stale if not p.future.done()] + later)
@@ -294,10 +292,11 @@ class SettlementWriter:
                              if (p.order.player_id, p.order.currency) not in self._accounts}
                             | {(ledger.HOUSE, p.order.currency) for p in batch
                                if (ledger.HOUSE, p.order.currency) not in self._accounts})
-        if need_accts:  # the bankroll is made on first use; a player's account is not
-            with ledger_tx() as s:
+        if need_accts:  # none is made here: a refused bet leaves no row behind
+            with ledger_tx(readonly=True) as s:
                 for owner, cur in need_accts:
-                    acct = (ledger.house_account(s, cur, "bankroll") if owner == ledger.HOUSE
+                    acct = (ledger.existing_account(s, owner, cur, "bankroll")
+                            if owner == ledger.HOUSE
                             else ledger.existing_account(s, owner, cur, "player"))
                     if acct is not None:
                         self._accounts[(owner, cur)] = acct
@@ -315,7 +314,7 @@ class SettlementWriter:
             o.inputs = None
             # 0: the player has no account in this currency (a balance of 0, refused)
             o.player_acct = self._accounts.get((o.player_id, o.currency), 0)
-            o.bank_acct = self._accounts[(ledger.HOUSE, o.currency)]
+            o.bank_acct = self._accounts.get((ledger.HOUSE, o.currency), 0)
             if pair is None:  # no active pair: the seeds function could not give one
                 continue
             self._pairs.move_to_end(o.player_id)
@@ -329,6 +328,7 @@ class SettlementWriter:
         ready = [p for p in batch if p.order.inputs is not None and not p.future.done()]
         for p in batch:
             if p.order.inputs is None and not p.future.done():
+                p.order.attempts += 1  # no active pair could be read or made
                 stale.append(p)
         if not ready:
             return
@@ -351,29 +351,41 @@ class SettlementWriter:
             self._run_halves(ready[half:], stale)
             return
         self.batches += 1
-        refused_players = set()
+        first: dict[str, BetOrder] = {}
+        ok_nonce: dict[str, int] = {}
         for p, (status, bet_id, before, after, cap) in zip(ready, results, strict=True):
             o = p.order
+            first.setdefault(o.player_id, o)
+            if status == "need_bank":  # a bet to accept: its bankroll account now
+                with ledger_tx() as s:
+                    self._accounts[(ledger.HOUSE, o.currency)] = ledger.house_account(
+                        s, o.currency, "bankroll")
+                status = "stale"
             if status == "stale":
+                # The player's first order was drawn from a pair that changed (a
+                # rotation, another writer): read it again, and count the attempt. A later
+                # order of theirs is stale only because one before it was refused.
+                if first[o.player_id] is o:
+                    o.attempts += 1
                 stale.append(p)
                 continue
             if status == "ok":
                 self.settled += 1
+                ok_nonce[o.player_id] = o.nonce
                 p.future.set_result(Settled(status, bet_id, before, after, cap, o.nonce,
                                             o.inputs, o.drawn, now))
                 continue
-            refused_players.add(o.player_id)
             p.future.set_result(Settled(status, bet_id, cap=cap))
-        for p in ready:
-            o = p.order
-            if o.player_id in refused_players:  # the pair's nonce is unknown: read again
-                self._pairs.pop(o.player_id, None)
-            elif p.future.done() and o.player_id in self._pairs and o.inputs is not None:
-                pair = self._pairs[o.player_id]
-                if pair.pair_id == o.inputs.pair_id and pair.next_nonce <= o.nonce:
-                    self._pairs[o.player_id] = SeedInputs(
-                        pair.pair_id, pair.server_seed, pair.server_seed_hash,
-                        pair.client_seed, o.nonce + 1)
+        for player, o in first.items():
+            pair = self._pairs.get(player)
+            if pair is None or o.inputs is None or pair.pair_id != o.inputs.pair_id:
+                continue
+            if player not in ok_nonce and o in [p.order for p in stale]:
+                self._pairs.pop(player, None)  # stale from its first order: read again
+            elif player in ok_nonce:
+                self._pairs[player] = SeedInputs(pair.pair_id, pair.server_seed,
+                                                 pair.server_seed_hash, pair.client_seed,
+                                                 ok_nonce[player] + 1)
 
     def _execute(self, orders: list[BetOrder]) -> tuple[list[tuple], datetime]:
         now = utcnow()
@@ -503,17 +515,20 @@ def _execute_sqlite(orders: list[BetOrder], now: datetime, cap_bps: int) -> list
             if pair is None or not pair[2] or pair[0] != o.player_id or pair[1] != o.nonce:
                 out.append(("stale", None, None, None, None))
                 continue
-            if d.state == "open" and o.player_id in open_players:
-                out.append(("mines_open", None, None, None, None))
-                continue
-            pl, bk = accts.get(o.player_acct, [0, 0, False]), accts[o.bank_acct]
+            pl, bk = accts.get(o.player_acct, [0, 0, False]), accts.get(o.bank_acct)
             if o.max_win is not None:
-                cap = max(bk[0], 0) * cap_bps // 10_000
+                cap = max(bk[0] if bk else 0, 0) * cap_bps // 10_000
                 if o.max_win > cap:
                     out.append(("exposure", None, None, None, cap))
                     continue
             if not pl[2] and pl[0] - pl[1] < o.stake:
                 out.append(("funds", None, None, None, None))
+                continue
+            if d.state == "open" and o.player_id in open_players:
+                out.append(("mines_open", None, None, None, None))
+                continue
+            if bk is None:
+                out.append(("need_bank", None, None, None, None))
                 continue
             before = pl[0]
             pl[0] += d.payout - o.stake

@@ -25,9 +25,11 @@ depends_on: str | Sequence[str] | None = None
 # and the ledger's other entries never deadlock. Each bet is decided in order against the
 # running balances: the stored bet under its key (replay or conflict), a hold, the seed
 # pair's nonce (the writer drew the outcome for ``p_nonce``: another nonce means its
-# cached pair is stale), one open Mines round, the exposure cap against the running
-# bankroll, the player's available balance (account 0:
-# the player has none in this currency yet, a balance of 0). Accepted bets are inserted in sets; each
+# cached pair is stale), the exposure cap against the running bankroll, the player's
+# available balance (account 0: the player has none in this currency yet, a balance of
+# 0), one open Mines round per player, and
+# last the bankroll account (0: none yet; the writer makes it and sends the bet again, so
+# a refused bet never leaves a row behind). Accepted bets are inserted in sets; each
 # account's balance, the bankroll's too, is written once with the batch's net.
 SETTLE_BETS_V1 = r"""
 CREATE OR REPLACE FUNCTION settle_bets_v1(
@@ -89,18 +91,19 @@ BEGIN
        OR pair_nonce[k] <> p_nonce[i] THEN
       st[i] := 'stale'; CONTINUE;
     END IF;
-    IF p_state[i] = 'open' AND p_player[i] = ANY (open_players) THEN
-      st[i] := 'mines_open'; CONTINUE;
-    END IF;
     a := array_position(acct_ids, p_player_acct[i]);
     b := array_position(acct_ids, p_bank_acct[i]);
     IF p_max_win[i] IS NOT NULL THEN
-      cap := greatest(acct_bal[b], 0) * p_cap_bps / 10000;
+      cap := greatest(coalesce(acct_bal[b], 0), 0) * p_cap_bps / 10000;
       IF p_max_win[i] > cap THEN st[i] := 'exposure'; cap_at[i] := cap; CONTINUE; END IF;
     END IF;
     IF a IS NULL OR (NOT acct_neg[a] AND acct_bal[a] - acct_res[a] < p_stake[i]) THEN
       st[i] := 'funds'; CONTINUE;
     END IF;
+    IF p_state[i] = 'open' AND p_player[i] = ANY (open_players) THEN
+      st[i] := 'mines_open'; CONTINUE;
+    END IF;
+    IF b IS NULL THEN st[i] := 'need_bank'; CONTINUE; END IF;
     bal_before[i] := acct_bal[a];
     acct_bal[a] := acct_bal[a] - p_stake[i] + p_payout[i];
     acct_bal[b] := acct_bal[b] + p_stake[i] - p_payout[i];
