@@ -313,21 +313,33 @@ def _answer(order: settlement.BetOrder, r: settlement.Settled, cur: Currency) ->
     raise BetRefused("This bet could not be placed and nothing was charged. Try again.")
 
 
+class _Limited(Exception):
+    """Betting too fast: answer with the bet stored under the key, if any, else refuse."""
+
+    def __init__(self, refusal: TooFast, lookup: tuple):
+        super().__init__(str(refusal))
+        self.refusal, self.lookup = refusal, lookup
+
+    def answer(self) -> BetResult:
+        found = _replay(*self.lookup)
+        if found is None:
+            raise self.refusal
+        return found
+
+
 def _prepare(player_id: str, game_name: object, currency_code: object, stake: object,
-             params: object, bet_key: object
-             ) -> tuple[settlement.BetOrder, Currency] | BetResult:
-    """Validate and rate-limit one bet: its order, or the bet already stored under its key
-    when the player is betting too fast (a resent bet is answered, never refused)."""
+             params: object, bet_key: object) -> tuple[settlement.BetOrder, Currency]:
+    """Validate and rate-limit one bet: its order. A player betting too fast gets
+    _Limited, whose answer is the bet already stored under the key (a resent bet is
+    answered, never refused) or the refusal."""
     game, cur, parsed = _validate(player_id, game_name, currency_code, stake, params, bet_key)
     assert isinstance(stake, int) and isinstance(bet_key, str)
     params_json = _params_json(parsed)
     try:
         _rate_limit(player_id)
-    except TooFast:
-        found = _replay(player_id, bet_key, game.name, cur.code, stake, params_json)
-        if found is None:
-            raise
-        return found
+    except TooFast as exc:
+        raise _Limited(exc, (player_id, bet_key, game.name, cur.code, stake,
+                             params_json)) from None
     return _order(player_id, game, cur, stake, parsed, params_json, bet_key), cur
 
 
@@ -335,20 +347,21 @@ def place_bet(player_id: str, game_name: object, currency_code: object, stake: o
               params: object, bet_key: object) -> BetResult:
     """Place one bet (Mines: start a round) and wait for it. Raises BetRefused with a
     clear message. A bet id already used answers with its bet and moves nothing."""
-    prepared = _prepare(player_id, game_name, currency_code, stake, params, bet_key)
-    if isinstance(prepared, BetResult):
-        return prepared
-    order, cur = prepared
+    try:
+        order, cur = _prepare(player_id, game_name, currency_code, stake, params, bet_key)
+    except _Limited as limited:
+        return limited.answer()
     return _answer(order, settlement.writer().submit(order).result(), cur)
 
 
 async def place_bet_async(player_id: str, game_name: object, currency_code: object,
                           stake: object, params: object, bet_key: object) -> BetResult:
-    """``place_bet`` for the event loop: awaits the writer without holding a thread."""
-    prepared = _prepare(player_id, game_name, currency_code, stake, params, bet_key)
-    if isinstance(prepared, BetResult):
-        return prepared
-    order, cur = prepared
+    """``place_bet`` for the event loop: awaits the writer without holding a thread
+    (a database read, rare, runs in a thread)."""
+    try:
+        order, cur = _prepare(player_id, game_name, currency_code, stake, params, bet_key)
+    except _Limited as limited:
+        return await asyncio.to_thread(limited.answer)
     r = await asyncio.wrap_future(settlement.writer().submit(order))
     if r.status in ("replay", "conflict"):
         return await asyncio.to_thread(_answer, order, r, cur)

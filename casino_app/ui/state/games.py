@@ -624,8 +624,8 @@ class GameState(rx.State):
         if self.game == "mines":
             self.mines_revealed, self.mines_at = [], []
         try:
-            r = await asyncio.to_thread(bets.place_bet, me.player_id, self.game, cur.code,
-                                        stake, self._params(), bet_key)
+            r = await bets.place_bet_async(me.player_id, self.game, cur.code, stake,
+                                           self._params(), bet_key)
         except BetRefused as exc:
             self.error = str(exc)
             return None
