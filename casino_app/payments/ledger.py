@@ -35,7 +35,7 @@ HOUSE = "house"
 # kind -> may the balance go below zero
 KINDS: dict[str, bool] = {
     "player": False,      # what the house owes a player: never negative
-    "bankroll": True,     # house money at risk in games (sharded: every bet touches it)
+    "bankroll": True,     # house money at risk in games (one per currency: batches touch it)
     "revenue": True,      # house profit moved out of the bankroll
     "fees": True,         # network and processing fees
     "custody": True,      # mirror of coins held on chain (negative: the house holds them)
@@ -44,8 +44,6 @@ KINDS: dict[str, bool] = {
     "capital": True,      # operator funding of the bankroll
     "debt": True,         # what a player owes (a spent deposit that a reorg reversed)
 }
-BANKROLL_SHARDS = 64
-
 
 class LedgerError(Exception):
     """Base of ledger refusals; ``str(exc)`` is safe to show to the player."""

@@ -36,7 +36,8 @@ class LedgerAccount(LedgerBase):
     ``balance`` is the sum of the account's postings; ``reserved`` the sum of its pending
     outgoing transfers. An account that may not go negative keeps ``balance - reserved``
     at zero or above, enforced by the database, not only by code.
-    House accounts that every bet touches are split into shards to spread row locks.
+    ``shard`` is 0 for every account since the settlement writer (the bankroll was once
+    split into 64 shards; migration led0018 merged them).
     """
 
     __tablename__ = "ledger_accounts"
