@@ -487,10 +487,12 @@ def _execute_sqlite(orders: list[BetOrder], now: datetime, cap_bps: int) -> list
                    LedgerAccount.allow_negative).where(LedgerAccount.id.in_(acct_ids)))}
         orig = {a: v[0] for a, v in accts.items()}
         players = sorted({o.player_id for o in orders})
+        keys = {(o.player_id, o.bet_key) for o in orders}
         stored = {(r[0], r[1]): r[2:] for r in s.execute(text(
             "SELECT player_id, bet_key, id, game, currency, stake, params FROM bets "
-            "WHERE player_id IN :ps").bindparams(bindparam("ps", expanding=True)),
-            {"ps": players}) if (r[0], r[1]) in {(o.player_id, o.bet_key) for o in orders}}
+            "WHERE player_id IN :ps AND bet_key IN :ks").bindparams(
+                bindparam("ps", expanding=True), bindparam("ks", expanding=True)),
+            {"ps": players, "ks": sorted({k for _p, k in keys})}) if (r[0], r[1]) in keys}
         held = {r[0] for r in s.execute(text(
             "SELECT player_id FROM player_holds WHERE released_at IS NULL AND player_id IN "
             ":ps").bindparams(bindparam("ps", expanding=True)), {"ps": players})}
