@@ -362,7 +362,7 @@ async def place_bet_async(player_id: str, game_name: object, currency_code: obje
         order, cur = _prepare(player_id, game_name, currency_code, stake, params, bet_key)
     except _Limited as limited:
         return await asyncio.to_thread(limited.answer)
-    r = await asyncio.wrap_future(settlement.writer().submit(order))
+    r = await settlement.writer().submit_async(order)
     if r.status in ("replay", "conflict"):
         return await asyncio.to_thread(_answer, order, r, cur)
     return _answer(order, r, cur)

@@ -33,6 +33,7 @@ Several processes each have their own writer, for the same reason.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import concurrent.futures
 import logging
@@ -130,11 +131,49 @@ class _Job:
 
 
 class _Pending:
-    __slots__ = ("order", "future")
+    """One submitted order. Its answer is kept in ``result`` during the batch and handed
+    over once the batch is done (``_deliver``): to a concurrent Future (a blocking
+    caller), or to an asyncio Future through ONE callback per event loop and batch, so
+    the writer wakes the loop once per batch, not once per bet."""
 
-    def __init__(self, order: BetOrder):
+    __slots__ = ("order", "future", "loop", "result")
+
+    def __init__(self, order: BetOrder, loop: asyncio.AbstractEventLoop | None = None):
         self.order = order
-        self.future: concurrent.futures.Future = concurrent.futures.Future()
+        self.loop = loop
+        self.future: concurrent.futures.Future | asyncio.Future = (
+            loop.create_future() if loop is not None else concurrent.futures.Future())
+        self.result: Settled | None = None
+
+    def done(self) -> bool:
+        return self.result is not None
+
+    def set(self, result: Settled) -> None:
+        self.result = result
+
+
+def _resolve(pairs: list[tuple[asyncio.Future, Settled]]) -> None:
+    for fut, result in pairs:
+        if not fut.done():  # a caller that gave up (cancelled) is not answered
+            fut.set_result(result)
+
+
+def _deliver(items: list[_Pending]) -> None:
+    """Hand the answers of a finished batch to their callers."""
+    by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+    for p in items:
+        if p.result is None:
+            continue
+        if p.loop is None:
+            if not p.future.done():
+                p.future.set_result(p.result)
+        else:
+            by_loop.setdefault(p.loop, []).append((p.future, p.result))
+    for loop, pairs in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, pairs)
+        except RuntimeError:  # the loop was closed: nobody waits any more
+            pass
 
 
 # Fault points for crash tests (tests/payments/test_settlement_crash.py): a name -> hook
@@ -175,13 +214,23 @@ class SettlementWriter:
     def submit(self, order: BetOrder) -> concurrent.futures.Future:
         """Queue one bet; its Future gives a ``Settled`` (``busy`` at once when full)."""
         p = _Pending(order)
+        self._enqueue(p)
+        return p.future  # type: ignore[return-value]
+
+    def submit_async(self, order: BetOrder) -> asyncio.Future:
+        """``submit`` for a caller in the running event loop: an asyncio Future."""
+        p = _Pending(order, asyncio.get_running_loop())
+        self._enqueue(p)
+        return p.future  # type: ignore[return-value]
+
+    def _enqueue(self, p: _Pending) -> None:
         with self._cv:
-            if self._stopping or len(self._queue) >= QUEUE_CAP:
-                p.future.set_result(Settled("busy"))
-                return p.future
-            self._queue.append(p)
-            self._cv.notify()
-        return p.future
+            if not self._stopping and len(self._queue) < QUEUE_CAP:
+                self._queue.append(p)
+                self._cv.notify()
+                return
+        p.set(Settled("busy"))
+        p.future.set_result(p.result)  # in the caller's thread (its loop's, if async)
 
     def run(self, fn: Callable[[], Any]) -> concurrent.futures.Future:
         """Run ``fn`` on the writer thread between batches; its Future gives fn's result
@@ -245,17 +294,20 @@ class SettlementWriter:
             except BaseException as exc:  # noqa: BLE001 - never leave a caller waiting
                 log.exception("settlement batch failed")
                 for p in items:
-                    if not p.future.done():
-                        p.future.set_result(Settled("unknown"))
+                    if not p.done():
+                        p.set(Settled("unknown"))
                 if not isinstance(exc, Exception):
                     raise
+            finally:
+                _deliver(items)
         with self._cv:
             rest, self._queue = list(self._queue), collections.deque()
         for item in rest:
             if isinstance(item, _Job):
                 item.future.set_exception(Busy())
             else:
-                item.future.set_result(Settled("busy"))
+                item.set(Settled("busy"))
+        _deliver([i for i in rest if isinstance(i, _Pending)])
 
     # --- one batch ---
 
@@ -273,15 +325,15 @@ class SettlementWriter:
         except Exception:
             log.exception("settlement: reading seed pairs and accounts failed")
             for p in batch:
-                p.future.set_result(Settled("error"))
+                p.set(Settled("error"))
             self._requeue_front(later)
             return
         stale: list[_Pending] = []
         self._run_halves(batch, stale)
         for p in stale:
             if p.order.attempts >= STALE_ATTEMPTS:
-                p.future.set_result(Settled("stale"))
-        self._requeue_front([p for p in stale if not p.future.done()] + later)
+                p.set(Settled("stale"))
+        self._requeue_front([p for p in stale if not p.done()] + later)
 
     def _prepare(self, batch: list[_Pending]) -> None:
         """Accounts and seed pairs the writer does not know yet, then each order's nonce
@@ -325,9 +377,9 @@ class SettlementWriter:
 
     def _run_halves(self, batch: list[_Pending], stale: list[_Pending]) -> None:
         """Settle ``batch``; on an unexpected database error, each half alone."""
-        ready = [p for p in batch if p.order.inputs is not None and not p.future.done()]
+        ready = [p for p in batch if p.order.inputs is not None and not p.done()]
         for p in batch:
-            if p.order.inputs is None and not p.future.done():
+            if p.order.inputs is None and not p.done():
                 p.order.attempts += 1  # no active pair could be read or made
                 stale.append(p)
         if not ready:
@@ -337,14 +389,14 @@ class SettlementWriter:
         except _Lost:
             for p in ready:
                 self._pairs.pop(p.order.player_id, None)
-                p.future.set_result(Settled("unknown"))
+                p.set(Settled("unknown"))
             return
         except Exception:
             if len(ready) == 1:
                 log.exception("settlement: bet %s refused by the database",
                               ready[0].order.bet_key)
                 self._pairs.pop(ready[0].order.player_id, None)
-                ready[0].future.set_result(Settled("error"))
+                ready[0].set(Settled("error"))
                 return
             half = len(ready) // 2
             self._run_halves(ready[:half], stale)
@@ -372,10 +424,10 @@ class SettlementWriter:
             if status == "ok":
                 self.settled += 1
                 ok_nonce[o.player_id] = o.nonce
-                p.future.set_result(Settled(status, bet_id, before, after, cap, o.nonce,
-                                            o.inputs, o.drawn, now))
+                p.set(Settled(status, bet_id, before, after, cap, o.nonce, o.inputs,
+                              o.drawn, now))
                 continue
-            p.future.set_result(Settled(status, bet_id, cap=cap))
+            p.set(Settled(status, bet_id, cap=cap))
         for player, o in first.items():
             pair = self._pairs.get(player)
             if pair is None or o.inputs is None or pair.pair_id != o.inputs.pair_id:
@@ -433,7 +485,8 @@ class Busy(Exception):
         super().__init__("The house is very busy right now. Try again in a moment.")
 
 
-_CALL = "SELECT * FROM settle_bets_v1(" + ", ".join(["%s"] * 22) + ")"  # noqa: S608 - placeholders only
+# binary parameters (%b): arrays go over the wire without text quoting
+_CALL = "SELECT * FROM settle_bets_v1(" + ", ".join(["%b"] * 22) + ")"  # noqa: S608 - placeholders only
 
 
 def _lines(o: BetOrder) -> list[tuple[int, int]]:

@@ -8,6 +8,7 @@ Stake's convention: "over T" wins iff roll > T with win chance 100 - T (in perce
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -63,6 +64,12 @@ def rolls_below(r_e2: int) -> int:
     return _ceil_div(r_e2 * _TWO_POW_32, ROLLS)
 
 
+@functools.lru_cache(maxsize=4096)
+def _win_multiplier_e4(edge: Fraction, chance_e2: int) -> int:
+    """(1 - edge) / chance, floored to 1e-4 (exact Fractions: computed once per pair)."""
+    return floor_e4((1 - edge) * 10_000 / Fraction(chance_e2))
+
+
 class Dice(Game[DiceParams, float]):
     name = "dice"
     title = "Dice"
@@ -96,8 +103,7 @@ class Dice(Game[DiceParams, float]):
         return roll_e2 < params.target_e2
 
     def win_multiplier_e4(self, params: DiceParams) -> int:
-        edge = get_config().house_edge["dice"]
-        return floor_e4((1 - edge) * 10_000 / Fraction(params.chance_e2))
+        return _win_multiplier_e4(get_config().house_edge["dice"], params.chance_e2)
 
     def multiplier_e4(self, params: DiceParams, outcome: float) -> int:
         roll = outcome_e2(outcome)
