@@ -45,6 +45,7 @@ import argparse
 import asyncio
 import base64
 import fcntl
+import gc
 import json
 import os
 import secrets
@@ -85,6 +86,7 @@ UA = "Mozilla/5.0 (X11; Linux x86_64) hh-bench/ws_bets"
 PASSWORD = "bench pass phrase"  # noqa: S105 - throwaway accounts in a temporary database
 v = rc.v
 INF = float("inf")
+KEYS = "bench:" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def pct(values: list[float], q: float) -> float:
@@ -213,7 +215,7 @@ def app_env(tmp: Path, port: int, db_urls: dict[str, str], redis_url: str,
         "CASINO_DATA_DIR": str(tmp / "data"),
         "CASINO_PORT": str(port),
         "CASINO_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "CASINO_ENCRYPTION_KEYS": "bench:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        "CASINO_ENCRYPTION_KEYS": KEYS,  # one for the run: every app opens the same seeds
         # measured here: the cost of a bet, not the limits in front of it
         "CASINO_RATE_BETS_PLAYER": "100000/second",
         "CASINO_RATE_REGISTER_IP": "100000/minute",
@@ -516,6 +518,9 @@ async def sweep(stack: Stack, url: str, echo_url: str, boot: rc.Boot, accounts: 
         await asyncio.sleep(0.1)
     await asyncio.gather(*(c.sio.disconnect() for c in [*tabs, *echoes]))
     await asyncio.sleep(0.25)  # let aiohttp close its sessions inside the loop
+    for c in [*tabs, *echoes]:
+        c.sio = None  # type: ignore[assignment]  # freed while the loop still runs
+    gc.collect()
     return sw, tabs
 
 
