@@ -16,11 +16,12 @@ nothing gets no answer). The bet is ``GameState.bet(bet_key)`` (fresh key per cl
 
 Open loop: at a total rate R over N clients, event j is planned at t0 + j/R and sent by
 client j mod N (player i at offsets i/R + k*N/R). Latency runs from the PLANNED time to
-the answer's arrival (no coordinated omission: a late sender counts against the figure).
+the answer's arrival (no coordinated omission: a late sender counts against the figure);
+a phase waits up to ``--drain`` s after its last send for its answers.
 A tab sends on schedule even when its earlier events are unanswered: Reflex queues a
 tab's events and runs them one at a time in order (a real browser would hold them back;
 either way the wait counts), so answers are matched to requests first-in first-out. An
-answer missing after the drain time counts as infinitely late.
+answer missing after the drain time counts as infinitely late (p99 "inf").
 
 For each worker set-up (``--workers``; 2 = two granian workers on a private Redis, the
 Reflex state manager for several workers), it measures one player at ``--single-rate``
@@ -166,7 +167,22 @@ class Stack:
         return [f"{group} {x}" for x in left]
 
     def close(self, keep: bool = False) -> list[str]:
-        self.stop_app()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup
+        steps = [self.stop_app, self._stop_echo, self._stop_redis, self._stop_db]
+        for step in steps:
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - the next steps must still run
+                print(f"cleanup: {step.__name__} failed: {exc!r}")
+        if keep:
+            print(f"kept {self.tmp}")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        return self.pending_kills + [x for g in list(self.seen)
+                                     for x in self.kill_leftovers(g, grace=10)]
+
+    def _stop_echo(self) -> None:
         if self.echo is not None:
             self.remember("echo", self.echo.pid)
             os.killpg(self.echo.pid, signal.SIGTERM)
@@ -175,10 +191,14 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(self.echo.pid, signal.SIGKILL)
             self.echo = None
+
+    def _stop_redis(self) -> None:
         if self.redis is not None:
             self.remember("redis", self.redis.proc.pid if self.redis.proc else None)
             self.redis.stop()
             self.redis = None
+
+    def _stop_db(self) -> None:
         if self.cluster is not None:
             self.remember("db", self.pg_pid())
             from casino_app.core.db import reset_databases
@@ -186,12 +206,6 @@ class Stack:
             reset_databases()  # drop this process's pooled connections first
             self.cluster.destroy()
             self.cluster = None
-        if keep:
-            print(f"kept {self.tmp}")
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        return self.pending_kills + [x for g in list(self.seen)
-                                     for x in self.kill_leftovers(g, grace=10)]
 
 
 def cpu_of(procs: list[psutil.Process]) -> float:
@@ -318,12 +332,15 @@ class Phase:
     refused: list[str] = field(default_factory=list)
     late_send: list[float] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)  # seconds per event, by process
+    closed: bool = False  # past its drain time: later answers no longer count
 
     def p(self, q: float) -> float:
         missing = self.sent - len(self.lat)  # unanswered or refused: infinitely late
         return pct(self.lat + [INF] * missing, q)
 
     def answer(self, planned: float, t: float, refused: str = "") -> None:
+        if self.closed:
+            return
         if refused:
             self.refused.append(refused)
         else:
@@ -439,6 +456,7 @@ async def run_phase(clients: list[Client], kind: str, rate: float, seconds: floa
     deadline = time.perf_counter() + drain
     while len(ph.lat) + len(ph.refused) < ph.sent and time.perf_counter() < deadline:
         await asyncio.sleep(0.02)
+    ph.closed = True
     ph.cpu = {k: (cpu_of(p) - before[k]) / ph.sent for k, p in watch.items()}
     ph.cpu["bench"] = (time.process_time() - gen0) / ph.sent
     return ph
@@ -575,7 +593,8 @@ def main() -> None:  # noqa: C901, PLR0915
     p.add_argument("--seconds", type=float, default=10, help="per phase and rate")
     p.add_argument("--single-rate", type=float, default=2)
     p.add_argument("--single-seconds", type=float, default=20)
-    p.add_argument("--drain", type=float, default=15, help="seconds to wait for answers")
+    p.add_argument("--drain", type=float, default=60,
+                   help="seconds a phase waits for its answers after its last send")
     p.add_argument("--workers", default="1,2", type=lambda s: [int(x) for x in s.split(",")])
     p.add_argument("--sqlite", action="store_true", help="the embedded default database")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
