@@ -235,6 +235,8 @@ def app_env(tmp: Path, port: int, db_urls: dict[str, str], redis_url: str,
         "CASINO_RATE_REGISTER_IP": "100000/minute",
         "CASINO_FUN_TOPUP_AMOUNT": str(10**9),
         "GRANIAN_WORKERS": str(workers),
+        # this checkout's code, even when the venv's editable install points elsewhere
+        "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
         **db_urls,
     })
     if redis_url:
