@@ -147,3 +147,24 @@ async def test_whole_balance_bets_and_withdrawals_at_once_only_one_goes_through(
     available, reserved = live.balances(player.player_id)["ETH"]
     assert available == 0 and reserved == sum(withdrawn)
     assert not live.ledger_violations()
+
+
+async def test_one_bet_key_from_many_sockets_at_once_is_one_bet(race: live.Casino) -> None:
+    """The settlement writer takes bets in batches: the same key sent from every socket at
+    once (a replayed click, or an attacker hoping a batch settles it twice) is one bet,
+    and every socket is answered with that same bet."""
+    player = live.new_player("Replayer")
+    tabs = await open_tabs(race, player, "/games/dice", SOCKETS)
+    key = secrets.token_hex(16)
+    try:
+        for t in tabs:
+            await t.call(GameState, "edit_amount", text="10.00")
+        answers = await all_at_once([t.call(GameState, "bet", bet_key=key) for t in tabs])
+    finally:
+        await asyncio.gather(*(t.close() for t in tabs))
+    ids = {a.get(GameState, "result_id") for a in answers}
+    assert len(ids) == 1 and None not in ids and 0 not in ids, ids
+    bets = live.bets_of(player.player_id)
+    assert [b["id"] for b in bets] == list(ids)
+    assert live.available(player.player_id, "FUN") == FUN - 1_000 + bets[0]["payout"]
+    assert not live.ledger_violations()
