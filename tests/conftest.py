@@ -98,6 +98,19 @@ def any_env(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture
+def bets_env(any_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """``any_env`` with the per-player bet rate limit out of the way (tests that place
+    many bets quickly)."""
+    from casino_app.core.settings import reset_settings_cache
+    from casino_app.security.ratelimit import reset_limiter
+
+    monkeypatch.setenv("CASINO_RATE_BETS_PLAYER", "100000/second")
+    reset_settings_cache()
+    reset_limiter()
+    yield any_env
+
+
+@pytest.fixture
 def redis_env(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> RedisServer:
     """Rate limits (and anything else Redis-backed) on the private Redis server."""
     import redis

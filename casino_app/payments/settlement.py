@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -223,12 +224,18 @@ class SettlementWriter:
         self._enqueue(p)
         return p.future  # type: ignore[return-value]
 
-    def _enqueue(self, p: _Pending) -> None:
+    def _put(self, item: _Pending | _Job) -> bool:
+        """Queue ``item`` for the writer thread; False when stopping or full."""
         with self._cv:
-            if not self._stopping and len(self._queue) < QUEUE_CAP:
-                self._queue.append(p)
-                self._cv.notify()
-                return
+            if self._stopping or len(self._queue) >= QUEUE_CAP:
+                return False
+            self._queue.append(item)
+            self._cv.notify()
+            return True
+
+    def _enqueue(self, p: _Pending) -> None:
+        if self._put(p):
+            return
         p.set(Settled("busy"))
         p.future.set_result(p.result)  # in the caller's thread (its loop's, if async)
 
@@ -236,11 +243,8 @@ class SettlementWriter:
         """Run ``fn`` on the writer thread between batches; its Future gives fn's result
         (or raises its exception). Raises Busy when the queue is full."""
         job = _Job(fn)
-        with self._cv:
-            if self._stopping or len(self._queue) >= QUEUE_CAP:
-                raise Busy()
-            self._queue.append(job)
-            self._cv.notify()
+        if not self._put(job):
+            raise Busy()
         return job.future
 
     def stop(self, timeout: float = 10) -> None:
@@ -404,6 +408,7 @@ class SettlementWriter:
             return
         self.batches += 1
         first: dict[str, BetOrder] = {}
+        stale_first: set[str] = set()  # players whose cached pair proved stale
         ok_nonce: dict[str, int] = {}
         for p, (status, bet_id, before, after, cap) in zip(ready, results, strict=True):
             o = p.order
@@ -419,6 +424,7 @@ class SettlementWriter:
                 # order of theirs is stale only because one before it was refused.
                 if first[o.player_id] is o:
                     o.attempts += 1
+                    stale_first.add(o.player_id)
                 stale.append(p)
                 continue
             if status == "ok":
@@ -428,16 +434,12 @@ class SettlementWriter:
                               o.drawn, now))
                 continue
             p.set(Settled(status, bet_id, cap=cap))
-        for player, o in first.items():
+        for player in stale_first:
+            self._pairs.pop(player, None)  # read again before the next draw
+        for player, nonce in ok_nonce.items():
             pair = self._pairs.get(player)
-            if pair is None or o.inputs is None or pair.pair_id != o.inputs.pair_id:
-                continue
-            if player not in ok_nonce and o in [p.order for p in stale]:
-                self._pairs.pop(player, None)  # stale from its first order: read again
-            elif player in ok_nonce:
-                self._pairs[player] = SeedInputs(pair.pair_id, pair.server_seed,
-                                                 pair.server_seed_hash, pair.client_seed,
-                                                 ok_nonce[player] + 1)
+            if pair is not None and pair.pair_id == first[player].inputs.pair_id:  # type: ignore[union-attr]
+                self._pairs[player] = dataclasses.replace(pair, next_nonce=nonce + 1)
 
     def _execute(self, orders: list[BetOrder]) -> tuple[list[tuple], datetime]:
         now = utcnow()

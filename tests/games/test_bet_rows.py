@@ -7,28 +7,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select, text
 
 from casino_app.core.db import ledger_tx
-from casino_app.core.settings import reset_settings_cache
 from casino_app.games import bets
 from casino_app.games.models import Bet, PlayerStats
 from casino_app.payments import ledger
 from casino_app.payments.models import JournalEntry, Posting
-from casino_app.security.ratelimit import reset_limiter
 
 DICE = {"target": 50, "direction": "over"}
 
-
-@pytest.fixture
-def env(any_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("CASINO_RATE_BETS_PLAYER", "100000/second")
-    reset_settings_cache()
-    reset_limiter()
-    yield any_env
 
 
 def _fund(player_id: str, amount: int) -> None:
@@ -63,7 +53,7 @@ def _rows(player_id: str) -> list[tuple]:
     return out
 
 
-def test_a_bet_writes_the_rows_of_a_ledger_entry(env: str) -> None:
+def test_a_bet_writes_the_rows_of_a_ledger_entry(bets_env: str) -> None:
     player = "p-" + uuid.uuid4().hex[:12]
     _fund(player, 1_000_000)
     answers = [bets.place_bet(player, "dice", "FUN", 1_000 + i, DICE, f"key-{i:05d}")

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -19,23 +18,14 @@ import pytest
 from sqlalchemy import func, select
 
 from casino_app.core.db import ledger_tx
-from casino_app.core.settings import reset_settings_cache
 from casino_app.games import bets, seeds
 from casino_app.games.models import Bet
 from casino_app.payments import ledger, settlement
 from casino_app.payments.models import JournalEntry, LedgerAccount, Posting
-from casino_app.security.ratelimit import reset_limiter
 
 DICE = {"target": 50, "direction": "over"}
 ROOT = Path(__file__).resolve().parents[2]
 
-
-@pytest.fixture
-def env(any_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("CASINO_RATE_BETS_PLAYER", "100000/second")
-    reset_settings_cache()
-    reset_limiter()
-    yield any_env
 
 
 def _player(fun: int = 1_000_000) -> str:
@@ -109,7 +99,7 @@ def _bankroll_postings(entry_ids: list[int]) -> int:
             Posting.account_id == bank, Posting.entry_id.in_(entry_ids))).scalar_one()
 
 
-def test_bets_waiting_together_settle_in_one_batch(env: str) -> None:
+def test_bets_waiting_together_settle_in_one_batch(bets_env: str) -> None:
     players = [_player() for _ in range(5)]
     w = settlement.writer()
     with _Paused():
@@ -134,7 +124,7 @@ def test_bets_waiting_together_settle_in_one_batch(env: str) -> None:
     _clean()
 
 
-def test_a_key_twice_in_one_batch_is_settled_once(env: str) -> None:
+def test_a_key_twice_in_one_batch_is_settled_once(bets_env: str) -> None:
     player = _player()
     with _Paused():
         first = _submit(player, "twice-0001")
@@ -153,7 +143,7 @@ def test_a_key_twice_in_one_batch_is_settled_once(env: str) -> None:
     _clean()
 
 
-def test_a_refused_bet_amid_accepted_ones_fails_alone(env: str) -> None:
+def test_a_refused_bet_amid_accepted_ones_fails_alone(bets_env: str) -> None:
     rich, poor = _player(), _player(fun=1_500)
     with _Paused():
         futures = []
@@ -190,7 +180,7 @@ def _poison(order: settlement.BetOrder) -> settlement.BetOrder:
     return order
 
 
-def test_a_poisoned_order_is_isolated_and_the_others_commit(env: str) -> None:
+def test_a_poisoned_order_is_isolated_and_the_others_commit(bets_env: str) -> None:
     players = [_player() for _ in range(6)]
     order = _poison(bets._prepare(players[2], "dice", "FUN", 1_000, DICE, "poison-0001")[0])
     with _Paused():
@@ -213,7 +203,7 @@ def test_a_poisoned_order_is_isolated_and_the_others_commit(env: str) -> None:
     _clean()
 
 
-def test_a_full_queue_answers_busy_at_once(env: str, monkeypatch: pytest.MonkeyPatch
+def test_a_full_queue_answers_busy_at_once(bets_env: str, monkeypatch: pytest.MonkeyPatch
                                            ) -> None:
     player = _player()
     monkeypatch.setattr(settlement, "QUEUE_CAP", 3)
@@ -230,7 +220,7 @@ def test_a_full_queue_answers_busy_at_once(env: str, monkeypatch: pytest.MonkeyP
     _clean()
 
 
-def test_a_rotation_between_draw_and_batch_is_drawn_again(env: str) -> None:
+def test_a_rotation_between_draw_and_batch_is_drawn_again(bets_env: str) -> None:
     """The writer keeps a player's pair in memory: a rotation makes it stale, and the bet
     is drawn again from the new pair, never settled on the revealed one."""
     player = _player()
@@ -252,7 +242,7 @@ bets.place_bet(sys.argv[1], "dice", "FUN", 1000, {"target": 50, "direction": "ov
 """
 
 
-def test_a_process_killed_after_the_commit_loses_and_doubles_nothing(env: str) -> None:
+def test_a_process_killed_after_the_commit_loses_and_doubles_nothing(bets_env: str) -> None:
     """The process dies after COMMIT, before it answers (TRUST.md's fault point): the
     retry with the same key answers with the stored bet, and the money moved once."""
     player = _player()
@@ -273,7 +263,7 @@ def test_a_process_killed_after_the_commit_loses_and_doubles_nothing(env: str) -
 _CRASH_BEFORE = _CRASH.replace('"after_commit"', '"before_batch"')
 
 
-def test_a_process_killed_before_the_batch_leaves_nothing(env: str) -> None:
+def test_a_process_killed_before_the_batch_leaves_nothing(bets_env: str) -> None:
     player = _player()
     child = subprocess.run([sys.executable, "-c", _CRASH_BEFORE, player, "crash-00002"],
                            cwd=ROOT, env=os.environ.copy(), capture_output=True, timeout=120,
