@@ -118,7 +118,7 @@ class SessionState(rx.State):
 
     async def _current(self) -> CurrentUser | None:
         new_request_id()
-        me = await asyncio.to_thread(accounts.current_user, self.token)
+        me = await accounts.current_user_async(self.token)
         self._show(me)
         if me is None and self.token:
             # Expired or revoked: this socket stops asking. The cookie stays: another tab
