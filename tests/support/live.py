@@ -35,9 +35,11 @@ from tests.support.services import (
     ANVIL_MNEMONIC,
     Anvil,
     PgCluster,
+    app_base_env,
     free_port,
     start_casino,
     stop_casino,
+    web_workers_env,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -364,15 +366,17 @@ def _jobs_done(names: tuple[str, ...]) -> bool:
     return set(names) <= done
 
 
-def start(tmp: Path, db: str = "sqlite", cluster: PgCluster | None = None) -> Casino:
-    """Start the attacked app (see the module's docstring); ``stop`` it afterwards."""
+def start(tmp: Path, db: str = "sqlite", cluster: PgCluster | None = None,
+          redis_url: str | None = None, workers: int = 1) -> Casino:
+    """Start the app (see the module's docstring); ``stop`` it afterwards. ``workers``
+    web processes on the one port share per-tab state through Redis (``redis_url``)."""
     from casino_app.payments.signer.seed import account_xpub
 
     chain = Anvil().start()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("CASINO_") and k != "REFLEX_REDIS_URL"}
+    env = app_base_env()
+    env.update(web_workers_env(redis_url, workers))
     env.update({
         "CASINO_DATA_DIR": str(tmp / "data"),
         "CASINO_PORT": str(port),
