@@ -1,7 +1,9 @@
-"""The attacked casino: a real ``casino run`` (production build) on a free port with fresh
-data (SQLite, or PostgreSQL), its own anvil node (so the wallet's withdrawals are on), an
-admin and a support account with 2FA on, and the services of this process pointed at its
-databases, to set up victims and to check afterwards what an attack changed.
+"""A live casino for the tests that speak its websocket (the attacks of tests/security, the
+several-workers test of tests/ui): a real ``casino run`` (production build) on a free
+port with fresh data (SQLite, or PostgreSQL), optionally several web workers on a Redis,
+its own anvil node (so the wallet's deposits and withdrawals are on), an admin and a
+support account with 2FA on, and the services of this process pointed at its databases,
+to set up players and to check afterwards what an attack or a test changed.
 
 No browser: the attacker speaks Reflex's websocket protocol with
 ``tests.support.reflex_client.Tab``. ``Casino.tab`` opens one for an account.
