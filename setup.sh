@@ -176,13 +176,14 @@ case "$cmd" in
     else
       # Two phases: the service and integration tests spread over the cores (pytest-xdist,
       # HH_TEST_WORKERS, default 2; each worker starts its own PostgreSQL, Redis and chain
-      # nodes), then the tests that drive a real `casino run` (browser and websocket
-      # attacks), one app at a time, since they share the front-end build in .web/.
+      # nodes), then the tests that drive a real `casino run` (browser, websocket attacks,
+      # several web workers), one app at a time, since they share the front-end build in
+      # .web/.
       say "Running the test suite (1/2: services and integration, ${HH_TEST_WORKERS:-2} workers)"
-      .venv/bin/pytest -n "${HH_TEST_WORKERS:-2}" -m "not e2e and not security"
+      .venv/bin/pytest -n "${HH_TEST_WORKERS:-2}" -m "not e2e and not security and not workers"
       first=$?
-      say "Running the test suite (2/2: end to end in Chromium, attacks over the websocket)"
-      .venv/bin/pytest -m "e2e or security"
+      say "Running the test suite (2/2: end to end in Chromium, attacks over the websocket, several web workers)"
+      .venv/bin/pytest -m "e2e or security or workers"
       second=$?
       status=$(( first != 0 ? first : second ))
     fi

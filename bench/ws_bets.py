@@ -72,9 +72,11 @@ from tests.support.services import (  # noqa: E402
     AppFailed,
     PgCluster,
     RedisServer,
+    app_base_env,
     free_port,
     start_casino,
     stop_casino,
+    web_workers_env,
 )
 
 LOCK = "/tmp/hh-web.lock"
@@ -223,8 +225,7 @@ def cpu_of(procs: list[psutil.Process]) -> float:
 
 def app_env(tmp: Path, port: int, db_urls: dict[str, str], redis_url: str,
             workers: int) -> dict[str, str]:
-    env = {k: val for k, val in os.environ.items()
-           if not k.startswith(("CASINO_", "GRANIAN_")) and k != "REFLEX_REDIS_URL"}
+    env = app_base_env()
     env.update({
         "CASINO_DATA_DIR": str(tmp / "data"),
         "CASINO_PORT": str(port),
@@ -234,13 +235,11 @@ def app_env(tmp: Path, port: int, db_urls: dict[str, str], redis_url: str,
         "CASINO_RATE_BETS_PLAYER": "100000/second",
         "CASINO_RATE_REGISTER_IP": "100000/minute",
         "CASINO_FUN_TOPUP_AMOUNT": str(10**9),
-        "GRANIAN_WORKERS": str(workers),
         # this checkout's code, even when the venv's editable install points elsewhere
         "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
         **db_urls,
+        **web_workers_env(redis_url, workers),
     })
-    if redis_url:
-        env["REFLEX_REDIS_URL"] = redis_url
     return env
 
 

@@ -10,11 +10,17 @@ included, and the tip of each configured chain, which moves the confirmation cou
 unconfirmed deposits) and refreshes the affected players' tabs with ``app.modify_state``,
 which sends the new view over the tab's socket.
 
-Which tab shows whose wallet is an in-process registry filled by the wallet page's on_load
-(``watch_tab``): each process pushes to the tabs connected to it. An entry goes when its
-socket has been gone for ``GONE_GRACE`` seconds, when the tab shows another page or
-another player (checked under the tab's state lock at push time, with the session
-re-checked on the server), and the oldest go when a player has more than
+Which tab shows whose wallet is a registry in the process that holds the tab's socket,
+filled by the wallet page's on_load (``watch_tab``); each process pushes only to the tabs
+whose socket it holds (``held_sockets``). Behind several web workers on Redis a tab's
+socket may move to another worker (a network drop, a worker restarting); its reconnect
+rehydrates the page, so the wallet's on_load runs again in the worker that took the
+socket and registers the tab there, while the worker it left stops pushing to it at once
+and forgets it after ``GONE_GRACE``. No registry is shared: a push never crosses
+processes (Reflex could forward one through Redis, but the holder already has the tab).
+An entry goes when its socket has been gone for ``GONE_GRACE`` seconds, when the tab
+shows another page or another player (checked under the tab's state lock at push time,
+with the session re-checked on the server), and the oldest go when a player has more than
 ``TABS_PER_PLAYER`` or the process more than ``MAX_TABS``.
 """
 
@@ -77,9 +83,20 @@ def reset() -> None:
     _tabs.clear()
 
 
+def held_sockets(namespace: Any) -> set[str]:
+    """The client tokens whose socket this process holds (``namespace``: the app's
+    ``event_namespace``). Behind several workers on Redis, Reflex's token manager also
+    caches which other worker holds a tab it sent an update to (it forwards the update
+    through Redis): those records name another instance and are left out."""
+    manager = namespace._token_manager  # what reflex.istate.shared reads too (0.10.1)
+    own = manager.instance_id
+    return {token for token, record in list(manager.token_to_socket.items())
+            if record.instance_id == own}
+
+
 def prune(connected: Any, now: float | None = None) -> None:
     """Drop tabs whose socket has been gone for GONE_GRACE seconds (``connected``: the
-    tokens with a socket, e.g. ``app.event_namespace.token_to_sid``)."""
+    tokens whose socket this process holds, ``held_sockets``)."""
     now = time.monotonic() if now is None else now
     for token, tab in list(_tabs.items()):
         if token in connected:
@@ -133,16 +150,20 @@ class Pusher:
         namespace = getattr(self.app, "event_namespace", None)
         if namespace is None:
             return 0  # no socket server yet
-        prune(namespace.token_to_sid)
-        if not _tabs:
-            self.tracker = None  # nobody watches: nothing to read
+        held = held_sockets(namespace)
+        prune(held)
+        # a tab whose socket is elsewhere (or nowhere) waits out its grace unpushed: the
+        # worker that took its socket registered it again
+        tabs = {token: tab for token, tab in _tabs.items() if token in held}
+        if not tabs:
+            self.tracker = None  # nobody watches here: nothing to read
             return 0
         if self.tracker is None:
             self.tracker = ChangeTracker(utcnow(), chains=followed_chains())
-        players = {tab.player_id for tab in _tabs.values()}
+        players = {tab.player_id for tab in tabs.values()}
         affected = await asyncio.to_thread(_poll, self.tracker, players)
         pushed = 0
-        for token, tab in list(_tabs.items()):
+        for token, tab in tabs.items():
             if tab.player_id not in affected:
                 continue
             try:

@@ -3,12 +3,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.security import live
+from tests.support import live
 
 
 @pytest.fixture(scope="package")
 def casino(tmp_path_factory: pytest.TempPathFactory) -> Iterator[live.Casino]:
-    """The attacked app (tests/security/live.py): started once for this folder's attack
+    """The attacked app (tests/support/live.py): started once for this folder's attack
     modules, stopped when the folder is done (not left running under the rest of the
     suite)."""
     target = live.start(Path(tmp_path_factory.mktemp("attacked")))

@@ -25,7 +25,7 @@ from casino_app.ui.state.withdraw import WithdrawState
 from casino_app.users import totp
 from casino_app.users.errors import InvalidCode
 from casino_app.users.models import User
-from tests.security import live
+from tests.support import live
 from tests.support.reflex_client import Tab
 
 pytestmark = pytest.mark.security

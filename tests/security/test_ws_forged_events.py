@@ -35,7 +35,7 @@ from casino_app.ui.state.staff import StaffPlayerState
 from casino_app.ui.state.staff_money import StaffMoneyState
 from casino_app.ui.state.wallet import WalletState
 from casino_app.ui.state.withdraw import WithdrawState
-from tests.security import live
+from tests.support import live
 from tests.support.reflex_client import ROOT_STATE, UPDATE_VARS_STATE, Tab, state_name, v
 
 pytestmark = pytest.mark.security

@@ -24,7 +24,7 @@ from casino_app.ui.state.bets import BetState
 from casino_app.ui.state.fairness import FairnessState
 from casino_app.ui.state.games import GameState
 from casino_app.ui.state.session import SessionState
-from tests.security import live
+from tests.support import live
 from tests.support.reflex_client import Answer, Tab
 
 pytestmark = pytest.mark.security

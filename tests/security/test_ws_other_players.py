@@ -19,7 +19,7 @@ from casino_app.ui.state.account import SessionsState
 from casino_app.ui.state.bets import BetState
 from casino_app.ui.state.games import GameState
 from casino_app.users import accounts
-from tests.security import live
+from tests.support import live
 from tests.support.reflex_client import UPDATE_VARS_STATE, state_name, v
 
 pytestmark = pytest.mark.security

@@ -23,7 +23,7 @@ from casino_app.payments.withdrawal_models import Withdrawal
 from casino_app.ui.state.games import GameState
 from casino_app.ui.state.wallet import WalletState
 from casino_app.ui.state.withdraw import WithdrawState
-from tests.security import live
+from tests.support import live
 from tests.support.reflex_client import Answer, Tab
 
 pytestmark = pytest.mark.security

@@ -24,7 +24,7 @@ from casino_app.ui.state.staff import StaffAuditState, StaffPlayerState
 from casino_app.ui.state.staff_custody import StaffReconcileState
 from casino_app.ui.state.staff_money import StaffAdjustmentsState, StaffMoneyState
 from casino_app.ui.state.staff_withdrawals import StaffWithdrawalsState
-from tests.security import live
+from tests.support import live
 from tests.support.reflex_client import Answer, strings
 
 pytestmark = pytest.mark.security

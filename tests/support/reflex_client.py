@@ -166,8 +166,6 @@ class Tab:
     def __init__(self, url: str, token: str = "", page: str = "/", boot: Boot | None = None,
                  user_agent: str = UA, timeout: float = TIMEOUT,
                  storage: dict[str, Any] | None = None, keep_log: bool = True) -> None:
-        import socketio
-
         self.url = url
         self.token = token
         # more client storage to send with the hydrate and each navigation, keyed by the
@@ -187,9 +185,16 @@ class Tab:
         self.received = 0                     # updates received
         self.mismatch = False
         self._barriers = itertools.count(1)
-        self.sio = socketio.AsyncClient(reconnection=False)
-        self.sio.on("event", self._on_event, namespace=NAMESPACE)
-        self.sio.on("state_mismatch", self._on_mismatch, namespace=NAMESPACE)
+        self.sio = self._socket()
+
+    def _socket(self) -> Any:
+        import socketio
+
+        sio = socketio.AsyncClient(reconnection=False)
+        sio.on("event", self._on_event, namespace=NAMESPACE)
+        sio.on("state_mismatch", self._on_mismatch, namespace=NAMESPACE)
+        sio.on("new_token", self._on_new_token, namespace=NAMESPACE)
+        return sio
 
     # --- receiving ---
 
@@ -200,6 +205,12 @@ class Tab:
 
     def _on_mismatch(self, *_: Any) -> None:
         self.mismatch = True
+
+    def _on_new_token(self, token: Any) -> None:
+        """The server took this tab for a copy of another (its token already had a
+        socket) and gave it a new one: the browser keeps it for its next connect."""
+        if isinstance(token, str) and token:
+            self.client_token = token
 
     def _merge(self, update: dict[str, Any]) -> None:
         self.received += 1
@@ -371,6 +382,15 @@ class Tab:
         """Every string this tab has received, as one text."""
         return "\n".join(strings(self.log))
 
+    async def reconnect(self, timeout: float | None = None) -> float:
+        """Drop the socket and connect again with the same client token, as the browser
+        does after a network drop, and wait for the rehydrate (the page's on_load chain
+        runs again); seconds taken. Behind several workers it may land on another one."""
+        await self.close()
+        await self.drain()
+        self.sio = self._socket()
+        return await self.open(timeout=timeout)
+
     async def close(self) -> None:
         if self.sio.connected:
             await self.sio.disconnect()
@@ -381,3 +401,22 @@ class Tab:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def socket_owner(redis_url: str, client_token: str) -> str | None:
+    """Behind several workers on Redis: the id of the worker process that holds the
+    socket of the tab ``client_token`` (Reflex's ``RedisTokenManager`` keeps a record per
+    connected tab, written by the worker that accepted the socket), None when no socket
+    is connected."""
+    import pickle
+
+    import redis
+    from reflex.utils.token_manager import RedisTokenManager
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        raw = client.get(RedisTokenManager._token_socket_record_prefix + client_token)
+    finally:
+        client.close()
+    # a record that Reflex pickled into our own private Redis
+    return pickle.loads(raw).instance_id if raw else None  # noqa: S301

@@ -132,6 +132,26 @@ class RedisServer:
 
 # --- the real app -----------------------------------------------------------------------
 
+def app_base_env() -> dict[str, str]:
+    """This process's environment without the app's settings (CASINO_*), Reflex's Redis
+    and granian's worker settings: what a private ``casino run`` starts from."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(("CASINO_", "GRANIAN_")) and k != "REFLEX_REDIS_URL"}
+
+
+def web_workers_env(redis_url: str | None, workers: int = 1) -> dict[str, str]:
+    """What makes ``casino run`` serve its one port from ``workers`` processes that share
+    per-tab state through Redis: ``REFLEX_REDIS_URL`` (Reflex's state manager and socket
+    registry) and ``GRANIAN_WORKERS`` (Reflex hands it to granian; with Redis and no
+    GRANIAN_WORKERS Reflex would start 2 x cores + 1). Several workers need Redis."""
+    if workers > 1 and not redis_url:
+        raise ValueError("several web workers share their state through Redis: give its URL")
+    env = {"GRANIAN_WORKERS": str(workers)}
+    if redis_url:
+        env["REFLEX_REDIS_URL"] = redis_url
+    return env
+
+
 class AppFailed(RuntimeError):
     """``casino run`` exited or did not answer in time; the message ends with its log."""
 

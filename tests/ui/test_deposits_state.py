@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import time
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -240,17 +242,34 @@ def test_the_tracker_reports_changed_deposits_once_and_confirming_ones_when_the_
 
 
 class FakeApp:
-    """What the push loop uses of rx.App: the connected tokens and ``modify_state``
-    (here on in-memory State trees, one per client token)."""
+    """What the push loop uses of rx.App: the sockets this process holds (Reflex's own
+    token manager, as ``app.event_namespace`` has it) and ``modify_state`` (here on
+    in-memory State trees, one per client token)."""
 
     def __init__(self) -> None:
+        from reflex.utils.token_manager import LocalTokenManager
+
         self.roots: dict[str, Any] = {}
         self.modified: list[str] = []
-        self.event_namespace = type("NS", (), {"token_to_sid": {}})()
+        self.event_namespace = SimpleNamespace(_token_manager=LocalTokenManager())
 
     def connect(self, client: str, root: Any) -> None:
         self.roots[client] = root
-        self.event_namespace.token_to_sid[client] = "sid-" + client
+        asyncio.run(self.event_namespace._token_manager.link_token_to_sid(
+            client, "sid-" + client))
+
+    def disconnect(self, client: str) -> None:
+        asyncio.run(self.event_namespace._token_manager.disconnect_token(
+            client, "sid-" + client))
+
+    def moved_to_another_worker(self, client: str) -> None:
+        """The tab's socket went to another worker, which this process learnt when it
+        forwarded an update there (RedisTokenManager caches that worker's record)."""
+        from reflex.utils.token_manager import SocketRecord
+
+        self.disconnect(client)
+        self.event_namespace._token_manager.token_to_socket[client] = SocketRecord(
+            instance_id="another-worker", sid="sid-elsewhere")
 
     @contextlib.asynccontextmanager
     async def modify_state(self, token: Any):  # noqa: ANN201
@@ -307,11 +326,39 @@ def test_the_push_loop_refreshes_the_open_wallet_tabs_of_affected_players(
     assert shown.deposits[0].confirmations == "2 of 3"
 
     # a tab whose socket is gone is kept for a grace period, then forgotten
-    del app.event_namespace.token_to_sid["t2"]
-    push.prune(app.event_namespace.token_to_sid, now=0.0)
+    app.disconnect("t2")
+    push.prune(push.held_sockets(app.event_namespace), now=0.0)
     assert "t2" in push.watched_tabs()
-    push.prune(app.event_namespace.token_to_sid, now=push.GONE_GRACE + 1)
+    push.prune(push.held_sockets(app.event_namespace), now=push.GONE_GRACE + 1)
     assert push.watched_tabs() == {"t1": pid}
+
+
+def test_a_tab_whose_socket_another_worker_holds_is_left_to_that_worker(
+        eth_env) -> None:  # noqa: ANN001
+    (token, pid), _ = eth_env
+    _tip(10)
+    app = FakeApp()
+    here, moved = _browser(token, client="t1"), _browser(token, client="t2")
+    for client, root in (("t1", here), ("t2", moved)):
+        app.connect(client, root)
+        _run(_substate(root, DepositsState), "on_open")
+    pusher = push.Pusher(app)
+    asyncio.run(pusher.once())
+    # t2 reconnected to another worker: its rehydrate registered it there, and this
+    # process knows the other worker's record since it forwarded an update to it
+    app.moved_to_another_worker("t2")
+    assert push.held_sockets(app.event_namespace) == {"t1"}
+    _deposit(pid, 10, "pending", 5, n=1)
+    app.modified.clear()
+    assert asyncio.run(pusher.once()) == 1
+    assert app.modified == ["t1"]
+    assert _substate(moved, DepositsState).deposits == []  # the other worker's to push
+    push.prune(push.held_sockets(app.event_namespace), now=time.monotonic() +
+               push.GONE_GRACE + 1)
+    assert push.watched_tabs() == {"t1": pid}
+    # the last tab here leaves: nothing is read any more
+    app.disconnect("t1")
+    assert asyncio.run(pusher.once()) == 0 and pusher.tracker is None
 
 
 def test_a_tab_signed_out_or_taken_over_is_not_pushed_to(eth_env) -> None:  # noqa: ANN001

@@ -1,7 +1,9 @@
-"""The attacked casino: a real ``casino run`` (production build) on a free port with fresh
-data (SQLite, or PostgreSQL), its own anvil node (so the wallet's withdrawals are on), an
-admin and a support account with 2FA on, and the services of this process pointed at its
-databases, to set up victims and to check afterwards what an attack changed.
+"""A live casino for the tests that speak its websocket (the attacks of tests/security, the
+several-workers test of tests/ui): a real ``casino run`` (production build) on a free
+port with fresh data (SQLite, or PostgreSQL), optionally several web workers on a Redis,
+its own anvil node (so the wallet's deposits and withdrawals are on), an admin and a
+support account with 2FA on, and the services of this process pointed at its databases,
+to set up players and to check afterwards what an attack or a test changed.
 
 No browser: the attacker speaks Reflex's websocket protocol with
 ``tests.support.reflex_client.Tab``. ``Casino.tab`` opens one for an account.
@@ -35,9 +37,11 @@ from tests.support.services import (
     ANVIL_MNEMONIC,
     Anvil,
     PgCluster,
+    app_base_env,
     free_port,
     start_casino,
     stop_casino,
+    web_workers_env,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -364,15 +368,17 @@ def _jobs_done(names: tuple[str, ...]) -> bool:
     return set(names) <= done
 
 
-def start(tmp: Path, db: str = "sqlite", cluster: PgCluster | None = None) -> Casino:
-    """Start the attacked app (see the module's docstring); ``stop`` it afterwards."""
+def start(tmp: Path, db: str = "sqlite", cluster: PgCluster | None = None,
+          redis_url: str | None = None, workers: int = 1) -> Casino:
+    """Start the app (see the module's docstring); ``stop`` it afterwards. ``workers``
+    web processes on the one port share per-tab state through Redis (``redis_url``)."""
     from casino_app.payments.signer.seed import account_xpub
 
     chain = Anvil().start()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("CASINO_") and k != "REFLEX_REDIS_URL"}
+    env = app_base_env()
+    env.update(web_workers_env(redis_url, workers))
     env.update({
         "CASINO_DATA_DIR": str(tmp / "data"),
         "CASINO_PORT": str(port),
