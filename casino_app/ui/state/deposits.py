@@ -304,9 +304,11 @@ class DepositsState(rx.State):
         if me is None:
             self._clear()
             return rx.redirect(routes.login_then(routes.WALLET))
-        await self._load(me.player_id)
-        if self.enabled:
+        # Registered before the read: a change committed between the two is then pushed
+        # (once more, harmlessly) rather than missed until the next one.
+        if configured() or bitcoin_on():
             push.watch_tab(self.router.session.client_token, me.player_id)
+        await self._load(me.player_id)
         return None
 
     @rx.event
