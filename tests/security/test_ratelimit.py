@@ -151,3 +151,35 @@ def test_without_redis_each_process_counts_alone(app_env: object,
         ratelimit.check_register("192.0.2.1")
     ratelimit._state = None  # what a second process would start with
     ratelimit.check_register("192.0.2.1")
+
+
+def test_memory_windows_move_count_all_or_nothing_and_forget_idle_keys() -> None:
+    """The embedded limiter (this process's memory): a moving window per key; a refused
+    hit counts under none of the spec's limits; keys idle past their window are dropped."""
+    from limits import parse_many
+
+    from casino_app.security.ratelimit import MemoryWindows
+
+    w = MemoryWindows()
+    per_minute = parse_many("3/minute")
+    with time_machine.travel(T0, tick=False) as traveller:
+        for _ in range(3):
+            assert w.hit(per_minute, "bet", "alice") is None
+            traveller.shift(timedelta(seconds=10))
+        assert w.hit(per_minute, "bet", "alice") == 31   # the first hit leaves at T0 + 60
+        assert w.hit(per_minute, "bet", "bob") is None    # another key has its own budget
+        traveller.shift(timedelta(seconds=30, microseconds=1))
+        assert w.hit(per_minute, "bet", "alice") is None  # moved: one left the window
+        assert w.hit(per_minute, "bet", "alice") == 10   # until T0 + 70
+
+        both = parse_many("2/second;3/minute")
+        assert w.hit(both, "mfa", "x") is None and w.hit(both, "mfa", "x") is None
+        assert w.hit(both, "mfa", "x") == 2               # the second's limit
+        traveller.shift(timedelta(seconds=1, microseconds=1))
+        assert w.hit(both, "mfa", "x") is None            # the refused one counted nowhere
+        assert w.hit(both, "mfa", "x") == 59              # now the minute's
+
+        traveller.shift(timedelta(hours=1))
+        for i in range(MemoryWindows.SWEEP_EVERY):
+            w.hit(parse_many("1000/second"), "sweep", str(i % 7))
+        assert set(w._hits) == {f"LIMITER/sweep/{i}/1000/1/second" for i in range(7)}
