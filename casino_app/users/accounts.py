@@ -498,13 +498,9 @@ def _touch(me: CurrentUser) -> None:
 
 
 async def current_user_async(token: str | None) -> CurrentUser | None:
-    """``current_user`` for a websocket event: on SQLite (a local file, ~0.01 ms) the
-    read runs in the event loop; on PostgreSQL, in a worker thread (a round trip). The
-    rare last_seen write always runs in a worker thread."""
-    if databases().identity_reader.sqlite:
-        me = current_user(token, touch=False)
-    else:
-        me = await asyncio.to_thread(current_user, token, touch=False)
+    """``current_user`` for a websocket event, awaited without a worker thread
+    (``sessions.lookup_async``); the rare last_seen write runs in one."""
+    me = await sessions.lookup_async(databases().identity_reader, token)
     if me is not None and me.needs_touch:
         await asyncio.to_thread(_touch, me)
     return me

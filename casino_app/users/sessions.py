@@ -117,36 +117,31 @@ _LOOKUP = (
 
 
 # The same lookup for the raw reader (core.db.RawReader): every websocket event of a
-# signed-in tab makes it, so it skips the ORM. Columns in the order of _current_user.
-_RAW_LOOKUP = (
+# signed-in tab makes it, so it skips the ORM. One text per parameter style.
+_RAW_LOOKUP_PG = (
     "SELECT s.id, s.revoked_at, s.absolute_expires_at, s.last_seen_at, u.id, u.player_id,"
     " u.email, u.display_name, u.role, u.totp_secret_enc IS NOT NULL, u.last_login_at,"
     " u.last_login_ip, u.previous_login_at, u.previous_login_ip"
-    " FROM user_sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = :th")
-_RAW_TIMES = (1, 2, 3, 10, 12)  # datetime columns: SQLite returns them as text
+    " FROM user_sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = %s")
+_RAW_LOOKUP = {"%s": _RAW_LOOKUP_PG, "?": _RAW_LOOKUP_PG.replace("%s", "?")}
 
 
 def _when(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
-    return datetime.fromisoformat(value)
+    return datetime.fromisoformat(value)  # SQLite keeps times as text
 
 
-def lookup(reader: Any, token: str | None) -> CurrentUser | None:
-    """``resolve`` without a unit of work: one read through ``reader`` (a
-    core.db.RawReader) of what is committed now, so a session revoked, expired or
-    changed a moment ago, by this process or any other, is refused or shown as it is
-    now. It never writes: ``needs_touch`` says when last_seen is due (``touch``)."""
-    if not token or not isinstance(token, str) or len(token) > 128:
-        return None
-    row = reader.one(reader.sql(_RAW_LOOKUP), {"th": token_hash(token)})
+def _token_ok(token: str | None) -> bool:
+    return bool(token) and isinstance(token, str) and len(token) <= 128
+
+
+def _from_row(row: tuple | None) -> CurrentUser | None:
     if row is None:
         return None
-    row = list(row)
-    for i in _RAW_TIMES:
-        row[i] = _when(row[i])
     (sid, revoked_at, expires_at, last_seen_at, user_id, player_id, email, name, role,
      totp, last_login_at, last_login_ip, previous_login_at, previous_login_ip) = row
+    expires_at, last_seen_at = _when(expires_at), _when(last_seen_at)
     now = utcnow()
     idle = timedelta(minutes=get_settings().session_idle_minutes)
     if revoked_at is not None or now >= expires_at or now - last_seen_at > idle:
@@ -154,9 +149,27 @@ def lookup(reader: Any, token: str | None) -> CurrentUser | None:
     return CurrentUser(
         user_id=user_id, player_id=player_id, email=email, display_name=name,
         role=Role(role), session_id=sid, totp_enabled=bool(totp),
-        last_login_at=last_login_at, last_login_ip=last_login_ip,
-        previous_login_at=previous_login_at, previous_login_ip=previous_login_ip,
+        last_login_at=_when(last_login_at), last_login_ip=last_login_ip,
+        previous_login_at=_when(previous_login_at), previous_login_ip=previous_login_ip,
         needs_touch=now - last_seen_at >= TOUCH_EVERY)
+
+
+def lookup(reader: Any, token: str | None) -> CurrentUser | None:
+    """``resolve`` without a unit of work: one read through ``reader`` (a
+    core.db.RawReader) of what is committed now, so a session revoked, expired or
+    changed a moment ago, by this process or any other, is refused or shown as it is
+    now. It never writes: ``needs_touch`` says when last_seen is due (``touch``)."""
+    if not _token_ok(token):
+        return None
+    return _from_row(reader.one(_RAW_LOOKUP[reader.param], (token_hash(token),)))
+
+
+async def lookup_async(reader: Any, token: str | None) -> CurrentUser | None:
+    """``lookup`` awaited in the event loop (``RawReader.one_async``)."""
+    if not _token_ok(token):
+        return None
+    return _from_row(await reader.one_async(_RAW_LOOKUP[reader.param],
+                                            (token_hash(token),)))
 
 
 def resolve(session: Session, token: str | None, *, touch: bool = True) -> CurrentUser | None:

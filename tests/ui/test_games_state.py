@@ -219,7 +219,7 @@ def test_refused_bets_show_why_and_change_nothing(app_env, amount: str, setup: A
     _run(game, "bet", "bet-key-00000002")
     assert message.lower() in game.error.lower()
     assert _fingerprint() == before
-    assert wallet.balance == "1,000.00" and not game.has_result and game._rows == []
+    assert wallet.balance == "1,000.00" and not game.has_result and game._rows == ()
 
 
 def test_an_amount_with_a_comma_is_said_while_typing_and_a_dot_bets_it(app_env) -> None:  # noqa: ANN001
@@ -319,7 +319,7 @@ def test_mines_round_starts_reveals_cashes_out_and_survives_a_new_tab(app_env) -
             _run(game2, "cash_out")
             break
     assert not game2.mines_open and game2.mines_at  # the mine is shown once it is over
-    assert game2._rows and game2._rows[0].id == game.round_id
+    assert game2._rows and game2._rows[0][0].id == game.round_id
     expected = demo.fun_balance(pid)
     assert wallet2.balance == f"{expected // 100:,}.{expected % 100:02d}"
 

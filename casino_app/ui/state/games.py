@@ -248,11 +248,12 @@ class GameState(rx.State):
 
     # The recent bets of every game, kept on the server: the page gets only the open
     # game's ten (``game_rows``), so a bet's delta carries ten rows, not fifty.
-    _rows: list[BetRow] = []
+    # Each with its currency and profit in base units (to convert again when the display
+    # currency changes). A tuple: Reflex wraps a list (and each dataclass in it) in a
+    # change-tracking proxy on every read, which a bet paid for twice.
+    _rows: tuple[tuple[BetRow, str, int], ...] = ()
 
     _amount_cur: str = DEFAULT_CURRENCY
-    # per row: currency and profit, to convert again when the display currency changes
-    _units: dict[int, tuple[str, int]] = {}
 
     # --- derived view ---
 
@@ -266,7 +267,8 @@ class GameState(rx.State):
 
     @rx.var
     def game_rows(self) -> list[BetRow]:
-        return [r for r in self._rows if r.game == self.game][:HISTORY_PER_GAME]
+        game = self.game
+        return [row for row, _, _ in self._rows if row.game == game][:HISTORY_PER_GAME]
 
     def _dice_params(self) -> Any:
         try:
@@ -416,9 +418,10 @@ class GameState(rx.State):
 
     def _convert(self, quote: str, rates: fx.RateTable) -> None:
         """Convert the recent rows again (the display currency changed)."""
-        self._rows = [dataclasses.replace(row, fx_profit=fx.amount_fx(
-            *self._units[row.id], quote, rates, signed=True)) if row.id in self._units
-            else row for row in self._rows]
+        self._rows = tuple(
+            (dataclasses.replace(row, fx_profit=fx.amount_fx(code, profit, quote, rates,
+                                                             signed=True)), code, profit)
+            for row, code, profit in self._rows)
 
     def _show(self, r: BetResult, quote: str = fx.NONE) -> None:
         cur = currency(r.currency)
@@ -440,15 +443,14 @@ class GameState(rx.State):
             self.plinko_bucket = int(r.outcome)
         elif r.game == "keno":
             self.keno_hits = list(r.outcome)
-        if not any(row.id == r.bet_id for row in self._rows):
+        if not any(row.id == r.bet_id for row, _, _ in self._rows):
             row = BetRow(r.bet_id, r.game, routes.bet(r.bet_id),
                          f"{cur.format(r.stake)} {cur.code}", self.result_mult,
                          self.result_profit, self.result_text, r.profit > 0,
                          fx.amount_fx(cur.code, r.profit, quote, fx.last_table(),
                                       signed=True))
-            self._rows = [row, *self._rows][:HISTORY_PER_GAME * len(GAMES)]
-            units = {**self._units, r.bet_id: (cur.code, r.profit)}
-            self._units = {row.id: units[row.id] for row in self._rows if row.id in units}
+            self._rows = ((row, cur.code, r.profit),
+                          *self._rows)[:HISTORY_PER_GAME * len(GAMES)]
 
     async def _settled(self, call, *args):  # noqa: ANN001, ANN202
         """Run one bet service call for the signed-in caller and show its result.
