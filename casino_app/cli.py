@@ -166,15 +166,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     env = reflex_env(s)
     os.chdir(ROOT)
     if args.env == "prod":
-        # The front end built once (`casino build`), served with socket and API on one port.
+        # The front end built once (`casino build`), served with socket and API on one port
+        # by Reflex's production server (casino_app/server.py).
         print(f"casino: {_front_end(env, rebuild=not args.no_build)}", file=sys.stderr,
               flush=True)
-        python = sys.executable
-        os.execve(python, [python, "-m", "casino_app.server", "--host", host,  # noqa: S606
-                           "--port", str(port)], env)
-    reflex = shutil.which("reflex", path=str(Path(sys.executable).parent)) or "reflex"
-    cmd = [reflex, "run", "--env", "dev", "--backend-host", host, "--frontend-port", str(port)]
-    os.execve(reflex, cmd, env)  # noqa: S606 - replaces this process with Reflex
+        exe = sys.executable
+        cmd = [exe, "-m", "casino_app.server", "--host", host, "--port", str(port)]
+    else:  # Reflex's development servers: Vite on the port, the backend beside it
+        exe = shutil.which("reflex", path=str(Path(sys.executable).parent)) or "reflex"
+        cmd = [exe, "run", "--env", "dev", "--backend-host", host, "--frontend-port", str(port)]
+    os.execve(exe, cmd, env)  # noqa: S606 - replaces this process with the server
     return 0  # pragma: no cover
 
 
