@@ -186,8 +186,8 @@ case "$cmd" in
       # Two phases: the service and integration tests spread over the cores (pytest-xdist,
       # HH_TEST_WORKERS, default 2; each worker starts its own PostgreSQL, Redis and chain
       # nodes), then the tests that drive a real `casino run` (browser and websocket
-      # attacks), one test at a time: each app serves the one build in .web/ and starts
-      # in seconds, but a browser and an app each want a core.
+      # attacks), serially; each app serves the one front-end build in .web/ (made by
+      # build_front_end above) and starts in seconds.
       say "Running the test suite (1/2: services and integration, ${HH_TEST_WORKERS:-2} workers)"
       .venv/bin/pytest -n "${HH_TEST_WORKERS:-2}" -m "not e2e and not security"
       first=$?
