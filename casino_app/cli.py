@@ -119,9 +119,12 @@ def _port(given: int | None, settings: Settings) -> int:
     return port
 
 
-def _front_end(env: dict[str, str], rebuild: bool, force: bool = False) -> str:
+def _front_end(env: dict[str, str], rebuild: bool, force: bool = False,
+               starting: bool = False) -> str:
     """The production front end current (``casino_app/webbuild.py``): built now if it is
-    missing or stale and ``rebuild``, else stop with the reason. What was done, in words."""
+    missing or stale and ``rebuild`` (``force``: in any case), else stop with the reason.
+    ``starting``: for ``casino run``, whose log then says how to build ahead of time.
+    What was done, in words."""
     from casino_app import webbuild
 
     now = webbuild.status(ROOT, env)
@@ -129,13 +132,16 @@ def _front_end(env: dict[str, str], rebuild: bool, force: bool = False) -> str:
         return now.reason
     if not rebuild:
         raise CommandStopped(f"{now.reason}: run `casino build` first")
-    why = "rebuilding it as asked" if now.current else now.reason
-    print(f"casino: {why}; building the front end (a minute or so; `casino build` at "
-          "install or deploy does this ahead of time)", file=sys.stderr, flush=True)
+    why = f"{now.reason}, building it again (--force)" if now.current else now.reason
+    ahead = "; `casino build` at install or deploy does it ahead of time" if starting else ""
+    print(f"casino: {why}; building the front end (a minute or so{ahead})",
+          file=sys.stderr, flush=True)
     try:
         done = webbuild.build(ROOT, env, force=force)
     except webbuild.BuildFailed as exc:
         raise CommandStopped(str(exc)) from None
+    except OSError as exc:  # e.g. a read-only checkout: build at deploy instead
+        raise CommandStopped(f"cannot build the front end in {ROOT}: {exc}") from None
     if not done.current:
         raise CommandStopped(f"the build finished but {done.reason}")
     return "built the front end: " + done.reason
@@ -168,8 +174,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.env == "prod":
         # The front end built once (`casino build`), served with socket and API on one port
         # by Reflex's production server (casino_app/server.py).
-        print(f"casino: {_front_end(env, rebuild=not args.no_build)}", file=sys.stderr,
-              flush=True)
+        print(f"casino: {_front_end(env, rebuild=not args.no_build, starting=True)}",
+              file=sys.stderr, flush=True)
         exe = sys.executable
         cmd = [exe, "-m", "casino_app.server", "--host", host, "--port", str(port)]
     else:  # Reflex's development servers: Vite on the port, the backend beside it

@@ -247,20 +247,25 @@ def test_casino_run_no_build_stops_on_a_stale_build_naming_casino_build(
         "changed: run `casino build` first")
 
 
+@pytest.mark.parametrize(("error", "said"), [
+    ("export", "casino: `reflex export` failed (exit status 1):\nno Node.js"),
+    ("read-only", "casino: cannot build the front end in "),
+])
 def test_a_failed_front_end_build_stops_casino_run(
         app_env: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], error: str, said: str) -> None:
     from casino_app import webbuild
 
     _build_is(monkeypatch, current=False)
 
     def fail(*_a: object, **_k: object) -> webbuild.BuildStatus:
+        if error == "read-only":
+            raise PermissionError(13, "Permission denied")
         raise webbuild.BuildFailed("`reflex export` failed (exit status 1):\nno Node.js")
 
     monkeypatch.setattr(webbuild, "build", fail)
     assert _exec_of_run(monkeypatch) is None
-    assert "casino: `reflex export` failed (exit status 1):\nno Node.js" in \
-        capsys.readouterr().err
+    assert said in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("port", ["0", "70000", "-1"])
