@@ -5,13 +5,13 @@
 digest of everything that decides what the build contains (the app's Python source,
 ``assets/``, ``rxconfig.py``, the installed Reflex packages and Node.js, the few Reflex
 settings that change the pages' URLs) and a digest of the files it produced. ``casino
-run`` compares the stamp with the working tree (``status``, a few milliseconds) and
-starts from the build when it is current; it rebuilds first when it is missing or stale.
+run`` compares the stamp with the working tree (``status``, about 0.1 s) and starts
+from the build when it is current; it builds first when it is missing or stale.
 
 The build does not depend on the address it is served from: its pages open the
-websocket and call the backend on their own origin (``casino_app/ui/same_origin.py``), and its
-sitemap holds paths that the app completes with ``CASINO_PUBLIC_URL`` when it serves
-``/sitemap.xml``. One build serves every port, host and process of a release.
+websocket and call the backend on their own origin (``casino_app/ui/same_origin.py``),
+and its sitemap holds paths that the app completes with ``CASINO_PUBLIC_URL`` when it
+serves ``/sitemap.xml``. One build serves every port, host and process of a release.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ PLACEHOLDER_API_URL = "http://localhost"
 
 
 class BuildFailed(RuntimeError):
-    """``reflex export`` failed; the message ends with its output."""
+    """``reflex export`` failed (its output went to this process's stdout and stderr)."""
 
 
 @dataclass(frozen=True)
@@ -187,11 +187,11 @@ def _build_lock(root: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def build(root: Path = ROOT, env: Mapping[str, str] | None = None, force: bool = False,
-          log: Path | None = None) -> BuildStatus:
+def build(root: Path = ROOT, env: Mapping[str, str] | None = None, force: bool = False
+          ) -> BuildStatus:
     """Build the front end unless it is current (``force``: in any case) and stamp it.
     ``env`` is the environment of the Reflex CLI (Node.js on its PATH); the build's
-    output goes to ``log`` if given, else to this process's stdout and stderr."""
+    output goes to this process's stdout and stderr."""
     env = dict(os.environ if env is None else env)
     with _build_lock(root):
         if not force:  # another process may have built it while this one waited
@@ -200,7 +200,7 @@ def build(root: Path = ROOT, env: Mapping[str, str] | None = None, force: bool =
                 return now
         made_of = inputs(root, env)
         started = time.monotonic()
-        _export(root, env, log)
+        _export(root, env)
         stamp = {
             "format": STAMP_FORMAT,
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -214,19 +214,13 @@ def build(root: Path = ROOT, env: Mapping[str, str] | None = None, force: bool =
         return status(root, env)
 
 
-def _export(root: Path, env: dict[str, str], log: Path | None) -> None:
+def _export(root: Path, env: dict[str, str]) -> None:
     """``reflex export`` of the front end only, unzipped, in production mode."""
     reflex = shutil.which("reflex", path=str(Path(sys.executable).parent)) or "reflex"
     stamp_path(root).unlink(missing_ok=True)  # a half-made build is never current
-    run_env = {**env, "REFLEX_API_URL": PLACEHOLDER_API_URL}
-    cmd = [reflex, "export", "--frontend-only", "--no-zip", "--env", "prod"]
-    if log is None:
-        done = subprocess.run(cmd, cwd=root, env=run_env, check=False)  # noqa: S603
-        tail = ""
-    else:
-        with log.open("w") as fh:
-            done = subprocess.run(cmd, cwd=root, env=run_env, stdout=fh,  # noqa: S603
-                                  stderr=subprocess.STDOUT, check=False)
-        tail = ":\n" + log.read_text()[-3000:]
+    done = subprocess.run(  # noqa: S603
+        [reflex, "export", "--frontend-only", "--no-zip", "--env", "prod"], cwd=root,
+        env={**env, "REFLEX_API_URL": PLACEHOLDER_API_URL}, check=False)
     if done.returncode != 0 or not (static_dir(root) / "index.html").is_file():
-        raise BuildFailed(f"`reflex export` failed (exit status {done.returncode}){tail}")
+        raise BuildFailed(f"`reflex export` failed (exit status {done.returncode}): its "
+                          "output is above")

@@ -35,7 +35,7 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exports: list[Path]) -
     for name in webbuild.FRONTEND_ENV:
         monkeypatch.delenv(name, raising=False)
 
-    def export(root: Path, env: dict[str, str], log: Path | None) -> None:
+    def export(root: Path, env: dict[str, str]) -> None:
         exports.append(root)
         out = webbuild.static_dir(root)
         out.mkdir(parents=True, exist_ok=True)
@@ -142,7 +142,7 @@ def test_a_failed_build_is_never_current(tree: Path, monkeypatch: pytest.MonkeyP
     webbuild.build(tree)
     (tree / "rxconfig.py").write_text("config = 2\n")
 
-    def broken(root: Path, env: dict[str, str], log: Path | None) -> None:
+    def broken(root: Path, env: dict[str, str]) -> None:
         webbuild.stamp_path(root).unlink(missing_ok=True)  # as the real export does first
         raise webbuild.BuildFailed("`reflex export` failed (exit status 1)")
 
