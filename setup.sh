@@ -13,6 +13,9 @@
 # by the tests and `casino devnet`), solc-js, OpenZeppelin and the Safe contracts (sources
 # of casino_app/payments/eth/contracts/). bcoin, a full-node implementation of Bitcoin, goes
 # into .tools/bcoin/ from npm too: the tests run a private in-memory regtest node with it.
+# Each command ends its install with `casino build`: the production front end, built once
+# into .web/ (a minute the first time; seconds when it is current), which every `casino
+# run` then serves on whatever port it is given.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -158,15 +161,21 @@ install_test_tools() {
   fi
 }
 
+build_front_end() {
+  # The production front end (casino_app/webbuild.py); nothing to do when it is current.
+  say "Building the front end unless it is current (casino build)"
+  .venv/bin/casino build
+}
+
 cmd="${1:-}"
 case "$cmd" in
   run)
-    install_base; install_python ""; install_node
-    say "Starting HashHouse at http://localhost:${CASINO_PORT:-3000} (first build takes a minute)"
+    install_base; install_python ""; install_node; build_front_end
+    say "Starting HashHouse at http://localhost:${CASINO_PORT:-3000}"
     exec .venv/bin/casino run
     ;;
   test)
-    install_base; install_test_tools; install_python "test"; install_node
+    install_base; install_test_tools; install_python "test"; install_node; build_front_end
     shift
     set +e
     if [ $# -gt 0 ]; then
@@ -177,8 +186,8 @@ case "$cmd" in
       # Two phases: the service and integration tests spread over the cores (pytest-xdist,
       # HH_TEST_WORKERS, default 2; each worker starts its own PostgreSQL, Redis and chain
       # nodes), then the tests that drive a real `casino run` (browser, websocket attacks,
-      # several web workers), one app at a time, since they share the front-end build in
-      # .web/.
+      # several web workers), serially; each app serves the one front-end build in .web/
+      # (made by build_front_end above) and starts in seconds.
       say "Running the test suite (1/2: services and integration, ${HH_TEST_WORKERS:-2} workers)"
       .venv/bin/pytest -n "${HH_TEST_WORKERS:-2}" -m "not e2e and not security and not workers"
       first=$?
@@ -191,7 +200,7 @@ case "$cmd" in
     exit $status
     ;;
   install)
-    install_base; install_python "test"; install_node
+    install_base; install_python "test"; install_node; build_front_end
     ;;
   *)
     echo "usage: ./setup.sh run | test | install" >&2

@@ -1,4 +1,4 @@
-"""The ``casino`` command: run, migrate, worker, admin, audit, keys, config.
+"""The ``casino`` command: run, build, migrate, worker, admin, audit, keys, config.
 
 Every command validates the configuration first and stops with a message that names
 the bad variable. Every command that reads data checks the databases first
@@ -112,23 +112,76 @@ def bind_host(settings: Settings, given: str | None) -> str:
         raise CommandStopped(f"--host: {exc}") from None
 
 
+def _port(given: int | None, settings: Settings) -> int:
+    port = settings.port if given is None else given
+    if not 1 <= port <= 65535:
+        raise CommandStopped(f"--port: {port} is not a port (1 to 65535)")
+    return port
+
+
+def _front_end(env: dict[str, str], rebuild: bool, force: bool = False,
+               starting: bool = False) -> str:
+    """The production front end current (``casino_app/webbuild.py``): built now if it is
+    missing or stale and ``rebuild`` (``force``: in any case), else stop with the reason.
+    ``starting``: for ``casino run``, whose log then says how to build ahead of time.
+    What was done, in words."""
+    from casino_app import webbuild
+
+    now = webbuild.status(ROOT, env)
+    if now.current and not force:
+        return now.reason
+    if not rebuild:
+        raise CommandStopped(f"{now.reason}: run `casino build` first")
+    why = f"{now.reason}, building it again (--force)" if now.current else now.reason
+    ahead = "; `casino build` at install or deploy does it ahead of time" if starting else ""
+    print(f"casino: {why}; building the front end (a minute or so{ahead})",
+          file=sys.stderr, flush=True)
+    try:
+        done = webbuild.build(ROOT, env, force=force)
+    except webbuild.BuildFailed as exc:
+        raise CommandStopped(str(exc)) from None
+    except OSError as exc:  # e.g. a read-only checkout: build at deploy instead
+        raise CommandStopped(f"cannot build the front end in {ROOT}: {exc}") from None
+    if not done.current:
+        raise CommandStopped(f"the build finished but {done.reason}")
+    return "built the front end: " + done.reason
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """Build the production front end once (install, deploy) unless it is current."""
+    s = _settings()
+    env = reflex_env(s)
+    if args.check:
+        from casino_app import webbuild
+
+        now = webbuild.status(ROOT, env)
+        print(now.reason if now.current else f"{now.reason}: run `casino build`")
+        return 0 if now.current else 1
+    print(_front_end(env, rebuild=True, force=args.force))
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     s = _checked_settings()
     host = bind_host(s, args.host)
+    port = _port(args.port, s)
     from casino_app.migrations import upgrade_all
 
     _databases(schema=False)
     upgrade_all()
-    reflex = shutil.which("reflex", path=str(Path(sys.executable).parent)) or "reflex"
     env = reflex_env(s)
-    cmd = [reflex, "run", "--env", args.env, "--backend-host", host]
-    if args.env == "prod":  # one port: both given, so --port wins over CASINO_PORT
-        port = str(args.port or s.port)
-        cmd += ["--single-port", "--frontend-port", port, "--backend-port", port]
-    else:
-        cmd += ["--frontend-port", str(args.port or s.port)]
     os.chdir(ROOT)
-    os.execve(reflex, cmd, env)  # noqa: S606 - replaces this process with Reflex
+    if args.env == "prod":
+        # The front end built once (`casino build`), served with socket and API on one port
+        # by Reflex's production server (casino_app/server.py).
+        print(f"casino: {_front_end(env, rebuild=not args.no_build, starting=True)}",
+              file=sys.stderr, flush=True)
+        exe = sys.executable
+        cmd = [exe, "-m", "casino_app.server", "--host", host, "--port", str(port)]
+    else:  # Reflex's development servers: Vite on the port, the backend beside it
+        exe = shutil.which("reflex", path=str(Path(sys.executable).parent)) or "reflex"
+        cmd = [exe, "run", "--env", "dev", "--backend-host", host, "--frontend-port", str(port)]
+    os.execve(exe, cmd, env)  # noqa: S606 - replaces this process with the server
     return 0  # pragma: no cover
 
 
@@ -451,7 +504,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--port", type=int, default=None)
     r.add_argument("--host", default=None,
                    help="address to listen on (default: CASINO_BIND_HOST, 127.0.0.1)")
+    r.add_argument("--no-build", action="store_true",
+                   help="stop if the front-end build is missing or stale instead of "
+                        "building it (prod)")
     r.set_defaults(func=cmd_run)
+
+    b = sub.add_parser("build", help="build the production front end (once per release: "
+                                     "at install or deploy) unless it is current")
+    b.add_argument("--force", action="store_true", help="build even if it is current")
+    b.add_argument("--check", action="store_true",
+                   help="only say whether the build is current (exit 1 if not)")
+    b.set_defaults(func=cmd_build)
 
     sub.add_parser("migrate", help="bring both databases to the newest schema") \
         .set_defaults(func=cmd_migrate)

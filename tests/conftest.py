@@ -124,7 +124,6 @@ def redis_env(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> Red
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Browser tests last: the fast layers report first, and Playwright's event loop
     (alive while a browser is open) never overlaps tests that run their own loop. Among
-    them, those on the shared app (``live_app``) first: an app of its own started from
-    the same folder rebuilds the one front end, and the shared app restarts after that."""
+    them, those on the shared app (``live_app``) first, together."""
     items.sort(key=lambda item: ("/tests/e2e/" in str(item.path),
                                  "live_app" not in getattr(item, "fixturenames", ())))

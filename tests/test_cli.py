@@ -147,8 +147,37 @@ def test_a_malformed_payment_list_is_refused_before_anything_starts(
     assert main(["run"]) == 2 and started == []
 
 
+def _build_is(monkeypatch: pytest.MonkeyPatch, current: bool) -> list[bool]:
+    """The checkout's front-end build taken as current (or stale) by ``casino run`` and
+    ``casino build``; the builds they ask for are recorded (their ``force``), not made."""
+    from casino_app import webbuild
+
+    state = {"current": current}
+    built: list[bool] = []
+
+    def status(*_a: object, **_k: object) -> webbuild.BuildStatus:
+        return webbuild.BuildStatus(state["current"], "the front-end build is current"
+                                    if state["current"] else "the front-end build is stale: "
+                                    "the app's Python source (casino_app/) changed")
+
+    def build(*_a: object, force: bool = False, **_k: object) -> webbuild.BuildStatus:
+        built.append(force)
+        state["current"] = True
+        return status()
+
+    monkeypatch.setattr(webbuild, "status", status)
+    monkeypatch.setattr(webbuild, "build", build)
+    return built
+
+
 def _run_command(monkeypatch: pytest.MonkeyPatch, *args: str) -> list[str] | None:
-    """The Reflex command line ``casino run`` would replace itself with (None: it stopped)."""
+    """The command line ``casino run`` would replace itself with (None: it stopped), with
+    the front-end build current."""
+    _build_is(monkeypatch, current=True)
+    return _exec_of_run(monkeypatch, *args)
+
+
+def _exec_of_run(monkeypatch: pytest.MonkeyPatch, *args: str) -> list[str] | None:
     started: list[list[str]] = []
     monkeypatch.chdir(os.getcwd())  # casino run changes into the project: undone after
     monkeypatch.setattr("os.execve", lambda _exe, cmd, _env: started.append(cmd))
@@ -157,7 +186,9 @@ def _run_command(monkeypatch: pytest.MonkeyPatch, *args: str) -> list[str] | Non
 
 
 def _listens_on(cmd: list[str] | None) -> str | None:
-    return None if cmd is None else cmd[cmd.index("--backend-host") + 1]
+    if cmd is None:
+        return None
+    return cmd[cmd.index("--host" if "casino_app.server" in cmd else "--backend-host") + 1]
 
 
 def test_casino_run_listens_on_127_0_0_1_by_default(
@@ -166,7 +197,9 @@ def test_casino_run_listens_on_127_0_0_1_by_default(
     """Reflex's own default is every interface (0.0.0.0); ours is this machine only, in
     production mode (one port: pages, socket, /api) and in --env dev (its backend)."""
     cmd = _run_command(monkeypatch)
-    assert _listens_on(cmd) == "127.0.0.1" and "--single-port" in cmd
+    # production: the one-port server of the built front end (casino_app/server.py)
+    assert _listens_on(cmd) == "127.0.0.1" and cmd[1:3] == ["-m", "casino_app.server"]
+    assert cmd[cmd.index("--port") + 1] == "3000"
     assert _listens_on(_run_command(monkeypatch, "--env", "dev")) == "127.0.0.1"
     monkeypatch.setenv("CASINO_BIND_HOST", "0.0.0.0")  # noqa: S104 - what an operator may set
     _reset_process_state()
@@ -180,6 +213,84 @@ def test_casino_run_listens_on_127_0_0_1_by_default(
     assert _run_command(monkeypatch) is None
     assert capsys.readouterr().err.startswith(
         "casino: configuration error: CASINO_BIND_HOST: 'all' is not an IP address")
+
+
+def test_casino_run_starts_from_a_current_build_without_building(
+        app_env: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    built = _build_is(monkeypatch, current=True)
+    cmd = _exec_of_run(monkeypatch, "--port", "4123")
+    assert cmd is not None and cmd[cmd.index("--port") + 1] == "4123"
+    assert built == []
+    assert "casino: the front-end build is current" in capsys.readouterr().err
+
+
+def test_casino_run_builds_a_stale_front_end_first_saying_why(
+        app_env: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    built = _build_is(monkeypatch, current=False)
+    assert _exec_of_run(monkeypatch) is not None
+    assert built == [False]
+    err = capsys.readouterr().err
+    assert "casino: the front-end build is stale: the app's Python source (casino_app/) " \
+           "changed; building the front end" in err
+
+
+def test_casino_run_no_build_stops_on_a_stale_build_naming_casino_build(
+        app_env: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    built = _build_is(monkeypatch, current=False)
+    assert _exec_of_run(monkeypatch, "--no-build") is None
+    assert built == []
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "casino: the front-end build is stale: the app's Python source (casino_app/) "
+        "changed: run `casino build` first")
+
+
+@pytest.mark.parametrize(("error", "said"), [
+    ("export", "casino: `reflex export` failed (exit status 1):\nno Node.js"),
+    ("read-only", "casino: cannot build the front end in "),
+])
+def test_a_failed_front_end_build_stops_casino_run(
+        app_env: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], error: str, said: str) -> None:
+    from casino_app import webbuild
+
+    _build_is(monkeypatch, current=False)
+
+    def fail(*_a: object, **_k: object) -> webbuild.BuildStatus:
+        if error == "read-only":
+            raise PermissionError(13, "Permission denied")
+        raise webbuild.BuildFailed("`reflex export` failed (exit status 1):\nno Node.js")
+
+    monkeypatch.setattr(webbuild, "build", fail)
+    assert _exec_of_run(monkeypatch) is None
+    assert said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("port", ["0", "70000", "-1"])
+def test_casino_run_refuses_a_port_that_is_not_one(
+        app_env: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], port: str) -> None:
+    assert _run_command(monkeypatch, f"--port={port}") is None
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"casino: --port: {port} is not a port (1 to 65535)")
+
+
+def test_casino_build_check_says_whether_the_build_is_current(
+        base_env: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    built = _build_is(monkeypatch, current=False)
+    assert main(["build", "--check"]) == 1
+    assert capsys.readouterr().out.strip() == (
+        "the front-end build is stale: the app's Python source (casino_app/) changed: "
+        "run `casino build`")
+    assert built == []
+    assert main(["build"]) == 0 and built == [False]
+    assert "built the front end: the front-end build is current" in capsys.readouterr().out
+    assert main(["build", "--check"]) == 0
+    assert main(["build"]) == 0 and built == [False]  # current: nothing to do
+    assert main(["build", "--force"]) == 0 and built == [False, True]
 
 
 def test_production_without_a_metrics_token_does_not_start(

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -29,6 +30,7 @@ from casino_app.api.metrics import metrics
 from casino_app.api.middleware import SecurityMiddleware, is_api_path
 from casino_app.api.session import adopt, clear
 from casino_app.core.logging import request_id_var
+from casino_app.core.settings import get_settings
 
 
 async def _api_not_found(_request: Request) -> JSONResponse:
@@ -56,6 +58,23 @@ def api_routes() -> list[BaseRoute]:
     ]
 
 
+def sitemap_route(frontend_dir: Path) -> Route:
+    """``/sitemap.xml``: the build's sitemap, whose entries are paths (the build serves any
+    address: rxconfig.py, ``deploy_url=None``), completed with ``CASINO_PUBLIC_URL`` as
+    the sitemap protocol wants absolute URLs."""
+
+    async def sitemap(_request: Request) -> Response:
+        try:
+            text = (frontend_dir / "sitemap.xml").read_text(encoding="utf-8")
+        except OSError:
+            return PlainTextResponse("Not Found", status_code=404)
+        base = xml_escape(get_settings().public_url.rstrip("/"))
+        return Response(text.replace("<loc>/", f"<loc>{base}/"),
+                        media_type="application/xml")
+
+    return Route("/sitemap.xml", sitemap, methods=["GET"], name="sitemap")
+
+
 def build_api(extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     """The Starlette app holding our routes; Reflex mounts itself inside it at ""."""
     routes = [*api_routes(), *extra_routes,
@@ -72,8 +91,10 @@ def api_transformers(extra_routes: Sequence[BaseRoute] = (),
     ``extra_routes`` (e.g. provider callbacks) are served under our middleware too; give
     them paths under /api/ so they get the /api treatment (no-store, JSON errors, logs).
     ``frontend_dir`` is the built front end the backend serves (its inline scripts'
-    hashes go into the CSP).
+    hashes go into the CSP; its sitemap is served completed, ``sitemap_route``).
     """
+    if frontend_dir is not None:
+        extra_routes = [*extra_routes, sitemap_route(frontend_dir)]
     api = build_api(extra_routes)
     route_paths = [r.path for r in api.routes if isinstance(r, Route)]
 

@@ -25,7 +25,6 @@ from aiosmtpd.controller import Controller
 from tests.support.services import (
     ANVIL_MNEMONIC,
     Anvil,
-    app_owns_build,
     free_port,
     start_casino,
     stop_casino,
@@ -127,24 +126,17 @@ def app_env(smtp: Inbox, tmp: Path, port: int) -> dict[str, str]:
 
 
 class _LiveServer:
-    """The session's shared app. Other apps (``eth_app``, ``btc_app``, the security
-    tests' casino) start from the same folder and rebuild its one front end for their own
-    port; ``current`` restarts this one (same port, same data) when that happened, so its
-    pages talk to it again."""
+    """The session's shared app, started by the first test that asks for it."""
 
     def __init__(self, env: dict[str, str], port: int, tmp: Path) -> None:
         self.env, self.port, self.tmp = env, port, tmp
-        self.starts = 0
         self.proc: subprocess.Popen | None = None
 
     def current(self) -> LiveApp:
-        if self.proc is None or not app_owns_build(ROOT, self.port):
-            self.stop()
-            self.starts += 1
-            log = self.tmp / f"app-{self.starts}.log"
-            self.proc = start_casino(self.env, self.port, log, ROOT)
+        if self.proc is None:
+            self.proc = start_casino(self.env, self.port, self.tmp / "app.log", ROOT)
         return LiveApp(f"http://localhost:{self.port}", self.tmp / "data", self.env,
-                       self.tmp / f"app-{self.starts}.log")
+                       self.tmp / "app.log")
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -181,8 +173,7 @@ def _live_server(smtp: Inbox, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture
 def live_app(_live_server: _LiveServer) -> LiveApp:
-    """The app most browser tests share (one data folder for the session), serving pages
-    built for it (restarted if another app rebuilt the front end since)."""
+    """The app most browser tests share (one data folder for the session)."""
     return _live_server.current()
 
 

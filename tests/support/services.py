@@ -156,25 +156,14 @@ class AppFailed(RuntimeError):
     """``casino run`` exited or did not answer in time; the message ends with its log."""
 
 
-# ``casino run`` builds the front end into ``<cwd>/.web`` at every start, and the build
-# holds the port its pages open the websocket on: the app started last in a folder owns
-# that folder's build, and an app started earlier from the same folder, still running,
-# serves pages that talk to the other one. The port of the app that built each folder's
-# front end last (``app_owns_build`` reads it).
-_BUILT_FOR: dict[Path, int] = {}
-
-
-def app_owns_build(cwd: Path, port: int) -> bool:
-    """Whether the app on ``port`` started from ``cwd`` serves pages that talk to it: no
-    other app was started from ``cwd`` since."""
-    return _BUILT_FOR.get(cwd.resolve()) == port
-
-
 def start_casino(env: dict[str, str], port: int, log: Path, cwd: Path,
                  timeout: float = 900) -> subprocess.Popen:
     """Start ``casino run`` on ``port`` (own process group, output to ``log``) and wait
     until its pages and /api/livez answer. No ``--host``: it listens where it does by
-    default (CASINO_BIND_HOST, 127.0.0.1; ``listening_addresses`` checks that)."""
+    default (CASINO_BIND_HOST, 127.0.0.1; ``listening_addresses`` checks that). It serves
+    ``cwd``'s one front-end build, whatever its port (``casino build``; the first app of
+    a session builds it if the tree changed since), so apps started from one folder do
+    not disturb each other."""
     import sys
 
     import httpx
@@ -184,7 +173,6 @@ def start_casino(env: dict[str, str], port: int, log: Path, cwd: Path,
         proc = subprocess.Popen([casino, "run", "--port", str(port)],  # noqa: S603
                                 env=env, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-    _BUILT_FOR[cwd.resolve()] = port  # it rebuilds the folder's front end from now on
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + timeout
     while True:
