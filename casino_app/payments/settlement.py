@@ -5,7 +5,9 @@ the hot house account touched once per batch).
 A caller submits a ``BetOrder`` (player, key, game, stake, currency, the bet row's fields
 and a ``draw`` function from ``games``) and awaits its ``Settled`` answer: a Future, which
 async code awaits without holding a thread. The writer thread takes every order waiting
-when it is free (up to ``BATCH_CAP``) and settles them together:
+when it is free (up to ``BATCH_CAP``), draws them and hands the batch to the database
+thread; while that batch is in flight it takes and draws the next one (leaving out the
+players of the batch in flight), so Python and the database work at the same time:
 
 1. It resolves what it does not know yet, in one read for the whole batch: the player's
    ledger account and active seed pair (kept in memory afterwards).
@@ -192,8 +194,24 @@ class _Lost(Exception):
     """The database connection broke during a batch: its outcome is unknown."""
 
 
+class _Batch:
+    """One batch between the two threads: what was taken, what was sent (``ready``,
+    answered by ``future``), what goes back to the queue (``stale``, ``later``)."""
+
+    __slots__ = ("items", "ready", "stale", "later", "players", "future")
+
+    def __init__(self, items: list[_Pending]):
+        self.items = items
+        self.ready: list[_Pending] = []
+        self.stale: list[_Pending] = []
+        self.later: list[_Pending] = []
+        self.players: set[str] = set()
+        self.future: concurrent.futures.Future = concurrent.futures.Future()
+
+
 class SettlementWriter:
-    """One writer thread for one ledger database (see the module's docstring)."""
+    """One writer thread for one ledger database (see the module's docstring), and one
+    database thread that sends its batches."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -206,6 +224,8 @@ class SettlementWriter:
         self._pg: psycopg.Connection | None = None
         self.batches = 0
         self.settled = 0
+        self._db = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="settlement-db")
         self._thread = threading.Thread(target=self._loop, name="settlement-writer",
                                         daemon=True)
         self._thread.start()
@@ -252,6 +272,7 @@ class SettlementWriter:
             self._stopping = True
             self._cv.notify_all()
         self._thread.join(timeout)
+        self._db.shutdown(wait=not self._thread.is_alive())
         if self._pg is not None:
             try:
                 self._pg.close()
@@ -260,50 +281,71 @@ class SettlementWriter:
             self._pg = None
 
     # --- the thread ---
+    #
+    # Two stages, so that the database and Python work at the same time: the writer
+    # thread takes a batch, draws it and hands it to the database thread (``_db``, one
+    # connection, batches in the order given); while that batch is in flight it takes
+    # and draws the next one, hands it over too (it runs right after), and only then
+    # waits for the first one's answers. A batch drawn while another is in flight leaves
+    # out the players with orders in that one: their pair's next nonce is known only
+    # once its answers are in. So nonces stay in submission order per player, and a
+    # player's orders are never in two batches at once.
 
-    def _take(self) -> list | None:
+    def _take(self, skip: set[str], inflight: _Batch | None) -> list | None:
+        """The next batch (orders of players not in ``skip``, up to BATCH_CAP, stopping
+        at a job) or a job alone. Blocks until there is one, or until ``inflight`` is
+        answered ([] then); None when stopping with nothing left."""
         with self._cv:
-            while not self._queue and not self._stopping:
+            while True:
+                if self._queue:
+                    got = self._pop(skip)
+                    if got:
+                        return got
+                if inflight is not None and inflight.future.done():
+                    return []
+                if self._stopping:
+                    return [] if inflight is not None else None
                 self._cv.wait()
-            if not self._queue:
-                return None
-            first = self._queue.popleft()
-            if isinstance(first, _Job):
-                return [first]
-            batch = [first]
-            while self._queue and len(batch) < BATCH_CAP and isinstance(
-                    self._queue[0], _Pending):
-                batch.append(self._queue.popleft())
-            return batch
+
+    def _pop(self, skip: set[str]) -> list:
+        if isinstance(self._queue[0], _Job):
+            return [self._queue.popleft()]
+        batch: list[_Pending] = []
+        kept: list[_Pending] = []
+        while self._queue and len(batch) < BATCH_CAP and isinstance(self._queue[0],
+                                                                     _Pending):
+            p = self._queue.popleft()
+            (kept if p.order.player_id in skip else batch).append(p)
+        self._queue.extendleft(reversed(kept))
+        return batch
 
     def _requeue_front(self, items: list[_Pending]) -> None:
         with self._cv:
             self._queue.extendleft(reversed(items))
             self._cv.notify()
 
+    def _wake(self, _future: concurrent.futures.Future) -> None:
+        with self._cv:
+            self._cv.notify()
+
     def _loop(self) -> None:
+        inflight: _Batch | None = None
         while True:
-            items = self._take()
+            items = self._take(inflight.players if inflight else set(), inflight)
             if items is None:
                 break
-            if isinstance(items[0], _Job):
-                job = items[0]
-                try:
-                    job.future.set_result(job.fn())
-                except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                    job.future.set_exception(exc)
+            if items and isinstance(items[0], _Job):
+                if inflight is not None:  # a job runs with no batch in flight
+                    self._finish(inflight)
+                    inflight = None
+                self._run_job(items[0])
                 continue
-            try:
-                self._settle(items)
-            except BaseException as exc:  # noqa: BLE001 - never leave a caller waiting
-                log.exception("settlement batch failed")
-                for p in items:
-                    if not p.done():
-                        p.set(Settled("unknown"))
-                if not isinstance(exc, Exception):
-                    raise
-            finally:
-                _deliver(items)
+            started = self._guarded(self._start, items) if items else None
+            if inflight is not None:
+                self._guarded(self._finish, inflight)
+            inflight = started
+        if inflight is not None:
+            self._guarded(self._finish, inflight)
         with self._cv:
             rest, self._queue = list(self._queue), collections.deque()
         for item in rest:
@@ -313,16 +355,40 @@ class SettlementWriter:
                 item.set(Settled("busy"))
         _deliver([i for i in rest if isinstance(i, _Pending)])
 
+    @staticmethod
+    def _guarded(step: Callable[[Any], Any], arg: Any) -> Any:
+        """Run a step of the loop; an unexpected error answers the batch's callers
+        "unknown" (never leaves one waiting) instead of ending the writer."""
+        try:
+            return step(arg)
+        except Exception:
+            log.exception("settlement batch failed")
+            items = arg.items if isinstance(arg, _Batch) else arg
+            for p in items:
+                if not p.done():
+                    p.set(Settled("unknown"))
+            _deliver(items)
+            return None
+
+    @staticmethod
+    def _run_job(job: _Job) -> None:
+        try:
+            job.future.set_result(job.fn())
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            job.future.set_exception(exc)
+
     # --- one batch ---
 
-    def _settle(self, items: list[_Pending]) -> None:
+    def _start(self, items: list[_Pending]) -> _Batch | None:
+        """Draw a batch and hand it to the database thread (None: nothing to send)."""
+        b = _Batch(items)
         # the same key twice: the later one waits for the next batch, where it finds the
         # first one stored (replay or conflict) or decides afresh if the first was refused
         seen: set[tuple[str, str]] = set()
-        batch, later = [], []
+        batch: list[_Pending] = []
         for p in items:
             k = (p.order.player_id, p.order.bet_key)
-            (later if k in seen else batch).append(p)
+            (b.later if k in seen else batch).append(p)
             seen.add(k)
         try:
             self._prepare(batch)
@@ -330,14 +396,115 @@ class SettlementWriter:
             log.exception("settlement: reading seed pairs and accounts failed")
             for p in batch:
                 p.set(Settled("error"))
-            self._requeue_front(later)
-            return
-        stale: list[_Pending] = []
-        self._run_halves(batch, stale)
-        for p in stale:
+            self._end(b)
+            return None
+        for p in batch:
+            if p.order.inputs is None:
+                p.order.attempts += 1  # no active pair could be read or made
+                b.stale.append(p)
+            else:
+                b.ready.append(p)
+        if not b.ready:
+            self._end(b)
+            return None
+        b.players = {p.order.player_id for p in b.ready}
+        b.future = self._db.submit(self._db_stage, [p.order for p in b.ready])
+        b.future.add_done_callback(self._wake)
+        return b
+
+    def _finish(self, b: _Batch) -> None:
+        """Take a batch's answers from the database thread and hand them out."""
+        try:
+            try:
+                outcomes = b.future.result()
+            except BaseException:
+                log.exception("settlement batch failed")
+                outcomes = [(0, len(b.ready), _Lost())]
+            for lo, hi, outcome in outcomes:
+                self._answer(b.ready[lo:hi], outcome, b.stale)
+        finally:
+            for p in b.ready:
+                if not p.done() and p not in b.stale:
+                    p.set(Settled("unknown"))
+            self._end(b)
+
+    def _end(self, b: _Batch) -> None:
+        for p in b.stale:
             if p.order.attempts >= STALE_ATTEMPTS:
                 p.set(Settled("stale"))
-        self._requeue_front([p for p in stale if not p.done()] + later)
+        self._requeue_front([p for p in b.stale if not p.done()] + b.later)
+        _deliver(b.items)
+
+    def _db_stage(self, orders: list[BetOrder]) -> list[tuple[int, int, Any]]:
+        """On the database thread: settle ``orders``; on an unexpected database error,
+        each half alone, until the bad order is alone. Returns (start, end, outcome) for
+        consecutive slices: outcome is (rows, now), ``_Lost`` or the error."""
+        out: list[tuple[int, int, Any]] = []
+
+        def run(lo: int, hi: int) -> None:
+            try:
+                out.append((lo, hi, self._execute(orders[lo:hi])))
+            except _Lost as exc:
+                out.append((lo, hi, exc))
+            except Exception as exc:
+                if hi - lo == 1:
+                    log.exception("settlement: bet %s refused by the database",
+                                  orders[lo].bet_key)
+                    out.append((lo, hi, exc))
+                    return
+                mid = (lo + hi) // 2
+                run(lo, mid)
+                run(mid, hi)
+
+        run(0, len(orders))
+        return out
+
+    def _answer(self, ready: list[_Pending], outcome: Any, stale: list[_Pending]) -> None:
+        """Each order's answer from its slice's outcome (see ``_db_stage``)."""
+        if isinstance(outcome, _Lost):
+            for p in ready:
+                self._pairs.pop(p.order.player_id, None)
+                p.set(Settled("unknown"))
+            return
+        if isinstance(outcome, BaseException):
+            self._pairs.pop(ready[0].order.player_id, None)
+            ready[0].set(Settled("error"))
+            return
+        results, now = outcome
+        self.batches += 1
+        first: dict[str, BetOrder] = {}
+        stale_first: set[str] = set()  # players whose cached pair proved stale
+        ok_nonce: dict[str, int] = {}
+        for p, (status, bet_id, before, after, cap) in zip(ready, results, strict=True):
+            o = p.order
+            first.setdefault(o.player_id, o)
+            if status == "need_bank":  # a bet to accept: its bankroll account now
+                with ledger_tx() as s:
+                    self._accounts[(ledger.HOUSE, o.currency)] = ledger.house_account(
+                        s, o.currency, "bankroll")
+                status = "stale"
+            if status == "stale":
+                # The player's first order was drawn from a pair that changed (a
+                # rotation, another writer): read it again, and count the attempt. A later
+                # order of theirs is stale only because one before it was refused.
+                if first[o.player_id] is o:
+                    o.attempts += 1
+                    stale_first.add(o.player_id)
+                stale.append(p)
+                continue
+            if status == "ok":
+                self.settled += 1
+                ok_nonce[o.player_id] = o.nonce
+                p.set(Settled(status, bet_id, before, after, cap, o.nonce, o.inputs,
+                              o.drawn, now))
+                continue
+            p.set(Settled(status, bet_id, cap=cap))
+        for player in stale_first:
+            self._pairs.pop(player, None)  # read again before the next draw
+        for player, nonce in ok_nonce.items():
+            pair = self._pairs.get(player)
+            if pair is not None and pair.pair_id == first[player].inputs.pair_id:  # type: ignore[union-attr]
+                self._pairs[player] = dataclasses.replace(pair, next_nonce=nonce + 1)
 
     def _prepare(self, batch: list[_Pending]) -> None:
         """Accounts and seed pairs the writer does not know yet, then each order's nonce
@@ -378,68 +545,6 @@ class SettlementWriter:
             next_nonce[o.player_id] = o.nonce + 1
             o.inputs = pair
             o.drawn = o.draw(pair, o.nonce)
-
-    def _run_halves(self, batch: list[_Pending], stale: list[_Pending]) -> None:
-        """Settle ``batch``; on an unexpected database error, each half alone."""
-        ready = [p for p in batch if p.order.inputs is not None and not p.done()]
-        for p in batch:
-            if p.order.inputs is None and not p.done():
-                p.order.attempts += 1  # no active pair could be read or made
-                stale.append(p)
-        if not ready:
-            return
-        try:
-            results, now = self._execute([p.order for p in ready])
-        except _Lost:
-            for p in ready:
-                self._pairs.pop(p.order.player_id, None)
-                p.set(Settled("unknown"))
-            return
-        except Exception:
-            if len(ready) == 1:
-                log.exception("settlement: bet %s refused by the database",
-                              ready[0].order.bet_key)
-                self._pairs.pop(ready[0].order.player_id, None)
-                ready[0].set(Settled("error"))
-                return
-            half = len(ready) // 2
-            self._run_halves(ready[:half], stale)
-            self._run_halves(ready[half:], stale)
-            return
-        self.batches += 1
-        first: dict[str, BetOrder] = {}
-        stale_first: set[str] = set()  # players whose cached pair proved stale
-        ok_nonce: dict[str, int] = {}
-        for p, (status, bet_id, before, after, cap) in zip(ready, results, strict=True):
-            o = p.order
-            first.setdefault(o.player_id, o)
-            if status == "need_bank":  # a bet to accept: its bankroll account now
-                with ledger_tx() as s:
-                    self._accounts[(ledger.HOUSE, o.currency)] = ledger.house_account(
-                        s, o.currency, "bankroll")
-                status = "stale"
-            if status == "stale":
-                # The player's first order was drawn from a pair that changed (a
-                # rotation, another writer): read it again, and count the attempt. A later
-                # order of theirs is stale only because one before it was refused.
-                if first[o.player_id] is o:
-                    o.attempts += 1
-                    stale_first.add(o.player_id)
-                stale.append(p)
-                continue
-            if status == "ok":
-                self.settled += 1
-                ok_nonce[o.player_id] = o.nonce
-                p.set(Settled(status, bet_id, before, after, cap, o.nonce, o.inputs,
-                              o.drawn, now))
-                continue
-            p.set(Settled(status, bet_id, cap=cap))
-        for player in stale_first:
-            self._pairs.pop(player, None)  # read again before the next draw
-        for player, nonce in ok_nonce.items():
-            pair = self._pairs.get(player)
-            if pair is not None and pair.pair_id == first[player].inputs.pair_id:  # type: ignore[union-attr]
-                self._pairs[player] = dataclasses.replace(pair, next_nonce=nonce + 1)
 
     def _execute(self, orders: list[BetOrder]) -> tuple[list[tuple], datetime]:
         now = utcnow()

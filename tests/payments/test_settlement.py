@@ -27,7 +27,6 @@ DICE = {"target": 50, "direction": "over"}
 ROOT = Path(__file__).resolve().parents[2]
 
 
-
 def _player(fun: int = 1_000_000) -> str:
     player = "p-" + uuid.uuid4().hex[:12]
     with ledger_tx() as s:
@@ -164,6 +163,48 @@ def test_a_refused_bet_amid_accepted_ones_fails_alone(bets_env: str) -> None:
     small = futures[4].result(30)
     assert [a.nonce for a in placed] + [small.nonce] == list(range(len(placed) + 1))
     assert small.balance_before >= 100
+    _clean()
+
+
+def test_the_next_batch_is_drawn_while_one_is_in_flight(
+        bets_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the database settles a batch, the writer draws the next one and hands it
+    over. It leaves out the players of the batch in flight (their next nonce is known only
+    from its answers), so a player's bets keep their order and nonces have no gap."""
+    a, b = _player(), _player()
+    sent: list[list[tuple[str, int]]] = []
+    execute = settlement.SettlementWriter._execute
+
+    def spy(self: settlement.SettlementWriter, orders: list) -> object:
+        sent.append([(o.player_id, o.nonce) for o in orders])
+        return execute(self, orders)
+
+    gate, inside = threading.Event(), threading.Event()
+
+    def hold() -> None:  # the first batch waits in the database thread
+        if not inside.is_set():
+            inside.set()
+            gate.wait(30)
+
+    monkeypatch.setattr(settlement.SettlementWriter, "_execute", spy)
+    monkeypatch.setitem(settlement.FAULTS, "before_batch", hold)
+    first = _submit(a, "flight-a-0000")
+    assert inside.wait(10)
+    then_a = _submit(a, "flight-a-0001")
+    _queued(1)
+    then_b = _submit(b, "flight-b-0000")
+    w = settlement.writer()
+    for _ in range(1000):  # b's bet is taken and drawn; a's waits for the first answers
+        with w._cv:
+            waiting = [i.order.bet_key for i in w._queue]
+        if waiting == ["flight-a-0001"]:
+            break
+        threading.Event().wait(0.01)
+    assert waiting == ["flight-a-0001"]
+    gate.set()
+    assert (first.result(30).nonce, then_a.result(30).nonce, then_b.result(30).nonce) \
+        == (0, 1, 0)
+    assert sent == [[(a, 0)], [(b, 0)], [(a, 1)]]
     _clean()
 
 
