@@ -7,6 +7,7 @@ from reflex.utils.prerequisites import get_web_dir
 from reflex_base.constants import Dirs
 
 from casino_app.api.app import api_transformers
+from casino_app.core.heap import freeze_when_started
 from casino_app.core.logging import configure_logging
 from casino_app.core.settings import get_settings
 from casino_app.jobs.worker import run_in_app
@@ -28,3 +29,5 @@ app = rx.App(
 app.register_lifespan_task(run_in_app)
 # Deposits reach open wallet tabs without a reload (idle without an Ethereum node).
 app.register_lifespan_task(push.run)
+# What start-up made lives as long as the process: out of the garbage collector's way.
+app.register_lifespan_task(freeze_when_started)

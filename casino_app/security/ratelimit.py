@@ -43,11 +43,12 @@ class MemoryWindows:
     SWEEP_EVERY = 1024
 
     def __init__(self) -> None:
-        self._hits: dict[str, tuple[float, deque[float]]] = {}
+        # key: (amount, window seconds, name, *identifiers)
+        self._hits: dict[tuple, tuple[float, deque[float]]] = {}
         self._lock = threading.Lock()
         self._count = 0
 
-    def _log(self, key: str, window: float, now: float) -> deque[float]:
+    def _log(self, key: tuple, window: float, now: float) -> deque[float]:
         found = self._hits.get(key)
         if found is None:
             log: deque[float] = deque()
@@ -66,7 +67,7 @@ class MemoryWindows:
             logs = []
             for item in items:
                 window = float(item.get_expiry())
-                log = self._log(item.key_for(*key), window, now)
+                log = self._log((item.amount, window, *key), window, now)
                 if len(log) >= item.amount:
                     return max(1, int(log[0] + window - now) + 1)
                 logs.append(log)

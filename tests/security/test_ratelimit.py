@@ -182,4 +182,4 @@ def test_memory_windows_move_count_all_or_nothing_and_forget_idle_keys() -> None
         traveller.shift(timedelta(hours=1))
         for i in range(MemoryWindows.SWEEP_EVERY):
             w.hit(parse_many("1000/second"), "sweep", str(i % 7))
-        assert set(w._hits) == {f"LIMITER/sweep/{i}/1000/1/second" for i in range(7)}
+        assert set(w._hits) == {(1000, 1.0, "sweep", str(i)) for i in range(7)}

@@ -38,7 +38,8 @@ def _pg_bindir() -> Path:
 class PgCluster:
     """A throwaway PostgreSQL cluster: ``start``, ``stop(mode)``, ``url(db)``."""
 
-    def __init__(self, fsync: bool = False):
+    def __init__(self, fsync: bool = False, conf: dict[str, str] | None = None):
+        self.conf = conf or {}
         self.bindir = _pg_bindir()
         self.root = Path(tempfile.mkdtemp(prefix="hh-pg-"))
         self.datadir = self.root / "data"
@@ -70,7 +71,8 @@ class PgCluster:
                      f"fsync = {'on' if self.fsync else 'off'}\n"
                      f"synchronous_commit = {'on' if self.fsync else 'off'}\n"
                      "full_page_writes = off\nmax_connections = 200\n"
-                     "shared_buffers = 64MB\n")
+                     "shared_buffers = 64MB\n"
+                     + "".join(f"{k} = {v}\n" for k, v in self.conf.items()))
 
     def start(self) -> PgCluster:
         if not self.datadir.exists():
