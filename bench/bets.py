@@ -158,8 +158,9 @@ def main() -> None:
     os.environ["CASINO_RATE_BETS_PLAYER"] = "200/second"
     from tests.support.services import PgCluster
 
-    # min_wal_size: the checkpoint after the warm-up keeps the segments it recycles
+    # min_wal_size: the checkpoints keep the segments they recycle
     cluster = PgCluster(fsync=True, conf={"min_wal_size": "1GB"}).start()
+    cluster.recycle_wal()
     try:
         os.environ["CASINO_IDENTITY_DB_URL"] = cluster.create_database("bench_id")
         os.environ["CASINO_LEDGER_DB_URL"] = cluster.create_database("bench_led")

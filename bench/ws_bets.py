@@ -4,8 +4,9 @@ arrival rates, against two floors measured in the same run on the same machine.
   .venv/bin/python bench/ws_bets.py [--players 200] [--rates 25,50,100,150,200,300,400]
         [--seconds 10] [--workers 1,2] [--sqlite] [--single-rate 2 --single-seconds 20]
 
-PostgreSQL by default (a private cluster, fsync on: the production set-up); ``--sqlite``:
-the embedded default. Starts the real app (``casino run``, production build, one port)
+PostgreSQL by default (a private cluster, fsync on: the production set-up, its WAL
+segments made beforehand and recycled as on a server in service: ``recycle_wal``);
+``--sqlite``: the embedded default. Starts the real app (``casino run``, production build, one port)
 under the /tmp/hh-web.lock flock (held until it answers), creates the players, sessions
 and FUN balances through the services in this process, and connects every player as a
 browser tab does (tests/support/reflex_client.py: hydrate in the CONNECT packet, the dice
@@ -613,8 +614,9 @@ def main() -> None:  # noqa: C901, PLR0915
     try:
         db_urls: dict[str, str] = {}
         if not a.sqlite:
-            stack.cluster = PgCluster(fsync=True)
+            stack.cluster = PgCluster(fsync=True, conf={"min_wal_size": "1GB"})
             stack.cluster.start()
+            stack.cluster.recycle_wal()  # WAL as on a server in service
             db_urls = {"CASINO_IDENTITY_DB_URL": stack.cluster.create_database("bench_id"),
                        "CASINO_LEDGER_DB_URL": stack.cluster.create_database("bench_led")}
         adopt_env(app_env(stack.tmp, 3000, db_urls, "", 1))
