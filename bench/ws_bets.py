@@ -331,6 +331,7 @@ class Phase:
     rate: float
     sent: int = 0
     lat: list[float] = field(default_factory=list)
+    planned: list[float] = field(default_factory=list)  # of each latency in ``lat``
     refused: list[str] = field(default_factory=list)
     late_send: list[float] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)  # seconds per event, by process
@@ -347,6 +348,15 @@ class Phase:
             self.refused.append(refused)
         else:
             self.lat.append(t - planned)
+            self.planned.append(planned)
+
+    def slowest(self, n: int) -> str:
+        """The ``n`` slowest answers: planned time (s after the first) and latency."""
+        if not self.planned:
+            return ""
+        t0 = min(self.planned)
+        worst = sorted(zip(self.lat, self.planned, strict=True), reverse=True)[:n]
+        return ", ".join(f"{p - t0:.2f}s:{lat * 1000:.0f}ms" for lat, p in worst)
 
 
 class Client:
@@ -509,6 +519,11 @@ async def sweep(stack: Stack, url: str, echo_url: str, boot: rc.Boot, accounts: 
     warm = min(50.0, len(tabs))  # untimed: each tab's first bet also makes its seed pair
     for kind in ("event", "bet"):
         await run_phase(tabs, kind, warm, len(tabs) / warm, watch, a.drain)
+    # The load generator must not be what is measured: its 200 clients hold ~100,000
+    # objects, and a full garbage collection over them paused it for 125-165 ms (answers
+    # then count as late). Frozen while the sweep runs, as casino run freezes its own.
+    gc.collect()
+    gc.freeze()
     single = await run_phase(tabs[:1], "bet", a.single_rate, a.single_seconds, watch, a.drain)
     s = single.p(0.99)
     if s == INF:
@@ -529,7 +544,8 @@ async def sweep(stack: Stack, url: str, echo_url: str, boot: rc.Boot, accounts: 
         print(f"{rate:g}/s ({workers} worker{'s' * (workers > 1)}): bet p99 "
               f"{ms(bet.p(0.99))} ms {'<=' if ok else '>'} {ms(sw.limit)}: "
               f"{'within' if ok else 'PAST'} the knee (sender late p99 {ms(lag)} ms)\n"
-              + "".join(f"    {describe(step[k])}\n" for k in ("echo", "event", "bet")),
+              + "".join(f"    {describe(step[k])}\n" for k in ("echo", "event", "bet"))
+              + (f"    slowest bets: {bet.slowest(a.slowest)}\n" if a.slowest else ""),
               end="", flush=True)
         if not ok and rate >= target:
             break
@@ -540,6 +556,7 @@ async def sweep(stack: Stack, url: str, echo_url: str, boot: rc.Boot, accounts: 
     await asyncio.sleep(0.25)  # let aiohttp close its sessions inside the loop
     for c in [*tabs, *echoes]:
         c.sio = None  # type: ignore[assignment]  # freed while the loop still runs
+    gc.unfreeze()
     gc.collect()
     return sw, tabs
 
@@ -600,6 +617,8 @@ def main() -> None:  # noqa: C901, PLR0915
     p.add_argument("--workers", default="1,2", type=lambda s: [int(x) for x in s.split(",")])
     p.add_argument("--sqlite", action="store_true", help="the embedded default database")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
+    p.add_argument("--slowest", type=int, default=0,
+                   help="print the N slowest bets of each rate (when, how slow)")
     a = p.parse_args()
 
     def stop(signum: int, _frame: object) -> None:
