@@ -13,6 +13,8 @@ from casino_app.core.settings import get_settings
 from casino_app.jobs.worker import run_in_app
 from casino_app.ui import pages, push  # noqa: F401  (pages registers every page)
 from casino_app.ui.pwa import head_components
+from casino_app.ui.state.deposits import DepositsState
+from casino_app.ui.state.wallet_page import refresh_open_tab
 from casino_app.ui.styles import global_style
 
 _settings = get_settings()
@@ -28,6 +30,7 @@ app = rx.App(
 )
 app.register_lifespan_task(run_in_app)
 # Deposits reach open wallet tabs without a reload (idle without an Ethereum node).
+push.configure(DepositsState, refresh_open_tab)
 app.register_lifespan_task(push.run)
 # What start-up made lives as long as the process: out of the garbage collector's way.
 app.register_lifespan_task(freeze_when_started)

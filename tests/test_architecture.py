@@ -222,3 +222,49 @@ def test_no_import_cycles_in_the_services_even_inside_functions() -> None:
     found = cycles(edges)
     assert not found, "import cycles (imports inside functions included):\n" + \
         _described(found, edges)
+
+
+def test_no_import_cycles_in_the_web_layer_even_inside_functions() -> None:
+    """The same for the pages, their states and the push: the wallet, game, bets,
+    deposits and withdraw states form a chain (wallet <- games, bets, deposits <-
+    withdraw <- wallet_page), and the push loop is handed its refresh by casino_app.py."""
+    edges = {m: frozenset(t for t in targets if _under(t, "casino_app.ui"))
+             for m, targets in graph(True).items() if _under(m, "casino_app.ui")}
+    found = cycles(edges)
+    assert not found, "import cycles (imports inside functions included):\n" + \
+        _described(found, edges)
+
+
+# The states of the bet path and the wallet (issue 11): they talk through each other's
+# events and their modules' public functions, never through another state's private
+# helpers (a method or var whose name starts with "_").
+WALLET_FAMILY = ("wallet", "games", "bets", "deposits", "withdraw", "wallet_page")
+
+
+def _private_members(tree: ast.Module) -> set[str]:
+    out: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            for item in node.body:
+                name = (item.name if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+                        else item.target.id if isinstance(item, ast.AnnAssign)
+                        and isinstance(item.target, ast.Name) else "")
+                if name.startswith("_") and not name.startswith("__"):
+                    out.add(name)
+    return out
+
+
+def test_the_bet_and_wallet_states_use_no_private_helper_of_another_state() -> None:
+    trees = {name: ast.parse((PACKAGE / "ui" / "state" / f"{name}.py").read_text())
+             for name in WALLET_FAMILY}
+    trees["push"] = ast.parse((PACKAGE / "ui" / "push.py").read_text())
+    own = {name: _private_members(tree) for name, tree in trees.items()}
+    found = []
+    for name, tree in trees.items():
+        others = set().union(*(p for n, p in own.items() if n != name)) - own[name]
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and node.attr in others
+                    and not (isinstance(node.value, ast.Name)
+                             and node.value.id in ("self", "cls"))):
+                found.append(f"{name}.py:{node.lineno}: .{node.attr}")
+    assert not found, "private helpers of another state used:\n" + "\n".join(found)

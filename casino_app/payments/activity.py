@@ -73,27 +73,32 @@ def player_deposits(player_id: str, currencies: Iterable[str], limit: int = 50,
                     chain: str = DEFAULT_CHAIN) -> PlayerDeposits:
     """The player's last ``limit`` deposits on ``chain`` (dropped ones left out) and their
     amounts per currency (one read-only transaction)."""
-    codes = list(currencies)
     with ledger_tx(readonly=True) as s:
-        tip = chain_tip(s, chain)
-        rows = s.execute(select(ChainDeposit).where(
-            ChainDeposit.player_id == player_id, ChainDeposit.chain == chain,
-            ChainDeposit.state != "dropped")
-            .order_by(ChainDeposit.id.desc()).limit(limit)).scalars().all()
-        sums = {(cur, state): int(total or 0) for cur, state, total in s.execute(
-            select(ChainDeposit.currency, ChainDeposit.state, func.sum(ChainDeposit.amount))
-            .where(ChainDeposit.player_id == player_id, ChainDeposit.chain == chain,
-                   ChainDeposit.state.in_(("seen", "pending", "incoming")))
-            .group_by(ChainDeposit.currency, ChainDeposit.state)).tuples().all()}
-        out = PlayerDeposits(
-            tip=tip,
-            deposits=[Deposit(r.id, r.currency, r.amount, r.state, _confirmations(tip, r),
-                              r.tx_hash, r.created_at, r.chain) for r in rows],
-            withdrawable={c: withdrawable(s, player_id, c) for c in codes},
-            pending={c: sums.get((c, "pending"), 0) for c in codes},
-            confirming={c: sums.get((c, "seen"), 0) for c in codes},
-            incoming={c: sums.get((c, "incoming"), 0) for c in codes})
-    return out
+        return deposits_in(s, player_id, currencies, limit, chain)
+
+
+def deposits_in(s: Session, player_id: str, currencies: Iterable[str], limit: int = 50,
+                chain: str = DEFAULT_CHAIN) -> PlayerDeposits:
+    """``player_deposits`` inside the caller's transaction."""
+    codes = list(currencies)
+    tip = chain_tip(s, chain)
+    rows = s.execute(select(ChainDeposit).where(
+        ChainDeposit.player_id == player_id, ChainDeposit.chain == chain,
+        ChainDeposit.state != "dropped")
+        .order_by(ChainDeposit.id.desc()).limit(limit)).scalars().all()
+    sums = {(cur, state): int(total or 0) for cur, state, total in s.execute(
+        select(ChainDeposit.currency, ChainDeposit.state, func.sum(ChainDeposit.amount))
+        .where(ChainDeposit.player_id == player_id, ChainDeposit.chain == chain,
+               ChainDeposit.state.in_(("seen", "pending", "incoming")))
+        .group_by(ChainDeposit.currency, ChainDeposit.state)).tuples().all()}
+    return PlayerDeposits(
+        tip=tip,
+        deposits=[Deposit(r.id, r.currency, r.amount, r.state, _confirmations(tip, r),
+                          r.tx_hash, r.created_at, r.chain) for r in rows],
+        withdrawable={c: withdrawable(s, player_id, c) for c in codes},
+        pending={c: sums.get((c, "pending"), 0) for c in codes},
+        confirming={c: sums.get((c, "seen"), 0) for c in codes},
+        incoming={c: sums.get((c, "incoming"), 0) for c in codes})
 
 
 @dataclass(frozen=True)

@@ -149,10 +149,15 @@ def _view(w: Withdrawal, tx_hash: str | None, replayed: bool = False) -> Withdra
 def withdrawals_of(player_id: str, limit: int = 50) -> list[WithdrawalView]:
     """The player's withdrawals, newest first."""
     with ledger_tx(readonly=True) as s:
-        rows = list(s.execute(select(Withdrawal).where(Withdrawal.player_id == player_id)
-                              .order_by(Withdrawal.id.desc()).limit(limit)).scalars())
-        hashes = tx_hashes(s, {w.batch_id for w in rows if w.batch_id is not None})
-        return [_view(w, hashes.get(w.batch_id) if w.batch_id else None) for w in rows]
+        return withdrawals_in(s, player_id, limit)
+
+
+def withdrawals_in(s: Session, player_id: str, limit: int = 50) -> list[WithdrawalView]:
+    """``withdrawals_of`` inside the caller's transaction."""
+    rows = list(s.execute(select(Withdrawal).where(Withdrawal.player_id == player_id)
+                          .order_by(Withdrawal.id.desc()).limit(limit)).scalars())
+    hashes = tx_hashes(s, {w.batch_id for w in rows if w.batch_id is not None})
+    return [_view(w, hashes.get(w.batch_id) if w.batch_id else None) for w in rows]
 
 
 def get_withdrawal(withdrawal_id: int) -> WithdrawalView | None:

@@ -13,6 +13,8 @@ from casino_app.ui import routes, styles
 from casino_app.ui.components.bridge import bridge
 from casino_app.ui.components.forms import link_button
 from casino_app.ui.state import fx
+from casino_app.ui.state.bets import BetsState
+from casino_app.ui.state.games import GameState
 from casino_app.ui.state.session import SessionState
 from casino_app.ui.state.wallet import WalletState, currency_codes
 
@@ -51,7 +53,9 @@ def currency_select(label: str, select_id: str, **props) -> rx.Component:  # noq
     """A native select (thumb-friendly on phones) of the currencies, FUN included."""
     return rx.el.select(
         *[rx.el.option(code, value=code) for code in currency_codes()],
-        value=WalletState.code, on_change=WalletState.select_currency, id=select_id,
+        value=WalletState.code, id=select_id,
+        # the wallet first; then the game page's amount follows (one event each, in order)
+        on_change=[WalletState.select_currency, GameState.follow_currency],
         aria_label=label,
         style={"background_color": styles.SURFACE_2, "color": styles.TEXT,
                "border": f"1px solid {styles.BORDER}", "border_radius": "8px",
@@ -64,7 +68,10 @@ def display_select() -> rx.Component:
     """The display currency: converted values beside amounts (or none)."""
     return rx.el.select(
         *[rx.el.option(fx.LABELS.get(code, code), value=code) for code in fx.CHOICES],
-        value=WalletState.display_code, on_change=WalletState.select_display,
+        value=WalletState.display_code,
+        # the header first; then the open bet lists convert again (one event each, in order)
+        on_change=[WalletState.select_display, BetsState.follow_display,
+                   GameState.follow_display],
         id="header-display", aria_label="Show values in",
         style={"background_color": styles.SURFACE_2, "color": styles.MUTED,
                "border": f"1px solid {styles.BORDER}", "border_radius": "8px",

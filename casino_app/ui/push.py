@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,15 +114,27 @@ def _poll(tracker: ChangeTracker, players: set[str]) -> set[str]:
     return affected
 
 
+# How a tab is refreshed (given the tab's root state and the player; False: the tab moved
+# on): ui/state/wallet_page.refresh_open_tab, handed over by casino_app.py with the state
+# class whose token names the tab, so that this module imports no page state.
+Refresh = Callable[[Any, str], Awaitable[bool]]
+_refresh: tuple[type, Refresh] | None = None
+
+
+def configure(state_cls: type, refresh: Refresh) -> None:
+    global _refresh
+    _refresh = (state_cls, refresh)
+
+
 async def push_to(app: Any, token: str, player_id: str) -> None:
-    """Refresh one tab's deposits and header balance (forgotten if it moved on)."""
+    """Refresh one tab's wallet (forgotten if it moved on)."""
     import reflex as rx
 
-    from casino_app.ui.state.deposits import DepositsState
-
-    async with app.modify_state(rx.BaseStateToken(ident=token, cls=DepositsState)) as root:
-        state = await root.get_state(DepositsState)
-        keep = await state._pushed(player_id)
+    if _refresh is None:
+        raise RuntimeError("ui.push.configure was not called")
+    cls, refresh = _refresh
+    async with app.modify_state(rx.BaseStateToken(ident=token, cls=cls)) as root:
+        keep = await refresh(root, player_id)
     if not keep:
         forget_tab(token)
 

@@ -249,6 +249,11 @@ class FakeApp:
     def __init__(self) -> None:
         from reflex.utils.token_manager import LocalTokenManager
 
+        from casino_app.ui import push
+        from casino_app.ui.state.deposits import DepositsState
+        from casino_app.ui.state.wallet_page import refresh_open_tab
+
+        push.configure(DepositsState, refresh_open_tab)  # as casino_app.py does
         self.roots: dict[str, Any] = {}
         self.modified: list[str] = []
         self.event_namespace = SimpleNamespace(_token_manager=LocalTokenManager())

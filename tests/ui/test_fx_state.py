@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.ui.test_games_state import _player, _run, _states, _tab
+from tests.ui.test_games_state import _player, _run, _states, _tab, choose
 from tests.ui.test_state_security import _substate
 
 DICE = {"target": "50.50", "direction": "over"}
@@ -51,22 +51,22 @@ def test_the_header_shows_the_balance_converted_and_ignores_forged_choices(
     assert wallet.display_code == "USD"
     assert wallet.balance_fx == "play money"  # FUN is never converted
     assert wallet.fx_note == "rates from settings, not live"
-    _run(wallet, "select_currency", "USDT")
+    choose(wallet, "currency", "USDT")
     assert (wallet.balance, wallet.balance_fx) == ("5.00", "≈ $5.00")
-    _run(wallet, "select_display", "EUR")
+    choose(wallet, "display", "EUR")
     assert (wallet.display, wallet.balance_fx) == ("EUR", "≈ 4.60 €")
-    _run(wallet, "select_display", "BTC")
+    choose(wallet, "display", "BTC")
     assert wallet.balance_fx == "≈ 0.00005556 BTC"  # USDT -> USD -> BTC, rounded
     # what a browser may send instead of a choice: ignored, nothing changes
     for junk in ("GBP", "usd ", "<script>", "", None, 42, ["EUR"], {"x": 1}):
-        _run(wallet, "select_display", junk)
+        choose(wallet, "display", junk)
         assert wallet.display == "BTC"
     # a forged localStorage value is read as the default and reset on the next load
     wallet.display = "EUR\"><img src=x onerror=alert(1)>"
     assert wallet.display_code == "USD"
     _run(wallet, "load")
     assert wallet.display == "USD" and wallet.balance_fx == "≈ $5.00"
-    _run(wallet, "select_display", "NONE")
+    choose(wallet, "display", "NONE")
     assert (wallet.balance_fx, wallet.fx_note) == ("", "")
 
 
@@ -83,8 +83,8 @@ def test_bet_rows_stats_and_game_rows_show_converted_values(
     root = _tab(token)
     game, wallet = _states(root)
     _run(wallet, "load")
-    _run(wallet, "select_display", "EUR")
-    _run(wallet, "select_currency", "USDT")
+    choose(wallet, "display", "EUR")
+    choose(wallet, "currency", "USDT")
     _run(game, "open_game", "dice")
     game.amount = "1"
     _run(game, "bet", "fx-bet-usdt-1")
@@ -111,11 +111,11 @@ def test_bet_rows_stats_and_game_rows_show_converted_values(
     assert page.fx_caption == ("≈ values in EUR at current rates "
                                "(rates from settings, not live)")
     # switching the display currency converts the open lists again
-    _run(wallet, "select_display", "USD")
+    choose(wallet, "display", "USD")
     assert {r.id: r.fx_stake for r in page.rows}[usdt_bet.bet_id] == "≈ $1.00"
     assert {s.currency: s.fx_wagered for s in page.stats}["USDT"] == "≈ $1.00"
     assert game.game_rows[0].fx_profit.startswith("≈ +$" if profit > 0 else "≈ -$")
-    _run(wallet, "select_display", "NONE")
+    choose(wallet, "display", "NONE")
     assert all(r.fx_stake == r.fx_profit == "" for r in page.rows)
     assert page.fx_caption == "" and game.game_rows[0].fx_profit == ""
 
@@ -134,10 +134,10 @@ def test_old_live_rates_say_how_old_they_are(usdt_player: tuple[str, str],
                 utcnow() - timedelta(hours=2, minutes=5))
     _, wallet = _states(_tab(token))
     _run(wallet, "load")
-    _run(wallet, "select_currency", "USDT")
+    choose(wallet, "currency", "USDT")
     assert wallet.balance_fx == "≈ $6.25"
     assert wallet.fx_note == "rates 2 h old"
-    _run(wallet, "select_display", "EUR")  # no EUR rate stored: nothing rather than a guess
+    choose(wallet, "display", "EUR")  # no EUR rate stored: nothing rather than a guess
     assert wallet.balance_fx == ""
 
 
@@ -149,5 +149,5 @@ def test_converting_changes_no_data(usdt_player: tuple[str, str]) -> None:
     _run(wallet, "load")
     before = _fingerprint()
     for code in ("EUR", "BTC", "ETH", "NONE", "USD", "junk"):
-        _run(wallet, "select_display", code)
+        choose(wallet, "display", code)
     assert _fingerprint() == before

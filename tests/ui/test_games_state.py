@@ -147,6 +147,23 @@ def _run(state: Any, name: str, *args: Any) -> list[Any]:
     return asyncio.run(_call(state, type(state).event_handlers[name], list(args)))
 
 
+def choose(state: Any, select: str, value: str) -> None:
+    """What the header's select ("currency" or "display") does when the player picks
+    ``value``: each event of its on_change, in order, as the page sends them (the wallet
+    first, then the states that follow it)."""
+    from casino_app.ui import layout
+
+    root = state
+    while root.parent_state is not None:
+        root = root.parent_state
+    comp = (layout.currency_select("Currency", "currency") if select == "currency"
+            else layout.display_select())
+    for spec in comp.event_triggers["on_change"].events:
+        handler = spec.handler
+        target = root.get_substate(handler.state_full_name.split(".")[1:])
+        asyncio.run(_call(target, handler, [value]))
+
+
 def _states(root: Any) -> tuple[Any, Any]:
     from casino_app.ui.state.games import GameState
     from casino_app.ui.state.wallet import WalletState
@@ -245,7 +262,7 @@ def test_an_amount_with_a_comma_is_said_while_typing_and_a_dot_bets_it(app_env) 
     assert demo.fun_balance(pid) in (100_000 - 5, 100_000 - 5 + 9)  # 0.05 at 1.98x
     _run(game, "edit_amount", "0.001")            # said while typing too: FUN has cents
     assert "at most 2 decimals" in game.amount_error
-    _run(wallet, "select_currency", "BTC")
+    choose(wallet, "currency", "BTC")
     _run(game, "half_amount")                      # a new currency: a fresh, good amount
     assert game.amount_error == "" and game.amount_ok
 
@@ -272,9 +289,9 @@ def test_a_changed_currency_never_reinterprets_the_typed_amount(app_env) -> None
     _run(wallet, "load")
     _run(game, "open_game", "limbo")
     _run(game, "edit_amount", "500")
-    _run(wallet, "select_currency", "BTC")
+    choose(wallet, "currency", "BTC")
     assert wallet.code == "BTC" and game.amount == "0.000001"  # BTC's smallest bet
-    _run(wallet, "select_currency", "NOPE")
+    choose(wallet, "currency", "NOPE")
     assert wallet.code == "BTC"
     # another tab (or a forged localStorage value) switched the currency under us
     _run(game, "edit_amount", "500")

@@ -106,7 +106,8 @@ def _top_up() -> rx.Component:
         rx.callout(
             rx.hstack(rx.text("Your play money is low."),
                       rx.button("Top up play money", size="2", type="button",
-                                on_click=WalletState.top_up(BET_KEY)),
+                                on_click=[WalletState.top_up(BET_KEY),
+                                          GameState.follow_currency("")]),
                       align="center", wrap="wrap", spacing="3"),
             icon="coins", color_scheme="amber", width="100%"),
     )

@@ -242,6 +242,11 @@ class BetsState(rx.State):
         wallet = await self.get_state(WalletState)
         return fx.quote(wallet.display), await fx.table()
 
+    @rx.event
+    async def follow_display(self, _choice: str = ""):
+        """After the header's display currency changed: the rows and stats convert again."""
+        self._convert(*await self._display())
+
     def _convert(self, quote: str, rates: fx.RateTable) -> None:
         """Convert the shown rows and stats again (the display currency changed)."""
         self.rows = [with_fx(r, self._units[r.id], quote, rates) if r.id in self._units

@@ -22,7 +22,7 @@ import segno
 
 from casino_app.core.logging import get_logger
 from casino_app.core.settings import get_settings
-from casino_app.payments import activity
+from casino_app.payments import activity, wallet_view
 from casino_app.payments.btc import addresses as btc_addresses
 from casino_app.payments.btc import keys as btc_keys
 from casino_app.payments.btc import network as btc_network
@@ -30,9 +30,9 @@ from casino_app.payments.currencies import currency
 from casino_app.payments.eth import adapter as eth_adapter
 from casino_app.payments.eth import addresses
 from casino_app.payments.eth.watcher import parse_tokens
+from casino_app.payments.wallet_view import WalletView
 from casino_app.ui import push, routes
-from casino_app.ui.state.session import caller, session_of
-from casino_app.users import accounts
+from casino_app.ui.state.session import caller
 
 log = get_logger("casino.ui.deposits")
 
@@ -207,8 +207,9 @@ class DepositsState(rx.State):
         self.address, self.cards, self.deposits, self.codes = "", [], [], []
         self.loaded, self.message = False, ""
 
-    async def _load(self, player_id: str) -> None:
-        """Read the player's addresses and deposits; create each address on first view."""
+    async def _load(self, player_id: str, view: WalletView | None = None) -> None:
+        """Read the player's addresses (each made on first view) and deposits (from
+        ``view``, or one read of every chain's)."""
         assets = configured()
         btc = bitcoin_on()
         st = get_settings()
@@ -224,30 +225,33 @@ class DepositsState(rx.State):
         cards_: list[CurrencyCard] = []
         views: list[tuple[activity.PlayerDeposits, int]] = []
         failed = []
+        eth_address = btc_address = None
         if assets:
             try:
-                address = await asyncio.to_thread(addresses.deposit_address, player_id)
+                eth_address = await asyncio.to_thread(addresses.deposit_address, player_id)
             except Exception as exc:  # noqa: BLE001 - an unconfigured xpub, a busy database
                 log.warning("wallet_address_failed", chain=ETHEREUM, error=type(exc).__name__)
                 failed.append("Ethereum")
-            else:
-                view = await asyncio.to_thread(activity.player_deposits, player_id,
-                                               list(assets), MAX_ROWS, ETHEREUM)
-                cards_ += await asyncio.to_thread(cards, address, view, assets, st.eth_chain_id,
-                                                  st.eth_confirmations)
-                views.append((view, st.eth_confirmations))
         if btc:
             try:
                 net = btc_network.from_settings(st)
-                address = await asyncio.to_thread(btc_addresses.deposit_address, player_id)
+                btc_address = await asyncio.to_thread(btc_addresses.deposit_address,
+                                                      player_id)
             except Exception as exc:  # noqa: BLE001 - no account key yet, a busy database
                 log.warning("wallet_address_failed", chain=BITCOIN, error=type(exc).__name__)
                 failed.append("Bitcoin")
-            else:
-                view = await asyncio.to_thread(activity.player_deposits, player_id, ["BTC"],
-                                               MAX_ROWS, BITCOIN)
-                cards_.append(await asyncio.to_thread(btc_card, address, view, net))
-                views.append((view, net.confirmations))
+        if view is None:
+            view = await asyncio.to_thread(wallet_view.read, player_id,
+                                           deposits=chains_shown(), rows=MAX_ROWS)
+        if eth_address is not None and ETHEREUM in view.deposits:
+            found = view.deposits[ETHEREUM]
+            cards_ += await asyncio.to_thread(cards, eth_address, found, assets,
+                                              st.eth_chain_id, st.eth_confirmations)
+            views.append((found, st.eth_confirmations))
+        if btc_address is not None and BITCOIN in view.deposits:
+            found = view.deposits[BITCOIN]
+            cards_.append(await asyncio.to_thread(btc_card, btc_address, found, net))
+            views.append((found, net.confirmations))
         codes = [c.code for c in cards_]
         self._set("codes", codes)
         if self.selected not in codes:
@@ -273,28 +277,6 @@ class DepositsState(rx.State):
 
     def _on_wallet_page(self) -> bool:
         return (self.router.url.path or "").rstrip("/") == routes.WALLET
-
-    async def _pushed(self, player_id: str) -> bool:
-        """Refresh from ui/push.py (under the tab's state lock): False when this tab no
-        longer shows the wallet of ``player_id`` (the push loop then forgets it)."""
-        if not self._on_wallet_page():
-            return False
-        # The session is re-checked, without counting as the player's use (a tab left
-        # open on the wallet still signs out when idle).
-        sess = await session_of(self)
-        me = await asyncio.to_thread(accounts.current_user, sess.token, touch=False)
-        if me is None or me.player_id != player_id:
-            self._clear()
-            return False
-        await self._load(player_id)
-        from casino_app.ui.state.wallet import WalletState
-        from casino_app.ui.state.withdraw import WithdrawState
-
-        wallet = await self.get_state(WalletState)
-        await wallet._refresh(player_id)
-        withdraw = await self.get_state(WithdrawState)
-        await withdraw._refresh(player_id)
-        return True
 
     @rx.event
     async def on_open(self):
@@ -322,3 +304,29 @@ class DepositsState(rx.State):
             self.selected = code
             self._show_selected()
         return None
+
+
+# --- what other states may ask of the deposit cards ---------------------------------------
+
+def chains_shown() -> dict[str, list[str]]:
+    """{chain: currencies} of the deposits the page shows (the configured chains)."""
+    out: dict[str, list[str]] = {}
+    if assets := configured():
+        out[ETHEREUM] = list(assets)
+    if bitcoin_on():
+        out[BITCOIN] = ["BTC"]
+    return out
+
+
+async def show_view(state: DepositsState, view: WalletView) -> None:
+    """Show the deposits of one wallet read (``payments.wallet_view``)."""
+    await state._load(view.player_id, view)
+
+
+def on_wallet_page(state: DepositsState) -> bool:
+    return state._on_wallet_page()
+
+
+def forget(state: DepositsState) -> None:
+    """The tab no longer shows this player's wallet: nothing of it stays in its state."""
+    state._clear()

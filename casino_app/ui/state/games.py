@@ -27,7 +27,12 @@ from casino_app.payments.currencies import Currency, currency, parse_decimal
 from casino_app.ui import routes
 from casino_app.ui.state import fx
 from casino_app.ui.state.session import caller
-from casino_app.ui.state.wallet import DEFAULT_CURRENCY, WalletState
+from casino_app.ui.state.wallet import (
+    DEFAULT_CURRENCY,
+    WalletState,
+    selected,
+    show_bet_balance,
+)
 
 E4 = 10_000
 MINES_TILES = 25
@@ -466,7 +471,7 @@ class GameState(rx.State):
             return None
         wallet = await self.get_state(WalletState)
         self._show(r, fx.quote(wallet.display))
-        wallet._after_bet(r.currency, r.balance_after)
+        show_bet_balance(wallet, r.currency, r.balance_after)
         return None
 
     # --- events ---
@@ -483,13 +488,25 @@ class GameState(rx.State):
             return self._to_login() if me is None else rx.redirect(routes.HOME)
         self.game = name
         wallet = await self.get_state(WalletState)
-        self._currency_changed(wallet._selected())
+        self._currency_changed(selected(wallet))
         if name == "mines":
             r = await asyncio.to_thread(bets.open_mines, me.player_id)
             if r is not None:
                 self._show_round(r)
             elif self.round_id:
                 self.round_id, self.mines_revealed, self.mines_next = 0, [], ""
+
+    @rx.event
+    async def follow_currency(self, _choice: str = ""):
+        """After the header's currency changed (WalletState.select_currency, or a top-up
+        that switched to FUN): the amount box takes the new currency's default."""
+        self._currency_changed(selected(await self.get_state(WalletState)))
+
+    @rx.event
+    async def follow_display(self, _choice: str = ""):
+        """After the header's display currency changed: the recent rows convert again."""
+        wallet = await self.get_state(WalletState)
+        self._convert(fx.quote(wallet.display), await fx.table())
 
     @rx.event
     def edit_amount(self, text: str):
@@ -499,7 +516,7 @@ class GameState(rx.State):
 
     async def _scale(self, factor: str) -> None:
         wallet = await self.get_state(WalletState)
-        cur = wallet._selected()
+        cur = selected(wallet)
         self._currency_changed(cur)
         self.amount = scale_amount(cur, self.amount, factor)
         self._check_amount()
@@ -612,7 +629,7 @@ class GameState(rx.State):
             self.error = "Finish your open round first: reveal a tile or cash out."
             return None
         wallet = await self.get_state(WalletState)
-        cur = wallet._selected()
+        cur = selected(wallet)
         if cur.code != self._amount_cur:
             self._currency_changed(cur)
             self.error = f"The currency is now {cur.code}: check the amount and bet again."
@@ -634,7 +651,7 @@ class GameState(rx.State):
             self.error = str(exc)
             return None
         self._show(r, fx.quote(wallet.display))
-        wallet._after_bet(r.currency, r.balance_after)
+        show_bet_balance(wallet, r.currency, r.balance_after)
         return None
 
     @rx.event

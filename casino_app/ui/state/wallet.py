@@ -1,9 +1,16 @@
 """The header's wallet: the selected currency and the player's balances, as a view.
 
-The balances live in the ledger; this state only shows them (formatted), refreshed on each
-page load and after every bet (from the bet's ``balance_after``, so a bet costs no extra
-query). The selected currency is remembered in the browser (``localStorage``) and checked
-against the registry whenever it is used: a forged value is never trusted.
+The balances live in the ledger; this state only shows them (formatted), read with the
+rest of the wallet (``payments.wallet_view``) on each page load and by the live push, and
+after every bet from the bet's ``balance_after`` (so a bet costs no extra query). The
+selected currency is remembered in the browser (``localStorage``) and checked against the
+registry whenever it is used: a forged value is never trusted.
+
+Other states talk to this one through the module's functions below (``selected``,
+``show_bet_balance``, ``show_view``), never through its private helpers; a change of the
+currency or display currency reaches the game and bet pages as their own events, listed
+after this state's on the header's selects (``ui/layout.py``). This module imports no other
+page state.
 """
 
 from __future__ import annotations
@@ -12,10 +19,10 @@ import asyncio
 
 import reflex as rx
 
-from casino_app.core.db import ledger_tx
 from casino_app.core.settings import get_settings
-from casino_app.payments import demo, ledger
+from casino_app.payments import demo, wallet_view
 from casino_app.payments.currencies import Currency, all_currencies, currency
+from casino_app.payments.wallet_view import WalletView
 from casino_app.ui import routes
 from casino_app.ui.state import fx
 from casino_app.ui.state.notice import notify
@@ -95,27 +102,12 @@ class WalletState(rx.State):
         if cur.code == DEFAULT_CURRENCY:
             self.fun_low = fun_is_low(available)
 
-    async def _refresh(self, player_id: str) -> None:
-        """Read every balance of the player from the ledger (one read-only query)."""
-
-        def read() -> dict[str, tuple[int, int]]:
-            with ledger_tx(readonly=True) as s:
-                return {code: (b.available, b.reserved)
-                        for code, b in ledger.player_balances(s, player_id).items()}
-
-        found = await asyncio.to_thread(read)
+    def _show_view(self, view: WalletView) -> None:
         self.balances = {}
-        self._reserved = {code: reserved for code, (_, reserved) in found.items()}
+        self._reserved = {code: reserved for code, (_, reserved) in view.balances.items()}
         for cur in all_currencies():
-            self._show(cur.code, found.get(cur.code, (0, 0))[0])
+            self._show(cur.code, view.available(cur.code))
         self.loaded = True
-
-    def _after_bet(self, code: str, balance_after: int) -> None:
-        """Show the balance a bet left (no query: the bet service returned it)."""
-        self._show(code, balance_after - self._reserved.get(code, 0))
-
-    def _selected(self) -> Currency:
-        return known_currency(self.currency) or currency(DEFAULT_CURRENCY)
 
     @rx.event
     async def load(self):
@@ -129,7 +121,7 @@ class WalletState(rx.State):
             self.currency = DEFAULT_CURRENCY
         if not fx.valid(self.display):
             self.display = fx.DEFAULT
-        await self._refresh(me.player_id)
+        self._show_view(await asyncio.to_thread(wallet_view.read, me.player_id))
         self._convert(fx.quote(self.display), await fx.table())
 
     def _convert(self, quote: str, rates: fx.RateTable) -> None:
@@ -140,32 +132,21 @@ class WalletState(rx.State):
 
     @rx.event
     async def select_display(self, code: str):
-        """Switch the display currency (a view choice; changes no data): the header and the
-        open bet lists convert again. A value that is not a choice is ignored."""
+        """Switch the display currency (a view choice; changes no data): the header
+        converts again (the open bet lists follow with their own events). A value that is
+        not a choice is ignored."""
         if not fx.valid(code):
             return
         self.display = code
-        quote, rates = fx.quote(code), await fx.table()
-        self._convert(quote, rates)
-        from casino_app.ui.state.bets import BetsState  # bets and games import this module
-        from casino_app.ui.state.games import GameState
-
-        for cls in (BetsState, GameState):
-            (await self.get_state(cls))._convert(quote, rates)
+        self._convert(fx.quote(code), await fx.table())
 
     @rx.event
-    async def select_currency(self, code: str):
-        """Switch the shown currency (a view choice; changes no data)."""
+    def select_currency(self, code: str):
+        """Switch the shown currency (a view choice; changes no data; the game page's
+        amount follows with its own event)."""
         cur = known_currency(code)
         if cur is not None:
-            await self._use(cur)
-
-    async def _use(self, cur: Currency) -> None:
-        self.currency = cur.code
-        from casino_app.ui.state.games import GameState  # games imports this module
-
-        games = await self.get_state(GameState)
-        games._currency_changed(cur)
+            self.currency = cur.code
 
     @rx.event
     async def top_up(self, request_key: str):
@@ -182,5 +163,22 @@ class WalletState(rx.State):
             return
         fun = currency(DEFAULT_CURRENCY)
         self._show(fun.code, available)
-        await self._use(fun)
+        self.currency = fun.code  # the game page's amount follows (its own event)
         await notify(self, "success", f"Play money topped up to {fun.format(available)} FUN.")
+
+
+# --- what other states may ask of the wallet ---------------------------------------------
+
+def selected(wallet: WalletState) -> Currency:
+    """The currency the header shows (the browser's choice, checked; FUN otherwise)."""
+    return known_currency(wallet.currency) or currency(DEFAULT_CURRENCY)
+
+
+def show_bet_balance(wallet: WalletState, code: str, balance_after: int) -> None:
+    """Show the balance a bet left (no query: the settlement returned it)."""
+    wallet._show(code, balance_after - wallet._reserved.get(code, 0))
+
+
+def show_view(wallet: WalletState, view: WalletView) -> None:
+    """Show the balances of a wallet read (``payments.wallet_view``)."""
+    wallet._show_view(view)

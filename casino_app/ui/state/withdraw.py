@@ -30,14 +30,18 @@ from decimal import Decimal
 import reflex as rx
 
 from casino_app.core.logging import get_logger
-from casino_app.payments import activity, withdrawals
+from casino_app.payments import wallet_view, withdrawals
 from casino_app.payments.currencies import Currency, currency, parse_decimal
+from casino_app.payments.wallet_view import WalletView
 from casino_app.payments.withdrawals import WithdrawalRefused, WithdrawalView
 from casino_app.security.audit import AuditAction
 from casino_app.security.ratelimit import RateLimited
 from casino_app.ui import routes
-from casino_app.ui.state.deposits import fmt_time, short_hash
+from casino_app.ui.state import deposits as deposits_ui
+from casino_app.ui.state import wallet as wallet_ui
+from casino_app.ui.state.deposits import DepositsState, fmt_time, short_hash
 from casino_app.ui.state.session import caller, describe, form_value
+from casino_app.ui.state.wallet import WalletState
 from casino_app.users import accounts
 from casino_app.users.errors import NotAuthenticated, UserError
 
@@ -106,8 +110,8 @@ class WithdrawalRow:
     tx_short: str
 
 
-def options(player_id: str, codes: list[str]) -> list[WithdrawOption]:
-    available = activity.withdrawable_amounts(player_id, codes)
+def options(available: dict[str, int], codes: list[str]) -> list[WithdrawOption]:
+    """The form's currencies, given what the player can withdraw in each."""
     out = []
     for code in codes:
         cur, lim = currency(code), withdrawals.limits(code)
@@ -186,18 +190,22 @@ class WithdrawState(rx.State):
     async def _refresh(self, player_id: str) -> None:
         """Read the caller's withdrawable amounts, limits and withdrawals."""
         codes = withdrawable_codes()
-        if not codes:
+        self._show_view(await asyncio.to_thread(wallet_view.read, player_id,
+                                                withdraw=codes) if codes else None)
+
+    def _show_view(self, view: WalletView | None) -> None:
+        codes = withdrawable_codes()
+        if not codes or view is None or view.withdrawals is None:
             self.options, self.rows, self.totals = [], [], {}
             return
         try:
-            opts = await asyncio.to_thread(options, player_id, codes)
-            views = await asyncio.to_thread(withdrawals.withdrawals_of, player_id)
+            opts = options(view.withdrawable, codes)
         except ValueError:  # malformed CASINO_ETH_WITHDRAW_* settings: the check names them
             log.warning("wallet_withdraw_bad_limits")
             self.options, self.rows = [], []
             self.message = "Withdrawals are not available right now. Please try again later."
             return
-        rows = [row(w) for w in views]
+        rows = [row(w) for w in view.withdrawals]
         # Reflex sends every assigned var to the browser: assign only what changed.
         if opts != self.options:
             self.options = opts
@@ -333,16 +341,26 @@ class WithdrawState(rx.State):
         self._answered = dict(list({**self._answered, sent: self.notice}.items())
                               [-ANSWERED_MAX:])
         self.amount, self.form_id = "", secrets.token_hex(8)
-        await self._refresh(player_id)
-        await self._after(player_id)
+        # the form, the wallet's cards and the header show the reservation at once
+        await refresh_wallet_page(self, player_id)
         return clear_code
 
-    async def _after(self, player_id: str) -> None:
-        """The wallet's cards and the header balance show the reservation at once."""
-        from casino_app.ui.state.deposits import DepositsState
-        from casino_app.ui.state.wallet import WalletState
 
-        deposits = await self.get_state(DepositsState)
-        await deposits._load(player_id)
-        wallet = await self.get_state(WalletState)
-        await wallet._refresh(player_id)
+# --- the whole wallet page ---------------------------------------------------------------
+
+def read_wallet_page(player_id: str) -> WalletView:
+    """Everything the wallet page and the header show, in one read-only transaction."""
+    codes = withdrawable_codes()
+    return wallet_view.read(player_id, deposits=deposits_ui.chains_shown(),
+                            withdraw=codes if codes else None)
+
+
+async def show_wallet_page(state: rx.State, view: WalletView) -> None:
+    """Show one wallet read in the header, the deposit cards and the withdraw form."""
+    wallet_ui.show_view(await state.get_state(WalletState), view)
+    await deposits_ui.show_view(await state.get_state(DepositsState), view)
+    (await state.get_state(WithdrawState))._show_view(view)
+
+
+async def refresh_wallet_page(state: rx.State, player_id: str) -> None:
+    await show_wallet_page(state, await asyncio.to_thread(read_wallet_page, player_id))
