@@ -488,3 +488,29 @@ def test_a_bitcoin_only_server_offers_btc_withdrawals(env, monkeypatch) -> None:
     assert deposits.address.startswith("rb1q")  # the BTC tab: its deposit card
     assert [o.code for o in state.options] == ["BTC"]
     assert state.options[0].placeholder == "rb1q…"
+
+
+def test_the_wallet_page_opens_with_one_read_of_the_whole_wallet(env, monkeypatch) -> None:  # noqa: ANN001
+    """The page's on_load reads the wallet once (payments.wallet_view: one transaction)
+    and shows it in the header, the deposit cards and the withdraw form; the tab is then
+    watched by the live push."""
+    from casino_app.payments import wallet_view
+
+    (token, pid), _ = env
+    reads: list[str] = []
+    real = wallet_view.read
+
+    def read(player_id: str, **kw: Any) -> Any:
+        reads.append(player_id)
+        return real(player_id, **kw)
+
+    monkeypatch.setattr(wallet_view, "read", read)
+    root = _browser(token, client="one-read")
+    _run(_substate(root, WithdrawState), "on_open")
+    assert reads == [pid]
+    header, cards = _substate(root, WalletState), _substate(root, DepositsState)
+    form = _substate(root, WithdrawState)
+    assert header.loaded and header.balances["ETH"] == "0.050000"
+    assert cards.loaded and {c.code for c in cards.cards} >= {"ETH", "USDT"}
+    assert {o.code: o.available for o in form.options}["ETH"] == "0.05"
+    assert push.watched_tabs() == {"one-read": pid}

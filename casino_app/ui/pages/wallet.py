@@ -233,8 +233,7 @@ def _enabled() -> rx.Component:
         spacing="4", width="100%")
 
 
-@player_page(routes.WALLET, "Wallet", signed_in=True, on_load=[DepositsState.on_open,
-                                                            WithdrawState.on_open])
+@player_page(routes.WALLET, "Wallet", signed_in=True, on_load=[WithdrawState.on_open])
 def wallet() -> rx.Component:
     return rx.vstack(
         page_title("Wallet", "Deposit crypto to play with real money; deposits appear "

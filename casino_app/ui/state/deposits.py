@@ -288,8 +288,7 @@ class DepositsState(rx.State):
             return rx.redirect(routes.login_then(routes.WALLET))
         # Registered before the read: a change committed between the two is then pushed
         # (once more, harmlessly) rather than missed until the next one.
-        if configured() or bitcoin_on():
-            push.watch_tab(self.router.session.client_token, me.player_id)
+        watch(self, me.player_id)
         await self._load(me.player_id)
         return None
 
@@ -330,3 +329,9 @@ def on_wallet_page(state: DepositsState) -> bool:
 def forget(state: DepositsState) -> None:
     """The tab no longer shows this player's wallet: nothing of it stays in its state."""
     state._clear()
+
+
+def watch(state: DepositsState, player_id: str) -> None:
+    """Register the tab for live updates of ``player_id``'s wallet (when a chain is on)."""
+    if configured() or bitcoin_on():
+        push.watch_tab(state.router.session.client_token, player_id)

@@ -219,13 +219,18 @@ class WithdrawState(rx.State):
 
     @rx.event
     async def on_open(self):
-        """on_load of the wallet page: the form's currencies and the caller's history."""
+        """on_load of the wallet page: one read of the whole wallet (the header's balances,
+        the deposit cards, the withdraw form and history), and the tab registered for live
+        updates (before the read: a change committed between the two is then pushed)."""
         _, me = await caller(self)
+        deposits = await self.get_state(DepositsState)
         if me is None:
+            deposits_ui.forget(deposits)
             return self._to_login()
         self.errors, self.message, self.notice = {}, "", ""
         self.form_id = secrets.token_hex(8)
-        await self._refresh(me.player_id)
+        deposits_ui.watch(deposits, me.player_id)
+        await refresh_wallet_page(self, me.player_id)
         return None
 
     @rx.event
