@@ -11,11 +11,8 @@ def casino(tmp_path_factory: pytest.TempPathFactory) -> Iterator[live.Casino]:
     """The attacked app (tests/support/live.py): started once for this folder's attack
     modules, stopped when the folder is done (not left running under the rest of the
     suite)."""
-    target = live.start(Path(tmp_path_factory.mktemp("attacked")))
-    try:
+    with live.running(Path(tmp_path_factory.mktemp("attacked"))) as target:
         yield target
-    finally:
-        live.stop(target)
 
 
 @pytest.fixture

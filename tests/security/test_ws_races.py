@@ -40,12 +40,9 @@ def race_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     if request.param == "sqlite":
         yield request.getfixturevalue("casino")
         return
-    target = live.start(tmp_path_factory.mktemp("attacked-pg"), db="postgres",
-                        cluster=request.getfixturevalue("pg_cluster"))
-    try:
+    with live.running(tmp_path_factory.mktemp("attacked-pg"), db="postgres",
+                      cluster=request.getfixturevalue("pg_cluster")) as target:
         yield target
-    finally:
-        live.stop(target)
 
 
 @pytest.fixture
@@ -113,7 +110,9 @@ async def test_whole_balance_bets_and_withdrawals_at_once_only_one_goes_through(
     withdrawers = await open_tabs(race, player, "/wallet", half)
     try:
         for t in bettors:  # a Mines round with the whole balance: nothing comes back yet
+            # what the header's select sends: the wallet's event, then the game page's
             await t.call(WalletState, "select_currency", code="ETH")
+            await t.call(GameState, "follow_currency", _choice="ETH")
             await t.call(GameState, "choose_mines", value="1")
             await t.call(GameState, "edit_amount", text="0.05")
         assert all(t.var(WithdrawState, "options") for t in withdrawers), "withdrawals are off"

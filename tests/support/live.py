@@ -435,6 +435,16 @@ def stop(casino: Casino) -> None:
         casino.chain.stop()
 
 
+@contextmanager
+def running(tmp: Path, **kw: Any) -> Iterator[Casino]:
+    """``start`` (same arguments), and ``stop`` when the block ends, however it ends."""
+    target = start(tmp, **kw)
+    try:
+        yield target
+    finally:
+        stop(target)
+
+
 def casino_cli(env: dict[str, str], *args: str) -> str:
     """Run a ``casino`` subcommand against the app's settings; its output."""
     exe = str(Path(sys.executable).parent / "casino")

@@ -57,12 +57,9 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def workers_app(pg_cluster: PgCluster, redis_url: str,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[live.Casino]:
-    target = live.start(Path(tmp_path_factory.mktemp("workers")), db="postgres",
-                        cluster=pg_cluster, redis_url=redis_url, workers=WORKERS)
-    try:
+    with live.running(Path(tmp_path_factory.mktemp("workers")), db="postgres",
+                      cluster=pg_cluster, redis_url=redis_url, workers=WORKERS) as target:
         yield target
-    finally:
-        live.stop(target)
 
 
 @pytest.fixture
