@@ -110,6 +110,7 @@ class RawReader:
         self.param = "?" if self.sqlite else "%s"
         self._local = threading.local()
         self._loops: dict[int, tuple[Any, Any]] = {}  # id(loop) -> (loop, connection)
+        self._pending: dict[int, tuple[Any, asyncio.Future]] = {}  # being made, per loop
         self._all: list[Any] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -167,24 +168,44 @@ class RawReader:
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
             held = self._loops.get(id(loop))
-            if held is None or held[0] is not loop:
-                self._drop_closed_loops()
-                conn = self._keep(await psycopg.AsyncConnection.connect(
-                    self._dsn(), autocommit=True, connect_timeout=5,
-                    application_name="casino-reader", options=self._PG_OPTIONS))
-                self._loops[id(loop)] = (loop, conn)
-            else:
-                conn = held[1]
+            conn = (held[1] if held is not None and held[0] is loop
+                    else await self._connect_for(loop))
             try:
                 cur = await conn.execute(sql, params, prepare=True)
                 return await cur.fetchone()
             except psycopg.OperationalError:
-                self._loops.pop(id(loop), None)
+                held = self._loops.get(id(loop))
+                if held is not None and held[1] is conn:  # not one made since by another
+                    self._loops.pop(id(loop), None)
                 self._forget(conn)
                 await conn.close()
                 if attempt == 2:
                     raise
         return None  # pragma: no cover
+
+    async def _connect_for(self, loop: asyncio.AbstractEventLoop) -> Any:
+        """The loop's connection, made once: events arriving while it is being made wait
+        for the same one."""
+        key = id(loop)
+        pending = self._pending.get(key)
+        if pending is not None and pending[0] is loop:
+            return await asyncio.shield(pending[1])
+        made: asyncio.Future = loop.create_future()
+        self._pending[key] = (loop, made)
+        try:
+            self._drop_closed_loops()
+            conn = self._keep(await psycopg.AsyncConnection.connect(
+                self._dsn(), autocommit=True, connect_timeout=5,
+                application_name="casino-reader", options=self._PG_OPTIONS))
+            self._loops[key] = (loop, conn)
+            made.set_result(conn)
+            return conn
+        except BaseException as exc:
+            made.set_exception(exc)
+            made.exception()  # read: the waiting events get it, nobody else need
+            raise
+        finally:
+            self._pending.pop(key, None)
 
     def _drop_closed_loops(self) -> None:
         """Connections of event loops that ended (a test's ``asyncio.run``)."""
