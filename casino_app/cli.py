@@ -173,11 +173,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     os.chdir(ROOT)
     if args.env == "prod":
         # The front end built once (`casino build`), served with socket and API on one port
-        # by Reflex's production server (casino_app/server.py).
+        # by Reflex's production server (casino_app/api/server.py).
         print(f"casino: {_front_end(env, rebuild=not args.no_build, starting=True)}",
               file=sys.stderr, flush=True)
         exe = sys.executable
-        cmd = [exe, "-m", "casino_app.server", "--host", host, "--port", str(port)]
+        cmd = [exe, "-m", "casino_app.api.server", "--host", host, "--port", str(port)]
     else:  # Reflex's development servers: Vite on the port, the backend beside it
         exe = shutil.which("reflex", path=str(Path(sys.executable).parent)) or "reflex"
         cmd = [exe, "run", "--env", "dev", "--backend-host", host, "--frontend-port", str(port)]

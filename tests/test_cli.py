@@ -188,7 +188,7 @@ def _exec_of_run(monkeypatch: pytest.MonkeyPatch, *args: str) -> list[str] | Non
 def _listens_on(cmd: list[str] | None) -> str | None:
     if cmd is None:
         return None
-    return cmd[cmd.index("--host" if "casino_app.server" in cmd else "--backend-host") + 1]
+    return cmd[cmd.index("--host" if "casino_app.api.server" in cmd else "--backend-host") + 1]
 
 
 def test_casino_run_listens_on_127_0_0_1_by_default(
@@ -197,8 +197,8 @@ def test_casino_run_listens_on_127_0_0_1_by_default(
     """Reflex's own default is every interface (0.0.0.0); ours is this machine only, in
     production mode (one port: pages, socket, /api) and in --env dev (its backend)."""
     cmd = _run_command(monkeypatch)
-    # production: the one-port server of the built front end (casino_app/server.py)
-    assert _listens_on(cmd) == "127.0.0.1" and cmd[1:3] == ["-m", "casino_app.server"]
+    # production: the one-port server of the built front end (casino_app/api/server.py)
+    assert _listens_on(cmd) == "127.0.0.1" and cmd[1:3] == ["-m", "casino_app.api.server"]
     assert cmd[cmd.index("--port") + 1] == "3000"
     assert _listens_on(_run_command(monkeypatch, "--env", "dev")) == "127.0.0.1"
     monkeypatch.setenv("CASINO_BIND_HOST", "0.0.0.0")  # noqa: S104 - what an operator may set

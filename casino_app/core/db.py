@@ -92,6 +92,11 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def dbapi_url(url: Any) -> str:
+    """A PostgreSQL engine's URL as psycopg's own ``connect`` takes it."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 class RawReader:
     """Read-only DBAPI connections in autocommit for the one read every websocket event
     makes (the session check): no ORM session, no pool checkout, no BEGIN/COMMIT, a
@@ -116,7 +121,7 @@ class RawReader:
         self._closed = False
 
     def _dsn(self) -> str:
-        return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return dbapi_url(self.url)
 
     _PG_OPTIONS = "-c default_transaction_read_only=on -c statement_timeout=5000"
 

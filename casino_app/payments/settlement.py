@@ -50,7 +50,7 @@ import psycopg
 from sqlalchemy import Engine, bindparam, select, text
 
 from casino_app.core.clock import utcnow
-from casino_app.core.db import databases, ledger_tx
+from casino_app.core.db import databases, dbapi_url, ledger_tx
 from casino_app.core.settings import get_settings
 from casino_app.payments import ledger
 
@@ -559,9 +559,7 @@ class SettlementWriter:
 
     def _connection(self) -> psycopg.Connection:
         if self._pg is None or self._pg.closed:
-            url = self.engine.url.set(drivername="postgresql").render_as_string(
-                hide_password=False)
-            self._pg = psycopg.connect(url, autocommit=True,
+            self._pg = psycopg.connect(dbapi_url(self.engine.url), autocommit=True,
                                        application_name="casino-settlement")
         return self._pg
 

@@ -497,11 +497,11 @@ def _touch(me: CurrentUser) -> None:
         sessions.touch(s, me.session_id)
 
 
-async def current_user_async(token: str | None) -> CurrentUser | None:
+async def current_user_async(token: str | None, *, touch: bool = True) -> CurrentUser | None:
     """``current_user`` for a websocket event, awaited without a worker thread
     (``sessions.lookup_async``); the rare last_seen write runs in one."""
     me = await sessions.lookup_async(databases().identity_reader, token)
-    if me is not None and me.needs_touch:
+    if me is not None and touch and me.needs_touch:
         await asyncio.to_thread(_touch, me)
     return me
 

@@ -6,6 +6,7 @@ or when it reaches its absolute lifetime, whichever comes first.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -98,10 +99,14 @@ def create(session: Session, user: User, ctx: RequestContext) -> str:
     return token
 
 
-def _live(row: Any, now: datetime) -> bool:
+def _is_live(revoked_at: datetime | None, expires_at: datetime, last_seen_at: datetime,
+             now: datetime) -> bool:
     idle = timedelta(minutes=get_settings().session_idle_minutes)
-    return (row.revoked_at is None and now < row.absolute_expires_at
-            and now - row.last_seen_at <= idle)
+    return revoked_at is None and now < expires_at and now - last_seen_at <= idle
+
+
+def _live(row: Any, now: datetime) -> bool:
+    return _is_live(row.revoked_at, row.absolute_expires_at, row.last_seen_at, now)
 
 
 # One query for the check every authenticated event makes: the session and its user,
@@ -136,15 +141,16 @@ def _token_ok(token: str | None) -> bool:
     return bool(token) and isinstance(token, str) and len(token) <= 128
 
 
-def _from_row(row: tuple | None) -> CurrentUser | None:
+def _from_row(row: Any) -> CurrentUser | None:
+    """The caller from a row of ``_LOOKUP`` or ``_RAW_LOOKUP`` (the same columns in the
+    same order), or None when its session has ended."""
     if row is None:
         return None
     (sid, revoked_at, expires_at, last_seen_at, user_id, player_id, email, name, role,
      totp, last_login_at, last_login_ip, previous_login_at, previous_login_ip) = row
     expires_at, last_seen_at = _when(expires_at), _when(last_seen_at)
     now = utcnow()
-    idle = timedelta(minutes=get_settings().session_idle_minutes)
-    if revoked_at is not None or now >= expires_at or now - last_seen_at > idle:
+    if not _is_live(revoked_at, expires_at, last_seen_at, now):
         return None
     return CurrentUser(
         user_id=user_id, player_id=player_id, email=email, display_name=name,
@@ -175,22 +181,13 @@ async def lookup_async(reader: Any, token: str | None) -> CurrentUser | None:
 def resolve(session: Session, token: str | None, *, touch: bool = True) -> CurrentUser | None:
     """The user behind a live token, or None, read from the database (a revocation
     committed meanwhile is seen). Touching extends the idle timeout."""
-    if not token or not isinstance(token, str) or len(token) > 128:
+    if not _token_ok(token):
         return None
-    row = session.execute(_LOOKUP, {"token_hash": token_hash(token)}).one_or_none()
-    now = utcnow()
-    if row is None or not _live(row, now):
-        return None
-    stale = now - row.last_seen_at >= TOUCH_EVERY
-    if touch and stale:
-        _touch(session, row.id)
-        stale = False
-    return CurrentUser(
-        user_id=row.user_id, player_id=row.player_id, email=row.email,
-        display_name=row.display_name, role=Role(row.role), session_id=row.id,
-        totp_enabled=bool(row.totp), last_login_at=row.last_login_at,
-        last_login_ip=row.last_login_ip, previous_login_at=row.previous_login_at,
-        previous_login_ip=row.previous_login_ip, needs_touch=stale)
+    me = _from_row(session.execute(_LOOKUP, {"token_hash": token_hash(token)}).one_or_none())
+    if me is not None and touch and me.needs_touch:
+        _touch(session, me.session_id)
+        me = dataclasses.replace(me, needs_touch=False)
+    return me
 
 
 def touch(session: Session, session_id: int) -> None:

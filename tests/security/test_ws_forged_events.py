@@ -169,7 +169,6 @@ PRIVATE_CALLS: list[tuple[Any, str, dict[str, Any]]] = [
     (BetState, "_player", {}),
     (SessionsState, "_load", {"token": "{victim_token}"}),
     (DepositsState, "_load", {"player_id": "{victim_player}"}),
-    (WithdrawState, "_refresh", {"player_id": "{victim_player}"}),
     (WithdrawState, "_show_view", {"view": {"player_id": "{victim_player}"}}),
     (StaffPlayerState, "_load", {}),
     (StaffPlayerState, "_act", {"fn": "set_role", "args": ["admin"]}),

@@ -288,13 +288,13 @@ def test_the_push_loop_refreshes_the_open_wallet_tabs_of_affected_players(
     from casino_app.users import accounts
 
     looks: list[bool] = []
-    real = accounts.current_user
+    real = accounts.current_user_async
 
-    def current_user(token, *, touch=True):  # noqa: ANN001, ANN202
+    async def current_user_async(token, *, touch=True):  # noqa: ANN001, ANN202
         looks.append(touch)
-        return real(token, touch=touch)
+        return await real(token, touch=touch)
 
-    monkeypatch.setattr(accounts, "current_user", current_user)
+    monkeypatch.setattr(accounts, "current_user_async", current_user_async)
 
     (token, pid), (other_token, other_pid) = eth_env
     _tip(10)

@@ -25,7 +25,7 @@ async def refresh_open_tab(root: Any, player_id: str) -> bool:
     # The session is re-checked, without counting as the player's use (a tab left open
     # on the wallet still signs out when idle).
     sess = await session_of(state)
-    me = await asyncio.to_thread(accounts.current_user, sess.token, touch=False)
+    me = await accounts.current_user_async(sess.token, touch=False)
     if me is None or me.player_id != player_id:
         deposits.forget(state)
         return False

@@ -187,12 +187,6 @@ class WithdrawState(rx.State):
         if totals != self.totals:
             self.totals = totals
 
-    async def _refresh(self, player_id: str) -> None:
-        """Read the caller's withdrawable amounts, limits and withdrawals."""
-        codes = withdrawable_codes()
-        self._show_view(await asyncio.to_thread(wallet_view.read, player_id,
-                                                withdraw=codes) if codes else None)
-
     def _show_view(self, view: WalletView | None) -> None:
         codes = withdrawable_codes()
         if not codes or view is None or view.withdrawals is None:

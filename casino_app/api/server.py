@@ -3,7 +3,7 @@ port, serving the front end that ``casino build`` made (``.web/build/client``) b
 the websocket and the API, without compiling or building anything.
 
 ``casino run`` checks the build's stamp (``casino_app/webbuild.py``), builds it if it is
-missing or stale, then replaces itself with ``python -m casino_app.server --host H
+missing or stale, then replaces itself with ``python -m casino_app.api.server --host H
 --port P``. This is what ``reflex run --env prod --single-port`` does after its build:
 the same Reflex calls (``run_backend_prod`` with the compiled front end mounted), the
 same server (granian), the same settings in the environment for its workers.
@@ -39,7 +39,7 @@ def serve(host: str, port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m casino_app.server",
+    p = argparse.ArgumentParser(prog="python -m casino_app.api.server",
                                 description="serve the built front end, websocket and API "
                                             "on one port (run by `casino run`)")
     p.add_argument("--host", required=True)
