@@ -226,10 +226,12 @@ _entry_inserts: dict[str, object] = {}
 def _apply(s: Session, deltas: dict[int, tuple[int, int]]) -> dict[int, int]:
     """Change balances; ``deltas`` maps account -> (net change, gross debits).
 
-    Rows are updated in id order so concurrent entries never deadlock.
+    Rows are updated in id order, the bankroll accounts last, so concurrent entries never
+    deadlock, with each other or with a settlement batch (which locks its players'
+    accounts at its start and writes the bankroll by its last statement).
     """
     out = {}
-    for account_id in sorted(deltas):
+    for account_id in sorted(deltas, key=lambda a: (info(s, a).kind == "bankroll", a)):
         net, debits = deltas[account_id]
         if not info(s, account_id).allow_negative and debits:
             row = s.execute(_DEBIT, {"p_id": account_id, "p_net": net,

@@ -60,6 +60,9 @@ BATCH_CAP = 500          # orders per batch
 QUEUE_CAP = 5_000        # orders waiting; beyond it: busy
 STALE_ATTEMPTS = 4       # a bet whose pair changed under it is drawn again this often
 PAIR_CACHE_CAP = 100_000  # players whose active pair is kept in memory
+IN_FLIGHT = 2            # batches in the server at once (PostgreSQL; one on SQLite)
+BANKROLL_MOVED = "HH001"  # settle_bets_v1: the bankroll fell under the batch's caps
+BANKROLL_RETRIES = 5
 
 
 @dataclass(frozen=True)
@@ -221,11 +224,13 @@ class SettlementWriter:
         self._stopping = False
         self._pairs: collections.OrderedDict[str, SeedInputs] = collections.OrderedDict()
         self._accounts: dict[tuple[str, str], int] = {}
-        self._pg: psycopg.Connection | None = None
+        self._local = threading.local()      # each database thread's connection
+        self._conns: list[psycopg.Connection] = []
         self.batches = 0
         self.settled = 0
+        self.depth = IN_FLIGHT if self.postgres else 1
         self._db = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="settlement-db")
+            max_workers=self.depth, thread_name_prefix="settlement-db")
         self._thread = threading.Thread(target=self._loop, name="settlement-writer",
                                         daemon=True)
         self._thread.start()
@@ -273,12 +278,12 @@ class SettlementWriter:
             self._cv.notify_all()
         self._thread.join(timeout)
         self._db.shutdown(wait=not self._thread.is_alive())
-        if self._pg is not None:
+        for conn in self._conns:
             try:
-                self._pg.close()
+                conn.close()
             except Exception:  # noqa: S110 - closing a broken connection
                 pass
-            self._pg = None
+        self._conns = []
 
     # --- the thread ---
     #
@@ -291,20 +296,20 @@ class SettlementWriter:
     # once its answers are in. So nonces stay in submission order per player, and a
     # player's orders are never in two batches at once.
 
-    def _take(self, skip: set[str], inflight: _Batch | None) -> list | None:
+    def _take(self, skip: set[str], inflight: collections.deque[_Batch]) -> list | None:
         """The next batch (orders of players not in ``skip``, up to BATCH_CAP, stopping
-        at a job) or a job alone. Blocks until there is one, or until ``inflight`` is
-        answered ([] then); None when stopping with nothing left."""
+        at a job) or a job alone. Blocks until there is one, or until a batch in
+        ``inflight`` is answered ([] then); None when stopping with nothing left."""
         with self._cv:
             while True:
                 if self._queue:
                     got = self._pop(skip)
                     if got:
                         return got
-                if inflight is not None and inflight.future.done():
+                if any(b.future.done() for b in inflight):
                     return []
                 if self._stopping:
-                    return [] if inflight is not None else None
+                    return [] if inflight else None
                 self._cv.wait()
 
     def _pop(self, skip: set[str]) -> list:
@@ -329,23 +334,30 @@ class SettlementWriter:
             self._cv.notify()
 
     def _loop(self) -> None:
-        inflight: _Batch | None = None
+        inflight: collections.deque[_Batch] = collections.deque()
         while True:
-            items = self._take(inflight.players if inflight else set(), inflight)
+            skip = set().union(*(b.players for b in inflight))
+            items = self._take(skip, inflight)
             if items is None:
                 break
             if items and isinstance(items[0], _Job):
-                if inflight is not None:  # a job runs with no batch in flight
-                    self._finish(inflight)
-                    inflight = None
+                while inflight:  # a job runs with no batch in flight
+                    self._guarded(self._finish, inflight.popleft())
                 self._run_job(items[0])
                 continue
-            started = self._guarded(self._start, items) if items else None
-            if inflight is not None:
-                self._guarded(self._finish, inflight)
-            inflight = started
-        if inflight is not None:
-            self._guarded(self._finish, inflight)
+            if items:
+                started = self._guarded(self._start, items)
+                if started is not None:
+                    inflight.append(started)
+            # answer the batches that are done, and wait for the oldest while more than
+            # ``depth`` are out (the one just drawn waits in the database thread's queue)
+            for b in [b for b in inflight if b.future.done()]:
+                inflight.remove(b)
+                self._guarded(self._finish, b)
+            while len(inflight) > self.depth:
+                self._guarded(self._finish, inflight.popleft())
+        while inflight:
+            self._guarded(self._finish, inflight.popleft())
         with self._cv:
             rest, self._queue = list(self._queue), collections.deque()
         for item in rest:
@@ -558,31 +570,43 @@ class SettlementWriter:
         return out, now
 
     def _connection(self) -> psycopg.Connection:
-        if self._pg is None or self._pg.closed:
-            self._pg = psycopg.connect(dbapi_url(self.engine.url), autocommit=True,
-                                       application_name="casino-settlement")
-        return self._pg
+        """This database thread's connection (opened on first use, or again once lost)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = psycopg.connect(dbapi_url(self.engine.url), autocommit=True,
+                                   application_name="casino-settlement")
+            self._local.conn = conn
+            self._conns = [c for c in self._conns if not c.closed] + [conn]
+        return conn
 
     def _execute_pg(self, orders: list[BetOrder], now: datetime, cap_bps: int
                     ) -> list[tuple]:
         """One round trip. A connection found broken (a server restart, an idle timeout)
         is opened again and the batch sent once more: safe, since a bet that did commit
-        is then found under its key and answered as stored."""
+        is then found under its key and answered as stored. A batch that found the
+        bankroll fallen under its exposure caps (SQLSTATE HH001: another batch committed a
+        loss while it ran; nothing was written) is sent again, and decided afresh."""
         args = (*_columns(orders), cap_bps, now)
-        for attempt in (1, 2):
+        lost = moved = 0
+        while True:
+            conn = None
             try:
                 conn = self._connection()
                 rows = conn.execute(_CALL, args).fetchall()
-            except psycopg.OperationalError as exc:
-                if self._pg is not None and not (self._pg.closed or self._pg.broken):
+            except psycopg.Error as exc:
+                if exc.sqlstate == BANKROLL_MOVED and moved < BANKROLL_RETRIES:
+                    moved += 1
+                    continue
+                if not isinstance(exc, psycopg.OperationalError) or (
+                        conn is not None and not (conn.closed or conn.broken)):
                     raise  # the statement failed, not the connection
-                self._pg = None
-                if attempt == 2:
+                self._local.conn = None
+                lost += 1
+                if lost == 2:
                     raise _Lost() from exc
                 continue
             rows.sort(key=lambda r: r[0])
             return [tuple(r[1:]) for r in rows]
-        raise AssertionError("unreachable")
 
 
 class Busy(Exception):

@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from casino_app.core.db import ledger_tx
 from casino_app.games import bets, seeds
@@ -60,14 +60,15 @@ class _Paused:
         self.job.result(10)
 
 
-def _submit(player: str, key: str, stake: int = 1_000, params: dict | None = None
-            ) -> Future:
+def _submit(player: str, key: str, stake: int = 1_000, params: dict | None = None,
+            currency: str = "FUN") -> Future:
     """A bet placed from its own thread (place_bet waits for the writer's answer)."""
     out: Future = Future()
 
     def go() -> None:
         try:
-            out.set_result(bets.place_bet(player, "dice", "FUN", stake, params or DICE, key))
+            out.set_result(bets.place_bet(player, "dice", currency, stake, params or DICE,
+                                          key))
         except Exception as exc:  # noqa: BLE001 - the test looks at it
             out.set_exception(exc)
 
@@ -270,6 +271,101 @@ def test_a_rotation_between_draw_and_batch_is_drawn_again(bets_env: str) -> None
     assert revealed.server_seed_hash == first.server_seed_hash
     second = bets.place_bet(player, "dice", "FUN", 1_000, DICE, "rot-00002")
     assert second.server_seed_hash != first.server_seed_hash and second.nonce == 0
+    _clean()
+
+
+@pytest.fixture
+def pg_bets_env(pg_env: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL only, with the per-player bet rate limit out of the way."""
+    from casino_app.core.settings import reset_settings_cache
+    from casino_app.security.ratelimit import reset_limiter
+
+    monkeypatch.setenv("CASINO_RATE_BETS_PLAYER", "100000/second")
+    reset_settings_cache()
+    reset_limiter()
+
+
+@pytest.mark.postgres
+def test_two_batches_are_in_the_server_at_once(pg_bets_env: None,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL a second batch (other players) runs on a second connection while
+    the first is still in the server, and commits and answers first; the books balance."""
+    a, b = _player(), _player()
+    gate, inside = threading.Event(), threading.Event()
+
+    def hold() -> None:  # the first batch waits in its database thread
+        if not inside.is_set():
+            inside.set()
+            gate.wait(30)
+
+    monkeypatch.setitem(settlement.FAULTS, "before_batch", hold)
+    first = _submit(a, "two-a-0000")
+    assert inside.wait(10)
+    second = _submit(b, "two-b-0000")
+    try:
+        assert second.result(30).nonce == 0  # answered while the first one is held
+        assert not first.done()
+    finally:
+        gate.set()
+    assert first.result(30).nonce == 0
+    _clean()
+
+
+def _bankroll_lock_waiters() -> int:
+    with ledger_tx(readonly=True) as s:
+        return s.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name ="
+            " 'casino-settlement' AND wait_event_type = 'Lock'")).scalar_one()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("move", [-600_000, 600_000])
+def test_a_bankroll_moved_by_a_commit_under_a_batch_decides_its_caps_afresh(
+        pg_bets_env: None, move: int) -> None:
+    """A batch reads the bankroll without a lock and writes it last. Here another entry
+    holds the bankroll row while the batch decides a bet at the exposure cap (1% of
+    1,000,000), and commits when the batch waits for the row. A loss to the house
+    (-600,000) leaves a cap of 4,000: the batch is sent again and the bet is refused
+    with that cap, nothing written; a gain keeps the bet. The books balance either way."""
+    player = "p-" + uuid.uuid4().hex[:12]
+    with ledger_tx() as s:
+        custody, bank = (ledger.house_account(s, "BTC", k) for k in ("custody", "bankroll"))
+        ledger.transfer(s, f"fund:{player}", "deposit", custody,
+                        ledger.player_account(s, player, "BTC"), 100_000)
+        ledger.transfer(s, "bank:0", "capital", custody, bank, 1_000_000)
+    seeds.ensure(player)
+    bets.reset_bankroll_cache()
+    src, dst = (bank, custody) if move < 0 else (custody, bank)
+    holding, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def other_entry() -> None:  # holds the bankroll row until released, then commits
+        with ledger_tx() as s:
+            ledger.transfer(s, "bank:move", "capital", src, dst, abs(move))
+            holding.set()
+            release.wait(30)
+        done.set()
+
+    threading.Thread(target=other_entry, daemon=True).start()
+    assert holding.wait(10)
+    bet = _submit(player, "moved-0001", 10_000, currency="BTC")
+    try:
+        for _ in range(1000):
+            if _bankroll_lock_waiters():
+                break
+            threading.Event().wait(0.01)
+        assert _bankroll_lock_waiters() == 1  # the batch waits for the bankroll, last
+    finally:
+        release.set()
+    assert done.wait(10)
+    if move < 0:
+        with pytest.raises(bets.OverExposure, match=r"\(0\.00004000 BTC\)"):
+            bet.result(30)
+        with ledger_tx(readonly=True) as s:
+            assert s.execute(select(Bet).where(Bet.player_id == player)).first() is None
+            assert ledger.balance_of(s, ledger.player_account(s, player, "BTC")).balance \
+                == 100_000
+    else:
+        assert bet.result(30).stake == 10_000
     _clean()
 
 
