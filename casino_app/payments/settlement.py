@@ -56,11 +56,13 @@ from casino_app.payments import ledger
 
 log = logging.getLogger(__name__)
 
-BATCH_CAP = 500          # orders per batch
+BATCH_CAP = 500          # orders per batch, at most
 QUEUE_CAP = 5_000        # orders waiting; beyond it: busy
 STALE_ATTEMPTS = 4       # a bet whose pair changed under it is drawn again this often
 PAIR_CACHE_CAP = 100_000  # players whose active pair is kept in memory
-IN_FLIGHT = 2            # batches in the server at once (PostgreSQL; one on SQLite)
+SPLIT = 2                # a batch takes at most 1/SPLIT of the orders out
+WINDOW = 2               # batches out at once: both in the server on PostgreSQL; on SQLite
+                         # one in the database and the next drawn, waiting for it
 BANKROLL_MOVED = "HH001"  # settle_bets_v1: the bankroll fell under the batch's caps
 BANKROLL_RETRIES = 5
 
@@ -228,9 +230,8 @@ class SettlementWriter:
         self._conns: list[psycopg.Connection] = []
         self.batches = 0
         self.settled = 0
-        self.depth = IN_FLIGHT if self.postgres else 1
         self._db = concurrent.futures.ThreadPoolExecutor(
-            max_workers=self.depth, thread_name_prefix="settlement-db")
+            max_workers=WINDOW if self.postgres else 1, thread_name_prefix="settlement-db")
         self._thread = threading.Thread(target=self._loop, name="settlement-writer",
                                         daemon=True)
         self._thread.start()
@@ -297,13 +298,14 @@ class SettlementWriter:
     # player's orders are never in two batches at once.
 
     def _take(self, skip: set[str], inflight: collections.deque[_Batch]) -> list | None:
-        """The next batch (orders of players not in ``skip``, up to BATCH_CAP, stopping
-        at a job) or a job alone. Blocks until there is one, or until a batch in
-        ``inflight`` is answered ([] then); None when stopping with nothing left."""
+        """The next batch (orders of players not in ``skip``, up to ``_batch_cap``,
+        stopping at a job) or a job alone, when fewer than WINDOW batches are out. Blocks
+        until there is one, or until a batch in ``inflight`` is answered ([] then); None
+        when stopping with nothing left."""
         with self._cv:
             while True:
-                if self._queue:
-                    got = self._pop(skip)
+                if self._queue and len(inflight) < WINDOW:
+                    got = self._pop(skip, self._batch_cap(inflight))
                     if got:
                         return got
                 if any(b.future.done() for b in inflight):
@@ -312,16 +314,35 @@ class SettlementWriter:
                     return [] if inflight else None
                 self._cv.wait()
 
-    def _pop(self, skip: set[str]) -> list:
+    def _batch_cap(self, inflight: collections.deque[_Batch]) -> int:
+        """At most BATCH_CAP, and at most 1/SPLIT of the orders out (waiting and in
+        flight). Callers who wait for their answer before they bet again then form
+        groups that take turns: one settles in the server while Python answers and draws
+        the other, instead of one batch holding them all, which leaves the server idle
+        while Python works and Python idle while the server does."""
+        out = len(self._queue) + sum(len(b.ready) for b in inflight)
+        return min(BATCH_CAP, max(1, -(-out // SPLIT)))
+
+    def _pop(self, skip: set[str], cap: int) -> list:
+        """Orders in queue order, leaving out the players in ``skip``: new players while
+        the batch is under ``cap``, and the later orders of its players up to BATCH_CAP
+        (they could go in no other batch now)."""
         if isinstance(self._queue[0], _Job):
             return [self._queue.popleft()]
         batch: list[_Pending] = []
+        mine: set[str] = set()
         kept: list[_Pending] = []
-        while self._queue and len(batch) < BATCH_CAP and isinstance(self._queue[0],
-                                                                     _Pending):
-            p = self._queue.popleft()
-            (kept if p.order.player_id in skip else batch).append(p)
-        self._queue.extendleft(reversed(kept))
+        queue = self._queue
+        while queue and len(batch) < BATCH_CAP and len(kept) <= BATCH_CAP \
+                and isinstance(queue[0], _Pending):
+            p = queue.popleft()
+            player = p.order.player_id
+            if player in mine or (len(batch) < cap and player not in skip):
+                batch.append(p)
+                mine.add(player)
+            else:
+                kept.append(p)
+        queue.extendleft(reversed(kept))
         return batch
 
     def _requeue_front(self, items: list[_Pending]) -> None:
@@ -349,13 +370,9 @@ class SettlementWriter:
                 started = self._guarded(self._start, items)
                 if started is not None:
                     inflight.append(started)
-            # answer the batches that are done, and wait for the oldest while more than
-            # ``depth`` are out (the one just drawn waits in the database thread's queue)
             for b in [b for b in inflight if b.future.done()]:
                 inflight.remove(b)
                 self._guarded(self._finish, b)
-            while len(inflight) > self.depth:
-                self._guarded(self._finish, inflight.popleft())
         while inflight:
             self._guarded(self._finish, inflight.popleft())
         with self._cv:

@@ -124,6 +124,32 @@ def test_bets_waiting_together_settle_in_one_batch(bets_env: str) -> None:
     _clean()
 
 
+def test_one_bet_each_of_many_players_goes_out_as_two_batches(
+        bets_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Players who each wait for their answer before they bet again: a batch takes at
+    most half of the orders out, so the other half goes out at once as a second batch
+    (on PostgreSQL both are in the server together) and, at a steady load, the two
+    halves take turns between the server and Python instead of one batch that leaves
+    each idle in turn."""
+    players = [_player() for _ in range(10)]
+    sent: list[int] = []
+    execute = settlement.SettlementWriter._execute
+
+    def spy(self: settlement.SettlementWriter, orders: list) -> object:
+        sent.append(len(orders))
+        return execute(self, orders)
+
+    monkeypatch.setattr(settlement.SettlementWriter, "_execute", spy)
+    with _Paused():
+        futures = []
+        for p in players:
+            futures.append(_submit(p, f"half-{p}"))
+            _queued(len(futures))
+    assert len({f.result(30).bet_id for f in futures}) == 10
+    assert sent == [5, 5]
+    _clean()
+
+
 def test_a_key_twice_in_one_batch_is_settled_once(bets_env: str) -> None:
     player = _player()
     with _Paused():
