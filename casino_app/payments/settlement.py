@@ -4,21 +4,22 @@ the hot house account touched once per batch).
 
 A caller submits a ``BetOrder`` (player, key, game, stake, currency, the bet row's fields
 and a ``draw`` function from ``games``) and awaits its ``Settled`` answer: a Future, which
-async code awaits without holding a thread. The writer thread takes every order waiting
-when it is free (up to ``BATCH_CAP``), draws them and hands the batch to the database
-thread; while that batch is in flight it takes and draws the next one (leaving out the
-players of the batch in flight), so Python and the database work at the same time:
+async code awaits without holding a thread. The writer thread takes the orders waiting when
+it has room (up to half of the orders out, at most ``BATCH_CAP``), draws them and hands the
+batch to a database thread; two batches are out at once (see "the thread" below), so
+Python and the database work at the same time:
 
 1. It resolves what it does not know yet, in one read for the whole batch: the player's
    ledger account and active seed pair (kept in memory afterwards).
 2. It takes the next nonce of each player's pair in memory and asks ``games`` for the
    outcome (``order.draw``), so the database never sees a server seed.
-3. One statement settles the batch: on PostgreSQL ``settle_bets_v1`` (alembic led0018),
-   run in autocommit, so the answer arrives after COMMIT; on SQLite the same decisions in
-   one ``BEGIN IMMEDIATE`` transaction. Each bet is decided in order against running
-   balances (see the function): a refused bet gets its own status and never fails the
-   batch; accepted bets are inserted in sets and each balance, the bankroll's too, is
-   written once.
+3. One statement settles the batch: on PostgreSQL ``settle_bets_v1`` (alembic led0018,
+   led0019, led0020), run in autocommit, so the answer arrives after COMMIT; on SQLite
+   the same decisions in one ``BEGIN IMMEDIATE`` transaction. Each bet is decided in order
+   against running balances (see the function): a refused bet gets its own status and
+   never fails the batch; accepted bets are inserted in sets and each balance is written
+   once, the bankroll's last, by its net (a batch that finds it fallen under its exposure
+   caps is sent again: SQLSTATE HH001).
 4. A bet whose nonce was not the pair's (a rotation, a refused bet before it, another
    writer) is ``stale``: the writer reloads the pair and settles it in the next batch.
    An unexpected database error splits the batch in halves until the bad order is alone
@@ -27,9 +28,10 @@ players of the batch in flight), so Python and the database work at the same tim
 
 The queue is bounded (``QUEUE_CAP``): a full queue answers ``busy`` at once. Other work
 that must be serialized with the bets of this process (a Mines step, a cash-out) runs on
-the writer thread through ``run``. Deposits, withdrawals and staff adjustments keep their
-own transactions: they lock accounts in id order and never a seed pair, and a batch locks
-seed pairs first and then accounts in id order, so none of them can deadlock with a batch.
+the writer thread through ``run``, with no batch out. Deposits, withdrawals and staff
+adjustments keep their own transactions: they lock accounts in id order, the bankroll
+last, and never a seed pair; a batch locks seed pairs, then its players' accounts, each
+in id order, and writes the bankroll last, so none of them can deadlock with a batch.
 Several processes each have their own writer, for the same reason.
 """
 
@@ -279,23 +281,27 @@ class SettlementWriter:
             self._cv.notify_all()
         self._thread.join(timeout)
         self._db.shutdown(wait=not self._thread.is_alive())
-        for conn in self._conns:
+        with self._cv:
+            conns, self._conns = self._conns, []
+        for conn in conns:
             try:
                 conn.close()
             except Exception:  # noqa: S110 - closing a broken connection
                 pass
-        self._conns = []
 
     # --- the thread ---
     #
-    # Two stages, so that the database and Python work at the same time: the writer
-    # thread takes a batch, draws it and hands it to the database thread (``_db``, one
-    # connection, batches in the order given); while that batch is in flight it takes
-    # and draws the next one, hands it over too (it runs right after), and only then
-    # waits for the first one's answers. A batch drawn while another is in flight leaves
-    # out the players with orders in that one: their pair's next nonce is known only
-    # once its answers are in. So nonces stay in submission order per player, and a
-    # player's orders are never in two batches at once.
+    # Two batches out at once, so that the database and Python work at the same time:
+    # the writer thread takes a batch, draws it and hands it to a database thread
+    # (``_db``: on PostgreSQL two threads, one connection each, so both batches are in the
+    # server together; on SQLite one, and the second batch waits for it); while a batch
+    # is out it takes, draws and hands over the next one, then answers whichever is done
+    # first. A batch takes at most half of the orders out (``_batch_cap``), so callers
+    # who wait for their answers form two groups that take turns. A batch drawn while
+    # another is out leaves out the players with orders in that one: their pair's next
+    # nonce is known only once its answers are in. So nonces stay in submission order per
+    # player, a player's orders are never in two batches at once, and two batches of one
+    # writer share no row but the bankroll, which each writes last (led0020).
 
     def _take(self, skip: set[str], inflight: collections.deque[_Batch]) -> list | None:
         """The next batch (orders of players not in ``skip``, up to ``_batch_cap``,
@@ -593,7 +599,8 @@ class SettlementWriter:
             conn = psycopg.connect(dbapi_url(self.engine.url), autocommit=True,
                                    application_name="casino-settlement")
             self._local.conn = conn
-            self._conns = [c for c in self._conns if not c.closed] + [conn]
+            with self._cv:
+                self._conns = [c for c in self._conns if not c.closed] + [conn]
         return conn
 
     def _execute_pg(self, orders: list[BetOrder], now: datetime, cap_bps: int
