@@ -11,7 +11,8 @@ bet can post money and record itself atomically. Nothing here commits.
 - Balances are stored on the account row and changed only together with postings.
   A debit is a conditional UPDATE (``... WHERE balance - reserved >= debit``): on Postgres
   concurrent writers queue on the row lock and re-check the condition, so no interleaving
-  overdraws; a CHECK constraint is the second wall. Accounts are locked in id order.
+  overdraws; a CHECK constraint is the second wall. Accounts are locked in id order,
+  the bankroll last (as a settlement batch writes it).
 """
 
 from __future__ import annotations
