@@ -356,7 +356,9 @@ class Phase:
             return ""
         t0 = min(self.planned)
         worst = sorted(zip(self.lat, self.planned, strict=True), reverse=True)[:n]
-        return ", ".join(f"{p - t0:.2f}s:{lat * 1000:.0f}ms" for lat, p in worst)
+        at = time.time() - (time.perf_counter() - t0)  # the first's wall-clock time
+        return f"(first at {at:.3f}) " + ", ".join(
+            f"{p - t0:.2f}s:{lat * 1000:.0f}ms" for lat, p in worst)
 
 
 class Client:

@@ -499,11 +499,50 @@ def _touch(me: CurrentUser) -> None:
 
 async def current_user_async(token: str | None, *, touch: bool = True) -> CurrentUser | None:
     """``current_user`` for a websocket event, awaited without a worker thread
-    (``sessions.lookup_async``); the rare last_seen write runs in one."""
+    (``sessions.lookup_async``). A due last_seen write is not awaited: it joins the
+    loop's next batch of them (``_touch_soon``)."""
     me = await sessions.lookup_async(databases().identity_reader, token)
     if me is not None and touch and me.needs_touch:
-        await asyncio.to_thread(_touch, me)
+        _touch_soon(me.session_id)
     return me
+
+
+# last_seen writes of websocket events, per event loop: one executemany every TOUCH_DELAY
+# s for all the sessions used meanwhile. One transaction each (a commit, in a worker
+# thread) made the first event of every tab wait for the others' when many tabs came due
+# together: 200 tabs that started together came due every 30 s together, and their bets
+# waited up to 0.5 s (bench/ws_bets.py, 2026-12-04).
+TOUCH_DELAY = 0.5
+_due: dict[asyncio.AbstractEventLoop, dict[int, Any]] = {}
+_flushes: set[asyncio.Task] = set()
+
+
+def _touch_soon(session_id: int) -> None:
+    loop = asyncio.get_running_loop()
+    due = _due.get(loop)
+    if due is None:
+        due = _due[loop] = {}
+        task = loop.create_task(_flush_touches(loop))
+        _flushes.add(task)
+        task.add_done_callback(_flushes.discard)
+    due.setdefault(session_id, utcnow())
+
+
+async def _flush_touches(loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        await asyncio.sleep(TOUCH_DELAY)
+    except asyncio.CancelledError:  # the loop is ending: write them now, in it
+        _write_touches(_due.pop(loop, {}))
+        raise
+    await asyncio.to_thread(_write_touches, _due.pop(loop, {}))
+
+
+def _write_touches(due: dict[int, Any]) -> None:
+    try:
+        with identity_tx() as s:
+            sessions.touch_many(s, due)
+    except Exception:  # the next use writes it: a lost last_seen only shortens idle time
+        log.exception("session_touch_failed", sessions=len(due))
 
 
 # Unlock and reset by mailed link -------------------------------------------------------

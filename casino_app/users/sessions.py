@@ -201,6 +201,21 @@ def _touch(session: Session, session_id: int) -> None:  # resolve() has a ``touc
         .values(last_seen_at=utcnow()))
 
 
+_sessions = UserSession.__table__
+_TOUCH_AT = (update(_sessions)  # the table's: an executemany, not the ORM's bulk update
+             .where(_sessions.c.id == bindparam("sid"), _sessions.c.revoked_at.is_(None),
+                    _sessions.c.last_seen_at < bindparam("at"))
+             .values(last_seen_at=bindparam("at")))
+
+
+def touch_many(session: Session, used: dict[int, datetime]) -> None:
+    """Write each session's last use (session id -> when), in one executemany: only live
+    sessions, and never back in time (another process may have written a later use)."""
+    if used:
+        session.execute(_TOUCH_AT, [{"sid": sid, "at": at}
+                                    for sid, at in sorted(used.items())])
+
+
 def revoke(session: Session, user_id: int, session_id: int, reason: str) -> bool:
     result = session.execute(
         update(UserSession)

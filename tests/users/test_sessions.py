@@ -214,3 +214,40 @@ def test_changing_the_password_ends_other_sessions_and_renews_this_one(any_env: 
 def test_made_up_tokens_resolve_to_nobody(app_env: object, token: object) -> None:
     register()
     assert whoami(token) is None  # type: ignore[arg-type]
+
+
+def test_websocket_uses_extend_sessions_in_one_write_and_never_revive_one(
+        any_env: str) -> None:
+    """Many tabs used at once (websocket events: ``current_user_async``) extend their
+    sessions' idle time with one write for all of them, a moment later, without making
+    the event wait for it; a session signed out meanwhile stays signed out."""
+    import asyncio
+
+    from sqlalchemy import event
+
+    statements: list[tuple[str, bool]] = []
+
+    def seen(_conn, _cursor, statement, _params, _context, executemany):  # noqa: ANN001, ANN202
+        if statement.lstrip().upper().startswith("UPDATE USER_SESSIONS"):
+            statements.append((statement, executemany))
+
+    engine = databases().identity_engine
+    with time_machine.travel(T0) as traveller:
+        tokens = [register()[0] for _ in range(5)]
+        traveller.shift(timedelta(minutes=29))
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            async def uses() -> None:
+                for token in tokens:
+                    assert await accounts.current_user_async(token) is not None
+                assert statements == []  # not written yet: the events did not wait
+                accounts.logout(tokens[0], new_ctx())
+                await asyncio.sleep(accounts.TOUCH_DELAY + 0.5)
+
+            asyncio.run(uses())
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+        assert [many for _s, many in statements if "last_seen_at" in _s] == [True]
+        traveller.shift(timedelta(minutes=29))  # 58 minutes after sign-in, 29 after use
+        assert whoami(tokens[0]) is None
+        assert all(whoami(t) is not None for t in tokens[1:])
