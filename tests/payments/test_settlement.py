@@ -193,6 +193,21 @@ def test_a_refused_bet_amid_accepted_ones_fails_alone(bets_env: str) -> None:
     _clean()
 
 
+def _hold_first_batch(monkeypatch: pytest.MonkeyPatch
+                      ) -> tuple[threading.Event, threading.Event]:
+    """The first batch sent waits in its database thread until ``gate`` is set;
+    ``inside`` is set once it waits there."""
+    gate, inside = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        if not inside.is_set():
+            inside.set()
+            gate.wait(30)
+
+    monkeypatch.setitem(settlement.FAULTS, "before_batch", hold)
+    return gate, inside
+
+
 def test_the_next_batch_is_drawn_while_one_is_in_flight(
         bets_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """While the database settles a batch, the writer draws the next one and hands it
@@ -206,15 +221,8 @@ def test_the_next_batch_is_drawn_while_one_is_in_flight(
         sent.append([(o.player_id, o.nonce) for o in orders])
         return execute(self, orders)
 
-    gate, inside = threading.Event(), threading.Event()
-
-    def hold() -> None:  # the first batch waits in the database thread
-        if not inside.is_set():
-            inside.set()
-            gate.wait(30)
-
     monkeypatch.setattr(settlement.SettlementWriter, "_execute", spy)
-    monkeypatch.setitem(settlement.FAULTS, "before_batch", hold)
+    gate, inside = _hold_first_batch(monkeypatch)
     first = _submit(a, "flight-a-0000")
     assert inside.wait(10)
     then_a = _submit(a, "flight-a-0001")
@@ -317,14 +325,7 @@ def test_two_batches_are_in_the_server_at_once(pg_bets_env: None,
     """On PostgreSQL a second batch (other players) runs on a second connection while
     the first is still in the server, and commits and answers first; the books balance."""
     a, b = _player(), _player()
-    gate, inside = threading.Event(), threading.Event()
-
-    def hold() -> None:  # the first batch waits in its database thread
-        if not inside.is_set():
-            inside.set()
-            gate.wait(30)
-
-    monkeypatch.setitem(settlement.FAULTS, "before_batch", hold)
+    gate, inside = _hold_first_batch(monkeypatch)
     first = _submit(a, "two-a-0000")
     assert inside.wait(10)
     second = _submit(b, "two-b-0000")
