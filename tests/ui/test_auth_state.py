@@ -85,8 +85,9 @@ def test_the_mailed_link_creates_the_account_and_signs_the_tab_in(app_env) -> No
 def test_without_the_sites_cookie_the_link_is_not_spent(app_env, monkeypatch) -> None:  # noqa: ANN001
     """A browser that blocks cookies could not keep the session the link opens: it is
     told so, and the link still works once cookies are allowed."""
+    from casino_app.ui.state import auth as auth_state
     from casino_app.ui.state.auth import RegisterConfirmState, RegisterState
-    from casino_app.ui.state.session import NO_COOKIES, SessionState
+    from casino_app.ui.state.session import NO_COOKIES
     from tests.support.signup import confirmation_token
     from tests.users.helpers import user_count
 
@@ -94,7 +95,7 @@ def test_without_the_sites_cookie_the_link_is_not_spent(app_env, monkeypatch) ->
     link = confirmation_token("shy@example.com")
     url = f"http://localhost:3000/register/confirm?token={link}"
     with monkeypatch.context() as blocked:
-        blocked.setattr(SessionState, "_can_keep_session", lambda self: False)
+        blocked.setattr(auth_state, "can_keep_session", lambda sess: False)
         page = _substate(_tab(url), RegisterConfirmState)
         _run(page, "submit", {"password": FORM["password"]})
     assert page.message == NO_COOKIES and user_count() == 0

@@ -13,7 +13,17 @@ import reflex as rx
 
 from casino_app.ui import routes
 from casino_app.ui.state.notice import notify
-from casino_app.ui.state.session import caller, describe, fmt_time, form_value
+from casino_app.ui.state.session import (
+    caller,
+    current_user_of,
+    describe,
+    fmt_time,
+    forget_session,
+    form_value,
+    request_context,
+    show_user,
+    signed_in_with,
+)
 from casino_app.users import accounts
 from casino_app.users.errors import NotAuthenticated
 
@@ -71,15 +81,15 @@ class SecurityState(rx.State):
         if me is None:
             return None, _to_login(routes.SECURITY)
         try:
-            result = await asyncio.to_thread(fn, sess.token, *args, sess._context())
+            result = await asyncio.to_thread(fn, sess.token, *args, request_context(sess))
         except Exception as exc:  # noqa: BLE001 - shown on the form
             self._fail(exc)
             return None, None
         return sess, result
 
     async def _rotated(self, sess, new_token: str) -> None:  # noqa: ANN001
-        sess._signed_in_with(new_token)
-        await sess._current()
+        signed_in_with(sess, new_token)
+        await current_user_of(sess)
 
     @rx.event
     async def start_totp(self, form: dict):
@@ -172,13 +182,13 @@ class SessionsState(rx.State):
             return _to_login(routes.SESSIONS)
         try:
             await asyncio.to_thread(accounts.revoke_my_session, sess.token, session_id,
-                                    sess._context())
+                                    request_context(sess))
         except Exception as exc:  # noqa: BLE001
             self.message = describe(exc)[1]
             return
         if session_id == me.session_id:
-            sess._forget()
-            sess._show(None)
+            forget_session(sess)
+            show_user(sess, None)
             return rx.redirect(routes.LOGIN)
         await self._load(sess.token)
 
@@ -190,7 +200,7 @@ class SessionsState(rx.State):
             return _to_login(routes.SESSIONS)
         try:
             n = await asyncio.to_thread(accounts.revoke_my_other_sessions, sess.token,
-                                        sess._context())
+                                        request_context(sess))
         except NotAuthenticated:  # ended meanwhile (elsewhere, or by staff)
             return _to_login(routes.SESSIONS)
         await self._load(sess.token)

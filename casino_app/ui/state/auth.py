@@ -14,7 +14,18 @@ import reflex as rx
 from casino_app.core.logging import new_request_id
 from casino_app.ui import routes
 from casino_app.ui.state.notice import notify
-from casino_app.ui.state.session import NO_COOKIES, describe, form_value, session_of
+from casino_app.ui.state.session import (
+    NO_COOKIES,
+    can_keep_session,
+    current_user_of,
+    describe,
+    forget_session,
+    form_value,
+    request_context,
+    session_of,
+    show_user,
+    signed_in_with,
+)
 from casino_app.users import accounts
 from casino_app.users.errors import AccountLocked, InvalidToken
 
@@ -36,7 +47,7 @@ class RegisterState(rx.State):
         new_request_id()
         self.errors, self.message, self.sent = {}, "", False
         sess = await session_of(self)
-        if not sess._can_keep_session():
+        if not can_keep_session(sess):
             self.message = NO_COOKIES
             return
         password = form_value(form, "password")
@@ -48,7 +59,7 @@ class RegisterState(rx.State):
                 accounts.start_registration, email=form_value(form, "email"),
                 password=password, display_name=form_value(form, "display_name"),
                 date_of_birth=form_value(form, "date_of_birth"),
-                accept_terms=_checked(form_value(form, "accept_terms")), ctx=sess._context())
+                accept_terms=_checked(form_value(form, "accept_terms")), ctx=request_context(sess))
         except Exception as exc:  # noqa: BLE001 - shown as a message, logged by the service
             field, msg = describe(exc)
             if field:
@@ -82,14 +93,14 @@ class RegisterConfirmState(rx.State):
         new_request_id()
         self.message, self.errors = "", {}
         sess = await session_of(self)
-        if not sess._can_keep_session():
+        if not can_keep_session(sess):
             self.message = NO_COOKIES  # checked first: the link is not spent for nothing
             return
         token = self.router.url.query_parameters.get("token", "")
         try:
             session_token = await asyncio.to_thread(
                 accounts.confirm_registration, token, form_value(form, "password"),
-                sess._context())
+                request_context(sess))
         except Exception as exc:  # noqa: BLE001 - shown on the page
             field, msg = describe(exc)
             if field == "password":
@@ -98,8 +109,8 @@ class RegisterConfirmState(rx.State):
                 self.message = msg
                 self.failed = isinstance(exc, InvalidToken)
             return
-        sess._signed_in_with(session_token)
-        await sess._current()
+        signed_in_with(sess, session_token)
+        await current_user_of(sess)
         await notify(self, "success", "Welcome to HashHouse!")
         return rx.redirect(routes.ACCOUNT)
 
@@ -121,13 +132,13 @@ class LoginState(rx.State):
         new_request_id()
         self.message = ""
         sess = await session_of(self)
-        if not sess._can_keep_session():
+        if not can_keep_session(sess):
             self.message = NO_COOKIES
             return
         try:
             step = await asyncio.to_thread(
                 accounts.begin_login, email=form_value(form, "email"),
-                password=form_value(form, "password"), ctx=sess._context())
+                password=form_value(form, "password"), ctx=request_context(sess))
         except Exception as exc:  # noqa: BLE001
             self.message = describe(exc)[1]
             return
@@ -136,8 +147,8 @@ class LoginState(rx.State):
             self.step = "code"
             return
         assert step.session_token
-        sess._signed_in_with(step.session_token)
-        await sess._current()
+        signed_in_with(sess, step.session_token)
+        await current_user_of(sess)
         return rx.redirect(self._next())
 
     @rx.event
@@ -152,7 +163,7 @@ class LoginState(rx.State):
         try:
             token = await asyncio.to_thread(
                 accounts.complete_login_mfa, mfa_token=self._mfa_token,
-                code=form_value(form, "code"), ctx=sess._context())
+                code=form_value(form, "code"), ctx=request_context(sess))
         except Exception as exc:  # noqa: BLE001
             self.message = describe(exc)[1]
             if isinstance(exc, InvalidToken | AccountLocked):
@@ -160,8 +171,8 @@ class LoginState(rx.State):
             return
         self._mfa_token = ""
         self.step = "password"
-        sess._signed_in_with(token)
-        await sess._current()
+        signed_in_with(sess, token)
+        await current_user_of(sess)
         return rx.redirect(self._next())
 
 
@@ -176,7 +187,7 @@ class ForgotState(rx.State):
         sess = await session_of(self)
         try:
             await asyncio.to_thread(accounts.request_password_reset,
-                                    form_value(form, "email"), sess._context())
+                                    form_value(form, "email"), request_context(sess))
         except Exception as exc:  # noqa: BLE001
             self.message = describe(exc)[1]
             return
@@ -210,7 +221,7 @@ class ResetState(rx.State):
         token = self.router.url.query_parameters.get("token", "")
         try:
             await asyncio.to_thread(accounts.reset_password, token, password,
-                                    sess._context())
+                                    request_context(sess))
         except Exception as exc:  # noqa: BLE001
             field, msg = describe(exc)
             if field and field != "token":
@@ -219,8 +230,8 @@ class ResetState(rx.State):
                 self.message = msg
             return
         self.done = True
-        sess._forget()
-        sess._show(None)
+        forget_session(sess)
+        show_user(sess, None)
 
 
 class UnlockState(rx.State):
@@ -234,7 +245,7 @@ class UnlockState(rx.State):
         sess = await session_of(self)
         token = self.router.url.query_parameters.get("token", "")
         try:
-            await asyncio.to_thread(accounts.unlock_with_token, token, sess._context())
+            await asyncio.to_thread(accounts.unlock_with_token, token, request_context(sess))
         except Exception as exc:  # noqa: BLE001
             self.status, self.message = "failed", describe(exc)[1]
             return

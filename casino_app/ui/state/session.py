@@ -93,39 +93,6 @@ class SessionState(rx.State):
     def _bind_cookie(self) -> str:
         return cookie_value(self.router.headers.cookie, cookie_names().bind)
 
-    def _context(self) -> RequestContext:
-        return RequestContext(ip=self.router.session.client_ip or "",
-                              user_agent=self.router.headers.user_agent or "")
-
-    def _show(self, me: CurrentUser | None) -> None:
-        # "Last sign-in" is the one before this session's: a sign-in the player does not
-        # recognise there means someone else used the account.
-        view = {
-            "checked": True,
-            "signed_in": me is not None,
-            "display_name": me.display_name if me else "",
-            "email": me.email if me else "",
-            "role": me.role.value if me else "",
-            "totp_enabled": me.totp_enabled if me else False,
-            "previous_login": fmt_time(me.previous_login_at) if me else "",
-            "previous_login_ip": (me.previous_login_ip or "") if me else "",
-        }
-        # Assign only what changed: Reflex sends every assigned var to the browser, and
-        # this runs on every signed-in event (a bet answer carried all eight each time).
-        for name, value in view.items():
-            if getattr(self, name) != value:
-                setattr(self, name, value)
-
-    async def _current(self) -> CurrentUser | None:
-        new_request_id()
-        me = await accounts.current_user_async(self.token)
-        self._show(me)
-        if me is None and self.token:
-            # Expired or revoked: this socket stops asking. The cookie stays: another tab
-            # may have put a newer token there that this socket's handshake predates.
-            self.token = ""
-        return me
-
     def _handoff_bind(self) -> str | None:
         """What a handoff code from this socket is bound to: the bind cookie of its
         handshake. Without one (cookies blocked), none in production; in development
@@ -135,43 +102,23 @@ class SessionState(rx.State):
             return bind
         return None if get_settings().is_production else DEVELOPMENT_BIND
 
-    def _can_keep_session(self) -> bool:
-        """Whether a session opened now can reach this browser's cookie."""
-        return self._handoff_bind() is not None
-
-    def _signed_in_with(self, token: str) -> None:
-        """Use ``token`` in this tab now, and have the page put it in the cookie."""
-        self.token = token
-        bind = self._handoff_bind()
-        if bind is not None:
-            self.cookie_op = {"id": secrets.token_hex(8), "kind": "adopt",
-                              "code": seal_handoff(token, bind)}
-
-    def _forget(self) -> None:
-        """Signed out in this tab; have the page remove the cookie."""
-        self.token = ""
-        self.cookie_op = {"id": secrets.token_hex(8), "kind": "clear", "code": ""}
-
-    def _path(self) -> str:
-        return self.router.url.path or routes.HOME
-
     @rx.event
     async def refresh(self):
         """on_load of public pages: show who is signed in, if anyone."""
-        await self._current()
+        await current_user_of(self)
 
     @rx.event
     async def require_player(self):
         """on_load of pages for signed-in users."""
-        if await self._current() is None:
-            return rx.redirect(routes.login_then(self._path()))
+        if await current_user_of(self) is None:
+            return rx.redirect(routes.login_then(page_path(self)))
 
     @rx.event
     async def require_staff(self):
         """on_load of staff pages: deny by default."""
-        me = await self._current()
+        me = await current_user_of(self)
         if me is None:
-            return rx.redirect(routes.login_then(self._path()))
+            return rx.redirect(routes.login_then(page_path(self)))
         if not me.is_staff:
             await notify(self, "error", "That page is for staff only.")
             return rx.redirect(routes.ACCOUNT)
@@ -183,16 +130,76 @@ class SessionState(rx.State):
     @rx.event
     async def redirect_if_signed_in(self):
         """on_load of sign-in and register pages."""
-        if await self._current() is not None:
+        if await current_user_of(self) is not None:
             return rx.redirect(routes.ACCOUNT)
 
     @rx.event
     async def logout(self):
         new_request_id()
-        await asyncio.to_thread(accounts.logout, self.token, self._context())
-        self._forget()
-        self._show(None)
+        await asyncio.to_thread(accounts.logout, self.token, request_context(self))
+        forget_session(self)
+        show_user(self, None)
         return rx.redirect(routes.LOGIN)
+
+
+def request_context(sess: SessionState) -> RequestContext:
+    return RequestContext(ip=sess.router.session.client_ip or "",
+                          user_agent=sess.router.headers.user_agent or "")
+
+
+def show_user(sess: SessionState, me: CurrentUser | None) -> None:
+    # "Last sign-in" is the one before this session's: a sign-in the player does not
+    # recognise there means someone else used the account.
+    view = {
+        "checked": True,
+        "signed_in": me is not None,
+        "display_name": me.display_name if me else "",
+        "email": me.email if me else "",
+        "role": me.role.value if me else "",
+        "totp_enabled": me.totp_enabled if me else False,
+        "previous_login": fmt_time(me.previous_login_at) if me else "",
+        "previous_login_ip": (me.previous_login_ip or "") if me else "",
+    }
+    # Assign only what changed: Reflex sends every assigned var to the browser, and
+    # this runs on every signed-in event (a bet answer carried all eight each time).
+    for name, value in view.items():
+        if getattr(sess, name) != value:
+            setattr(sess, name, value)
+
+
+async def current_user_of(sess: SessionState) -> CurrentUser | None:
+    new_request_id()
+    me = await accounts.current_user_async(sess.token)
+    show_user(sess, me)
+    if me is None and sess.token:
+        # Expired or revoked: this socket stops asking. The cookie stays: another tab
+        # may have put a newer token there that this socket's handshake predates.
+        sess.token = ""
+    return me
+
+
+def can_keep_session(sess: SessionState) -> bool:
+    """Whether a session opened now can reach this browser's cookie."""
+    return sess._handoff_bind() is not None
+
+
+def signed_in_with(sess: SessionState, token: str) -> None:
+    """Use ``token`` in this tab now, and have the page put it in the cookie."""
+    sess.token = token
+    bind = sess._handoff_bind()
+    if bind is not None:
+        sess.cookie_op = {"id": secrets.token_hex(8), "kind": "adopt",
+                          "code": seal_handoff(token, bind)}
+
+
+def forget_session(sess: SessionState) -> None:
+    """Signed out in this tab; have the page remove the cookie."""
+    sess.token = ""
+    sess.cookie_op = {"id": secrets.token_hex(8), "kind": "clear", "code": ""}
+
+
+def page_path(sess: SessionState) -> str:
+    return sess.router.url.path or routes.HOME
 
 
 async def session_of(state: rx.State) -> SessionState:
@@ -202,7 +209,7 @@ async def session_of(state: rx.State) -> SessionState:
 async def caller(state: rx.State) -> tuple[SessionState, CurrentUser | None]:
     """The session state and the signed-in caller (re-checked on the server)."""
     sess = await session_of(state)
-    return sess, await sess._current()
+    return sess, await current_user_of(sess)
 
 
 def form_value(form: Any, key: str) -> Any:

@@ -15,7 +15,7 @@ from casino_app.security.audit import format_time
 from casino_app.ui import routes
 from casino_app.ui.state.account import SessionRow
 from casino_app.ui.state.notice import notify
-from casino_app.ui.state.session import describe, fmt_time, form_value, session_of
+from casino_app.ui.state.session import describe, fmt_time, form_value, request_context, session_of
 from casino_app.users import staff, validation
 from casino_app.users.errors import Forbidden, NotAuthenticated, StaffNeeds2FA
 
@@ -76,7 +76,7 @@ def _audit_rows(events: list) -> list[AuditRow]:
                      e.detail if e.detail != "{}" else "") for e in events]
 
 
-async def _refusal(state: rx.State, exc: Exception, path: str,  # noqa: ANN202
+async def staff_refusal(state: rx.State, exc: Exception, path: str,  # noqa: ANN202
                    quiet: bool = False):
     """The redirect for a caller refused outright (not signed in, no 2FA, not staff),
     with a notice saying why unless ``quiet``; None for a staff member refused for a
@@ -119,11 +119,11 @@ async def _staff_call(state: rx.State, path: str, fn, *args,  # noqa: ANN001
     (``quiet``: without a notice, for a page's later on_load whose first one,
     ``SessionState.require_staff``, has already said why)."""
     sess = await session_of(state)
-    extra = (sess._context(),) if with_context else ()
+    extra = (request_context(sess),) if with_context else ()
     try:
         return _Outcome(await asyncio.to_thread(fn, sess.token, *args, *extra))
     except Exception as exc:  # noqa: BLE001 - refusals redirect, the rest is shown
-        redirect = await _refusal(state, exc, path, quiet)
+        redirect = await staff_refusal(state, exc, path, quiet)
         return _Outcome(redirect=redirect, error="" if redirect is not None
                         else describe(exc)[1])
 

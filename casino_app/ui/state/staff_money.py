@@ -20,8 +20,8 @@ from casino_app.payments.currencies import all_currencies
 from casino_app.ui import routes
 from casino_app.ui.state.bets import BetRow, bet_row, fmt_amount, fmt_when
 from casino_app.ui.state.deposits import short_hash
-from casino_app.ui.state.session import describe, form_value, session_of
-from casino_app.ui.state.staff import _refusal, user_id_from_query
+from casino_app.ui.state.session import describe, form_value, request_context, session_of
+from casino_app.ui.state.staff import staff_refusal, user_id_from_query
 from casino_app.users import staff_money
 from casino_app.users.errors import Forbidden, StaffNeeds2FA
 
@@ -123,14 +123,14 @@ class _Result:
 async def money_call(state: rx.State, path: str, fn, *args: Any,  # noqa: ANN001
                      with_context: bool = True) -> _Result:
     sess = await session_of(state)
-    extra = (sess._context(),) if with_context else ()
+    extra = (request_context(sess),) if with_context else ()
     try:
         return _Result(await asyncio.to_thread(fn, sess.token, *args, *extra))
     except Exception as exc:  # noqa: BLE001 - refusals redirect or show, nothing raises
         if isinstance(exc, Forbidden) and not isinstance(exc, StaffNeeds2FA) \
                 and str(exc) != NOT_STAFF:
             return _Result(error=str(exc))  # a staff member refused for a reason to read
-        redirect = await _refusal(state, exc, path)
+        redirect = await staff_refusal(state, exc, path)
         if redirect is not None:
             return _Result(event=redirect)
         field, message = describe(exc)

@@ -26,7 +26,7 @@ from casino_app.payments.wallet_view import WalletView
 from casino_app.ui import routes
 from casino_app.ui.state import fx
 from casino_app.ui.state.notice import notify
-from casino_app.ui.state.session import caller
+from casino_app.ui.state.session import caller, page_path
 
 CURRENCY_STORAGE_KEY = "hh_currency"
 DEFAULT_CURRENCY = "FUN"  # play money: what a new player starts with
@@ -155,7 +155,7 @@ class WalletState(rx.State):
         self.message = ""
         sess, me = await caller(self)
         if me is None:
-            return rx.redirect(routes.login_then(sess._path()))
+            return rx.redirect(routes.login_then(page_path(sess)))
         try:
             available = await asyncio.to_thread(demo.top_up_fun, me.player_id, request_key)
         except demo.TopUpRefused as exc:

@@ -40,7 +40,7 @@ from casino_app.ui import routes
 from casino_app.ui.state import deposits as deposits_ui
 from casino_app.ui.state import wallet as wallet_ui
 from casino_app.ui.state.deposits import DepositsState, fmt_time, short_hash
-from casino_app.ui.state.session import caller, describe, form_value
+from casino_app.ui.state.session import caller, describe, form_value, request_context
 from casino_app.ui.state.wallet import WalletState
 from casino_app.users import accounts
 from casino_app.users.errors import NotAuthenticated, UserError
@@ -329,7 +329,7 @@ class WithdrawState(rx.State):
         clear_code = rx.set_value("withdraw-code", "")
         try:
             w = await asyncio.to_thread(accounts.with_second_factor, sess.token, otp,
-                                        sess._context(), act, AuditAction.withdrawal_requested,
+                                        request_context(sess), act, AuditAction.withdrawal_requested,
                                         detail)
         except NotAuthenticated:
             return self._to_login()
