@@ -276,9 +276,9 @@ def _answer(order: settlement.BetOrder, r: settlement.Settled, cur: Currency) ->
     """The player's answer to a settled order (or its refusal, raised)."""
     if r.status == "ok":
         d, pair = r.drawn, r.inputs
-        assert d is not None and pair is not None and r.bet_id is not None
-        assert r.balance_before is not None and r.balance_after is not None
-        assert r.nonce is not None and r.created_at is not None
+        if (d is None or pair is None or r.bet_id is None or r.balance_before is None
+                or r.balance_after is None or r.nonce is None or r.created_at is None):
+            raise RuntimeError(f"the settlement writer answered ok without the bet: {r!r}")
         params = json.loads(order.params_json)
         is_mines = order.game == "mines"
         return BetResult(r.bet_id, order.bet_key, order.game, order.currency, order.stake,
@@ -290,14 +290,16 @@ def _answer(order: settlement.BetOrder, r: settlement.Settled, cur: Currency) ->
     if r.status in ("replay", "conflict"):
         found = _replay(order.player_id, order.bet_key, order.game, order.currency,
                         order.stake, order.params_json)
-        assert found is not None  # the writer saw it stored
+        if found is None:  # the writer saw it stored
+            raise RuntimeError(f"bet {order.bet_key} answered {r.status} but not stored")
         return found
     if r.status == "funds":
         raise InsufficientBalance()
     if r.status == "hold":
         raise OnHold()
     if r.status == "exposure":
-        assert r.cap is not None
+        if r.cap is None:
+            raise RuntimeError("the settlement writer refused a bet's exposure without its cap")
         raise OverExposure(
             f"This bet could win more than the house allows per bet "
             f"({cur.format(r.cap)} {cur.code}). Lower the amount or the multiplier.")
@@ -333,7 +335,8 @@ def _prepare(player_id: str, game_name: object, currency_code: object, stake: ob
     _Limited, whose answer is the bet already stored under the key (a resent bet is
     answered, never refused) or the refusal."""
     game, cur, parsed = _validate(player_id, game_name, currency_code, stake, params, bet_key)
-    assert isinstance(stake, int) and isinstance(bet_key, str)
+    if not isinstance(stake, int) or not isinstance(bet_key, str):  # _validate refused them
+        raise InvalidBet("Invalid bet.")
     params_json = _params_json(parsed)
     try:
         _rate_limit(player_id)

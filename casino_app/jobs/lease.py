@@ -205,7 +205,8 @@ class PostgresAdvisoryLease:
 
     def _check_locked(self) -> bool:
         """Ask the server; on any doubt, drop the connection (which frees the lock)."""
-        assert self._conn is not None
+        if self._conn is None:
+            return False
         try:
             ok = bool(self._conn.execute(_HELD_SQL, {"hi": self._hi, "lo": self._lo})
                       .scalar())
@@ -239,7 +240,7 @@ class PostgresAdvisoryLease:
             pass
         try:
             conn.close()
-        except Exception:  # noqa: BLE001, S110
+        except Exception:  # noqa: BLE001, S110 - already closed
             pass
 
     def __repr__(self) -> str:

@@ -265,7 +265,8 @@ class JobRunner:
             return False
 
     async def _sleep(self, seconds: float) -> None:
-        assert self._stop is not None
+        if self._stop is None:
+            raise RuntimeError("the job runner is not running")
         if seconds <= 0:
             return
         try:
@@ -274,7 +275,8 @@ class JobRunner:
             pass
 
     async def _job_loop(self, job: Job) -> None:
-        assert self._stop is not None
+        if self._stop is None:
+            raise RuntimeError("the job runner is not running")
         slot = _Slot(job, self.lease_factory(job.name))
         lease = slot.lease
         held = False

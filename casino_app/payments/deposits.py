@@ -154,7 +154,8 @@ class DepositBook:
             ChainDeposit.chain == self.chain, ChainDeposit.state.in_(("seen", "pending")))
             .order_by(ChainDeposit.id).with_for_update()).scalars().all()
         for row in rows:
-            assert row.block_number is not None  # seen and pending deposits are in a block
+            if row.block_number is None:  # seen and pending deposits are in a block
+                raise RuntimeError(f"deposit #{row.id} is {row.state} without a block")
             confs = tip - row.block_number + 1
             final = (row.block_number <= finalized if finalized is not None
                      else confs >= self.confirmations)

@@ -318,7 +318,8 @@ class ChainSender(ABC):
 
     def _broadcast(self, batch_id: int, v: Version) -> bool:
         """Send a recorded raw transaction; True when the node took it (or had it)."""
-        assert v.raw is not None
+        if v.raw is None:
+            raise RuntimeError(f"version {v.tx_hash} of batch {batch_id} has no raw bytes")
         try:
             self._send_raw(v.raw)
         except Exception as exc:  # noqa: BLE001 - the node's refusal is logged, retried later

@@ -643,7 +643,8 @@ _CALL = "SELECT * FROM settle_bets_v1(" + ", ".join(["%b"] * 22) + ")"  # noqa: 
 
 
 def _lines(o: BetOrder) -> list[tuple[int, int]]:
-    assert o.drawn is not None
+    if o.drawn is None:
+        raise RuntimeError(f"order {o.bet_key} settled before it was drawn")
     return [(a, m) for a, m in ((o.player_acct, -o.stake), (o.bank_acct, o.stake),
                                 (o.bank_acct, -o.drawn.payout),
                                 (o.player_acct, o.drawn.payout)) if m != 0]
@@ -654,7 +655,8 @@ def _columns(orders: list[BetOrder]) -> list[list]:
     cols: list[list] = [[] for _ in range(20)]
     for o in orders:
         d, i = o.drawn, o.inputs
-        assert d is not None and i is not None
+        if d is None or i is None:
+            raise RuntimeError(f"order {o.bet_key} settled before it was drawn")
         lines = _lines(o)
         for _a, m in lines:
             ledger._check_amount(m)
@@ -709,7 +711,8 @@ def _execute_sqlite(orders: list[BetOrder], now: datetime, cap_bps: int) -> list
         accepted: list[tuple[int, BetOrder]] = []
         for o in orders:
             d, i = o.drawn, o.inputs
-            assert d is not None and i is not None
+            if d is None or i is None:
+                raise RuntimeError(f"order {o.bet_key} settled before it was drawn")
             found = stored.get((o.player_id, o.bet_key))
             if found is not None:
                 same = (found[1], found[2], found[3], found[4]) == (
@@ -753,7 +756,8 @@ def _execute_sqlite(orders: list[BetOrder], now: datetime, cap_bps: int) -> list
         stats: dict[tuple[str, str], list[int]] = {}
         for idx, o in accepted:
             d = o.drawn
-            assert d is not None and o.inputs is not None
+            if d is None or o.inputs is None:
+                raise RuntimeError(f"order {o.bet_key} settled before it was drawn")
             lines = _lines(o)
             entry_id = s.execute(entries.insert().returning(entries.c.id), {
                 "key": o.entry_key, "kind": "bet", "memo": o.memo[:200],

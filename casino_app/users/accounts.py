@@ -385,7 +385,8 @@ def begin_login(*, email: object, password: object, ctx: RequestContext) -> Logi
         ok, new_hash = passwords.verify(password, stored)
         checked = (stored, ok, new_hash)
     result = _run_step(_password_step, clean_email, checked, ctx)
-    assert isinstance(result, LoginStep)
+    if not isinstance(result, LoginStep):
+        raise RuntimeError("the password step answered no LoginStep")
     return result
 
 
@@ -441,7 +442,8 @@ def complete_login_mfa(*, mfa_token: object, code: object, ctx: RequestContext) 
     clean = validation.code(code)
     ratelimit.check_mfa(token_hash(mfa_token))
     result = _run_step(_mfa_step, mfa_token, clean, ctx)
-    assert isinstance(result, str)
+    if not isinstance(result, str):
+        raise RuntimeError("the 2FA step answered no session token")
     return result
 
 
@@ -611,7 +613,8 @@ def reset_password(token: object, new_password: object, ctx: RequestContext) -> 
                 or row.expires_at <= utcnow():
             raise InvalidToken()
         user = s.get(User, row.user_id)
-        assert user is not None
+        if user is None:
+            raise InvalidToken()
         pw = validation.password(new_password, email_addr=user.email, field="new_password")
         user = _redeem(s, clean_token, TokenPurpose.reset)
         user.password_hash = passwords.hash_password(pw)

@@ -238,7 +238,8 @@ def rotate(session: Session, current: CurrentUser, ctx: RequestContext) -> str:
     """Replace the caller's session with a fresh token (after a privilege change)."""
     revoke(session, current.user_id, current.session_id, "rotated")
     user = session.get(User, current.user_id)
-    assert user is not None
+    if user is None:
+        raise RuntimeError(f"session of user {current.user_id}, who does not exist")
     return create(session, user, ctx)
 
 

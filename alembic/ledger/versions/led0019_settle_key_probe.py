@@ -34,7 +34,8 @@ def _led0018_function() -> str:
 
     spec = importlib.util.spec_from_file_location(
         "led0018", Path(__file__).with_name("led0018_settlement_batches.py"))
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:
+        raise RuntimeError("led0018's migration file cannot be loaded")
     led0018 = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(led0018)
     return led0018.SETTLE_BETS_V1
@@ -43,7 +44,8 @@ def _led0018_function() -> str:
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         before = _led0018_function()
-        assert before.count(_JOIN) == 1, "led0018's function is not the one this changes"
+        if before.count(_JOIN) != 1:
+            raise RuntimeError("led0018's function is not the one this changes")
         op.execute(before.replace(_JOIN, _PROBE))
 
 

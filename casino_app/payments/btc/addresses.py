@@ -185,7 +185,8 @@ class Wallet:
                 address = keys.address_at(self.xpub, keys.CHANGE, index, self.network)
                 self._add(address, Owner(address, "change", keys.CHANGE, index))
             else:
-                assert self.cold is not None
+                if self.cold is None:
+                    raise RuntimeError("cold addresses asked for without a cold wallet")
                 a = self.cold.address(index, key_chain)
                 self._add(a.address, Owner(a.address, "cold", key_chain, index),
                           a.script_pubkey)

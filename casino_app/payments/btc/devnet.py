@@ -212,7 +212,7 @@ def start_node(port: int, api_key: str, root: Path, log_file: Path,
                timeout: float = 180) -> tuple[subprocess.Popen, Node]:
     """Start bcoin on ``port`` and wait (up to ``timeout`` s) until its RPC answers."""
     with log_file.open("wb") as fh:
-        proc = subprocess.Popen(node_command(port, api_key, root), stdout=fh,  # noqa: S603
+        proc = subprocess.Popen(node_command(port, api_key, root), stdout=fh,  # noqa: S603 - our bcoin, no shell
                                 stderr=subprocess.STDOUT, cwd=root,
                                 env={**os.environ, "NODE_BACKEND": "js"})
     node = Node(port, api_key)
@@ -269,7 +269,8 @@ class Devnet:
 
     def _replay(self) -> int:
         """Submit the saved blocks again (the same chain after a restart)."""
-        assert self.node is not None
+        if self.node is None:
+            raise RuntimeError("the devnet's node is not started")
         if not self.blocks_file.exists():
             return 0
         n = 0
@@ -280,7 +281,8 @@ class Devnet:
 
     def mine(self, n: int = 1) -> list[str]:
         """Mine ``n`` blocks to the devnet key and keep them in the blocks file."""
-        assert self.node is not None
+        if self.node is None:
+            raise RuntimeError("the devnet's node is not started")
         hashes = self.node.mine(n, self.key.address)
         with self.blocks_file.open("a") as fh:
             for h in hashes:

@@ -620,7 +620,8 @@ class BitcoinSender(ChainSender):
                              chain=c.key_chain, index=c.key_index) for c in coins]
         pays = [Payment(o.script, o.value) for o in outputs]
         if change:
-            assert change_script is not None
+            if change_script is None:
+                raise RuntimeError("change without a change address")
             pays.append(Payment(change_script, change))
         return self.signer.sign_p2wpkh(inputs, pays, network=self.network)
 
@@ -766,7 +767,8 @@ class BitcoinSender(ChainSender):
         self._send_replacement(b.id, version, versions)
 
     def _send_replacement(self, batch_id: int, v: Version, older: list[Version]) -> bool:
-        assert v.raw is not None
+        if v.raw is None:
+            raise RuntimeError(f"version {v.tx_hash} of batch {batch_id} has no raw bytes")
         try:
             self._send_raw(v.raw)
         except Exception as exc:  # noqa: BLE001 - the node's refusal is logged, waited out

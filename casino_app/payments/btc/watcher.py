@@ -247,7 +247,8 @@ class Watcher:
         outputs count as ours for the transactions after them (``self._live.added``).
         Only a ``mined`` spend takes an output out of the live set (the mempool's are not
         recorded: the block that spends it is)."""
-        assert self._live is not None
+        if self._live is None:
+            raise RuntimeError("the watcher's live outputs are not loaded")
         out: list[_Tx] = []
         for tx in txs:
             if tx.is_coinbase:
@@ -292,7 +293,8 @@ class Watcher:
             except RPCError as exc:  # informational only: the deposit does not wait for it
                 log.warning("btc_sender_unknown", error=str(exc)[:200])
         for t in wanted:
-            assert t.first_input is not None
+            if t.first_input is None:  # wanted: transactions with a first input
+                continue
             prev = known.get(t.first_input[0]) or fetched.get(t.first_input[0])
             outs = {o.n: o for o in prev.outputs} if prev is not None else {}
             spent = outs.get(t.first_input[1])
@@ -315,7 +317,8 @@ class Watcher:
                                 player_id=o.owner.player_id, amount=o.value)
                     continue
                 f = Found(t.txid, o.vout, BTC, o.owner.address, t.sender, o.value)
-                assert o.owner.player_id is not None
+                if o.owner.player_id is None:
+                    raise RuntimeError(f"deposit address {o.owner.address} has no player")
                 if height is None:
                     if self.book.see_unconfirmed(s, f, o.owner.player_id, res):
                         res.incoming += 1
@@ -330,7 +333,8 @@ class Watcher:
     # --- blocks ---
 
     def _scan(self, start: int, end: int, tip: ChainBlock | None, res: PollResult) -> None:
-        assert self._live is not None
+        if self._live is None:
+            raise RuntimeError("the watcher's live outputs are not loaded")
         parent = tip.hash if tip is not None else None
         for first in range(start, end + 1, self.chunk):
             last = min(end, first + self.chunk - 1)
@@ -371,7 +375,8 @@ class Watcher:
     # --- the mempool ---
 
     def _mempool(self, tip: ChainBlock | None, res: PollResult) -> None:
-        assert self._live is not None
+        if self._live is None:
+            raise RuntimeError("the watcher's live outputs are not loaded")
         before = self.rpc.best_block_hash()
         txids = self.rpc.mempool_txids()
         after = self.rpc.best_block_hash()

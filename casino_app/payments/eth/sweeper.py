@@ -343,7 +343,8 @@ class Sweeper(EthereumSender):
     def _sweep_token(self, addr: str, asset: Asset, amount: int, eth_now: int, final: int,
                      res: SweepResult) -> None:
         """``eth_now``: the address's final ETH (what its gas may come from)."""
-        assert asset.token is not None
+        if asset.token is None:
+            raise RuntimeError(f"{asset.code} is not a token")
         data = Web3.to_hex(chain_tools.erc20_transfer_data(self.hot, amount))
         estimate = self._estimate(asset.token, 0, data, addr)
         if estimate is None:

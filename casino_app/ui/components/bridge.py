@@ -24,7 +24,7 @@ from casino_app.ui.state.session import SessionState
 
 # localStorage key whose change makes the other tabs reload (its value is a random id).
 SESSION_CHANGED_KEY = "hh_signed_in_changed"
-LEGACY_TOKEN_KEY = "hh_session"
+LEGACY_TOKEN_KEY = "hh_session"  # noqa: S105 - a localStorage key's name, no secret
 
 _IMPORTS = VarData(imports={
     "react": [ImportVar(tag="useEffect")],

@@ -146,7 +146,9 @@ class LoginState(rx.State):
             self._mfa_token = step.mfa_token
             self.step = "code"
             return
-        assert step.session_token
+        if not step.session_token:
+            self.message = describe(RuntimeError())[1]
+            return
         signed_in_with(sess, step.session_token)
         await current_user_of(sess)
         return rx.redirect(self._next())

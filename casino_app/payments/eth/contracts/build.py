@@ -118,7 +118,7 @@ def compile_sources(paths: Sequence[Path] | None = None) -> dict[str, dict]:
     }
     env = {**os.environ, "HH_SOLC": str(node_modules() / "solc"),
            "HH_NODE_MODULES": str(node_modules()), "HH_SOLC_VERSION": SOLC_VERSION}
-    proc = subprocess.run([node_exe(), "-e", _COMPILE_JS], input=json.dumps(standard_input),  # noqa: S603
+    proc = subprocess.run([node_exe(), "-e", _COMPILE_JS], input=json.dumps(standard_input),  # noqa: S603 - our node, fixed script
                           capture_output=True, text=True, env=env, timeout=600)
     if proc.returncode != 0:
         raise BuildError(f"solc-js failed ({proc.returncode}): {proc.stderr.strip()}")
