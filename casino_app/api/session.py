@@ -9,7 +9,7 @@ origin; browsers send it with every POST), under the SecurityMiddleware's /api t
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -45,13 +45,30 @@ def _refused(status: int, error: str) -> JSONResponse:
     return JSONResponse({"error": error}, status_code=status)
 
 
+class _TooLarge(Exception):
+    """A body over _MAX_BODY bytes (announced, or read so far)."""
+
+
 async def _code(request: Request) -> str | None:
-    body = await request.body()
-    if len(body) > _MAX_BODY:
+    """The ``code`` field of the page's form (``application/x-www-form-urlencoded``, what
+    compiled page code sends). The route answers anyone before any session exists, so the
+    body is never read past ``_MAX_BODY`` bytes: a longer one announced by its
+    Content-Length is refused unread, a chunked one as soon as it grows past the limit
+    (a whole body read first would let anyone make the process buffer gigabytes)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.strip().isdigit() or int(declared) > _MAX_BODY):
+        raise _TooLarge()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_BODY:
+            raise _TooLarge()
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
         return None
-    form = await request.form()
-    value = form.get("code")
-    return value if isinstance(value, str) else None
+    fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=8)
+    values = fields.get("code") or [None]
+    return values[0]
 
 
 async def adopt(request: Request) -> Response:
@@ -64,6 +81,11 @@ async def adopt(request: Request) -> Response:
         bind = DEVELOPMENT_BIND  # see security/session_cookie.py
     try:
         token = open_handoff(await _code(request), bind)
+    except _TooLarge:
+        return _refused(413, "too large")
+    except ValueError as exc:  # more fields than a form of ours has (parse_qs)
+        log.info("session_handoff_refused", reason=type(exc).__name__)
+        return _refused(400, "invalid or expired code")
     except HandoffRefused as exc:
         log.info("session_handoff_refused", reason=str(exc))
         return _refused(400, "invalid or expired code")

@@ -65,6 +65,9 @@ SNAPSHOT_TABLES = {
                "deposit_addresses"),
 }
 VOLATILE_COLUMNS = {"last_seen_at"}
+# What the app's log shows when something broke on the server (Casino.server_errors).
+SERVER_ERROR_MARKS = ("Traceback (most recent call last)", "[Reflex Backend Exception]",
+                      "unhandled_exception")
 
 
 def reset_process_state() -> None:
@@ -295,6 +298,52 @@ def seeds_in(text: str, server_seed_hash: str) -> set[str]:
             if hashlib.sha256(m.encode()).hexdigest() == server_seed_hash}
 
 
+def house_secrets(env: dict[str, str], tokens: list[str] = ()) -> dict[str, str]:
+    """{what: value} that no browser may ever receive: every server seed not revealed
+    (the active and next pairs, and a revealed pair whose bet is still open), the
+    encryption keys, the hot wallet's seed phrase, the metrics token, the password
+    hashes and TOTP secrets of every account, and the session ``tokens`` given. Read
+    now, from the app's databases (call it inside ``adopted(env)``)."""
+    from sqlalchemy import select
+
+    from casino_app.core.db import identity_tx, ledger_tx
+    from casino_app.games import seeds
+    from casino_app.games.models import SeedPair
+    from casino_app.security.crypto import keyring
+    from casino_app.users import totp
+    from casino_app.users.models import User
+
+    out: dict[str, str] = {}
+    for n, item in enumerate(env.get("CASINO_ENCRYPTION_KEYS", "").split(",")):
+        key = item.split(":", 1)[-1].strip()
+        if key:
+            out[f"encryption key {n}"] = key
+    for name in ("CASINO_ETH_HOT_SEED", "CASINO_METRICS_TOKEN"):
+        if env.get(name):
+            out[name] = env[name]
+    with ledger_tx(readonly=True) as s:
+        for p in s.execute(select(SeedPair)).scalars():
+            if p.state != "revealed" or seeds.has_open_bets(s, p.id):
+                out[f"server seed of pair #{p.id} ({p.state})"] = seeds._open(
+                    p.player_id, p.server_seed_hash, bytes(p.server_seed_sealed))
+    with identity_tx(readonly=True) as s:
+        for u in s.execute(select(User)).scalars():
+            out[f"password hash of user #{u.id}"] = u.password_hash
+            for what, pending in (("totp_secret_enc", False), ("totp_pending_enc", True)):
+                sealed = getattr(u, what)
+                if sealed:
+                    secret = keyring().open(bytes(sealed), totp._ctx(u.id, pending)).decode()
+                    out[f"{what} of user #{u.id}"] = secret
+    for n, token in enumerate(tokens):
+        out[f"session token {n}"] = token
+    return out
+
+
+def leaked(text: str, secrets_: dict[str, str]) -> list[str]:
+    """The names of the ``house_secrets`` that appear in ``text``."""
+    return sorted(name for name, value in secrets_.items() if value and value in text)
+
+
 def wait_for(what: str, check: Any, timeout: float = 120.0, every: float = 0.2) -> Any:
     """Poll ``check()`` until it returns something truthy; fail naming ``what``."""
     deadline = time.monotonic() + timeout
@@ -324,6 +373,20 @@ class Casino:
     @property
     def log(self) -> Path:
         return self.tmp / "app.log"
+
+    def log_size(self) -> int:
+        """Where the app's log ends now (``server_errors`` reads from there)."""
+        return self.log.stat().st_size
+
+    def server_errors(self, since: int) -> list[str]:
+        """The server errors the app logged after offset ``since``: Python tracebacks,
+        Reflex's "Backend Exception" (an exception escaping a handler) and our own
+        ``unhandled_exception`` (one escaping an HTTP route); each with a few lines."""
+        with self.log.open("rb") as fh:
+            fh.seek(since)
+            lines = fh.read().decode("utf-8", "replace").splitlines()
+        return ["\n".join(lines[i:i + 12]) for i, line in enumerate(lines)
+                if any(mark in line for mark in SERVER_ERROR_MARKS)]
 
     def tab(self, who: Account | None = None, page: str = "/", token: str | None = None,
             **kw: Any) -> Tab:
@@ -388,6 +451,9 @@ def start(tmp: Path, db: str = "sqlite", cluster: PgCluster | None = None,
         "CASINO_RATE_REGISTER_IP": "1000/minute",
         "CASINO_RATE_LOGIN_IP": "1000/minute",
         "CASINO_RATE_LOGIN_ACCOUNT": "100/minute",
+        "CASINO_RATE_RESET_IP": "1000/minute",
+        # /api/metrics wants this bearer token, as in production
+        "CASINO_METRICS_TOKEN": secrets.token_urlsafe(32),
         # the chain: withdrawals on, deposits withdrawable at one confirmation
         "CASINO_ETH_RPC_URL": chain.url,
         "CASINO_ETH_CHAIN_ID": str(chain.chain_id),
