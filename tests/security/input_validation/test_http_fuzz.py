@@ -58,6 +58,7 @@ def still_up(casino: live.Casino) -> None:
 def test_fuzzed_requests_get_clean_answers(attacked: live.Casino) -> None:
     log_from = attacked.log_size()
     seen: list[str] = []
+    sizes: list[int] = []
     with httpx.Client(base_url=attacked.url, timeout=60) as http:
 
         @settings(max_examples=200, derandomize=True, database=None, deadline=None,
@@ -68,6 +69,7 @@ def test_fuzzed_requests_get_clean_answers(attacked: live.Casino) -> None:
                                        max_size=4),
                body=BODIES)
         def one(method: str, path: str, headers: dict[str, str], body: bytes) -> None:
+            sizes.append(len(body))
             if headers.get("Host") is not None and not headers["Host"].strip():
                 headers.pop("Host")
             try:
@@ -78,7 +80,7 @@ def test_fuzzed_requests_get_clean_answers(attacked: live.Casino) -> None:
                 # be up, and its log is read for errors below
                 still_up(attacked)
                 return
-            seen.append(f"{method} {path} -> {r.status_code}")
+            seen.append(f"{method} {path} ({len(body)} bytes) -> {r.status_code}")
             assert r.status_code < 500, f"{method} {path} {headers} ({len(body)} bytes): " \
                 f"{r.status_code} {r.text[:300]}"
             assert "Traceback" not in r.text and 'File "/' not in r.text, r.text[:300]
@@ -88,6 +90,7 @@ def test_fuzzed_requests_get_clean_answers(attacked: live.Casino) -> None:
     errors = attacked.server_errors(log_from)
     assert not errors, "the server logged errors:\n" + "\n\n".join(errors[:3])
     assert len(seen) >= 100, seen
+    assert sum(size >= 100_000 for size in sizes) >= 5, "the fuzzing sent few large bodies"
 
 
 def test_the_api_answers_wrong_methods_and_bad_metrics_tokens_with_4xx(
