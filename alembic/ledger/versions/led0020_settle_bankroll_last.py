@@ -75,7 +75,8 @@ def _led0019_function() -> str:
 
     spec = importlib.util.spec_from_file_location(
         "led0019", Path(__file__).with_name("led0019_settle_key_probe.py"))
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:
+        raise RuntimeError("led0019's migration file cannot be loaded")
     led0019 = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(led0019)
     return led0019._led0018_function().replace(led0019._JOIN, led0019._PROBE)
@@ -85,7 +86,8 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         before = _led0019_function()
         for old in (_LOCKS, _WRITES):
-            assert before.count(old) == 1, "led0019's function is not the one this changes"
+            if before.count(old) != 1:
+                raise RuntimeError("led0019's function is not the one this changes")
         op.execute(before.replace(_LOCKS, _PLAYER_LOCKS)
                    .replace(_WRITES, _WRITES_BANKROLL_LAST))
 
