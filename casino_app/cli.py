@@ -283,6 +283,8 @@ def cmd_keys_seal_seed(args: argparse.Namespace) -> int:
         return _fail(f"cannot read {src}: {exc.strerror or exc}")
     if sealed_seed.is_sealed(text):
         return _fail(f"{src} is already sealed")
+    if out.exists():
+        return _fail(f"{out} exists: choose a new file (nothing written)")
     try:
         words = checked_mnemonic(text, str(src))
         sealed = sealed_seed.seal(words, sealed_seed.passphrase(confirm=True),
