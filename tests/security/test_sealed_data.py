@@ -68,6 +68,11 @@ def _blobs() -> dict[str, list]:
     return out
 
 
+def test_a_sealed_field_cannot_be_compared_in_a_query_by_mistake() -> None:
+    with pytest.raises(TypeError, match="blind index"):
+        select(User).where(User.email == "someone@example.com")
+
+
 def test_personal_data_is_not_in_the_database_in_clear(any_env: str, base_env: Path) -> None:
     addr = new_email("zebediah.clear")
     register(addr, name=NAME, dob=DOB, ctx=RequestContext(ip=IP, user_agent="x"))
