@@ -1,10 +1,11 @@
 """The hot wallet's seed: the only module that reads it.
 
 The seed is a BIP39 mnemonic, read from the file named by ``CASINO_ETH_HOT_SEED_FILE`` or
-from ``CASINO_ETH_HOT_SEED``, either sealed with a passphrase (``sealed_seed``: opened once
-per process) or, with a warning, in clear. In development with neither set, a fresh seed is created on
-first use in ``<data_dir>/dev-hot-wallet.seed`` (mode 0600) and a loud warning says it is
-for development; in production a missing seed is an error that names both variables.
+from ``CASINO_ETH_HOT_SEED``, either sealed with a passphrase (``sealed_seed``: opened
+once per process) or, with a warning, in clear. In development with neither set, a fresh
+seed is created on first use in ``<data_dir>/dev-hot-wallet.seed`` (mode 0600) and a loud
+warning says it is for development; in production a missing seed is an error that names
+both variables.
 
 Keys follow BIP44 for Ethereum: the account key ``m/44'/60'/0'`` (its xpub is all the web
 process knows) and address keys ``m/44'/60'/0'/0/i``. ``prepare_hot_wallet`` is what the
