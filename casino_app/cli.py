@@ -245,19 +245,71 @@ def cmd_keys_generate(_args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_keys_rotate(_args: argparse.Namespace) -> int:
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    """Re-seal every sealed value (both databases) under the first key of
+    CASINO_ENCRYPTION_KEYS; prints a count per column. Safe to run again or after a
+    crash: values already under the first key are left alone."""
     _data_settings()
-    from casino_app.users.maintenance import rotate_encryption
+    import casino_app.migrations  # noqa: F401  (its table modules declare every sealed column)
+    from casino_app.security.crypto import keyring
+    from casino_app.security.sealed import RotationError, rotate
 
-    n = rotate_encryption()
-    print(f"re-encrypted {n} values under the active key")
+    try:
+        counts = rotate(batch=args.batch)
+    except RotationError as exc:
+        return _fail(f"nothing was re-encrypted: a stored value does not open: {exc}. "
+                     "Is every key that sealed a value still in CASINO_ENCRYPTION_KEYS?")
+    for c in counts:
+        extra = f", {c.changed} changed meanwhile (left as written)" if c.changed else ""
+        print(f"{c.name}: {c.resealed} re-encrypted, {c.current} already under the "
+              f"active key{extra}")
+    total = sum(c.resealed for c in counts)
+    print(f"re-encrypted {total} values under the active key {keyring().active_id!r}")
+    return 0
+
+
+def cmd_keys_seal_seed(args: argparse.Namespace) -> int:
+    """Seal a hot wallet seed file with a passphrase (scrypt + AES-256-GCM) into a new
+    file for CASINO_ETH_HOT_SEED_FILE; the passphrase from CASINO_SEED_PASSPHRASE_FILE,
+    CASINO_SEED_PASSPHRASE or the terminal (typed twice)."""
+
+    from casino_app.payments.signer import sealed_seed
+    from casino_app.payments.signer.seed import checked_mnemonic
+
+    src, out = Path(args.input), Path(args.output)
+    try:
+        text = src.read_text()
+    except OSError as exc:
+        return _fail(f"cannot read {src}: {exc.strerror or exc}")
+    if sealed_seed.is_sealed(text):
+        return _fail(f"{src} is already sealed")
+    if out.exists():
+        return _fail(f"{out} exists: choose a new file (nothing written)")
+    try:
+        words = checked_mnemonic(text, str(src))
+        sealed = sealed_seed.seal(words, sealed_seed.passphrase(confirm=True),
+                                  cost=args.cost)
+        # the passphrase is asked again (from the same source): what the signer will do
+        if sealed_seed.open_sealed(sealed, sealed_seed.passphrase()) != words:
+            return _fail("the sealed seed did not open again: nothing written")
+    except (ConfigError, sealed_seed.SealedSeedError) as exc:
+        return _fail(str(exc))
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _fail(f"{out} exists: choose a new file (nothing written)")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(sealed)
+    print(f"sealed the seed into {out} (mode 0600). Set CASINO_ETH_HOT_SEED_FILE={out} and "
+          "give the passphrase to `casino worker` with CASINO_SEED_PASSPHRASE_FILE (or at "
+          f"its terminal); then remove {src} securely (e.g. shred -u).")
     return 0
 
 
 def cmd_config_check(_args: argparse.Namespace) -> int:
     s = _settings()
     hidden = {"encryption_keys", "smtp_password", "metrics_token", "eth_hot_seed",
-              "btc_rpc_password"}
+              "btc_rpc_password", "seed_passphrase"}
     for name in sorted(type(s).model_fields):
         value = getattr(s, name)
         if name in hidden:
@@ -535,8 +587,16 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("keys", help="encryption keys").add_subparsers(dest="keys", required=True)
     k.add_parser("generate", help="print a new key for CASINO_ENCRYPTION_KEYS") \
         .set_defaults(func=cmd_keys_generate)
-    k.add_parser("rotate", help="re-encrypt stored secrets under the first key") \
-        .set_defaults(func=cmd_keys_rotate)
+    kr = k.add_parser("rotate", help="re-encrypt every sealed value (personal data, 2FA "
+                      "secrets, server seeds) under the first key")
+    kr.add_argument("--batch", type=int, default=200, help="rows per transaction")
+    kr.set_defaults(func=cmd_keys_rotate)
+    ks = k.add_parser("seal-seed", help="seal a hot wallet seed file with a passphrase")
+    ks.add_argument("--in", dest="input", required=True, help="the seed file in clear")
+    ks.add_argument("--out", dest="output", required=True, help="the sealed file to write")
+    ks.add_argument("--cost", type=int, default=2 ** 17,
+                    help="scrypt N (a power of two; default 131072: 128 MiB)")
+    ks.set_defaults(func=cmd_keys_seal_seed)
 
     lg = sub.add_parser("ledger", help="the money ledger").add_subparsers(dest="ledger",
                                                                          required=True)

@@ -169,9 +169,25 @@ def run_env(name: str) -> None:
 
         engine = create_engine(cfg.get_main_option("sqlalchemy.url"))
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target,
-                          render_as_batch=connection.dialect.name == "sqlite",
-                          compare_type=True)
-        with context.begin_transaction():
-            context.run_migrations()
-        connection.commit()
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # A batch migration re-creates a table (copy, DROP, rename): with foreign keys
+            # on, dropping a parent table (users) would delete its children through ON
+            # DELETE CASCADE. SQLite's procedure: foreign keys off (only outside a
+            # transaction, so before the first one), then foreign_key_check before COMMIT.
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+        try:
+            context.configure(connection=connection, target_metadata=target,
+                              render_as_batch=sqlite, compare_type=True)
+            with context.begin_transaction():
+                context.run_migrations()
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
+            connection.commit()
+        finally:
+            if sqlite:
+                if connection.in_transaction():
+                    connection.rollback()
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")

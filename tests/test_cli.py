@@ -338,7 +338,9 @@ def test_keys_rotate_reseals_under_the_first_key(
     monkeypatch.setenv("CASINO_ENCRYPTION_KEYS", f"{main_key()},{TEST_KEY}")
     _reset_process_state()
     assert main(["keys", "rotate"]) == 0
-    assert "re-encrypted 1 values" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "users.totp_pending_enc: 1 re-encrypted" in out
+    assert "users.email_enc: 1 re-encrypted" in out and "under the active key 'n1'" in out
     assert keyring().key_id_of(user_row(addr).totp_pending_enc) == "n1"
 
 

@@ -132,6 +132,10 @@ class Settings(BaseSettings):
     # Only the signer reads the seed (a BIP39 mnemonic), from this file or variable.
     eth_hot_seed_file: Path | None = None
     eth_hot_seed: str = ""
+    # The passphrase of a sealed seed (``casino keys seal-seed``): a file (a systemd
+    # credential, /dev/fd/N) or a variable; neither set: asked at the terminal.
+    seed_passphrase_file: Path | None = None
+    seed_passphrase: str = ""
     # ERC-20 contracts on the network: "USDT:0x...,USDC:0x..." (checksummed).
     eth_tokens: str = ""
     # Confirmations for a deposit to become withdrawable (1 = credited as pending).

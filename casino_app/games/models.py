@@ -21,6 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from casino_app.core.clock import utcnow
 from casino_app.core.db import LedgerBase
+from casino_app.security.sealed import register
 
 
 class SeedPair(LedgerBase):
@@ -52,6 +53,15 @@ class SeedPair(LedgerBase):
     activated_at: Mapped[datetime | None] = mapped_column(DateTime)
     revealed_at: Mapped[datetime | None] = mapped_column(DateTime)
     revealed_seed: Mapped[str | None] = mapped_column(String(64))
+
+
+def server_seed_context(player_id: str, seed_hash: str) -> str:
+    """What a server seed is sealed for (``games/seeds.py``): its player and its hash."""
+    return f"server-seed:{player_id}:{seed_hash}"
+
+
+register("ledger", "seed_pairs", "server_seed_sealed", needs=("player_id", "server_seed_hash"),
+         context=lambda r: server_seed_context(r["player_id"], r["server_seed_hash"]))
 
 
 class Bet(LedgerBase):

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from casino_app.core.clock import utcnow
 from casino_app.core.db import ledger_tx
 from casino_app.games import fairness
-from casino_app.games.models import Bet, SeedPair
+from casino_app.games.models import Bet, SeedPair, server_seed_context
 from casino_app.payments.settlement import SeedInputs
 from casino_app.security.crypto import keyring
 
@@ -45,7 +45,7 @@ class SeedsInUse(Exception):
 
 
 def _context(player_id: str, seed_hash: str) -> str:
-    return f"server-seed:{player_id}:{seed_hash}"
+    return server_seed_context(player_id, seed_hash)
 
 
 def _new_pair(player_id: str, state: str, client_seed: str = "") -> SeedPair:

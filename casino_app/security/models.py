@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy import DateTime, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from casino_app.core.db import IdentityBase
@@ -35,3 +35,15 @@ class AuditHead(IdentityBase):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_id: Mapped[int] = mapped_column(Integer, default=0)
     last_hash: Mapped[str] = mapped_column(String(64), default=GENESIS_HASH)
+
+
+class CryptoKey(IdentityBase):
+    """Keys kept beside the keyring, each sealed under it (``security/sealed.py``): today
+    the key of the email blind index. Rotation re-seals them like any sealed value, so a
+    new encryption key never changes what they are and no index is recomputed."""
+
+    __tablename__ = "crypto_keys"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime)

@@ -32,6 +32,7 @@ from casino_app.payments.players import ensure_player
 from casino_app.security import outbox, ratelimit
 from casino_app.security.audit import SYSTEM, Actor, AuditAction, record
 from casino_app.security.crypto import token_hash
+from casino_app.security.sealed import email_index
 from casino_app.users import passwords, sessions, totp, validation
 from casino_app.users.errors import (
     AccountLocked,
@@ -74,8 +75,10 @@ def _actor(user: User | CurrentUser | None, ctx: RequestContext) -> Actor:
     return Actor(uid, str(role), ctx.ip)
 
 
-def _user_by_email(s: Session, email: str, *, lock: bool = False) -> User | None:
-    q = select(User).where(User.email == email)
+def _user_by_email(s: Session, index: str, *, lock: bool = False) -> User | None:
+    """The account of an address, by its blind index (``sealed.email_index``, computed
+    before the transaction opens)."""
+    q = select(User).where(User.email_index == index)
     if lock:
         q = q.with_for_update()
     return s.execute(q).scalar_one_or_none()
@@ -130,16 +133,18 @@ def start_registration(*, email: object, password: object, display_name: object,
     pw_hash = passwords.hash_password(clean_pw)  # in both branches: the time tells nothing
     token = secrets.token_urlsafe(32)
     send = ratelimit.mail_allowed("register", clean_email)
+    index = email_index(clean_email)
     message: mail.Mail | None
     with identity_tx() as s:
         now = utcnow()
-        user = _user_by_email(s, clean_email)
+        user = _user_by_email(s, index)
         if not send:  # this address got its mails for now: same answer, no mail
             message = None
         elif user is None:
             s.add(PendingRegistration(
-                email=clean_email, display_name=name, date_of_birth=dob, password_hash=pw_hash,
-                token_hash=token_hash(token), terms_accepted_at=now, created_at=now,
+                token_hash=token_hash(token), email=clean_email, email_index=index,
+                display_name=name, date_of_birth=dob, password_hash=pw_hash,
+                terms_accepted_at=now, created_at=now,
                 expires_at=now + timedelta(minutes=st.register_token_minutes)))
             s.flush()
             message = _registration_mail(clean_email, token)
@@ -222,14 +227,14 @@ def _confirm_step(s: Session, token: str, stored: str, ok: bool, player_id: str,
     """One transaction that commits even when it refuses (a wrong password counts)."""
     now = utcnow()
     digest = token_hash(token)
-    address = s.execute(select(PendingRegistration.email).where(
+    index = s.execute(select(PendingRegistration.email_index).where(
         PendingRegistration.token_hash == digest)).scalar_one_or_none()
-    if address is None:
+    if index is None:
         return InvalidToken(_LINK_DEAD)
     # Lock every pending sign-up of the address, in id order: two links of one address
     # followed at the same moment queue here instead of deadlocking.
     pending = s.execute(select(PendingRegistration).where(
-        PendingRegistration.email == address).order_by(PendingRegistration.id)
+        PendingRegistration.email_index == index).order_by(PendingRegistration.id)
         .with_for_update().execution_options(populate_existing=True)).scalars().all()
     p = next((r for r in pending if r.token_hash == digest), None)
     if p is None or p.password_hash != stored:
@@ -246,10 +251,12 @@ def _confirm_step(s: Session, token: str, stored: str, ok: bool, player_id: str,
         return ValidationFailed("That is not the password you chose when you signed up.",
                                 "password")
     # Every pending sign-up of the address ends here: one account per address.
-    s.execute(delete(PendingRegistration).where(PendingRegistration.email == p.email))
-    if _user_by_email(s, p.email) is not None:
+    s.execute(delete(PendingRegistration).where(PendingRegistration.email_index == index))
+    if _user_by_email(s, index) is not None:
         return InvalidToken(_taken_meanwhile())
-    user = User(player_id=player_id, email=p.email, display_name=p.display_name,
+    # player_id first: the sealed fields are bound to it.
+    user = User(player_id=player_id, email=p.email, email_index=index,
+                display_name=p.display_name,
                 date_of_birth=p.date_of_birth, password_hash=p.password_hash,
                 role=Role.player.value, created_at=now,
                 terms_accepted_at=p.terms_accepted_at, password_changed_at=now,
@@ -372,11 +379,12 @@ def begin_login(*, email: object, password: object, ctx: RequestContext) -> Logi
         passwords.dummy_verify(password)
         raise InvalidCredentials() from None
     ratelimit.check_login(ctx.ip, clean_email)
+    index = email_index(clean_email)
     # The slow argon2 check runs outside the write transaction, so that sign-ins of
     # different players never wait on each other; the outcome is applied below only if
     # the stored hash is still the one that was checked.
     with identity_tx(readonly=True) as s:
-        stored = s.execute(select(User.password_hash).where(User.email == clean_email)
+        stored = s.execute(select(User.password_hash).where(User.email_index == index)
                            ).scalar_one_or_none()
     if stored is None:
         passwords.dummy_verify(password)
@@ -384,16 +392,16 @@ def begin_login(*, email: object, password: object, ctx: RequestContext) -> Logi
     else:
         ok, new_hash = passwords.verify(password, stored)
         checked = (stored, ok, new_hash)
-    result = _run_step(_password_step, clean_email, checked, ctx)
+    result = _run_step(_password_step, index, checked, ctx)
     if not isinstance(result, LoginStep):
         raise RuntimeError("the password step answered no LoginStep")
     return result
 
 
-def _password_step(s: Session, email: str, checked: tuple[str | None, bool, str | None],
+def _password_step(s: Session, index: str, checked: tuple[str | None, bool, str | None],
                    ctx: RequestContext) -> LoginStep | Exception:
     stored, ok, new_hash = checked
-    user = _user_by_email(s, email, lock=True)
+    user = _user_by_email(s, index, lock=True)
     if user is None:
         s.add(LoginAttempt(user_id=None, ip=ctx.ip, success=False, at=utcnow()))
         record(s, AuditAction.login_failed, Actor(None, None, ctx.ip), None,
@@ -580,8 +588,9 @@ def request_password_reset(email: object, ctx: RequestContext) -> None:
         raise
     ratelimit.check_reset(ctx.ip, clean)
     st = get_settings()
+    index = email_index(clean)
     with identity_tx() as s:
-        user = _user_by_email(s, clean, lock=True)
+        user = _user_by_email(s, index, lock=True)
         if user is None:
             record(s, AuditAction.password_reset_requested, Actor(None, None, ctx.ip), None,
                    known=False)

@@ -1,4 +1,9 @@
-"""Identity database tables: people, credentials, sessions, one-time tokens."""
+"""Identity database tables: people, credentials, sessions, one-time tokens.
+
+Personal data is sealed per field under the keyring (``security/sealed.py``): emails,
+names, birth dates and IP addresses are ``*_enc`` columns read and written through the
+plain-named ``SealedField`` attributes (``user.email``), each bound to its table, column
+and row. Emails are found by their blind index (``email_index``), never by value."""
 
 from __future__ import annotations
 
@@ -8,19 +13,20 @@ from enum import StrEnum
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
-    Date,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     String,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from casino_app.core.clock import utcnow
 from casino_app.core.db import IdentityBase
+from casino_app.security.sealed import SealedField, register
 
 
 class Role(StrEnum):
@@ -42,24 +48,28 @@ class User(IdentityBase):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint("role IN ('player', 'support', 'admin')", name="ck_users_role"),
+        UniqueConstraint("email_index", name="uq_users_email_index"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Pseudonymous id: the only name the ledger database and game providers ever see.
     player_id: Mapped[str] = mapped_column(String(36), unique=True)
-    email: Mapped[str] = mapped_column(String(254), unique=True)
-    display_name: Mapped[str] = mapped_column(String(40))
-    date_of_birth: Mapped[date | None] = mapped_column(Date, nullable=True)
+    # Sealed personal data, bound to the row's player_id (set player_id first).
+    email_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    # security.sealed.email_index of the address: one account per address.
+    email_index: Mapped[str] = mapped_column(String(64))
+    display_name_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    date_of_birth_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default=Role.player.value)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     terms_accepted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     password_changed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    last_login_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_login_ip_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     # The sign-in before the newest one: what "last sign-in" shows a returning player.
     previous_login_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    previous_login_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    previous_login_ip_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     locked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     lock_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # Failed logins before this moment no longer count toward a lock (set on success,
@@ -71,6 +81,12 @@ class User(IdentityBase):
     totp_enabled_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     # Highest TOTP time step accepted: a code from this step or earlier is a replay.
     totp_last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    email = SealedField("email_enc", row="player_id")
+    display_name = SealedField("display_name_enc", row="player_id")
+    date_of_birth = SealedField("date_of_birth_enc", row="player_id", kind=date)
+    last_login_ip = SealedField("last_login_ip_enc", row="player_id")
+    previous_login_ip = SealedField("previous_login_ip_enc", row="player_id")
 
     @property
     def role_enum(self) -> Role:
@@ -92,11 +108,13 @@ class UserSession(IdentityBase):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     absolute_expires_at: Mapped[datetime] = mapped_column(DateTime)
-    ip: Mapped[str] = mapped_column(String(64), default="")
+    ip_enc: Mapped[bytes] = mapped_column(LargeBinary)  # sealed, bound to token_hash
     user_agent: Mapped[str] = mapped_column(String(300), default="")
     device: Mapped[str] = mapped_column(String(100), default="")
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     revoked_reason: Mapped[str | None] = mapped_column(String(50), nullable=True)
+
+    ip = SealedField("ip_enc", row="token_hash")
 
 
 class LoginAttempt(IdentityBase):
@@ -109,8 +127,10 @@ class LoginAttempt(IdentityBase):
     user_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), nullable=True)
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    ip: Mapped[str] = mapped_column(String(64), default="")
+    ip_enc: Mapped[bytes] = mapped_column(LargeBinary)  # sealed, bound to user_id
     success: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    ip = SealedField("ip_enc", row="user_id", nullable_row=True)
 
 
 class MfaChallenge(IdentityBase):
@@ -200,14 +220,16 @@ class PendingRegistration(IdentityBase):
 
     __tablename__ = "pending_registrations"
     __table_args__ = (
-        Index("ix_pending_registrations_email", "email"),
+        Index("ix_pending_registrations_email_index", "email_index"),
         Index("ix_pending_registrations_expires", "expires_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    email: Mapped[str] = mapped_column(String(254))
-    display_name: Mapped[str] = mapped_column(String(40))
-    date_of_birth: Mapped[date] = mapped_column(Date)
+    # Sealed, bound to token_hash (set it first); found by email_index.
+    email_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    email_index: Mapped[str] = mapped_column(String(64))
+    display_name_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    date_of_birth_enc: Mapped[bytes] = mapped_column(LargeBinary)
     password_hash: Mapped[str] = mapped_column(String(255))
     # SHA-256 of the mailed 256-bit token; the token itself is only in the mail.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -216,3 +238,14 @@ class PendingRegistration(IdentityBase):
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     # Wrong passwords given with the link; at MAX_CONFIRM_ATTEMPTS the link stops working.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    email = SealedField("email_enc", row="token_hash")
+    display_name = SealedField("display_name_enc", row="token_hash")
+    date_of_birth = SealedField("date_of_birth_enc", row="token_hash", kind=date)
+
+
+# TOTP secrets (users/totp.py seals them under these contexts).
+register("identity", "users", "totp_secret_enc", needs=("id",),
+         context=lambda r: f"totp:{r['id']}")
+register("identity", "users", "totp_pending_enc", needs=("id",),
+         context=lambda r: f"totp-pending:{r['id']}")

@@ -90,8 +90,8 @@ def create(session: Session, user: User, ctx: RequestContext) -> str:
     s = get_settings()
     now = utcnow()
     token = new_token()
-    session.add(UserSession(
-        user_id=user.id, token_hash=token_hash(token), created_at=now, last_seen_at=now,
+    session.add(UserSession(  # token_hash first: the sealed ip is bound to it
+        token_hash=token_hash(token), user_id=user.id, created_at=now, last_seen_at=now,
         absolute_expires_at=now + timedelta(days=s.session_absolute_days),
         ip=ctx.ip[:64], user_agent=ctx.user_agent[:300], device=device_label(ctx.user_agent),
     ))
@@ -113,10 +113,10 @@ def _live(row: Any, now: datetime) -> bool:
 # only the columns a CurrentUser needs (no ORM objects: read fresh every time).
 _LOOKUP = (
     select(UserSession.id, UserSession.revoked_at, UserSession.absolute_expires_at,
-           UserSession.last_seen_at, User.id.label("user_id"), User.player_id, User.email,
-           User.display_name, User.role, User.totp_secret_enc.is_not(None).label("totp"),
-           User.last_login_at, User.last_login_ip, User.previous_login_at,
-           User.previous_login_ip)
+           UserSession.last_seen_at, User.id.label("user_id"), User.player_id,
+           User.email_enc, User.display_name_enc, User.role,
+           User.totp_secret_enc.is_not(None).label("totp"), User.last_login_at,
+           User.last_login_ip_enc, User.previous_login_at, User.previous_login_ip_enc)
     .join(User, User.id == UserSession.user_id)
     .where(UserSession.token_hash == bindparam("token_hash")))
 
@@ -125,8 +125,8 @@ _LOOKUP = (
 # signed-in tab makes it, so it skips the ORM. One text per parameter style.
 _RAW_LOOKUP_PG = (
     "SELECT s.id, s.revoked_at, s.absolute_expires_at, s.last_seen_at, u.id, u.player_id,"
-    " u.email, u.display_name, u.role, u.totp_secret_enc IS NOT NULL, u.last_login_at,"
-    " u.last_login_ip, u.previous_login_at, u.previous_login_ip"
+    " u.email_enc, u.display_name_enc, u.role, u.totp_secret_enc IS NOT NULL,"
+    " u.last_login_at, u.last_login_ip_enc, u.previous_login_at, u.previous_login_ip_enc"
     " FROM user_sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = %s")
 _RAW_LOOKUP = {"%s": _RAW_LOOKUP_PG, "?": _RAW_LOOKUP_PG.replace("%s", "?")}
 
@@ -143,7 +143,8 @@ def _token_ok(token: str | None) -> bool:
 
 def _from_row(row: Any) -> CurrentUser | None:
     """The caller from a row of ``_LOOKUP`` or ``_RAW_LOOKUP`` (the same columns in the
-    same order), or None when its session has ended."""
+    same order), or None when its session has ended. The sealed fields are opened only
+    for a live session."""
     if row is None:
         return None
     (sid, revoked_at, expires_at, last_seen_at, user_id, player_id, email, name, role,
@@ -153,10 +154,13 @@ def _from_row(row: Any) -> CurrentUser | None:
     if not _is_live(revoked_at, expires_at, last_seen_at, now):
         return None
     return CurrentUser(
-        user_id=user_id, player_id=player_id, email=email, display_name=name,
+        user_id=user_id, player_id=player_id, email=User.email.open_for(email, player_id),
+        display_name=User.display_name.open_for(name, player_id),
         role=Role(role), session_id=sid, totp_enabled=bool(totp),
-        last_login_at=_when(last_login_at), last_login_ip=last_login_ip,
-        previous_login_at=_when(previous_login_at), previous_login_ip=previous_login_ip,
+        last_login_at=_when(last_login_at),
+        last_login_ip=User.last_login_ip.open_for(last_login_ip, player_id),
+        previous_login_at=_when(previous_login_at),
+        previous_login_ip=User.previous_login_ip.open_for(previous_login_ip, player_id),
         needs_touch=now - last_seen_at >= TOUCH_EVERY)
 
 

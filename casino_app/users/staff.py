@@ -16,6 +16,7 @@ from casino_app.core.clock import utcnow
 from casino_app.core.db import identity_tx
 from casino_app.core.settings import get_settings
 from casino_app.security.audit import Actor, AuditAction, AuditEvent, recent, record
+from casino_app.security.sealed import email_index
 from casino_app.users import passwords, sessions, validation
 from casino_app.users.accounts import locked_by_staff
 from casino_app.users.errors import (
@@ -89,9 +90,12 @@ def _query(value: object) -> str:
 
 def find_players(token: str | None, query: object, ctx: RequestContext | None = None,
                  limit: int = 25) -> list[PlayerSummary]:
-    """By account number (``42`` or ``#42``), pseudonymous player id (a UUID), or email
-    (any part of it). The search itself is audited: it reads personal data."""
+    """By account number (``42`` or ``#42``), pseudonymous player id (a UUID), or the
+    whole email (any case: emails are sealed, found by their blind index, so a part of
+    one finds nothing). The search itself is audited (an email by the start of its
+    index, never in clear): it reads personal data."""
     q = _query(query)
+    index = email_index(q) if "@" in q else None  # before the transaction (sealed.py)
     with identity_tx() as s:
         me = require_role(s, token)
         number = q.removeprefix("#")
@@ -104,16 +108,15 @@ def find_players(token: str | None, query: object, ctx: RequestContext | None = 
                 cond = User.player_id == str(uuid.UUID(q))
                 kind = "player_id"
             except ValueError:
-                like = q.lower().replace("\\", "\\\\").replace("%", "\\%") \
-                    .replace("_", "\\_")
-                cond = User.email.like(f"%{like}%", escape="\\")
+                cond = User.email_index == index if index is not None else false()
                 kind = "email"
         if me.role is not Role.admin:
             cond = and_(cond, User.role == Role.player.value)  # support: players only
         rows = list(s.execute(select(User).where(cond).order_by(User.id).limit(limit))
                     .scalars())
+        shown = f"index:{index[:16]}" if kind == "email" and index else q[:100]
         record(s, AuditAction.staff_search, _actor(me, ctx or RequestContext()), None,
-               kind=kind, query=q[:100], results=len(rows))
+               kind=kind, query=shown, results=len(rows))
         return [_summary(u) for u in rows]
 
 
@@ -431,12 +434,15 @@ def create_staff(email: object, password: object, role: Role, display_name: str 
     # Without --name, the email's local part, keeping only what a display name allows.
     local = " ".join(re.sub(r"[^\w.'\-]", " ", clean_email.split("@")[0]).split())[:40]
     name = validation.display_name(display_name or (local if len(local) >= 2 else "Staff"))
+    index = email_index(clean_email)
     with identity_tx() as s:
-        existing = s.execute(select(User).where(User.email == clean_email)).scalar_one_or_none()
+        existing = s.execute(select(User).where(User.email_index == index)
+                             ).scalar_one_or_none()
         if existing is not None:
             raise ValidationFailed("An account with that email already exists.", "email")
         now = utcnow()
-        u = User(player_id=str(uuid.uuid4()), email=clean_email, display_name=name,
+        u = User(player_id=str(uuid.uuid4()), email=clean_email, email_index=index,
+                 display_name=name,
                  password_hash=passwords.hash_password(pw), role=role.value, created_at=now,
                  password_changed_at=now, failures_since=now)
         s.add(u)

@@ -63,7 +63,8 @@ def test_sqlite_reads_in_the_loop_and_sees_what_is_committed(app_env) -> None:  
     count = "SELECT count(*) FROM users"
     assert asyncio.run(reader.one_async(count, ())) == (0,)
     with identity_tx() as s:
-        s.execute(text("INSERT INTO users (email, password_hash, display_name, player_id, "
-                       "role, created_at, password_changed_at) VALUES ('r@example.com', 'x', "
-                       "'R', 'p-raw', 'player', '2026-12-04', '2026-12-04')"))
+        s.execute(text("INSERT INTO users (email_enc, email_index, password_hash, "
+                       "display_name_enc, player_id, role, created_at, password_changed_at) "
+                       "VALUES (x'00', 'i', 'x', x'00', 'p-raw', 'player', '2026-12-04', "
+                       "'2026-12-04')"))
     assert reader.one(count, ()) == (1,)

@@ -9,6 +9,7 @@ import email
 import os
 import re
 import secrets
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -106,6 +107,21 @@ class LiveApp:
     data_dir: Path
     env: dict[str, str]
     log: Path
+
+    def account(self, email: str) -> tuple[int, str]:
+        """(id, player_id) of the account of ``email``, read from the app's identity file:
+        emails are sealed, so the row is found by the blind index under the app's keys."""
+        from casino_app.core.settings import parse_keyring
+        from casino_app.security.crypto import Keyring, blind_index, normalise_email
+        from casino_app.security.sealed import EMAIL_INDEX_KEY
+
+        ring = Keyring(parse_keyring(self.env["CASINO_ENCRYPTION_KEYS"]))
+        with sqlite3.connect(self.data_dir / "identity.db") as db:
+            (blob,) = db.execute("SELECT sealed FROM crypto_keys WHERE name = ?",
+                                 (EMAIL_INDEX_KEY,)).fetchone()
+            key = ring.open(blob, f"crypto_keys.sealed:{EMAIL_INDEX_KEY}")
+            return db.execute("SELECT id, player_id FROM users WHERE email_index = ?",
+                              (blind_index(key, normalise_email(email)),)).fetchone()
 
 
 def app_env(smtp: Inbox, tmp: Path, port: int) -> dict[str, str]:

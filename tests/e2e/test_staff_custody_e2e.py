@@ -20,9 +20,7 @@ def test_an_admin_releases_a_hold_and_reads_the_custody_pages(new_context,  # no
                                                               live_app: LiveApp) -> None:
     email = f"held-{uuid.uuid4().hex[:8]}@example.com"
     register(new_context().new_page(), email, "Held Player", "a long pass phrase")
-    with sqlite3.connect(live_app.data_dir / "identity.db") as db:
-        uid, pid = db.execute("SELECT id, player_id FROM users WHERE email = ?",
-                              (email,)).fetchone()
+    uid, pid = live_app.account(email)
     # what the watcher leaves when a reorg reverses a deposit the player had spent
     with sqlite3.connect(live_app.data_dir / "ledger.db") as db:
         hold = db.execute("INSERT INTO player_holds (player_id, reason, detail, created_at) "

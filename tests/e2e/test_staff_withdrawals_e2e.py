@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import sqlite3
 import time
 from collections.abc import Iterator
 
@@ -114,9 +113,7 @@ def test_two_admins_sign_a_large_withdrawal_and_the_safe_pays_it(  # noqa: ANN00
         chain.w3.eth.send_transaction({"from": chain.accounts[5], "to": deposit,
                                        "value": Web3.to_wei("0.05", "ether")})
         expect(player.locator(".deposit-row .deposit-state")).to_have_text("available")
-        with sqlite3.connect(app.data_dir / "identity.db") as db:
-            uid, pid = db.execute("SELECT id, player_id FROM users WHERE email = ?",
-                                  (email,)).fetchone()
+        uid, pid = app.account(email)
         dest = Account.create().address
         wid = _request_withdrawal(app, pid, dest)
         safe_before = chain.w3.eth.get_balance(devnet["safe"])

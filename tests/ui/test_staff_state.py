@@ -95,8 +95,10 @@ def test_support_opening_a_staff_account_sees_a_refusal_and_none_of_its_data(app
     assert whoami(admin) is not None and user_row(admin_addr).locked_at is None
 
     search = _substate(_staff_tab(support, 0), StaffSearchState)
-    _run(search, "search", {"query": "example.com"})
+    _run(search, "search", {"query": player_addr.upper()})
     assert [r.email for r in search.results] == [player_addr]
+    _run(search, "search", {"query": admin_addr})
+    assert search.results == []  # support: players only
 
     # An admin opens the support account, sessions and IP addresses included.
     _, support_id, _ = make_staff(Role.support)

@@ -79,8 +79,19 @@ def make_staff(role: Role, password: str = PASSWORD) -> tuple[str, int, str]:
 
 
 def user_row(email_addr: str) -> User:
+    from casino_app.security.sealed import email_index
+
+    index = email_index(email_addr)
     with identity_tx() as s:
-        return s.execute(select(User).where(User.email == email_addr)).scalar_one()
+        return s.execute(select(User).where(User.email_index == index)).scalar_one()
+
+
+def rotated(batch: int = 200) -> dict[str, int]:
+    """``casino keys rotate`` without the printing: {column: values re-sealed}."""
+    import casino_app.migrations  # noqa: F401  (every sealed column registers)
+    from casino_app.security.sealed import rotate
+
+    return {c.name: c.resealed for c in rotate(batch=batch)}
 
 
 def user_count() -> int:

@@ -1,9 +1,11 @@
 """The hot wallet's seed: the only module that reads it.
 
 The seed is a BIP39 mnemonic, read from the file named by ``CASINO_ETH_HOT_SEED_FILE`` or
-from ``CASINO_ETH_HOT_SEED``. In development with neither set, a fresh seed is created on
-first use in ``<data_dir>/dev-hot-wallet.seed`` (mode 0600) and a loud warning says it is
-for development; in production a missing seed is an error that names both variables.
+from ``CASINO_ETH_HOT_SEED``, either sealed with a passphrase (``sealed_seed``: opened
+once per process) or, with a warning, in clear. In development with neither set, a fresh
+seed is created on first use in ``<data_dir>/dev-hot-wallet.seed`` (mode 0600) and a loud
+warning says it is for development; in production a missing seed is an error that names
+both variables.
 
 Keys follow BIP44 for Ethereum: the account key ``m/44'/60'/0'`` (its xpub is all the web
 process knows) and address keys ``m/44'/60'/0'/0/i``. ``prepare_hot_wallet`` is what the
@@ -13,6 +15,7 @@ in development leaves the xpub in ``<data_dir>/dev-hot-wallet.xpub`` for the web
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import stat
@@ -23,6 +26,7 @@ from typing import Any
 from casino_app.core.logging import get_logger
 from casino_app.core.settings import ConfigError, get_settings
 from casino_app.payments.eth.keys import MAX_INDEX, dev_xpub_path, validate_xpub
+from casino_app.payments.signer import sealed_seed
 
 DEV_SEED_FILE = "dev-hot-wallet.seed"
 ACCOUNT_PATH = (44, 60, 0)  # m/44'/60'/0', all hardened
@@ -30,7 +34,9 @@ WORD_COUNTS = (12, 15, 18, 21, 24)
 
 log = get_logger("casino.signer")
 _warned: set[Path] = set()
+_warned_clear: set[str] = set()
 _warned_lock = threading.Lock()
+_open_lock = threading.Lock()
 
 
 def load_seed() -> str:
@@ -50,9 +56,9 @@ def load_seed() -> str:
             raise ConfigError(f"CASINO_ETH_HOT_SEED_FILE: cannot read {path}: "
                               f"{exc.strerror or exc}") from None
         _warn_if_readable_by_others(path)
-        return _checked(text, "CASINO_ETH_HOT_SEED_FILE")
+        return _from_setting(text, "CASINO_ETH_HOT_SEED_FILE")
     if st.eth_hot_seed:
-        return _checked(st.eth_hot_seed, "CASINO_ETH_HOT_SEED")
+        return _from_setting(st.eth_hot_seed, "CASINO_ETH_HOT_SEED")
     if st.is_production:
         raise ConfigError("production needs the hot wallet seed: set CASINO_ETH_HOT_SEED_FILE "
                           "(a file holding the BIP39 mnemonic, readable by the signer only) "
@@ -136,11 +142,45 @@ def _normalised(text: str) -> str:
     return words
 
 
+_opened: dict[str, str] = {}  # sha256 of a sealed seed's text -> its words
+
+
+def _from_setting(text: str, source: str) -> str:
+    """A configured seed: sealed (opened once per process with the passphrase, see
+    ``sealed_seed``) or, with a warning, in clear."""
+    if not sealed_seed.is_sealed(text):
+        with _warned_lock:
+            first = source not in _warned_clear
+            _warned_clear.add(source)
+        if first:
+            log.warning("the hot wallet seed is stored in clear: whoever reads it holds the "
+                        "hot wallet. Fine on a development devnet; in production seal it "
+                        "with `casino keys seal-seed` (README: the hot wallet seed)",
+                        source=source)
+        return _checked(text, source)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    with _open_lock:
+        words = _opened.get(digest)
+        if words is None:
+            try:
+                words = sealed_seed.open_sealed(text, sealed_seed.passphrase())
+            except sealed_seed.SealedSeedError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
+            words = _checked(words, source)
+            _opened[digest] = words
+    return words
+
+
 def _checked(text: str, source: str) -> str:
     try:
         return _normalised(text)
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+
+
+def checked_mnemonic(text: str, source: str) -> str:
+    """``text`` as a valid mnemonic (single spaces), or ConfigError naming ``source``."""
+    return _checked(text, source)
 
 
 def _account_key(mnemonic: str) -> Any:

@@ -45,8 +45,8 @@ def _waiting_role(r: RoleRequestRow) -> rx.Component:
 @staff_page(routes.STAFF, "Staff", on_load=[StaffRoleRequestsState.on_open])
 def staff_home() -> rx.Component:
     return rx.vstack(
-        page_title("Find a player", "Search by email (or part of it), account number or "
-                   "player id."),
+        page_title("Find a player", "Search by the whole email (any case; emails are "
+                   "stored encrypted, so a part finds nothing), account number or player id."),
         form(rx.hstack(
             rx.box(field("Search", "query", required=True, max_length=254,
                          placeholder="email, #id or player id"), flex="1", min_width="220px"),

@@ -29,7 +29,6 @@ from casino_app.security.audit import (
 from casino_app.security.models import GENESIS_HASH, AuditEvent
 from casino_app.users import accounts, staff, staff_money
 from casino_app.users.errors import InvalidCode, InvalidCredentials
-from casino_app.users.maintenance import rotate_encryption
 from casino_app.users.models import Role
 from tests.support.audit_tamper import exec_identity, open_tampering
 from tests.users.helpers import (
@@ -44,6 +43,7 @@ from tests.users.helpers import (
     make_staff,
     new_ctx,
     register,
+    rotated,
     sign_in,
     user_row,
     wait_for_mail,
@@ -159,7 +159,7 @@ def test_every_action_writes_exactly_one_row_of_its_kind(any_env: str) -> None:
                                                                            new_ctx())),
             ("staff.lock", lambda: staff.lock_player(admin, target, "check", new_ctx())),
             ("staff.unlock", lambda: staff.unlock_player(admin, target, "ok", new_ctx())),
-            ("keys.rotated", rotate_encryption),
+            ("keys.rotated", rotated),
         ]:
             with audited({action: 1}):
                 call()

@@ -13,7 +13,6 @@ import time_machine
 
 from casino_app.security.crypto import DecryptionError, Keyring, keyring, token_hash
 from casino_app.users import accounts
-from casino_app.users.maintenance import rotate_encryption
 from tests.conftest import TEST_KEY
 from tests.users.helpers import (
     PASSWORD,
@@ -24,6 +23,7 @@ from tests.users.helpers import (
     new_ctx,
     reconfigure,
     register,
+    rotated,
     user_row,
 )
 
@@ -110,10 +110,11 @@ def test_key_rotation_keeps_every_totp_secret_readable(
         sign_in_with_code(addr, secret)  # old secrets still open under the old key
 
         with audited({"keys.rotated": 1}):
-            assert rotate_encryption() == 2  # one active, one pending secret
+            counts = rotated()  # one active, one pending secret
+        assert counts["users.totp_secret_enc"] == 1 and counts["users.totp_pending_enc"] == 1
         assert keyring().key_id_of(user_row(addr).totp_secret_enc) == "k2"
         assert keyring().key_id_of(user_row(pending_addr).totp_pending_enc) == "k2"
-        assert rotate_encryption() == 0
+        assert sum(rotated().values()) == 0
 
         reconfigure(monkeypatch, ENCRYPTION_KEYS=new_key)  # the old key is gone
         clock.shift(timedelta(seconds=30))
