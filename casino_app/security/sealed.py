@@ -196,7 +196,8 @@ def _index_key() -> bytes:
             except IntegrityError:  # another process created it at the same moment
                 with engine.begin() as conn:
                     key = load_index_key(conn, keyring(), create=False)
-            assert key is not None
+            if key is None:
+                raise RuntimeError("the email index key was neither found nor made")
             _index_keys[engine] = key
     return key
 
@@ -243,13 +244,13 @@ def _batches(database: str, table: str, key: str, cols: list[SealedColumn], batc
     """(transaction, rows) in key order; each batch in its own committed transaction."""
     needs = sorted({n for c in cols for n in c.needs} - {key})
     names = [key, *needs, *(c.column for c in cols)]
-    sql = text(f"SELECT {', '.join(names)} FROM {table} WHERE {key} > :last "  # noqa: S608
+    sql = text(f"SELECT {', '.join(names)} FROM {table} WHERE {key} > :last "  # noqa: S608 - names from the sealed-column registry, values bound
                f"ORDER BY {key} LIMIT :n")
     last: Any = None
     while True:
         with _tx(database, readonly) as s:
             if last is None:
-                first = text(f"SELECT {', '.join(names)} FROM {table} "  # noqa: S608
+                first = text(f"SELECT {', '.join(names)} FROM {table} "  # noqa: S608 - names from the sealed-column registry, values bound
                              f"ORDER BY {key} LIMIT :n")
                 rows = s.execute(first, {"n": batch}).mappings().all()
             else:
@@ -306,7 +307,7 @@ def rotate(batch: int = 200) -> list[ColumnCount]:
                         continue
                     new = ring.reseal(bytes(old), c.context(r))
                     done = s.execute(text(
-                        f"UPDATE {table} SET {c.column} = :new "  # noqa: S608
+                        f"UPDATE {table} SET {c.column} = :new "  # noqa: S608 - names from the sealed-column registry, values bound
                         f"WHERE {key} = :k AND {c.column} = :old"),
                         {"new": new, "k": r[key], "old": old}).rowcount
                     if done:

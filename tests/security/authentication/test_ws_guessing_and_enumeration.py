@@ -113,7 +113,8 @@ async def test_the_forms_answer_an_address_with_an_account_as_one_without(
     from sqlalchemy import func, select
 
     from casino_app.core.db import identity_tx
+    from casino_app.security.sealed import email_index
 
     with identity_tx(readonly=True) as s:
         assert s.execute(select(func.count()).select_from(User).where(
-            User.email == unknown)).scalar_one() == 0
+            User.email_index == email_index(unknown))).scalar_one() == 0

@@ -146,9 +146,8 @@ async def test_forged_setvar_and_client_storage_change_nothing_the_server_trusts
 
 # (state, private method or non-handler attribute, payload): none of these is an event
 PRIVATE_CALLS: list[tuple[Any, str, dict[str, Any]]] = [
-    (SessionState, "_signed_in_with", {"token": "{victim_token}"}),
-    (SessionState, "_show", {"me": None}),
-    (SessionState, "_current", {}),
+    (SessionState, "_handoff_bind", {}),
+    (SessionState, "_sid", {}),
     (SessionState, "__setattr__", {"name": "role", "value": "admin"}),
     (SessionState, "is_admin", {}),
     (GameState, "_settled", {"call": "cash_out", "args": ["{victim_round}"]}),
@@ -176,7 +175,11 @@ PRIVATE_CALLS: list[tuple[Any, str, dict[str, Any]]] = [
     (ROOT_STATE, "_clean", {}),
     (ROOT_STATE, "reset", {}),
     (ROOT_STATE, "__setattr__", {"name": "is_hydrated", "value": False}),
-    # plain functions of the services, named as if they were handlers
+    # plain functions of the services and of the states' modules, named as if they were
+    # handlers
+    ("casino_app.ui.state.session", "signed_in_with", {"sess": None,
+                                                       "token": "{victim_token}"}),
+    ("casino_app.ui.state.session", "show_user", {"sess": None, "me": None}),
     ("casino_app.games.bets", "cash_out", {"player_id": "{victim_player}",
                                            "bet_id": "{victim_round}"}),
     ("casino_app.users.staff", "set_role", {"token": "{attacker_token}", "user_id": 1,
