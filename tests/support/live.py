@@ -518,3 +518,16 @@ def casino_cli(env: dict[str, str], *args: str) -> str:
                           timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def user_by_id(user_id: int) -> Any:
+    """The identity database's row of user ``user_id``, detached (read it after the
+    session is gone)."""
+    from casino_app.core.db import identity_tx
+    from casino_app.users.models import User
+
+    with identity_tx(readonly=True) as s:
+        user = s.get(User, user_id)
+        assert user is not None
+        s.expunge(user)
+        return user

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from tests.support.states import app_states
+
 os.environ.setdefault("PYTEST_CURRENT_TEST", "state-security")
 
 # Handlers made for visitors who are not signed in. Everything else must refuse them.
@@ -40,23 +42,6 @@ JUNK_FORM = {
     "new_password": "a brand new passphrase", "new_password_confirm": "a brand new passphrase",
     "reason": "because", "role": "admin", "query": "victim",
 }
-
-
-def _app_states() -> list[type]:
-    from reflex.state import State
-
-    import casino_app.ui.pages  # noqa: F401  (defines every state)
-
-    found: list[type] = []
-
-    def walk(cls: type) -> None:
-        for sub in cls.get_substates():
-            if sub.__module__.startswith("casino_app"):
-                found.append(sub)
-            walk(sub)
-
-    walk(State)
-    return found
 
 
 def _fingerprint() -> str:
@@ -137,7 +122,7 @@ def _substate(root: Any, cls: type) -> Any:
 
 
 def test_every_public_handler_is_classified_and_protected(populated) -> None:  # noqa: ANN001
-    states = _app_states()
+    states = app_states()
     assert {s.__name__ for s in states} >= set(ANONYMOUS_OK), "a known state disappeared"
     assert "DepositsState" in {s.__name__ for s in states}  # the wallet (deposit addresses)
     checked = 0
@@ -165,7 +150,7 @@ def test_setvar_cannot_set_any_state_var_from_the_browser(populated) -> None:  #
     from casino_app.ui.state.session import SessionState
 
     root = _fresh_root()
-    for cls in _app_states():
+    for cls in app_states():
         state = _substate(root, cls)
         for var in list(cls.base_vars)[:20]:
             if var.startswith("_"):

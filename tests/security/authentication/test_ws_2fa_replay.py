@@ -24,23 +24,12 @@ from casino_app.ui.state.session import SessionState
 from casino_app.ui.state.withdraw import WithdrawState
 from casino_app.users import totp
 from casino_app.users.errors import InvalidCode
-from casino_app.users.models import User
 from tests.support import live
 from tests.support.reflex_client import Tab
 
 pytestmark = pytest.mark.security
 
 USED_ONCE = str(InvalidCode())  # "That code is not valid. Codes can be used only once."
-
-
-def user_row(user_id: int) -> User:
-    from casino_app.core.db import identity_tx
-
-    with identity_tx(readonly=True) as s:
-        user = s.get(User, user_id)
-        assert user is not None
-        s.expunge(user)
-        return user
 
 
 def live_sessions(user_id: int) -> list[int]:
@@ -75,7 +64,7 @@ async def test_a_code_that_signed_in_cannot_be_used_again(attacked: live.Casino)
                                    form={"code": pyotp.TOTP(secret).now()})
         assert confirmed.get(SecurityState, "stage") == "codes"
         player.token = tab.token  # rotated by the enrolment
-    enrolled_step = user_row(player.user_id).totp_last_step
+    enrolled_step = live.user_by_id(player.user_id).totp_last_step
     assert enrolled_step is not None
     # the next step's code: accepted once (one step of drift), valid for another minute
     code = pyotp.TOTP(secret).at((enrolled_step + 1) * totp.STEP)
@@ -92,7 +81,7 @@ async def test_a_code_that_signed_in_cannot_be_used_again(attacked: live.Casino)
         assert len(signed_in) == 1, "one code signed in twice"
         loser = answers[1] if signed_in[0] is first else answers[0]
         assert loser.get(LoginState, "message") == USED_ONCE
-        assert user_row(player.user_id).totp_last_step == enrolled_step + 1
+        assert live.user_by_id(player.user_id).totp_last_step == enrolled_step + 1
         sessions_after_sign_in = live_sessions(player.user_id)
         assert len(sessions_after_sign_in) == len(sessions_before) + 1
         tab = signed_in[0]
@@ -128,7 +117,7 @@ async def test_a_code_that_signed_in_cannot_be_used_again(attacked: live.Casino)
     # the code was still inside its window: only its use made it worthless
     assert totp.matching_step(secret, code, time.time()) == enrolled_step + 1, \
         "the test ran too slowly: the code left its window, so the refusals prove nothing"
-    user = user_row(player.user_id)
+    user = live.user_by_id(player.user_id)
     assert user.totp_enabled and user.totp_last_step == enrolled_step + 1
     assert live_sessions(player.user_id) == sessions_after_sign_in
     assert live.balances(player.player_id)["ETH"] == balance

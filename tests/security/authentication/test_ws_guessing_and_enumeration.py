@@ -41,16 +41,6 @@ def mails_to(address: str) -> list[str]:
             if p.is_file() and address in p.read_text(errors="replace")]
 
 
-def user_row(user_id: int) -> User:
-    from casino_app.core.db import identity_tx
-
-    with identity_tx(readonly=True) as s:
-        user = s.get(User, user_id)
-        assert user is not None
-        s.expunge(user)
-        return user
-
-
 async def test_guessing_a_password_locks_the_account_and_the_right_one_then_looks_wrong(
         attacked: live.Casino) -> None:
     victim = live.new_player("Guessed")
@@ -69,7 +59,7 @@ async def test_guessing_a_password_locks_the_account_and_the_right_one_then_look
     assert right.get(LoginState, "message") == str(InvalidCredentials())
     assert not right.redirects and not right.get(SessionState, "cookie_op")
     assert right.get(LoginState, "step") in (None, "password")
-    assert user_row(victim.user_id).locked_at is not None
+    assert live.user_by_id(victim.user_id).locked_at is not None
     live.wait_for("the unlock mail", lambda: len(mails_to(victim.email)) > mails_before,
                   timeout=30)
     assert live.session_live(victim.token), "a guesser could end the owner's own session"

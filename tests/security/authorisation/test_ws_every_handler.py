@@ -39,6 +39,7 @@ from hypothesis import strategies as st
 
 from tests.support import live
 from tests.support.reflex_client import Answer, Tab
+from tests.support.states import app_states
 
 ROLES = ("anonymous", "player", "support", "admin")
 RANK = {role: n for n, role in enumerate(ROLES)}
@@ -134,24 +135,6 @@ HOSTILE = ["", " ", "0", "-1", "1e308", "NaN", "0x" + "ff" * 32, "' OR 1=1 --",
            "admin", "support", "player", "ETH", "FUN", "BTC", "USDT", "bitcoin", "ethereum",
            "dice", "mines", "limbo", "0.01", "5", "1000000", "123456", "on", "true",
            "1990-01-01", "cHNidP8BAAoCAAAAAAAAAAAAAAA="]
-
-
-def app_states() -> list[type]:
-    """Every state class of the app (defined by casino_app.ui.pages and its imports)."""
-    from reflex.state import State
-
-    import casino_app.ui.pages  # noqa: F401  (defines every state)
-
-    found: list[type] = []
-
-    def walk(cls: type) -> None:
-        for sub in cls.get_substates():
-            if sub.__module__.startswith("casino_app"):
-                found.append(sub)
-            walk(sub)
-
-    walk(State)
-    return found
 
 
 def app_handlers() -> list[tuple[type, str, list[inspect.Parameter]]]:
