@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
 
 from alembic import command
 from alembic.config import Config
@@ -49,6 +50,31 @@ from casino_app.users import models as _users  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 DATABASES = ("identity", "ledger")
+
+
+def earlier_revision(migration_file: str, filename: str) -> ModuleType:
+    """The revision file ``filename`` beside ``migration_file``, loaded as a module: for a
+    revision that builds on an earlier one's SQL (alembic's version folders are not
+    packages, so it cannot be imported)."""
+    import importlib.util
+
+    path = Path(migration_file).with_name(filename)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"{filename} cannot be loaded")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def replaced_once(sql: str, changes: dict[str, str], source: str) -> str:
+    """``sql`` with each fragment of ``changes`` replaced; each must be there exactly once,
+    so an edited earlier revision fails loudly instead of being changed wrongly."""
+    for old, new in changes.items():
+        if sql.count(old) != 1:
+            raise RuntimeError(f"{source}'s SQL is not the one this revision changes")
+        sql = sql.replace(old, new)
+    return sql
 
 
 def alembic_config(name: str, engine: Engine | None = None) -> Config:

@@ -200,9 +200,7 @@ def touch(session: Session, session_id: int) -> None:
 
 
 def _touch(session: Session, session_id: int) -> None:  # resolve() has a ``touch`` flag
-    session.execute(update(UserSession).where(
-        UserSession.id == session_id, UserSession.revoked_at.is_(None))
-        .values(last_seen_at=utcnow()))
+    touch_many(session, {session_id: utcnow()})
 
 
 _sessions = UserSession.__table__

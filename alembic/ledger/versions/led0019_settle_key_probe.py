@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from casino_app.migrations import earlier_revision, replaced_once
+
 revision: str = 'led0019_settle_key_probe'
 down_revision: str | None = 'led0018_settlement'
 branch_labels: str | Sequence[str] | None = None
@@ -26,27 +28,19 @@ _PROBE = """    CROSS JOIN LATERAL (SELECT b2.id, b2.game, b2.currency, b2.stake
 """
 
 
-def _led0018_function() -> str:
-    """settle_bets_v1 as led0018 created it (its file, loaded by path: alembic's
-    revision files are not an importable package)."""
-    import importlib.util
-    from pathlib import Path
+def function_sql() -> str:
+    """settle_bets_v1 as this revision leaves it: led0018's with the probe."""
+    return replaced_once(_led0018_function(), {_JOIN: _PROBE}, "led0018")
 
-    spec = importlib.util.spec_from_file_location(
-        "led0018", Path(__file__).with_name("led0018_settlement_batches.py"))
-    if spec is None or spec.loader is None:
-        raise RuntimeError("led0018's migration file cannot be loaded")
-    led0018 = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(led0018)
-    return led0018.SETTLE_BETS_V1
+
+def _led0018_function() -> str:
+    """settle_bets_v1 as led0018 created it."""
+    return earlier_revision(__file__, "led0018_settlement_batches.py").SETTLE_BETS_V1
 
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        before = _led0018_function()
-        if before.count(_JOIN) != 1:
-            raise RuntimeError("led0018's function is not the one this changes")
-        op.execute(before.replace(_JOIN, _PROBE))
+        op.execute(function_sql())
 
 
 def downgrade() -> None:

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from casino_app.migrations import earlier_revision, replaced_once
+
 revision: str = 'led0020_settle_bankroll_last'
 down_revision: str | None = 'led0019_settle_key_probe'
 branch_labels: str | Sequence[str] | None = None
@@ -68,28 +70,14 @@ _WRITES_BANKROLL_LAST = """    UPDATE ledger_accounts AS la SET balance = v.bal
 
 
 def _led0019_function() -> str:
-    """settle_bets_v1 as led0019 left it (its file and led0018's, loaded by path: alembic's
-    revision files are not an importable package)."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        "led0019", Path(__file__).with_name("led0019_settle_key_probe.py"))
-    if spec is None or spec.loader is None:
-        raise RuntimeError("led0019's migration file cannot be loaded")
-    led0019 = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(led0019)
-    return led0019._led0018_function().replace(led0019._JOIN, led0019._PROBE)
+    """settle_bets_v1 as led0019 left it."""
+    return earlier_revision(__file__, "led0019_settle_key_probe.py").function_sql()
 
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        before = _led0019_function()
-        for old in (_LOCKS, _WRITES):
-            if before.count(old) != 1:
-                raise RuntimeError("led0019's function is not the one this changes")
-        op.execute(before.replace(_LOCKS, _PLAYER_LOCKS)
-                   .replace(_WRITES, _WRITES_BANKROLL_LAST))
+        op.execute(replaced_once(_led0019_function(), {
+            _LOCKS: _PLAYER_LOCKS, _WRITES: _WRITES_BANKROLL_LAST}, "led0019"))
 
 
 def downgrade() -> None:

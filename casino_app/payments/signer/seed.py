@@ -33,8 +33,7 @@ ACCOUNT_PATH = (44, 60, 0)  # m/44'/60'/0', all hardened
 WORD_COUNTS = (12, 15, 18, 21, 24)
 
 log = get_logger("casino.signer")
-_warned: set[Path] = set()
-_warned_clear: set[str] = set()
+_warned: set[object] = set()  # what a warning was logged for (once per process)
 _warned_lock = threading.Lock()
 _open_lock = threading.Lock()
 
@@ -149,15 +148,12 @@ def _from_setting(text: str, source: str) -> str:
     """A configured seed: sealed (opened once per process with the passphrase, see
     ``sealed_seed``) or, with a warning, in clear."""
     if not sealed_seed.is_sealed(text):
-        with _warned_lock:
-            first = source not in _warned_clear
-            _warned_clear.add(source)
-        if first:
+        if _first_warning(("clear", source)):
             log.warning("the hot wallet seed is stored in clear: whoever reads it holds the "
                         "hot wallet. Fine on a development devnet; in production seal it "
                         "with `casino keys seal-seed` (README: the hot wallet seed)",
                         source=source)
-        return _checked(text, source)
+        return checked_mnemonic(text, source)
     digest = hashlib.sha256(text.encode()).hexdigest()
     with _open_lock:
         words = _opened.get(digest)
@@ -166,21 +162,25 @@ def _from_setting(text: str, source: str) -> str:
                 words = sealed_seed.open_sealed(text, sealed_seed.passphrase())
             except sealed_seed.SealedSeedError as exc:
                 raise ConfigError(f"{source}: {exc}") from None
-            words = _checked(words, source)
+            words = checked_mnemonic(words, source)
             _opened[digest] = words
     return words
 
 
-def _checked(text: str, source: str) -> str:
+def checked_mnemonic(text: str, source: str) -> str:
+    """``text`` as a valid mnemonic (single spaces), or ConfigError naming ``source``."""
     try:
         return _normalised(text)
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 
 
-def checked_mnemonic(text: str, source: str) -> str:
-    """``text`` as a valid mnemonic (single spaces), or ConfigError naming ``source``."""
-    return _checked(text, source)
+def _first_warning(what: object) -> bool:
+    """True the first time this process is about to warn about ``what``."""
+    with _warned_lock:
+        first = what not in _warned
+        _warned.add(what)
+    return first
 
 
 def _account_key(mnemonic: str) -> Any:
@@ -200,7 +200,7 @@ def _development_seed(data_dir: Path) -> str:
     created = False
     if not path.exists():
         created = _create_exclusively(path, _mnemonic().to_mnemonic(secrets.token_bytes(32)))
-    words = _checked(path.read_text(), str(path))
+    words = checked_mnemonic(path.read_text(), str(path))
     _warn_if_readable_by_others(path)
     if created:
         log.warning("DEVELOPMENT HOT WALLET SEED CREATED: it is for development only, never "
@@ -208,10 +208,7 @@ def _development_seed(data_dir: Path) -> str:
                     "CASINO_ETH_XPUB in production", path=str(path))
         write_dev_xpub(account_xpub(words))
     else:
-        with _warned_lock:
-            first = path not in _warned
-            _warned.add(path)
-        if first:
+        if _first_warning(path):
             log.warning("using the DEVELOPMENT hot wallet seed: for development only",
                         path=str(path))
         if not dev_xpub_path().exists():

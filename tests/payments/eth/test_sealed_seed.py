@@ -100,7 +100,7 @@ def test_a_wrong_passphrase_an_edited_file_or_no_passphrase_is_refused_clearly(
 def test_a_seed_in_clear_still_works_with_a_warning(
         base_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _setenv(monkeypatch, "CASINO_ETH_HOT_SEED", ANVIL_MNEMONIC)
-    seed._warned_clear.clear()
+    seed._warned.clear()
     with capture_logs() as logs:
         assert seed.load_seed() == ANVIL_MNEMONIC
     assert any("stored in clear" in e["event"] and e["source"] == "CASINO_ETH_HOT_SEED"
