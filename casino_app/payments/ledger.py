@@ -44,6 +44,7 @@ KINDS: dict[str, bool] = {
     "faucet": True,       # source of FUN play money (FUN only)
     "capital": True,      # operator funding of the bankroll
     "debt": True,         # what a player owes (a spent deposit that a reorg reversed)
+    "provider": True,     # a game provider's games (shard = provider id): stakes in, wins out
 }
 
 class LedgerError(Exception):
