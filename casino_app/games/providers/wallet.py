@@ -256,8 +256,8 @@ def _apply(s: Session, provider: ProviderConfig, req: WalletRequest,
         if req.closes_round and rnd.state == "open":
             rnd.state = "closed"
             rnd.closed_at = utcnow()
-            if rnd.fair_scheme and rnd.seed:
-                rnd.fair_state = "pending"
+            if rnd.fair_scheme:
+                rnd.fair_state = "pending"   # honesty.verify_rounds checks it
     s.flush()
     return WalletAnswer(req.player_id, code, _balance(s, req.player_id, code), applied)
 
