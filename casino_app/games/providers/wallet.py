@@ -120,22 +120,25 @@ def handle(provider: ProviderConfig, req: WalletRequest, receipt: Receipt, reply
            player_ok: PlayerCheck, timeout: float = 30) -> tuple[bytes, str, Status]:
     """Apply ``req`` on the settlement writer: (answer body, its signature, status). A
     refusal is answered too; its receipt is kept, nothing else changes."""
-    return settlement.run(lambda: _handle(provider, req, receipt, reply, player_ok),
-                          timeout=timeout)
+    future = settlement.writer().run_in_transaction(
+        lambda s: _handle(s, provider, req, receipt, reply, player_ok))
+    return future.result(timeout)
 
 
 async def handle_async(provider: ProviderConfig, req: WalletRequest, receipt: Receipt,
                        reply: Reply, player_ok: PlayerCheck) -> tuple[bytes, str, Status]:
-    future = settlement.writer().run(
-        lambda: _handle(provider, req, receipt, reply, player_ok))
+    future = settlement.writer().run_in_transaction(
+        lambda s: _handle(s, provider, req, receipt, reply, player_ok))
     return await asyncio.wrap_future(future)
 
 
-def _handle(provider: ProviderConfig, req: WalletRequest, receipt: Receipt,
+def _handle(s: Session, provider: ProviderConfig, req: WalletRequest, receipt: Receipt,
             reply: Reply, player_ok: PlayerCheck) -> tuple[bytes, str, Status]:
+    """One request, in the writer's shared transaction: its own SAVEPOINT, so a refusal
+    undoes exactly what it began (and keeps its receipt)."""
     for _attempt in range(3):
         try:
-            with ledger_tx() as s:
+            with ledger.savepoint(s):
                 answer = _apply(s, provider, req, player_ok)
                 body = answer.stored if answer.stored is not None else reply.render(answer)
                 signature = reply.sign(body)
@@ -144,8 +147,8 @@ def _handle(provider: ProviderConfig, req: WalletRequest, receipt: Receipt,
         except _Retry:
             continue
         except Refused as refusal:
-            return _refused(provider, req, receipt, reply, refusal)
-    return _refused(provider, req, receipt, reply,
+            return _refused(s, provider, req, receipt, reply, refusal)
+    return _refused(s, provider, req, receipt, reply,
                     Refused(Status.unknown_error, "busy: try again"))
 
 
@@ -153,24 +156,21 @@ def refuse(provider: ProviderConfig, receipt: Receipt, reply: Reply,
            refusal: Refused) -> tuple[bytes, str]:
     """Answer a request refused before it was understood (disabled provider, schema);
     its receipt is kept."""
-    body, signature, _status = _refused(provider, None, receipt, reply, refusal)
+    with ledger_tx() as s:
+        body, signature, _status = _refused(s, provider, None, receipt, reply, refusal)
     return body, signature
 
 
-def _refused(provider: ProviderConfig, req: WalletRequest | None, receipt: Receipt,
-             reply: Reply, refusal: Refused) -> tuple[bytes, str, Status]:
+def _refused(s: Session, provider: ProviderConfig, req: WalletRequest | None,
+             receipt: Receipt, reply: Reply, refusal: Refused) -> tuple[bytes, str, Status]:
     if refusal.balance is None and req is not None and req.player_id and req.currency:
-        try:
-            refusal.balance = balance(provider, req.player_id, req.currency)
-            refusal.currency = req.currency
-        except Exception:  # noqa: BLE001 - the refusal is answered without a balance
-            refusal.balance = None
+        refusal.balance = _balance(s, req.player_id, req.currency)
+        refusal.currency = req.currency
     body = reply.render(refusal)
     signature = reply.sign(body)
-    with ledger_tx() as s:
-        _keep(s, provider, receipt, refusal.status.value, body, signature, None)
-        if refusal.alert is not None:
-            alerts.record(s, provider.id, *refusal.alert)
+    _keep(s, provider, receipt, refusal.status.value, body, signature, None)
+    if refusal.alert is not None:
+        alerts.record(s, provider.id, *refusal.alert)
     return body, signature, refusal.status
 
 

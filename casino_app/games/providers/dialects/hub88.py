@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -49,18 +50,31 @@ SIGNATURE_HEADER = "X-Hub88-Signature"
 STATUS = {s: f"RS_{'OK' if s is Status.ok else 'ERROR_' + s.value}" for s in Status}
 
 
-def sign(private_pem: bytes, body: bytes) -> str:
-    key = serialization.load_pem_private_key(private_pem, password=None)
+@lru_cache(maxsize=64)
+def _private_key(pem: bytes) -> rsa.RSAPrivateKey:
+    """Loaded once per key: loading checks the key's consistency, ~50 ms of CPU."""
+    key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(key, rsa.RSAPrivateKey):
         raise TypeError("not an RSA key")
-    return base64.b64encode(key.sign(body, padding.PKCS1v15(), hashes.SHA256())).decode()
+    return key
+
+
+@lru_cache(maxsize=64)
+def _public_key(pem: str) -> rsa.RSAPublicKey | None:
+    key = serialization.load_pem_public_key(pem.encode())
+    return key if isinstance(key, rsa.RSAPublicKey) else None
+
+
+def sign(private_pem: bytes, body: bytes) -> str:
+    return base64.b64encode(_private_key(private_pem).sign(
+        body, padding.PKCS1v15(), hashes.SHA256())).decode()
 
 
 def verify_signature(public_pem: str, body: bytes, signature: str) -> bool:
     try:
         raw = base64.b64decode(signature.strip(), validate=True)
-        key = serialization.load_pem_public_key(public_pem.encode())
-        if not isinstance(key, rsa.RSAPublicKey):
+        key = _public_key(public_pem)
+        if key is None:
             return False
         key.verify(raw, body, padding.PKCS1v15(), hashes.SHA256())
     except (InvalidSignature, ValueError, binascii.Error, TypeError):
