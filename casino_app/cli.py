@@ -170,6 +170,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     _databases(schema=False)
     upgrade_all()
+    from casino_app import devsim
+
+    said = devsim.start(s)
+    if said:
+        print(f"casino: {said}", file=sys.stderr, flush=True)
     env = reflex_env(s)
     os.chdir(ROOT)
     if args.env == "prod":

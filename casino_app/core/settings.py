@@ -46,6 +46,9 @@ class Settings(BaseSettings):
 
     env: Environment = Environment.development
     data_dir: Path = Path("data")
+    # Development only: `casino run` starts the reference game provider (`casino
+    # provider-sim`) beside the app and registers it, so the lobby has provider games.
+    dev_providers: bool = True
     public_url: str = "http://localhost:3000"
     port: int = Field(3000, ge=1, le=65535)
     # The address `casino run` listens on (one port: pages, websocket, /api). The default,

@@ -185,6 +185,27 @@ def set_enabled(name: str, enabled: bool) -> ProviderConfig:
     return config
 
 
+def repoint(name: str, base_url: str, *, public_key: str | None = None,
+            secret: bytes | None = None) -> ProviderConfig:
+    """Give an existing provider a new base URL and key or secret (the development
+    provider, which starts on a new port and may have made new keys)."""
+    url = check_base_url(base_url)
+    with ledger_tx() as s:
+        row = s.execute(select(Provider).where(Provider.name == name)
+                        .with_for_update()).scalar_one_or_none()
+        if row is None:
+            raise ProviderError(f"No provider named {name}.")
+        row.base_url = url
+        if public_key is not None and row.dialect == "hub88":
+            row.peer_public_key = _public_key(public_key)
+        if secret is not None and row.dialect == "bgaming":
+            row.secret_sealed = keyring().seal(secret.strip(),
+                                               provider_secret_context({"name": name}))
+        config = _config(row)
+    forget()
+    return config
+
+
 _cache: dict[str, tuple[float, ProviderConfig | None]] = {}
 _cache_lock = threading.Lock()
 
