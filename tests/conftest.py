@@ -72,6 +72,8 @@ def base_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CASINO_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("CASINO_ENCRYPTION_KEYS", TEST_KEY)
     monkeypatch.setenv("CASINO_LOG_JSON", "true")
+    # `casino run` in a test starts no development game provider unless the test says so
+    monkeypatch.setenv("CASINO_DEV_PROVIDERS", "false")
     _reset_process_state()
     return tmp_path
 
