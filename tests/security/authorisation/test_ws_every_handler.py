@@ -79,6 +79,8 @@ WHO: dict[str, dict[str, str]] = {
                   "apply_filters": "player view", "older": "player view",
                   "show_chart": "player view"},
     "BetState": {"on_open": "player view"},
+    "ProviderRoundsState": {"on_open": "player view", "older": "player view"},
+    "ProviderRoundState": {"on_open": "player view"},
     "FairnessState": {"on_open": "player", "save_client_seed": "player", "rotate": "player"},
     "DepositsState": {"on_open": "player", "show": "player"},
     "WithdrawState": {"on_open": "player", "edit_amount": "anonymous view",
@@ -107,6 +109,10 @@ WHO: dict[str, dict[str, str]] = {
                               "request_refill": "admin", "cancel_refill": "admin",
                               "prepare_psbt": "admin", "upload_psbt": "admin",
                               "request_btc_refill": "admin", "cancel_btc_refill": "admin"},
+    "StaffProvidersState": {"on_open": "support view", "refresh": "support view",
+                            "find_round": "support view", "look_up": "support view",
+                            "open_round": "support view", "close_round": "anonymous view",
+                            "set_enabled": "admin"},
 }
 # Handlers that may end the caller's own session: called last in a pass, and the caller
 # is signed in again afterwards (a new session, as the service would open).
@@ -117,6 +123,8 @@ PAGES = {"StaffPlayerState": "/admin/player?id={id}", "StaffMoneyState": "/admin
          "StaffAuditState": "/admin/audit", "StaffAdjustmentsState": "/admin/adjustments",
          "StaffReconcileState": "/admin/reconcile", "StaffWalletsState": "/admin/wallets",
          "StaffWithdrawalsState": "/admin/withdrawals", "BetState": "/bets/bet?id={id}",
+         "StaffProvidersState": "/admin/providers", "ProviderRoundsState": "/bets",
+         "ProviderRoundState": "/bets/round?id={id}",
          "BetsState": "/bets", "FairnessState": "/fairness", "DepositsState": "/wallet",
          "WithdrawState": "/wallet", "WalletState": "/wallet", "GameState": "/games/mines",
          "SessionsState": "/account/sessions", "SecurityState": "/account/security",
