@@ -27,7 +27,7 @@ import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from casino_app.core.db import ledger_tx
@@ -258,6 +258,16 @@ def _body_field(body: bytes, name: str) -> object:
     return obj.get(name) if isinstance(obj, dict) else None
 
 
+def _contains(s: Session, needle: bytes) -> ColumnElement[bool]:
+    """The receipt's raw body holds ``needle`` (bytes): ``instr`` on SQLite (whose LIKE
+    does not look into blobs), LIKE with the pattern's own characters escaped on
+    PostgreSQL (bytea)."""
+    if s.get_bind().dialect.name == "sqlite":
+        return func.instr(ProviderReceipt.body, needle) > 0
+    escaped = needle.replace(b"\\", b"\\\\").replace(b"%", b"\\%").replace(b"_", b"\\_")
+    return ProviderReceipt.body.op("LIKE")(b"%" + escaped + b"%")
+
+
 def _receipts(s: Session, r: ProviderRound, dialect: str, linked_ids: set[int]
               ) -> tuple[list[ProviderReceipt], set[int]]:
     """The round's receipts, oldest first: those its transactions name, and those whose
@@ -274,8 +284,8 @@ def _receipts(s: Session, r: ProviderRound, dialect: str, linked_ids: set[int]
         candidates = s.execute(select(ProviderReceipt).where(
             ProviderReceipt.provider_id == r.provider_id, ProviderReceipt.id >= lo,
             ProviderReceipt.id <= hi, ProviderReceipt.id.notin_(sorted(linked_ids)),
-            ProviderReceipt.body.like(b"%" + needle + b"%"))
-            .order_by(ProviderReceipt.id).limit(MAX_FOUND * 4)).scalars()
+            _contains(s, needle)).order_by(ProviderReceipt.id).limit(MAX_FOUND * 4)
+        ).scalars()
         for x in candidates:
             if _body_field(x.body, fld) == r.round_ref and len(found) < MAX_FOUND:
                 rows[x.id] = x

@@ -101,7 +101,7 @@ def test_a_round_shows_its_calls_linked_and_found_by_the_round_id(bg: ProviderCo
     bet = (Call("bet", "b" + ref, 100),)
     assert _send(bg, p, ref, bet, token=tok) == "OK"
     assert _send(bg, p, ref, bet, token=tok) == "OK"                    # a repeat
-    assert _send(bg, p, ref, (Call("bet", "x" + ref, 10**9),), token=tok) == \
+    assert _send(bg, p, ref, (Call("bet", "x" + ref, 5_000),), token=tok) == \
         "NOT_ENOUGH_MONEY"                                              # refused
     # someone else's call naming this round (refused: the round is another player's)
     assert _send(bg, other, ref, (Call("bet", "o" + ref, 10),),
@@ -219,3 +219,17 @@ def test_staff_see_providers_without_their_secrets(bg: ProviderConfig) -> None:
     assert view.wallet_url.endswith("/api/providers/recall-bg")
     assert view.base_url == "http://127.0.0.1:9"
     assert "secret" not in repr(view).lower()
+
+
+def test_a_round_id_with_pattern_characters_finds_exactly_its_own_calls(
+        bg: ProviderConfig) -> None:
+    p = ps.new_player(fun=1_000)
+    tok = ps.token(bg, p, game="g1")
+    ref, lookalike = 'r%_\\"x' + uuid.uuid4().hex[:6], "r" + uuid.uuid4().hex[:12]
+    for r in (ref, lookalike):
+        assert _send(bg, p, r, (Call("bet", "b" + r, 100),), token=tok) == "OK"
+        assert _send(bg, p, r, (Call("bet", "x" + r, 5_000),), token=tok) != "OK"
+    d = recall.round_detail(_id(ref))
+    assert [(x.status, x.linked) for x in d.receipts] == [("OK", True),
+                                                          ("NOT_ENOUGH_MONEY", False)]
+    assert all(json.loads(x.body)["game_id"] == ref for x in d.receipts)
