@@ -89,6 +89,14 @@ class Targets:
         from casino_app.users import staff_money as money
 
         self.victim = live.new_player("Victim")
+        # a provider round of the victim's, for the round recall handlers to aim at
+        # (played before the hold below, which stops the victim's bets)
+        provider = ps.add_bgaming("ws-" + secrets.token_hex(4),
+                                 secrets.token_hex(16).encode())
+        self.provider = provider.name
+        victim = ps.TestPlayer(self.victim.player_id, self.victim.user_id)
+        ps.credit(victim.player_id, "FUN", 1_000)
+        self.round = ps.play_round(provider, victim, ps.token(provider, victim), 100, 0)
         casino.fund_eth(self.victim, 20_000_000)
         self.address = Account.create().address
         self.withdrawal = withdrawals.request_withdrawal(
@@ -102,13 +110,6 @@ class Targets:
             s.flush()
             self.hold = hold.id
         self.session = accounts.my_sessions(self.victim.token)[0].id
-        # a provider round of the victim's, for the round recall handlers to aim at
-        provider = ps.add_bgaming("ws-" + secrets.token_hex(4),
-                                 secrets.token_hex(16).encode())
-        self.provider = provider.name
-        victim = ps.TestPlayer(self.victim.player_id, self.victim.user_id)
-        ps.credit(victim.player_id, "FUN", 1_000)
-        self.round = ps.play_round(provider, victim, ps.token(provider, victim), 100, 0)
         self.admin_session = accounts.my_sessions(casino.admin.token)[0].id
 
     def form(self) -> dict[str, Any]:
