@@ -70,6 +70,12 @@ class AuditAction(StrEnum):
     reconcile_failed = "chain.reconcile_failed"
     staff_reconcile_run = "staff.reconcile_run"
     hold_released = "staff.hold_released"
+    # game providers (users/staff_providers): an admin disables or enables one; staff
+    # search provider rounds and open one (a player's money: audited like money views)
+    provider_disabled = "staff.provider_disabled"
+    provider_enabled = "staff.provider_enabled"
+    provider_round_search = "staff.provider_round_search"
+    provider_round_view = "staff.provider_round_view"
     # Ethereum withdrawals (the player's request: recorded by the UI layer) and payments
     # from the cold Safe (payments/eth/safe_payments, users/staff_withdrawals).
     withdrawal_requested = "withdrawal.requested"

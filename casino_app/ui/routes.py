@@ -18,9 +18,11 @@ STAFF_ADJUSTMENTS = "/admin/adjustments"
 STAFF_RECONCILE = "/admin/reconcile"    # reconciliation runs and their issues
 STAFF_WALLETS = "/admin/wallets"        # hot and cold wallets, the books, the hot band
 STAFF_WITHDRAWALS = "/admin/withdrawals"  # the queue, approvals (Safe signatures), refills
+STAFF_PROVIDERS = "/admin/providers"    # game providers, RTP, alerts, round recall
 GAMES = "/games"            # one page per game: /games/dice, /games/mines, ...
 BETS = "/bets"              # my bets: history, recall, stats
 BET = "/bets/bet"           # one bet's recall: /bets/bet?id=42
+PROVIDER_ROUND = "/bets/round"  # one provider round's recall: /bets/round?id=7
 FAIRNESS = "/fairness"      # seeds: current hash, client seed, rotate, revealed seeds
 VERIFY = "/verify"          # the in-browser verifier (no server call)
 WALLET = "/wallet"          # deposit addresses, deposits, withdrawals
@@ -37,6 +39,10 @@ def provider_game(key: str) -> str:
 
 def bet(bet_id: int | str) -> str:
     return f"{BET}?id={bet_id}"
+
+
+def provider_round(round_id: int | str) -> str:
+    return f"{PROVIDER_ROUND}?id={round_id}"
 
 
 def staff_player(user_id: int | str) -> str:

@@ -87,3 +87,36 @@ def lock(player: TestPlayer) -> None:
         user = s.get(User, player.user_id)
         user.locked_at = utcnow()  # type: ignore[union-attr]
         user.lock_reason = "provider test"  # type: ignore[union-attr]
+
+
+def play_round(provider: ProviderConfig, player: TestPlayer, token_: str, stake: int,
+               win: int, *, game: str = "hh-slot", code: str = "FUN") -> int:
+    """A closed round (one bet, one win) through the wallet, each call kept as a receipt
+    with a body naming the round as the dialect does; returns our round id."""
+    import json
+
+    from casino_app.games.providers import wallet
+    from casino_app.games.providers.contract import Call, WalletRequest
+    from casino_app.games.providers.dialects import dialect
+    from casino_app.games.providers.models import ProviderRound
+
+    ref = str(uuid.uuid4())
+    names = {"hub88": ("round", "user"), "bgaming": ("game_id", "user_id")}
+    round_field, user_field = names[provider.dialect]
+    for call, close in ((Call("bet", "b" + ref, stake), False),
+                        (Call("win", "w" + ref, win), True)):
+        body = json.dumps({round_field: ref, user_field: player.player_id,
+                           "tx": call.tx_ref}).encode()
+        reply = dialect(provider.dialect).reply(provider, "/play", body)
+        req = WalletRequest(player.player_id, code, game, ref,
+                            token_ if call.kind == "bet" else None, close, (call,))
+        status = wallet.handle(provider, req, wallet.Receipt("/play", body, "sig"), reply,
+                               lambda _p: True)[2]
+        if status.value != "OK":
+            raise AssertionError(f"{call.kind} of round {ref}: {status.value}")
+    with ledger_tx(readonly=True) as s:
+        from sqlalchemy import select
+
+        return s.execute(select(ProviderRound.id).where(
+            ProviderRound.provider_id == provider.id, ProviderRound.round_ref == ref)
+        ).scalar_one()
