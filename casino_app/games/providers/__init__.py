@@ -1,0 +1,1 @@
+"""Outside game providers: their dialects, and the fairness schemes they publish."""
