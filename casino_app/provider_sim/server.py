@@ -62,8 +62,9 @@ def _origins(*urls: str) -> list[str]:
             continue
         port = f":{parts.port}" if parts.port else ""
         hosts = [parts.hostname]
-        if parts.hostname in ("localhost", "127.0.0.1"):
-            hosts = ["localhost", "127.0.0.1"]
+        twins = {"localhost": "127.0.0.1", "127.0.0.1": "localhost"}
+        if parts.hostname in twins:
+            hosts.append(twins[parts.hostname])
         for host in hosts:
             origin = f"{parts.scheme}://{host}{port}"
             if origin not in out:
@@ -429,6 +430,7 @@ def serve(*, port: int, state_dir: Path, hub88_wallet: str, bgaming_wallet: str,
     """Start, print the ready line, serve until SIGTERM or SIGINT."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the rounds log their own calls
     state = load_or_create(state_dir)
     studio_args = {"hub88_wallet": hub88_wallet, "bgaming_wallet": bgaming_wallet,
                    "timeout": wallet_timeout, "retry_every": retry_every,
