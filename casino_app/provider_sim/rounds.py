@@ -384,8 +384,6 @@ class Studio:
     def _send(self, session: Session, r: Round, actions: list[Action], *, finished: bool,
               opening: bool = False, note: str = "", twice: bool | None = None) -> Result:
         closing = r.closing_fair() if finished else None
-        if closing and any(a.kind == "win" for a in actions):
-            r.revealed = closing["seed"]
         if twice is None:
             twice = Misbehaviour.RETRY in r.tricks
         result = self._client(session).send(
@@ -395,6 +393,12 @@ class Studio:
         if note and result.calls:
             result.calls[0].note = note
         r.calls += result.calls
+        for call in result.calls:  # the seed is revealed once a call carrying it is sent
+            fair = call.request.get("fair") or (call.request.get("meta") or {}).get("fair")
+            if fair and "seed" in fair:
+                r.revealed = fair["seed"]
+        if closing and result.ok and any(a.kind == "win" for a in actions):
+            r.revealed = closing["seed"]  # (demo rounds make no call)
         r.action_ids.update(a.id for a in actions)
         if result.balance is not None:
             r.balance = result.balance
@@ -406,6 +410,13 @@ class Studio:
         """Send one bet (and its win when there is one). True when the bet went through."""
         bet, wins = actions[0], actions[1:]
         first = not r.action_ids
+        if first and wins and Misbehaviour.DUPLICATE in r.tricks:
+            # the twin bet goes between the bet and its win, while the round is open
+            if not self._play(session, r, [bet], finished=False):
+                return False
+            r.status = CLOSED if finished else OPEN
+            self._settle(session, r, wins, finished=finished)
+            return True
         if first and Misbehaviour.BAD_SIGNATURE in r.tricks:
             bet.flags.add(BAD_SIGNATURE)
         if first and Misbehaviour.TIMEOUT_ROLLBACK in r.tricks:

@@ -67,11 +67,11 @@ class WalletStandIn:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- test helpers ---------------------------------------------------------------------
-    def fail(self, path: str, mode: str, times: int = 1) -> None:
-        """The next ``times`` calls to ``path`` ("/hub88/transaction/win") fail: "500"
-        answers HTTP 500 and applies nothing; "timeout" applies the call, then answers too
-        late for the sim."""
-        self.failures.setdefault(path, []).extend([mode] * times)
+    def fail(self, path: str, mode: str, times: int = 1, after: int = 0) -> None:
+        """After ``after`` good ones, the next ``times`` calls to ``path``
+        ("/hub88/transaction/win") fail: "500" answers HTTP 500 and applies nothing;
+        "timeout" applies the call, then answers too late for the sim."""
+        self.failures.setdefault(path, []).extend([""] * after + [mode] * times)
 
     def reset(self) -> None:
         with self.lock:
@@ -222,8 +222,8 @@ class WalletStandIn:
                 path = "/" + path
                 body = json.loads(raw)
                 with standin.lock:
-                    mode = (standin.failures.get(self.path) or [None]).pop(0) \
-                        if standin.failures.get(self.path) else None
+                    queued = standin.failures.get(self.path)
+                    mode = queued.pop(0) if queued else ""
                     if dialect == "hub88":
                         valid = rsa_valid(standin.sim_key, raw, self.headers.get(HUB88_HEADER))
                         rec = Recorded(dialect, path, raw, body, valid)
