@@ -78,6 +78,16 @@ def format_units(amount: int, digits: int) -> str:
     return f"{sign}{whole}.{frac:0{digits}d}" if digits else f"{sign}{whole}"
 
 
+def display_units(amount: int, digits: int) -> str:
+    """For people: ``format_units`` without trailing zeros past the cents (98.00, 0.0015)."""
+    text = format_units(amount, digits)
+    if digits > 2:
+        text = text.rstrip("0")
+        whole, _, frac = text.partition(".")
+        text = f"{whole}.{frac.ljust(2, '0')}"
+    return text
+
+
 def stake_choices(dialect: str, currency: str, demo: bool) -> list[int]:
     """The stakes the page offers, in units: the currency's menu, kept to multiples of
     100 units (a value too small for the dialect's unit is left out)."""

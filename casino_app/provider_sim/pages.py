@@ -74,8 +74,8 @@ def recall_page(r: Round, digits: int, currency: str) -> str:
     info = catalog.GAMES[r.game]
     view = r.public(digits)
     rows = "".join(
-        f"<tr><td>{i + 1}</td><td>{escape(catalog.format_units(s.bet, digits))}</td>"
-        f"<td>{s.mult / 100:.2f}×</td><td>{escape(catalog.format_units(s.win, digits))}"
+        f"<tr><td>{i + 1}</td><td>{escape(catalog.display_units(s.bet, digits))}</td>"
+        f"<td>{s.mult / 100:.2f}×</td><td>{escape(catalog.display_units(s.win, digits))}"
         "</td></tr>" for i, s in enumerate(r.steps))
     seed = view["seed"]
     if seed is None:

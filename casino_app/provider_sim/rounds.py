@@ -114,12 +114,12 @@ class Round:
             "steps": [{"bet": s.bet, "mult": s.mult, "win": s.win} for s in self.steps],
             "total_bet": sum(s.bet for s in self.steps),
             "total_win": sum(s.win for s in self.steps),
-            "total_win_text": catalog.format_units(sum(s.win for s in self.steps), digits),
+            "total_win_text": catalog.display_units(sum(s.win for s in self.steps), digits),
             "seed_hash": self.seed_hash, "seed": revealed,
             "reveal_matches": None if revealed is None else hhsim.verify(revealed,
                                                                           self.seed_hash),
             "unsettled": self.unsettled > 0, "balance": self.balance,
-            "balance_text": None if self.balance is None else catalog.format_units(
+            "balance_text": None if self.balance is None else catalog.display_units(
                 self.balance, digits),
             "misbehave": self.misbehave,
         }
@@ -292,9 +292,9 @@ class Studio:
                 "game": info.code, "name": info.name, "kind": info.kind,
                 "demo": session.demo, "currency": session.currency, "digits": digits,
                 "balance": session.balance,
-                "balance_text": None if session.balance is None else catalog.format_units(
+                "balance_text": None if session.balance is None else catalog.display_units(
                     session.balance, digits),
-                "stakes": [{"units": u, "text": catalog.format_units(u, digits)}
+                "stakes": [{"units": u, "text": catalog.display_units(u, digits)}
                            for u in catalog.stake_choices(session.dialect, session.currency,
                                                           session.demo)],
                 "next_seed_hash": hhsim.commitment(session.next_seed),

@@ -389,10 +389,14 @@ class Handler(BaseHTTPRequestHandler):
                 if not isinstance(steps, int) or not 1 <= steps <= catalog.LADDER_STEPS:
                     raise PlayError(f"steps is 1 to {catalog.LADDER_STEPS}")
                 r = self.studio.step(session, body.get("stake"))
-                while r.status == OPEN and len(r.steps) < steps and \
-                        session.open_round is r:
+                for _ in range(steps - 1):
+                    climbed = len(r.steps)
+                    if r.status != OPEN or session.open_round is not r:
+                        break
                     r = self.studio.step(session, body.get("stake"))
-                if r.status == OPEN and session.open_round is r:
+                    if len(r.steps) == climbed:  # refused (money, a limit): stop there
+                        break
+                if r.status == OPEN and session.open_round is r and r.bet_ids:
                     r = self.studio.stop(session)
         except PlayError as exc:
             raise Reply(400, {"error": str(exc)}) from None
@@ -439,7 +443,8 @@ def serve(*, port: int, state_dir: Path, hub88_wallet: str, bgaming_wallet: str,
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
-    thread = threading.Thread(target=server.serve_forever, name="sim-http", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                              name="sim-http", daemon=True)
     thread.start()
     print(json.dumps({"ready": True, "port": server.server_address[1],
                       "url": server.origin, "casino_id": state.casino_id,

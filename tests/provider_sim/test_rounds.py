@@ -390,3 +390,20 @@ def test_misbehaviour_can_be_given_at_start(tmp_path: Path,
         assert shown["misbehave"] == ["retry", "rtp-skew"]
     finally:
         sim.stop()
+
+
+def test_a_ladder_step_refused_mid_round_leaves_the_round_to_stop(
+        sim: ProviderSim, wallet: WalletStandIn) -> None:
+    sid, user, _ = hub88_player(sim, wallet, "hh-ladder")
+    wallet.balances[user] = 100  # one step's stake: the next needs a win first
+    record = sim.play(sid, 100, steps=5)
+    calls = wallet.of("hub88")
+    bets = [c for c in calls if c.path == "/transaction/bet"]
+    accepted = [b for b in bets if b.outcome == "RS_OK"]
+    assert len(accepted) == len(record["bets"]) >= 1
+    if len(accepted) < 5:  # unless every step won, the next bet was refused
+        assert bets[-1].outcome == "RS_ERROR_NOT_ENOUGH_MONEY"
+    assert not any(c.path == "/transaction/rollback" for c in calls)
+    assert record["status"] == "closed" and calls[-1].body["round_closed"] is True
+    assert hhsim.verify(record["seed"], record["seed_hash"])
+    assert wallet.balance(user) == 100 - 100 * len(accepted) + sum(record["wins"])

@@ -12,7 +12,11 @@
   function units(amount, digits) {
     const negative = amount < 0;
     let text = String(Math.abs(amount)).padStart(digits + 1, "0");
-    if (digits > 0) text = text.slice(0, -digits) + "." + text.slice(-digits);
+    if (digits > 0) {
+      let frac = text.slice(-digits);
+      while (frac.length > 2 && frac.endsWith("0")) frac = frac.slice(0, -1);
+      text = text.slice(0, -digits) + "." + frac;
+    }
     return (negative ? "-" : "") + text;
   }
 
