@@ -99,9 +99,9 @@ class Handler(BaseHTTPRequestHandler):
     sys_version = ""
 
     # --- plumbing -----------------------------------------------------------------------
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+    def log_message(self, fmt: str, *args: Any) -> None:
         if self.server.verbose:
-            log.info("%s %s", self.address_string(), format % args)
+            log.info("%s %s", self.address_string(), fmt % args)
 
     @property
     def studio(self) -> Studio:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,8 +131,8 @@ class WalletClient:
         raise NotImplementedError
 
     # --- one exchange -------------------------------------------------------------------
-    def post(self, path: str, body: dict[str, Any], *, flags: set[str] | frozenset[str] = (
-             frozenset()), twice: bool = False, note: str = "") -> list[Call]:
+    def post(self, path: str, body: dict[str, Any], *, flags: Set[str] = frozenset(),
+             twice: bool = False, note: str = "") -> list[Call]:
         """Send one signed request (twice, byte for byte, with ``twice``)."""
         raw = dumps(body)
         signature = self.sign(raw)

@@ -324,6 +324,21 @@ def test_out_of_order_alternates_rollback_first_and_win_first(
     assert wallet.balance(user) == wallet.start_balance - 100 + second["wins"][0]
 
 
+def test_out_of_order_rollback_on_the_bgaming_side(sim: ProviderSim,
+                                                   wallet: WalletStandIn) -> None:
+    sim.control("out-of-order-rollback")
+    sid, user = bgaming_player(sim)
+    record = sim.play(sid, 100)
+    early, play, rollback = wallet.of("bgaming")
+    assert early.path == rollback.path == "/rollback" and play.path == "/play"
+    bet_id = play.body["actions"][0]["action_id"]
+    assert early.body["actions"] == [{"action": "rollback", "action_id":
+                                      early.body["actions"][0]["action_id"],
+                                      "original_action_id": bet_id}]
+    assert play.status == 412 and record["status"] == "cancelled"
+    assert wallet.balance(user) == wallet.start_balance
+
+
 def test_out_of_order_win_on_the_bgaming_side(sim: ProviderSim,
                                               wallet: WalletStandIn) -> None:
     sim.control("out-of-order-win")

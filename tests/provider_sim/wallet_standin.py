@@ -170,6 +170,9 @@ class WalletStandIn:
         if bets > self.balance(user):
             return 412, {"code": 100, "message": "not enough funds",
                          "balance": self.balance(user)}
+        if any(a["action"] == "bet" and a["action_id"] in self.tombstones for a in actions):
+            return 412, {"code": 400, "message": "this bet was rolled back before it came",
+                         "balance": self.balance(user)}
         if path == "/play" and any(a["action"] == "win" for a in actions) and \
                 round_id not in self.rounds and not any(a["action"] == "bet" for a in actions):
             return 412, {"code": 404, "message": "unknown round", "balance": self.balance(user)}
