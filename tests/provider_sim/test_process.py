@@ -7,12 +7,21 @@ import re
 from pathlib import Path
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from casino_app.cli import main
 from casino_app.games.providers import hhsim
 from casino_app.provider_sim.state import load_or_create
 from tests.provider_sim.wallet_standin import WalletStandIn
-from tests.support.provider_sim import ProviderSim, hmac_sign, rsa_sign, session_of
+from tests.support.provider_sim import (
+    ProviderSim,
+    hmac_sign,
+    rsa_sign,
+    session_of,
+    start_provider_sim,
+    write_casino_key,
+)
 
 GAMES = {"hh-slot", "hh-ladder"}
 
@@ -202,6 +211,31 @@ def test_bad_signature_also_spoils_the_sims_answers(sim: ProviderSim) -> None:
     bgaming = sim.bgaming("/games", {"casino_id": sim.casino_id})
     assert hub88.status_code == bgaming.status_code == 200
     assert not sim.hub88_answer_valid(hub88) and not sim.bgaming_answer_valid(bgaming)
+
+
+def test_the_command_refuses_an_unknown_misbehaviour(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["provider-sim", "--port", "0", "--state-dir", str(tmp_path),
+                 "--hub88-wallet", "http://127.0.0.1:9/", "--bgaming-wallet",
+                 "http://127.0.0.1:9/", "--misbehave", "retry,explode"])
+    assert code == 2 and "explode" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing started, nothing created
+
+
+def test_the_launcher_can_leave_the_casino_key_file_to_the_casino(
+        tmp_path: Path, casino_key: rsa.RSAPrivateKey) -> None:
+    write_casino_key(tmp_path, casino_key)  # as the casino would
+    before = (tmp_path / "casino_public.pem").read_bytes()
+    sim = start_provider_sim(tmp_path, hub88_wallet="http://127.0.0.1:9/",
+                             bgaming_wallet="http://127.0.0.1:9/", write_casino_key_file=False)
+    try:
+        assert (tmp_path / "casino_public.pem").read_bytes() == before
+        raw = b'{"operator_id": %s}' % sim.casino_id.encode()
+        answer = sim.hub88("list", {}, raw=raw, signature=rsa_sign(casino_key, raw))
+        assert answer.status_code == 200 and sim.hub88_answer_valid(answer)
+    finally:
+        sim.stop()
+    assert sim.proc.returncode == 0  # SIGTERM: a clean stop
 
 
 def test_session_of_reads_launch_urls() -> None:

@@ -12,7 +12,9 @@ rounds without a browser (``POST /api/round``) and its misbehaviour switch.
 
 By default the launcher writes a fresh casino RSA key's public half to the sim's state
 folder (``casino_public.pem``) and keeps the private key in ``sim.casino_key``, which
-``sim.hub88`` signs with; pass ``casino_key=`` to use the casino's own.
+``sim.hub88`` signs with; pass ``casino_key=`` to use a key of your own, or
+``write_casino_key_file=False`` when the casino itself writes ``casino_public.pem`` (then
+``sim.hub88`` needs a ``signature=``).
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ class ProviderSim:
     hub88_public_key_file: Path
     bgaming_secret_file: Path
     log_file: Path
-    casino_key: rsa.RSAPrivateKey
+    casino_key: rsa.RSAPrivateKey | None
 
     @property
     def bgaming_secret(self) -> str:
@@ -106,6 +108,8 @@ class ProviderSim:
         """POST /operator/generic/v2/game/<action>, signed with ``casino_key`` (or with the
         ``signature`` given)."""
         raw = raw if raw is not None else json.dumps(body).encode()
+        if signature is None and self.casino_key is None:
+            raise ValueError("no casino key to sign with: pass signature=")
         sig = signature if signature is not None else rsa_sign(self.casino_key, raw)
         return httpx.post(f"{self.url}/operator/generic/v2/game/{action}", content=raw,
                           headers={"Content-Type": "application/json", HUB88_HEADER: sig},
@@ -183,12 +187,13 @@ class ProviderSim:
 def start_provider_sim(state_dir: Path, *, hub88_wallet: str, bgaming_wallet: str,
                        misbehave: Iterable[str] = (), public_url: str | None = None,
                        casino_key: rsa.RSAPrivateKey | None = None,
+                       write_casino_key_file: bool = True,
                        wallet_timeout: float = 5.0, retry_every: float = 2.0,
                        port: int = 0, ready_timeout: float = 30.0) -> ProviderSim:
     """Start ``casino provider-sim`` (a free port unless ``port``) and wait for its ready
     line. Its log goes to ``<state_dir>/sim.log``."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    key = write_casino_key(state_dir, casino_key)
+    key = write_casino_key(state_dir, casino_key) if write_casino_key_file else casino_key
     log_file = state_dir / "sim.log"
     cmd = [sys.executable, "-m", "casino_app.cli", "provider-sim", "--port", str(port),
            "--state-dir", str(state_dir), "--hub88-wallet", hub88_wallet,
