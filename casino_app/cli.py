@@ -21,6 +21,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from casino_app import cli_providers
 from casino_app.core.settings import ConfigError, Settings, check_bind_host, get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -655,6 +656,8 @@ def build_parser() -> argparse.ArgumentParser:
     cw.add_argument("--addresses", type=int, default=3, choices=range(0, 101),
                     metavar="N", help="how many receiving addresses to print (default 3)")
     cw.set_defaults(func=cmd_cold_wallet)
+
+    cli_providers.add_parser(sub, _data_settings)
 
     v = sub.add_parser("verify", help="recompute a house-game outcome from revealed seeds "
                                       "(prints JSON)")

@@ -20,6 +20,7 @@ log = get_logger("casino.jobs")
 
 HOUR = 3600.0
 AUDIT_OUTBOX_SECONDS = 15.0
+PROVIDER_CHECKS_SECONDS = 60.0
 
 
 def identity_cleanup() -> dict[str, int]:
@@ -31,6 +32,12 @@ def identity_cleanup() -> dict[str, int]:
     log.info("identity_cleanup_done", deleted={k.replace("_tokens", "_links"): v
                                               for k, v in removed.items()})
     return removed
+
+
+def provider_checks() -> dict[str, int]:
+    from casino_app.games.providers.honesty import run_checks
+
+    return run_checks()
 
 
 def ledger_check() -> dict[str, int]:
@@ -141,6 +148,9 @@ def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, ...] | None,
         # Audit rows staged with ledger actions whose own delivery a crash cut off
         # (security.outbox).
         Job("audit-outbox", AUDIT_OUTBOX_SECONDS, audit_outbox),
+        # Verify provider rounds' commit-reveal data and compare each provider game's
+        # measured RTP with the declared one (games.providers.honesty).
+        Job("provider-checks", PROVIDER_CHECKS_SECONDS, provider_checks),
     ) + chain + bitcoin + (
         # Display rates from CASINO_RATES_URL (payments.rates); fixed rates need no job.
         (Job("rates-refresh", rates_seconds, rates_refresh),) if rates_seconds else ())

@@ -21,7 +21,8 @@ import hashlib
 import json
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, func, select, text, update
@@ -44,6 +45,7 @@ KINDS: dict[str, bool] = {
     "faucet": True,       # source of FUN play money (FUN only)
     "capital": True,      # operator funding of the bankroll
     "debt": True,         # what a player owes (a spent deposit that a reorg reversed)
+    "provider": True,     # a game provider's games (shard = provider id): stakes in, wins out
 }
 
 class LedgerError(Exception):
@@ -122,6 +124,22 @@ def _created_here(s: Session) -> dict:
     if c is None:
         c = s.info["ledger_new_accounts"] = {"by_name": {}, "by_id": {}}
     return c
+
+
+@contextmanager
+def savepoint(s: Session) -> Iterator[None]:
+    """A SAVEPOINT: what the block wrote is undone if it raises (and the accounts it
+    created are forgotten by this transaction's cache), the rest of the transaction
+    stays."""
+    before = {k: dict(v) for k, v in _created_here(s).items()}
+    nested = s.begin_nested()
+    try:
+        yield
+    except BaseException:
+        nested.rollback()
+        s.info["ledger_new_accounts"] = before
+        raise
+    nested.commit()
 
 
 def dialect_insert(s: Session, table):  # noqa: ANN001, ANN201

@@ -24,10 +24,15 @@ BET = "/bets/bet"           # one bet's recall: /bets/bet?id=42
 FAIRNESS = "/fairness"      # seeds: current hash, client seed, rotate, revealed seeds
 VERIFY = "/verify"          # the in-browser verifier (no server call)
 WALLET = "/wallet"          # deposit addresses, deposits, withdrawals
+PROVIDER_GAME = "/play"     # a provider's game in an iframe: /play?g=p12
 
 
 def game(name: str) -> str:
     return f"{GAMES}/{name}"
+
+
+def provider_game(key: str) -> str:
+    return f"{PROVIDER_GAME}?g={key}"
 
 
 def bet(bet_id: int | str) -> str:

@@ -61,7 +61,11 @@ WHO: dict[str, dict[str, str]] = {
     "UnlockState": {"on_open": "anonymous"},
     "VerifyState": {"on_open": "anonymous view"},
     "LobbyState": {"load": "anonymous view", "choose_category": "anonymous view",
-                   "search_games": "anonymous view", "toggle_favourite": "player"},
+                   "search_games": "anonymous view", "toggle_favourite": "player",
+                   "choose_provider": "anonymous view"},
+    # a launch records a provider session (the token the provider's bets carry)
+    "ProviderGameState": {"open": "player", "choose_mode": "player",
+                          "choose_currency": "player", "retry": "player"},
     "GameState": {"open_game": "player", "follow_currency": "anonymous view",
                   "follow_display": "anonymous view", "edit_amount": "anonymous view",
                   "half_amount": "anonymous view", "double_amount": "anonymous view",
