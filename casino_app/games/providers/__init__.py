@@ -1,1 +1,0 @@
-"""Outside game providers: their dialects, and the fairness schemes they publish."""
