@@ -112,7 +112,7 @@ def hub88_game(info: GameInfo, origin: str) -> dict[str, object]:
         "platforms": ["GPL_DESKTOP", "GPL_MOBILE"],
         "enabled": True,
         "demo_game_support": True,
-        "volatility": info.volatility,
+        "volatility": VOLATILITY_WORDS[info.volatility],
         "rtp": hhsim.rtp_text(info.code),
         "url_thumb": f"{origin}/assets/thumbs/{info.code}.svg",
         "url_background": f"{origin}/assets/backgrounds/{info.code}.svg",

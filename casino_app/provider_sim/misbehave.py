@@ -10,7 +10,7 @@ from __future__ import annotations
 
 class Misbehaviour:
     RETRY = "retry"  # every wallet call is sent twice, byte for byte
-    DUPLICATE = "duplicate"  # after the first bet, a bet with its id and another amount
+    DUPLICATE = "duplicate"  # after the first bet, a bet with its id and twice the amount
     TIMEOUT_ROLLBACK = "timeout-rollback"  # the first bet's answer is dropped: rollback
     OUT_OF_ORDER = "out-of-order"  # rounds alternate the two below, rollback first
     OUT_OF_ORDER_ROLLBACK = "out-of-order-rollback"  # a bet's rollback before the bet

@@ -431,7 +431,8 @@ class Studio:
         if result.ok:
             r.bet_ids.append(bet.id)
             if first and Misbehaviour.DUPLICATE in r.tricks:
-                twin = Action("bet", bet.amount + catalog.STAKE_STEP, label=bet.label)
+                # twice the amount: as representable in the casino's units as the stake
+                twin = Action("bet", bet.amount * 2, label=bet.label)
                 twin.id = bet.id
                 self._send(session, r, [twin], finished=False, twice=False,
                            note="misbehaviour duplicate: a used transaction id, another "

@@ -57,6 +57,7 @@ def test_hub88_game_list_is_signed_and_complete(sim: ProviderSim) -> None:
     assert slot["platforms"] == ["GPL_DESKTOP", "GPL_MOBILE"]
     assert slot["enabled"] is True and slot["demo_game_support"] is True
     assert slot["fair_scheme"] == hhsim.SCHEME
+    assert slot["volatility"] == "high" and games["hh-ladder"]["volatility"] == "medium"
     for field in ("name", "category", "volatility", "url_thumb", "url_background"):
         assert slot[field]
     thumb = httpx.get(slot["url_thumb"])
