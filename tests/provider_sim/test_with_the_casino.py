@@ -93,8 +93,8 @@ def test_the_casino_survives_the_sims_misbehaviour(pair: Pair) -> None:
     hub = session_of(client.launch_url(pair.hub88, player.player_id, "hh-slot", "FUN"))
     bg = session_of(client.launch_url(pair.bgaming, player.player_id, "hh-slot", "FUN"))
     cancelled = set()
-    for names in (["retry"], ["duplicate"], ["timeout-rollback"], ["out-of-order"],
-                  ["out-of-order"], ["bad-signature"]):
+    for names in (["retry"], ["duplicate"], ["timeout-rollback"], ["out-of-order-rollback"],
+                  ["out-of-order-win"], ["bad-signature"], ["retry", "out-of-order-win"]):
         pair.sim.control(*names)
         for sid, per_cent in ((hub, HUB88_PER_CENT), (bg, 1)):
             record = pair.sim.play(sid, 100 * per_cent)
