@@ -1,4 +1,5 @@
-"""The ``casino`` command: run, build, migrate, worker, admin, audit, keys, config.
+"""The ``casino`` command: run, build, migrate, worker, admin, audit, keys, config (and
+provider-sim, the reference game provider).
 
 Every command validates the configuration first and stops with a message that names
 the bad variable. Every command that reads data checks the databases first
@@ -553,6 +554,21 @@ def _run_devnet(args: argparse.Namespace, st: Settings) -> int:
         eth.stop()
 
 
+def cmd_provider_sim(args: argparse.Namespace) -> int:
+    """The reference game provider (casino_app/provider_sim/): a separate process."""
+    from casino_app.provider_sim.misbehave import Misbehaviour
+    from casino_app.provider_sim.server import serve
+
+    try:
+        Misbehaviour.parse(args.misbehave)
+    except ValueError as exc:
+        return _fail(f"--misbehave: {exc}")
+    return serve(port=args.port, state_dir=Path(args.state_dir), hub88_wallet=args.hub88_wallet,
+                 bgaming_wallet=args.bgaming_wallet, public_url=args.public_url,
+                 misbehave=args.misbehave, wallet_timeout=args.wallet_timeout,
+                 retry_every=args.retry_every, verbose=args.verbose)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="casino", description="HashHouse platform commands")
     sub = p.add_subparsers(dest="command", required=True)
@@ -657,6 +673,21 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--rows", help="plinko only: 8 to 16 (required)")
     v.add_argument("--mines", help="mines only: 1 to 24 (required)")
     v.set_defaults(func=cmd_verify)
+
+    ps = sub.add_parser("provider-sim", help="run the reference game provider (Hub88 and "
+                                             "BGaming dialects) on 127.0.0.1")
+    ps.add_argument("--port", type=int, required=True, help="0 picks a free port")
+    ps.add_argument("--state-dir", required=True, help="its keys and secrets (created once)")
+    ps.add_argument("--hub88-wallet", required=True, help="the casino's Hub88 wallet base URL")
+    ps.add_argument("--bgaming-wallet", required=True,
+                    help="the casino's BGaming wallet base URL")
+    ps.add_argument("--public-url", default=None, help="its origin as browsers reach it")
+    ps.add_argument("--misbehave", default="", help="comma-separated misbehaviours")
+    ps.add_argument("--wallet-timeout", type=float, default=5.0, help="seconds a wallet call")
+    ps.add_argument("--retry-every", type=float, default=2.0,
+                    help="seconds between retries of an unsettled win or rollback")
+    ps.add_argument("--verbose", action="store_true", help="log every request")
+    ps.set_defaults(func=cmd_provider_sim)
     return p
 
 
