@@ -93,6 +93,13 @@ def verify_rounds(limit: int = BATCH) -> CheckRun:
 
 
 def _problem(s, r: ProviderRound) -> str:  # noqa: ANN001
+    txs = list(s.execute(select(ProviderTx.kind, ProviderTx.amount).where(
+        ProviderTx.round_id == r.id, ProviderTx.rolled_back.is_(False),
+        ProviderTx.kind.in_(("bet", "win"))).order_by(ProviderTx.id)))
+    bets = [a for k, a in txs if k == "bet"]
+    wins = [a for k, a in txs if k == "win"]
+    if not bets and not any(wins):
+        return ""  # every bet rolled back: nothing was played, nothing to reveal
     if not r.seed:
         return "the round closed without revealing its seed"
     if not r.seed_hash:
@@ -100,11 +107,6 @@ def _problem(s, r: ProviderRound) -> str:  # noqa: ANN001
     check = SCHEMES.get(r.fair_scheme)
     if check is None:
         return f"unknown fairness scheme {r.fair_scheme!r}"
-    txs = list(s.execute(select(ProviderTx.kind, ProviderTx.amount).where(
-        ProviderTx.round_id == r.id, ProviderTx.rolled_back.is_(False),
-        ProviderTx.kind.in_(("bet", "win"))).order_by(ProviderTx.id)))
-    bets = [a for k, a in txs if k == "bet"]
-    wins = [a for k, a in txs if k == "win"]
     return check(r.seed, r.seed_hash, r.round_ref, r.game_code, bets, wins)
 
 
