@@ -95,13 +95,15 @@ def _register(settings: Settings, state: Path, base_url: str) -> None:
     for name, dialect in ((HUB88, "hub88"), (BGAMING, "bgaming")):
         if registry.by_name(name) is None:
             if dialect == "hub88":
-                registry.add(name, dialect, base_url, CURRENCIES, public_key=public)
+                registry.add(name, dialect, base_url, CURRENCIES, public_key=public,
+                             operator_ref=casino_id)
             else:
                 registry.add(name, dialect, base_url, CURRENCIES, secret=secret,
                              operator_ref=casino_id)
         else:
             registry.repoint(name, base_url, public_key=public if dialect == "hub88" else None,
-                             secret=secret if dialect == "bgaming" else None)
+                             secret=secret if dialect == "bgaming" else None,
+                             operator_ref=casino_id)
     hub = registry.by_name(HUB88)
     if hub is not None and hub.own_public_key:
         (state / "casino_public.pem").write_text(hub.own_public_key)

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     # Development only: `casino run` starts the reference game provider (`casino
     # provider-sim`) beside the app and registers it, so the lobby has provider games.
     dev_providers: bool = True
+    # How often the provider-checks job verifies closed provider rounds and RTP drift.
+    provider_checks_seconds: float = Field(60.0, ge=0.5, le=86400)
     public_url: str = "http://localhost:3000"
     port: int = Field(3000, ge=1, le=65535)
     # The address `casino run` listens on (one port: pages, websocket, /api). The default,

@@ -20,7 +20,6 @@ log = get_logger("casino.jobs")
 
 HOUR = 3600.0
 AUDIT_OUTBOX_SECONDS = 15.0
-PROVIDER_CHECKS_SECONDS = 60.0
 
 
 def identity_cleanup() -> dict[str, int]:
@@ -110,7 +109,8 @@ def btc_reconcile() -> dict[str, int]:
 @lru_cache(maxsize=4)
 def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, ...] | None,
                   rates_seconds: float | None = None,
-                  btc: tuple[float, ...] | None = None) -> tuple[Job, ...]:
+                  btc: tuple[float, ...] | None = None,
+                  provider_checks_seconds: float = 60.0) -> tuple[Job, ...]:
     # Cached: the same settings give the very same Job objects, so registering is a no-op.
     chain = () if eth is None else (
         # Follow the Ethereum node: deposits, confirmations, reorgs (payments.eth.watcher).
@@ -150,7 +150,7 @@ def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, ...] | None,
         Job("audit-outbox", AUDIT_OUTBOX_SECONDS, audit_outbox),
         # Verify provider rounds' commit-reveal data and compare each provider game's
         # measured RTP with the declared one (games.providers.honesty).
-        Job("provider-checks", PROVIDER_CHECKS_SECONDS, provider_checks),
+        Job("provider-checks", provider_checks_seconds, provider_checks),
     ) + chain + bitcoin + (
         # Display rates from CASINO_RATES_URL (payments.rates); fixed rates need no job.
         (Job("rates-refresh", rates_seconds, rates_refresh),) if rates_seconds else ())
@@ -170,7 +170,8 @@ def builtin_jobs(signing: bool = True) -> tuple[Job, ...]:
                          rates_seconds=st.rates_seconds if st.rates_url else None,
                          btc=(st.btc_watch_seconds, st.btc_batch_seconds,
                               st.btc_sweep_seconds, st.btc_reconcile_seconds)
-                         if st.btc_rpc_url else None)
+                         if st.btc_rpc_url else None,
+                         provider_checks_seconds=st.provider_checks_seconds)
     # the signing jobs use the hot wallet's keys: never in a web process in production
     return jobs if signing else tuple(j for j in jobs if j.name not in SIGNING_JOBS)
 

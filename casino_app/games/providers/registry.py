@@ -186,7 +186,7 @@ def set_enabled(name: str, enabled: bool) -> ProviderConfig:
 
 
 def repoint(name: str, base_url: str, *, public_key: str | None = None,
-            secret: bytes | None = None) -> ProviderConfig:
+            secret: bytes | None = None, operator_ref: str | None = None) -> ProviderConfig:
     """Give an existing provider a new base URL and key or secret (the development
     provider, which starts on a new port and may have made new keys)."""
     url = check_base_url(base_url)
@@ -196,6 +196,8 @@ def repoint(name: str, base_url: str, *, public_key: str | None = None,
         if row is None:
             raise ProviderError(f"No provider named {name}.")
         row.base_url = url
+        if operator_ref:
+            row.operator_ref = operator_ref[:64]
         if public_key is not None and row.dialect == "hub88":
             row.peer_public_key = _public_key(public_key)
         if secret is not None and row.dialect == "bgaming":
