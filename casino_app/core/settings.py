@@ -77,6 +77,22 @@ class Settings(BaseSettings):
     register_token_minutes: int = Field(24 * 60, ge=5, le=7 * 24 * 60)
     mfa_challenge_minutes: int = Field(5, ge=1, le=60)
     minimum_age: int = Field(18, ge=18, le=25)
+    # Withdrawal protection (users/withdrawal_guard.py, payments/withdrawal_addresses.py):
+    # a mailed confirmation link lives this long; a new withdrawal address is usable this
+    # many hours after it is first named (0: at once) unless it is on the allow-list;
+    # after a password, 2FA (or email) change withdrawals wait this many hours.
+    withdraw_confirm_minutes: int = Field(30, ge=5, le=24 * 60)
+    withdraw_cooling_hours: float = Field(24, ge=0, le=30 * 24)
+    withdraw_lock_hours: float = Field(24, ge=0, le=30 * 24)
+    # Account risk (users/risk.py): signals count for this many hours; from
+    # risk_step_up points a withdrawal cannot be confirmed by the password alone, from
+    # risk_hold points withdrawals are held for risk_hold_hours and staff alerted;
+    # risk_factor_failures wrong second factors within an hour are a signal.
+    risk_window_hours: float = Field(72, gt=0, le=30 * 24)
+    risk_step_up: int = Field(1, ge=1, le=100)
+    risk_hold: int = Field(3, ge=1, le=100)
+    risk_hold_hours: float = Field(24, gt=0, le=30 * 24)
+    risk_factor_failures: int = Field(3, ge=1, le=100)
     # Staff pages and actions need a second factor on the staff account (ASVS level 3).
     staff_require_2fa: bool = True
 
