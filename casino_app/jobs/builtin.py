@@ -20,6 +20,7 @@ log = get_logger("casino.jobs")
 
 HOUR = 3600.0
 AUDIT_OUTBOX_SECONDS = 15.0
+WITHDRAWAL_NOTICES_SECONDS = 30.0
 
 
 def identity_cleanup() -> dict[str, int]:
@@ -49,6 +50,12 @@ def audit_outbox() -> dict[str, int]:
     from casino_app.security.outbox import deliver_pending
 
     return deliver_pending()
+
+
+def withdrawal_notices() -> dict[str, int]:
+    from casino_app.users.withdrawal_guard import send_notices
+
+    return send_notices()
 
 
 def eth_watch() -> dict[str, int]:
@@ -148,6 +155,9 @@ def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, ...] | None,
         # Audit rows staged with ledger actions whose own delivery a crash cut off
         # (security.outbox).
         Job("audit-outbox", AUDIT_OUTBOX_SECONDS, audit_outbox),
+        # Cancel withdrawals whose mailed confirmation link expired; mail players whose
+        # withdrawals were sent or not paid (users.withdrawal_guard).
+        Job("withdrawal-notices", WITHDRAWAL_NOTICES_SECONDS, withdrawal_notices),
         # Verify provider rounds' commit-reveal data and compare each provider game's
         # measured RTP with the declared one (games.providers.honesty).
         Job("provider-checks", provider_checks_seconds, provider_checks),

@@ -79,6 +79,14 @@ class AuditAction(StrEnum):
     # Ethereum withdrawals (the player's request: recorded by the UI layer) and payments
     # from the cold Safe (payments/eth/safe_payments, users/staff_withdrawals).
     withdrawal_requested = "withdrawal.requested"
+    # withdrawal protection (users/withdrawal_guard, users/risk): a mailed confirmation
+    # link opened (detail: its outcome), a wrong second factor, the allow-list changed,
+    # a temporary hold placed by the account's risk (staff alert)
+    withdrawal_confirmed = "withdrawal.confirmed"
+    withdrawal_factor_failed = "withdrawal.second_factor_failed"
+    allow_list_added = "withdrawal.allow_list_added"
+    allow_list_removed = "withdrawal.allow_list_removed"
+    risk_hold = "risk.hold"
     withdrawal_prepared = "withdrawal.safe_prepared"
     withdrawal_approved = "withdrawal.approved"
     withdrawal_rejected = "withdrawal.rejected"
