@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     risk_step_up: int = Field(1, ge=1, le=100)
     risk_hold: int = Field(3, ge=1, le=100)
     risk_hold_hours: float = Field(24, gt=0, le=30 * 24)
-    risk_factor_failures: int = Field(3, ge=1, le=100)
+    risk_factor_failures: int = Field(5, ge=1, le=100)
     # Staff pages and actions need a second factor on the staff account (ASVS level 3).
     staff_require_2fa: bool = True
 

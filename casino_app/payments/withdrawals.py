@@ -214,6 +214,30 @@ def _check_address(chain: Chain, text: object) -> str:
         raise InvalidAddress(str(exc)) from None
 
 
+def precheck(currency_code: str, amount: int | str, address: object) -> None:
+    """What can be refused before the second factor is asked (and spent): the currency,
+    the amount and its limits, the address's form. Raises like
+    :func:`request_withdrawal`; the request checks all of it again."""
+    code = currency_code.strip().upper() if isinstance(currency_code, str) else ""
+    try:
+        chain = adapters.for_currency(code) if code else None
+    except ValueError:
+        raise WithdrawalsUnavailable() from None
+    if chain is None:
+        raise UnsupportedCurrency(code or "?")
+    value = _parse_amount(code, amount)
+    _check_address(chain, address)
+    try:
+        lim = chain.withdrawal_limits(code)
+    except ValueError:
+        raise WithdrawalsUnavailable() from None
+    cur = currency(code)
+    if value < lim.minimum:
+        raise InvalidAmount(f"The smallest withdrawal is {_fmt(cur, lim.minimum)} {code}.")
+    if value > lim.maximum:
+        raise InvalidAmount(f"The largest withdrawal is {_fmt(cur, lim.maximum)} {code}.")
+
+
 def request_withdrawal(player_id: str, currency_code: str, amount: int | str,
                        address: str, key: str, audit: outbox.Entry | None = None, *,
                        cooling: timedelta | None = None,

@@ -116,15 +116,15 @@ def _failed(s: Session, user: User, me: CurrentUser, ctx: RequestContext, method
     risk.second_factor_failed(s, user)
 
 
-def _factor(s: Session, me: CurrentUser, user: User, method: object, secret: object,
-            ctx: RequestContext, entry: outbox.Entry | None, purpose: str, *,
+def _factor(s: Session, me: CurrentUser, user: User, method: object, code: object,
+            password: object, ctx: RequestContext, entry: outbox.Entry | None, purpose: str, *,
             mail_ok: bool) -> tuple[str, Exception | None]:
     """Check the second factor; (the method used, the refusal to raise after the commit
     or None). Rate-limited (raises RateLimited: nothing commits)."""
     if user.totp_enabled:
         ratelimit.check_reauth(user.id)
         try:
-            clean = validation.code(secret, field="code")
+            clean = validation.code(code, field="code")
         except ValidationFailed as exc:
             return "totp", exc
         used = totp.check_code_or_recovery(s, user, clean)
@@ -145,16 +145,17 @@ def _factor(s: Session, me: CurrentUser, user: User, method: object, secret: obj
     if risk.step_up(s, user.id):
         return "password", StepUpRequired()
     ratelimit.check_reauth(user.id)
-    if not isinstance(secret, str) or not secret or len(secret) > 1024:
+    if not isinstance(password, str) or not password or len(password) > 1024:
         return "password", ValidationFailed("Enter your password.", "password")
-    ok, _ = passwords.verify(secret, user.password_hash)
+    ok, _ = passwords.verify(password, user.password_hash)
     if not ok:
         _failed(s, user, me, ctx, "password", purpose)
         return "password", ValidationFailed("Your password is not correct.", "password")
     return "password", None
 
 
-def _guarded(token: str | None, ctx: RequestContext, method: object, secret: object,
+def _guarded(token: str | None, ctx: RequestContext, method: object, code: object,
+             password: object,
              audit: AuditAction, detail: Callable[[Any], dict[str, Any]], purpose: str,
              action: Callable[[CurrentUser, User, str, outbox.Entry], T], *,
              mail_ok: bool) -> tuple[T, Contact]:
@@ -165,7 +166,7 @@ def _guarded(token: str | None, ctx: RequestContext, method: object, secret: obj
     with identity_tx() as s:
         me, user = _require_for_update(s, token)
         entry = outbox.Entry(audit, _actor(me, ctx), user.id, detail)
-        used, refusal = _factor(s, me, user, method, secret, ctx, entry, purpose,
+        used, refusal = _factor(s, me, user, method, code, password, ctx, entry, purpose,
                                 mail_ok=mail_ok)
         if refusal is None:
             if purpose == "withdrawal":
@@ -202,10 +203,11 @@ def _new_address_mail(user_email: str, name: str, exc: AddressCooling) -> None:
         f"your password at once ({url}/account/security) and contact support.\n"))
 
 
-def request(token: str | None, ctx: RequestContext, *, method: object, secret: object,
-            currency_code: str, amount: str, address: str, key: str) -> WithdrawalView:
-    """Request a withdrawal of the signed-in player, confirmed by ``method`` (totp,
-    password, mail) with ``secret`` (the code or the password; ignored for mail).
+def request(token: str | None, ctx: RequestContext, *, method: object, code: object = None,
+            password: object = None, currency_code: str, amount: str, address: str,
+            key: str) -> WithdrawalView:
+    """Request a withdrawal of the signed-in player: with 2FA on confirmed by ``code``
+    (whatever ``method`` says); else by ``method`` password (``password``) or mail.
     Raises ValidationFailed (field code, password or method), WithdrawalsLocked,
     AddressCooling, a WithdrawalRefused, RateLimited or NotAuthenticated."""
     st = get_settings()
@@ -229,7 +231,8 @@ def request(token: str | None, ctx: RequestContext, *, method: object, secret: o
                 "replayed": w.replayed, "method": method if method in METHODS else None}
 
     try:
-        view, user = _guarded(token, ctx, method, secret, AuditAction.withdrawal_requested,
+        view, user = _guarded(token, ctx, method, code, password,
+                              AuditAction.withdrawal_requested,
                               detail, "withdrawal", act, mail_ok=True)
     except AddressCooling:
         for exc, to, name in fresh:
@@ -271,8 +274,8 @@ def confirm_link(token: object, ctx: RequestContext) -> Confirmation:
     return result
 
 
-def change_allow_list(token: str | None, ctx: RequestContext, *, method: object,
-                      secret: object, currency_code: object, address: object,
+def change_allow_list(token: str | None, ctx: RequestContext, *, code: object = None,
+                      password: object = None, currency_code: object, address: object,
                       allowed: bool) -> AddressView:
     """Put an address on the caller's allow-list (usable at once) or take it off, with
     the code (2FA on) or the password (none while a step-up is asked). Raises like
@@ -293,7 +296,7 @@ def change_allow_list(token: str | None, ctx: RequestContext, *, method: object,
     def detail(v: AddressView) -> dict[str, Any]:
         return {"chain": v.chain, "address": v.address, "allowed": v.allowed}
 
-    view, user = _guarded(token, ctx, method, secret,
+    view, user = _guarded(token, ctx, "password", code, password,
                           AuditAction.allow_list_added if allowed
                           else AuditAction.allow_list_removed,
                           detail, "allow_list", act, mail_ok=False)
