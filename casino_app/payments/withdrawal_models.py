@@ -44,11 +44,11 @@ from casino_app.core.db import LedgerBase
 # (a large withdrawal staff refused: voided), rejecting (refused by staff after its Safe
 # payment was fully signed: still reserved until the Safe uses the payment's nonce, then
 # rejected, or confirmed if the owners executed that payment after all).
-# awaiting_confirmation (reserved, waiting for the player to open the mailed link: then
+# unconfirmed (reserved, waiting for the player to open the mailed link: then
 # queued or awaiting_approval) and cancelled (its link expired, or the account's
 # withdrawals were locked before it was opened: voided) come from led0022.
 WITHDRAWAL_STATES = ("queued", "awaiting_approval", "batched", "confirmed", "failed",
-                     "rejected", "rejecting", "awaiting_confirmation", "cancelled")
+                     "rejected", "rejecting", "unconfirmed", "cancelled")
 # signed (recorded, maybe not broadcast yet), sent (broadcast), confirmed (mined with
 # status 1 and enough confirmations; a BatchPay batch may still have refused withdrawals),
 # failed (status 0, or its nonce was used by another transaction for
@@ -150,7 +150,7 @@ class Withdrawal(LedgerBase):
     __table_args__ = (
         UniqueConstraint("key", name="uq_withdrawal_key"),
         CheckConstraint("state IN ('queued', 'awaiting_approval', 'batched', 'confirmed', "
-                        "'failed', 'rejected', 'rejecting', 'awaiting_confirmation', "
+                        "'failed', 'rejected', 'rejecting', 'unconfirmed', "
                         "'cancelled')", name="ck_withdrawal_state"),
         UniqueConstraint("confirm_token_hash", name="uq_withdrawal_confirm_token"),
         CheckConstraint("amount > 0 AND fee >= 0", name="ck_withdrawal_amounts"),

@@ -20,7 +20,7 @@ booked: payments/sender.post_paid.
 
 A player's request comes through users/withdrawal_guard.py, which checks the second factor
 (TOTP, the password, or a link mailed to the player: then the withdrawal is
-``awaiting_confirmation``, reserved, until :func:`confirm_by_link`; an expired link is
+``unconfirmed``, reserved, until :func:`confirm_by_link`; an expired link is
 cancelled by :func:`expire_confirmations`), the account's withdrawal lock and risk, and
 passes ``cooling``: an address new to the player is refused until its cooling period
 ends unless it is on their allow-list (payments/withdrawal_addresses.py). This module
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 log = get_logger("casino.eth.withdrawals")
 
 OPEN_STATES = ("queued", "awaiting_approval", "batched", "rejecting",
-               "awaiting_confirmation")
+               "unconfirmed")
 
 
 # --- refusals: str() is safe to show to the player ---------------------------------------
@@ -331,7 +331,7 @@ def _request(s: Session, chain: Chain, player_id: str, code: str, value: int, ta
                    announced="requested")
     if confirm_minutes is not None:
         token = secrets.token_urlsafe(32)
-        w.state, w.confirm_token_hash = "awaiting_confirmation", token_hash(token)
+        w.state, w.confirm_token_hash = "unconfirmed", token_hash(token)
         w.confirm_expires_at = now + timedelta(minutes=confirm_minutes)
     s.add(w)
     s.flush()
@@ -391,7 +391,7 @@ def confirm_by_link(token: object, *, locked: str | None = None,
             .execution_options(populate_existing=True)).scalar_one_or_none()
         if w is None:
             raise LinkInvalid()
-        if w.state != "awaiting_confirmation":
+        if w.state != "unconfirmed":
             outcome = "already" if w.confirmed_at is not None else w.state
             return Confirmation(outcome, _view(w, None), w.player_id)
         now = utcnow()
@@ -429,7 +429,7 @@ def expire_confirmations(limit: int = 200) -> int:
     now = utcnow()
     with ledger_tx() as s:
         rows = list(s.execute(select(Withdrawal).where(
-            Withdrawal.state == "awaiting_confirmation",
+            Withdrawal.state == "unconfirmed",
             Withdrawal.confirm_expires_at <= now).order_by(Withdrawal.id).limit(limit)
             .with_for_update()).scalars())
         for w in rows:
@@ -442,7 +442,7 @@ def cancel_awaiting(player_id: str, why: str) -> int:
     withdrawals were just locked: a password or 2FA change). Returns how many."""
     with ledger_tx() as s:
         rows = list(s.execute(select(Withdrawal).where(
-            Withdrawal.player_id == player_id, Withdrawal.state == "awaiting_confirmation")
+            Withdrawal.player_id == player_id, Withdrawal.state == "unconfirmed")
             .with_for_update()).scalars())
         for w in rows:
             _cancel(s, w, why)

@@ -5,7 +5,7 @@ Every withdrawal is confirmed by a second factor, with or without 2FA:
 
 - with 2FA on: the authenticator's code (or a recovery code), spent once; recommended;
 - without: the player chooses their password, or a link mailed to them. With the link
-  the withdrawal is requested at once, reserved, ``awaiting_confirmation``; opening the
+  the withdrawal is requested at once, reserved, ``unconfirmed``; opening the
   link (:func:`confirm_link`, no sign-in needed: the mailbox is the factor) queues it;
   the link expires after CASINO_WITHDRAW_CONFIRM_MINUTES and then the withdrawal is
   cancelled (the money is back); opened twice it confirms once.

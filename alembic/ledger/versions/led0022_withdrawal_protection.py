@@ -1,4 +1,4 @@
-"""withdrawal protection: confirmation by mailed link (awaiting_confirmation, cancelled),
+"""withdrawal protection: confirmation by mailed link (unconfirmed, cancelled),
 the mails that announce a withdrawal, withdrawal addresses (cooling period, allow-list)
 
 Existing withdrawals are taken as announced (no mail about the past: open ones as
@@ -22,7 +22,7 @@ depends_on: str | Sequence[str] | None = None
 _W_OLD = ("state IN ('queued', 'awaiting_approval', 'batched', 'confirmed', 'failed', "
           "'rejected', 'rejecting')")
 _W_NEW = ("state IN ('queued', 'awaiting_approval', 'batched', 'confirmed', 'failed', "
-          "'rejected', 'rejecting', 'awaiting_confirmation', 'cancelled')")
+          "'rejected', 'rejecting', 'unconfirmed', 'cancelled')")
 
 
 def upgrade() -> None:
@@ -56,7 +56,7 @@ def downgrade() -> None:
     op.drop_table('withdrawal_addresses')
     op.drop_index('ix_withdrawal_announced', table_name='withdrawals')
     op.execute("UPDATE withdrawals SET state = 'failed' WHERE state IN "
-               "('awaiting_confirmation', 'cancelled')")
+               "('unconfirmed', 'cancelled')")
     with op.batch_alter_table('withdrawals', schema=None) as b:
         b.drop_constraint('ck_withdrawal_state', type_='check')
         b.create_check_constraint('ck_withdrawal_state', _W_OLD)

@@ -264,7 +264,7 @@ def _withdrawal_state(w: WithdrawalRow) -> rx.Component:
                     color_scheme=rx.match(
                         w.state, ("confirmed", "green"), ("queued", "amber"),
                         ("awaiting_approval", "amber"), ("batched", "blue"),
-                        ("awaiting_confirmation", "amber"), ("cancelled", "gray"),
+                        ("unconfirmed", "amber"), ("cancelled", "gray"),
                         ("failed", "red"), ("rejected", "red"),
                         ("rejecting", "red"), "gray"))
 

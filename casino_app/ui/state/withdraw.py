@@ -60,9 +60,9 @@ log = get_logger("casino.ui.withdraw")
 STATE_LABELS = {"queued": "queued", "awaiting_approval": "awaiting approval",
                 "batched": "sent", "confirmed": "confirmed", "failed": "failed",
                 "rejected": "rejected", "rejecting": "rejected",
-                "awaiting_confirmation": "confirm by mail", "cancelled": "cancelled"}
+                "unconfirmed": "confirm by mail", "cancelled": "cancelled"}
 STATE_NOTES = {
-    "awaiting_confirmation": "Open the link we mailed you to confirm it; until then the "
+    "unconfirmed": "Open the link we mailed you to confirm it; until then the "
                              "amount and the fee stay reserved.",
     "cancelled": "Not confirmed in time (or withdrawals were locked): the amount and the "
                  "fee are back in your balance.",
@@ -194,7 +194,7 @@ def withdrawable_codes() -> list[str]:
 def accepted_text(w: WithdrawalView) -> str:
     cur = currency(w.currency)
     what = f"{exact(cur, w.amount)} {w.currency} to {short_address(w.address)}"
-    if w.state == "awaiting_confirmation":
+    if w.state == "unconfirmed":
         return f"Withdrawal of {what} requested: open the link we mailed you to confirm " \
                "it. Until then the amount stays reserved."
     if w.state == "awaiting_approval":
