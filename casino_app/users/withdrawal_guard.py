@@ -282,8 +282,8 @@ def change_allow_list(token: str | None, ctx: RequestContext, *, code: object = 
     :func:`request`, ValueError for an address the chain refuses, LookupError when
     removing one that is not listed, withdrawal_addresses.AllowListFull."""
     st = get_settings()
-    code = currency_code.strip().upper() if isinstance(currency_code, str) else ""
-    chain = adapters.for_currency(code) if code else None
+    code_name = currency_code.strip().upper() if isinstance(currency_code, str) else ""
+    chain = adapters.for_currency(code_name) if code_name else None
     if chain is None:
         raise ValueError("Choose one of the currencies shown.")
     target = chain.check_address(address)  # ValueError: its text says what is wrong

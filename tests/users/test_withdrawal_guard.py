@@ -376,3 +376,13 @@ def test_too_many_wrong_second_factors_hold_withdrawals_and_alert_staff(player, 
         lock = risk.active_lock(s, player["uid"])
     assert lock is not None and lock.reason == "risk"
     assert _rows(player["pid"]) == [] and _reserved(player["pid"]) == 0
+
+
+def test_with_2fa_the_allow_list_takes_the_code(player, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("CASINO_WITHDRAW_LOCK_HOURS", "0")
+    reset_settings_cache()
+    secret, _codes, player["token"] = enable_2fa(player["token"])
+    with pytest.raises(ValidationFailed) as exc:
+        _allow(player)                              # the password is not the factor
+    assert exc.value.field == "code"
+    assert _allow(player, code=code_at(secret, datetime.now(UTC), 1)).allowed
