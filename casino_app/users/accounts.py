@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, TypeVar
@@ -29,7 +28,7 @@ from casino_app.core.logging import get_logger
 from casino_app.core.metrics import LOGINS, REGISTRATIONS
 from casino_app.core.settings import get_settings
 from casino_app.payments.players import ensure_player
-from casino_app.security import outbox, ratelimit
+from casino_app.security import ratelimit
 from casino_app.security.audit import SYSTEM, Actor, AuditAction, record
 from casino_app.security.crypto import token_hash
 from casino_app.security.sealed import email_index
@@ -813,41 +812,6 @@ def regenerate_recovery_codes(token: str | None, password: object, code: object,
         record(s, AuditAction.recovery_codes_regenerated, _actor(me, ctx), user.id,
                sessions_revoked=revoked)
         return codes, sessions.rotate(s, me, ctx)
-
-
-def with_second_factor(token: str | None, code: object, ctx: RequestContext,
-                       action: Callable[[CurrentUser, outbox.Entry], T], audit: AuditAction,
-                       detail: Callable[[T], dict[str, Any]]) -> T:
-    """A sensitive money action of the signed-in caller (e.g. a withdrawal):
-    ``action(me, entry)`` runs after the caller's current 2FA code (or a recovery code)
-    is checked, when 2FA is on.
-
-    The action commits in the ledger database and must stage its audit row ``audit``
-    (``detail(result)``) there with ``entry.stage(session, result)`` in that same
-    transaction (security/outbox.py). The account row stays locked meanwhile, so two
-    requests cannot spend one code; the code's use and the audit row then commit together
-    in the identity database. A crash between the two commits loses neither: the
-    ``audit-outbox`` job writes the staged row to the audit log and spends the code. An
-    action that raises leaves the code unused and nothing audited. A wrong or replayed
-    code raises ValidationFailed (field ``current_code``) before ``action`` runs; attempts
-    count against the re-authentication rate limit."""
-    with identity_tx() as s:
-        me, user = _require_for_update(s, token)
-        entry = outbox.Entry(audit, _actor(me, ctx), user.id, detail)
-        if user.totp_enabled:
-            ratelimit.check_reauth(user.id)
-            used = _check_current_code(s, user, code)
-            if used == "totp":
-                entry.totp_step = user.totp_last_step
-            else:
-                entry.recovery_code_id = used
-        result = action(me, entry)
-        audit_id = outbox.deliver(s, entry)
-    try:
-        outbox.mark_delivered({entry.outbox_id: audit_id})  # type: ignore[dict-item]
-    except Exception as exc:  # noqa: BLE001 - the audit-outbox job marks it later
-        log.warning("audit_outbox_mark_failed", error=type(exc).__name__)
-    return result
 
 
 # Own sessions --------------------------------------------------------------------------------

@@ -22,8 +22,10 @@ mailed) unless it is on the player's allow-list (payments/withdrawal_addresses.p
 changing the allow-list takes the code, or the password when no step-up is asked.
 
 The identity transaction holds the account row locked from the first check to the
-audit row (as ``accounts.with_second_factor`` does), so two requests cannot spend one
-code. Each withdrawal is announced by mail: here right after the request (or its
+audit row, so two requests cannot spend one code; the action commits in the ledger
+database and stages its audit row there (security/outbox.py): the spent code and the
+audit row then commit together in the identity database, and a crash between the two
+commits loses neither (the ``audit-outbox`` job delivers the row and spends the code). Each withdrawal is announced by mail: here right after the request (or its
 confirmation link), later by the ``withdrawal-notices`` job (:func:`send_notices`).
 """
 
