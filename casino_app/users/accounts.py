@@ -15,7 +15,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -55,7 +55,6 @@ log = get_logger("casino.users")
 MFA_MAX_ATTEMPTS = 5
 TERMS_VERSION = "2026-11"
 AUTO_LOCK_REASON = "too many failed sign-ins"
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
