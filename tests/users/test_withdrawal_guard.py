@@ -386,3 +386,15 @@ def test_with_2fa_the_allow_list_takes_the_code(player, monkeypatch) -> None:  #
         _allow(player)                              # the password is not the factor
     assert exc.value.field == "code"
     assert _allow(player, code=code_at(secret, datetime.now(UTC), 1)).allowed
+
+
+def test_risk_signals_and_locks_long_over_are_purged(player) -> None:  # noqa: ANN001
+    from casino_app.users.maintenance import purge_expired
+
+    _allow_dest(player)
+    with pytest.raises(ValidationFailed):
+        _withdraw(player, password=WRONG_PASSWORD)
+    player["token"] = accounts.change_password(player["token"], PASSWORD, NEW_PASSWORD, HOME)
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=100)):
+        removed = purge_expired()
+    assert (removed["risk_events"], removed["withdrawal_locks"]) == (1, 1)
