@@ -140,6 +140,7 @@ def _factor(s: Session, me: CurrentUser, user: User, method: object, code: objec
                 entry.recovery_code_id = used  # type: ignore[assignment]
         return "totp", None
     if method == "mail" and mail_ok:
+        ratelimit.check_reauth(user.id)  # each one mails the player: not a mail cannon
         return "mail", None
     if method != "password":
         return "?", ValidationFailed("Choose how to confirm: your password, or a link we "
