@@ -87,6 +87,7 @@ class AuditAction(StrEnum):
     allow_list_added = "withdrawal.allow_list_added"
     allow_list_removed = "withdrawal.allow_list_removed"
     risk_hold = "risk.hold"
+    withdrawal_lock_lifted = "staff.withdrawal_lock_lifted"
     withdrawal_prepared = "withdrawal.safe_prepared"
     withdrawal_approved = "withdrawal.approved"
     withdrawal_rejected = "withdrawal.rejected"

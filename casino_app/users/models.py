@@ -258,6 +258,10 @@ class WithdrawalLock(IdentityBase):
     reason: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     until: Mapped[datetime] = mapped_column(DateTime)
+    # An admin lifted it early (users/staff_money.lift_withdrawal_lock; the note is in the
+    # audit log).
+    lifted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    lifted_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class RiskEvent(IdentityBase):

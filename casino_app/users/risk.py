@@ -17,7 +17,8 @@ allow-list change: the authenticator's code or the mailed link does, and answeri
 settles the signals); from CASINO_RISK_HOLD a temporary hold: withdrawals are locked for
 CASINO_RISK_HOLD_HOURS, staff are alerted by a ``risk.hold`` audit row (the audit page,
 the player's page) and a ``risk_hold`` line in the security log, and the signals are
-settled by the hold.
+settled by the hold. An admin may lift a lock early from the player's staff page
+(users/staff_money.py, audited).
 
 Withdrawal locks (``withdrawal_locks``) also follow every password change or reset and
 every 2FA change, for CASINO_WITHDRAW_LOCK_HOURS (users/accounts.py).
@@ -57,6 +58,10 @@ KNOWN_SESSIONS = 50
 class Lock:
     until: datetime
     reason: str
+    id: int = 0
+    created_at: datetime | None = None
+    lifted_at: datetime | None = None
+    lifted_by: int | None = None
 
     @property
     def text(self) -> str:
@@ -87,12 +92,36 @@ def lock_withdrawals(s: Session, user_id: int, reason: str, hours: float) -> dat
     return until
 
 
+def _lock(r: WithdrawalLock) -> Lock:
+    return Lock(r.until, r.reason, r.id, r.created_at, r.lifted_at, r.lifted_by)
+
+
 def active_lock(s: Session, user_id: int) -> Lock | None:
-    """The lock that ends last among those in force, or None."""
+    """The lock that ends last among those in force (not lifted), or None."""
     row = s.execute(select(WithdrawalLock).where(
-        WithdrawalLock.user_id == user_id, WithdrawalLock.until > utcnow())
+        WithdrawalLock.user_id == user_id, WithdrawalLock.until > utcnow(),
+        WithdrawalLock.lifted_at.is_(None))
         .order_by(WithdrawalLock.until.desc()).limit(1)).scalar_one_or_none()
-    return Lock(row.until, row.reason) if row is not None else None
+    return _lock(row) if row is not None else None
+
+
+def locks_of(s: Session, user_id: int, limit: int = 10) -> list[Lock]:
+    """The account's withdrawal locks, newest first (for staff)."""
+    rows = s.execute(select(WithdrawalLock).where(WithdrawalLock.user_id == user_id)
+                     .order_by(WithdrawalLock.id.desc()).limit(limit)).scalars()
+    return [_lock(r) for r in rows]
+
+
+def lift(s: Session, user_id: int, lock_id: int, staff_user_id: int) -> Lock | None:
+    """Lift a lock in force early (row locked); None when there is no such lock in force."""
+    row = s.execute(select(WithdrawalLock).where(
+        WithdrawalLock.id == lock_id, WithdrawalLock.user_id == user_id).with_for_update()
+        .execution_options(populate_existing=True)).scalar_one_or_none()
+    if row is None or row.lifted_at is not None or row.until <= utcnow():
+        return None
+    row.lifted_at, row.lifted_by = utcnow(), staff_user_id
+    s.flush()
+    return _lock(row)
 
 
 # --- signals ------------------------------------------------------------------------------

@@ -398,3 +398,32 @@ def test_risk_signals_and_locks_long_over_are_purged(player) -> None:  # noqa: A
     with time_machine.travel(datetime.now(UTC) + timedelta(days=100)):
         removed = purge_expired()
     assert (removed["risk_events"], removed["withdrawal_locks"]) == (1, 1)
+
+
+def test_an_admin_lifts_a_risk_hold_with_a_note_support_cannot(player) -> None:  # noqa: ANN001
+    from casino_app.users import staff_money
+    from casino_app.users.errors import Forbidden, NotFound
+    from casino_app.users.models import Role
+    from tests.users.helpers import make_staff
+
+    _allow_dest(player)
+    for _ in range(5):
+        with pytest.raises(ValidationFailed):
+            _withdraw(player, password=WRONG_PASSWORD)
+    admin, _, _ = make_staff(Role.admin)
+    support, _, _ = make_staff(Role.support)
+    [lock] = staff_money.player_money(admin, player["uid"], HOME).withdrawal_locks
+    assert lock.reason == "risk" and lock.lifted_at is None
+    with pytest.raises(Forbidden):
+        staff_money.lift_withdrawal_lock(support, player["uid"], lock.id, "checked", HOME)
+    with pytest.raises(ValidationFailed):
+        staff_money.lift_withdrawal_lock(admin, player["uid"], lock.id, "", HOME)
+    lifted = staff_money.lift_withdrawal_lock(admin, player["uid"], str(lock.id),
+                                              "called the player", HOME)
+    assert lifted.lifted_at is not None
+    with pytest.raises(NotFound):        # once
+        staff_money.lift_withdrawal_lock(admin, player["uid"], lock.id, "again", HOME)
+    [row] = audit_rows("staff.withdrawal_lock_lifted")
+    assert json.loads(row.detail) == {"lock_id": lock.id, "lock_reason": "risk",
+                                      "note": "called the player"}
+    assert _withdraw(player).state == "queued"

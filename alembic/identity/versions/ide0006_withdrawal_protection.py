@@ -25,6 +25,8 @@ def upgrade() -> None:
         sa.Column('reason', sa.String(length=32), nullable=False),
         sa.Column('created_at', sa.DateTime(), nullable=False),
         sa.Column('until', sa.DateTime(), nullable=False),
+        sa.Column('lifted_at', sa.DateTime(), nullable=True),
+        sa.Column('lifted_by', sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('id'),
     )

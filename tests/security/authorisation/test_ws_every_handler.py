@@ -103,7 +103,7 @@ WHO: dict[str, dict[str, str]] = {
                          "revoke_all": "support", "revoke": "support", "set_role": "admin",
                          "approve_role": "admin", "reject_role": "admin"},
     "StaffMoneyState": {"on_open": "support view", "request": "support",
-                        "release_hold": "admin"},
+                        "release_hold": "admin", "lift_lock": "admin"},
     "StaffAdjustmentsState": {"on_open": "support view", "approve": "admin", "reject": "admin"},
     "StaffAuditState": {"on_open": "admin view", "load_older": "admin view",
                         "verify": "admin view"},
@@ -144,7 +144,7 @@ FORM_KEYS = ("accept_terms", "action", "address", "amount", "btc_amount", "clien
              "display_name", "email", "hold_id", "new_password", "new_password_confirm",
              "note", "password", "password_confirm", "payment_id", "psbt", "query", "reason",
              "request_id", "role", "signature", "withdrawal_id", "game", "result", "chain",
-             "user_id", "player_id", "token", "provider", "round")
+             "user_id", "player_id", "token", "provider", "round", "method", "lock_id")
 HOSTILE = ["", " ", "0", "-1", "1e308", "NaN", "0x" + "ff" * 32, "' OR 1=1 --",
            "<script>alert(1)</script>", "../../../etc/passwd", "\x00", "\u202e😀", "x" * 3000,
            "admin", "support", "player", "ETH", "FUN", "BTC", "USDT", "bitcoin", "ethereum",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import re
 import secrets
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -43,7 +44,7 @@ VIEW_ONLY = {("StaffReconcileState", "hide_issues"), ("StaffProvidersState", "cl
 ADMIN_ONLY = {
     StaffPlayerState: ("set_role", "approve_role", "reject_role"),
     StaffAuditState: ("on_open", "load_older", "verify"),
-    StaffMoneyState: ("release_hold",),
+    StaffMoneyState: ("release_hold", "lift_lock"),
     StaffAdjustmentsState: ("approve", "reject"),
     StaffReconcileState: ("reconcile_now",),
     StaffWithdrawalsState: ("prepare", "sign", "reject", "request_refill", "cancel_refill",
@@ -109,12 +110,23 @@ class Targets:
             s.add(hold)
             s.flush()
             self.hold = hold.id
+        from casino_app.core.clock import utcnow
+        from casino_app.core.db import identity_tx
+        from casino_app.users.models import WithdrawalLock
+
+        with identity_tx() as s:  # a risk hold on the victim's withdrawals
+            lock = WithdrawalLock(user_id=self.victim.user_id, reason="risk",
+                                  created_at=utcnow(), until=utcnow() + timedelta(days=1))
+            s.add(lock)
+            s.flush()
+            self.lock = lock.id
         self.session = accounts.my_sessions(self.victim.token)[0].id
         self.admin_session = accounts.my_sessions(casino.admin.token)[0].id
 
     def form(self) -> dict[str, Any]:
         return {"query": self.victim.email, "reason": "because", "role": "admin",
                 "currency": "ETH", "amount": "5", "hold_id": str(self.hold),
+                "lock_id": str(self.lock),
                 "note": "released", "request_id": str(self.adjustment),
                 "withdrawal_id": str(self.withdrawal), "payment_id": "1",
                 "signature": "0x" + "11" * 65, "psbt": "cHNidP8BAAoCAAAAAAAAAAAAAAA=",
