@@ -52,7 +52,7 @@ def start(settings: Settings) -> str | None:
            "--hub88-wallet", wallet_url(settings, HUB88),
            "--bgaming-wallet", wallet_url(settings, BGAMING)]
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,  # noqa: S603
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,  # noqa: S603 - our own CLI, fixed arguments
                                 stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)  # noqa: PLW1509 - only prctl, before exec
     ready = _ready(proc, log)
     if ready is None:
