@@ -105,6 +105,8 @@ class AuditAction(StrEnum):
     # a cold payment taken back after a full set of signatures was uploaded was broadcast
     # by someone holding them: paid
     cold_rejected_executed = "btc.cold_rejected_payment_executed"
+    # a proof of reserves found what addresses hold below what players are owed
+    reserves_short = "reserves.below_liabilities"
 
 
 @dataclass(frozen=True)
