@@ -143,8 +143,8 @@ def signing_key() -> Ed25519PrivateKey:
         fh.write(key.private_bytes(serialization.Encoding.PEM,
                                    serialization.PrivateFormat.PKCS8,
                                    serialization.NoEncryption()))
-    log.warning("reserves_key_created", file=str(path),
-                public_key=public_hex(key.public_key()))
+    log.warning("reserves_signer_created", file=str(path),
+                signer=public_hex(key.public_key()))
     return key
 
 
