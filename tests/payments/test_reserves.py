@@ -104,3 +104,35 @@ def test_the_cli_publishes_and_verifies_a_file(app_env, tmp_path, capsys) -> Non
     out.write_text(json.dumps(data))
     assert main(["reserves", "verify", str(out)]) == 1
     assert "does not verify" in capsys.readouterr().out
+
+
+def test_the_browser_check_agrees_with_the_server(app_env, tmp_path) -> None:  # noqa: ANN001
+    """assets/reserves.js (what the reserves page runs) under Node: every player's path
+    verifies, and a changed balance does not."""
+    import subprocess
+
+    from tests.games.test_verifier_js import ROOT, find_node
+
+    node = find_node()
+    if node is None:
+        pytest.skip("no Node.js >= 18")
+    players = [ps.new_player(ETH=10**9 * (i + 3)) for i in range(7)]
+    reserves.publish()
+    cases = []
+    for p in players:
+        view = reserves.player_view(p.player_id)
+        for leaf in view["leaves"]:
+            case = {**leaf, "player_id": p.player_id, "salt": view["salt"]}
+            cases.append(case)
+            cases.append({**case, "balance": str(int(case["balance"]) + 1)})
+    driver = tmp_path / "driver.js"
+    driver.write_text(
+        "const r = require(process.argv[2]);\n"
+        "let input = ''; process.stdin.on('data', d => input += d);\n"
+        "process.stdin.on('end', async () => { const out = [];\n"
+        "  for (const c of JSON.parse(input)) out.push((await r.verifyLeaf(c)).ok);\n"
+        "  console.log(JSON.stringify(out)); });\n")
+    done = subprocess.run([node, str(driver), str(ROOT / "assets" / "reserves.js")],  # noqa: S603
+                          input=json.dumps(cases), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [True, False] * len(players)
