@@ -11,6 +11,7 @@ from casino_app.ui.pages import (  # noqa: F401
     provider_rounds,
     staff,
     staff_custody,
+    staff_loyalty,
     staff_money,
     staff_providers,
     staff_withdrawals,
