@@ -298,6 +298,10 @@ def test_the_account_card_counts_the_open_period_as_an_estimate(loyal: str) -> N
     assert (view.accrued_e2, view.pending_e2) == (9_000, 4_500)
     assert view.progress_bps == 1_350  # $135 of the $1000 to Silver
     assert view.tier == "Bronze"   # the tier changes only when a period is accrued
+    _bet(p, "dice", "BTC", 1_200_000, DICE_OVER)  # past Silver, still in this period
+    view = rewards.status(p.player_id)
+    assert (view.tier, view.next_tier, view.progress_bps, view.to_next_e2) == \
+        ("Bronze", "Silver", 10_000, 0)
 
 
 # --- abuse ------------------------------------------------------------------------------------

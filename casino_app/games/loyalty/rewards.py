@@ -157,8 +157,14 @@ def status(player_id: str, now: datetime | None = None) -> Status:
         if rate is not None:
             pending += tiers.usd_e2(units, cur.decimals, rate)
     tier = table[tiers.tier_index(accrued, table)]
-    prog = tiers.progress(accrued + pending, table)
     nxt = table[tiers.tier_index(accrued, table) + 1] if tier != table[-1] else None
+    # towards the next tier from the one held (the estimate may fill the bar; the tier
+    # itself changes when the period is accrued)
+    prog = tiers.progress(accrued, table)
+    if nxt is not None:
+        span = nxt.threshold_e2 - tier.threshold_e2
+        prog = tiers.Progress(tier, nxt, min(accrued + pending - tier.threshold_e2, span)
+                              * tiers.BPS // span, 0)
     seconds = tiers.period_seconds()
     return Status(tier.name, tier.rakeback_bps, nxt.name if nxt else "",
                   nxt.threshold_e2 if nxt else 0, accrued, pending, prog.bps,
