@@ -386,3 +386,35 @@ def test_params_json_of_stored_bets_parse_back(loyal: str) -> None:
             stored = s.get(Bet, r.bet_id).params
         assert 0 < tiers.house_edge(game, stored) < Fraction(1, 10), (game, stored)
         assert json.loads(stored)
+
+
+def test_claims_of_two_players_in_two_currencies_run_together(loyal: str) -> None:
+    """Claims lock the house's loyalty accounts in one order (by currency), so two
+    players claiming BTC and ETH rewards at once never deadlock."""
+    from tests.support import loyalty as lt
+
+    a, b = _player(), _player()
+    for days in range(2, 7):
+        lt.reward(a.player_id, 1_000, "BTC", days)
+        lt.reward(b.player_id, 2_000, "ETH", days)
+        lt.reward(a.player_id, 3_000, "ETH", days)
+        lt.reward(b.player_id, 4_000, "BTC", days)
+    go = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def claim(p: ps.TestPlayer) -> None:
+        go.wait()
+        try:
+            rewards.claim(p.player_id)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=claim, args=(p,)) for p in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert (_balance(a, "BTC"), _balance(a, "ETH")) == (5_000, 15_000)
+    assert (_balance(b, "BTC"), _balance(b, "ETH")) == (20_000, 10_000)
+    assert ps.invariants_hold() == []

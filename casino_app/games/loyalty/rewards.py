@@ -206,7 +206,10 @@ def claim(player_id: str, reward_id: object = None, audit: Entry | None = None,
                                         LoyaltyReward.state == "available")
         if rid is not None:
             q = q.where(LoyaltyReward.id == rid)
-        rows = s.scalars(q.order_by(LoyaltyReward.id).with_for_update()).all()
+        # by currency: every claim locks the house loyalty accounts in the same order (two
+        # players' claims in two currencies cannot deadlock)
+        rows = s.scalars(q.order_by(LoyaltyReward.currency, LoyaltyReward.id)
+                         .with_for_update()).all()
         if rid is not None and not rows:
             raise LoyaltyRefused("Nothing to claim: this reward is not open (claimed "
                                  "already, or not yours).")
