@@ -41,6 +41,7 @@ from casino_app.payments import hold_models as _holds  # noqa: F401
 from casino_app.payments import models as _payments  # noqa: F401
 from casino_app.payments import rate_models as _rates  # noqa: F401
 from casino_app.payments import reconcile_models as _reconcile  # noqa: F401
+from casino_app.payments import reserve_models as _reserves  # noqa: F401
 from casino_app.payments import withdrawal_models as _withdrawals  # noqa: F401
 from casino_app.payments.btc import models as _btc  # noqa: F401
 from casino_app.payments.eth import safe_models as _eth_safe  # noqa: F401

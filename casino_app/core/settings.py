@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # Development only: `casino run` starts the reference game provider (`casino
     # provider-sim`) beside the app and registers it, so the lobby has provider games.
     dev_providers: bool = True
+    # The Ed25519 key that signs the proofs of reserves (PEM, PKCS#8); empty: a key made
+    # on first use in <data>/reserves-signing-key.pem.
+    reserves_key_file: str = ""
     # How often the provider-checks job verifies closed provider rounds and RTP drift.
     provider_checks_seconds: float = Field(60.0, ge=0.5, le=86400)
     public_url: str = "http://localhost:3000"

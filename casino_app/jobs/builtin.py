@@ -33,6 +33,13 @@ def identity_cleanup() -> dict[str, int]:
     return removed
 
 
+def reserves_publish() -> dict[str, int]:
+    from casino_app.payments.reserves import publish
+
+    doc = publish()["proof"]
+    return {"short": sum(1 for c in doc["currencies"].values() if not c["covered"])}
+
+
 def provider_checks() -> dict[str, int]:
     from casino_app.games.providers.honesty import run_checks
 
@@ -161,6 +168,9 @@ def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, ...] | None,
         # Accrue each ended loyalty period once: volume, rakeback, level-ups and farming
         # flags (games.loyalty.accrual).
         Job("loyalty-accrue", loyalty_seconds, loyalty_accrue),
+        # Publish a signed proof of reserves (payments.reserves), using the newest
+        # reconciliation of each chain.
+        Job("reserves", HOUR, reserves_publish),
     ) + chain + bitcoin + (
         # Display rates from CASINO_RATES_URL (payments.rates); fixed rates need no job.
         (Job("rates-refresh", rates_seconds, rates_refresh),) if rates_seconds else ())

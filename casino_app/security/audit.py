@@ -111,6 +111,8 @@ class AuditAction(StrEnum):
     loyalty_claimed = "loyalty.claimed"
     loyalty_approved = "staff.loyalty_approved"
     loyalty_rejected = "staff.loyalty_rejected"
+    # a proof of reserves found what addresses hold below what players are owed
+    reserves_short = "reserves.below_liabilities"
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ PROVIDER_ROUND = "/bets/round"  # one provider round's recall: /bets/round?id=7
 FAIRNESS = "/fairness"      # seeds: current hash, client seed, rotate, revealed seeds
 VERIFY = "/verify"          # the in-browser verifier (no server call)
 WALLET = "/wallet"          # deposit addresses, deposits, withdrawals
+RESERVES = "/reserves"      # the proof of reserves (public)
 PROVIDER_GAME = "/play"     # a provider's game in an iframe: /play?g=p12
 
 

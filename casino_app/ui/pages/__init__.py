@@ -9,6 +9,7 @@ from casino_app.ui.pages import (  # noqa: F401
     home,
     provider_game,
     provider_rounds,
+    reserves,
     staff,
     staff_custody,
     staff_loyalty,

@@ -64,6 +64,7 @@ WHO: dict[str, dict[str, str]] = {
                    "search_games": "anonymous view", "toggle_favourite": "player",
                    "choose_provider": "anonymous view"},
     # a launch records a provider session (the token the provider's bets carry)
+    "ReservesState": {"load": "anonymous view"},
     "ProviderGameState": {"open": "player", "choose_mode": "player",
                           "choose_currency": "player", "retry": "player"},
     "GameState": {"open_game": "player", "follow_currency": "anonymous view",

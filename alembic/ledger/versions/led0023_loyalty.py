@@ -1,8 +1,8 @@
 """loyalty: accrual windows, per-period accruals, claimable rewards, farming flags; indexes
 on bets.settled_at and provider_rounds.closed_at for the accrual job
 
-Revision ID: led0022_loyalty
-Revises: led0021_game_providers
+Revision ID: led0023_loyalty
+Revises: led0022_proof_of_reserves
 Create Date: 2026-12-05 12:00:00
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = 'led0022_loyalty'
-down_revision: str | None = 'led0021_game_providers'
+revision: str = 'led0023_loyalty'
+down_revision: str | None = 'led0022_proof_of_reserves'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
