@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError
 # LedgerBase (imported for their effect on the metadata).
 from casino_app.core.db import databases
 from casino_app.games import models as _games  # noqa: F401
+from casino_app.games.loyalty import models as _loyalty  # noqa: F401
 from casino_app.games.providers import models as _providers  # noqa: F401
 from casino_app.jobs import models as _jobs  # noqa: F401
 from casino_app.payments import address_models as _addresses  # noqa: F401

@@ -46,6 +46,12 @@ def provider_checks() -> dict[str, int]:
     return run_checks()
 
 
+def loyalty_accrue() -> dict[str, int]:
+    from casino_app.games.loyalty.accrual import accrue
+
+    return accrue()
+
+
 def ledger_check() -> dict[str, int]:
     from casino_app.payments.checks import run_check
 
@@ -117,7 +123,8 @@ def btc_reconcile() -> dict[str, int]:
 def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, ...] | None,
                   rates_seconds: float | None = None,
                   btc: tuple[float, ...] | None = None,
-                  provider_checks_seconds: float = 60.0) -> tuple[Job, ...]:
+                  provider_checks_seconds: float = 60.0,
+                  loyalty_seconds: float = 60.0) -> tuple[Job, ...]:
     # Cached: the same settings give the very same Job objects, so registering is a no-op.
     chain = () if eth is None else (
         # Follow the Ethereum node: deposits, confirmations, reorgs (payments.eth.watcher).
@@ -158,6 +165,9 @@ def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, ...] | None,
         # Verify provider rounds' commit-reveal data and compare each provider game's
         # measured RTP with the declared one (games.providers.honesty).
         Job("provider-checks", provider_checks_seconds, provider_checks),
+        # Accrue each ended loyalty period once: volume, rakeback, level-ups and farming
+        # flags (games.loyalty.accrual).
+        Job("loyalty-accrue", loyalty_seconds, loyalty_accrue),
         # Publish a signed proof of reserves (payments.reserves), using the newest
         # reconciliation of each chain.
         Job("reserves", HOUR, reserves_publish),
@@ -181,7 +191,8 @@ def builtin_jobs(signing: bool = True) -> tuple[Job, ...]:
                          btc=(st.btc_watch_seconds, st.btc_batch_seconds,
                               st.btc_sweep_seconds, st.btc_reconcile_seconds)
                          if st.btc_rpc_url else None,
-                         provider_checks_seconds=st.provider_checks_seconds)
+                         provider_checks_seconds=st.provider_checks_seconds,
+                         loyalty_seconds=st.loyalty_seconds)
     # the signing jobs use the hot wallet's keys: never in a web process in production
     return jobs if signing else tuple(j for j in jobs if j.name not in SIGNING_JOBS)
 

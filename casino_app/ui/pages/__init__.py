@@ -12,6 +12,7 @@ from casino_app.ui.pages import (  # noqa: F401
     reserves,
     staff,
     staff_custody,
+    staff_loyalty,
     staff_money,
     staff_providers,
     staff_withdrawals,
