@@ -12,7 +12,7 @@
  */
 "use strict";
 
-const VERSION = "hh-v2";
+const VERSION = "hh-v3";
 const PREFIX = "hh-";
 const SHELL_CACHE = `${VERSION}-shell`;
 const RUNTIME_CACHE = `${VERSION}-runtime`;
@@ -29,10 +29,28 @@ const SHELL = [
   "/icons/icon-512.png",
   "/icons/maskable-192.png",
   "/icons/maskable-512.png",
-  // the fairness verifier works offline once installed
-  "/verify",
+  // the fairness verifier works offline once installed (its page is /verify/: the
+  // server redirects /verify there, and a redirect cannot answer a navigation)
+  "/verify/",
   "/verifier.js",
+  "/verify-page.js",
 ];
+
+const OFFLINE_PAGES = ["/verify/"];
+
+/** Cache the /assets/ files a cached page's HTML names (modulepreload links, scripts,
+ * styles), so that the page renders and runs offline on a first visit. */
+async function withAssets(cache, url) {
+  const page = await cache.match(url);
+  if (!page) return;
+  const html = await page.clone().text();
+  const found = new Set();
+  for (const m of html.matchAll(/(?:href|src)="(\/assets\/[^"?#]+\.(?:js|css))"/g)) {
+    found.add(m[1]);
+  }
+  await Promise.all([...found].map((a) =>
+    cache.add(new Request(a, { cache: "reload" })).catch(() => undefined)));
+}
 
 const STATIC_EXTENSIONS = /\.(?:js|mjs|css|woff2?|ttf|png|jpe?g|gif|webp|avif|svg|ico|webmanifest)$/;
 
@@ -95,6 +113,9 @@ self.addEventListener("install", (event) => {
           cache.add(new Request(u, { cache: "reload" })).catch(() => undefined),
         ),
       );
+      // The pages that work offline even if never opened before: their own script
+      // chunks and styles too (the build names them in the page's HTML).
+      await Promise.all(OFFLINE_PAGES.map((u) => withAssets(cache, u).catch(() => undefined)));
       await self.skipWaiting();
     })(),
   );
@@ -116,7 +137,9 @@ self.addEventListener("activate", (event) => {
 
 async function staticFirst(event) {
   const request = event.request;
-  const cached = await caches.match(request);
+  // ignoreVary: the server's Vary (Accept-Encoding, Origin) would make a module script's
+  // request (it carries Origin) miss the copy precached without one
+  const cached = await caches.match(request, { ignoreVary: true });
   const refresh = fetch(request).then(async (response) => {
     await remember(request, response.clone());
     return response;
@@ -135,6 +158,15 @@ function pageKey(request) {
   return `${url.origin}${url.pathname}`;
 }
 
+/** A navigation cannot be answered with a response that followed a redirect (Chrome
+ * shows its error page): give back a copy that did not. */
+async function unredirected(response) {
+  if (!response.redirected) return response;
+  return new Response(await response.blob(), {
+    status: response.status, statusText: response.statusText, headers: response.headers,
+  });
+}
+
 async function networkFirst(event) {
   const request = event.request;
   const key = pageKey(request);
@@ -147,7 +179,7 @@ async function networkFirst(event) {
     // the other), so look for either.
     const other = key.endsWith("/") ? key.replace(/\/+$/, "") : `${key}/`;
     const cached = (await caches.match(key)) || (other && (await caches.match(other)));
-    if (cached) return cached;
+    if (cached) return unredirected(cached);
     const offline = await caches.match(OFFLINE_URL);
     if (offline) return offline;
     throw err;

@@ -569,6 +569,43 @@ def cmd_provider_sim(args: argparse.Namespace) -> int:
                  retry_every=args.retry_every, verbose=args.verbose)
 
 
+def cmd_reserves_publish(args: argparse.Namespace) -> int:
+    """Build, sign and store a proof of reserves now; print its summary."""
+    _data_settings()
+    from casino_app.payments import reserves
+
+    published = reserves.publish()
+    if args.out:
+        Path(args.out).write_text(json.dumps(published, indent=1) + "\n")
+    doc = published["proof"]
+    for code, c in doc["currencies"].items():
+        held = (c["holdings"] or {}).get("total", "unknown")
+        print(f"{code}\towed {c['total']}\theld {held}\t"
+              f"{'covered' if c['covered'] else 'NOT COVERED'}\troot {c['root']}")
+    print(f"signed by {doc['public_key']}" + (f"; written to {args.out}" if args.out else ""))
+    return 0 if all(c["covered"] for c in doc["currencies"].values()) else 1
+
+
+def cmd_reserves_verify(args: argparse.Namespace) -> int:
+    """Check a published proof file (signature, roots, sums); exit 1 on a problem."""
+    from casino_app.payments import reserves
+
+    try:
+        data = json.loads(Path(args.file).read_text())
+    except (OSError, ValueError) as exc:
+        return _fail(f"cannot read {args.file}: {exc}")
+    problems = reserves.verify(data, args.public_key)
+    for p in problems:
+        print(f"problem: {p}")
+    if problems:
+        return 1
+    doc = data["proof"]
+    print(f"ok: signed by {doc['public_key']} at {doc['created_at']}; "
+          + ", ".join(f"{c} {v['leaf_count']} leaves, total {v['total']}"
+                      for c, v in doc["currencies"].items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="casino", description="HashHouse platform commands")
     sub = p.add_subparsers(dest="command", required=True)
@@ -663,6 +700,18 @@ def build_parser() -> argparse.ArgumentParser:
     cw.set_defaults(func=cmd_cold_wallet)
 
     cli_providers.add_parser(sub, _data_settings)
+
+    rs = sub.add_parser("reserves", help="proof of reserves").add_subparsers(
+        dest="reserves", required=True)
+    rp = rs.add_parser("publish", help="build, sign and store a proof of reserves now "
+                                       "(exit 1 if a currency is not covered)")
+    rp.add_argument("--out", help="also write the published file here")
+    rp.set_defaults(func=cmd_reserves_publish)
+    rv = rs.add_parser("verify", help="check a published proof file: signature, every "
+                                      "root and sum (exit 1 on a problem)")
+    rv.add_argument("file")
+    rv.add_argument("--public-key", help="the operator's reserves key (hex) to require")
+    rv.set_defaults(func=cmd_reserves_verify)
 
     v = sub.add_parser("verify", help="recompute a house-game outcome from revealed seeds "
                                       "(prints JSON)")

@@ -52,8 +52,9 @@ def start(settings: Settings) -> str | None:
            "--hub88-wallet", wallet_url(settings, HUB88),
            "--bgaming-wallet", wallet_url(settings, BGAMING)]
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,  # noqa: S603 - our own CLI, fixed arguments
-                                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)  # noqa: PLW1509 - only prctl, before exec
+        # our own interpreter and package with fixed arguments; preexec only calls prctl
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,  # noqa: S603 - see above
+                                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)  # noqa: PLW1509 - see above
     ready = _ready(proc, log)
     if ready is None:
         proc.terminate()

@@ -29,6 +29,7 @@ from casino_app.api.health import livez, readyz
 from casino_app.api.metrics import metrics
 from casino_app.api.middleware import SecurityMiddleware, is_api_path
 from casino_app.api.providers import callback as provider_callback
+from casino_app.api.reserves import latest as reserves_latest
 from casino_app.api.session import adopt, clear
 from casino_app.core.logging import request_id_var
 from casino_app.core.settings import get_settings
@@ -58,6 +59,8 @@ def api_routes() -> list[BaseRoute]:
         Route("/api/session/clear", clear, methods=["POST"], name="session_clear"),
         Route("/api/providers/{name}/{rest:path}", provider_callback, methods=["POST"],
               name="provider_callback"),
+        Route("/api/reserves/latest.json", reserves_latest, methods=["GET"],
+              name="reserves_latest"),
     ]
 
 

@@ -119,8 +119,14 @@ async def callback(request: Request) -> Response:
                                                  refusal)
         PROVIDER_CALLS.labels(d.name, refusal.status.value).inc()
         return _answer(out, signature, d.signature_header, d.http_status(refusal))
-    out, signature, status = await wallet.handle_async(provider, parsed, receipt, reply,
-                                                       player_ok)
+    try:
+        out, signature, status = await wallet.handle_async(provider, parsed, receipt, reply,
+                                                           player_ok)
+    except Exception:  # noqa: BLE001 - nothing was applied: the dialect's unknown error
+        log.exception("provider_call_failed", provider=provider.name, path=path)
+        refusal = Refused(Status.unknown_error, "try again")
+        out = reply.render(refusal)
+        signature, status = reply.sign(out), refusal.status
     PROVIDER_CALLS.labels(d.name, status.value).inc()
     refusal = None if status is Status.ok else Refused(status)
     return _answer(out, signature, d.signature_header, d.http_status(refusal))

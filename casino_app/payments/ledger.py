@@ -46,6 +46,7 @@ KINDS: dict[str, bool] = {
     "capital": True,      # operator funding of the bankroll
     "debt": True,         # what a player owes (a spent deposit that a reorg reversed)
     "provider": True,     # a game provider's games (shard = provider id): stakes in, wins out
+    "loyalty": True,      # expense of rakeback and level-up bonuses (games/loyalty), real money
 }
 
 class LedgerError(Exception):
@@ -160,7 +161,8 @@ def account(s: Session, owner: str, currency_code: str, kind: str, shard: int = 
     if kind not in KINDS:
         raise ValueError(f"unknown account kind {kind!r}")
     cur = currency(currency_code)
-    if kind == "custody" and not cur.real_money or kind == "faucet" and cur.real_money:
+    if kind in ("custody", "loyalty") and not cur.real_money or \
+            kind == "faucet" and cur.real_money:
         raise ValueError(f"{cur.code} has no {kind} account")
     stmt = dialect_insert(s, LedgerAccount).values(
         owner=owner, currency=cur.code, kind=kind, shard=shard,

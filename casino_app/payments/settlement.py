@@ -143,7 +143,8 @@ class _Job:
 
 class _TxJob(_Job):
     """``fn(session)``: run with the other such jobs waiting in ONE ledger transaction,
-    each in its own SAVEPOINT (one that raises is undone alone), answered after COMMIT."""
+    answered after COMMIT. ``fn`` undoes its own writes when it raises (it works inside
+    ``ledger.savepoint``), so one that fails leaves the others' work intact."""
 
     __slots__ = ()
 
@@ -286,8 +287,9 @@ class SettlementWriter:
     def run_in_transaction(self, fn: Callable[[Any], Any]) -> concurrent.futures.Future:
         """Run ``fn(session)`` on the writer thread between batches, in a transaction
         shared with the other such jobs waiting (up to TX_JOBS_CAP; one COMMIT for all);
-        its Future gives fn's result once that transaction has committed. Raises Busy
-        when the queue is full."""
+        its Future gives fn's result once that transaction has committed. ``fn`` must
+        undo its own writes if it raises (do them inside ``ledger.savepoint(s)``): the
+        transaction goes on with the other jobs. Raises Busy when the queue is full."""
         job = _TxJob(fn)
         if not self._put(job):
             raise Busy()
@@ -446,8 +448,7 @@ class SettlementWriter:
             with ledger_tx() as s:
                 for job in jobs:
                     try:
-                        with ledger.savepoint(s):
-                            done.append((job, job.fn(s), None))
+                        done.append((job, job.fn(s), None))
                     except Exception as exc:  # noqa: BLE001 - handed to its caller
                         done.append((job, None, exc))
         except BaseException as exc:  # noqa: BLE001 - nothing committed: every caller

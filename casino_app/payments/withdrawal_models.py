@@ -46,7 +46,7 @@ from casino_app.core.db import LedgerBase
 # rejected, or confirmed if the owners executed that payment after all).
 # unconfirmed (reserved, waiting for the player to open the mailed link: then
 # queued or awaiting_approval) and cancelled (its link expired, or the account's
-# withdrawals were locked before it was opened: voided) come from led0022.
+# withdrawals were locked before it was opened: voided) come from led0024.
 WITHDRAWAL_STATES = ("queued", "awaiting_approval", "batched", "confirmed", "failed",
                      "rejected", "rejecting", "unconfirmed", "cancelled")
 # signed (recorded, maybe not broadcast yet), sent (broadcast), confirmed (mined with

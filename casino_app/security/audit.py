@@ -114,6 +114,14 @@ class AuditAction(StrEnum):
     # a cold payment taken back after a full set of signatures was uploaded was broadcast
     # by someone holding them: paid
     cold_rejected_executed = "btc.cold_rejected_payment_executed"
+    # loyalty (games/loyalty, users/loyalty, users/staff_loyalty): a player's claim (paid
+    # or held for staff), an admin's decision on a held claim; staged with the ledger
+    # transaction that moves the money (security/outbox.py)
+    loyalty_claimed = "loyalty.claimed"
+    loyalty_approved = "staff.loyalty_approved"
+    loyalty_rejected = "staff.loyalty_rejected"
+    # a proof of reserves found what addresses hold below what players are owed
+    reserves_short = "reserves.below_liabilities"
 
 
 @dataclass(frozen=True)

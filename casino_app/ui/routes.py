@@ -19,6 +19,7 @@ STAFF_RECONCILE = "/admin/reconcile"    # reconciliation runs and their issues
 STAFF_WALLETS = "/admin/wallets"        # hot and cold wallets, the books, the hot band
 STAFF_WITHDRAWALS = "/admin/withdrawals"  # the queue, approvals (Safe signatures), refills
 STAFF_PROVIDERS = "/admin/providers"    # game providers, RTP, alerts, round recall
+STAFF_LOYALTY = "/admin/loyalty"        # loyalty claims held for rakeback farming
 GAMES = "/games"            # one page per game: /games/dice, /games/mines, ...
 BETS = "/bets"              # my bets: history, recall, stats
 BET = "/bets/bet"           # one bet's recall: /bets/bet?id=42
@@ -27,6 +28,7 @@ FAIRNESS = "/fairness"      # seeds: current hash, client seed, rotate, revealed
 VERIFY = "/verify"          # the in-browser verifier (no server call)
 WALLET = "/wallet"          # deposit addresses, deposits, withdrawals
 WITHDRAWAL_CONFIRM = "/withdrawal/confirm"  # the mailed confirmation link: ?token=...
+RESERVES = "/reserves"      # the proof of reserves (public)
 PROVIDER_GAME = "/play"     # a provider's game in an iframe: /play?g=p12
 
 

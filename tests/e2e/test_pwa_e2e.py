@@ -58,3 +58,26 @@ def test_offline_navigation_shows_the_branded_offline_page(new_context) -> None:
         expect(page.get_by_text("HashHouse").first).to_be_visible()
     finally:
         context.set_offline(False)
+
+
+def test_the_verifier_works_offline_in_the_installed_app(profile_context) -> None:  # noqa: ANN001
+    """/verify from the service worker's cache with the network cut after the first visit
+    (the server redirects /verify to /verify/, which the worker keeps), and it computes:
+    the verifier never calls the server."""
+    page = profile_context.pages[0] if profile_context.pages else profile_context.new_page()
+    goto(page, "/")
+    page.wait_for_function("() => navigator.serviceWorker.ready.then(() => true)")
+    page.reload()
+    page.wait_for_function("() => !!navigator.serviceWorker.controller")
+    profile_context.set_offline(True)
+    try:
+        for path in ("/verify", "/verify/"):
+            page.goto(path)
+            expect(page.locator("#vf-server_seed")).to_be_visible(timeout=30_000)
+        page.locator("#vf-server_seed").fill("a" * 64)
+        page.locator("#vf-client_seed").fill("any seed 🎲")
+        page.locator("#vf-nonce").fill("1")
+        page.get_by_role("button", name="Verify").click()
+        expect(page.locator("#verify-output")).to_contain_text("Round 0")
+    finally:
+        profile_context.set_offline(False)

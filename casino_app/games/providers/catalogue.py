@@ -41,6 +41,12 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
+def _category(raw: str) -> str:
+    """A provider's category as the lobby shows it: "slots" and "Slots" are one chip."""
+    text = " ".join((raw or "").split())[:40]
+    return text[:1].upper() + text[1:] if text else "Slots"
+
+
 _cache: tuple[float, list[CatalogueGame]] | None = None
 
 
@@ -57,7 +63,7 @@ def lobby_games(fresh: bool = False) -> list[CatalogueGame]:
             Provider.enabled.is_(True), ProviderGame.enabled.is_(True))
             .order_by(Provider.name, ProviderGame.name))
         games = [CatalogueGame(f"p{g.id}", p.name, p.id, g.game_code, g.name,
-                               g.category or "Slots", g.rtp_e4, g.volatility,
+                               _category(g.category), g.rtp_e4, g.volatility,
                                g.thumb_url if _origin(g.thumb_url) == _origin(p.base_url)
                                else "", g.demo,
                                tuple(c for c in p.currencies.split(",") if c))

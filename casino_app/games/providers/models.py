@@ -114,6 +114,7 @@ class ProviderRound(LedgerBase):
                         name="ck_provider_round_fair"),
         Index("ix_provider_round_player", "player_id", "id"),
         Index("ix_provider_round_game", "provider_id", "game_code", "closed_at"),
+        Index("ix_provider_round_closed", "closed_at"),  # the loyalty job's periods
     )
 
     id: Mapped[int] = mapped_column(_ID, primary_key=True)

@@ -135,7 +135,7 @@ async def handle_async(provider: ProviderConfig, req: WalletRequest, receipt: Re
 def _handle(s: Session, provider: ProviderConfig, req: WalletRequest, receipt: Receipt,
             reply: Reply, player_ok: PlayerCheck) -> tuple[bytes, str, Status]:
     """One request, in the writer's shared transaction: its own SAVEPOINT, so a refusal
-    undoes exactly what it began (and keeps its receipt)."""
+    (or an unexpected error) undoes exactly what it began; a refusal keeps its receipt."""
     for _attempt in range(3):
         try:
             with ledger.savepoint(s):
@@ -147,9 +147,11 @@ def _handle(s: Session, provider: ProviderConfig, req: WalletRequest, receipt: R
         except _Retry:
             continue
         except Refused as refusal:
-            return _refused(s, provider, req, receipt, reply, refusal)
-    return _refused(s, provider, req, receipt, reply,
-                    Refused(Status.unknown_error, "busy: try again"))
+            with ledger.savepoint(s):
+                return _refused(s, provider, req, receipt, reply, refusal)
+    with ledger.savepoint(s):
+        return _refused(s, provider, req, receipt, reply,
+                        Refused(Status.unknown_error, "busy: try again"))
 
 
 def refuse(provider: ProviderConfig, receipt: Receipt, reply: Reply,
@@ -195,7 +197,8 @@ def _apply(s: Session, provider: ProviderConfig, req: WalletRequest,
            player_ok: PlayerCheck) -> WalletAnswer:
     if not provider.enabled:
         raise Refused(Status.invalid_partner, "this provider is disabled")
-    if s.get(Player, req.player_id) is None:
+    if not req.calls and s.get(Player, req.player_id) is None:
+        # (a bet's player is its session's, a win's or rollback's its round's)
         raise Refused(Status.invalid_token, "unknown player")
     if req.info:
         return WalletAnswer(req.player_id, "", 0)

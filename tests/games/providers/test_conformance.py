@@ -312,9 +312,63 @@ def test_bgaming_contract(wallet: str) -> None:
             assert (r.status_code, r.json["code"]) == (412, 400), amount
         assert ps.balance(p.player_id) == 1_000
 
+    def case_twenty_replays_shuffled() -> None:
+        p = ps.new_player(fun=1_000)
+        tok = ps.token(prov, p)
+        rnd, bet1, bet2, win = _tx(), _tx(), _tx(), _tx()
+        calls = [
+            lambda: c.play(p.player_id, tok, rnd, [{"action": "bet", "amount": 100,
+                                                    "action_id": bet1}]),
+            lambda: c.play(p.player_id, tok, rnd, [{"action": "bet", "amount": 50,
+                                                    "action_id": bet2}]),
+            lambda: c.rollback(p.player_id, rnd, [{"action": "rollback", "action_id": "r" + bet2,
+                                                   "original_action_id": bet2}]),
+            lambda: c.play(p.player_id, None, rnd, [{"action": "win", "amount": 400,
+                                                     "action_id": win}], finished=True),
+        ]
+        order = [i for i in range(4) for _ in range(20)]
+        random.Random(11).shuffle(order)
+        for i in [*order, 0, 1, 2, 3]:
+            assert calls[i]().status_code in (200, 412)
+        assert ps.balance(p.player_id) == 1_000 - 100 + 400
+
+    def case_tokens_players_and_provider_state() -> None:
+        p = ps.new_player(fun=1_000)
+        tok = ps.token(prov, p)
+        rnd, bet = _tx(), _tx()
+        assert c.play(p.player_id, tok, rnd, [{"action": "bet", "amount": 100,
+                                               "action_id": bet}]).status_code == 200
+        expired = ps.token(prov, p, hours=-1)
+        # a win is paid after the token expired
+        w = c.play(p.player_id, expired, rnd, [{"action": "win", "amount": 100,
+                                                "action_id": _tx()}], finished=True)
+        assert (w.status_code, w.json["balance"]) == (200, 1_000)
+        ps.lock(p)
+        time.sleep(2.2)
+        r = c.play(p.player_id, tok, _tx(), [{"action": "bet", "amount": 100,
+                                              "action_id": _tx()}])
+        assert (r.status_code, r.json["code"]) == (412, 110)
+        q = ps.new_player(fun=1_000, ETH=10**9)
+        qt = ps.token(prov, q, code="ETH")
+        # BGaming amounts are our base units: 1 gwei is a valid ETH bet
+        r = c.play(q.player_id, qt, _tx(), [{"action": "bet", "amount": 1,
+                                             "action_id": _tx()}], currency="ETH")
+        assert (r.status_code, ps.balance(q.player_id, "ETH")) == (200, 10**9 - 1)
+        registry.set_enabled("bg-a", False)
+        try:
+            time.sleep(registry.CACHE_SECONDS + 0.2)
+            r = c.play(q.player_id, qt, _tx(), [{"action": "bet", "amount": 1,
+                                                 "action_id": _tx()}], currency="ETH")
+            assert (r.status_code, r.json["code"]) == (412, 403)
+        finally:
+            registry.set_enabled("bg-a", True)
+            time.sleep(registry.CACHE_SECONDS + 0.2)
+        assert ps.balance(q.player_id, "ETH") == 10**9 - 1
+
     cases = [case_balance, case_play_bet_and_win_in_one_request,
              case_batch_over_balance_applies_nothing, case_duplicate_and_rollbacks,
-             case_win_unknown_round_and_signature]
+             case_win_unknown_round_and_signature, case_twenty_replays_shuffled,
+             case_tokens_players_and_provider_state]
     for case in cases:
         case()
         assert ps.invariants_hold() == [], case.__name__

@@ -233,3 +233,20 @@ def test_a_round_id_with_pattern_characters_finds_exactly_its_own_calls(
     assert [(x.status, x.linked) for x in d.receipts] == [("OK", True),
                                                           ("NOT_ENOUGH_MONEY", False)]
     assert all(json.loads(x.body)["game_id"] == ref for x in d.receipts)
+
+
+def test_staff_see_a_launch_token_in_a_receipt_by_its_last_characters_only(
+        bg: ProviderConfig) -> None:
+    p = ps.new_player(fun=1_000)
+    tok = ps.token(bg, p, game="g1")
+    ref = str(uuid.uuid4())
+    body = _body(p.player_id, ref, session_id=tok, token=tok,
+                 actions=[{"action": "bet", "amount": 100, "action_id": "b" + ref}])
+    req = WalletRequest(p.player_id, "FUN", "g1", ref, tok, False,
+                        (Call("bet", "b" + ref, 100),))
+    reply = dialect(bg.dialect).reply(bg, "/play", body)
+    assert wallet.handle(bg, req, wallet.Receipt("/play", body, "sig"), reply,
+                         lambda _p: True)[2].value == "OK"
+    shown = recall.round_detail(_id(ref)).receipts[0].body
+    assert tok not in shown
+    assert json.loads(shown)["session_id"] == "…" + tok[-4:]

@@ -64,6 +64,7 @@ WHO: dict[str, dict[str, str]] = {
                    "search_games": "anonymous view", "toggle_favourite": "player",
                    "choose_provider": "anonymous view"},
     # a launch records a provider session (the token the provider's bets carry)
+    "ReservesState": {"load": "anonymous view"},
     "ProviderGameState": {"open": "player", "choose_mode": "player",
                           "choose_currency": "player", "retry": "player"},
     "GameState": {"open_game": "player", "follow_currency": "anonymous view",
@@ -120,6 +121,9 @@ WHO: dict[str, dict[str, str]] = {
                             "find_round": "support view", "look_up": "support view",
                             "open_round": "support view", "close_round": "anonymous view",
                             "set_enabled": "admin"},
+    # a claim pays the caller's own rewards; staff read held claims, admins decide
+    "LoyaltyState": {"on_open": "player view", "claim": "player", "claim_all": "player"},
+    "StaffLoyaltyState": {"on_open": "support view", "approve": "admin", "reject": "admin"},
 }
 # Handlers that may end the caller's own session: called last in a pass, and the caller
 # is signed in again afterwards (a new session, as the service would open).
@@ -131,6 +135,7 @@ PAGES = {"StaffPlayerState": "/admin/player?id={id}", "StaffMoneyState": "/admin
          "StaffReconcileState": "/admin/reconcile", "StaffWalletsState": "/admin/wallets",
          "StaffWithdrawalsState": "/admin/withdrawals", "BetState": "/bets/bet?id={id}",
          "StaffProvidersState": "/admin/providers", "ProviderRoundsState": "/bets",
+         "StaffLoyaltyState": "/admin/loyalty", "LoyaltyState": "/account",
          "ProviderRoundState": "/bets/round?id={id}",
          "BetsState": "/bets", "FairnessState": "/fairness", "DepositsState": "/wallet",
          "WithdrawState": "/wallet", "WithdrawConfirmState": "/withdrawal/confirm?token={id}", "WalletState": "/wallet", "GameState": "/games/mines",
@@ -144,7 +149,8 @@ FORM_KEYS = ("accept_terms", "action", "address", "amount", "btc_amount", "clien
              "display_name", "email", "hold_id", "new_password", "new_password_confirm",
              "note", "password", "password_confirm", "payment_id", "psbt", "query", "reason",
              "request_id", "role", "signature", "withdrawal_id", "game", "result", "chain",
-             "user_id", "player_id", "token", "provider", "round", "method", "lock_id")
+             "user_id", "player_id", "token", "provider", "round", "reward_id", "method",
+             "lock_id")
 HOSTILE = ["", " ", "0", "-1", "1e308", "NaN", "0x" + "ff" * 32, "' OR 1=1 --",
            "<script>alert(1)</script>", "../../../etc/passwd", "\x00", "\u202e😀", "x" * 3000,
            "admin", "support", "player", "ETH", "FUN", "BTC", "USDT", "bitcoin", "ethereum",

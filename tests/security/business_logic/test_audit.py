@@ -107,6 +107,16 @@ def _mail_about(subject: str) -> Any:
     raise AssertionError(f"no mail about {subject!r}")
 
 
+# Written by capabilities whose own tests count their rows exactly, with the set-up they
+# need (game providers and their rounds, loyalty periods, a proof of reserves):
+# tests/users/test_staff_providers.py, tests/users/test_staff_loyalty.py and
+# tests/games/test_loyalty.py, tests/payments/test_reserves.py.
+ITS_OWN_MODULE = {"staff.provider_disabled", "staff.provider_enabled",
+                  "staff.provider_round_search", "staff.provider_round_view",
+                  "loyalty.claimed", "staff.loyalty_approved", "staff.loyalty_rejected",
+                  "reserves.below_liabilities"}
+
+
 def test_every_action_writes_exactly_one_row_of_its_kind(any_env: str) -> None:
     def now() -> datetime:
         return datetime.now(UTC)
@@ -249,7 +259,7 @@ def test_every_action_writes_exactly_one_row_of_its_kind(any_env: str) -> None:
                                "WHERE kind = 'bankroll'"))
             run_check()
 
-    assert set(audit_counts()) == {str(a) for a in AuditAction} - NEEDS_A_NODE
+    assert set(audit_counts()) == {str(a) for a in AuditAction} - NEEDS_A_NODE - ITS_OWN_MODULE
     result = _verify()
     assert result.ok and result.rows == sum(audit_counts().values())
 

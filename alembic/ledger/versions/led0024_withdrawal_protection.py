@@ -4,8 +4,8 @@ the mails that announce a withdrawal, withdrawal addresses (cooling period, allo
 Existing withdrawals are taken as announced (no mail about the past: open ones as
 requested, so that their "sent" mail still goes out; final ones as ended).
 
-Revision ID: led0022_withdrawal_protection
-Revises: led0021_game_providers
+Revision ID: led0024_withdrawal_protection
+Revises: led0023_loyalty
 Create Date: 2026-12-05 01:10:00
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = 'led0022_withdrawal_protection'
-down_revision: str | None = 'led0021_game_providers'
+revision: str = 'led0024_withdrawal_protection'
+down_revision: str | None = 'led0023_loyalty'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
