@@ -358,12 +358,14 @@ def test_a_sign_in_from_a_new_device_asks_for_more_than_the_password(player) -> 
     assert _withdraw(player, ctx=phone).state == "queued"
 
 
-def test_too_many_wrong_second_factors_hold_withdrawals_and_alert_staff(player, capsys
-                                                                         ) -> None:  # noqa: ANN001
+def test_too_many_wrong_second_factors_hold_withdrawals_and_alert_staff(player) -> None:  # noqa: ANN001
+    from structlog.testing import capture_logs
+
     _allow_dest(player)
-    for _ in range(5):
-        with pytest.raises(ValidationFailed):
-            _withdraw(player, password=WRONG_PASSWORD)
+    with capture_logs() as logs:
+        for _ in range(5):
+            with pytest.raises(ValidationFailed):
+                _withdraw(player, password=WRONG_PASSWORD)
     # the fifth wrong password placed a hold: even the right one waits now
     with pytest.raises(WithdrawalsLocked) as exc:
         _withdraw(player)
@@ -371,7 +373,8 @@ def test_too_many_wrong_second_factors_hold_withdrawals_and_alert_staff(player, 
     [hold] = audit_rows("risk.hold")
     assert json.loads(hold.detail)["signals"] == ["second_factor_failures"]
     assert len(audit_rows("withdrawal.second_factor_failed")) == 5
-    assert "risk_hold" in capsys.readouterr().out  # the security log line
+    [line] = [e for e in logs if e["event"] == "risk_hold"]   # the security log line
+    assert line["user_id"] == player["uid"] and line["signals"] == ["second_factor_failures"]
     with identity_tx(readonly=True) as s:
         lock = risk.active_lock(s, player["uid"])
     assert lock is not None and lock.reason == "risk"
