@@ -84,16 +84,7 @@ NEEDS_A_NODE = {"chain.reconcile_failed", "staff.reconcile_run", "withdrawal.req
                 # PSBT prepared, one cancelled, a rejected one executed anyway, one whose
                 # coins were spent elsewhere
                 "withdrawal.psbt_prepared", "btc.cold_payment_cancelled",
-                "btc.cold_rejected_payment_executed", "btc.cold_payment_failed",
-                # withdrawal protection with a chain configured (no node needed), checked
-                # in tests/users/test_withdrawal_guard.py: a mailed link opened, the
-                # allow-list changed
-                "withdrawal.confirmed", "withdrawal.allow_list_added",
-                "withdrawal.allow_list_removed",
-                # game providers' staff actions, checked in tests/users/test_staff_providers.py
-                # (they need a registered provider)
-                "staff.provider_disabled", "staff.provider_enabled",
-                "staff.provider_round_search", "staff.provider_round_view"}
+                "btc.cold_rejected_payment_executed", "btc.cold_payment_failed"}
 
 
 def _mail_about(subject: str) -> Any:
@@ -108,10 +99,14 @@ def _mail_about(subject: str) -> Any:
 
 
 # Written by capabilities whose own tests count their rows exactly, with the set-up they
-# need (game providers and their rounds, loyalty periods, a proof of reserves):
-# tests/users/test_staff_providers.py, tests/users/test_staff_loyalty.py and
-# tests/games/test_loyalty.py, tests/payments/test_reserves.py.
-ITS_OWN_MODULE = {"staff.provider_disabled", "staff.provider_enabled",
+# need (withdrawal protection with a chain configured, game providers and their rounds,
+# loyalty periods, a proof of reserves): tests/users/test_withdrawal_guard.py (a mailed
+# link opened, the allow-list changed), tests/users/test_staff_providers.py,
+# tests/users/test_staff_loyalty.py and tests/games/test_loyalty.py,
+# tests/payments/test_reserves.py.
+ITS_OWN_MODULE = {"withdrawal.confirmed", "withdrawal.allow_list_added",
+                  "withdrawal.allow_list_removed",
+                  "staff.provider_disabled", "staff.provider_enabled",
                   "staff.provider_round_search", "staff.provider_round_view",
                   "loyalty.claimed", "staff.loyalty_approved", "staff.loyalty_rejected",
                   "reserves.below_liabilities"}
