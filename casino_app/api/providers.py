@@ -18,6 +18,7 @@ from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from casino_app.api.body import TooLarge, read_limited
 from casino_app.core.db import identity_tx
 from casino_app.core.logging import get_logger, security_logger
 from casino_app.core.metrics import PROVIDER_CALLS
@@ -33,22 +34,6 @@ _PLAYER_CACHE_SECONDS = 2.0
 _players: dict[str, tuple[float, bool]] = {}
 _alerted: dict[int, float] = {}
 _lock = threading.Lock()
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.strip().isdigit() or int(declared) > MAX_BODY):
-        raise _TooLarge()
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise _TooLarge()
-    return bytes(body)
 
 
 def player_ok(player_id: str) -> bool:
@@ -93,8 +78,8 @@ async def callback(request: Request) -> Response:
     name = request.path_params.get("name", "")
     path = "/" + request.path_params.get("rest", "")
     try:
-        body = await _body(request)
-    except _TooLarge:
+        body = await read_limited(request, MAX_BODY)
+    except TooLarge:
         return JSONResponse({"error": "too large"}, status_code=413)
     provider = await asyncio.to_thread(registry.by_name, name)
     if provider is None:

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from casino_app.api.body import TooLarge, read_limited
 from casino_app.core.logging import get_logger
 from casino_app.core.settings import get_settings
 from casino_app.security.session_cookie import (
@@ -45,24 +46,11 @@ def _refused(status: int, error: str) -> JSONResponse:
     return JSONResponse({"error": error}, status_code=status)
 
 
-class _TooLarge(Exception):
-    """A body over _MAX_BODY bytes (announced, or read so far)."""
-
-
 async def _code(request: Request) -> str | None:
     """The ``code`` field of the page's form (``application/x-www-form-urlencoded``, what
     compiled page code sends). The route answers anyone before any session exists, so the
-    body is never read past ``_MAX_BODY`` bytes: a longer one announced by its
-    Content-Length is refused unread, a chunked one as soon as it grows past the limit
-    (a whole body read first would let anyone make the process buffer gigabytes)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.strip().isdigit() or int(declared) > _MAX_BODY):
-        raise _TooLarge()
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > _MAX_BODY:
-            raise _TooLarge()
+    body is never read past ``_MAX_BODY`` bytes (``read_limited``)."""
+    body = await read_limited(request, _MAX_BODY)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
         return None
@@ -81,7 +69,7 @@ async def adopt(request: Request) -> Response:
         bind = DEVELOPMENT_BIND  # see security/session_cookie.py
     try:
         token = open_handoff(await _code(request), bind)
-    except _TooLarge:
+    except TooLarge:
         return _refused(413, "too large")
     except ValueError as exc:  # more fields than a form of ours has (parse_qs)
         log.info("session_handoff_refused", reason=type(exc).__name__)

@@ -207,6 +207,21 @@ def _fmt(cur: Currency, amount: int) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def _check_limits(chain, code: str, value: int):  # noqa: ANN001, ANN202 - a Chain, its limits
+    """The currency's withdrawal limits, ``value`` within its minimum and maximum
+    (else InvalidAmount), or WithdrawalsUnavailable when the chain has none for it."""
+    try:
+        lim = chain.withdrawal_limits(code)
+    except ValueError:
+        raise WithdrawalsUnavailable() from None
+    cur = currency(code)
+    if value < lim.minimum:
+        raise InvalidAmount(f"The smallest withdrawal is {_fmt(cur, lim.minimum)} {code}.")
+    if value > lim.maximum:
+        raise InvalidAmount(f"The largest withdrawal is {_fmt(cur, lim.maximum)} {code}.")
+    return lim
+
+
 def _check_address(chain: Chain, text: object) -> str:
     try:
         return chain.check_address(text)
@@ -227,15 +242,7 @@ def precheck(currency_code: str, amount: int | str, address: object) -> None:
         raise UnsupportedCurrency(code or "?")
     value = _parse_amount(code, amount)
     _check_address(chain, address)
-    try:
-        lim = chain.withdrawal_limits(code)
-    except ValueError:
-        raise WithdrawalsUnavailable() from None
-    cur = currency(code)
-    if value < lim.minimum:
-        raise InvalidAmount(f"The smallest withdrawal is {_fmt(cur, lim.minimum)} {code}.")
-    if value > lim.maximum:
-        raise InvalidAmount(f"The largest withdrawal is {_fmt(cur, lim.maximum)} {code}.")
+    _check_limits(chain, code, value)
 
 
 def request_withdrawal(player_id: str, currency_code: str, amount: int | str,
@@ -296,15 +303,7 @@ def _request(s: Session, chain: Chain, player_id: str, code: str, value: int, ta
             raise KeyReused()
         hashes = tx_hashes(s, {found.batch_id} if found.batch_id else set())
         return _view(found, hashes.get(found.batch_id) if found.batch_id else None, True)
-    try:
-        lim = chain.withdrawal_limits(code)
-    except ValueError:
-        raise WithdrawalsUnavailable() from None
-    cur = currency(code)
-    if value < lim.minimum:
-        raise InvalidAmount(f"The smallest withdrawal is {_fmt(cur, lim.minimum)} {code}.")
-    if value > lim.maximum:
-        raise InvalidAmount(f"The largest withdrawal is {_fmt(cur, lim.maximum)} {code}.")
+    lim = _check_limits(chain, code, value)
     try:
         if chain.is_own_address(s, target):
             raise InvalidAddress("This is one of the casino's own addresses: enter your "

@@ -104,6 +104,18 @@ def mark_delivered(done: dict[int, int]) -> None:
                       .values(delivered_at=now, audit_id=audit_id))
 
 
+def mark_after_commit(entry: Entry, audit_id: int | None) -> None:
+    """After the caller's identity transaction wrote ``entry``'s audit row (``deliver``)
+    and committed: mark the staged row delivered now. A failure is only logged: the
+    audit-outbox job finds the marker row and marks it later."""
+    if entry.outbox_id is None or audit_id is None:
+        return
+    try:
+        mark_delivered({entry.outbox_id: audit_id})
+    except Exception as exc:  # noqa: BLE001 - the audit-outbox job marks it later
+        log.warning("audit_outbox_mark_failed", error=type(exc).__name__)
+
+
 def deliver_now(entries: list[Entry]) -> None:
     """Write staged entries (their ledger transaction has committed) to the audit log now
     and mark them delivered; a failure is logged and left to the audit-outbox job."""

@@ -86,11 +86,7 @@ def _decide(token: str | None, reward_id: object, approve: bool, reason: object,
         except rewards.LoyaltyRefused as exc:
             raise ValidationFailed(str(exc), "reward_id") from None
         audit_id = outbox.deliver(s, entry) if entry.outbox_id is not None else None
-    if entry.outbox_id is not None and audit_id is not None:
-        try:
-            outbox.mark_delivered({entry.outbox_id: audit_id})
-        except Exception as exc:  # noqa: BLE001 - the audit-outbox job marks it later
-            log.warning("audit_outbox_mark_failed", error=type(exc).__name__)
+    outbox.mark_after_commit(entry, audit_id)
     return view
 
 

@@ -185,10 +185,7 @@ def _guarded(token: str | None, ctx: RequestContext, method: object, code: objec
             contact = Contact(user.email, user.display_name)
     if refusal is not None:
         raise refusal
-    try:
-        outbox.mark_delivered({entry.outbox_id: audit_id})  # type: ignore[dict-item]
-    except Exception as exc:  # noqa: BLE001 - the audit-outbox job marks it later
-        log.warning("audit_outbox_mark_failed", error=type(exc).__name__)
+    outbox.mark_after_commit(entry, audit_id)
     return result, contact
 
 
