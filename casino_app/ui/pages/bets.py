@@ -46,6 +46,14 @@ def _fx(value: rx.Var) -> rx.Component:
                                         white_space="nowrap", class_name="fx"))
 
 
+def result_badge(label: rx.Var, key: rx.Var) -> rx.Component:
+    """won (more back than staked) green, a partial return orange, open amber, the rest
+    gray; the label says it in words (never the colour alone)."""
+    return rx.badge(label, class_name="bet-result", data_result=key,
+                    color_scheme=rx.match(key, ("won", "green"), ("partial", "orange"),
+                                          ("open", "amber"), "gray"))
+
+
 def _bet_row(b: BetRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.text(b.when, size="1", white_space="nowrap")),
@@ -55,8 +63,7 @@ def _bet_row(b: BetRow) -> rx.Component:
         rx.table.cell(b.mult),
         rx.table.cell(rx.text(b.payout, white_space="nowrap")),
         rx.table.cell(_profit(b.profit, b.won), _fx(b.fx_profit)),
-        rx.table.cell(rx.badge(b.state, color_scheme=rx.match(
-            b.state, ("won", "green"), ("open", "amber"), "gray"))),
+        rx.table.cell(result_badge(b.result, b.result_key)),
         rx.table.cell(rx.link("Details", href=b.link, aria_label="Bet " + b.id.to_string())),
         class_name="bet-row",
     )
@@ -85,9 +92,9 @@ def _stats() -> rx.Component:
         rx.cond(
             BetsState.chart.length() > 0,
             rx.vstack(
-                rx.text("Cumulative profit in ", BetsState.chart_currency, " (",
-                        BetsState.chart_unit, "), last 200 settled bets", size="2",
-                        color=styles.MUTED),
+                rx.text("Cumulative profit in ", BetsState.chart_unit,
+                        ", last 200 settled bets", size="2", color=styles.MUTED,
+                        id="chart-caption"),
                 rx.recharts.line_chart(
                     rx.recharts.line(data_key="profit", stroke=styles.ACCENT, dot=False,
                                      type_="stepAfter", is_animation_active=False),
@@ -151,8 +158,7 @@ def _recall() -> rx.Component:
         rx.grid(
             card(rx.vstack(
                 rx.heading("Round", size="4"),
-                _kv("Result", rx.badge(b.state, color_scheme=rx.match(
-                    b.state, ("won", "green"), ("open", "amber"), "gray"))),
+                _kv("Result", result_badge(b.result, b.result_key)),
                 _kv("Stake", b.stake + " " + b.currency),
                 _kv("Settings", b.params),
                 _kv("Outcome", b.outcome, id="bet-outcome"),

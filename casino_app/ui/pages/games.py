@@ -50,6 +50,8 @@ _CSS = """
 @media (prefers-reduced-motion: reduce){.hh-pop,.hh-drop,.hh-move{animation:none!important;transition:none!important}}
 """
 
+_RESULT_HEIGHT = "96px"  # the result card and its placeholder: the layout never jumps
+
 _SELECT_STYLE = {"background_color": styles.SURFACE_2, "color": styles.TEXT,
                  "border": f"1px solid {styles.BORDER}", "border_radius": "8px",
                  "padding": "8px", "font_size": "16px", "width": "100%", "min_height": "44px"}
@@ -127,11 +129,13 @@ def _errors() -> rx.Component:
 def _bet_button(label: str = "Bet", disabled: Any = False) -> rx.Component:
     return rx.button(label, id="bet-button", type="button", size="4", width="100%",
                      on_click=GameState.bet(BET_KEY),
-                     disabled=~rx.State.is_hydrated | ~GameState.amount_ok | disabled)
+                     disabled=~rx.State.is_hydrated | ~GameState.can_bet | disabled)
 
 
 def _result() -> rx.Component:
-    """The last result, popping in briefly (a new key restarts the animation)."""
+    """The last result, popping in briefly (a new key restarts the animation). Its box is
+    there before the first bet too, at the same height, so nothing below it (on a phone:
+    the Bet button) moves when a result appears."""
     return rx.cond(
         GameState.has_result,
         rx.hstack(
@@ -140,18 +144,25 @@ def _result() -> rx.Component:
                               rx.link(f"Bet #{GameState.result_id}", id="result-bet",
                                       href=f"{routes.BET}?id={GameState.result_id}",
                                       size="1")),
-                      spacing="0", align="start"),
+                      spacing="0", align="start", min_width="0"),
             rx.spacer(),
             rx.vstack(rx.text(GameState.result_mult, size="5", weight="bold"),
                       rx.text(GameState.result_profit, id="result-profit", size="2",
+                              white_space="nowrap",
                               color=rx.cond(GameState.result_won, styles.SUCCESS,
                                             styles.MUTED)),
+                      rx.cond(GameState.result_label != "",
+                              rx.text(GameState.result_label, id="result-label", size="1",
+                                      color=styles.MUTED)),
                       spacing="0", align="end"),
             key=GameState.result_seq, class_name="hh-pop", id="result", role="status",
-            width="100%", align="center",
+            width="100%", align="center", min_height=_RESULT_HEIGHT,
             style={**styles.card, "border_color": rx.cond(GameState.result_won,
                                                           styles.SUCCESS, styles.BORDER)},
         ),
+        rx.center(rx.text("Your result shows here.", size="2", color=styles.MUTED),
+                  id="result-placeholder", width="100%", min_height=_RESULT_HEIGHT,
+                  style={**styles.card, "border_style": "dashed"}),
     )
 
 
@@ -208,6 +219,22 @@ def _game_page(name: str, board: rx.Component, controls: rx.Component,
 
 # --- dice -------------------------------------------------------------------------------
 
+def _target_box(box_id: str, value: Any, on_change: Any, allowed: Any) -> rx.Component:
+    """A target box checked as it is typed: the allowed range beside it, and a target the
+    game does not take is said at once (the Bet button is off until it is one)."""
+    return rx.vstack(
+        rx.input(id=box_id, value=value, on_change=on_change,
+                 on_blur=GameState.tidy_targets, size="3", width="100%",
+                 auto_complete="off", spell_check=False, max_length=40,
+                 aria_invalid=GameState.target_error != "",
+                 aria_describedby=f"{box_id}-range {box_id}-error"),
+        rx.text("Allowed: ", allowed, id=f"{box_id}-range", size="1", color=styles.MUTED),
+        rx.cond(GameState.target_error != "",
+                rx.text(GameState.target_error, id=f"{box_id}-error", role="alert",
+                        size="2", color=styles.DANGER)),
+        spacing="1", width="100%", align="start")
+
+
 def _dice_board() -> rx.Component:
     over = GameState.dice_direction == "over"
     t = GameState.dice_target_value.to_string() + "%"
@@ -251,10 +278,8 @@ def _dice_controls() -> rx.Component:
                   on_change=GameState.set_dice_slider.throttle(80),
                   on_value_commit=GameState.set_dice_slider, aria_label="Target slider",
                   size="3"),
-        rx.input(id="dice-target", default_value=GameState.dice_target,
-                 key=GameState.dice_target + GameState.target_resets.to_string(),
-                 on_blur=GameState.edit_dice_target,
-                 size="3", width="100%", auto_complete="off", spell_check=False),
+        _target_box("dice-target", GameState.dice_target_text, GameState.edit_dice_target,
+                    GameState.dice_range),
         spacing="2", width="100%", align="start")
 
 
@@ -285,11 +310,8 @@ def _limbo_board() -> rx.Component:
 def _limbo_controls() -> rx.Component:
     return rx.vstack(
         _label("Target multiplier", "limbo-target"),
-        rx.input(id="limbo-target", default_value=GameState.limbo_target,
-                 key=GameState.limbo_target + GameState.target_resets.to_string(),
-                 on_blur=GameState.edit_limbo_target,
-                 size="3", width="100%", auto_complete="off", spell_check=False),
-        rx.text("1.01× to 1,000,000×", size="1", color=styles.MUTED),
+        _target_box("limbo-target", GameState.limbo_target_text,
+                    GameState.edit_limbo_target, GameState.limbo_range),
         spacing="1", width="100%", align="start")
 
 

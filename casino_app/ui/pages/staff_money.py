@@ -32,7 +32,7 @@ def _balance(b: BalanceRow) -> rx.Component:
 def _bet(b: BetRow) -> rx.Component:
     return rx.table.row(rx.table.cell(rx.text(b.when, size="1")), rx.table.cell(b.game),
                         rx.table.cell(b.stake + " " + b.currency), rx.table.cell(b.mult),
-                        rx.table.cell(b.profit), rx.table.cell(b.state))
+                        rx.table.cell(b.profit), rx.table.cell(b.result))
 
 
 def _entry(e: EntryRow) -> rx.Component:
