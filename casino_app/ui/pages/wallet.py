@@ -124,8 +124,9 @@ def _withdraw_form(o: WithdrawOption) -> rx.Component:
                 _figure("Withdrawable", o.available, o.code, "withdraw-available"),
                 _figure("Fee", o.fee, o.code, "withdraw-fee"),
                 gap="4px 20px", wrap="wrap"),
-            rx.text("From ", o.minimum, " to ", o.maximum, " ", o.code, " per withdrawal.",
-                    size="1", color=styles.MUTED, id="withdraw-limits"),
+            rx.text("From ", o.minimum, " ", o.code,
+                    rx.cond(o.maximum != "", " to " + o.maximum + " " + o.code, ""),
+                    " per withdrawal.", size="1", color=styles.MUTED, id="withdraw-limits"),
             rx.cond(o.large != "", rx.text(
                 "From ", o.large, " ", o.code, " two staff members check a withdrawal "
                 "before it is paid.", size="1", color=styles.MUTED)),
