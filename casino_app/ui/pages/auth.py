@@ -199,13 +199,20 @@ def reset() -> rx.Component:
             ResetState.done,
             _done_then_sign_in("Your password has been changed and every device was "
                                "signed out."),
-            form(
-                rx.vstack(
-                    form_message(ResetState.message),
-                    password_field("New password", "new_password", e, new=True),
-                    password_field("Repeat new password", "new_password_confirm", e, new=True),
-                    submit("Change password"), spacing="3", width="100%"),
-                on_submit=ResetState.submit, reset_on_submit=False, width="100%"),
+            rx.cond(
+                ResetState.link_gone,
+                rx.vstack(form_message(ResetState.message),
+                          link_button("Email me a new link", href=routes.FORGOT, size="3",
+                                      id="reset-new-link"),
+                          spacing="3", width="100%", align="start", id="reset-link-gone"),
+                form(
+                    rx.vstack(
+                        form_message(ResetState.message),
+                        password_field("New password", "new_password", e, new=True),
+                        password_field("Repeat new password", "new_password_confirm", e,
+                                       new=True),
+                        submit("Change password"), spacing="3", width="100%"),
+                    on_submit=ResetState.submit, reset_on_submit=False, width="100%")),
         ),
     )
 
