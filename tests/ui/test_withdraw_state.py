@@ -218,8 +218,8 @@ def test_every_refusal_is_shown_and_nothing_is_reserved(env) -> None:  # noqa: A
         (_form(address="0x1234"), "address", "40 hex"),
         (_form(address="0x" + "0" * 40), "address", "zero address"),
         (_form(address=None), "address", "Ethereum address"),
-        (_form("0.00001"), "amount", "smallest withdrawal is 0.0001 ETH"),
-        (_form("2"), "amount", "largest withdrawal is 1 ETH"),
+        (_form("0.00001"), "amount", "smallest withdrawal is 0.000100 ETH"),
+        (_form("2"), "amount", "largest withdrawal is 1.000000 ETH"),
         (_form("0.0000000001"), "amount", "at most 9 decimals"),
         (_form("-1"), "amount", "positive"),
         # the pen-test finding: a comma was read as a thousands separator
