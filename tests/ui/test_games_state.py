@@ -452,3 +452,24 @@ def test_junk_from_a_signed_in_browser_never_breaks_a_handler(app_env) -> None: 
                 n_args = cls.event_handlers[name].fn.__code__.co_argcount - 1
                 _run(state, name, *([value] * n_args))
     assert demo.fun_balance(pid) == 100_000
+
+
+def test_a_refusal_goes_once_what_caused_it_changes(app_env) -> None:  # noqa: ANN001
+    """ "Insufficient balance" stayed under the top-up notice after the top-up worked."""
+    token, pid = _player()
+    game, wallet = _states(_tab(token))
+    _run(wallet, "load")
+    _run(game, "open_game", "dice")
+    _run(game, "bet", "bet-key-00000031")
+    assert "Insufficient balance" in game.error
+    # the top-up button: the wallet's top-up, then the game follows (as the page sends it)
+    _run(wallet, "top_up", "topup-key-0031")
+    _run(game, "follow_currency", "")
+    assert game.error == "" and wallet.balance == "1,000.00"
+    _run(game, "edit_amount", "5000")
+    _run(game, "bet", "bet-key-00000032")
+    assert "Insufficient balance" in game.error
+    _run(game, "edit_amount", "5")                       # a new amount: the refusal goes
+    assert game.error == ""
+    _run(game, "bet", "bet-key-00000033")
+    assert game.error == "" and game.has_result

@@ -576,7 +576,10 @@ class GameState(rx.State):
     @rx.event
     async def follow_currency(self, _choice: str = ""):
         """After the header's currency changed (WalletState.select_currency, or a top-up
-        that switched to FUN): the amount box takes the new currency's default."""
+        that switched to FUN): the amount box takes the new currency's default, and a
+        refusal said before ("Insufficient balance") is gone: the balance it was about
+        changed."""
+        self.error = ""
         self._currency_changed(selected(await self.get_state(WalletState)))
 
     @rx.event
@@ -588,6 +591,7 @@ class GameState(rx.State):
     @rx.event
     def edit_amount(self, text: str):
         if isinstance(text, str):
+            self.error = ""  # a refusal of the earlier amount no longer applies
             self.amount = text[:MAX_TEXT]
             self._check_amount()
 
@@ -608,7 +612,9 @@ class GameState(rx.State):
 
     def _take_target(self, game: str, text: object) -> None:
         """Check a typed target at once: taken when the game takes it, otherwise said
-        (with the range) and the Bet button off; the box keeps what was typed."""
+        (with the range) and the Bet button off; the box keeps what was typed. A refusal
+        said after the last bet is about the old target: it goes."""
+        self.error = ""
         if game == "dice":
             value, self.target_error = read_target(text, "dice", self.dice_direction)
             if value is not None:
