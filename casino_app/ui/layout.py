@@ -31,10 +31,14 @@ def _account_menu() -> rx.Component:
                                           overflow="hidden", text_overflow="ellipsis",
                                           white_space="nowrap",
                                           display=["none", "none", "block"]),
-                                  variant="soft", size="2", aria_label="Account menu")),
+                                  variant="soft", size="2",
+                                  # the visible name is part of the accessible one
+                                  aria_label="Account menu: " + SessionState.display_name)),
         rx.menu.content(
             rx.menu.item("Lobby", on_click=rx.redirect(routes.HOME)),
             rx.menu.item("Wallet", on_click=rx.redirect(routes.WALLET)),
+            rx.menu.item("My bets", on_click=rx.redirect(routes.BETS)),
+            rx.menu.item("Fairness", on_click=rx.redirect(routes.FAIRNESS)),
             rx.menu.item("Account", on_click=rx.redirect(routes.ACCOUNT)),
             rx.menu.item("Security and 2FA", on_click=rx.redirect(routes.SECURITY)),
             rx.menu.item("Sessions", on_click=rx.redirect(routes.SESSIONS)),
@@ -124,11 +128,15 @@ def header(staff: bool = False) -> rx.Component:
                               rx.cond(staff, rx.badge("Staff", color_scheme="amber")) if staff
                               else rx.fragment(),
                               spacing="2", align="center"),
-                    href=routes.STAFF if staff else routes.HOME, underline="none"),
+                    href=routes.STAFF if staff else routes.HOME, underline="none",
+                    # a signed-in phone shows only the icon: the link still has a name
+                    **({} if staff else {"aria_label": "HashHouse"})),
             rx.spacer(),
             rx.hstack(
                 _nav_link("Lobby", routes.HOME),
                 rx.cond(SessionState.signed_in, _nav_link("Wallet", routes.WALLET)),
+                rx.cond(SessionState.signed_in, _nav_link("My bets", routes.BETS)),
+                rx.cond(SessionState.signed_in, _nav_link("Fairness", routes.FAIRNESS)),
                 rx.cond(SessionState.signed_in, _nav_link("Account", routes.ACCOUNT)),
                 rx.cond(SessionState.is_staff, _nav_link("Staff", routes.STAFF)),
                 spacing="5", display=["none", "none", "flex"], align="center"),

@@ -24,6 +24,7 @@ BET = "/bets/bet"           # one bet's recall: /bets/bet?id=42
 FAIRNESS = "/fairness"      # seeds: current hash, client seed, rotate, revealed seeds
 VERIFY = "/verify"          # the in-browser verifier (no server call)
 WALLET = "/wallet"          # deposit addresses, deposits, withdrawals
+NOT_FOUND = "404"           # Reflex's route for every address that is no page
 
 
 def game(name: str) -> str:

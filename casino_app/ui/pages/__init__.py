@@ -7,6 +7,7 @@ from casino_app.ui.pages import (  # noqa: F401
     fairness,
     games,
     home,
+    not_found,
     staff,
     staff_custody,
     staff_money,

@@ -161,7 +161,8 @@ def _session_card(row: SessionRow) -> rx.Component:
             spacing="1", align="start"),
         rx.spacer(),
         rx.button(rx.cond(row.current, "Sign out", "Revoke"), variant="soft", color_scheme="red",
-                  on_click=SessionsState.revoke(row.id), aria_label="Revoke session"),
+                  on_click=SessionsState.revoke(row.id),
+                  aria_label=rx.cond(row.current, "Sign out this session", "Revoke session")),
         width="100%", align="center", wrap="wrap", spacing="3"), class_name="session-row")
 
 

@@ -62,7 +62,8 @@ def register() -> rx.Component:
     return _narrow(
         rx.heading("Create your account", size="6"),
         rx.cond(RegisterState.sent, _check_inbox(), _register_form()),
-        rx.text("Already have an account? ", rx.link("Sign in", href=routes.LOGIN), size="2"),
+        rx.text("Already have an account? ", rx.link("Sign in", href=routes.LOGIN, underline="always"),
+                size="2"),
     )
 
 
@@ -91,7 +92,7 @@ def _register_form() -> rx.Component:
                                                           "accent_color": styles.ACCENT}),
                         rx.el.label("I am 18 or older and accept the ",
                                     rx.link("terms of service", href=routes.TERMS,
-                                            is_external=True),
+                                            is_external=True, underline="always"),
                                     html_for="accept_terms"),
                         align="center", spacing="2"),
                     rx.cond(e["accept_terms"], rx.text(e["accept_terms"], role="alert",

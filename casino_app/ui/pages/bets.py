@@ -64,7 +64,8 @@ def _bet_row(b: BetRow) -> rx.Component:
         rx.table.cell(rx.text(b.payout, white_space="nowrap")),
         rx.table.cell(_profit(b.profit, b.won), _fx(b.fx_profit)),
         rx.table.cell(result_badge(b.result, b.result_key)),
-        rx.table.cell(rx.link("Details", href=b.link, aria_label="Bet " + b.id.to_string())),
+        rx.table.cell(rx.link("Details", href=b.link,
+                              aria_label="Details of bet " + b.id.to_string())),
         class_name="bet-row",
     )
 

@@ -50,7 +50,9 @@ _CSS = """
 @media (prefers-reduced-motion: reduce){.hh-pop,.hh-drop,.hh-move{animation:none!important;transition:none!important}}
 """
 
-_RESULT_HEIGHT = "96px"  # the result card and its placeholder: the layout never jumps
+# the result card and its placeholder (by breakpoint, as the card's padding): the layout
+# never jumps
+_RESULT_HEIGHT = ["104px", "112px", "120px"]
 
 _SELECT_STYLE = {"background_color": styles.SURFACE_2, "color": styles.TEXT,
                  "border": f"1px solid {styles.BORDER}", "border_radius": "8px",
@@ -91,7 +93,7 @@ def _amount() -> rx.Component:
             rx.button("½", on_click=GameState.half_amount, variant="soft", size="3",
                       aria_label="Halve the amount", type="button"),
             rx.button("2×", on_click=GameState.double_amount, variant="soft", size="3",
-                      aria_label="Double the amount", type="button"),
+                      aria_label="2× (double the amount)", type="button"),
             currency_select("Bet currency", "bet-currency",
                             style={"min_height": "40px", "font_size": "16px"}),
             spacing="2", width="100%", align="center"),
@@ -218,6 +220,7 @@ def _game_page(name: str, board: rx.Component, controls: rx.Component,
 
 
 # --- dice -------------------------------------------------------------------------------
+
 
 def _target_box(box_id: str, value: Any, on_change: Any, allowed: Any) -> rx.Component:
     """A target box checked as it is typed: the allowed range beside it, and a target the

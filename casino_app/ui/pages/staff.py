@@ -60,7 +60,8 @@ def staff_home() -> rx.Component:
                     table(("Email", "Name", "Account", "Role", "State"),
                            StaffSearchState.results, _result),
                     rx.text("No account matches that search.", color=styles.MUTED))),
-        rx.hstack(rx.link("Adjustments awaiting approval", href=routes.STAFF_ADJUSTMENTS),
+        rx.hstack(rx.link("Adjustments awaiting approval", href=routes.STAFF_ADJUSTMENTS,
+                          underline="always"),
                   rx.link("Withdrawals", href=routes.STAFF_WITHDRAWALS),
                   rx.link("Wallets", href=routes.STAFF_WALLETS),
                   rx.link("Reconciliation", href=routes.STAFF_RECONCILE),
@@ -102,7 +103,9 @@ def _reason_form(action: rx.EventHandler, label: str, color: str) -> rx.Componen
     return form(rx.vstack(
         field("Reason", "reason", required=True, max_length=200,
               hint="Written to the audit log."),
-        submit(label, color_scheme=color), spacing="2", width="100%"),
+        # a red action is soft (red text on a tint, 6:1): white on Radix red is 3.9:1
+        submit(label, color_scheme=color, variant="soft" if color == "red" else "solid"),
+        spacing="2", width="100%"),
         on_submit=action, reset_on_submit=True, width="100%")
 
 

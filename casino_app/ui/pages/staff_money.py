@@ -154,7 +154,7 @@ def money_section() -> rx.Component:
             rx.heading("Adjust the balance", size="4"),
             rx.text("A request is applied only when a different staff member, an admin, "
                     "approves it on the ", rx.link("approvals page",
-                                                   href=routes.STAFF_ADJUSTMENTS), ".",
+                                                   href=routes.STAFF_ADJUSTMENTS, underline="always"), ".",
                     size="2", color=styles.MUTED),
             notice(StaffMoneyState.notice),
             _request_form(),
