@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
+import pyotp
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -106,6 +108,12 @@ def test_every_page_is_accessible_and_fits_the_screen(device, size: str) -> None
     player.locator("#bet-button").click()
     expect(player.locator("#result-text")).to_contain_text("Rolled")
     bet_id = player.locator("#result-bet").inner_text().strip().removeprefix("Bet #")
+    # a rotation reveals a 64-character seed on /fairness and the bet's recall (the page
+    # was wider than a phone with it)
+    goto(player, "/fairness")
+    player.get_by_role("button", name="Rotate seeds").click()
+    player.get_by_role("alertdialog").get_by_role("button", name="Rotate").click()
+    expect(player.locator(".revealed-seed")).to_have_count(1)
     check_pages(player, [*PLAYER_ROUTES, f"/bets/bet?id={bet_id}"], "player", problems)
 
     staff = device()
@@ -172,3 +180,35 @@ def test_my_bets_fairness_and_a_missing_page(device, size: str) -> None:  # noqa
     expect(page.locator("#header-balance")).to_be_visible()  # still signed in
     page.get_by_role("link", name="Go to the lobby").click()
     expect(page.locator("#all-games")).to_be_visible()
+
+
+def test_recovery_codes_stay_whole_and_can_be_copied_and_downloaded(device, size: str
+                                                                     ) -> None:  # noqa: ANN001
+    page = device()
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    register(page, f"ux-codes-{secrets.token_hex(4)}@example.com", "Code Keeper", PASSWORD)
+    goto(page, "/account/security")
+    two_factor = page.get_by_role("region", name="Two-factor authentication")
+    two_factor.get_by_label("Current password").fill(PASSWORD)
+    two_factor.get_by_role("button", name="Set up two-factor").click()
+    secret = page.locator("#totp-secret").inner_text().strip()
+    page.get_by_label("Code from the app").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Turn on two-factor").click()
+    codes = page.locator(".recovery-code")
+    expect(codes).to_have_count(10)
+    texts = [c.inner_text() for c in codes.all()]
+    # no code breaks across lines: each is one line box, and the page still fits
+    assert all(c.evaluate("(e) => e.getClientRects().length") == 1 for c in codes.all())
+    assert overflow(page) == 0
+    assert not axe_violations(page)
+
+    page.get_by_role("button", name="Copy codes").click()
+    expect(page.get_by_text("Recovery codes copied.")).to_be_visible()
+    copied = page.evaluate("() => navigator.clipboard.readText()")
+    assert copied.splitlines()[1:] == texts
+
+    with page.expect_download() as got:
+        page.get_by_role("button", name="Download").click()
+    download = got.value
+    assert download.suggested_filename == "hashhouse-recovery-codes.txt"
+    assert Path(download.path()).read_text().splitlines()[1:] == texts

@@ -8,6 +8,7 @@ from typing import Any
 import reflex as rx
 
 from casino_app.ui import routes, styles
+from casino_app.ui.components.copy import long_value
 from casino_app.ui.components.forms import card, form, link_button
 from casino_app.ui.components.tables import table
 from casino_app.ui.layout import page_title, player_page
@@ -70,6 +71,26 @@ def _bet_row(b: BetRow) -> rx.Component:
     )
 
 
+def _bet_card(b: BetRow) -> rx.Component:
+    """A bet on a phone: the table's eight columns as a card that fits 390 px (the table
+    put Profit, Result and Details off-screen)."""
+    return rx.vstack(
+        rx.hstack(rx.text(b.game, weight="bold"), result_badge(b.result, b.result_key),
+                  rx.spacer(),
+                  rx.vstack(_profit(b.profit, b.won), _fx(b.fx_profit), spacing="0",
+                            align="end"),
+                  width="100%", align="center"),
+        rx.hstack(rx.text(b.stake, " ", b.currency, " at ", b.mult, size="2",
+                          color=styles.MUTED),
+                  rx.spacer(),
+                  rx.link("Details", href=b.link, size="2",
+                          aria_label="Details of bet " + b.id.to_string()),
+                  width="100%", align="center"),
+        rx.text(b.when, " UTC", size="1", color=styles.MUTED),
+        spacing="1", width="100%", class_name="bet-row bet-card",
+        style={"padding": "10px 0", "border_bottom": f"1px solid {styles.BORDER}"})
+
+
 def _stat_row(s: StatRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(s.currency), rx.table.cell(s.bets),
@@ -129,8 +150,13 @@ def my_bets() -> rx.Component:
         _filters(),
         rx.cond(
             BetsState.rows.length() > 0,
-            table(("Time", "Game", "Stake", "Multiplier", "Payout", "Profit", "Result", ""),
-                  BetsState.rows, _bet_row, size="1"),
+            rx.fragment(
+                # cards on a phone, the table from a tablet's width up (CSS decides)
+                rx.vstack(rx.foreach(BetsState.rows, _bet_card), spacing="0",
+                          width="100%", display=["flex", "flex", "none"], id="bet-cards"),
+                rx.box(table(("Time", "Game", "Stake", "Multiplier", "Payout", "Profit",
+                              "Result", ""), BetsState.rows, _bet_row, size="1"),
+                       width="100%", display=["none", "none", "block"])),
             rx.cond(BetsState.loaded,
                     rx.vstack(rx.text("No bets match.", color=styles.MUTED),
                               rx.link("Play a game", href=routes.HOME), align="start"),
@@ -144,10 +170,11 @@ def my_bets() -> rx.Component:
 
 # --- recall ----------------------------------------------------------------------------------
 
-def _kv(label: str, value: Any, mono: bool = False, **props: Any) -> rx.Component:
+def _kv(label: str, value: Any, mono: str = "", **props: Any) -> rx.Component:
+    """A labelled value; a long one (``mono`` names it) wraps and has a copy button."""
     return rx.hstack(
         rx.text(label, color=styles.MUTED, min_width="150px"),
-        rx.code(value, word_break="break-all", **props) if mono
+        rx.box(long_value(value, mono, **props), flex="1", min_width="0") if mono
         else rx.text(value, weight="medium", word_break="break-all", **props),
         wrap="wrap", width="100%", align="baseline")
 
@@ -172,12 +199,13 @@ def _recall() -> rx.Component:
                 spacing="2", align="start", width="100%")),
             card(rx.vstack(
                 rx.heading("Fairness", size="4"),
-                _kv("Server seed hash", b.server_seed_hash, mono=True),
-                _kv("Client seed", b.client_seed, mono=True),
-                _kv("Nonce", b.nonce, mono=True),
+                _kv("Server seed hash", b.server_seed_hash, mono="server seed hash"),
+                _kv("Client seed", b.client_seed, mono="client seed"),
+                _kv("Nonce", b.nonce),
                 rx.cond(
                     b.server_seed != "",
-                    rx.vstack(_kv("Server seed", b.server_seed, mono=True, id="bet-seed"),
+                    rx.vstack(_kv("Server seed", b.server_seed, mono="server seed",
+                                  id="bet-seed"),
                               link_button("Verify", href=b.verify, size="3"),
                               spacing="3", width="100%", align="start"),
                     rx.vstack(_kv("Server seed", "revealed when you rotate your seeds"),
