@@ -165,6 +165,12 @@ def test_deposit_bet_and_withdraw_the_rest_to_the_chain(  # noqa: ANN001
         expect(page.locator("#header-balance")).to_have_text("0.000000")
         expect(w.locator(".withdrawal-amount")).to_have_text(_shown(rest))
         expect(w.locator(".withdrawal-address")).to_have_attribute("title", dest)
+        # with a deposit and a withdrawal listed, the page still fits the phone (the tables
+        # scroll in their own box), and the balances card shows every currency
+        assert page.evaluate(
+            "() => document.documentElement.scrollWidth <= window.innerWidth")
+        expect(page.locator("#balance-FUN")).to_have_text("1,000.00 FUN")
+        expect(page.locator("#balance-ETH")).to_have_text("0.000000 ETH")
 
         # the batcher pays it (sent), confirmations follow as blocks are mined
         expect(w.locator(".withdrawal-state")).to_have_text(re.compile("queued|sent"))
