@@ -44,7 +44,8 @@ def _account_menu() -> rx.Component:
             rx.menu.item("Sessions", on_click=rx.redirect(routes.SESSIONS)),
             rx.cond(SessionState.is_staff,
                     rx.menu.item("Staff", on_click=rx.redirect(routes.STAFF))),
-            rx.cond(WalletState.fx_note != "",
+            # what the ≈ values are, only where some are shown (never for play money)
+            rx.cond((WalletState.fx_note != "") & ~WalletState.is_fun,
                     rx.text("≈ values: ", WalletState.fx_note, size="1", color=styles.MUTED,
                             padding="4px 12px", id="fx-note")),
             rx.menu.separator(),

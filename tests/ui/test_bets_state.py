@@ -355,3 +355,17 @@ def test_a_round_is_won_only_when_it_pays_more_than_the_stake() -> None:
     assert bet(100, 0, "lost").result == "lost"
     assert bet(100, 0, "open").result == "open"
     assert fmt.result_label("void", 100, 100) == "void"
+
+
+def test_no_usd_caption_where_nothing_is_converted() -> None:
+    """ "≈ values in USD" was shown over play-money rows, which convert to nothing."""
+    from casino_app.payments.rates import RateTable
+    from casino_app.ui.state.bets import BetRow, fx_caption
+
+    fun = BetRow(1, "/bets/bet?id=1", "", "Dice", "FUN", "1.00", "1.98×", "1.98", "+0.98",
+                 "won", True)
+    eth = BetRow(2, "/bets/bet?id=2", "", "Dice", "ETH", "0.010000", "1.98×", "0.019800",
+                 "+0.009800", "won", True, fx_profit="≈ +$30.00")
+    assert fx_caption("USD", RateTable(), [fun]) == ""
+    assert fx_caption("USD", RateTable(), [fun, eth]).startswith("≈ values in USD")
+    assert fx_caption("NONE", RateTable(), [eth]) == ""
