@@ -288,7 +288,7 @@ def test_two_admins_sign_a_large_btc_withdrawal_by_psbt_and_the_cold_wallet_pays
         staff_sign_in(a, ADMIN_A, STAFF_PASSWORD, {})
         goto(a, "/admin/withdrawals")
         row = a.locator("tr.withdrawal-awaiting").filter(has_text=f"#{wid}")
-        expect(row).to_contain_text("0.02 BTC")
+        expect(row).to_contain_text("0.02000000 BTC")
         expect(row).to_contain_text(dest)
         a.get_by_role("button", name=f"Prepare the PSBT of withdrawal #{wid}").click()
         expect(a.get_by_text(re.compile(r"PSBT #\d+ prepared"))).to_be_visible()
