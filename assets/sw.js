@@ -9,15 +9,21 @@
  * - page navigations: network first; offline, the cached copy of that page (stored by
  *   path, never with its query string), else /offline.html;
  * - bump VERSION on a release that changes the shell: activate deletes older caches.
+ *
+ * The verifier works offline: its page is precached at its canonical address /verify/
+ * (/verify answers 307 to it) with the scripts and styles that page names, and a response
+ * that came through a redirect is stored as a plain copy (a navigation must never be
+ * answered with a "redirected" response: Chrome shows its error page instead).
  */
 "use strict";
 
-const VERSION = "hh-v2";
+const VERSION = "hh-v3";
 const PREFIX = "hh-";
 const SHELL_CACHE = `${VERSION}-shell`;
 const RUNTIME_CACHE = `${VERSION}-runtime`;
 const RUNTIME_MAX_ENTRIES = 120;
 const OFFLINE_URL = "/offline.html";
+const VERIFY_URL = "/verify/";
 
 const SHELL = [
   "/",
@@ -29,8 +35,8 @@ const SHELL = [
   "/icons/icon-512.png",
   "/icons/maskable-192.png",
   "/icons/maskable-512.png",
-  // the fairness verifier works offline once installed
-  "/verify",
+  // the fairness verifier works offline once installed (with what its page loads)
+  VERIFY_URL,
   "/verifier.js",
 ];
 
@@ -76,11 +82,29 @@ async function trim(cache) {
   }
 }
 
+/** A response as the cache keeps it: one that followed a redirect becomes a plain copy. */
+async function plain(response) {
+  if (!response.redirected) return response;
+  return new Response(await response.blob(), {
+    status: response.status, statusText: response.statusText, headers: response.headers,
+  });
+}
+
 async function remember(request, response) {
   if (!cacheable(response)) return;
   const cache = await caches.open(RUNTIME_CACHE);
-  await cache.put(request, response);
+  await cache.put(request, await plain(response));
   await trim(cache);
+}
+
+/** Cache ``url`` (a page) and the scripts and styles its HTML names (/assets/...). */
+async function precachePage(cache, url) {
+  const response = await fetch(new Request(url, { cache: "reload" }));
+  if (!response.ok) return;
+  const html = await response.clone().text();
+  await cache.put(url, await plain(response));
+  const assets = new Set(html.match(/\/assets\/[^"'\s)]+\.(?:js|css)/g) || []);
+  await Promise.all([...assets].map((a) => cache.add(a).catch(() => undefined)));
 }
 
 self.addEventListener("install", (event) => {
@@ -91,10 +115,11 @@ self.addEventListener("install", (event) => {
       // icon cannot stop the worker from installing.
       await cache.add(new Request(OFFLINE_URL, { cache: "reload" }));
       await Promise.all(
-        SHELL.filter((u) => u !== OFFLINE_URL).map((u) =>
+        SHELL.filter((u) => u !== OFFLINE_URL && u !== VERIFY_URL).map((u) =>
           cache.add(new Request(u, { cache: "reload" })).catch(() => undefined),
         ),
       );
+      await precachePage(cache, VERIFY_URL).catch(() => undefined);
       await self.skipWaiting();
     })(),
   );
@@ -116,7 +141,9 @@ self.addEventListener("activate", (event) => {
 
 async function staticFirst(event) {
   const request = event.request;
-  const cached = await caches.match(request);
+  // ignoreVary: the assets precached by the worker were fetched without the page's
+  // Origin header, and the server varies them on it
+  const cached = await caches.match(request, { ignoreVary: true });
   const refresh = fetch(request).then(async (response) => {
     await remember(request, response.clone());
     return response;
@@ -147,7 +174,7 @@ async function networkFirst(event) {
     // the other), so look for either.
     const other = key.endsWith("/") ? key.replace(/\/+$/, "") : `${key}/`;
     const cached = (await caches.match(key)) || (other && (await caches.match(other)));
-    if (cached) return cached;
+    if (cached) return plain(cached);
     const offline = await caches.match(OFFLINE_URL);
     if (offline) return offline;
     throw err;

@@ -4,6 +4,8 @@ is gone, and the security headers not breaking the page (no CSP violations)."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 from playwright.sync_api import expect
@@ -56,5 +58,31 @@ def test_offline_navigation_shows_the_branded_offline_page(new_context) -> None:
         page.goto("/terms-never-visited-" + "x")
         expect(page.get_by_role("button", name="Reconnect")).to_be_visible()
         expect(page.get_by_text("HashHouse").first).to_be_visible()
+    finally:
+        context.set_offline(False)
+
+
+def test_the_verifier_opens_and_verifies_offline(new_context) -> None:  # noqa: ANN001
+    """/verify answered 307 to /verify/, which the worker did not have: offline, Chrome
+    showed its own error page, though the README promises the verifier works offline."""
+    context = new_context()
+    page = context.new_page()
+    goto(page, "/")
+    page.wait_for_function("() => navigator.serviceWorker.ready.then(() => true)")
+    page.reload()  # now controlled by the service worker (which precached the verifier)
+    page.wait_for_function("() => !!navigator.serviceWorker.controller")
+    context.set_offline(True)
+    try:
+        for address in ("/verify", "/verify/"):
+            page.goto(address)
+            expect(page.get_by_role("heading", name="Verifier")).to_be_visible()
+            expect(page.get_by_role("button", name="Reconnect")).to_have_count(0)
+        page.wait_for_function("() => !!window.HashHouseVerify")
+        page.locator("#vf-game").select_option("dice")
+        page.locator("#vf-server_seed").fill("ab" * 32)
+        page.locator("#vf-client_seed").fill("offline")
+        page.locator("#vf-nonce").fill("0")
+        page.locator("#verify-run").click()
+        expect(page.locator("#verify-outcome")).to_have_text(re.compile(r"^rolled \d"))
     finally:
         context.set_offline(False)

@@ -238,7 +238,9 @@ def verify() -> rx.Component:
         rx.script(src="/verifier.js"),
         page_title("Verifier", "Recompute any round from its seeds. This runs entirely in "
                    "your browser: nothing is sent to HashHouse."),
-        card(rx.cond(VerifyState.loaded, _verify_form(), rx.spinner())),
+        # the form is there at once, offline too (nothing here needs the server); once
+        # the page's on_load has read the URL's values, it is drawn again with them
+        card(rx.box(_verify_form(), key=VerifyState.loaded.to_string(), width="100%")),
         card(rx.vstack(
             rx.text("Fill in the seeds and press Verify: the result appears below.",
                     color=styles.MUTED),
