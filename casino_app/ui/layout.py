@@ -11,6 +11,7 @@ import reflex as rx
 
 from casino_app.ui import routes, styles
 from casino_app.ui.components.bridge import bridge
+from casino_app.ui.components.connection import OFFLINE
 from casino_app.ui.components.forms import link_button
 from casino_app.ui.state import fx
 from casino_app.ui.state.bets import BetsState
@@ -92,8 +93,13 @@ def _wallet() -> rx.Component:
         WalletState.loaded,
         rx.hstack(
             rx.vstack(
+                # the last balance known, dimmed and said to be so while reconnecting
                 rx.text(WalletState.balance, id="header-balance", aria_live="polite",
-                        weight="bold", size="2", title=WalletState.balance, **clip),
+                        weight="bold", size="2",
+                        title=rx.cond(OFFLINE, "Last known balance (reconnecting)",
+                                      WalletState.balance),
+                        data_stale=rx.cond(OFFLINE, "true", "false"),
+                        opacity=rx.cond(OFFLINE, "0.55", "1"), **clip),
                 rx.cond(WalletState.balance_fx != "",
                         rx.text(WalletState.balance_fx, id="header-fx", size="1",
                                 color=styles.MUTED, line_height="1.1",

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -212,3 +213,43 @@ def test_recovery_codes_stay_whole_and_can_be_copied_and_downloaded(device, size
     download = got.value
     assert download.suggested_filename == "hashhouse-recovery-codes.txt"
     assert Path(download.path()).read_text().splitlines()[1:] == texts
+
+
+def test_a_lost_connection_is_said_calmly_and_betting_waits_for_it(device, size: str
+                                                                    ) -> None:  # noqa: ANN001
+    """Reflex's raw "Cannot connect to server: websocket error ..." toast is replaced by a
+    calm line; the balance is marked as the last known one and Bet is off until the
+    socket is back."""
+    page = device()
+    # the page's sockets go through the test, which can cut them and refuse new ones
+    down = {"now": False}
+    sockets: list = []
+
+    def through(ws) -> None:  # noqa: ANN001
+        if down["now"]:
+            ws.close()
+            return
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    page.route_web_socket(re.compile(r"/_event"), through)
+    register(page, f"ux-net-{secrets.token_hex(4)}@example.com", "Net Player", PASSWORD)
+    goto(page, "/games/dice")
+    expect(page.locator("#bet-button")).to_be_enabled()
+    down["now"] = True
+    for ws in sockets:
+        ws.close()
+    try:
+        expect(page.locator("#reconnecting")).to_be_visible(timeout=30_000)
+        expect(page.locator("#reconnecting")).to_contain_text("Reconnecting")
+        expect(page.get_by_text("Cannot connect to server")).to_have_count(0)
+        expect(page.locator("#bet-button")).to_be_disabled()
+        expect(page.locator("#header-balance")).to_have_attribute("data-stale", "true")
+        expect(page.locator("#header-balance")).to_have_text("1,000.00")
+    finally:
+        down["now"] = False
+    expect(page.locator("#reconnecting")).to_have_count(0, timeout=30_000)
+    expect(page.locator("#bet-button")).to_be_enabled()
+    expect(page.locator("#header-balance")).to_have_attribute("data-stale", "false")
+    page.locator("#bet-button").click()
+    expect(page.locator("#result-text")).to_contain_text("Rolled")

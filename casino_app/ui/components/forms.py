@@ -9,6 +9,7 @@ from typing import Any
 import reflex as rx
 
 from casino_app.ui import styles
+from casino_app.ui.components.connection import OFFLINE
 
 
 def field(label: str, name: str, *, type: str = "text", errors: Any = None,  # noqa: A002
@@ -58,7 +59,8 @@ def submit(label: str, disabled: Any = None, **attrs: Any) -> rx.Component:
     """Disabled until the page is connected, so a click while assets load can never
     fall back to a native form submission (which would put the fields in a URL); and
     while ``disabled`` (a state var) is true."""
-    off = ~rx.State.is_hydrated if disabled is None else ~rx.State.is_hydrated | disabled
+    off = ~rx.State.is_hydrated | OFFLINE if disabled is None \
+        else ~rx.State.is_hydrated | OFFLINE | disabled
     return rx.button(label, type="submit", size="3", width="100%", disabled=off, **attrs)
 
 

@@ -18,6 +18,7 @@ import reflex as rx
 
 from casino_app.games.house import GAMES
 from casino_app.ui import routes, styles
+from casino_app.ui.components.connection import OFFLINE
 from casino_app.ui.components.forms import card
 from casino_app.ui.layout import currency_select, player_page
 from casino_app.ui.state.games import (
@@ -131,7 +132,8 @@ def _errors() -> rx.Component:
 def _bet_button(label: str = "Bet", disabled: Any = False) -> rx.Component:
     return rx.button(label, id="bet-button", type="button", size="4", width="100%",
                      on_click=GameState.bet(BET_KEY),
-                     disabled=~rx.State.is_hydrated | ~GameState.can_bet | disabled)
+                     disabled=~rx.State.is_hydrated | ~GameState.can_bet | OFFLINE
+                     | disabled)
 
 
 def _result() -> rx.Component:
