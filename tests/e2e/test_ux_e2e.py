@@ -253,3 +253,37 @@ def test_a_lost_connection_is_said_calmly_and_betting_waits_for_it(device, size:
     expect(page.locator("#header-balance")).to_have_attribute("data-stale", "false")
     page.locator("#bet-button").click()
     expect(page.locator("#result-text")).to_contain_text("Rolled")
+
+
+def test_keys_bet_halve_and_double_and_keno_shows_every_drawn_square(device, size: str
+                                                                      ) -> None:  # noqa: ANN001
+    page = device()
+    register(page, f"ux-keys-{secrets.token_hex(4)}@example.com", "Key Player", PASSWORD)
+    goto(page, "/games/dice")
+    amount = page.locator("#bet-amount")
+    expect(amount).to_have_value("1.00")
+    page.locator("main h1").click()              # focus on the page, not in a field
+    page.keyboard.press("s")
+    expect(amount).to_have_value("2.00")
+    page.keyboard.press("a")
+    page.keyboard.press("a")
+    expect(amount).to_have_value("0.50")
+    page.keyboard.press("Space")
+    expect(page.locator("#result-text")).to_contain_text("Rolled")
+    amount.click()                                # typing in a field is never a key
+    page.keyboard.press("s")
+    expect(amount).to_have_value("0.50s")
+
+    # Keno: the ten drawn squares are all marked, the picked ones as hits, the others
+    # with their own ring and name
+    goto(page, "/games/keno")
+    for n in (1, 2, 3):
+        page.get_by_role("button", name=f"Square {n}", exact=True).click()
+    page.locator("#bet-button").click()
+    drawn = page.locator(".keno-square[data-kind=hit], .keno-square[data-kind=miss]")
+    expect(drawn).to_have_count(10)
+    miss = page.locator(".keno-square[data-kind=miss]").first
+    assert miss.get_attribute("aria-label").endswith(", drawn")
+    assert "2px" in miss.evaluate("(e) => getComputedStyle(e).borderTopWidth")
+    page.evaluate("() => window.scrollTo(0, 0)")   # the sticky header covers nothing
+    assert not axe_violations(page)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import reflex as rx
+from reflex_base.utils.imports import ImportVar
 
 from casino_app.games.house import GAMES
 from casino_app.ui import routes, styles
@@ -92,9 +93,9 @@ def _amount() -> rx.Component:
                      spell_check=False, aria_invalid=GameState.amount_error != "",
                      aria_describedby="bet-amount-error bet-error"),
             rx.button("½", on_click=GameState.half_amount, variant="soft", size="3",
-                      aria_label="Halve the amount", type="button"),
+                      aria_label="Halve the amount", type="button", id="bet-half"),
             rx.button("2×", on_click=GameState.double_amount, variant="soft", size="3",
-                      aria_label="2× (double the amount)", type="button"),
+                      aria_label="2× (double the amount)", type="button", id="bet-double"),
             currency_select("Bet currency", "bet-currency",
                             style={"min_height": "40px", "font_size": "16px"}),
             spacing="2", width="100%", align="center"),
@@ -127,6 +128,33 @@ def _errors() -> rx.Component:
                 rx.callout(WalletState.message, icon="triangle_alert", color_scheme="red",
                            role="alert", width="100%")),
     )
+
+
+class _Hotkeys(rx.Fragment):
+    """Desktop keys as Stake players know them: Space bets, A halves and S doubles the
+    amount. They press the page's own buttons (so a disabled Bet stays disabled), never
+    while typing in a field or with a modifier, and Space on a focused button keeps its
+    usual meaning. Compiled page code: renders nothing."""
+
+    def add_hooks(self) -> list[str | rx.Var]:
+        return ["""useEffect(() => {
+  const keys = {" ": "bet-button", "a": "bet-half", "s": "bet-double"};
+  const onKey = (e) => {
+    if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
+    const t = e.target;
+    if (t && (/^(INPUT|SELECT|TEXTAREA|BUTTON|A)$/.test(t.tagName) || t.isContentEditable)) return;
+    const id = keys[(e.key || "").toLowerCase()];
+    const button = id && document.getElementById(id);
+    if (!button || button.disabled) return;
+    e.preventDefault();
+    button.click();
+  };
+  window.addEventListener("keydown", onKey);
+  return () => window.removeEventListener("keydown", onKey);
+}, []);"""]
+
+    def add_imports(self) -> dict[str, Any]:
+        return {"react": [ImportVar(tag="useEffect")]}
 
 
 def _bet_button(label: str = "Bet", disabled: Any = False) -> rx.Component:
@@ -205,6 +233,7 @@ def _game_page(name: str, board: rx.Component, controls: rx.Component,
     game = GAMES[name]
     return rx.vstack(
         rx.el.style(_CSS),
+        _Hotkeys.create(),
         rx.hstack(rx.link("← Lobby", href=routes.HOME, size="2"), rx.spacer(),
                   rx.link("Fairness", href=routes.FAIRNESS, size="2"), width="100%"),
         rx.vstack(rx.heading(game.title, size="7"),
@@ -214,6 +243,9 @@ def _game_page(name: str, board: rx.Component, controls: rx.Component,
             rx.vstack(card(board), _result(), spacing="3", width="100%"),
             card(rx.vstack(controls, _amount(), _top_up(), _errors(),
                            action if action is not None else _bet_button(),
+                           rx.text("Keys: Space bets · A halves · S doubles the amount",
+                                   size="1", color=styles.MUTED, id="hotkeys",
+                                   display=["none", "none", "block"]),
                            spacing="3", width="100%")),
             columns=rx.breakpoints(initial="1", md="2"), spacing="4", width="100%"),
         _history(),
@@ -381,17 +413,22 @@ def plinko_page() -> rx.Component:
 
 # --- keno -------------------------------------------------------------------------------
 
-_KENO_BG = {"hit": styles.SUCCESS, "picked": styles.ACCENT, "miss": "#3a2630"}
+# a drawn square the player did not pick is clearly drawn too: a red ring on a red tint
+_KENO_BG = {"hit": styles.SUCCESS, "picked": styles.ACCENT, "miss": "#5a2a35"}
 
 
 def _keno_square(cell: Cell) -> rx.Component:
     return rx.el.button(
         cell.n, type="button", on_click=GameState.keno_toggle(cell.n),
         aria_pressed=rx.cond((cell.kind == "picked") | (cell.kind == "hit"), "true", "false"),
-        aria_label="Square " + cell.n.to_string(), class_name="hh-move keno-square",
-        data_kind=cell.kind,
+        aria_label="Square " + cell.n.to_string()
+        + rx.match(cell.kind, ("hit", ", picked, drawn: a hit"), ("miss", ", drawn"),
+                   ("picked", ", picked"), "").to(str),
+        class_name="hh-move keno-square", data_kind=cell.kind,
         style={"aspect_ratio": "1", "width": "100%", "border_radius": "8px",
-               "border": f"1px solid {styles.BORDER}", "font_weight": "700",
+               "border": rx.cond(cell.kind == "miss", f"2px solid {styles.DANGER}",
+                                 f"1px solid {styles.BORDER}"),
+               "font_weight": "700",
                "font_size": "14px", "cursor": "pointer",
                "background_color": rx.match(cell.kind, ("hit", _KENO_BG["hit"]),
                                             ("picked", _KENO_BG["picked"]),
