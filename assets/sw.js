@@ -9,11 +9,6 @@
  * - page navigations: network first; offline, the cached copy of that page (stored by
  *   path, never with its query string), else /offline.html;
  * - bump VERSION on a release that changes the shell: activate deletes older caches.
- *
- * The verifier works offline: its page is precached at its canonical address /verify/
- * (/verify answers 307 to it) with the scripts and styles that page names, and a response
- * that came through a redirect is stored as a plain copy (a navigation must never be
- * answered with a "redirected" response: Chrome shows its error page instead).
  */
 "use strict";
 
@@ -23,7 +18,6 @@ const SHELL_CACHE = `${VERSION}-shell`;
 const RUNTIME_CACHE = `${VERSION}-runtime`;
 const RUNTIME_MAX_ENTRIES = 120;
 const OFFLINE_URL = "/offline.html";
-const VERIFY_URL = "/verify/";
 
 const SHELL = [
   "/",
@@ -35,10 +29,28 @@ const SHELL = [
   "/icons/icon-512.png",
   "/icons/maskable-192.png",
   "/icons/maskable-512.png",
-  // the fairness verifier works offline once installed (with what its page loads)
-  VERIFY_URL,
+  // the fairness verifier works offline once installed (its page is /verify/: the
+  // server redirects /verify there, and a redirect cannot answer a navigation)
+  "/verify/",
   "/verifier.js",
+  "/verify-page.js",
 ];
+
+const OFFLINE_PAGES = ["/verify/"];
+
+/** Cache the /assets/ files a cached page's HTML names (modulepreload links, scripts,
+ * styles), so that the page renders and runs offline on a first visit. */
+async function withAssets(cache, url) {
+  const page = await cache.match(url);
+  if (!page) return;
+  const html = await page.clone().text();
+  const found = new Set();
+  for (const m of html.matchAll(/(?:href|src)="(\/assets\/[^"?#]+\.(?:js|css))"/g)) {
+    found.add(m[1]);
+  }
+  await Promise.all([...found].map((a) =>
+    cache.add(new Request(a, { cache: "reload" })).catch(() => undefined)));
+}
 
 const STATIC_EXTENSIONS = /\.(?:js|mjs|css|woff2?|ttf|png|jpe?g|gif|webp|avif|svg|ico|webmanifest)$/;
 
@@ -82,29 +94,11 @@ async function trim(cache) {
   }
 }
 
-/** A response as the cache keeps it: one that followed a redirect becomes a plain copy. */
-async function plain(response) {
-  if (!response.redirected) return response;
-  return new Response(await response.blob(), {
-    status: response.status, statusText: response.statusText, headers: response.headers,
-  });
-}
-
 async function remember(request, response) {
   if (!cacheable(response)) return;
   const cache = await caches.open(RUNTIME_CACHE);
-  await cache.put(request, await plain(response));
+  await cache.put(request, response);
   await trim(cache);
-}
-
-/** Cache ``url`` (a page) and the scripts and styles its HTML names (/assets/...). */
-async function precachePage(cache, url) {
-  const response = await fetch(new Request(url, { cache: "reload" }));
-  if (!response.ok) return;
-  const html = await response.clone().text();
-  await cache.put(url, await plain(response));
-  const assets = new Set(html.match(/\/assets\/[^"'\s)]+\.(?:js|css)/g) || []);
-  await Promise.all([...assets].map((a) => cache.add(a).catch(() => undefined)));
 }
 
 self.addEventListener("install", (event) => {
@@ -115,11 +109,13 @@ self.addEventListener("install", (event) => {
       // icon cannot stop the worker from installing.
       await cache.add(new Request(OFFLINE_URL, { cache: "reload" }));
       await Promise.all(
-        SHELL.filter((u) => u !== OFFLINE_URL && u !== VERIFY_URL).map((u) =>
+        SHELL.filter((u) => u !== OFFLINE_URL).map((u) =>
           cache.add(new Request(u, { cache: "reload" })).catch(() => undefined),
         ),
       );
-      await precachePage(cache, VERIFY_URL).catch(() => undefined);
+      // The pages that work offline even if never opened before: their own script
+      // chunks and styles too (the build names them in the page's HTML).
+      await Promise.all(OFFLINE_PAGES.map((u) => withAssets(cache, u).catch(() => undefined)));
       await self.skipWaiting();
     })(),
   );
@@ -141,8 +137,8 @@ self.addEventListener("activate", (event) => {
 
 async function staticFirst(event) {
   const request = event.request;
-  // ignoreVary: the assets precached by the worker were fetched without the page's
-  // Origin header, and the server varies them on it
+  // ignoreVary: the server's Vary (Accept-Encoding, Origin) would make a module script's
+  // request (it carries Origin) miss the copy precached without one
   const cached = await caches.match(request, { ignoreVary: true });
   const refresh = fetch(request).then(async (response) => {
     await remember(request, response.clone());
@@ -162,6 +158,15 @@ function pageKey(request) {
   return `${url.origin}${url.pathname}`;
 }
 
+/** A navigation cannot be answered with a response that followed a redirect (Chrome
+ * shows its error page): give back a copy that did not. */
+async function unredirected(response) {
+  if (!response.redirected) return response;
+  return new Response(await response.blob(), {
+    status: response.status, statusText: response.statusText, headers: response.headers,
+  });
+}
+
 async function networkFirst(event) {
   const request = event.request;
   const key = pageKey(request);
@@ -174,7 +179,7 @@ async function networkFirst(event) {
     // the other), so look for either.
     const other = key.endsWith("/") ? key.replace(/\/+$/, "") : `${key}/`;
     const cached = (await caches.match(key)) || (other && (await caches.match(other)));
-    if (cached) return plain(cached);
+    if (cached) return unredirected(cached);
     const offline = await caches.match(OFFLINE_URL);
     if (offline) return offline;
     throw err;

@@ -65,12 +65,14 @@
     if (typeof serverSeed !== "string" || !/^[0-9a-f]{64}$/.test(serverSeed)) {
       fail("server seed: must be 64 lowercase hexadecimal characters");
     }
+    // Any text, the empty string too, exactly as given (no trimming), encoded as UTF-8:
+    // the seeds of any Stake-compatible casino. Text that is not valid Unicode (a lone
+    // surrogate, which TextEncoder would silently replace) is refused.
     if (typeof clientSeed !== "string") fail("client seed: must be text");
-    var client = clientSeed.trim();
-    if (!client) fail("client seed: must not be empty");
-    if (client.length > 64) fail("client seed: at most 64 characters (got " + client.length + ")");
-    if (!/^[\x21-\x7e]+$/.test(client)) {
-      fail("client seed: only printable ASCII letters, digits and symbols, without spaces");
+    var client = clientSeed;
+    if (client.length > 10000) fail("client seed: at most 10000 characters");
+    if (/[\ud800-\udbff](?![\udc00-\udfff])|(^|[^\ud800-\udbff])[\udc00-\udfff]/.test(client)) {
+      fail("client seed: not valid Unicode text");
     }
     var n;
     if (typeof nonce === "number" && Number.isSafeInteger(nonce)) n = BigInt(nonce);

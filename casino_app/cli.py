@@ -1,4 +1,5 @@
-"""The ``casino`` command: run, build, migrate, worker, admin, audit, keys, config.
+"""The ``casino`` command: run, build, migrate, worker, admin, audit, keys, config (and
+provider-sim, the reference game provider).
 
 Every command validates the configuration first and stops with a message that names
 the bad variable. Every command that reads data checks the databases first
@@ -20,6 +21,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from casino_app import cli_providers
 from casino_app.core.settings import ConfigError, Settings, check_bind_host, get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,6 +171,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     _databases(schema=False)
     upgrade_all()
+    from casino_app import devsim
+
+    said = devsim.start(s)
+    if said:
+        print(f"casino: {said}", file=sys.stderr, flush=True)
     env = reflex_env(s)
     os.chdir(ROOT)
     if args.env == "prod":
@@ -594,6 +601,58 @@ def _run_devnet(args: argparse.Namespace, st: Settings) -> int:
         eth.stop()
 
 
+def cmd_provider_sim(args: argparse.Namespace) -> int:
+    """The reference game provider (casino_app/provider_sim/): a separate process."""
+    from casino_app.provider_sim.misbehave import Misbehaviour
+    from casino_app.provider_sim.server import serve
+
+    try:
+        Misbehaviour.parse(args.misbehave)
+    except ValueError as exc:
+        return _fail(f"--misbehave: {exc}")
+    return serve(port=args.port, state_dir=Path(args.state_dir), hub88_wallet=args.hub88_wallet,
+                 bgaming_wallet=args.bgaming_wallet, public_url=args.public_url,
+                 misbehave=args.misbehave, wallet_timeout=args.wallet_timeout,
+                 retry_every=args.retry_every, verbose=args.verbose)
+
+
+def cmd_reserves_publish(args: argparse.Namespace) -> int:
+    """Build, sign and store a proof of reserves now; print its summary."""
+    _data_settings()
+    from casino_app.payments import reserves
+
+    published = reserves.publish()
+    if args.out:
+        Path(args.out).write_text(json.dumps(published, indent=1) + "\n")
+    doc = published["proof"]
+    for code, c in doc["currencies"].items():
+        held = (c["holdings"] or {}).get("total", "unknown")
+        print(f"{code}\towed {c['total']}\theld {held}\t"
+              f"{'covered' if c['covered'] else 'NOT COVERED'}\troot {c['root']}")
+    print(f"signed by {doc['public_key']}" + (f"; written to {args.out}" if args.out else ""))
+    return 0 if all(c["covered"] for c in doc["currencies"].values()) else 1
+
+
+def cmd_reserves_verify(args: argparse.Namespace) -> int:
+    """Check a published proof file (signature, roots, sums); exit 1 on a problem."""
+    from casino_app.payments import reserves
+
+    try:
+        data = json.loads(Path(args.file).read_text())
+    except (OSError, ValueError) as exc:
+        return _fail(f"cannot read {args.file}: {exc}")
+    problems = reserves.verify(data, args.public_key)
+    for p in problems:
+        print(f"problem: {p}")
+    if problems:
+        return 1
+    doc = data["proof"]
+    print(f"ok: signed by {doc['public_key']} at {doc['created_at']}; "
+          + ", ".join(f"{c} {v['leaf_count']} leaves, total {v['total']}"
+                      for c, v in doc["currencies"].items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="casino", description="HashHouse platform commands")
     sub = p.add_subparsers(dest="command", required=True)
@@ -695,6 +754,20 @@ def build_parser() -> argparse.ArgumentParser:
                     metavar="N", help="how many receiving addresses to print (default 3)")
     cw.set_defaults(func=cmd_cold_wallet)
 
+    cli_providers.add_parser(sub, _data_settings)
+
+    rs = sub.add_parser("reserves", help="proof of reserves").add_subparsers(
+        dest="reserves", required=True)
+    rp = rs.add_parser("publish", help="build, sign and store a proof of reserves now "
+                                       "(exit 1 if a currency is not covered)")
+    rp.add_argument("--out", help="also write the published file here")
+    rp.set_defaults(func=cmd_reserves_publish)
+    rv = rs.add_parser("verify", help="check a published proof file: signature, every "
+                                      "root and sum (exit 1 on a problem)")
+    rv.add_argument("file")
+    rv.add_argument("--public-key", help="the operator's reserves key (hex) to require")
+    rv.set_defaults(func=cmd_reserves_verify)
+
     v = sub.add_parser("verify", help="recompute a house-game outcome from revealed seeds "
                                       "(prints JSON)")
     v.add_argument("--game", help="dice, limbo, plinko, keno or mines")
@@ -704,6 +777,21 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--rows", help="plinko only: 8 to 16 (required)")
     v.add_argument("--mines", help="mines only: 1 to 24 (required)")
     v.set_defaults(func=cmd_verify)
+
+    ps = sub.add_parser("provider-sim", help="run the reference game provider (Hub88 and "
+                                             "BGaming dialects) on 127.0.0.1")
+    ps.add_argument("--port", type=int, required=True, help="0 picks a free port")
+    ps.add_argument("--state-dir", required=True, help="its keys and secrets (created once)")
+    ps.add_argument("--hub88-wallet", required=True, help="the casino's Hub88 wallet base URL")
+    ps.add_argument("--bgaming-wallet", required=True,
+                    help="the casino's BGaming wallet base URL")
+    ps.add_argument("--public-url", default=None, help="its origin as browsers reach it")
+    ps.add_argument("--misbehave", default="", help="comma-separated misbehaviours")
+    ps.add_argument("--wallet-timeout", type=float, default=5.0, help="seconds a wallet call")
+    ps.add_argument("--retry-every", type=float, default=2.0,
+                    help="seconds between retries of an unsettled win or rollback")
+    ps.add_argument("--verbose", action="store_true", help="log every request")
+    ps.set_defaults(func=cmd_provider_sim)
     return p
 
 

@@ -33,6 +33,8 @@ from sqlalchemy.exc import DBAPIError
 from casino_app.core.db import databases
 from casino_app.core.logging import get_logger
 from casino_app.games import models as _games  # noqa: F401
+from casino_app.games.loyalty import models as _loyalty  # noqa: F401
+from casino_app.games.providers import models as _providers  # noqa: F401
 from casino_app.jobs import models as _jobs  # noqa: F401
 from casino_app.payments import address_models as _addresses  # noqa: F401
 from casino_app.payments import band_models as _bands  # noqa: F401
@@ -41,6 +43,7 @@ from casino_app.payments import hold_models as _holds  # noqa: F401
 from casino_app.payments import models as _payments  # noqa: F401
 from casino_app.payments import rate_models as _rates  # noqa: F401
 from casino_app.payments import reconcile_models as _reconcile  # noqa: F401
+from casino_app.payments import reserve_models as _reserves  # noqa: F401
 from casino_app.payments import withdrawal_models as _withdrawals  # noqa: F401
 from casino_app.payments.btc import models as _btc  # noqa: F401
 from casino_app.payments.eth import safe_models as _eth_safe  # noqa: F401

@@ -75,6 +75,8 @@ def base_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # New accounts start with no play money here: the tests of the layers count every
     # unit from zero (the welcome has its own tests in tests/payments/test_players.py)
     monkeypatch.setenv("CASINO_FUN_WELCOME", "0")
+    # `casino run` in a test starts no development game provider unless the test says so
+    monkeypatch.setenv("CASINO_DEV_PROVIDERS", "false")
     _reset_process_state()
     return tmp_path
 

@@ -28,6 +28,8 @@ from starlette.types import ASGIApp
 from casino_app.api.health import livez, readyz
 from casino_app.api.metrics import metrics
 from casino_app.api.middleware import SecurityMiddleware, is_api_path
+from casino_app.api.providers import callback as provider_callback
+from casino_app.api.reserves import latest as reserves_latest
 from casino_app.api.session import adopt, clear
 from casino_app.core.logging import request_id_var
 from casino_app.core.settings import get_settings
@@ -55,6 +57,10 @@ def api_routes() -> list[BaseRoute]:
         Route("/api/metrics", metrics, methods=["GET"], name="metrics"),
         Route("/api/session/adopt", adopt, methods=["POST"], name="session_adopt"),
         Route("/api/session/clear", clear, methods=["POST"], name="session_clear"),
+        Route("/api/providers/{name}/{rest:path}", provider_callback, methods=["POST"],
+              name="provider_callback"),
+        Route("/api/reserves/latest.json", reserves_latest, methods=["GET"],
+              name="reserves_latest"),
     ]
 
 

@@ -25,6 +25,7 @@ becomes a JSON 500 naming only the request id (no traceback ever reaches a clien
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -41,6 +42,7 @@ from casino_app.api.csp import BuildScriptHashes
 from casino_app.core.logging import get_logger, request_id_var
 from casino_app.core.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 from casino_app.core.settings import get_settings
+from casino_app.games.providers.catalogue import provider_origins
 from casino_app.security.session_cookie import (
     BIND_MAX_AGE,
     cookie_names,
@@ -56,10 +58,13 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 HSTS = "max-age=63072000; includeSubDomains"
+PROVIDER_ORIGINS_SECONDS = 5.0
+PROVIDER_ORIGINS_WAIT = 0.25
 
 
 def content_security_policy(public_url: str | None = None,
-                            script_hashes: Iterable[str] = ()) -> str:
+                            script_hashes: Iterable[str] = (),
+                            provider_origins: Iterable[str] = ()) -> str:
     """The CSP for every page and response.
 
     Scripts: our own files ('self') and the inline scripts of the build, each by its
@@ -77,6 +82,9 @@ def content_security_policy(public_url: str | None = None,
     probes) needs an injection point that React's escaping does not give.
     WebSocket connections are allowed to our own public origin only ('self' covers the
     same origin in current browsers; the explicit ws(s):// source covers the rest).
+    Frames and images from elsewhere: exactly the origins of the enabled game providers
+    (``provider_origins``: their games open in an iframe, their thumbnails load from
+    them), and no frame at all without one.
     """
     url = public_url if public_url is not None else get_settings().public_url
     parts = urlsplit(url)
@@ -89,12 +97,14 @@ def content_security_policy(public_url: str | None = None,
             connect += [f"ws://{parts.netloc}", f"wss://{parts.netloc}"]
     else:  # pragma: no cover - settings always validate a scheme and a host
         connect += ["ws:", "wss:"]
+    providers = sorted(set(provider_origins))
     directives = [
         "default-src 'self'",
         " ".join(["script-src 'self'", *script_hashes]),
         "script-src-attr 'none'",
         "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data: blob:",
+        " ".join(["img-src 'self' data: blob:", *providers]),
+        " ".join(["frame-src", *providers]) if providers else "frame-src 'none'",
         "font-src 'self' data:",
         "connect-src " + " ".join(connect),
         "manifest-src 'self'",
@@ -108,11 +118,13 @@ def content_security_policy(public_url: str | None = None,
 
 
 def security_headers(public_url: str | None = None,
-                     script_hashes: Iterable[str] = ()) -> dict[str, str]:
+                     script_hashes: Iterable[str] = (),
+                     provider_origins: Iterable[str] = ()) -> dict[str, str]:
     """Headers added to every HTTP response (name -> value)."""
     return {
         "Strict-Transport-Security": HSTS,
-        "Content-Security-Policy": content_security_policy(public_url, script_hashes),
+        "Content-Security-Policy": content_security_policy(public_url, script_hashes,
+                                                           provider_origins),
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
         "Referrer-Policy": "strict-origin-when-cross-origin",
@@ -157,17 +169,48 @@ class SecurityMiddleware:
         self.api_route_paths = frozenset(api_route_paths)
         self._public_url = public_url
         self._script_hashes = BuildScriptHashes(frontend_dir)
-        self._headers_for: tuple[tuple[str, ...], dict[str, str]] | None = None
+        self._headers_for: tuple[tuple[str, ...], tuple[str, ...],
+                                 dict[str, str]] | None = None
+        self._origins: tuple[str, ...] = ()
+        self._origins_at = -PROVIDER_ORIGINS_SECONDS
+        self._origins_task: asyncio.Future | None = None
         self._cookies = cookie_names(public_url)
 
-    def _headers(self) -> dict[str, str]:
+    async def _provider_origins(self) -> tuple[str, ...]:
+        """The enabled providers' origins, read again every ``PROVIDER_ORIGINS_SECONDS``
+        (a provider added or disabled reaches the CSP within that). The read runs in the
+        background: a response waits for it at most ``PROVIDER_ORIGINS_WAIT`` seconds and
+        otherwise goes out with the last list (a stuck database never holds a page)."""
+        now = time.monotonic()
+        if self._origins_task is None and now - self._origins_at >= PROVIDER_ORIGINS_SECONDS:
+            self._origins_at = now
+            self._origins_task = asyncio.ensure_future(asyncio.to_thread(provider_origins))
+            self._origins_task.add_done_callback(self._origins_read)
+        task = self._origins_task
+        if task is not None:
+            # the read's own failure is logged by _origins_read; either way the last list
+            await asyncio.wait([task], timeout=PROVIDER_ORIGINS_WAIT)
+        return self._origins
+
+    def _origins_read(self, task: asyncio.Future) -> None:
+        self._origins_task = None
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.warning("provider_origins_unread", error=type(exc).__name__)
+            return
+        self._origins = tuple(task.result())
+
+    async def _headers(self) -> dict[str, str]:
         """The security headers, with the CSP of the build being served."""
         hashes = self._script_hashes.current()
+        origins = await self._provider_origins()
         cached = self._headers_for
-        if cached is None or cached[0] is not hashes:
-            cached = (hashes, security_headers(self._public_url, hashes))
+        if cached is None or cached[0] is not hashes or cached[1] != origins:
+            cached = (hashes, origins, security_headers(self._public_url, hashes, origins))
             self._headers_for = cached
-        return cached[1]
+        return cached[2]
 
     def _needs_bind_cookie(self, scope: Scope) -> bool:
         for name, value in scope.get("headers", ()):
@@ -187,7 +230,7 @@ class SecurityMiddleware:
         method: str = scope.get("method", "GET")
         start = time.perf_counter()
         state: dict[str, Any] = {"status": None}
-        security = self._headers()
+        security = await self._headers()
         bind = not api and self._needs_bind_cookie(scope)
 
         async def send_with_headers(message: Message) -> None:

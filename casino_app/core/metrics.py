@@ -44,6 +44,17 @@ INVARIANT_VIOLATIONS = Counter(
     "Failed consistency checks (ledger balance, chain == ledger, audit chain...), by check.",
     ["check"],
 )
+PROVIDER_ALERTS = Counter(
+    "casino_provider_alerts_total",
+    "Alerts about game providers (bad_signature, win_without_round, fair_mismatch, "
+    "rtp_drift), by kind.",
+    ["kind"],
+)
+PROVIDER_CALLS = Counter(
+    "casino_provider_calls_total",
+    "Wallet calls from game providers, by provider dialect and status.",
+    ["dialect", "status"],
+)
 
 # Background work ----------------------------------------------------------------------
 JOB_RUNS = Counter(

@@ -11,12 +11,14 @@ import base64
 import ipaddress
 import json
 import os
+import re
 import secrets
 import sys
+from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +48,14 @@ class Settings(BaseSettings):
 
     env: Environment = Environment.development
     data_dir: Path = Path("data")
+    # Development only: `casino run` starts the reference game provider (`casino
+    # provider-sim`) beside the app and registers it, so the lobby has provider games.
+    dev_providers: bool = True
+    # The Ed25519 key that signs the proofs of reserves (PEM, PKCS#8); empty: a key made
+    # on first use in <data>/reserves-signing-key.pem.
+    reserves_key_file: str = ""
+    # How often the provider-checks job verifies closed provider rounds and RTP drift.
+    provider_checks_seconds: float = Field(60.0, ge=0.5, le=86400)
     public_url: str = "http://localhost:3000"
     port: int = Field(3000, ge=1, le=65535)
     # The address `casino run` listens on (one port: pages, websocket, /api). The default,
@@ -72,6 +82,22 @@ class Settings(BaseSettings):
     register_token_minutes: int = Field(24 * 60, ge=5, le=7 * 24 * 60)
     mfa_challenge_minutes: int = Field(5, ge=1, le=60)
     minimum_age: int = Field(18, ge=18, le=25)
+    # Withdrawal protection (users/withdrawal_guard.py, payments/withdrawal_addresses.py):
+    # a mailed confirmation link lives this long; a new withdrawal address is usable this
+    # many hours after it is first named (0: at once) unless it is on the allow-list;
+    # after a password, 2FA (or email) change withdrawals wait this many hours.
+    withdraw_confirm_minutes: int = Field(30, ge=5, le=24 * 60)
+    withdraw_cooling_hours: float = Field(24, ge=0, le=30 * 24)
+    withdraw_lock_hours: float = Field(24, ge=0, le=30 * 24)
+    # Account risk (users/risk.py): signals count for this many hours; from
+    # risk_step_up points a withdrawal cannot be confirmed by the password alone, from
+    # risk_hold points withdrawals are held for risk_hold_hours and staff alerted;
+    # risk_factor_failures wrong second factors within an hour are a signal.
+    risk_window_hours: float = Field(72, gt=0, le=30 * 24)
+    risk_step_up: int = Field(1, ge=1, le=100)
+    risk_hold: int = Field(3, ge=1, le=100)
+    risk_hold_hours: float = Field(24, gt=0, le=30 * 24)
+    risk_factor_failures: int = Field(5, ge=1, le=100)
     # Staff pages and actions need a second factor on the staff account (ASVS level 3).
     staff_require_2fa: bool = True
 
@@ -266,12 +292,38 @@ class Settings(BaseSettings):
     rates_fixed: str = ("BTC:USD:90000,BTC:EUR:83000,ETH:USD:3000,ETH:EUR:2750,"
                         "USDT:USD:1,USDT:EUR:0.92,USDC:USD:1,USDC:EUR:0.92")
 
+    # Loyalty (games/loyalty): VIP tiers by the USD value wagered, rakeback and level-up
+    # bonuses. Tiers "Name:wagered USD:rakeback %:level-up bonus USD" separated by commas,
+    # thresholds rising from 0; the rakeback % is the share of the house edge returned.
+    loyalty_tiers: str = ("Bronze:0:5:0,Silver:10000:7.5:10,Gold:50000:10:50,"
+                          "Platinum:250000:12.5:250,Diamond:1000000:15:1000")
+    # A period (the unit of accrual and of a claim): this many hours, aligned on UTC
+    # midnight of 1970-01-01; it is accrued this many seconds after it ends (bets that
+    # commit late are in it) by the loyalty-accrue job, which runs every CASINO_LOYALTY_SECONDS.
+    loyalty_period_hours: int = Field(24, ge=1, le=168)
+    loyalty_grace_seconds: int = Field(300, ge=0, le=86400)
+    loyalty_seconds: float = Field(60.0, ge=1, le=86400)
+    # Rakeback farming: near-even dice bets on both sides (over and under) within the same
+    # bucket of this many seconds count as hedged; a period whose hedged volume is at least
+    # this share of the player's volume in that currency (basis points) and worth at least
+    # this many USD is flagged, and the player's claims wait for staff for FLAG_DAYS days.
+    loyalty_hedge_seconds: int = Field(60, ge=1, le=86400)
+    loyalty_hedge_share_bps: int = Field(5000, ge=1, le=10_000)
+    loyalty_hedge_min_usd: int = Field(100, ge=0, le=10**9)
+    loyalty_flag_days: int = Field(30, ge=1, le=3650)
+
     @field_validator("eth_rpc_url", "btc_rpc_url")
     @classmethod
     def _rpc(cls, v: str) -> str:
         if v and not v.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// JSON-RPC URL")
         return v.rstrip("/")
+
+    @field_validator("loyalty_tiers")
+    @classmethod
+    def _loyalty_tiers(cls, v: str) -> str:
+        parse_loyalty_tiers(v)
+        return v
 
     @field_validator("bind_host")
     @classmethod
@@ -397,6 +449,50 @@ class Settings(BaseSettings):
         if self.encryption_keys:
             return parse_keyring(self.encryption_keys)
         return parse_keyring(_development_keys(self.data_dir))
+
+
+class LoyaltyTier(NamedTuple):
+    """One VIP tier of ``CASINO_LOYALTY_TIERS`` (games/loyalty/tiers.py uses them)."""
+
+    name: str
+    threshold_e2: int      # USD cents wagered from which the tier holds
+    rakeback_bps: int      # share of the house edge returned, in basis points
+    bonus_e2: int          # USD cents paid once when the tier is reached
+
+
+_TIER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9 ]{0,19}")
+_TIER_NUMBER = re.compile(r"[0-9]+(\.[0-9]{1,2})?")
+
+
+def parse_loyalty_tiers(value: str) -> tuple[LoyaltyTier, ...]:
+    """``"Bronze:0:5:0,Silver:10000:7.5:10,..."`` -> tiers; ValueError naming the part."""
+    out: list[LoyaltyTier] = []
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        bits = [b.strip() for b in part.split(":")]
+        if len(bits) != 4:
+            raise ValueError(f"'{part[:40]}' is not Name:wagered USD:rakeback %:bonus USD")
+        name, *numbers = bits
+        if not _TIER_NAME.fullmatch(name):
+            raise ValueError(f"'{name[:40]}': a tier name is a letter, then up to 19 "
+                             "letters, digits or spaces")
+        if any(not _TIER_NUMBER.fullmatch(n) for n in numbers):
+            raise ValueError(f"'{part[:40]}': amounts are plain decimals with at most 2 "
+                             "decimals, e.g. 7.5")
+        threshold, pct, bonus = (int(Decimal(n) * 100) for n in numbers)
+        if pct > 100 * 100:
+            raise ValueError(f"{name}: the rakeback is at most 100% of the house edge")
+        if threshold > 10**15 or bonus > 10**12:
+            raise ValueError(f"{name}: amount too large")
+        if any(t.name.lower() == name.lower() for t in out):
+            raise ValueError(f"tier '{name}' appears twice")
+        if not out and threshold != 0:
+            raise ValueError("the first tier starts at 0 wagered")
+        if out and threshold <= out[-1].threshold_e2:
+            raise ValueError(f"{name}: thresholds must rise from tier to tier")
+        out.append(LoyaltyTier(name, threshold, pct, bonus))
+    if not out:
+        raise ValueError("name at least one tier, e.g. Bronze:0:5:0")
+    return tuple(out)
 
 
 def check_bind_host(value: str) -> str:

@@ -69,6 +69,26 @@ def validate_client_seed(raw: str) -> str:
     return seed
 
 
+VERIFY_CLIENT_SEED_MAX = 10_000
+
+
+def check_any_client_seed(client_seed: object) -> str:
+    """A client seed as another casino may have used it, for the verifiers: any text,
+    the empty string too, taken exactly as given (no stripping) and encoded as UTF-8.
+    Refused: what is not text, text that is not valid Unicode (a lone surrogate has no
+    UTF-8), and more than VERIFY_CLIENT_SEED_MAX characters. (Seeds players set here
+    still follow ``validate_client_seed``.)"""
+    if not isinstance(client_seed, str):
+        raise FairnessError("client seed: must be text")
+    if len(client_seed) > VERIFY_CLIENT_SEED_MAX:
+        raise FairnessError(f"client seed: at most {VERIFY_CLIENT_SEED_MAX} characters")
+    try:
+        client_seed.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FairnessError("client seed: not valid Unicode text") from None
+    return client_seed
+
+
 def check_server_seed(server_seed: str) -> None:
     if not isinstance(server_seed, str) or not SERVER_SEED_RE.fullmatch(server_seed):
         raise FairnessError("server seed: must be 64 lowercase hexadecimal characters")
@@ -83,8 +103,7 @@ def check_nonce(nonce: int) -> None:
 
 def _check(server_seed: str, client_seed: str, nonce: int) -> None:
     check_server_seed(server_seed)
-    if not isinstance(client_seed, str) or not client_seed:
-        raise FairnessError("client seed: must be non-empty text")
+    check_any_client_seed(client_seed)
     check_nonce(nonce)
 
 
@@ -114,8 +133,8 @@ class FloatSource:
 
     def floats(self, client_seed: str, nonce: int, count: int) -> list[float]:
         """The first ``count`` floats of (client seed, nonce), 8 per round."""
-        if not isinstance(client_seed, str) or not client_seed:
-            raise FairnessError("client seed: must be non-empty text")
+        if not isinstance(client_seed, str):
+            raise FairnessError("client seed: must be text")
         check_nonce(nonce)
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise FairnessError("count: must be a whole number >= 0")

@@ -11,6 +11,7 @@ from casino_app.games import seeds
 from casino_app.games.bets import BetResult, _view
 from casino_app.games.house import GAMES
 from casino_app.games.models import Bet, Favourite, PlayerStats
+from casino_app.games.providers import catalogue
 
 PAGE = 20
 RESULTS = ("won", "lost", "open")
@@ -116,7 +117,8 @@ def favourites(player_id: str) -> list[str]:
 
 
 def set_favourite(player_id: str, game: object, on: bool) -> list[str]:
-    if not isinstance(game, str) or game not in GAMES:
+    """Star a house game (its name) or a provider game (its catalogue key, ``p<id>``)."""
+    if not isinstance(game, str) or (game not in GAMES and catalogue.by_key(game) is None):
         raise ValueError("Unknown game.")
     with ledger_tx() as s:
         row = s.get(Favourite, (player_id, game))

@@ -80,6 +80,8 @@ class Bet(LedgerBase):
         CheckConstraint("stake > 0 AND payout >= 0", name="ck_bet_amounts"),
         CheckConstraint("state IN ('open', 'won', 'lost', 'void')", name="ck_bet_state"),
         Index("ix_bets_player", "player_id", "id"),
+        # the loyalty job reads each period's settled bets (games/loyalty/accrual.py)
+        Index("ix_bets_settled", "settled_at"),
         Index("uq_bet_open_mines", "player_id", unique=True,
               sqlite_where=text("state = 'open'"), postgresql_where=text("state = 'open'")),
     )

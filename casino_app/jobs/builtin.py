@@ -20,6 +20,7 @@ log = get_logger("casino.jobs")
 
 HOUR = 3600.0
 AUDIT_OUTBOX_SECONDS = 15.0
+WITHDRAWAL_NOTICES_SECONDS = 30.0
 
 
 def identity_cleanup() -> dict[str, int]:
@@ -33,6 +34,25 @@ def identity_cleanup() -> dict[str, int]:
     return removed
 
 
+def reserves_publish() -> dict[str, int]:
+    from casino_app.payments.reserves import publish
+
+    doc = publish()["proof"]
+    return {"short": sum(1 for c in doc["currencies"].values() if not c["covered"])}
+
+
+def provider_checks() -> dict[str, int]:
+    from casino_app.games.providers.honesty import run_checks
+
+    return run_checks()
+
+
+def loyalty_accrue() -> dict[str, int]:
+    from casino_app.games.loyalty.accrual import accrue
+
+    return accrue()
+
+
 def ledger_check() -> dict[str, int]:
     from casino_app.payments.checks import run_check
 
@@ -43,6 +63,12 @@ def audit_outbox() -> dict[str, int]:
     from casino_app.security.outbox import deliver_pending
 
     return deliver_pending()
+
+
+def withdrawal_notices() -> dict[str, int]:
+    from casino_app.users.withdrawal_guard import send_notices
+
+    return send_notices()
 
 
 def eth_watch() -> dict[str, int]:
@@ -103,7 +129,9 @@ def btc_reconcile() -> dict[str, int]:
 @lru_cache(maxsize=4)
 def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, ...] | None,
                   rates_seconds: float | None = None,
-                  btc: tuple[float, ...] | None = None) -> tuple[Job, ...]:
+                  btc: tuple[float, ...] | None = None,
+                  provider_checks_seconds: float = 60.0,
+                  loyalty_seconds: float = 60.0) -> tuple[Job, ...]:
     # Cached: the same settings give the very same Job objects, so registering is a no-op.
     chain = () if eth is None else (
         # Follow the Ethereum node: deposits, confirmations, reorgs (payments.eth.watcher).
@@ -141,6 +169,18 @@ def _builtin_jobs(audit_anchor_seconds: int, eth: tuple[float, ...] | None,
         # Audit rows staged with ledger actions whose own delivery a crash cut off
         # (security.outbox).
         Job("audit-outbox", AUDIT_OUTBOX_SECONDS, audit_outbox),
+        # Cancel withdrawals whose mailed confirmation link expired; mail players whose
+        # withdrawals were sent or not paid (users.withdrawal_guard).
+        Job("withdrawal-notices", WITHDRAWAL_NOTICES_SECONDS, withdrawal_notices),
+        # Verify provider rounds' commit-reveal data and compare each provider game's
+        # measured RTP with the declared one (games.providers.honesty).
+        Job("provider-checks", provider_checks_seconds, provider_checks),
+        # Accrue each ended loyalty period once: volume, rakeback, level-ups and farming
+        # flags (games.loyalty.accrual).
+        Job("loyalty-accrue", loyalty_seconds, loyalty_accrue),
+        # Publish a signed proof of reserves (payments.reserves), using the newest
+        # reconciliation of each chain.
+        Job("reserves", HOUR, reserves_publish),
     ) + chain + bitcoin + (
         # Display rates from CASINO_RATES_URL (payments.rates); fixed rates need no job.
         (Job("rates-refresh", rates_seconds, rates_refresh),) if rates_seconds else ())
@@ -160,7 +200,9 @@ def builtin_jobs(signing: bool = True) -> tuple[Job, ...]:
                          rates_seconds=st.rates_seconds if st.rates_url else None,
                          btc=(st.btc_watch_seconds, st.btc_batch_seconds,
                               st.btc_sweep_seconds, st.btc_reconcile_seconds)
-                         if st.btc_rpc_url else None)
+                         if st.btc_rpc_url else None,
+                         provider_checks_seconds=st.provider_checks_seconds,
+                         loyalty_seconds=st.loyalty_seconds)
     # the signing jobs use the hot wallet's keys: never in a web process in production
     return jobs if signing else tuple(j for j in jobs if j.name not in SIGNING_JOBS)
 

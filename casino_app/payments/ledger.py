@@ -21,7 +21,8 @@ import hashlib
 import json
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, func, select, text, update
@@ -44,6 +45,8 @@ KINDS: dict[str, bool] = {
     "faucet": True,       # source of FUN play money (FUN only)
     "capital": True,      # operator funding of the bankroll
     "debt": True,         # what a player owes (a spent deposit that a reorg reversed)
+    "provider": True,     # a game provider's games (shard = provider id): stakes in, wins out
+    "loyalty": True,      # expense of rakeback and level-up bonuses (games/loyalty), real money
 }
 
 class LedgerError(Exception):
@@ -124,6 +127,22 @@ def _created_here(s: Session) -> dict:
     return c
 
 
+@contextmanager
+def savepoint(s: Session) -> Iterator[None]:
+    """A SAVEPOINT: what the block wrote is undone if it raises (and the accounts it
+    created are forgotten by this transaction's cache), the rest of the transaction
+    stays."""
+    before = {k: dict(v) for k, v in _created_here(s).items()}
+    nested = s.begin_nested()
+    try:
+        yield
+    except BaseException:
+        nested.rollback()
+        s.info["ledger_new_accounts"] = before
+        raise
+    nested.commit()
+
+
 def dialect_insert(s: Session, table):  # noqa: ANN001, ANN201
     """INSERT with ON CONFLICT support for the session's database (Postgres or SQLite)."""
     return (postgresql.insert if s.get_bind().dialect.name == "postgresql"
@@ -142,7 +161,8 @@ def account(s: Session, owner: str, currency_code: str, kind: str, shard: int = 
     if kind not in KINDS:
         raise ValueError(f"unknown account kind {kind!r}")
     cur = currency(currency_code)
-    if kind == "custody" and not cur.real_money or kind == "faucet" and cur.real_money:
+    if kind in ("custody", "loyalty") and not cur.real_money or \
+            kind == "faucet" and cur.real_money:
         raise ValueError(f"{cur.code} has no {kind} account")
     stmt = dialect_insert(s, LedgerAccount).values(
         owner=owner, currency=cur.code, kind=kind, shard=shard,

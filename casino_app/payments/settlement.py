@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 
 BATCH_CAP = 500          # orders per batch, at most
 QUEUE_CAP = 5_000        # orders waiting; beyond it: busy
+TX_JOBS_CAP = 200        # jobs sharing one transaction (run_in_transaction), at most
 STALE_ATTEMPTS = 4       # a bet whose pair changed under it is drawn again this often
 PAIR_CACHE_CAP = 100_000  # players whose active pair is kept in memory
 SPLIT = 2                # a batch takes at most 1/SPLIT of the orders out
@@ -138,6 +139,14 @@ class _Job:
     def __init__(self, fn: Callable[[], Any]):
         self.fn = fn
         self.future: concurrent.futures.Future = concurrent.futures.Future()
+
+
+class _TxJob(_Job):
+    """``fn(session)``: run with the other such jobs waiting in ONE ledger transaction,
+    answered after COMMIT. ``fn`` undoes its own writes when it raises (it works inside
+    ``ledger.savepoint``), so one that fails leaves the others' work intact."""
+
+    __slots__ = ()
 
 
 class _Pending:
@@ -275,6 +284,17 @@ class SettlementWriter:
             raise Busy()
         return job.future
 
+    def run_in_transaction(self, fn: Callable[[Any], Any]) -> concurrent.futures.Future:
+        """Run ``fn(session)`` on the writer thread between batches, in a transaction
+        shared with the other such jobs waiting (up to TX_JOBS_CAP; one COMMIT for all);
+        its Future gives fn's result once that transaction has committed. ``fn`` must
+        undo its own writes if it raises (do them inside ``ledger.savepoint(s)``): the
+        transaction goes on with the other jobs. Raises Busy when the queue is full."""
+        job = _TxJob(fn)
+        if not self._put(job):
+            raise Busy()
+        return job.future
+
     def stop(self, timeout: float = 10) -> None:
         with self._cv:
             self._stopping = True
@@ -333,6 +353,12 @@ class SettlementWriter:
         """Orders in queue order, leaving out the players in ``skip``: new players while
         the batch is under ``cap``, and the later orders of its players up to BATCH_CAP
         (they could go in no other batch now)."""
+        if isinstance(self._queue[0], _TxJob):
+            jobs = []
+            while self._queue and isinstance(self._queue[0], _TxJob) \
+                    and len(jobs) < TX_JOBS_CAP:
+                jobs.append(self._queue.popleft())
+            return jobs
         if isinstance(self._queue[0], _Job):
             return [self._queue.popleft()]
         batch: list[_Pending] = []
@@ -370,7 +396,10 @@ class SettlementWriter:
             if items and isinstance(items[0], _Job):
                 while inflight:  # a job runs with no batch in flight
                     self._guarded(self._finish, inflight.popleft())
-                self._run_job(items[0])
+                if isinstance(items[0], _TxJob):
+                    self._run_tx_jobs(items)
+                else:
+                    self._run_job(items[0])
                 continue
             if items:
                 started = self._guarded(self._start, items)
@@ -411,6 +440,26 @@ class SettlementWriter:
             job.future.set_result(job.fn())
         except BaseException as exc:  # noqa: BLE001 - handed to the caller
             job.future.set_exception(exc)
+
+    @staticmethod
+    def _run_tx_jobs(jobs: list[_TxJob]) -> None:
+        done: list[tuple[_TxJob, Any, BaseException | None]] = []
+        try:
+            with ledger_tx() as s:
+                for job in jobs:
+                    try:
+                        done.append((job, job.fn(s), None))
+                    except Exception as exc:  # noqa: BLE001 - handed to its caller
+                        done.append((job, None, exc))
+        except BaseException as exc:  # noqa: BLE001 - nothing committed: every caller
+            for job in jobs:
+                job.future.set_exception(exc)
+            return
+        for job, result, exc in done:
+            if exc is not None:
+                job.future.set_exception(exc)
+            else:
+                job.future.set_result(result)
 
     # --- one batch ---
 

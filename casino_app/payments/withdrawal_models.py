@@ -44,8 +44,11 @@ from casino_app.core.db import LedgerBase
 # (a large withdrawal staff refused: voided), rejecting (refused by staff after its Safe
 # payment was fully signed: still reserved until the Safe uses the payment's nonce, then
 # rejected, or confirmed if the owners executed that payment after all).
+# unconfirmed (reserved, waiting for the player to open the mailed link: then
+# queued or awaiting_approval) and cancelled (its link expired, or the account's
+# withdrawals were locked before it was opened: voided) come from led0024.
 WITHDRAWAL_STATES = ("queued", "awaiting_approval", "batched", "confirmed", "failed",
-                     "rejected", "rejecting")
+                     "rejected", "rejecting", "unconfirmed", "cancelled")
 # signed (recorded, maybe not broadcast yet), sent (broadcast), confirmed (mined with
 # status 1 and enough confirmations; a BatchPay batch may still have refused withdrawals),
 # failed (status 0, or its nonce was used by another transaction for
@@ -147,7 +150,9 @@ class Withdrawal(LedgerBase):
     __table_args__ = (
         UniqueConstraint("key", name="uq_withdrawal_key"),
         CheckConstraint("state IN ('queued', 'awaiting_approval', 'batched', 'confirmed', "
-                        "'failed', 'rejected', 'rejecting')", name="ck_withdrawal_state"),
+                        "'failed', 'rejected', 'rejecting', 'unconfirmed', "
+                        "'cancelled')", name="ck_withdrawal_state"),
+        UniqueConstraint("confirm_token_hash", name="uq_withdrawal_confirm_token"),
         CheckConstraint("amount > 0 AND fee >= 0", name="ck_withdrawal_amounts"),
         CheckConstraint("approved_by IS NULL OR approved_by_2 IS NULL "
                         "OR approved_by <> approved_by_2", name="ck_withdrawal_two_staff"),
@@ -155,6 +160,7 @@ class Withdrawal(LedgerBase):
         Index("ix_withdrawal_player", "player_id", "id"),
         Index("ix_withdrawal_batch", "batch_id"),
         Index("ix_withdrawal_updated", "updated_at"),
+        Index("ix_withdrawal_announced", "announced", "state"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -178,5 +184,33 @@ class Withdrawal(LedgerBase):
     # Large withdrawals: the two staff members (identity user ids) who approved.
     approved_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
     approved_by_2: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Confirmation by mailed link: sha256 of the link's token, its expiry, and when it
+    # was opened (the link works once; opened again it answers what it did).
+    confirm_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    confirm_expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # The last mail that told the player about it: requested, sent, ended (NULL: none;
+    # payments/withdrawal_notices.py and the withdrawal-notices job).
+    announced: Mapped[str | None] = mapped_column(String(12), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class WithdrawalAddress(LedgerBase):
+    """An address a player has named for withdrawals on a chain
+    (payments/withdrawal_addresses.py). It can be paid from ``usable_at`` (its first
+    naming plus CASINO_WITHDRAW_COOLING_HOURS) or at once while ``allowed_at`` is set
+    (the player's allow-list, changed only with a second factor)."""
+
+    __tablename__ = "withdrawal_addresses"
+    __table_args__ = (
+        UniqueConstraint("player_id", "chain", "address", name="uq_withdrawal_address"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    player_id: Mapped[str] = mapped_column(String(36))
+    chain: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(90))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    usable_at: Mapped[datetime] = mapped_column(DateTime)
+    allowed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

@@ -18,14 +18,20 @@ reservation is voided: the money is the player's again). A batch that reverts on
 puts it back in the queue, still reserved (payments/eth/batcher.py). How a paid one is
 booked: payments/sender.post_paid.
 
-Two-factor authentication and re-authentication are checked by the UI layer BEFORE it
-calls :func:`request_withdrawal`; this module trusts its ``player_id``.
+A player's request comes through users/withdrawal_guard.py, which checks the second factor
+(TOTP, the password, or a link mailed to the player: then the withdrawal is
+``unconfirmed``, reserved, until :func:`confirm_by_link`; an expired link is
+cancelled by :func:`expire_confirmations`), the account's withdrawal lock and risk, and
+passes ``cooling``: an address new to the player is refused until its cooling period
+ends unless it is on their allow-list (payments/withdrawal_addresses.py). This module
+trusts its ``player_id``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -41,14 +47,18 @@ from casino_app.payments.chains import AddressHint, Chain, Limits
 from casino_app.payments.currencies import Currency, currency
 from casino_app.payments.deposits import withdrawable
 from casino_app.payments.sender import tx_hashes
+from casino_app.payments.withdrawal_addresses import AddressCooling
+from casino_app.payments.withdrawal_addresses import check as check_address_cooling
 from casino_app.payments.withdrawal_models import Withdrawal
+from casino_app.security.crypto import token_hash
 
 if TYPE_CHECKING:
     from casino_app.security import outbox
 
 log = get_logger("casino.eth.withdrawals")
 
-OPEN_STATES = ("queued", "awaiting_approval", "batched", "rejecting")
+OPEN_STATES = ("queued", "awaiting_approval", "batched", "rejecting",
+               "unconfirmed")
 
 
 # --- refusals: str() is safe to show to the player ---------------------------------------
@@ -108,6 +118,10 @@ class WithdrawalView:
     created_at: datetime
     updated_at: datetime
     replayed: bool = False  # the same key was sent before: this is the first answer
+    # the mailed confirmation link's token, only in the answer that created it (never
+    # stored, never shown: it goes into the player's mail)
+    confirm_token: str | None = field(default=None, repr=False)
+    confirm_expires_at: datetime | None = None
 
     @property
     def total(self) -> int:
@@ -141,9 +155,11 @@ def currencies() -> list[str]:
     return adapters.currencies()
 
 
-def _view(w: Withdrawal, tx_hash: str | None, replayed: bool = False) -> WithdrawalView:
+def _view(w: Withdrawal, tx_hash: str | None, replayed: bool = False,
+          confirm_token: str | None = None) -> WithdrawalView:
     return WithdrawalView(w.id, w.currency, w.amount, w.fee, w.address, w.state, tx_hash,
-                          w.failure, w.created_at, w.updated_at, replayed)
+                          w.failure, w.created_at, w.updated_at, replayed, confirm_token,
+                          w.confirm_expires_at)
 
 
 def withdrawals_of(player_id: str, limit: int = 50) -> list[WithdrawalView]:
@@ -198,9 +214,34 @@ def _check_address(chain: Chain, text: object) -> str:
         raise InvalidAddress(str(exc)) from None
 
 
+def precheck(currency_code: str, amount: int | str, address: object) -> None:
+    """What can be refused before the second factor is asked (and spent): the currency,
+    the amount and its limits, the address's form. Raises like
+    :func:`request_withdrawal`; the request checks all of it again."""
+    code = currency_code.strip().upper() if isinstance(currency_code, str) else ""
+    try:
+        chain = adapters.for_currency(code) if code else None
+    except ValueError:
+        raise WithdrawalsUnavailable() from None
+    if chain is None:
+        raise UnsupportedCurrency(code or "?")
+    value = _parse_amount(code, amount)
+    _check_address(chain, address)
+    try:
+        lim = chain.withdrawal_limits(code)
+    except ValueError:
+        raise WithdrawalsUnavailable() from None
+    cur = currency(code)
+    if value < lim.minimum:
+        raise InvalidAmount(f"The smallest withdrawal is {_fmt(cur, lim.minimum)} {code}.")
+    if value > lim.maximum:
+        raise InvalidAmount(f"The largest withdrawal is {_fmt(cur, lim.maximum)} {code}.")
+
+
 def request_withdrawal(player_id: str, currency_code: str, amount: int | str,
-                       address: str, key: str, audit: outbox.Entry | None = None
-                       ) -> WithdrawalView:
+                       address: str, key: str, audit: outbox.Entry | None = None, *,
+                       cooling: timedelta | None = None,
+                       confirm_minutes: int | None = None) -> WithdrawalView:
     """Queue a withdrawal of ``amount`` (an int in base units, or a decimal string as the
     player typed it) to ``address``, reserving amount + fee at once.
 
@@ -209,8 +250,13 @@ def request_withdrawal(player_id: str, currency_code: str, amount: int | str,
     raises :class:`KeyReused`. Raises a :class:`WithdrawalRefused` subclass, whose text is
     safe to show, when the request is refused; then nothing was stored or reserved.
 
-    The caller (the UI layer) has checked the player's 2FA before calling; its audit row
-    ``audit`` is staged in the request's ledger transaction (security/outbox.py).
+    The caller (users/withdrawal_guard.py) has checked the player's second factor
+    before calling; its audit row ``audit`` is staged in the request's ledger transaction
+    (security/outbox.py). ``cooling``: an address the player has not named that long ago
+    and has not allow-listed is refused (:class:`AddressCooling`, raised after the
+    transaction recorded the address); None: no address rule (tools and tests).
+    ``confirm_minutes``: the withdrawal waits, reserved, for the link mailed to the
+    player (its token is in the answer, ``confirm_token``), valid that long.
     """
     if not isinstance(key, str) or not 1 <= len(key) <= 100:
         raise WithdrawalRefused("Missing request id. Reload the page and try again.")
@@ -228,17 +274,21 @@ def request_withdrawal(player_id: str, currency_code: str, amount: int | str,
     for _ in range(3):
         try:
             with ledger_tx() as s:
-                view = _request(s, chain, player_id, code, value, target, key)
-                if audit is not None:
+                view = _request(s, chain, player_id, code, value, target, key, cooling,
+                                confirm_minutes)
+                if isinstance(view, WithdrawalView) and audit is not None:
                     audit.stage(s, view)
-                return view
         except IntegrityError:
             continue  # a concurrent request with the same key: read its row
+        if isinstance(view, AddressCooling):
+            raise view  # after the commit: the address's first naming is kept
+        return view
     raise WithdrawalsUnavailable()
 
 
 def _request(s: Session, chain: Chain, player_id: str, code: str, value: int, target: str,
-             key: str) -> WithdrawalView:
+             key: str, cooling: timedelta | None, confirm_minutes: int | None
+             ) -> WithdrawalView | AddressCooling:
     found = s.execute(select(Withdrawal).where(Withdrawal.key == key)).scalar_one_or_none()
     if found is not None:
         if (found.player_id, found.currency, found.amount, found.address) != \
@@ -266,13 +316,23 @@ def _request(s: Session, chain: Chain, player_id: str, code: str, value: int, ta
         raise AccountOnHold()
     player = ledger.player_account(s, player_id, code)
     ledger.balance_of(s, player, lock=True)  # one decision at a time per player balance
+    if cooling is not None:
+        refused = check_address_cooling(s, player_id, chain.name, target, cooling)
+        if refused is not None:
+            return refused
     total = value + lim.fee
     if total > withdrawable(s, player_id, code):
         raise InsufficientBalance()
     now = utcnow()
     state = "awaiting_approval" if lim.large is not None and value >= lim.large else "queued"
+    token = None
     w = Withdrawal(key=key, player_id=player_id, chain=chain.name, currency=code, amount=value,
-                   fee=lim.fee, address=target, state=state, created_at=now, updated_at=now)
+                   fee=lim.fee, address=target, state=state, created_at=now, updated_at=now,
+                   announced="requested")
+    if confirm_minutes is not None:
+        token = secrets.token_urlsafe(32)
+        w.state, w.confirm_token_hash = "unconfirmed", token_hash(token)
+        w.confirm_expires_at = now + timedelta(minutes=confirm_minutes)
     s.add(w)
     s.flush()
     try:
@@ -282,8 +342,111 @@ def _request(s: Session, chain: Chain, player_id: str, code: str, value: int, ta
     except ledger.InsufficientFunds:
         raise InsufficientBalance() from None
     log.info("eth_withdrawal_requested", withdrawal_id=w.id, player_id=player_id,
-             currency=code, amount=value, fee=lim.fee, state=state)
-    return _view(w, None)
+             currency=code, amount=value, fee=lim.fee, state=w.state)
+    return _view(w, None, confirm_token=token)
+
+
+# --- confirmation by mailed link -----------------------------------------------------------
+
+class LinkInvalid(WithdrawalRefused):
+    def __init__(self) -> None:
+        super().__init__("This confirmation link is not valid. Open the newest link we "
+                         "mailed you, or request the withdrawal again.")
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """What opening a confirmation link did: ``outcome`` confirmed (now queued or awaiting
+    approval), already (opened before: nothing more happened), expired or cancelled
+    (voided: the money is back in the balance)."""
+
+    outcome: str
+    view: WithdrawalView
+    player_id: str
+
+
+def pending_confirmation(token: object) -> tuple[int, str] | None:
+    """(withdrawal id, player id) of a confirmation link's withdrawal, or None."""
+    if not isinstance(token, str) or not 20 <= len(token) <= 100:
+        return None
+    with ledger_tx(readonly=True) as s:
+        row = s.execute(select(Withdrawal.id, Withdrawal.player_id).where(
+            Withdrawal.confirm_token_hash == token_hash(token))).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def confirm_by_link(token: object, *, locked: str | None = None,
+                    audit: outbox.Entry | None = None) -> Confirmation:
+    """Open a confirmation link: its withdrawal (still awaiting confirmation and not
+    expired) is queued, or awaits staff approval when large. Opened again it answers
+    ``already`` and changes nothing. ``locked``: the account's withdrawals are locked
+    (the caller's text, e.g. until when): the withdrawal is cancelled instead. An
+    expired link cancels its withdrawal. Raises :class:`LinkInvalid`. The audit row
+    ``audit`` is staged when something changed."""
+    if not isinstance(token, str) or not 20 <= len(token) <= 100:
+        raise LinkInvalid()
+    with ledger_tx() as s:
+        w = s.execute(select(Withdrawal).where(
+            Withdrawal.confirm_token_hash == token_hash(token)).with_for_update()
+            .execution_options(populate_existing=True)).scalar_one_or_none()
+        if w is None:
+            raise LinkInvalid()
+        if w.state != "unconfirmed":
+            outcome = "already" if w.confirmed_at is not None else w.state
+            return Confirmation(outcome, _view(w, None), w.player_id)
+        now = utcnow()
+        if w.confirm_expires_at is None or w.confirm_expires_at <= now:
+            _cancel(s, w, "confirmation link expired")
+            outcome = "expired"
+        elif locked is not None:
+            _cancel(s, w, locked[:200])
+            outcome = "cancelled"
+        elif holds.on_hold(s, w.player_id):
+            _cancel(s, w, "account on hold")
+            outcome = "cancelled"
+        else:
+            lim = adapters.chain(w.chain).withdrawal_limits(w.currency)
+            w.state = "awaiting_approval" if lim.large is not None and w.amount >= lim.large \
+                else "queued"
+            w.confirmed_at = w.updated_at = now
+            outcome = "confirmed"
+            log.info("withdrawal_confirmed_by_link", withdrawal_id=w.id, state=w.state)
+        view = _view(w, None)
+        if audit is not None:
+            audit.stage(s, {"view": view, "outcome": outcome})
+        return Confirmation(outcome, view, w.player_id)
+
+
+def _cancel(s: Session, w: Withdrawal, why: str) -> None:
+    ledger.void_pending(s, f"withdrawal:{w.id}")
+    w.state, w.failure, w.updated_at = "cancelled", why[:200], utcnow()
+    log.info("withdrawal_cancelled", withdrawal_id=w.id, reason=why[:80])
+
+
+def expire_confirmations(limit: int = 200) -> int:
+    """The job's part: cancel withdrawals whose confirmation link expired unopened (the
+    reservation is voided). Returns how many."""
+    now = utcnow()
+    with ledger_tx() as s:
+        rows = list(s.execute(select(Withdrawal).where(
+            Withdrawal.state == "unconfirmed",
+            Withdrawal.confirm_expires_at <= now).order_by(Withdrawal.id).limit(limit)
+            .with_for_update()).scalars())
+        for w in rows:
+            _cancel(s, w, "confirmation link expired")
+    return len(rows)
+
+
+def cancel_awaiting(player_id: str, why: str) -> int:
+    """Cancel the player's withdrawals waiting for their mailed link (their account's
+    withdrawals were just locked: a password or 2FA change). Returns how many."""
+    with ledger_tx() as s:
+        rows = list(s.execute(select(Withdrawal).where(
+            Withdrawal.player_id == player_id, Withdrawal.state == "unconfirmed")
+            .with_for_update()).scalars())
+        for w in rows:
+            _cancel(s, w, why)
+    return len(rows)
 
 
 # --- staff ---------------------------------------------------------------------------------

@@ -70,9 +70,24 @@ class AuditAction(StrEnum):
     reconcile_failed = "chain.reconcile_failed"
     staff_reconcile_run = "staff.reconcile_run"
     hold_released = "staff.hold_released"
+    # game providers (users/staff_providers): an admin disables or enables one; staff
+    # search provider rounds and open one (a player's money: audited like money views)
+    provider_disabled = "staff.provider_disabled"
+    provider_enabled = "staff.provider_enabled"
+    provider_round_search = "staff.provider_round_search"
+    provider_round_view = "staff.provider_round_view"
     # Ethereum withdrawals (the player's request: recorded by the UI layer) and payments
     # from the cold Safe (payments/eth/safe_payments, users/staff_withdrawals).
     withdrawal_requested = "withdrawal.requested"
+    # withdrawal protection (users/withdrawal_guard, users/risk): a mailed confirmation
+    # link opened (detail: its outcome), a wrong second factor, the allow-list changed,
+    # a temporary hold placed by the account's risk (staff alert)
+    withdrawal_confirmed = "withdrawal.confirmed"
+    withdrawal_factor_failed = "withdrawal.second_factor_failed"
+    allow_list_added = "withdrawal.allow_list_added"
+    allow_list_removed = "withdrawal.allow_list_removed"
+    risk_hold = "risk.hold"
+    withdrawal_lock_lifted = "staff.withdrawal_lock_lifted"
     withdrawal_prepared = "withdrawal.safe_prepared"
     withdrawal_approved = "withdrawal.approved"
     withdrawal_rejected = "withdrawal.rejected"
@@ -99,6 +114,14 @@ class AuditAction(StrEnum):
     # a cold payment taken back after a full set of signatures was uploaded was broadcast
     # by someone holding them: paid
     cold_rejected_executed = "btc.cold_rejected_payment_executed"
+    # loyalty (games/loyalty, users/loyalty, users/staff_loyalty): a player's claim (paid
+    # or held for staff), an admin's decision on a held claim; staged with the ledger
+    # transaction that moves the money (security/outbox.py)
+    loyalty_claimed = "loyalty.claimed"
+    loyalty_approved = "staff.loyalty_approved"
+    loyalty_rejected = "staff.loyalty_rejected"
+    # a proof of reserves found what addresses hold below what players are owed
+    reserves_short = "reserves.below_liabilities"
 
 
 @dataclass(frozen=True)

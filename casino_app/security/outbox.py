@@ -9,7 +9,7 @@ Delivery writes the staged row into the audit log together with a marker row
 staged row becomes exactly one audit row, whoever delivers it and whatever crashes:
 
 - inline, by the caller, in its identity transaction right after the action
-  (``users.accounts.with_second_factor``: with the spent 2FA code, in the same commit);
+  (``users.withdrawal_guard``: with the spent 2FA code, in the same commit);
 - otherwise by the ``audit-outbox`` job (:func:`deliver_pending`), for rows a crash left
   behind (older than ``GRACE_SECONDS``). It locks the target user's row first, so it
   waits for an inline delivery in progress, and it spends the 2FA code or recovery code

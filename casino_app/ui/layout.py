@@ -169,6 +169,7 @@ def footer() -> rx.Component:
         rx.hstack(
             rx.text("HashHouse · 18+ · Play responsibly", size="1", color=styles.MUTED),
             rx.spacer(),
+            rx.link("Proof of reserves", href=routes.RESERVES, size="1"),
             rx.link("Terms", href=routes.TERMS, size="1"),
             width="100%", max_width=styles.MAX_WIDTH, margin_x="auto",
             padding_x=["12px", "16px", "24px"], padding_y="16px"),

@@ -18,12 +18,18 @@ STAFF_ADJUSTMENTS = "/admin/adjustments"
 STAFF_RECONCILE = "/admin/reconcile"    # reconciliation runs and their issues
 STAFF_WALLETS = "/admin/wallets"        # hot and cold wallets, the books, the hot band
 STAFF_WITHDRAWALS = "/admin/withdrawals"  # the queue, approvals (Safe signatures), refills
+STAFF_PROVIDERS = "/admin/providers"    # game providers, RTP, alerts, round recall
+STAFF_LOYALTY = "/admin/loyalty"        # loyalty claims held for rakeback farming
 GAMES = "/games"            # one page per game: /games/dice, /games/mines, ...
 BETS = "/bets"              # my bets: history, recall, stats
 BET = "/bets/bet"           # one bet's recall: /bets/bet?id=42
+PROVIDER_ROUND = "/bets/round"  # one provider round's recall: /bets/round?id=7
 FAIRNESS = "/fairness"      # seeds: current hash, client seed, rotate, revealed seeds
 VERIFY = "/verify"          # the in-browser verifier (no server call)
 WALLET = "/wallet"          # deposit addresses, deposits, withdrawals
+WITHDRAWAL_CONFIRM = "/withdrawal/confirm"  # the mailed confirmation link: ?token=...
+RESERVES = "/reserves"      # the proof of reserves (public)
+PROVIDER_GAME = "/play"     # a provider's game in an iframe: /play?g=p12
 NOT_FOUND = "404"           # Reflex's route for every address that is no page
 
 
@@ -31,8 +37,16 @@ def game(name: str) -> str:
     return f"{GAMES}/{name}"
 
 
+def provider_game(key: str) -> str:
+    return f"{PROVIDER_GAME}?g={key}"
+
+
 def bet(bet_id: int | str) -> str:
     return f"{BET}?id={bet_id}"
+
+
+def provider_round(round_id: int | str) -> str:
+    return f"{PROVIDER_ROUND}?id={round_id}"
 
 
 def staff_player(user_id: int | str) -> str:

@@ -13,10 +13,9 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -29,11 +28,11 @@ from casino_app.core.logging import get_logger
 from casino_app.core.metrics import LOGINS, REGISTRATIONS
 from casino_app.core.settings import get_settings
 from casino_app.payments.players import ensure_player
-from casino_app.security import outbox, ratelimit
+from casino_app.security import ratelimit
 from casino_app.security.audit import SYSTEM, Actor, AuditAction, record
 from casino_app.security.crypto import token_hash
 from casino_app.security.sealed import email_index
-from casino_app.users import passwords, sessions, totp, validation
+from casino_app.users import passwords, risk, sessions, totp, validation
 from casino_app.users.errors import (
     AccountLocked,
     InvalidCode,
@@ -56,7 +55,6 @@ log = get_logger("casino.users")
 MFA_MAX_ATTEMPTS = 5
 TERMS_VERSION = "2026-11"
 AUTO_LOCK_REASON = "too many failed sign-ins"
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -438,8 +436,10 @@ def _complete(s: Session, user: User, ctx: RequestContext, method: str) -> str:
     user.last_login_at = now
     user.last_login_ip = ctx.ip[:64]
     user.failures_since = now
+    signals = risk.on_sign_in(s, user, ctx)
     record(s, AuditAction.login_ok, _actor(user, ctx), user.id, method=method,
-           previous_login=previous.isoformat() if previous else None)
+           previous_login=previous.isoformat() if previous else None,
+           **({"risk": signals} if signals else {}))
     return sessions.create(s, user, ctx)
 
 
@@ -644,18 +644,50 @@ def reset_password(token: object, new_password: object, ctx: RequestContext) -> 
         user.password_changed_at = utcnow()
         revoked = sessions.revoke_all(s, user.id, "password reset")
         _end_challenges(s, user.id)
+        until, message = _security_change(s, user, "password_reset")
         record(s, AuditAction.password_reset, Actor(user.id, user.role, ctx.ip), user.id,
-               sessions_revoked=revoked)
+               sessions_revoked=revoked, withdrawals_locked_until=until)
         if user.locked_at is not None and not locked_by_staff(user):
             _unlock(s, user, Actor(user.id, user.role, ctx.ip), AuditAction.unlock,
                     how="password reset")
         else:
             user.failures_since = utcnow()
+    mail.send(message)
+
+
+_CHANGE_SUBJECTS = {
+    "password_changed": "Your HashHouse password was changed",
+    "password_reset": "Your HashHouse password was reset",
+    "2fa_enabled": "Two-factor authentication was turned on for your HashHouse account",
+    "2fa_disabled": "Two-factor authentication was turned off for your HashHouse account",
+}
+
+
+def _security_change(s: Session, user: User, reason: str) -> tuple[str | None, mail.Mail]:
+    """After a change to how the account is secured: withdrawals wait
+    CASINO_WITHDRAW_LOCK_HOURS (users/risk.py), and the account's address is told, so
+    that an owner who did not make the change hears of it before money can leave.
+    Returns (until when, ISO; the mail to send after the commit). There is no change of
+    email address in this app; were there one, the old address would get this mail."""
+    st = get_settings()
+    until = risk.lock_withdrawals(s, user.id, reason, st.withdraw_lock_hours)
+    subject = _CHANGE_SUBJECTS[reason]
+    locked = (f"For your safety, withdrawals are locked until {until:%Y-%m-%d %H:%M} UTC.\n\n"
+              if until else "")
+    message = mail.Mail(
+        user.email, subject,
+        f"Hello {user.display_name},\n\nThis is to tell you that {subject[0].lower()}"
+        f"{subject[1:]} on {utcnow():%Y-%m-%d %H:%M} UTC. {locked}"
+        "If this was you, there is nothing to do.\n\nIf it was not you, choose a new "
+        f"password at once ({st.public_url}/forgot) and contact support: someone may have "
+        "access to your account. Other devices were signed out.\n")
+    return (until.isoformat() if until else None), message
 
 
 def change_password(token: str | None, current_password: object, new_password: object,
                     ctx: RequestContext) -> str:
-    """Change the password; other sessions end and this one gets a new token."""
+    """Change the password; other sessions end and this one gets a new token.
+    Withdrawals are locked for a while and the account's address is told."""
     with identity_tx() as s:
         me, user = _require_for_update(s, token)
         _check_password(user, current_password)
@@ -663,9 +695,12 @@ def change_password(token: str | None, current_password: object, new_password: o
         user.password_hash = passwords.hash_password(pw)
         user.password_changed_at = utcnow()
         revoked = _secure(s, me, "password changed")
+        until, message = _security_change(s, user, "password_changed")
         record(s, AuditAction.password_changed, _actor(me, ctx), user.id,
-               sessions_revoked=revoked)
-        return sessions.rotate(s, me, ctx)
+               sessions_revoked=revoked, withdrawals_locked_until=until)
+        new_token = sessions.rotate(s, me, ctx)
+    mail.send(message)
+    return new_token
 
 
 def _secure(s: Session, me: CurrentUser, reason: str) -> int:
@@ -748,9 +783,11 @@ def confirm_totp(token: str | None, code: object, ctx: RequestContext
             raise ValidationFailed("That code does not match. Check the time on your phone "
                                    "and try the newest code.", "code")
         revoked = _secure(s, me, "2fa enabled")
+        until, message = _security_change(s, user, "2fa_enabled")
         record(s, AuditAction.totp_enabled, _actor(me, ctx), user.id, replaced=replacing,
-               sessions_revoked=revoked)
+               sessions_revoked=revoked, withdrawals_locked_until=until)
         new_token = sessions.rotate(s, me, ctx)
+    mail.send(message)
     return codes, new_token
 
 
@@ -764,9 +801,12 @@ def disable_totp(token: str | None, password: object, code: object,
         _check_current_code(s, user, code)
         totp.disable(s, user)
         revoked = _secure(s, me, "2fa disabled")
+        until, message = _security_change(s, user, "2fa_disabled")
         record(s, AuditAction.totp_disabled, _actor(me, ctx), user.id,
-               sessions_revoked=revoked)
-        return sessions.rotate(s, me, ctx)
+               sessions_revoked=revoked, withdrawals_locked_until=until)
+        new_token = sessions.rotate(s, me, ctx)
+    mail.send(message)
+    return new_token
 
 
 def regenerate_recovery_codes(token: str | None, password: object, code: object,
@@ -785,41 +825,6 @@ def regenerate_recovery_codes(token: str | None, password: object, code: object,
         record(s, AuditAction.recovery_codes_regenerated, _actor(me, ctx), user.id,
                sessions_revoked=revoked)
         return codes, sessions.rotate(s, me, ctx)
-
-
-def with_second_factor(token: str | None, code: object, ctx: RequestContext,
-                       action: Callable[[CurrentUser, outbox.Entry], T], audit: AuditAction,
-                       detail: Callable[[T], dict[str, Any]]) -> T:
-    """A sensitive money action of the signed-in caller (e.g. a withdrawal):
-    ``action(me, entry)`` runs after the caller's current 2FA code (or a recovery code)
-    is checked, when 2FA is on.
-
-    The action commits in the ledger database and must stage its audit row ``audit``
-    (``detail(result)``) there with ``entry.stage(session, result)`` in that same
-    transaction (security/outbox.py). The account row stays locked meanwhile, so two
-    requests cannot spend one code; the code's use and the audit row then commit together
-    in the identity database. A crash between the two commits loses neither: the
-    ``audit-outbox`` job writes the staged row to the audit log and spends the code. An
-    action that raises leaves the code unused and nothing audited. A wrong or replayed
-    code raises ValidationFailed (field ``current_code``) before ``action`` runs; attempts
-    count against the re-authentication rate limit."""
-    with identity_tx() as s:
-        me, user = _require_for_update(s, token)
-        entry = outbox.Entry(audit, _actor(me, ctx), user.id, detail)
-        if user.totp_enabled:
-            ratelimit.check_reauth(user.id)
-            used = _check_current_code(s, user, code)
-            if used == "totp":
-                entry.totp_step = user.totp_last_step
-            else:
-                entry.recovery_code_id = used
-        result = action(me, entry)
-        audit_id = outbox.deliver(s, entry)
-    try:
-        outbox.mark_delivered({entry.outbox_id: audit_id})  # type: ignore[dict-item]
-    except Exception as exc:  # noqa: BLE001 - the audit-outbox job marks it later
-        log.warning("audit_outbox_mark_failed", error=type(exc).__name__)
-    return result
 
 
 # Own sessions --------------------------------------------------------------------------------

@@ -14,13 +14,15 @@ from casino_app.users.models import (
     LoginAttempt,
     MfaChallenge,
     PendingRegistration,
+    RiskEvent,
     UserSession,
+    WithdrawalLock,
 )
 
 
 def purge_expired(keep_days: int = 90) -> dict[str, int]:
-    """Delete sessions, challenges and tokens long past use, old login attempts, and
-    sign-ups whose link has expired."""
+    """Delete sessions, challenges and tokens long past use, old login attempts, risk
+    signals and withdrawal locks long over, and sign-ups whose link has expired."""
     cutoff = utcnow() - timedelta(days=keep_days)
     now = utcnow()
     with identity_tx() as s:
@@ -33,6 +35,10 @@ def purge_expired(keep_days: int = 90) -> dict[str, int]:
                 ActionToken.expires_at < cutoff)).rowcount,
             "login_attempts": s.execute(delete(LoginAttempt).where(
                 LoginAttempt.at < cutoff)).rowcount,
+            "risk_events": s.execute(delete(RiskEvent).where(
+                RiskEvent.expires_at < cutoff)).rowcount,
+            "withdrawal_locks": s.execute(delete(WithdrawalLock).where(
+                WithdrawalLock.until < cutoff)).rowcount,
             # personal data of someone who never finished signing up: gone once expired
             "pending_registrations": s.execute(delete(PendingRegistration).where(
                 PendingRegistration.expires_at <= now)).rowcount,

@@ -244,6 +244,45 @@ class PendingRegistration(IdentityBase):
     date_of_birth = SealedField("date_of_birth_enc", row="token_hash", kind=date)
 
 
+class WithdrawalLock(IdentityBase):
+    """A pause on the account's withdrawals until ``until``: after a password, 2FA (or
+    email) change (``reason`` password_changed, password_reset, 2fa_enabled, 2fa_disabled),
+    or a risk hold (``risk``: users/risk.py; staff were alerted by its audit row). Bets
+    go on; only withdrawals and changes to the withdrawal allow-list wait."""
+
+    __tablename__ = "withdrawal_locks"
+    __table_args__ = (Index("ix_withdrawal_locks_user", "user_id", "until"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    until: Mapped[datetime] = mapped_column(DateTime)
+    # An admin lifted it early (users/staff_money.lift_withdrawal_lock; the note is in the
+    # audit log).
+    lifted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    lifted_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class RiskEvent(IdentityBase):
+    """One signal that the account may be in someone else's hands (users/risk.py): a
+    sign-in from a new device or network, too many wrong second factors, a withdrawal
+    tried soon after a password reset. Its points count until ``expires_at``, or until
+    ``resolved_at`` (a strong second factor answered, or a hold was placed for it)."""
+
+    __tablename__ = "risk_events"
+    __table_args__ = (Index("ix_risk_events_user", "user_id", "expires_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    points: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[str] = mapped_column(String(200), default="")
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 # TOTP secrets (users/totp.py seals them under these contexts).
 register("identity", "users", "totp_secret_enc", needs=("id",),
          context=lambda r: f"totp:{r['id']}")

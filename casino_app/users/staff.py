@@ -463,3 +463,14 @@ def verify_audit(token: str | None):  # noqa: ANN201 - returns security.audit.Ve
         require_role(s, token, (Role.admin,))
         with ledger_tx(readonly=True) as led:
             return verify_with_anchors(s, led)
+
+
+def player_id_by_email(email: str) -> str | None:
+    """The pseudonymous id of the account with this whole address (operator commands:
+    `casino provider launch`; no staff session, the operator runs the machine)."""
+    if not isinstance(email, str) or "@" not in email or len(email) > 320:
+        return None
+    index = email_index(email.strip())
+    with identity_tx(readonly=True) as s:
+        return s.execute(select(User.player_id).where(User.email_index == index)
+                         ).scalar_one_or_none()

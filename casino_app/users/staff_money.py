@@ -9,7 +9,7 @@ and writes an audit row. The adjustment itself lives in the ledger database
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
@@ -24,6 +24,7 @@ from casino_app.payments.deposit_models import ChainDeposit
 from casino_app.payments.deposits import deposits_of
 from casino_app.payments.models import AdjustmentRequest
 from casino_app.security.audit import AuditAction, record
+from casino_app.users import risk
 from casino_app.users.errors import Forbidden, NotFound, ValidationFailed
 from casino_app.users.models import Role, User
 from casino_app.users.sessions import CurrentUser, RequestContext
@@ -43,6 +44,8 @@ class PlayerMoney:
     adjustments: list[AdjustmentView]
     holds: list[holds.HoldView]              # open ones first
     deposits: list[ChainDeposit]             # chain deposits, newest first (detached rows)
+    # withdrawal locks (security changes, risk holds), newest first
+    withdrawal_locks: list[risk.Lock] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ def player_money(token: str | None, user_id: object, ctx: RequestContext) -> Pla
         reachable(me, u)
         record(s, AuditAction.staff_money_view, _actor(me, ctx), u.id)
         uid, pid = u.id, u.player_id
+        locks = risk.locks_of(s, uid)
     bets, _ = history.bets_page(pid, limit=20)
     with ledger_tx(readonly=True) as ls:
         balances = ledger.player_balances(ls, pid)
@@ -87,7 +91,8 @@ def player_money(token: str | None, user_id: object, ctx: RequestContext) -> Pla
             .order_by(AdjustmentRequest.id.desc()).limit(20))]
         player_holds = holds.holds_of(ls, pid)
         deposits = deposits_of(ls, pid, limit=50)
-    return PlayerMoney(uid, pid, balances, bets, entries, adjustments, player_holds, deposits)
+    return PlayerMoney(uid, pid, balances, bets, entries, adjustments, player_holds, deposits,
+                       locks)
 
 
 def _hold_id(value: object) -> int:
@@ -133,6 +138,25 @@ def release_hold(token: str | None, user_id: object, hold_id: object, note: obje
     return view
 
 
+
+
+def lift_withdrawal_lock(token: str | None, user_id: object, lock_id: object, note: object,
+                         ctx: RequestContext) -> risk.Lock:
+    """An admin lifts a player's withdrawal lock early (a risk hold checked, or a security
+    change the player confirmed with support), with a note for the audit log."""
+    with identity_tx() as s:
+        me = require_role(s, token)
+        if me.role not in HOLD_RELEASERS:
+            raise Forbidden("Only an admin can lift a withdrawal lock.")
+        why = _note(note)
+        lid = _hold_id(lock_id)
+        u = _target(s, user_id)
+        lock = risk.lift(s, u.id, lid, me.user_id)
+        if lock is None:
+            raise NotFound("No such withdrawal lock in force on this player.")
+        record(s, AuditAction.withdrawal_lock_lifted, _actor(me, ctx), u.id, lock_id=lid,
+               lock_reason=lock.reason, note=why)
+    return lock
 
 
 def _amount(currency_code: object, amount_text: object) -> tuple[str, int]:

@@ -137,6 +137,8 @@ def app_env(smtp: Inbox, tmp: Path, port: int) -> dict[str, str]:
         "CASINO_SMTP_PORT": str(smtp.port),  # type: ignore[attr-defined]
         "CASINO_SMTP_STARTTLS": "false",
         "CASINO_ENCRYPTION_KEYS": "e2e:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        # the development game provider only where a test asks for it
+        "CASINO_DEV_PROVIDERS": "false",
     })
     return env
 

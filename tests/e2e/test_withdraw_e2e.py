@@ -56,6 +56,10 @@ def pay_app(smtp: Inbox, chain: Anvil, tmp_path_factory: pytest.TempPathFactory
         "CASINO_ETH_WITHDRAW_MIN": "ETH:100000",
         "CASINO_ETH_WITHDRAW_MAX": "ETH:1000000000",
         "CASINO_ETH_WITHDRAW_FEE": f"ETH:{FEE_GWEI}",
+        # this journey turns 2FA on and withdraws at once to a fresh address: no lock
+        # after the 2FA change, no cooling (both: tests/users/test_withdrawal_guard.py)
+        "CASINO_WITHDRAW_LOCK_HOURS": "0",
+        "CASINO_WITHDRAW_COOLING_HOURS": "0",
     }) as app:
         # the bankroll a real-money bet needs
         casino_cli(app.env, "ledger", "fund", "--currency", "ETH", "--amount", "10",

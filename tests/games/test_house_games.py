@@ -128,8 +128,10 @@ def test_extreme_floats() -> None:
 
 
 def test_verify_needs_rows_for_plinko_and_mines_for_mines_only() -> None:
-    v = verify("plinko", SEED, " lucky-7 ", 0, rows=16)
+    v = verify("plinko", SEED, "lucky-7", 0, rows=16)
     assert v["outcome"] == 10 and v["client_seed"] == "lucky-7" and len(v["rounds"]) == 2
+    # another casino's seed is taken exactly as given, spaces included
+    assert verify("plinko", SEED, " lucky-7 ", 0, rows=16)["client_seed"] == " lucky-7 "
     assert v["server_seed_hash"] == fairness.hash_server_seed(SEED)
     assert len(v["floats"]) == 16
     assert len(verify("mines", SEED, "lucky-7", 0, mines=24)["rounds"]) == 3
@@ -144,8 +146,8 @@ def test_verify_needs_rows_for_plinko_and_mines_for_mines_only() -> None:
         verify("mines", SEED, "c", 0)
     with pytest.raises(GameError, match="mines: must be between 1 and 24"):
         verify("mines", SEED, "c", 0, mines=25)
-    with pytest.raises(fairness.FairnessError, match="client seed"):
-        verify("dice", SEED, "a b", 0)
+    with pytest.raises(fairness.FairnessError, match="client seed: not valid Unicode"):
+        verify("dice", SEED, "a\ud800b", 0)
 
 
 # -- parameters --------------------------------------------------------------------------

@@ -73,8 +73,9 @@ def test_bad_game_parameters_exit_2_with_a_message(capsys: pytest.CaptureFixture
 @pytest.mark.parametrize("argv, message", [
     (["verify", "--game", "dice", "--server-seed", "ABC", "--client-seed", "c",
       "--nonce", "0"], "server seed: must be 64 lowercase hexadecimal characters"),
-    (["verify", "--game", "dice", "--server-seed", SEED, "--client-seed", "a b",
-      "--nonce", "0"], "client seed: only printable ASCII"),
+    # a byte that is not UTF-8 on the command line (Python gives it as a lone surrogate)
+    (["verify", "--game", "dice", "--server-seed", SEED, "--client-seed", "a\udcff",
+      "--nonce", "0"], "client seed: not valid Unicode text"),
     (["verify", "--game", "dice", "--server-seed", SEED, "--client-seed", "c",
       "--nonce", "-1"], "--nonce: must be a whole number"),
     (["verify", "--game", "dice", "--server-seed", SEED, "--client-seed", "c",
@@ -102,3 +103,15 @@ def test_verify_as_a_real_command() -> None:
                              capture_output=True, text=True, timeout=60)
     assert (unknown.returncode, unknown.stdout) == (2, "")
     assert "unrecognized arguments: --colour red" in unknown.stderr
+
+
+@pytest.mark.parametrize("client", ["", "a b", "  ", "héllo", "🎲 seed", "日本"])
+def test_any_client_seed_is_verified_as_given(capsys: pytest.CaptureFixture[str],
+                                              client: str) -> None:
+    """A Stake-compatible casino's seeds may be empty or any Unicode: the verifier takes
+    them exactly as given (UTF-8), while seeds players set here keep their own rule."""
+    assert main(["verify", "--game", "dice", "--server-seed", SEED, "--client-seed", client,
+                 "--nonce", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["client_seed"] == client
+    assert out["rounds"][0]["message"] == f"{client}:3:0"

@@ -283,7 +283,8 @@ async def test_an_hourly_job_is_not_rerun_right_after_a_restart(app_env) -> None
     assert runs == []
 
 
-BUILTIN = ("identity-cleanup", "audit-anchor", "ledger-check", "audit-outbox")
+BUILTIN = ("identity-cleanup", "audit-anchor", "ledger-check", "audit-outbox",
+           "withdrawal-notices", "provider-checks", "loyalty-accrue", "reserves")
 
 
 async def test_run_in_app_runs_builtin_jobs_and_releases_on_cancel(app_env, monkeypatch

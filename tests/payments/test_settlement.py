@@ -488,3 +488,41 @@ def test_the_migration_merges_bankroll_shards_into_one_account(tmp_path: Path) -
             assert not [f for f in ledger.check_invariants(s) if f.violations]
     finally:
         engine.dispose()
+
+
+def test_jobs_sharing_a_transaction_fail_alone(any_env: str) -> None:
+    """run_in_transaction: callbacks waiting share one COMMIT; one that fails in its
+    savepoint (here a duplicate key, which aborts a PostgreSQL transaction without one)
+    is undone alone and the others commit, including an account it had created."""
+    w = settlement.writer()
+    gate = threading.Event()
+    w.run(gate.wait)  # hold the writer so that the three jobs wait together
+    key = f"dup-{uuid.uuid4().hex}"
+
+    def post(player: str, entry_key: str):  # noqa: ANN202
+        def fn(s):  # noqa: ANN001, ANN202
+            with ledger.savepoint(s):
+                src = ledger.house_account(s, "FUN", "faucet")
+                dst = ledger.player_account(s, player, "FUN")
+                ledger.transfer(s, entry_key, "deposit", src, dst, 100)
+                if player == "p-bad":
+                    s.execute(text("INSERT INTO journal_entries (key, kind, fingerprint, memo,"
+                                   " created_at) SELECT key, kind, fingerprint, memo, "
+                                   "created_at FROM journal_entries WHERE key = :k"),
+                              {"k": entry_key})
+            return player
+        return fn
+
+    futures = [w.run_in_transaction(post("p-one", key + "a")),
+               w.run_in_transaction(post("p-bad", key + "b")),
+               w.run_in_transaction(post("p-two", key + "c"))]
+    gate.set()
+    assert futures[0].result(30) == "p-one" and futures[2].result(30) == "p-two"
+    with pytest.raises(Exception):  # noqa: B017, PT011 - the database's duplicate key error
+        futures[1].result(30)
+    with ledger_tx(readonly=True) as s:
+        keys = set(s.scalars(select(JournalEntry.key).where(JournalEntry.key.like(key + "%"))))
+        owners = set(s.scalars(select(LedgerAccount.owner).where(
+            LedgerAccount.owner.in_(["p-one", "p-bad", "p-two"]))))
+    assert keys == {key + "a", key + "c"}
+    assert owners == {"p-one", "p-two"}

@@ -139,6 +139,17 @@ def enrol_2fa(account: Account) -> None:
     account.totp_secret = enrolment.secret
 
 
+def allow_address(account: Account, address: str, chain: str = "ethereum") -> None:
+    """Put ``address`` on the player's withdrawal allow-list through the service (as the
+    wallet page does after the second factor), so that a test's withdrawal to a fresh
+    address is not refused for its cooling period."""
+    from datetime import timedelta
+
+    from casino_app.payments import withdrawal_addresses
+
+    withdrawal_addresses.set_allowed(account.player_id, chain, address, True, timedelta(0))
+
+
 def new_player(name: str = "Player", fun: bool = True) -> Account:
     """A registered, signed-in player (a session token of its own), with 1,000 FUN."""
     from casino_app.payments import demo

@@ -153,9 +153,14 @@ class RedisServer:
 
 def app_base_env() -> dict[str, str]:
     """This process's environment without the app's settings (CASINO_*), Reflex's Redis
-    and granian's worker settings: what a private ``casino run`` starts from."""
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("CASINO_", "GRANIAN_")) and k != "REFLEX_REDIS_URL"}
+    and granian's worker settings, and without the development game provider: what a
+    private ``casino run`` starts from."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CASINO_", "GRANIAN_")) and k != "REFLEX_REDIS_URL"}
+    # no development game provider beside every app of the tests (the provider tests
+    # turn it on)
+    env["CASINO_DEV_PROVIDERS"] = "false"
+    return env
 
 
 def web_workers_env(redis_url: str | None, workers: int = 1) -> dict[str, str]:

@@ -55,6 +55,10 @@ def env(app_env, monkeypatch):  # noqa: ANN001, ANN201
     monkeypatch.setenv("CASINO_ETH_WITHDRAW_MAX", "ETH:1000000000,USDT:10000000000")
     monkeypatch.setenv("CASINO_ETH_WITHDRAW_FEE", f"ETH:{FEE},USDT:1000000")
     monkeypatch.setenv("CASINO_ETH_WITHDRAW_LARGE", "ETH:40000000")
+    # the form's own behaviour: no cooling of new addresses, no lock after enabling 2FA
+    # (both in tests/ui/test_withdrawal_protection.py)
+    monkeypatch.setenv("CASINO_WITHDRAW_COOLING_HOURS", "0")
+    monkeypatch.setenv("CASINO_WITHDRAW_LOCK_HOURS", "0")
     reset_settings_cache()
     push.reset()
     out = []
@@ -80,7 +84,12 @@ def _tab(token: str, client: str = "tab-1") -> Any:
 
 def _form(amount: str = "0.01", address: str = DEST, code: str = "ETH", **extra: Any
           ) -> dict[str, Any]:
-    return {"currency": code, "amount": amount, "address": address, **extra}
+    """The form as sent without 2FA: confirmed with the password (with 2FA on the
+    server asks the code and ignores these)."""
+    from tests.users.helpers import PASSWORD
+
+    return {"currency": code, "amount": amount, "address": address, "method": "password",
+            "password": PASSWORD, **extra}
 
 
 def _count() -> int:
@@ -174,7 +183,7 @@ def test_a_request_reserves_amount_and_fee_and_shows_queued(env) -> None:  # noq
 
     # no cancel: the only handlers are the form's and the page's
     assert set(WithdrawState.event_handlers) - {"setvar"} == \
-        {"on_open", "edit_amount", "fill", "request"}
+        {"on_open", "edit_amount", "fill", "request", "choose_method", "change_allow_list"}
 
 
 def test_a_key_sent_again_returns_the_same_withdrawal(env) -> None:  # noqa: ANN001
@@ -282,7 +291,10 @@ def test_with_2fa_a_current_code_is_needed_once(env) -> None:  # noqa: ANN001
     _run(state, "request", _form("0.001") | {"code": recovery[0]}, "f" * 32)
     assert "not valid" in state.errors.get("code", ""), (state.errors, state.message)
     assert _count() == 2
-    # ten code checks in 15 minutes (the enrolment's password check counts): then a pause
+    # ten code checks in 15 minutes (the enrolment's password check counts; the amount
+    # refused before the code was asked does not): then a pause
+    _run(state, "request", _form("0.001") | {"code": code_at(secret, now, 1)}, "e" * 32)
+    assert "not valid" in state.errors.get("code", "")
     _run(state, "request", _form("0.001") | {"code": code_at(secret, now, 1)}, "e" * 32)
     assert "Too many attempts" in state.message and _count() == 2
     assert [a["amount"] for a in _audits()] == [10_000_000, 20_000_000]

@@ -33,12 +33,14 @@ def test_purge_removes_long_expired_rows_and_keeps_live_ones_and_the_audit_log(
         audit_before = audit_counts()
         removed = purge_expired()
         assert removed == {"sessions": 1, "mfa_challenges": 0, "action_tokens": 1,
-                           "login_attempts": 1, "pending_registrations": 0}
+                           "login_attempts": 1, "risk_events": 0, "withdrawal_locks": 0,
+                           "pending_registrations": 0}
         # (the sign-up session, reset link, failure)
         assert whoami(fresh) is not None
         assert audit_counts() == audit_before
         assert purge_expired() == {"sessions": 0, "mfa_challenges": 0, "action_tokens": 0,
-                                   "login_attempts": 0, "pending_registrations": 0}
+                                   "login_attempts": 0, "risk_events": 0,
+                                   "withdrawal_locks": 0, "pending_registrations": 0}
 
 
 def test_a_sign_up_never_finished_is_purged_as_soon_as_its_link_expires(any_env: str) -> None:

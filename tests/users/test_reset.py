@@ -136,7 +136,8 @@ def test_resetting_ends_every_session(any_env: str) -> None:
     link = _reset_link(addr)
     accounts.reset_password(link, NEW_PASSWORD, new_ctx())
     assert whoami(token) is None and whoami(other) is None
-    assert [r.detail for r in audit_rows("password.reset")] == ['{"sessions_revoked":2}']
+    [row] = [json.loads(r.detail) for r in audit_rows("password.reset")]
+    assert row["sessions_revoked"] == 2 and row["withdrawals_locked_until"]  # 24 h
 
 
 def test_resetting_lifts_a_lock_out(any_env: str) -> None:

@@ -510,7 +510,8 @@ def test_a_staff_lock_is_not_lifted_by_a_password_reset(any_env: str) -> None:
     support, _, _ = make_staff(Role.support)
     staff.lock_player(support, user_row(addr).id, "chargeback fraud", new_ctx())
     accounts.request_password_reset(addr, new_ctx())
-    link = link_token(wait_for_mail(1)[0], "reset")
+    # (the staff member's 2FA notice is in the outbox too)
+    link = link_token([m for m in wait_for_mail(2) if m["To"] == addr][0], "reset")
     with audited({"password.reset": 1}):
         accounts.reset_password(link, NEW_PASSWORD, new_ctx())
     assert user_row(addr).locked_at is not None
@@ -533,7 +534,7 @@ def test_a_staff_lock_is_not_lifted_by_an_unlock_link_from_an_earlier_lock_out(
     assert user_row(addr).locked_at is not None
     with pytest.raises(InvalidCredentials):
         accounts.begin_login(email=addr, password=PASSWORD, ctx=new_ctx())
-    assert len(read_outbox()) == 1
+    assert len([m for m in read_outbox() if m["To"] == addr]) == 1
     staff.unlock_player(support, user_row(addr).id, "resolved", new_ctx())
     sign_in(addr)
 

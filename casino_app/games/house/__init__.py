@@ -49,11 +49,13 @@ def verify(game: str, server_seed: str, client_seed: str, nonce: int, *,
     """Recompute a bet's outcome from its (revealed) seeds, with the working shown.
 
     Only plinko needs ``rows`` (8..16) and only mines needs ``mines`` (1..24): no other
-    parameter changes an outcome. Raises GameError or FairnessError (both ValueError).
+    parameter changes an outcome. The client seed is any text, taken exactly as given
+    (a Stake-compatible casino's seeds may be empty or any Unicode). Raises GameError or
+    FairnessError (both ValueError).
     """
     g = get_game(game)
     fairness.check_server_seed(server_seed)
-    client = fairness.validate_client_seed(client_seed)
+    client = fairness.check_any_client_seed(client_seed)
     fairness.check_nonce(nonce)
     if rows is not None and game != "plinko":
         raise GameError("rows: only plinko takes rows")

@@ -456,10 +456,23 @@ def reconcile(rpc: BitcoinRPC, *, network: Network | None = None, xpub: str | No
                          "credited_above": books.credited_later,
                          "unsettled": books.in_flight, "settled_not_at_block":
                          books.settled_later},
-               "in_flight": in_flight}
+               "in_flight": in_flight,
+               "holdings": {CURRENCY: _by_address(coins, scripts, onchain)}}
     run_id = store_run(chain, pin, pin_hash, issues, summary, started,
                        metric_prefix=METRIC_PREFIX, log=log, event="btc_reconcile")
     return Result(run_id, pin, not issues, issues, totals, summary)
+
+
+def _by_address(coins: Sequence, scripts: dict[bytes, Owner], onchain: int) -> dict[str, str]:
+    """Satoshis per address at the pinned block (proof of reserves): the coins still
+    unspent at the tip, and what ours spent above the block held, as one line."""
+    out: dict[str, int] = defaultdict(int)
+    for c in coins:
+        out[scripts[c.script_pubkey].address] += c.value
+    rest = onchain - sum(out.values())
+    if rest:
+        out["(coins spent after the block)"] += rest
+    return {a: str(v) for a, v in sorted(out.items()) if v}
 
 
 def run_reconcile_result() -> Result:

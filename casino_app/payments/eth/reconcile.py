@@ -91,7 +91,14 @@ def onchain_totals(w3: Web3, assets: Sequence[Asset], owned: Sequence[str], bloc
                    ) -> dict[str, int]:
     """What ``owned`` addresses hold at ``block``, per currency, in on-chain units (JSON-RPC
     batches of RPC_BATCH calls)."""
-    totals: dict[str, int] = {}
+    return {code: sum(per.values())
+            for code, per in onchain_holdings(w3, assets, owned, block).items()}
+
+
+def onchain_holdings(w3: Web3, assets: Sequence[Asset], owned: Sequence[str], block: int
+                     ) -> dict[str, dict[str, int]]:
+    """What each of ``owned`` holds at ``block``, per currency, in on-chain units."""
+    totals: dict[str, dict[str, int]] = {}
     for a in assets:
         if a.token is None:
             values = _batched(w3, [lambda addr=addr: w3.eth.get_balance(addr, block)
@@ -103,7 +110,7 @@ def onchain_totals(w3: Web3, assets: Sequence[Asset], owned: Sequence[str], bloc
                     {"to": to, "data": token.encode_abi("balanceOf", [addr])}, block)
                 for addr in owned])
             values = [int.from_bytes(bytes(v), "big") if v else 0 for v in values]
-        totals[a.code] = sum(int(v) for v in values)
+        totals[a.code] = {addr: int(v) for addr, v in zip(owned, values, strict=True)}
     return totals
 
 
@@ -306,7 +313,8 @@ def reconcile(w3: Web3, assets: Sequence[Asset], extra: Iterable[str] = (),
     # Deposit checks look again at the blocks a reorg could still change since the last
     # clean run (all of them the first time), at most DEPOSIT_CHECK_BLOCKS of them.
     since, to = deposit_window(first, checked, block, MAX_REORG_DEPTH, deposit_blocks)
-    onchain = onchain_totals(w3, assets, owned, block)
+    held = onchain_holdings(w3, assets, owned, block)
+    onchain = {code: sum(per.values()) for code, per in held.items()}
     with ledger_tx(readonly=True) as s:
         expected = expected_totals(s, assets, block, chain)
         for code, extra_units in hot_wallet_txs(w3, s, assets, block, chain).items():
@@ -326,7 +334,10 @@ def reconcile(w3: Web3, assets: Sequence[Asset], extra: Iterable[str] = (),
     totals = {c: {"onchain": str(onchain[c]), "expected": str(expected[c])} for c in expected}
     summary = {"addresses": len(owned), "totals": totals, "deposits_checked_to": to,
                "deposits_clean": not deposit_issues,
-               "per_unit": {a.code: a.per_unit for a in assets}}
+               "per_unit": {a.code: a.per_unit for a in assets},
+               # what each address held (proof of reserves: payments/reserves.py)
+               "holdings": {code: {addr: str(v) for addr, v in per.items() if v}
+                            for code, per in held.items()}}
     run_id = store_run(chain, block, block_hash, issues, summary, started,
                        metric_prefix="reconcile", log=log, event="eth_reconcile")
     return Result(run_id, block, not issues, issues, totals, summary)

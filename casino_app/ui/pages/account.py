@@ -13,8 +13,10 @@ from casino_app.ui.components.forms import (
     password_field,
     submit,
 )
+from casino_app.ui.components.tables import table
 from casino_app.ui.layout import page_title, player_page
 from casino_app.ui.state.account import SecurityState, SessionRow, SessionsState
+from casino_app.ui.state.loyalty import LoyaltyState, RewardRow
 from casino_app.ui.state.session import SessionState
 
 
@@ -24,7 +26,47 @@ def _row(label: str, value: rx.Var | str) -> rx.Component:
                      wrap="wrap", width="100%")
 
 
-@player_page(routes.ACCOUNT, "Account", signed_in=True)
+def _reward(r: RewardRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.text(r.what, size="2")),
+        rx.table.cell(rx.text(r.amount, weight="medium", white_space="nowrap")),
+        rx.table.cell(rx.vstack(
+            rx.badge(r.state_text, color_scheme=rx.match(
+                r.state, ("available", "green"), ("held", "amber"), ("paid", "gray"),
+                "red")),
+            rx.cond(r.note != "", rx.text(r.note, size="1", color=styles.MUTED)),
+            spacing="1", align="start")),
+        rx.table.cell(rx.cond(r.claimable,
+                              rx.button("Claim", size="1", on_click=LoyaltyState.claim(r.id),
+                                        aria_label="Claim " + r.what))),
+        class_name="reward-row")
+
+
+def _loyalty() -> rx.Component:
+    return card(rx.vstack(
+        rx.hstack(rx.heading("VIP: ", LoyaltyState.tier, size="4", id="vip-tier"),
+                  rx.spacer(),
+                  rx.text(LoyaltyState.rakeback, size="2", color=styles.MUTED),
+                  width="100%", wrap="wrap", align="center"),
+        rx.progress(value=LoyaltyState.progress, max=100, width="100%",
+                    aria_label="Progress to the next tier", id="vip-progress"),
+        rx.text(LoyaltyState.volume, size="2"),
+        rx.text(LoyaltyState.to_next, size="2", color=styles.MUTED),
+        rx.text("Rakeback and tiers count real-money bets only: play money (FUN) earns "
+                "neither. This period ends at ", LoyaltyState.period_end,
+                "; its rakeback can be claimed a few minutes later.", size="1",
+                color=styles.MUTED),
+        form_message(LoyaltyState.message),
+        rx.cond(LoyaltyState.rows.length() > 0,
+                table(("Reward", "Amount", "State", ""), LoyaltyState.rows, _reward,
+                      size="1"),
+                rx.text("No rewards yet.", size="2", color=styles.MUTED)),
+        rx.cond(LoyaltyState.claimable > 1,
+                rx.button("Claim all", on_click=LoyaltyState.claim_all, id="claim-all")),
+        spacing="3", width="100%", align="start"), role="region", aria_label="VIP and rakeback")
+
+
+@player_page(routes.ACCOUNT, "Account", signed_in=True, on_load=[LoyaltyState.on_open])
 def account() -> rx.Component:
     return rx.vstack(
         page_title("Your account"),
@@ -37,6 +79,7 @@ def account() -> rx.Component:
                                              "none before this one")),
             _row("Two-factor", rx.cond(SessionState.totp_enabled, "On", "Off")),
             spacing="3")),
+        _loyalty(),
         rx.hstack(link_button("Security and 2FA", variant="soft", href=routes.SECURITY),
                   link_button("Sessions", variant="soft", href=routes.SESSIONS),
                   spacing="3", wrap="wrap"),

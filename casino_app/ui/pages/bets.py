@@ -12,6 +12,7 @@ from casino_app.ui.components.copy import long_value
 from casino_app.ui.components.forms import card, form, link_button
 from casino_app.ui.components.tables import table
 from casino_app.ui.layout import page_title, player_page
+from casino_app.ui.pages.provider_rounds import provider_rounds_section
 from casino_app.ui.state.bets import (
     GAME_CHOICES,
     RESULT_CHOICES,
@@ -21,6 +22,7 @@ from casino_app.ui.state.bets import (
     StatRow,
     currency_choices,
 )
+from casino_app.ui.state.provider_rounds import ProviderRoundsState
 
 
 def select(label: str, name: str, choices: tuple[str, ...], value: Any,
@@ -141,7 +143,8 @@ def _filters() -> rx.Component:
         on_submit=BetsState.apply_filters, reset_on_submit=False)
 
 
-@player_page(routes.BETS, "My bets", signed_in=True, on_load=[BetsState.on_open])
+@player_page(routes.BETS, "My bets", signed_in=True,
+             on_load=[BetsState.on_open, ProviderRoundsState.on_open])
 def my_bets() -> rx.Component:
     return rx.vstack(
         page_title("My bets", "Every round you played, newest first. Open one to see its "
@@ -163,6 +166,7 @@ def my_bets() -> rx.Component:
                     rx.spinner())),
         rx.cond(BetsState.more,
                 rx.button("Older bets", variant="soft", on_click=BetsState.older)),
+        provider_rounds_section(),
         rx.hstack(rx.link("Seeds and fairness", href=routes.FAIRNESS),
                   rx.link("Verifier", href=routes.VERIFY), spacing="4"),
         spacing="4", width="100%")

@@ -1,11 +1,12 @@
 """Fairness: the player's seeds (hashes, client seed, nonce, rotation, revealed seeds) and
 the verifier, which recomputes an outcome entirely in the browser.
 
-The verifier loads ``/verifier.js`` (assets/verifier.js, Web Crypto) and its button runs
-``RUN_VERIFIER`` in the page without sending anything to the server: ``rx.run_script``
-with a Var compiles it into the page's bundle as a function (``rx.call_script`` with a
-string would eval() it, which the CSP forbids); the result is written into the page with DOM text nodes (never HTML), so values
-from a shared link cannot inject markup.
+The verifier loads ``/verifier.js`` (assets/verifier.js, Web Crypto) and
+``/verify-page.js``, which fills the form from the link's query string and runs the
+verification when its button is clicked, with no server at all (so it works offline,
+from the service worker's cache; a Reflex event would wait for the socket). The result is
+written into the page with DOM text nodes (never HTML), so values from a shared link
+cannot inject markup.
 """
 
 from __future__ import annotations
@@ -126,70 +127,7 @@ def fairness() -> rx.Component:
 
 # --- verifier --------------------------------------------------------------------------------
 
-# Runs in the browser (compiled into the page's bundle, never sent to the server).
-RUN_VERIFIER = r"""
-(async function () {
-  var $ = function (id) { return document.getElementById(id); };
-  var out = $("verify-output");
-  var el = function (tag, text, attrs) {
-    var node = document.createElement(tag);
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
-    return node;
-  };
-  var outcomeText = function (game, o) {
-    if (game === "dice") return "rolled " + o.toFixed(2);
-    // as My bets says it (ui/state/bets.py outcome_text): players count from 1
-    if (game === "limbo") return o.toLocaleString("en-US", {minimumFractionDigits: 2,
-                                                            maximumFractionDigits: 2}) + "×";
-    if (game === "plinko") return "bucket " + (o + 1);
-    if (game === "keno") return "drawn " + o.join(", ");
-    if (game === "mines") {
-      return "mines on tiles " + o.map(function (t) { return t + 1; }).join(", ");
-    }
-    return String(o);
-  };
-  out.replaceChildren(el("p", "Computing in your browser…"));
-  try {
-    if (!window.HashHouseVerify) throw new Error("The verifier is still loading: try again.");
-    var game = $("vf-game").value;
-    var params = {};
-    if (game === "plinko") params.rows = $("vf-rows").value.trim();
-    if (game === "mines") params.mines = $("vf-mines").value.trim();
-    var expected = $("vf-hash").value.trim();
-    if (expected) params.serverSeedHash = expected;
-    var r = await window.HashHouseVerify.verify(
-      game, $("vf-server_seed").value.trim(), $("vf-client_seed").value,
-      $("vf-nonce").value.trim(), params);
-    var parts = [el("h3", "Outcome", {"class": "rt-Heading rt-r-size-4"}),
-                 el("p", outcomeText(game, r.outcome), {id: "verify-outcome"})];
-    if (game === "keno") {
-      var picks = $("vf-picks").value.split(/[\s,]+/).filter(Boolean).map(Number);
-      if (picks.length) {
-        var hit = picks.filter(function (p) { return r.outcome.indexOf(p) >= 0; });
-        parts.push(el("p", "Your picks " + picks.join(", ") + ": " + hit.length +
-                      " matched" + (hit.length ? " (" + hit.join(", ") + ")" : "")));
-      }
-    }
-    var hashLine = "SHA-256 of the server seed: " + r.serverSeedHash;
-    if (r.hashMatches === true) hashLine += " (matches the committed hash)";
-    if (r.hashMatches === false) hashLine += " (DOES NOT MATCH the committed hash)";
-    parts.push(el("p", hashLine, {id: "verify-hash",
-                                  "data-matches": String(r.hashMatches)}));
-    parts.push(el("h3", "Step by step", {"class": "rt-Heading rt-r-size-4"}));
-    var ol = el("ol", null, {id: "verify-steps"});
-    r.steps.forEach(function (s) {
-      ol.appendChild(el("li", s, {style: "word-break: break-all; margin: 4px 0; " +
-                                         "font-family: monospace; font-size: 13px"}));
-    });
-    parts.push(ol);
-    out.replaceChildren.apply(out, parts);
-  } catch (e) {
-    out.replaceChildren(el("p", e.message, {role: "alert", id: "verify-error",
-                                            style: "color: #ff6b6b"}));
-  }
-})()
-"""
+
 
 
 def _vfield(label: str, name: str, hint: str = "", **attrs: object) -> rx.Component:
@@ -227,8 +165,9 @@ def _verify_form() -> rx.Component:
         _vfield("Committed server seed hash (optional)", "hash",
                 "Shown before you bet; the verifier checks the seed against it.",
                 max_length=64),
-        rx.button("Verify", size="3", type="button", id="verify-run",
-                  on_click=rx.run_script(rx.Var(_js_expr=RUN_VERIFIER.strip()))),
+        # run by assets/verify-page.js in the browser (a click listener of its own: it
+        # works with no connection to the server)
+        rx.button("Verify", size="3", type="button", id="verify-run"),
         spacing="3", width="100%", align="start")
 
 
@@ -236,15 +175,16 @@ def _verify_form() -> rx.Component:
 def verify() -> rx.Component:
     return rx.vstack(
         rx.script(src="/verifier.js"),
+        rx.script(src="/verify-page.js"),
         page_title("Verifier", "Recompute any round from its seeds. This runs entirely in "
                    "your browser: nothing is sent to HashHouse."),
-        # the form is there at once, offline too (nothing here needs the server); once
-        # the page's on_load has read the URL's values, it is drawn again with them
-        card(rx.box(_verify_form(), key=VerifyState.loaded.to_string(), width="100%")),
+        # no wait for the server: the form fills itself from the link (verify-page.js),
+        # so the verifier works offline from the service worker's cache
+        card(_verify_form()),
         card(rx.vstack(
             rx.text("Fill in the seeds and press Verify: the result appears below.",
                     color=styles.MUTED),
-            # filled by RUN_VERIFIER; React renders no children here, so it never
+            # filled by verify-page.js; React renders no children here, so it never
             # touches the nodes the script puts in
             rx.el.div(id="verify-output", aria_live="polite", style={"width": "100%"}),
             spacing="2", width="100%", align="start")),

@@ -6,7 +6,7 @@ import reflex as rx
 from casino_app.ui import routes, styles
 from casino_app.ui.components.forms import card, link_button
 from casino_app.ui.layout import player_page
-from casino_app.ui.state.games import GameTile, LobbyState, categories
+from casino_app.ui.state.games import GameTile, LobbyState
 from casino_app.ui.state.session import SessionState
 
 
@@ -106,7 +106,7 @@ def _row(title: str, tiles, row_id: str) -> rx.Component:  # noqa: ANN001
     )
 
 
-def _chip(name: str) -> rx.Component:
+def _chip(name) -> rx.Component:  # noqa: ANN001 - a str Var
     on = LobbyState.category == name
     return rx.button(name, on_click=LobbyState.choose_category(name), type="button",
                      variant=rx.cond(on, "solid", "soft"), radius="full", size="2",
@@ -124,7 +124,21 @@ def _games() -> rx.Component:
                      placeholder="Search games", value=LobbyState.query,
                      on_change=LobbyState.search_games, type="search", size="3",
                      width="100%", max_width=["100%", "320px"], auto_complete="off"),
-            rx.hstack(*[_chip(c) for c in categories()], spacing="2", wrap="wrap"),
+            rx.hstack(rx.foreach(LobbyState.category_names, _chip), spacing="2",
+                      wrap="wrap", aria_label="Categories"),
+            rx.cond(
+                LobbyState.provider_names.length() > 0,
+                rx.el.label(
+                    rx.text("Provider", size="2", color=styles.MUTED),
+                    rx.el.select(rx.foreach(LobbyState.provider_names,
+                                            lambda n: rx.el.option(n, value=n)),
+                                 value=LobbyState.provider, id="game-provider",
+                                 on_change=LobbyState.choose_provider,
+                                 style={"padding": "6px", "border_radius": "8px",
+                                        "background_color": styles.SURFACE_2,
+                                        "color": styles.TEXT,
+                                        "border": f"1px solid {styles.BORDER}"}),
+                    style={"display": "flex", "gap": "8px", "align_items": "center"})),
             gap="12px", wrap="wrap", align="center", width="100%"),
         _row("Favourites", LobbyState.favourite_tiles, "favourite-games"),
         _row("Recently played", LobbyState.recent_tiles, "recent-games"),

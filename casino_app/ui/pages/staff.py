@@ -65,6 +65,8 @@ def staff_home() -> rx.Component:
                   rx.link("Withdrawals", href=routes.STAFF_WITHDRAWALS),
                   rx.link("Wallets", href=routes.STAFF_WALLETS),
                   rx.link("Reconciliation", href=routes.STAFF_RECONCILE),
+                  rx.link("Game providers", href=routes.STAFF_PROVIDERS),
+                  rx.link("Loyalty claims", href=routes.STAFF_LOYALTY),
                   rx.cond(SessionState.is_admin, rx.link("Audit log", href=routes.STAFF_AUDIT)),
                   spacing="4", wrap="wrap"),
         rx.cond(StaffRoleRequestsState.rows.length() > 0, card(rx.vstack(

@@ -18,6 +18,7 @@ from casino_app.ui.state.staff_money import (
     ChainDepositRow,
     EntryRow,
     HoldRow,
+    LockRow,
     StaffAdjustmentsState,
     StaffMoneyState,
 )
@@ -77,6 +78,31 @@ def _hold(h: HoldRow) -> rx.Component:
         class_name="hold-row")
 
 
+def _lock(lk: LockRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell("#", lk.id),
+        rx.table.cell(rx.code(lk.reason)),
+        rx.table.cell(rx.text(lk.since, size="1")),
+        rx.table.cell(rx.text(lk.until, size="1")),
+        rx.table.cell(rx.cond(
+            lk.open,
+            rx.cond(SessionState.is_admin,
+                    form(rx.hstack(
+                        rx.el.input(type="hidden", name="lock_id",
+                                    default_value=lk.id.to_string()),
+                        rx.input(name="note", placeholder="Note (why it is lifted)",
+                                 required=True, max_length=200, size="1",
+                                 aria_label="Note to lift withdrawal lock #"
+                                 + lk.id.to_string()),
+                        rx.button("Lift", size="1", color_scheme="green", type="submit",
+                                  aria_label="Lift withdrawal lock #" + lk.id.to_string()),
+                        spacing="1", wrap="wrap"),
+                        on_submit=StaffMoneyState.lift_lock, reset_on_submit=True),
+                    rx.text("In force: an admin can lift it.", size="1", color=styles.MUTED)),
+            rx.text(rx.cond(lk.lifted != "", "lifted " + lk.lifted, "over"), size="1"))),
+        class_name="withdrawal-lock-row")
+
+
 def _chain_deposit(d: ChainDepositRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(d.id), rx.table.cell(rx.text(d.at, size="1")),
@@ -98,6 +124,14 @@ def holds_card() -> rx.Component:
                 table(("Hold", "State", "Reason", "Detail", "Since", ""),
                       StaffMoneyState.holds, _hold, size="1", id="holds"),
                 rx.text("No holds.", color=styles.MUTED)),
+        rx.cond(StaffMoneyState.locks.length() > 0,
+                rx.vstack(
+                    rx.text("Withdrawal locks: after a password or 2FA change, and risk "
+                            "holds (unusual activity: see the player's audit rows).",
+                            size="2", color=styles.MUTED),
+                    table(("Lock", "Reason", "Since", "Until", ""), StaffMoneyState.locks,
+                          _lock, size="1", id="withdrawal-locks"),
+                    spacing="2", width="100%")),
         rx.cond(StaffMoneyState.deposits.length() > 0,
                 table(("Deposit", "Seen", "Amount", "State", "Block", "Transaction",
                        "Owed"), StaffMoneyState.deposits, _chain_deposit, size="1",

@@ -16,6 +16,12 @@ _SECTIONS = [
      "bots, and exploiting faults are not allowed; winnings from them are void."),
     ("Funds", "Balances are held in the currency you deposited. Withdrawals may require "
      "identity checks and two-factor confirmation."),
+    ("VIP and rakeback", "Real-money bets earn VIP volume at their US dollar value when "
+     "each period is worked out; play money earns nothing. Each period you get back a "
+     "share of the house edge on your bets (rakeback: the share of your tier, rounded "
+     "down to the coin's smallest unit), and a one-time bonus when you first reach a tier. "
+     "You claim them on your account page. Betting both sides of an even game to collect "
+     "rakeback is not allowed: such claims wait for our review and may be refused."),
     ("Responsible gambling", "Set limits, take breaks, and use time-outs or "
      "self-exclusion if play stops being fun."),
     ("Privacy", "Your personal data is stored separately from money records, which "

@@ -1,7 +1,8 @@
 """The wallet: per currency the deposit address (QR code of its EIP-681 URI on Ethereum, of
 its BIP21 URI on Bitcoin; copy button, network warning), withdrawable, pending, confirming
-and (Bitcoin) incoming amounts, the withdraw form (limits, fee and total, the 2FA code when
-it is on), the player's withdrawals and the deposits found on chain (both updated live by
+and (Bitcoin) incoming amounts, the withdraw form (limits, fee and total, the second factor:
+the 2FA code when it is on, else the password or a mailed link; a lock after a security
+change and until when), the withdrawal addresses (cooling, allow-list), the player's withdrawals and the deposits found on chain (both updated live by
 ui/push.py)."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from casino_app.ui.components.forms import (
     form,
     form_message,
     notice,
+    password_field,
     submit,
 )
 from casino_app.ui.components.tables import table
@@ -26,7 +28,13 @@ from casino_app.ui.pages.games import _RANDOM_KEY_JS
 from casino_app.ui.state.deposits import CurrencyCard, DepositRow, DepositsState
 from casino_app.ui.state.session import SessionState
 from casino_app.ui.state.wallet import WalletState
-from casino_app.ui.state.withdraw import WithdrawalRow, WithdrawOption, WithdrawState
+from casino_app.ui.state.withdraw import (
+    AddressRow,
+    WithdrawalRow,
+    WithdrawConfirmState,
+    WithdrawOption,
+    WithdrawState,
+)
 
 
 def _amount(label: str, value: rx.Var, code: rx.Var, element_id: rx.Var) -> rx.Component:
@@ -156,9 +164,7 @@ def _withdraw_form(o: WithdrawOption) -> rx.Component:
                                                + " in total", "–"),
                                        id="withdraw-total", white_space="nowrap"),
                         " leaves your balance.", size="2"),
-                rx.cond(SessionState.totp_enabled,
-                        code_field(name="code", form_id="withdraw",
-                                   errors=WithdrawState.errors)),
+                _second_factor(),
                 form_message(WithdrawState.message),
                 submit("Request withdrawal", id="withdraw-submit"),
                 rx.text("Check the address: a withdrawal cannot be cancelled or "
@@ -170,11 +176,97 @@ def _withdraw_form(o: WithdrawOption) -> rx.Component:
             class_name="withdraw-card"))
 
 
+def _method_item(value: str, label: str) -> rx.Component:
+    return rx.el.label(rx.flex(rx.radio_group.item(value=value, id="withdraw-method-" + value),
+                               rx.text(label, size="2"), gap="8px", align="center"))
+
+
+def _second_factor() -> rx.Component:
+    """How this withdrawal is confirmed: the 2FA code when it is on; else the player's
+    choice of their password or a link mailed to them (the password is refused while the
+    account's risk asks for a step-up)."""
+    return rx.cond(
+        WithdrawState.totp_on | SessionState.totp_enabled,
+        rx.vstack(
+            code_field(name="code", form_id="withdraw", errors=WithdrawState.errors),
+            rx.text("Confirmed with your authenticator: the safest way.", size="1",
+                    color=styles.MUTED),
+            spacing="1", width="100%"),
+        rx.vstack(
+            rx.text("Confirm this withdrawal with", weight="bold", size="2"),
+            rx.radio_group.root(
+                rx.flex(_method_item("password", "My password"),
+                        _method_item("mail", "A link mailed to me (the withdrawal waits, "
+                                     "reserved, until you open it)"),
+                        direction="column", gap="6px"),
+                name="method", value=WithdrawState.method,
+                on_change=WithdrawState.choose_method, id="withdraw-method"),
+            rx.cond(WithdrawState.errors["method"],
+                    rx.text(WithdrawState.errors["method"], role="alert", size="2",
+                            color=styles.DANGER, id="withdraw-method-error")),
+            rx.cond(WithdrawState.method == "password",
+                    password_field("Your password", "password", WithdrawState.errors,
+                                   form_id="withdraw")),
+            rx.callout(
+                rx.text("Recommended: turn on two-factor authentication ",
+                        rx.link("in your account's security", href=routes.SECURITY),
+                        "; then withdrawals are confirmed with your authenticator's code."),
+                icon="shield", color_scheme="blue", size="1", width="100%",
+                id="withdraw-2fa-advice"),
+            spacing="2", width="100%", align="start"),
+    )
+
+
+def _address_row(a: AddressRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.code(a.address_short, title=a.address, size="1")),
+        rx.table.cell(rx.text(a.chain, size="1")),
+        rx.table.cell(rx.badge(a.note, color_scheme=rx.cond(
+            a.allowed, "green", rx.cond(a.usable, "gray", "amber")),
+            class_name="withdraw-address-note")),
+        class_name="withdraw-address-row")
+
+
+def _allow_list() -> rx.Component:
+    """The player's withdrawal addresses (new ones cool for a while; the form says from
+    when each is usable) and their allow-list, changed with the second factor."""
+    return card(rx.vstack(
+        rx.heading("Withdrawal addresses", size="4"),
+        rx.text("An address you have not used before can be paid only after a cooling "
+                "period, unless it is on your allow-list. Changing the allow-list takes "
+                "your second factor, and we mail you each change.", size="2",
+                color=styles.MUTED),
+        rx.cond(WithdrawState.addresses.length() > 0,
+                table(("Address", "Network", "State"), WithdrawState.addresses,
+                      _address_row, size="1")),
+        notice(WithdrawState.allow_notice),
+        form(
+            rx.el.input(type="hidden", name="currency", value=DepositsState.selected),
+            field("Address", "address", form_id="allow", errors=WithdrawState.allow_errors,
+                  required=True, max_length=100, auto_complete="off", spell_check=False,
+                  auto_capitalize="off"),
+            rx.el.select(rx.el.option("Add to my allow-list", value="add"),
+                         rx.el.option("Remove from my allow-list", value="remove"),
+                         name="action", id="allow-action", aria_label="Add or remove"),
+            rx.cond(WithdrawState.totp_on,
+                    code_field("Code from your authenticator", name="code", form_id="allow",
+                               errors=WithdrawState.allow_errors),
+                    password_field("Your password (allow-list)", "password",
+                                   WithdrawState.allow_errors, form_id="allow")),
+            form_message(WithdrawState.allow_message),
+            submit("Change allow-list", id="allow-submit", variant="soft"),
+            display="flex", flex_direction="column", gap="12px",
+            on_submit=WithdrawState.change_allow_list, reset_on_submit=True,
+            id="allow-form"),
+        spacing="3", width="100%", align="start"), id="withdraw-addresses")
+
+
 def _withdrawal_state(w: WithdrawalRow) -> rx.Component:
     return rx.badge(w.label, class_name="withdrawal-state", title=w.note,
                     color_scheme=rx.match(
                         w.state, ("confirmed", "green"), ("queued", "amber"),
                         ("awaiting_approval", "amber"), ("batched", "blue"),
+                        ("unconfirmed", "amber"), ("cancelled", "gray"),
                         ("failed", "red"), ("rejected", "red"),
                         ("rejecting", "red"), "gray"))
 
@@ -210,7 +302,17 @@ def _withdrawals() -> rx.Component:
 def _withdraw_slot() -> rx.Component:
     return rx.vstack(
         notice(WithdrawState.notice),
+        rx.cond(WithdrawState.lock != "",
+                rx.callout(WithdrawState.lock, icon="lock", color_scheme="amber",
+                           role="status", width="100%", id="withdraw-lock")),
+        rx.cond(WithdrawState.step_up & ~WithdrawState.totp_on,
+                rx.callout("After unusual activity on your account (such as a sign-in "
+                           "from a new device or network), confirm withdrawals with the "
+                           "link we mail you: your password alone is not enough for now.",
+                           icon="shield_alert", color_scheme="amber", width="100%",
+                           id="withdraw-step-up")),
         rx.foreach(WithdrawState.options, _withdraw_form),
+        rx.cond(WithdrawState.options.length() > 0, _allow_list()),
         spacing="3", id="withdraw-slot", width="100%")
 
 
@@ -276,3 +378,21 @@ def wallet() -> rx.Component:
                              id="deposits-off"))),
             rx.spinner()),
         spacing="4", width="100%", max_width="860px")
+
+
+@player_page(routes.WITHDRAWAL_CONFIRM, "Confirm withdrawal",
+             on_load=[WithdrawConfirmState.on_open])
+def withdrawal_confirm() -> rx.Component:
+    return rx.center(rx.box(card(rx.vstack(
+        rx.heading("Confirm your withdrawal", size="6"),
+        rx.match(
+            WithdrawConfirmState.status,
+            ("done", rx.callout(WithdrawConfirmState.message, icon="circle_check",
+                                color_scheme="green", role="status",
+                                id="withdraw-confirm-done")),
+            ("failed", form_message(WithdrawConfirmState.message)),
+            rx.hstack(rx.spinner(), rx.text("Confirming…")),
+        ),
+        rx.link("Your wallet", href=routes.WALLET),
+        spacing="4", width="100%")), width="100%", max_width=styles.FORM_WIDTH),
+        width="100%")

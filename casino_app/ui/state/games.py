@@ -27,6 +27,7 @@ from casino_app.games.house.dice import MAX_CHANCE_E2 as DICE_MAX_CHANCE_E2
 from casino_app.games.house.dice import MIN_CHANCE_E2 as DICE_MIN_CHANCE_E2
 from casino_app.games.house.limbo import MAX_TARGET_E2 as LIMBO_MAX_E2
 from casino_app.games.house.limbo import MIN_TARGET_E2 as LIMBO_MIN_E2
+from casino_app.games.providers import catalogue
 from casino_app.payments.currencies import Currency, currency, parse_decimal
 from casino_app.ui import format as fmt
 from casino_app.ui import routes
@@ -249,11 +250,26 @@ class GameTile:
     description: str
     image: str
     href: str
+    provider: str = "HashHouse"
+
+
+HOUSE_PROVIDER = "HashHouse"
 
 
 def _tiles() -> list[GameTile]:
     return [GameTile(g.name, g.title, g.category, g.description, f"/games/{g.name}.svg",
-                     routes.game(g.name)) for g in GAMES.values()]
+                     routes.game(g.name), HOUSE_PROVIDER) for g in GAMES.values()]
+
+
+def _provider_tiles() -> list[GameTile]:
+    """Provider games for the lobby; their thumbnails load from the provider's origin."""
+    out = []
+    for g in catalogue.lobby_games():
+        rtp = f" · RTP {g.rtp_e4 / 10_000:.2f}%" if g.rtp_e4 else ""
+        out.append(GameTile(g.key, g.name, g.category, f"{g.provider}{rtp}",
+                            g.thumb_url or "/games/provider.svg",
+                            routes.provider_game(g.key), g.provider))
+    return out
 
 
 def categories() -> list[str]:
@@ -787,33 +803,58 @@ class GameState(rx.State):
 
 class LobbyState(rx.State):
     category: str = "All"
+    provider: str = "All"        # "All", "HashHouse" (our originals) or a provider's name
     query: str = ""
     favourites: list[str] = []
     recent: list[str] = []
     signed_in: bool = False
     message: str = ""
+    # provider games (games.providers.catalogue), read on every visit
+    provider_tiles: list[GameTile] = []
+
+    @rx.var
+    def all_tiles(self) -> list[GameTile]:
+        return [*_tiles(), *self.provider_tiles]
+
+    @rx.var
+    def category_names(self) -> list[str]:
+        seen = list(categories())
+        for t in self.provider_tiles:
+            if t.category not in seen:
+                seen.append(t.category)
+        return seen
+
+    @rx.var
+    def provider_names(self) -> list[str]:
+        names = [HOUSE_PROVIDER]
+        for t in self.provider_tiles:
+            if t.provider not in names:
+                names.append(t.provider)
+        return ["All", *names] if len(names) > 1 else []
 
     @rx.var
     def tiles(self) -> list[GameTile]:
         q = self.query.strip().lower()
-        return [t for t in _tiles()
+        return [t for t in self.all_tiles
                 if (self.category == "All" or t.category == self.category)
+                and (self.provider == "All" or t.provider == self.provider)
                 and (not q or q in t.title.lower())]
 
     @rx.var
     def favourite_tiles(self) -> list[GameTile]:
-        by_name = {t.name: t for t in _tiles()}
+        by_name = {t.name: t for t in self.all_tiles}
         return [by_name[n] for n in self.favourites if n in by_name]
 
     @rx.var
     def recent_tiles(self) -> list[GameTile]:
-        by_name = {t.name: t for t in _tiles()}
+        by_name = {t.name: t for t in self.all_tiles}
         return [by_name[n] for n in self.recent if n in by_name]
 
     @rx.event
     async def load(self):
         """on_load of the lobby: a signed-in player's favourites and recent games."""
         self.message = ""
+        self.provider_tiles = await asyncio.to_thread(_provider_tiles)
         _, me = await caller(self)
         self.signed_in = me is not None
         if me is None:
@@ -821,14 +862,21 @@ class LobbyState(rx.State):
             return
 
         def read() -> tuple[list[str], list[str]]:
-            return history.favourites(me.player_id), history.recent_games(me.player_id)
+            recent = history.recent_games(me.player_id)
+            return (history.favourites(me.player_id),
+                    [*recent, *catalogue.recent_keys(me.player_id)][:8])
 
         self.favourites, self.recent = await asyncio.to_thread(read)
 
     @rx.event
     def choose_category(self, value: str):
-        if value in categories():
+        if isinstance(value, str) and value in self.category_names:
             self.category = value
+
+    @rx.event
+    def choose_provider(self, value: str):
+        if isinstance(value, str) and value in self.provider_names:
+            self.provider = value
 
     @rx.event
     def search_games(self, text: str):
@@ -841,7 +889,7 @@ class LobbyState(rx.State):
         _, me = await caller(self)
         if me is None:
             return rx.redirect(routes.login_then(routes.HOME))
-        if not isinstance(name, str) or name not in GAMES:
+        if not isinstance(name, str) or (name not in GAMES and not catalogue.is_key(name)):
             return None
         on = name not in self.favourites
         try:

@@ -16,6 +16,7 @@ from typing import Any
 
 import reflex as rx
 
+from casino_app.core.clock import utcnow
 from casino_app.payments.currencies import all_currencies
 from casino_app.ui import routes
 from casino_app.ui.state.bets import BetRow, bet_row, fmt_amount, fmt_when
@@ -88,6 +89,22 @@ def hold_row(h: Any) -> HoldRow:
                    else f"{fmt_when(h.released_at)} by #{h.released_by}")
 
 
+@dataclasses.dataclass
+class LockRow:
+    id: int
+    reason: str
+    since: str
+    until: str
+    open: bool       # in force: an admin may lift it
+    lifted: str      # "<when> by #<staff id>" once lifted
+
+
+def lock_row(lock: Any, now: Any) -> LockRow:
+    lifted = "" if lock.lifted_at is None else f"{fmt_when(lock.lifted_at)} by #{lock.lifted_by}"
+    return LockRow(lock.id, lock.reason, fmt_when(lock.created_at) if lock.created_at else "",
+                   fmt_when(lock.until), lock.lifted_at is None and lock.until > now, lifted)
+
+
 def chain_deposit_row(d: Any) -> ChainDepositRow:
     return ChainDepositRow(d.id, fmt_when(d.created_at), d.currency,
                            fmt_amount(d.currency, d.amount), d.state,
@@ -149,6 +166,7 @@ class StaffMoneyState(rx.State):
     deposits: list[ChainDepositRow] = []
     hold_message: str = ""
     hold_notice: str = ""
+    locks: list[LockRow] = []       # withdrawal locks (security changes, risk holds)
     currencies: list[str] = real_currencies()
     errors: dict[str, str] = {}
     message: str = ""
@@ -176,6 +194,7 @@ class StaffMoneyState(rx.State):
                                  + e.currency, e.balance_kind) for e in m.entries]
         self.adjustments = [adjustment_row(a) for a in m.adjustments]
         self.holds = [hold_row(h) for h in m.holds]
+        self.locks = [lock_row(lk, utcnow()) for lk in m.withdrawal_locks]
         self.deposits = [chain_deposit_row(d) for d in m.deposits]
         self.loaded = True
         return None
@@ -185,6 +204,7 @@ class StaffMoneyState(rx.State):
         self.loaded, self.errors, self.message, self.notice = False, {}, "", ""
         self.balances, self.bets, self.entries, self.adjustments = [], [], [], []
         self.holds, self.deposits, self.hold_message, self.hold_notice = [], [], "", ""
+        self.locks = []
         raw = self.router.url.query_parameters.get("id", "")
         self._user_id = user_id_from_query(raw)
         return await self._load()
@@ -220,6 +240,22 @@ class StaffMoneyState(rx.State):
         redirect = await self._load()
         self.hold_notice = (f"Hold #{out.value.id} released: the player can bet and "
                             "withdraw again.")
+        return redirect
+
+
+    @rx.event
+    async def lift_lock(self, form: dict):
+        """Admins: lift a withdrawal lock in force, with a note (the service re-checks the
+        role)."""
+        self.hold_message, self.hold_notice = "", ""
+        out = await money_call(self, self._path(), staff_money.lift_withdrawal_lock,
+                               self._user_id, form_value(form, "lock_id"),
+                               form_value(form, "note"))
+        if not out.ok:
+            self.hold_message = out.error
+            return out.event
+        redirect = await self._load()
+        self.hold_notice = f"Withdrawal lock #{out.value.id} lifted: the player can withdraw."
         return redirect
 
 

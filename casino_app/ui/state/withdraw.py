@@ -5,9 +5,11 @@ Everything the browser sends is input to check: the currency against the configu
 the amount with the currency's own rules, the address (its chain's adapter: EIP-55, or a
 Bitcoin address of the configured network) and the limits and balance
 by the withdrawal service, the request key by shape. Every handler that reads or moves
-money re-checks the caller on the server (``caller``); the 2FA code is checked on the
-server by ``users.accounts.with_second_factor`` (the TOTP service: a code is accepted
-once), which also writes the audit row; only then is ``request_withdrawal`` called.
+money re-checks the caller on the server (``caller``); the second factor (the 2FA code,
+else the password or a mailed link, as the player chooses), the account's withdrawal lock
+and risk, and the cooling period of new addresses are checked on the server by
+``users.withdrawal_guard``, which also writes the audit row. The allow-list card changes
+the player's allow-list through the same guard (the code, or the password).
 
 The request key is made by the browser (``WITHDRAW_KEY``): one random key per form,
 renewed after each accepted withdrawal (``form_id``). A double click or a websocket
@@ -25,32 +27,45 @@ import dataclasses
 import json
 import re
 import secrets
+from datetime import datetime
 from decimal import Decimal
 
 import reflex as rx
 
+from casino_app.core.clock import utcnow
 from casino_app.core.logging import get_logger
-from casino_app.payments import wallet_view, withdrawals
+from casino_app.payments import wallet_view, withdrawal_addresses, withdrawals
 from casino_app.payments.currencies import MAX_AMOUNT, Currency, currency, parse_decimal
 from casino_app.payments.wallet_view import WalletView
+from casino_app.payments.withdrawal_addresses import AddressCooling, AddressView
 from casino_app.payments.withdrawals import WithdrawalRefused, WithdrawalView
-from casino_app.security.audit import AuditAction
 from casino_app.security.ratelimit import RateLimited
 from casino_app.ui import routes
 from casino_app.ui.state import deposits as deposits_ui
 from casino_app.ui.state import wallet as wallet_ui
 from casino_app.ui.state.deposits import DepositsState, fmt_time, short_hash
-from casino_app.ui.state.session import caller, describe, form_value, request_context
+from casino_app.ui.state.session import (
+    caller,
+    describe,
+    form_value,
+    request_context,
+    session_of,
+)
 from casino_app.ui.state.wallet import WalletState
-from casino_app.users import accounts
+from casino_app.users import withdrawal_guard
 from casino_app.users.errors import NotAuthenticated, UserError
 
 log = get_logger("casino.ui.withdraw")
 
 STATE_LABELS = {"queued": "queued", "awaiting_approval": "awaiting approval",
                 "batched": "sent", "confirmed": "confirmed", "failed": "failed",
-                "rejected": "rejected", "rejecting": "rejected"}
+                "rejected": "rejected", "rejecting": "rejected",
+                "unconfirmed": "confirm by mail", "cancelled": "cancelled"}
 STATE_NOTES = {
+    "unconfirmed": "Open the link we mailed you to confirm it; until then the "
+                             "amount and the fee stay reserved.",
+    "cancelled": "Not confirmed in time (or withdrawals were locked): the amount and the "
+                 "fee are back in your balance.",
     "queued": "Waiting for the next payout transaction.",
     "awaiting_approval": "Large withdrawals are checked by two staff members first.",
     "batched": "Sent to the network; waiting for confirmations.",
@@ -148,6 +163,27 @@ def total_text(code: str, amount: str, fee: int) -> str:
     return cur.format(value + fee) if value > 0 else ""
 
 
+@dataclasses.dataclass
+class AddressRow:
+    chain: str
+    address: str
+    address_short: str
+    allowed: bool
+    usable: bool
+    note: str       # "on your allow-list", "usable from ...", "usable"
+
+
+def address_row(a: AddressView, now: datetime) -> AddressRow:
+    if a.allowed:
+        note = "on your allow-list"
+    elif a.usable_at > now:
+        note = f"new: usable from {withdrawal_addresses.fmt_time(a.usable_at)}"
+    else:
+        note = "usable"
+    return AddressRow(a.chain, a.address, short_address(a.address), a.allowed,
+                      a.usable(now), note)
+
+
 def withdrawable_codes() -> list[str]:
     """The currencies the form offers: those a configured chain pays (Ethereum's with its
     node, BTC with a Bitcoin node)."""
@@ -160,6 +196,9 @@ def withdrawable_codes() -> list[str]:
 def accepted_text(w: WithdrawalView) -> str:
     cur = currency(w.currency)
     what = f"{cur.text(w.amount)} to {short_address(w.address)}"
+    if w.state == "unconfirmed":
+        return f"Withdrawal of {what} requested: open the link we mailed you to confirm " \
+               "it. Until then the amount stays reserved."
     if w.state == "awaiting_approval":
         return f"Withdrawal of {what} requested: large withdrawals are checked by staff " \
                "before they are paid."
@@ -178,11 +217,36 @@ class WithdrawState(rx.State):
     notice: str = ""
     form_id: str = ""               # renewed after each accepted withdrawal: a new key
     _answered: dict[str, str] = {}  # request sent (with its key) -> the notice shown
+    # the guard (users/withdrawal_guard.py): how the player confirms, and what waits
+    totp_on: bool = False
+    step_up: bool = False
+    method: str = "password"        # without 2FA: password or mail (the player's choice)
+    lock: str = ""                  # "Withdrawals are locked until ..." ("" when not)
+    addresses: list[AddressRow] = []
+    allow_errors: dict[str, str] = {}
+    allow_message: str = ""
+    allow_notice: str = ""
 
     def _clear(self) -> None:
         self.options, self.rows, self.totals, self.amount = [], [], {}, ""
         self.errors, self.message, self.notice = {}, "", ""
         self._answered = {}
+        self.addresses, self.lock, self.step_up, self.totp_on = [], "", False, False
+        self.allow_errors, self.allow_message, self.allow_notice = {}, "", ""
+
+    async def _load_guard(self, token: str | None) -> None:
+        try:
+            st = await asyncio.to_thread(withdrawal_guard.status, token)
+        except NotAuthenticated:
+            return
+        rows = [address_row(a, utcnow()) for a in st.addresses]
+        lock = st.lock.text if st.lock is not None else ""
+        if (self.totp_on, self.step_up, self.lock) != (st.totp, st.step_up, lock):
+            self.totp_on, self.step_up, self.lock = st.totp, st.step_up, lock
+        if st.step_up and self.method == "password":
+            self.method = "mail"
+        if rows != self.addresses:
+            self.addresses = rows
 
     def _retotal(self) -> None:
         totals = {o.code: total_text(o.code, self.amount, withdrawals.limits(o.code).fee)
@@ -219,7 +283,7 @@ class WithdrawState(rx.State):
         """on_load of the wallet page: one read of the whole wallet (the header's balances,
         the deposit cards, the withdraw form and history), and the tab registered for live
         updates (before the read: a change committed between the two is then pushed)."""
-        _, me = await caller(self)
+        sess, me = await caller(self)
         deposits = await self.get_state(DepositsState)
         if me is None:
             deposits_ui.forget(deposits)
@@ -228,7 +292,15 @@ class WithdrawState(rx.State):
         self.form_id = secrets.token_hex(8)
         deposits_ui.watch(deposits, me.player_id)
         await refresh_wallet_page(self, me.player_id)
+        await self._load_guard(sess.token)
         return None
+
+    @rx.event
+    def choose_method(self, value: str):
+        """Without 2FA: confirm with the password or with a mailed link (the tab's own
+        choice; the server checks whatever is sent)."""
+        if value in ("password", "mail"):
+            self.method = value
 
     @rx.event
     def edit_amount(self, value: str):
@@ -267,6 +339,9 @@ class WithdrawState(rx.State):
         self._retotal()
 
     def _fail(self, exc: Exception) -> None:
+        if isinstance(exc, AddressCooling):
+            self.errors = {"address": str(exc)}
+            return
         if isinstance(exc, WithdrawalRefused):
             field = {withdrawals.InvalidAddress: "address",
                      withdrawals.InvalidAmount: "amount"}.get(type(exc), "")
@@ -276,8 +351,8 @@ class WithdrawState(rx.State):
                 self.message = str(exc)
             return
         field, msg = describe(exc)
-        if field:  # with_second_factor's only field: the code (wrong, used, malformed)
-            self.errors = {"code": msg}
+        if field:  # the guard's fields: code, password, method
+            self.errors = {field if field in ("code", "password", "method") else "code": msg}
             return
         if not isinstance(exc, (UserError, RateLimited)):
             log.warning("wallet_withdraw_failed", error=type(exc).__name__)
@@ -315,37 +390,124 @@ class WithdrawState(rx.State):
             hint = withdrawals.address_hint(code)
             self.errors = {"address": f"Enter your {hint.network} address: {hint.title}."}
             return None
-        otp = form_value(form, "code")
+        try:  # refused before the second factor is asked (or spent)
+            withdrawals.precheck(code, amount.strip(), address.strip())
+        except WithdrawalRefused as exc:
+            self._fail(exc)
+            return None
+        method = form_value(form, "method")
         player_id = me.player_id
-
-        def act(who, entry):  # noqa: ANN001, ANN202 - the caller, locked; its audit row
-            if who.player_id != player_id:
-                raise NotAuthenticated()
-            return withdrawals.request_withdrawal(who.player_id, code, amount.strip(),
-                                                  address.strip(), key, audit=entry)
-
-        def detail(w: WithdrawalView) -> dict[str, object]:
-            return {"withdrawal_id": w.id, "currency": w.currency, "amount": w.amount,
-                    "fee": w.fee, "address": w.address, "state": w.state,
-                    "replayed": w.replayed}
-
-        clear_code = rx.set_value("withdraw-code", "")
+        clear = [rx.set_value("withdraw-code", ""), rx.set_value("withdraw-password", "")]
         try:
-            w = await asyncio.to_thread(accounts.with_second_factor, sess.token, otp,
-                                        request_context(sess), act, AuditAction.withdrawal_requested,
-                                        detail)
+            w = await asyncio.to_thread(
+                withdrawal_guard.request, sess.token, request_context(sess), method=method,
+                code=form_value(form, "code"), password=form_value(form, "password"),
+                currency_code=code, amount=amount.strip(),
+                address=address.strip(), key=key)
         except NotAuthenticated:
             return self._to_login()
         except Exception as exc:  # noqa: BLE001 - every refusal is shown on the form
             self._fail(exc)
-            return clear_code
+            await self._load_guard(sess.token)  # a cooling address, a lock, a step-up
+            return clear
         self.notice = accepted_text(w)
         self._answered = dict(list({**self._answered, sent: self.notice}.items())
                               [-ANSWERED_MAX:])
         self.amount, self.form_id = "", secrets.token_hex(8)
         # the form, the wallet's cards and the header show the reservation at once
         await refresh_wallet_page(self, player_id)
-        return clear_code
+        await self._load_guard(sess.token)
+        return clear
+
+    @rx.event
+    async def change_allow_list(self, form: dict):
+        """Add an address to the allow-list (usable at once) or remove one: currency,
+        address, ``action`` (add or remove) and the second factor (the 2FA code, else the
+        password) from the form."""
+        self.allow_errors, self.allow_message, self.allow_notice = {}, "", ""
+        sess, me = await caller(self)
+        if me is None:
+            return self._to_login()
+        code, address = form_value(form, "currency"), form_value(form, "address")
+        action = form_value(form, "action")
+        if not isinstance(code, str) or code not in withdrawable_codes():
+            self.allow_message = "Choose one of the currencies shown."
+            return None
+        if action not in ("add", "remove"):
+            self.allow_message = "Choose to add or to remove the address."
+            return None
+        if not isinstance(address, str) or not address.strip() or len(address) > 100:
+            self.allow_errors = {"address": "Enter the address."}
+            return None
+        clear = [rx.set_value("allow-code", ""), rx.set_value("allow-password", "")]
+        try:
+            view = await asyncio.to_thread(
+                withdrawal_guard.change_allow_list, sess.token, request_context(sess),
+                code=form_value(form, "code"), password=form_value(form, "password"),
+                currency_code=code, address=address.strip(), allowed=action == "add")
+        except NotAuthenticated:
+            return self._to_login()
+        except (ValueError, LookupError) as exc:
+            self.allow_errors = {"address": str(exc) if isinstance(exc, ValueError)
+                                 else "This address is not on your allow-list."}
+            return clear
+        except Exception as exc:  # noqa: BLE001 - every refusal is shown on the card
+            field, msg = describe(exc)
+            if isinstance(exc, (WithdrawalRefused, withdrawal_addresses.AllowListFull)):
+                field, msg = "", str(exc)
+            elif not isinstance(exc, (UserError, RateLimited)):
+                log.warning("wallet_allow_list_failed", error=type(exc).__name__)
+            if field:
+                self.allow_errors = {field: msg}
+            else:
+                self.allow_message = msg
+            await self._load_guard(sess.token)
+            return clear
+        self.allow_notice = (f"{short_address(view.address)} is on your allow-list: "
+                             "withdrawals to it need no cooling period."
+                             if view.allowed else
+                             f"{short_address(view.address)} was removed from your "
+                             "allow-list.")
+        await self._load_guard(sess.token)
+        return clear
+
+
+class WithdrawConfirmState(rx.State):
+    """The mailed confirmation link's page: opening it confirms the withdrawal once
+    (users.withdrawal_guard.confirm_link). It runs on the page's load event, which needs
+    the page's script and socket: a mail scanner that only fetches the URL confirms
+    nothing."""
+
+    status: str = "working"  # working | done | failed
+    message: str = ""
+
+    @rx.event
+    async def on_open(self):
+        self.status, self.message = "working", ""
+        sess = await session_of(self)
+        token = self.router.url.query_parameters.get("token", "")
+        try:
+            c = await asyncio.to_thread(withdrawal_guard.confirm_link, token,
+                                        request_context(sess))
+        except Exception as exc:  # noqa: BLE001 - shown on the page
+            if not isinstance(exc, (WithdrawalRefused, UserError, RateLimited)):
+                log.warning("withdrawal_confirm_failed", error=type(exc).__name__)
+            self.status = "failed"
+            self.message = str(exc) if isinstance(exc, WithdrawalRefused) \
+                else describe(exc)[1]
+            return
+        what = f"{exact(currency(c.view.currency), c.view.amount)} {c.view.currency} to " \
+               f"{short_address(c.view.address)}"
+        if c.outcome in ("confirmed", "already"):
+            self.status = "done"
+            self.message = (f"Your withdrawal of {what} is confirmed"
+                            + (" (this link was used before)" if c.outcome == "already"
+                               else "") + ": " + STATE_NOTES.get(c.view.state, c.view.state))
+        else:
+            self.status = "failed"
+            self.message = (f"Your withdrawal of {what} was cancelled: "
+                            + (c.view.failure or "it can no longer be confirmed")
+                            + ". The amount and the fee are back in your balance.")
 
 
 # --- the whole wallet page ---------------------------------------------------------------

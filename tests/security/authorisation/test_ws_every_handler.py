@@ -61,7 +61,12 @@ WHO: dict[str, dict[str, str]] = {
     "UnlockState": {"on_open": "anonymous"},
     "VerifyState": {"on_open": "anonymous view"},
     "LobbyState": {"load": "anonymous view", "choose_category": "anonymous view",
-                   "search_games": "anonymous view", "toggle_favourite": "player"},
+                   "search_games": "anonymous view", "toggle_favourite": "player",
+                   "choose_provider": "anonymous view"},
+    # a launch records a provider session (the token the provider's bets carry)
+    "ReservesState": {"load": "anonymous view"},
+    "ProviderGameState": {"open": "player", "choose_mode": "player",
+                          "choose_currency": "player", "retry": "player"},
     "GameState": {"open_game": "player", "follow_currency": "anonymous view",
                   "follow_display": "anonymous view", "edit_amount": "anonymous view",
                   "half_amount": "anonymous view", "double_amount": "anonymous view",
@@ -79,10 +84,15 @@ WHO: dict[str, dict[str, str]] = {
                   "apply_filters": "player view", "older": "player view",
                   "show_chart": "player view"},
     "BetState": {"on_open": "player view"},
+    "ProviderRoundsState": {"on_open": "player view", "older": "player view"},
+    "ProviderRoundState": {"on_open": "player view"},
     "FairnessState": {"on_open": "player", "save_client_seed": "player", "rotate": "player"},
     "DepositsState": {"on_open": "player", "show": "player"},
     "WithdrawState": {"on_open": "player", "edit_amount": "anonymous view",
-                      "fill": "anonymous view", "request": "player"},
+                      "fill": "anonymous view", "request": "player",
+                      "choose_method": "anonymous view", "change_allow_list": "player"},
+    # the mailed link confirms a withdrawal whoever opens it (the mailbox is the factor)
+    "WithdrawConfirmState": {"on_open": "anonymous"},
     "SessionsState": {"on_open": "player view", "revoke": "player", "revoke_others": "player"},
     "SecurityState": {"on_open": "player view", "start_totp": "player",
                       "confirm_totp": "player", "cancel": "anonymous view",
@@ -94,7 +104,7 @@ WHO: dict[str, dict[str, str]] = {
                          "revoke_all": "support", "revoke": "support", "set_role": "admin",
                          "approve_role": "admin", "reject_role": "admin"},
     "StaffMoneyState": {"on_open": "support view", "request": "support",
-                        "release_hold": "admin"},
+                        "release_hold": "admin", "lift_lock": "admin"},
     "StaffAdjustmentsState": {"on_open": "support view", "approve": "admin", "reject": "admin"},
     "StaffAuditState": {"on_open": "admin view", "load_older": "admin view",
                         "verify": "admin view"},
@@ -107,6 +117,13 @@ WHO: dict[str, dict[str, str]] = {
                               "request_refill": "admin", "cancel_refill": "admin",
                               "prepare_psbt": "admin", "upload_psbt": "admin",
                               "request_btc_refill": "admin", "cancel_btc_refill": "admin"},
+    "StaffProvidersState": {"on_open": "support view", "refresh": "support view",
+                            "find_round": "support view", "look_up": "support view",
+                            "open_round": "support view", "close_round": "anonymous view",
+                            "set_enabled": "admin"},
+    # a claim pays the caller's own rewards; staff read held claims, admins decide
+    "LoyaltyState": {"on_open": "player view", "claim": "player", "claim_all": "player"},
+    "StaffLoyaltyState": {"on_open": "support view", "approve": "admin", "reject": "admin"},
 }
 # Handlers that may end the caller's own session: called last in a pass, and the caller
 # is signed in again afterwards (a new session, as the service would open).
@@ -117,19 +134,23 @@ PAGES = {"StaffPlayerState": "/admin/player?id={id}", "StaffMoneyState": "/admin
          "StaffAuditState": "/admin/audit", "StaffAdjustmentsState": "/admin/adjustments",
          "StaffReconcileState": "/admin/reconcile", "StaffWalletsState": "/admin/wallets",
          "StaffWithdrawalsState": "/admin/withdrawals", "BetState": "/bets/bet?id={id}",
+         "StaffProvidersState": "/admin/providers", "ProviderRoundsState": "/bets",
+         "StaffLoyaltyState": "/admin/loyalty", "LoyaltyState": "/account",
+         "ProviderRoundState": "/bets/round?id={id}",
          "BetsState": "/bets", "FairnessState": "/fairness", "DepositsState": "/wallet",
-         "WithdrawState": "/wallet", "WalletState": "/wallet", "GameState": "/games/mines",
+         "WithdrawState": "/wallet", "WithdrawConfirmState": "/withdrawal/confirm?token={id}", "WalletState": "/wallet", "GameState": "/games/mines",
          "SessionsState": "/account/sessions", "SecurityState": "/account/security",
          "RegisterState": "/register", "RegisterConfirmState": "/register/confirm?token={id}",
          "LoginState": "/login", "ForgotState": "/forgot", "ResetState": "/reset?token={id}",
          "UnlockState": "/unlock?token={id}", "VerifyState": "/verify?server_seed={id}"}
 # Every key a form of the app reads (ui/state: form_value(form, ...)), and a few it does not
-FORM_KEYS = ("accept_terms", "address", "amount", "btc_amount", "client_seed", "code",
+FORM_KEYS = ("accept_terms", "action", "address", "amount", "btc_amount", "client_seed", "code",
              "currency", "current_code", "current_password", "date_of_birth",
              "display_name", "email", "hold_id", "new_password", "new_password_confirm",
              "note", "password", "password_confirm", "payment_id", "psbt", "query", "reason",
              "request_id", "role", "signature", "withdrawal_id", "game", "result", "chain",
-             "user_id", "player_id", "token")
+             "user_id", "player_id", "token", "provider", "round", "reward_id", "method",
+             "lock_id")
 HOSTILE = ["", " ", "0", "-1", "1e308", "NaN", "0x" + "ff" * 32, "' OR 1=1 --",
            "<script>alert(1)</script>", "../../../etc/passwd", "\x00", "\u202e😀", "x" * 3000,
            "admin", "support", "player", "ETH", "FUN", "BTC", "USDT", "bitcoin", "ethereum",
@@ -219,12 +240,29 @@ def cast(casino: live.Casino) -> Iterator[Cast]:
                                               "matrix", live.ctx()).id
         sessions = [s.id for a in (c.bystander, c.target, c.admin)
                     for s in accounts.my_sessions(a.token)]
+        rounds = provider_rounds(c.target, c.bystander)
         c.ints = [0, 1, -1, 2**31, 2**63, dice, mines, *target_bets, adjustment, *sessions,
-                  c.admin.user_id, c.support.user_id, c.target.user_id, c.bystander.user_id]
+                  c.admin.user_id, c.support.user_id, c.target.user_id, c.bystander.user_id,
+                  *rounds]
         c.strings = [*HOSTILE, c.target.email, c.bystander.email, c.target.player_id,
                      c.bystander.player_id, str(dice), str(mines), str(adjustment),
-                     str(c.target.user_id), str(c.admin.user_id), str(sessions[0])]
+                     str(c.target.user_id), str(c.admin.user_id), str(sessions[0]),
+                     *map(str, rounds), "matrix-bg", "enable", "disable"]
     yield c
+
+
+def provider_rounds(*owners: live.Account) -> list[int]:
+    """A closed round of each owner's at a provider (``matrix-bg``), played through the
+    wallet: ids for the round recall handlers to aim at."""
+    from tests.support import provider_setup as ps
+
+    provider = ps.add_bgaming("matrix-bg", secrets.token_hex(16).encode())
+    out = []
+    for a in owners:
+        who = ps.TestPlayer(a.player_id, a.user_id)
+        ps.credit(a.player_id, "FUN", 1_000)
+        out.append(ps.play_round(provider, who, ps.token(provider, who), 100, 30))
+    return out
 
 
 # --- what a call may change -------------------------------------------------------------------

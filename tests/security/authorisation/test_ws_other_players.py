@@ -1,7 +1,8 @@
 """Other players' bets, Mines rounds and sessions, aimed at by id over the websocket.
 
-Bet ids and session ids are small integers anyone can guess. A player who puts another
-player's id in a recall URL (``/bets/bet?id=N``), aims the Mines handlers at another
+Bet ids, provider round ids and session ids are small integers anyone can guess. A player
+who puts another player's id in a recall URL (``/bets/bet?id=N``, ``/bets/round?id=N``),
+aims the Mines handlers at another
 player's open round, or asks the sessions page to revoke another user's session must get
 "not found" or nothing, learn nothing about the other player, and change nothing of
 theirs; the handlers keep acting on the caller's own rows.
@@ -18,8 +19,10 @@ from casino_app.games.models import Bet
 from casino_app.ui.state.account import SessionsState
 from casino_app.ui.state.bets import BetState
 from casino_app.ui.state.games import GameState
+from casino_app.ui.state.provider_rounds import ProviderRoundsState, ProviderRoundState
 from casino_app.users import accounts
 from tests.support import live
+from tests.support import provider_setup as ps
 from tests.support.reflex_client import UPDATE_VARS_STATE, state_name, v
 
 pytestmark = pytest.mark.security
@@ -110,3 +113,32 @@ async def test_another_users_session_cannot_be_revoked(attacked: live.Casino) ->
         assert {row["id"] for row in tab.var(SessionsState, "rows")} == own_sessions
     assert live.session_live(victim.token) and live.session_live(attacker.token)
     assert [s.id for s in accounts.my_sessions(victim.token)] == [s.id for s in victim_sessions]
+
+
+async def test_another_players_provider_round_is_not_found(attacked: live.Casino) -> None:
+    from casino_app.games.providers import recall
+
+    victim, attacker = live.new_player("Victim"), live.new_player("Mallory")
+    provider = ps.add_bgaming("ws-" + secrets.token_hex(4), secrets.token_hex(16).encode())
+    players = [ps.TestPlayer(a.player_id, a.user_id) for a in (victim, attacker)]
+    for p in players:
+        ps.credit(p.player_id, "FUN", 1_000)
+    theirs = ps.play_round(provider, players[0], ps.token(provider, players[0]), 100, 70)
+    own = ps.play_round(provider, players[1], ps.token(provider, players[1]), 100, 0)
+    ref = recall.round_detail(theirs, provider_link=False).round.round_ref
+    async with attacked.tab(attacker, "/bets") as tab:
+        await tab.open()
+        await tab.goto("/bets")
+        assert [r["id"] for r in tab.var(ProviderRoundsState, "rows")] == [own]
+        for rid in (theirs, str(theirs)):
+            await tab.goto(f"/bets/round?id={rid}")
+            assert tab.var(ProviderRoundState, "loaded") is True
+            assert tab.var(ProviderRoundState, "detail") is None, "another player's round"
+            answer = await tab.call(ProviderRoundState, "on_open",
+                                    page=f"/bets/round?id={rid}")
+            assert not answer.get(ProviderRoundState, "detail")
+        await tab.goto(f"/bets/round?id={own}")
+        assert tab.var(ProviderRoundState, "detail")["id"] == own
+        seen = tab.everything()
+        leaked = [s for s in (victim.player_id, ref) if s in seen]
+        assert not leaked, f"the victim's round leaked: {leaked}"

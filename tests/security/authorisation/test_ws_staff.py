@@ -14,33 +14,43 @@ from __future__ import annotations
 import inspect
 import re
 import secrets
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from casino_app.payments.hold_models import PlayerHold
-from casino_app.ui.state import staff, staff_custody, staff_money, staff_withdrawals
+from casino_app.ui.state import (
+    staff,
+    staff_custody,
+    staff_money,
+    staff_providers,
+    staff_withdrawals,
+)
 from casino_app.ui.state.staff import StaffAuditState, StaffPlayerState
 from casino_app.ui.state.staff_custody import StaffReconcileState
 from casino_app.ui.state.staff_money import StaffAdjustmentsState, StaffMoneyState
+from casino_app.ui.state.staff_providers import StaffProvidersState
 from casino_app.ui.state.staff_withdrawals import StaffWithdrawalsState
 from tests.support import live
+from tests.support import provider_setup as ps
 from tests.support.reflex_client import Answer, strings
 
 pytestmark = pytest.mark.security
 
-STAFF_MODULES = (staff, staff_money, staff_custody, staff_withdrawals)
+STAFF_MODULES = (staff, staff_money, staff_custody, staff_withdrawals, staff_providers)
 # Handlers that only reset the tab's own view (no data read or written): nothing to refuse.
-VIEW_ONLY = {("StaffReconcileState", "hide_issues")}
+VIEW_ONLY = {("StaffReconcileState", "hide_issues"), ("StaffProvidersState", "close_round")}
 ADMIN_ONLY = {
     StaffPlayerState: ("set_role", "approve_role", "reject_role"),
     StaffAuditState: ("on_open", "load_older", "verify"),
-    StaffMoneyState: ("release_hold",),
+    StaffMoneyState: ("release_hold", "lift_lock"),
     StaffAdjustmentsState: ("approve", "reject"),
     StaffReconcileState: ("reconcile_now",),
     StaffWithdrawalsState: ("prepare", "sign", "reject", "request_refill", "cancel_refill",
                             "prepare_psbt", "upload_psbt", "request_btc_refill",
                             "cancel_btc_refill"),
+    StaffProvidersState: ("set_enabled",),
 }
 # What support may do to a player but not to a staff account
 ON_PLAYERS_ONLY = ("lock", "unlock", "revoke_all", "revoke")
@@ -49,7 +59,8 @@ PAGES = {"StaffSearchState": "/admin", "StaffRoleRequestsState": "/admin",
          "StaffMoneyState": "/admin/player?id={user}", "StaffAuditState": "/admin/audit",
          "StaffAdjustmentsState": "/admin/adjustments",
          "StaffReconcileState": "/admin/reconcile", "StaffWalletsState": "/admin/wallets",
-         "StaffWithdrawalsState": "/admin/withdrawals"}
+         "StaffWithdrawalsState": "/admin/withdrawals",
+         "StaffProvidersState": "/admin/providers"}
 
 
 def staff_handlers() -> list[tuple[type, str, list[str]]]:
@@ -79,6 +90,14 @@ class Targets:
         from casino_app.users import staff_money as money
 
         self.victim = live.new_player("Victim")
+        # a provider round of the victim's, for the round recall handlers to aim at
+        # (played before the hold below, which stops the victim's bets)
+        provider = ps.add_bgaming("ws-" + secrets.token_hex(4),
+                                 secrets.token_hex(16).encode())
+        self.provider = provider.name
+        victim = ps.TestPlayer(self.victim.player_id, self.victim.user_id)
+        ps.credit(victim.player_id, "FUN", 1_000)
+        self.round = ps.play_round(provider, victim, ps.token(provider, victim), 100, 0)
         casino.fund_eth(self.victim, 20_000_000)
         self.address = Account.create().address
         self.withdrawal = withdrawals.request_withdrawal(
@@ -91,20 +110,33 @@ class Targets:
             s.add(hold)
             s.flush()
             self.hold = hold.id
+        from casino_app.core.clock import utcnow
+        from casino_app.core.db import identity_tx
+        from casino_app.users.models import WithdrawalLock
+
+        with identity_tx() as s:  # a risk hold on the victim's withdrawals
+            lock = WithdrawalLock(user_id=self.victim.user_id, reason="risk",
+                                  created_at=utcnow(), until=utcnow() + timedelta(days=1))
+            s.add(lock)
+            s.flush()
+            self.lock = lock.id
         self.session = accounts.my_sessions(self.victim.token)[0].id
         self.admin_session = accounts.my_sessions(casino.admin.token)[0].id
 
     def form(self) -> dict[str, Any]:
         return {"query": self.victim.email, "reason": "because", "role": "admin",
                 "currency": "ETH", "amount": "5", "hold_id": str(self.hold),
+                "lock_id": str(self.lock),
                 "note": "released", "request_id": str(self.adjustment),
                 "withdrawal_id": str(self.withdrawal), "payment_id": "1",
                 "signature": "0x" + "11" * 65, "psbt": "cHNidP8BAAoCAAAAAAAAAAAAAAA=",
-                "btc_amount": "0.5"}
+                "btc_amount": "0.5", "provider": self.provider, "action": "disable",
+                "round": str(self.round)}
 
     def payload(self, params: list[str], session: int) -> dict[str, Any]:
         values = {"form": self.form(), "request_id": self.adjustment, "session_id": session,
-                  "run_id": 1, "chain": "bitcoin"}  # (Ethereum's is the handlers' default)
+                  "run_id": 1, "chain": "bitcoin", "round_id": self.round,
+                  "query": str(self.round)}  # (Ethereum's is the handlers' default)
         return {p: values[p] for p in params}
 
 

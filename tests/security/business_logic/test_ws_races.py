@@ -105,6 +105,7 @@ async def test_whole_balance_bets_and_withdrawals_at_once_only_one_goes_through(
     player = live.new_player("Racer", fun=False)
     race.fund_eth(player, ETH)
     address = Account.create().address
+    live.allow_address(player, address)  # not refused for its cooling period
     half = SOCKETS // 2
     bettors = await open_tabs(race, player, "/games/mines", half)
     withdrawers = await open_tabs(race, player, "/wallet", half)
@@ -116,7 +117,8 @@ async def test_whole_balance_bets_and_withdrawals_at_once_only_one_goes_through(
             await t.call(GameState, "choose_mines", value="1")
             await t.call(GameState, "edit_amount", text="0.05")
         assert all(t.var(WithdrawState, "options") for t in withdrawers), "withdrawals are off"
-        form = {"currency": "ETH", "amount": "0.05", "address": address, "code": ""}
+        form = {"currency": "ETH", "amount": "0.05", "address": address, "code": "",
+                "method": "password", "password": player.password}
         answers = await all_at_once(
             [t.call(GameState, "bet", bet_key=secrets.token_hex(16)) for t in bettors]
             + [t.call(WithdrawState, "request", form=form, key=secrets.token_hex(16))

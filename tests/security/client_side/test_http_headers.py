@@ -27,9 +27,11 @@ PAGES = [routes.HOME, routes.LOGIN, routes.REGISTER, routes.FORGOT, routes.RESET
          routes.SESSIONS, routes.STAFF, routes.STAFF_PLAYER + "?id=1", routes.STAFF_AUDIT,
          routes.STAFF_WITHDRAWALS, routes.BETS, routes.BET + "?id=1", routes.FAIRNESS,
          routes.VERIFY, routes.WALLET, routes.game("dice"), routes.game("mines"),
-         "/no-such-page", "/games/no-such-game"]
+         routes.RESERVES, routes.PROVIDER_GAME + "?g=p1", "/no-such-page",
+         "/games/no-such-game"]
 OTHER = ["/manifest.webmanifest", "/sw.js", "/offline.html", "/favicon.ico", "/sitemap.xml",
-         "/api/livez", "/api/readyz", "/api/metrics", "/api/no-such-route", "/ping"]
+         "/api/livez", "/api/readyz", "/api/metrics", "/api/no-such-route", "/ping",
+         "/api/reserves/latest.json"]
 HEADERS = {
     "x-frame-options": "DENY",
     "x-content-type-options": "nosniff",
