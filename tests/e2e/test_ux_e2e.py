@@ -33,12 +33,12 @@ WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 PASSWORD = "a calm evening by the sea"
 
 GUEST_ROUTES = ["/", "/login", "/register", "/forgot", "/reset?token=gone", "/terms",
-                "/verify", "/no-such-page"]
+                "/verify", "/reserves", "/no-such-page"]
 PLAYER_ROUTES = ["/", "/games/dice", "/games/limbo", "/games/plinko", "/games/keno",
                  "/games/mines", "/bets", "/fairness", "/wallet", "/account",
                  "/account/security", "/account/sessions", "/terms", "/no-such-page"]
 STAFF_ROUTES = ["/admin", "/admin/audit", "/admin/adjustments", "/admin/reconcile",
-                "/admin/wallets", "/admin/withdrawals"]
+                "/admin/wallets", "/admin/withdrawals", "/admin/providers", "/admin/loyalty"]
 
 pytestmark = pytest.mark.e2e
 
@@ -90,7 +90,11 @@ def check_pages(page: Page, routes: list[str], who: str, problems: list[str]) ->
         page.wait_for_timeout(300)  # on_load results rendered (lists, tables)
         wide = overflow(page)
         if wide > 0:
-            problems.append(f"{who} {route}: {wide} px wider than the screen")
+            culprits = page.evaluate(
+                "() => [...document.querySelectorAll('body *')].filter((e) =>"
+                " e.getBoundingClientRect().right > window.innerWidth + 0.5).slice(-3)"
+                ".map((e) => e.tagName + '#' + e.id + ' ' + (e.textContent || '').slice(0, 40))")
+            problems.append(f"{who} {route}: {wide} px wider than the screen: {culprits}")
         problems.extend(f"{who} {route}: {v}" for v in axe_violations(page))
 
 

@@ -516,7 +516,7 @@ def _mines_action() -> rx.Component:
     return rx.cond(
         GameState.mines_open,
         rx.button("Cash out ", GameState.mines_next, id="cash-out", type="button",
-                  size="4", width="100%", color_scheme="green",
+                  size="4", width="100%", color_scheme="green", high_contrast=True,
                   on_click=GameState.cash_out,
                   disabled=~rx.State.is_hydrated | (GameState.mines_revealed.length() == 0)),
         _bet_button("Start round"),

@@ -125,7 +125,7 @@ def _role_request(r: RoleRequestRow) -> rx.Component:
                     r.expired,
                     rx.text("Expired unanswered: reject it; it can be asked again.",
                             size="2", color=styles.MUTED),
-                    rx.button("Approve", size="1", color_scheme="green",
+                    rx.button("Approve", size="1", color_scheme="green", high_contrast=True,
                               on_click=StaffPlayerState.approve_role(r.id),
                               aria_label="Approve role request #" + r.id.to_string())),
                 form(rx.hstack(
