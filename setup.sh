@@ -13,6 +13,7 @@
 # by the tests and `casino devnet`), solc-js, OpenZeppelin and the Safe contracts (sources
 # of casino_app/payments/eth/contracts/). bcoin, a full-node implementation of Bitcoin, goes
 # into .tools/bcoin/ from npm too: the tests run a private in-memory regtest node with it.
+# axe-core (the accessibility engine the e2e suite runs on every page) goes into .tools/.
 # Each command ends its install with `casino build`: the production front end, built once
 # into .web/ (a minute the first time; seconds when it is current), which every `casino
 # run` then serves on whatever port it is given.
@@ -30,6 +31,10 @@ ETH_PACKAGES=(
 # and run with NODE_BACKEND=js. Its database addon `leveldown` is still require()d at start
 # (never opened with --memory=true), so its own package.json maps it to memdown.
 BCOIN_PACKAGE="bcoin@1.0.2"
+# the accessibility engine the e2e suite runs on every page (tests/e2e/test_ux_e2e.py)
+TEST_PACKAGES=(
+  "axe-core@4.14.1"
+)
 BCOIN_LEVELDOWN="npm:memdown@1.4.1"
 TOOLS="$PWD/.tools"
 SUDO=""
@@ -97,14 +102,14 @@ install_eth_tools() {
   # npm packages pinned in ETH_PACKAGES, installed into .tools/ unless already there at
   # that exact version (a second run costs a few node calls, no npm).
   local missing=() spec name version found
-  for spec in "${ETH_PACKAGES[@]}"; do
+  for spec in "${ETH_PACKAGES[@]}" "${TEST_PACKAGES[@]}"; do
     name="${spec%@*}"; version="${spec##*@}"
     found=$(node -p "try { require('$TOOLS/node_modules/$name/package.json').version }
                      catch (e) { '' }" 2>/dev/null || true)
     [ "$found" = "$version" ] || missing+=("$spec")
   done
   if [ ${#missing[@]} -gt 0 ]; then
-    say "Installing Ethereum dev tools from npm into .tools/: ${missing[*]}"
+    say "Installing Ethereum dev tools and test tools from npm into .tools/: ${missing[*]}"
     npm install --silent --no-audit --no-fund --save-exact --prefix "$TOOLS" "${missing[@]}"
   fi
   "$TOOLS/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil" --version >/dev/null \

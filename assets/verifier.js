@@ -153,7 +153,8 @@
                (d ? "right" : "left");
       });
       steps.push("Bucket = number of rights = " + rights + " (buckets 0 to " + fl.length +
-                 " from the left)");
+                 " from the left; the board and My bets count from 1: bucket " +
+                 (rights + 1) + ")");
       return { outcome: rights, steps: steps };
     },
     keno: function (fl) {
@@ -183,7 +184,8 @@
         return tile;
       });
       steps.push(plural(tiles.length, "mine") + " at tiles " + tiles.join(", ") +
-                 " (numbered 0 to 24 row by row)");
+                 " (numbered 0 to 24 row by row; the board and My bets count from 1: " +
+                 tiles.map(function (t) { return t + 1; }).join(", ") + ")");
       return { outcome: tiles, steps: steps };
     },
   };

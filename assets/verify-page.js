@@ -35,10 +35,14 @@
     };
     var outcomeText = function (game, o) {
       if (game === "dice") return "rolled " + o.toFixed(2);
-      if (game === "limbo") return o.toFixed(2) + "x";
-      if (game === "plinko") return "bucket " + o;
+      // as My bets says it (ui/state/bets.py outcome_text): players count from 1
+      if (game === "limbo") return o.toLocaleString("en-US", {minimumFractionDigits: 2,
+                                                              maximumFractionDigits: 2}) + "×";
+      if (game === "plinko") return "bucket " + (o + 1);
       if (game === "keno") return "drawn " + o.join(", ");
-      if (game === "mines") return "mines on tiles " + o.join(", ");
+      if (game === "mines") {
+        return "mines on tiles " + o.map(function (t) { return t + 1; }).join(", ");
+      }
       return String(o);
     };
     out.replaceChildren(el("p", "Computing in your browser…"));

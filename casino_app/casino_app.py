@@ -12,6 +12,7 @@ from casino_app.core.logging import configure_logging
 from casino_app.core.settings import get_settings
 from casino_app.jobs.worker import run_in_app
 from casino_app.ui import pages, push  # noqa: F401  (pages registers every page)
+from casino_app.ui.components.connection import reconnecting
 from casino_app.ui.pwa import head_components
 from casino_app.ui.state.deposits import DepositsState
 from casino_app.ui.state.wallet_page import refresh_open_tab
@@ -28,6 +29,9 @@ app = rx.App(
     api_transformer=api_transformers(frontend_dir=(get_web_dir() / Dirs.STATIC).resolve()),
     html_lang="en",
 )
+# Reflex's connection overlay (a pulsing icon and a raw "Cannot connect to server:
+# websocket error ..." toast) gives way to a calm "reconnecting" line.
+app.app_wraps[(5, "Overlay")] = lambda stateful: reconnecting() if stateful else None
 app.register_lifespan_task(run_in_app)
 # Deposits reach open wallet tabs without a reload (idle without an Ethereum node).
 push.configure(DepositsState, refresh_open_tab)

@@ -486,6 +486,8 @@ def cmd_devnet(args: argparse.Namespace) -> int:
         return _fail("casino devnet is a development chain: not in production")
     if getattr(args, "devnet_command", None) == "pay":
         return _devnet_pay(args, st)
+    if getattr(args, "devnet_command", None) == "fund":
+        return _devnet_fund(args, st)
     try:
         return _run_devnet(args, st)
     except (FileNotFoundError, RuntimeError, ValueError) as exc:
@@ -506,9 +508,34 @@ def _devnet_pay(args: argparse.Namespace, st: Settings) -> int:
     return 0
 
 
+def _devnet_fund(args: argparse.Namespace, st: Settings) -> int:
+    from casino_app.payments.currencies import currency
+    from casino_app.payments.eth import devnet as eth_devnet
+
+    try:
+        eth_wei = currency("ETH").parse(args.eth) * 10**9 if args.eth else 0
+        tokens = {code: currency(code).parse(text)
+                  for code, text in (("USDT", args.usdt), ("USDC", args.usdc)) if text}
+    except ValueError as exc:
+        return _fail(str(exc))
+    if not eth_wei and not any(tokens.values()):
+        return _fail("say what to send: --eth N, --usdt N and/or --usdc N")
+    try:
+        txs = eth_devnet.fund(st.data_dir, f"http://127.0.0.1:{args.port}", args.address,
+                              eth_wei, tokens)
+    except ValueError as exc:
+        return _fail(str(exc))
+    what = ", ".join([*([f"{args.eth} ETH"] if eth_wei else []),
+                      *(f"{text} {code}" for code, text in
+                        (("USDT", args.usdt), ("USDC", args.usdc)) if text)])
+    print(f"sent {what} to {args.address} ({len(txs)} transactions: {', '.join(txs)})")
+    return 0
+
+
 def _run_devnet(args: argparse.Namespace, st: Settings) -> int:
     import signal
     import threading
+    import time
 
     from casino_app.payments.btc import devnet as btc_devnet
     from casino_app.payments.eth import devnet as eth_devnet
@@ -516,13 +543,15 @@ def _run_devnet(args: argparse.Namespace, st: Settings) -> int:
     from casino_app.payments.signer import btc as btc_signer
     from casino_app.payments.signer.seed import prepare_hot_wallet
 
-    # Ctrl-C or SIGTERM ends the loop below; the chains are then stopped in order (anvil
-    # writes its state), whatever the start was doing when the signal came.
+    # Ctrl-C, SIGTERM, a closed terminal (SIGHUP) or SIGQUIT ends the loop below; the
+    # chains are then stopped in order (anvil writes its state), whatever the start was
+    # doing when the signal came. Should this process die without that (SIGKILL), its
+    # nodes get SIGTERM from the kernel (core/process.die_with_parent).
     stopping = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, lambda *_: stopping.set())
     prepare_hot_wallet()  # development: creates the seed and the xpub files if missing
-    eth = eth_devnet.EthDevnet(args.port, st.data_dir, args.block_time)
+    eth = eth_devnet.EthDevnet(args.port, st.data_dir)
     btc = None if args.no_btc else btc_devnet.Devnet(st.data_dir, args.btc_port)
     try:
         eth.start(eth_keys.hot_wallet_address())
@@ -532,8 +561,14 @@ def _run_devnet(args: argparse.Namespace, st: Settings) -> int:
             btc.start(btc_signer.hot_address(network=btc_devnet.NETWORK))
             settings.update(btc.settings())
         print("HashHouse devnet (development keys only: never use them for real money)")
-        print(f"  Ethereum: chain id {eth.deployed['chain_id']} at {eth.url}; Safe owners "
-              "are anvil accounts 7, 8, 9")
+        print(f"  Ethereum: chain id {eth.deployed['chain_id']} at {eth.url}, "
+              + (f"a block every {args.block_time:g} s and one per transaction"
+                 if args.block_time > 0 else "a block per transaction") + ";")
+        print(f"    anvil's accounts 0-9 (mnemonic \"{eth_devnet.ANVIL_MNEMONIC}\") hold "
+              "10,000 ETH each; account 0 deployed the test tokens; Safe owners are "
+              "accounts 7, 8, 9")
+        print("    pay any address: `casino devnet fund ADDRESS --eth 1 --usdt 100 "
+              "--usdc 100`")
         if btc is not None:
             print(f"  Bitcoin: bcoin regtest at http://127.0.0.1:{args.btc_port}/, a block "
                   f"every {args.btc_block_time:g} s; pay a deposit address with "
@@ -542,11 +577,23 @@ def _run_devnet(args: argparse.Namespace, st: Settings) -> int:
         for k, v in settings.items():
             print(f"    export {k}={v}")
         print("  Ctrl-C stops it; the chains are saved in", st.data_dir, flush=True)
-        while not stopping.wait(args.btc_block_time if btc is not None else 1.0):
+        # the clocks: Ethereum every --block-time s (deposits get their confirmations while
+        # nobody sends anything), Bitcoin every --btc-block-time s
+        clocks = [c for c in (("eth", args.block_time),
+                              ("btc", args.btc_block_time if btc is not None else 0))
+                  if c[1] > 0]
+        due = {name: time.monotonic() + every for name, every in clocks}
+        while not stopping.wait(min([0.5, *(every for _, every in clocks)])):
             if not eth.alive:
                 return _fail("anvil stopped")
-            if btc is not None:
-                btc.mine(1)
+            now = time.monotonic()
+            for name, every in clocks:
+                if now >= due[name]:
+                    due[name] = now + every
+                    if name == "eth":
+                        eth.mine()
+                    elif btc is not None:
+                        btc.mine(1)
         return 0
     finally:
         if btc is not None:
@@ -671,8 +718,9 @@ def build_parser() -> argparse.ArgumentParser:
     dn = sub.add_parser("devnet", help="run local development chains: anvil (tokens, a "
                                        "Safe, a funded hot wallet) and a bcoin regtest node")
     dn.add_argument("--port", type=int, default=8545)
-    dn.add_argument("--block-time", type=float, default=None,
-                    help="Ethereum: mine every N seconds (default: a block per transaction)")
+    dn.add_argument("--block-time", type=float, default=2.0,
+                    help="Ethereum: a block every N seconds besides one per transaction "
+                         "(default 2; 0: only per transaction)")
     dn.add_argument("--btc-port", type=int, default=18443)
     dn.add_argument("--btc-block-time", type=float, default=5.0,
                     help="Bitcoin: mine a block every N seconds (default 5)")
@@ -684,6 +732,13 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("address")
     dp.add_argument("amount", help="in BTC, e.g. 0.5")
     dp.set_defaults(func=cmd_devnet)
+    df = dn_sub.add_parser("fund", help="send devnet ETH and mint test USDT/USDC to an "
+                                        "Ethereum address (the devnet must be running)")
+    df.add_argument("address")
+    df.add_argument("--eth", default="", help="ETH to send, e.g. 1.5")
+    df.add_argument("--usdt", default="", help="test USDT to mint, e.g. 100")
+    df.add_argument("--usdc", default="", help="test USDC to mint, e.g. 100")
+    df.set_defaults(func=cmd_devnet)
 
     sub.add_parser("reconcile", help="compare the books with each configured chain now "
                                      "(JSON; exit 1 on a discrepancy)"

@@ -15,6 +15,7 @@ sits beside ``cli.py`` at the top of the package, not in ``core``: core knows no
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
@@ -30,6 +31,7 @@ from sqlalchemy.exc import DBAPIError
 # After core.db, the table registry: every module that declares tables on IdentityBase or
 # LedgerBase (imported for their effect on the metadata).
 from casino_app.core.db import databases
+from casino_app.core.logging import get_logger
 from casino_app.games import models as _games  # noqa: F401
 from casino_app.games.loyalty import models as _loyalty  # noqa: F401
 from casino_app.games.providers import models as _providers  # noqa: F401
@@ -52,6 +54,7 @@ from casino_app.security import outbox_models as _outbox  # noqa: F401
 from casino_app.users import models as _users  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
+log = get_logger("casino.migrations")
 DATABASES = ("identity", "ledger")
 
 
@@ -99,13 +102,31 @@ def _engine(name: str) -> Engine:
     return dbs.identity_engine if name == "identity" else dbs.ledger_engine
 
 
+# Alembic's own lines (its plugins, "Context impl", "Running upgrade ..." per revision: 29
+# on a fresh install) are not what an operator starting the app needs: one line per
+# database that moved is (``database_migrated``).
+_ALEMBIC_CHATTER = ("alembic.runtime.migration", "alembic.runtime.plugins")
+
+
 def upgrade_all() -> dict[str, str]:
-    """Bring both databases to head; returns {database: head revision}."""
+    """Bring both databases to head; returns {database: head revision}. Logs one line per
+    database that moved (from, to), nothing for one already at head."""
+    chatter = [logging.getLogger(n) for n in _ALEMBIC_CHATTER]
+    levels = [c.level for c in chatter]
+    for c in chatter:
+        c.setLevel(logging.WARNING)
     out = {}
-    for name in DATABASES:
-        cfg = alembic_config(name)
-        command.upgrade(cfg, "head")
-        out[name] = head(name)
+    try:
+        for name in DATABASES:
+            before = current(name)
+            command.upgrade(alembic_config(name), "head")
+            out[name] = head(name)
+            if before != out[name]:
+                log.info("database_migrated", database=name, before=before or "empty",
+                         now=out[name])
+    finally:
+        for c, level in zip(chatter, levels, strict=True):
+            c.setLevel(level)
     return out
 
 

@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -191,7 +192,7 @@ def build(root: Path = ROOT, env: Mapping[str, str] | None = None, force: bool =
           ) -> BuildStatus:
     """Build the front end unless it is current (``force``: in any case) and stamp it.
     ``env`` is the environment of the Reflex CLI (Node.js on its PATH); the build's
-    output goes to this process's stdout and stderr."""
+    output goes to this process's stdout (``_export``)."""
     env = dict(os.environ if env is None else env)
     with _build_lock(root):
         if not force:  # another process may have built it while this one waited
@@ -214,13 +215,30 @@ def build(root: Path = ROOT, env: Mapping[str, str] | None = None, force: bool =
         return status(root, env)
 
 
+# What Reflex's CLI says that is not for an operator of this app: its own next steps
+# ("Run `uv run reflex run` to start the app.", which the README contradicts) and the
+# notice that a page is registered twice with the same component (harmless here).
+_NOT_FOR_OPERATORS = re.compile(r"uv run reflex run|is being redefined with the same component")
+
+
+def for_operators(line: str) -> bool:
+    """Whether a line of Reflex's build output is shown (see ``_NOT_FOR_OPERATORS``)."""
+    return not _NOT_FOR_OPERATORS.search(line)
+
+
 def _export(root: Path, env: dict[str, str]) -> None:
-    """``reflex export`` of the front end only, unzipped, in production mode."""
+    """``reflex export`` of the front end only, unzipped, in production mode; its output
+    (stdout and stderr) is passed on to this process's stdout, without Reflex's hints."""
     reflex = shutil.which("reflex", path=str(Path(sys.executable).parent)) or "reflex"
     stamp_path(root).unlink(missing_ok=True)  # a half-made build is never current
-    done = subprocess.run(  # noqa: S603 - our venv's reflex, fixed arguments
-        [reflex, "export", "--frontend-only", "--no-zip", "--env", "prod"], cwd=root,
-        env={**env, "REFLEX_API_URL": PLACEHOLDER_API_URL}, check=False)
-    if done.returncode != 0 or not (static_dir(root) / "index.html").is_file():
-        raise BuildFailed(f"`reflex export` failed (exit status {done.returncode}): its "
+    with subprocess.Popen(  # noqa: S603 - our venv's reflex, fixed arguments
+            [reflex, "export", "--frontend-only", "--no-zip", "--env", "prod"], cwd=root,
+            env={**env, "REFLEX_API_URL": PLACEHOLDER_API_URL}, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, errors="replace") as proc:
+        for line in proc.stdout or ():
+            if for_operators(line):
+                sys.stdout.write(line)
+                sys.stdout.flush()
+    if proc.returncode != 0 or not (static_dir(root) / "index.html").is_file():
+        raise BuildFailed(f"`reflex export` failed (exit status {proc.returncode}): its "
                           "output is above")

@@ -72,6 +72,9 @@ def base_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CASINO_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("CASINO_ENCRYPTION_KEYS", TEST_KEY)
     monkeypatch.setenv("CASINO_LOG_JSON", "true")
+    # New accounts start with no play money here: the tests of the layers count every
+    # unit from zero (the welcome has its own tests in tests/payments/test_players.py)
+    monkeypatch.setenv("CASINO_FUN_WELCOME", "0")
     # `casino run` in a test starts no development game provider unless the test says so
     monkeypatch.setenv("CASINO_DEV_PROVIDERS", "false")
     _reset_process_state()

@@ -117,3 +117,26 @@ def test_an_unreachable_database_is_named_without_its_password(
         assert f"casino: cannot reach the identity database (postgresql+psycopg://casino:" \
                f"***@127.0.0.1:{port}/identity): connection failed" in err, err
         assert "db-pass-123" not in err and "Traceback" not in err
+
+
+def test_migrate_and_admin_create_say_what_an_operator_needs(
+        fresh: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A fresh install printed 29 lines of alembic ("setup plugin ...", "Running upgrade
+    ...") before the one useful line; now one line per database that moved, none when
+    nothing did, and `admin create`'s line on stdout alone."""
+    assert main(["migrate"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("databases at head: identity=")
+    assert "Running upgrade" not in err and "setup plugin" not in err
+    moved = [line for line in err.splitlines() if "database_migrated" in line]
+    assert len(moved) == 2, err
+    assert len(err.splitlines()) <= 4, err       # the two moves (and a dev key warning)
+    _reset_process_state()
+    assert main(["migrate"]) == 0                  # already at head: nothing to say
+    assert "database_migrated" not in capsys.readouterr().err
+    monkeypatch.setattr(sys, "stdin", io.StringIO("a good long pass phrase\n"))
+    assert main(["admin", "create", "--email", "Boss@Example.com"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "created admin account #1 for boss@example.com\n"
+    assert "alembic" not in err

@@ -150,3 +150,16 @@ def test_a_failed_build_is_never_current(tree: Path, monkeypatch: pytest.MonkeyP
     with pytest.raises(webbuild.BuildFailed):
         webbuild.build(tree)
     assert not webbuild.status(tree).current
+
+
+def test_the_build_output_keeps_what_an_operator_needs() -> None:
+    """`casino run` showed Reflex's "Run `uv run reflex run`" (which contradicts the README)
+    and its "Page ... is being redefined" notices."""
+    from casino_app.webbuild import for_operators
+
+    assert not for_operators("Success: Initialized casino_app. Run `uv run reflex run` to "
+                             "start the app.\n")
+    assert not for_operators("Warning: Page /games/dice is being redefined with the same "
+                             "component.\n")
+    assert for_operators("Creating Production Build:  100% 4/4 0:00:05\n")
+    assert for_operators("Error: something failed\n")

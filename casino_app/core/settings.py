@@ -148,6 +148,9 @@ class Settings(BaseSettings):
     rate_bets_player: str = "20/second;600/minute"
     # Play money a demo top-up grants (FUN hundredths) and the balance under which it may.
     fun_topup_amount: int = Field(100_000, ge=1, le=10**12)
+    # Play money a new account starts with (FUN hundredths; 0: none), so a newcomer's
+    # first bet is not refused with "Insufficient balance".
+    fun_welcome: int = Field(100_000, ge=0, le=10**12)
 
     # Ethereum custody. Empty RPC URL: no chain (the wallet says deposits are off).
     eth_rpc_url: str = ""

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from casino_app.core.clock import utcnow
 from casino_app.core.db import ledger_tx
+from casino_app.core.logging import get_logger
 from casino_app.core.settings import get_settings
 from casino_app.games import seeds
 from casino_app.games.house import GAMES, GameError, mines_multiplier_e4
@@ -39,6 +40,8 @@ from casino_app.games.models import Bet, PlayerStats
 from casino_app.payments import holds, ledger, settlement
 from casino_app.payments.currencies import Currency, currency
 from casino_app.security import ratelimit
+
+log = get_logger("casino.games.bets")
 
 E4 = 10_000
 _KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -174,9 +177,30 @@ def _check_exposure(cur: Currency, stake: int, mult_e4: int, s: Session | None =
     if cap is None:
         return
     if stake * mult_e4 // E4 - stake > cap:
-        raise OverExposure(
-            f"This bet could win more than the house allows per bet "
-            f"({cur.format(cap)} {cur.code}). Lower the amount or the multiplier.")
+        raise over_exposure(cur, cap)
+
+
+# currencies whose empty bankroll was already logged by this process (once each)
+_EMPTY_LOGGED: set[str] = set()
+
+
+def over_exposure(cur: Currency, cap: int) -> OverExposure:
+    """The refusal of a bet that could win more than ``cap``. With no bankroll at all
+    (a fresh install: the cap is 0) the player reads that real-money play is not open yet,
+    and the operator finds in the log how to fund it (once per currency and process)."""
+    if cap <= 0:
+        if cur.code not in _EMPTY_LOGGED:
+            _EMPTY_LOGGED.add(cur.code)
+            log.warning("bankroll_empty", currency=cur.code,
+                        hint=f"real-money bets in {cur.code} are refused until the house "
+                             f"bankroll is funded: casino ledger fund --currency {cur.code} "
+                             "--amount <coins in the house wallets> --reference <tx id>")
+        return OverExposure(
+            f"Real-money play in {cur.code} is not open yet: the house has no "
+            f"{cur.code} bankroll to pay wins. Play with FUN meanwhile.")
+    return OverExposure(
+        f"This bet could win more than the house allows per bet "
+        f"({cur.text(cap)}). Lower the amount or the multiplier.")
 
 
 def _rate_limit(player_id: str) -> None:
@@ -300,9 +324,7 @@ def _answer(order: settlement.BetOrder, r: settlement.Settled, cur: Currency) ->
     if r.status == "exposure":
         if r.cap is None:
             raise RuntimeError("the settlement writer refused a bet's exposure without its cap")
-        raise OverExposure(
-            f"This bet could win more than the house allows per bet "
-            f"({cur.format(r.cap)} {cur.code}). Lower the amount or the multiplier.")
+        raise over_exposure(cur, r.cap)
     if r.status == "mines_open":
         raise InvalidBet("Finish your open Mines round first.")
     if r.status == "stale":

@@ -21,7 +21,7 @@ RESULTS = ("won", "lost", "open")
 class BetFilter:
     game: str = ""
     currency: str = ""
-    result: str = ""      # won, lost, open or "" for all
+    result: str = ""      # won (paid more than the stake), lost (less), open or "" for all
 
     def clean(self) -> BetFilter:
         return BetFilter(self.game if self.game in GAMES else "",
@@ -39,8 +39,15 @@ def bets_page(player_id: str, flt: BetFilter = BetFilter(), before_id: int | Non
         q = q.where(Bet.game == flt.game)
     if flt.currency:
         q = q.where(Bet.currency == flt.currency)
-    if flt.result:
-        q = q.where(Bet.state == flt.result)
+    if flt.result == "open":
+        q = q.where(Bet.state == "open")
+    elif flt.result:
+        # as players read a round: won only when it paid more than the stake; lost when
+        # it paid less (a partial return is lost money); a round giving the stake back is
+        # neither
+        settled = Bet.state.in_(("won", "lost"))
+        q = q.where(settled, Bet.payout > Bet.stake if flt.result == "won"
+                    else Bet.payout < Bet.stake)
     if before_id is not None:
         q = q.where(Bet.id < before_id)
     with ledger_tx(readonly=True) as s:

@@ -90,11 +90,24 @@ class Currency:
         return 10**self.decimals
 
     def format(self, amount: int, places: int | None = None) -> str:
-        """``amount`` base units as a decimal string, rounded down to ``places``."""
-        places = self.display_places if places is None else places
+        """``amount`` base units as text, THE format of an amount on every page: the
+        currency's display places (0.250000 ETH, 0.00 FUN, 1,234.50 USDT), with thousands
+        separators, and never rounded: the digits beyond the display places show when they
+        are not zero (0.000000001 ETH, 1.999999 USDT), so no amount reads as less or more
+        than it is. With ``places``, rounded down to exactly that many (staff exports)."""
+        if places is None:
+            places = self.display_places
+            while places < self.decimals and amount % 10 ** (self.decimals - places):
+                places += 1
         value = (Decimal(amount) / self.scale).quantize(Decimal(1).scaleb(-places),
                                                          rounding=ROUND_DOWN)
         return f"{value:,.{places}f}"
+
+    def text(self, amount: int, *, signed: bool = False) -> str:
+        """An amount with its code, as every page shows it: ``1.50 FUN``; ``signed``:
+        ``+1.50 FUN`` / ``−1.50 FUN`` (a profit; the minus sign U+2212, read as "minus")."""
+        sign = ("−" if amount < 0 else "+") if signed else ("−" if amount < 0 else "")
+        return f"{sign}{self.format(abs(amount))} {self.code}"
 
     def parse(self, text: object, *, signed: bool = False) -> int:
         """An amount typed by a person (``parse_decimal``'s rules) in base units; refuses

@@ -203,8 +203,8 @@ def _parse_amount(code: str, amount: int | str) -> int:
 
 
 def _fmt(cur: Currency, amount: int) -> str:
-    text = cur.format(amount, cur.decimals)
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    """As every page shows an amount (``Currency.format``), without the code."""
+    return cur.format(amount)
 
 
 def _check_limits(chain, code: str, value: int):  # noqa: ANN001, ANN202 - a Chain, its limits

@@ -11,6 +11,7 @@ import reflex as rx
 
 from casino_app.ui import routes, styles
 from casino_app.ui.components.bridge import bridge
+from casino_app.ui.components.connection import OFFLINE
 from casino_app.ui.components.forms import link_button
 from casino_app.ui.state import fx
 from casino_app.ui.state.bets import BetsState
@@ -31,16 +32,21 @@ def _account_menu() -> rx.Component:
                                           overflow="hidden", text_overflow="ellipsis",
                                           white_space="nowrap",
                                           display=["none", "none", "block"]),
-                                  variant="soft", size="2", aria_label="Account menu")),
+                                  variant="soft", size="2",
+                                  # the visible name is part of the accessible one
+                                  aria_label="Account menu: " + SessionState.display_name)),
         rx.menu.content(
             rx.menu.item("Lobby", on_click=rx.redirect(routes.HOME)),
             rx.menu.item("Wallet", on_click=rx.redirect(routes.WALLET)),
+            rx.menu.item("My bets", on_click=rx.redirect(routes.BETS)),
+            rx.menu.item("Fairness", on_click=rx.redirect(routes.FAIRNESS)),
             rx.menu.item("Account", on_click=rx.redirect(routes.ACCOUNT)),
             rx.menu.item("Security and 2FA", on_click=rx.redirect(routes.SECURITY)),
             rx.menu.item("Sessions", on_click=rx.redirect(routes.SESSIONS)),
             rx.cond(SessionState.is_staff,
                     rx.menu.item("Staff", on_click=rx.redirect(routes.STAFF))),
-            rx.cond(WalletState.fx_note != "",
+            # what the ≈ values are, only where some are shown (never for play money)
+            rx.cond((WalletState.fx_note != "") & ~WalletState.is_fun,
                     rx.text("≈ values: ", WalletState.fx_note, size="1", color=styles.MUTED,
                             padding="4px 12px", id="fx-note")),
             rx.menu.separator(),
@@ -87,8 +93,13 @@ def _wallet() -> rx.Component:
         WalletState.loaded,
         rx.hstack(
             rx.vstack(
+                # the last balance known, dimmed and said to be so while reconnecting
                 rx.text(WalletState.balance, id="header-balance", aria_live="polite",
-                        weight="bold", size="2", title=WalletState.balance, **clip),
+                        weight="bold", size="2",
+                        title=rx.cond(OFFLINE, "Last known balance (reconnecting)",
+                                      WalletState.balance),
+                        data_stale=rx.cond(OFFLINE, "true", "false"),
+                        opacity=rx.cond(OFFLINE, "0.55", "1"), **clip),
                 rx.cond(WalletState.balance_fx != "",
                         rx.text(WalletState.balance_fx, id="header-fx", size="1",
                                 color=styles.MUTED, line_height="1.1",
@@ -124,11 +135,15 @@ def header(staff: bool = False) -> rx.Component:
                               rx.cond(staff, rx.badge("Staff", color_scheme="amber")) if staff
                               else rx.fragment(),
                               spacing="2", align="center"),
-                    href=routes.STAFF if staff else routes.HOME, underline="none"),
+                    href=routes.STAFF if staff else routes.HOME, underline="none",
+                    # a signed-in phone shows only the icon: the link still has a name
+                    **({} if staff else {"aria_label": "HashHouse"})),
             rx.spacer(),
             rx.hstack(
                 _nav_link("Lobby", routes.HOME),
                 rx.cond(SessionState.signed_in, _nav_link("Wallet", routes.WALLET)),
+                rx.cond(SessionState.signed_in, _nav_link("My bets", routes.BETS)),
+                rx.cond(SessionState.signed_in, _nav_link("Fairness", routes.FAIRNESS)),
                 rx.cond(SessionState.signed_in, _nav_link("Account", routes.ACCOUNT)),
                 rx.cond(SessionState.is_staff, _nav_link("Staff", routes.STAFF)),
                 spacing="5", display=["none", "none", "flex"], align="center"),

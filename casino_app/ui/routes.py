@@ -30,6 +30,7 @@ WALLET = "/wallet"          # deposit addresses, deposits, withdrawals
 WITHDRAWAL_CONFIRM = "/withdrawal/confirm"  # the mailed confirmation link: ?token=...
 RESERVES = "/reserves"      # the proof of reserves (public)
 PROVIDER_GAME = "/play"     # a provider's game in an iframe: /play?g=p12
+NOT_FOUND = "404"           # Reflex's route for every address that is no page
 
 
 def game(name: str) -> str:

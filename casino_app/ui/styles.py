@@ -13,10 +13,16 @@ RADIUS = "12px"
 MAX_WIDTH = "1100px"
 FORM_WIDTH = "440px"
 
+# No colour for every <a> here: it outranked the buttons' own text colour ("Join" was
+# amber on amber, 1.16:1). Links are Radix links (the amber accent, 11:1 on the page).
 global_style = {
     "body": {"background_color": BG, "color": TEXT},
-    "a": {"color": ACCENT},
 }
+
+# text for screen readers only (present in the accessible name, not on screen)
+sr_only = {"position": "absolute", "width": "1px", "height": "1px", "padding": "0",
+           "margin": "-1px", "overflow": "hidden", "clip": "rect(0 0 0 0)",
+           "white_space": "nowrap", "border": "0"}
 
 card = {
     "background_color": SURFACE,

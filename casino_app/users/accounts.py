@@ -612,6 +612,20 @@ def request_password_reset(email: object, ctx: RequestContext) -> None:
     mail.send(message)
 
 
+def reset_link_usable(token: object) -> bool:
+    """Whether a mailed reset link still works (unused, not expired), read only: the page
+    says at once when it does not, instead of showing a form that cannot succeed."""
+    try:
+        clean = validation.token(token)
+    except ValidationFailed:
+        return False
+    with identity_tx(readonly=True) as s:
+        row = s.execute(select(ActionToken).where(
+            ActionToken.token_hash == token_hash(clean))).scalar_one_or_none()
+        return row is not None and row.purpose == TokenPurpose.reset.value \
+            and row.used_at is None and row.expires_at > utcnow()
+
+
 def reset_password(token: object, new_password: object, ctx: RequestContext) -> None:
     with identity_tx() as s:
         clean_token = validation.token(token)

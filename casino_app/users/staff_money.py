@@ -66,9 +66,8 @@ class AdjustmentView:
 
 def _view(a: AdjustmentRequest, user_id: int | None = None) -> AdjustmentView:
     cur = currency(a.currency)
-    sign = "-" if a.amount < 0 else "+"
     return AdjustmentView(a.id, user_id, a.player_id, a.currency, a.amount,
-                          f"{sign}{cur.format(abs(a.amount), cur.decimals)} {a.currency}",
+                          cur.text(a.amount, signed=True),  # as every page shows amounts
                           a.reason, a.requested_by, a.requested_at, a.state, a.decided_by,
                           a.decided_at)
 

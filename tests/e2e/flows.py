@@ -123,6 +123,9 @@ def staff_sign_in(page: Page, email: str = ADMIN_EMAIL, password: str = ADMIN_PA
     login_password(page, email, password)
     if not factor:
         page.wait_for_url(at("/account"))
+        # the session cookie is set by a request of the page after sign-in: wait for it
+        # (the bridge notes it in localStorage), or /admin may load signed out
+        page.wait_for_function("() => localStorage.getItem('hh_signed_in_changed') !== null")
         page.goto("/admin")
         page.wait_for_url(at("/account/security"))
         expect(page.get_by_text("Staff accounts need two-factor authentication")

@@ -68,6 +68,13 @@ def app(smtp: Inbox, bitcoin_chain: BcoinNode, chain: Anvil,
         yield live
 
 
+def _shown(value: Decimal) -> str:
+    """A BTC amount as every page shows it (one format: Currency.text)."""
+    from casino_app.payments.currencies import currency
+
+    return currency("BTC").text(int(value * 10**8))
+
+
 def _btc(text: str) -> Decimal:
     return Decimal(text.replace(",", "").split()[0])
 
@@ -144,8 +151,8 @@ def test_deposit_bet_and_withdraw_bitcoin_in_the_browser(  # noqa: ANN001
         balance = _bet_in_btc(page, Decimal("0.01"))
         _open_btc_tab(page)
         expect(page.locator("#withdraw-available")).to_have_text(
-            f"{balance.normalize():f} BTC")
-        expect(page.locator("#withdraw-fee")).to_have_text("0.00002 BTC")
+            _shown(balance))
+        expect(page.locator("#withdraw-fee")).to_have_text("0.00002000 BTC")
         dest = RegtestWallet().address
         page.get_by_label(re.compile("Destination address")).fill(dest)
         page.get_by_role("button", name="Max", exact=True).click()
@@ -155,7 +162,7 @@ def test_deposit_bet_and_withdraw_bitcoin_in_the_browser(  # noqa: ANN001
         page.get_by_role("button", name="Request withdrawal").click()
         w = page.locator(".withdrawal-row")
         expect(w).to_have_count(1)
-        expect(w.locator(".withdrawal-amount")).to_have_text(f"{rest.normalize():f} BTC")
+        expect(w.locator(".withdrawal-amount")).to_have_text(_shown(rest))
         expect(page.locator("#header-balance")).to_have_text("0.00000000")
 
         # the batcher pays it; the test mines until it is confirmed

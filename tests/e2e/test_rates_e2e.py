@@ -24,7 +24,7 @@ def test_the_header_shows_the_balance_in_the_chosen_display_currency(new_context
     page = new_context().new_page()
     register(page, f"fx-{secrets.token_hex(4)}@example.com", "Rates", "rates pass phrase 1")
     goto(page, "/games/dice")
-    expect(page.locator("#header-balance")).to_have_text("0.00")
+    expect(page.locator("#header-balance")).to_have_text("1,000.00")  # play money to start
     expect(page.locator("#header-display")).to_have_value("USD")
     expect(page.locator("#header-fx")).to_have_text("play money")  # FUN
 

@@ -36,6 +36,7 @@ STAFF_PASSWORD = "safe staff pass phrase 1"
 ADMIN_A, ADMIN_B, SUPPORT = "safe-a@example.com", "safe-b@example.com", "safe-s@example.com"
 GWEI = 10**9
 AMOUNT = "0.02"              # ETH, above the large threshold of 0.005
+SHOWN = "0.020000 ETH"       # as every page shows it (Currency.text)
 FEE_GWEI = 50_000
 
 
@@ -124,7 +125,7 @@ def test_two_admins_sign_a_large_withdrawal_and_the_safe_pays_it(  # noqa: ANN00
         goto(a, "/admin/withdrawals")
         expect(a.get_by_text(devnet["safe"], exact=True)).to_be_visible()
         row = a.locator("tr.withdrawal-awaiting").filter(has_text=f"#{wid}")
-        expect(row).to_contain_text(f"{AMOUNT} ETH")
+        expect(row).to_contain_text(SHOWN)
         expect(row).to_contain_text(dest)
         expect(row).to_contain_text("none yet")
         expect(row.get_by_role("link", name=f"#{uid}")).to_be_visible()
@@ -144,7 +145,7 @@ def test_two_admins_sign_a_large_withdrawal_and_the_safe_pays_it(  # noqa: ANN00
         staff_sign_in(s, SUPPORT, STAFF_PASSWORD, {})
         goto(s, "/admin/withdrawals")
         srow = s.locator("tr.withdrawal-awaiting").filter(has_text=f"#{wid}")
-        expect(srow).to_contain_text(f"{AMOUNT} ETH")
+        expect(srow).to_contain_text(SHOWN)
         expect(srow).to_contain_text("Signatures: 1 of 2")
         expect(srow).to_contain_text("Admins approve or reject.")
         for name in ("Approve and sign", "Prepare", "Reject"):
@@ -288,7 +289,7 @@ def test_two_admins_sign_a_large_btc_withdrawal_by_psbt_and_the_cold_wallet_pays
         staff_sign_in(a, ADMIN_A, STAFF_PASSWORD, {})
         goto(a, "/admin/withdrawals")
         row = a.locator("tr.withdrawal-awaiting").filter(has_text=f"#{wid}")
-        expect(row).to_contain_text("0.02 BTC")
+        expect(row).to_contain_text("0.02000000 BTC")
         expect(row).to_contain_text(dest)
         a.get_by_role("button", name=f"Prepare the PSBT of withdrawal #{wid}").click()
         expect(a.get_by_text(re.compile(r"PSBT #\d+ prepared"))).to_be_visible()

@@ -67,6 +67,13 @@ def pay_app(smtp: Inbox, chain: Anvil, tmp_path_factory: pytest.TempPathFactory
         yield app
 
 
+def _shown(value: Decimal) -> str:
+    """An ETH amount as every page shows it (one format: Currency.text)."""
+    from casino_app.payments.currencies import currency
+
+    return currency("ETH").text(int(value * GWEI))
+
+
 def _eth(text: str) -> Decimal:
     return Decimal(text.replace(",", "").split()[0])
 
@@ -106,10 +113,10 @@ def test_deposit_bet_and_withdraw_the_rest_to_the_chain(  # noqa: ANN001
                                        "value": Web3.to_wei("0.05", "ether")})
         row = page.locator(".deposit-row")
         expect(row.locator(".deposit-state")).to_have_text("pending")
-        expect(page.locator("#withdraw-available")).to_have_text("0 ETH")
+        expect(page.locator("#withdraw-available")).to_have_text("0.000000 ETH")
         chain.mine(1)
         expect(row.locator(".deposit-state")).to_have_text("available")
-        expect(page.locator("#withdraw-available")).to_have_text("0.05 ETH")
+        expect(page.locator("#withdraw-available")).to_have_text("0.050000 ETH")
         assert page.evaluate("() => window.__noReload") == "still here"
 
         # a real-money bet; 2FA turned on; back to the wallet
@@ -118,9 +125,9 @@ def test_deposit_bet_and_withdraw_the_rest_to_the_chain(  # noqa: ANN001
         goto(page, "/wallet")
         balance = _eth(page.locator("#header-balance").inner_text())
         expect(page.locator("#withdraw-available")).to_have_text(
-            f"{balance.normalize():f} ETH")
-        expect(page.locator("#withdraw-fee")).to_have_text("0.00005 ETH")
-        expect(page.locator("#withdraw-limits")).to_contain_text("0.0001 to 1 ETH")
+            _shown(balance))
+        expect(page.locator("#withdraw-fee")).to_have_text("0.000050 ETH")
+        expect(page.locator("#withdraw-limits")).to_contain_text("0.000100 ETH to 1.000000 ETH")
         code_field = page.get_by_label("Authentication code")
         address_field = page.get_by_label(re.compile("Destination address"))
         submit = page.get_by_role("button", name="Request withdrawal")
@@ -133,7 +140,7 @@ def test_deposit_bet_and_withdraw_the_rest_to_the_chain(  # noqa: ANN001
         rest = balance - Decimal(FEE_GWEI) / GWEI
         expect(amount_field).to_have_value(f"{rest.normalize():f}")
         expect(page.locator("#withdraw-total")).to_have_text(
-            f"{balance.normalize():f} ETH in total")
+            _shown(balance) + " in total")
         code_field.fill("000000")
         submit.click()
         expect(page.get_by_role("alert").filter(has_text="not valid")).to_be_visible()
@@ -146,22 +153,28 @@ def test_deposit_bet_and_withdraw_the_rest_to_the_chain(  # noqa: ANN001
         expect(page.get_by_role("alert").filter(has_text="checksum")).to_be_visible()
         expect(page.locator(".withdrawal-row")).to_have_count(0)
         expect(page.locator("#withdraw-available")).to_have_text(
-            f"{balance.normalize():f} ETH")
+            _shown(balance))
 
         # the real request: the rest of the balance, minus the fee
         address_field.fill(dest)
         code_field.fill(code)
         submit.click()
         expect(page.locator("#withdraw-slot")).to_contain_text(
-            f"Withdrawal of {rest.normalize():f} ETH to {dest[:8]}")
+            f"Withdrawal of {_shown(rest)} to {dest[:8]}")
         w = page.locator(".withdrawal-row")
         expect(w).to_have_count(1)
         expect(amount_field).to_have_value("")
         expect(address_field).to_have_value("")
         expect(code_field).to_have_value("")
         expect(page.locator("#header-balance")).to_have_text("0.000000")
-        expect(w.locator(".withdrawal-amount")).to_have_text(f"{rest.normalize():f} ETH")
+        expect(w.locator(".withdrawal-amount")).to_have_text(_shown(rest))
         expect(w.locator(".withdrawal-address")).to_have_attribute("title", dest)
+        # with a deposit and a withdrawal listed, the page still fits the phone (the tables
+        # scroll in their own box), and the balances card shows every currency
+        assert page.evaluate(
+            "() => document.documentElement.scrollWidth <= window.innerWidth")
+        expect(page.locator("#balance-FUN")).to_have_text("1,000.00 FUN")
+        expect(page.locator("#balance-ETH")).to_have_text("0.000000 ETH")
 
         # the batcher pays it (sent), confirmations follow as blocks are mined
         expect(w.locator(".withdrawal-state")).to_have_text(re.compile("queued|sent"))

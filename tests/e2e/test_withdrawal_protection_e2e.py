@@ -49,7 +49,7 @@ def test_a_new_address_cools_the_allow_list_skips_it_and_a_mailed_link_confirms(
         address = page.locator("#deposit-address").inner_text().strip()
         chain.w3.eth.send_transaction({"from": chain.accounts[5], "to": address,
                                        "value": Web3.to_wei("0.05", "ether")})
-        expect(page.locator("#withdraw-available")).to_have_text("0.05 ETH")
+        expect(page.locator("#withdraw-available")).to_have_text("0.050000 ETH")  # one format per currency
 
         # without 2FA: the player chooses the second factor, 2FA is recommended
         expect(page.locator("#withdraw-2fa-advice")).to_contain_text("Recommended")
@@ -83,7 +83,7 @@ def test_a_new_address_cools_the_allow_list_skips_it_and_a_mailed_link_confirms(
         expect(page.locator("#withdraw-slot")).to_contain_text("open the link we mailed you")
         row = page.locator(".withdrawal-row")
         expect(row.locator(".withdrawal-state")).to_have_text("confirm by mail")
-        expect(page.locator("#withdraw-available")).to_have_text("0.03995 ETH")
+        expect(page.locator("#withdraw-available")).to_have_text("0.039950 ETH")
 
         mail = smtp.wait_for(email, "Confirm your HashHouse withdrawal")
         text = mail.get_payload(decode=True).decode()

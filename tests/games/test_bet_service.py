@@ -206,8 +206,10 @@ REFUSALS = [  # (what changes from a good bet, the refusal, words of its message
     (dict(key="short"), bets.InvalidBet, "Bad bet id"),
     (dict(key="a" * 65), bets.InvalidBet, "Bad bet id"),
     (dict(key="bad key/../x"), bets.InvalidBet, "Bad bet id"),
-    # real money needs a bankroll behind it: ETH has none in this test
-    (dict(currency="ETH", stake=10_000), bets.OverExposure, "more than the house allows"),
+    # real money needs a bankroll behind it: ETH has none in this test, and the player
+    # reads that real-money play is not open yet (not "could win more than 0.000000 ETH")
+    (dict(currency="ETH", stake=10_000), bets.OverExposure,
+     "Real-money play in ETH is not open yet"),
 ]
 
 
@@ -430,3 +432,22 @@ def test_a_player_on_hold_cannot_bet_until_staff_release_it(player: str) -> None
     with ledger_tx() as s:
         s.query(PlayerHold).filter_by(player_id=player).update({"released_at": utcnow()})
     assert bets.place_bet(player, "dice", "FUN", 100, DICE, str(uuid.uuid4())).nonce == 1
+
+
+def test_an_empty_bankroll_says_real_money_is_not_open_and_tells_the_operator(
+        player: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A fresh devnet refused a real-money bet with "could win more than the house allows
+    per bet (0.000000 ETH)"."""
+    _fund(player, "ETH", 10**9)
+    bets._EMPTY_LOGGED.discard("ETH")
+    snap = _snapshot(player)
+    for _ in range(2):
+        with pytest.raises(bets.OverExposure) as caught:
+            bets.place_bet(player, "dice", "ETH", 10_000, DICE, _key())
+        said = str(caught.value)
+        assert "not open yet" in said and "0.000000" not in said and "FUN" in said
+    assert _snapshot(player) == snap
+    logged = capsys.readouterr()
+    out = logged.out + logged.err
+    assert out.count("bankroll_empty") == 1                  # once per currency
+    assert "casino ledger fund --currency ETH" in out

@@ -161,7 +161,7 @@ def new_player(name: str = "Player", fun: bool = True) -> Account:
                     date_of_birth="1990-01-01", ctx=ctx())
     me = accounts.current_user(token)
     assert me is not None
-    if fun:
+    if fun and demo.fun_balance(me.player_id) == 0:  # new accounts may start with FUN
         demo.top_up_fun(me.player_id, f"topup-{secrets.token_hex(8)}")
     return Account(email, PASSWORD, me.user_id, me.player_id, token)
 
@@ -465,6 +465,8 @@ def start(tmp: Path, db: str = "sqlite", cluster: PgCluster | None = None,
         "CASINO_RATE_RESET_IP": "1000/minute",
         # /api/metrics wants this bearer token, as in production
         "CASINO_METRICS_TOKEN": secrets.token_urlsafe(32),
+        # accounts start empty: the attacks count every unit (new_player tops FUN up)
+        "CASINO_FUN_WELCOME": "0",
         # the chain: withdrawals on, deposits withdrawable at one confirmation
         "CASINO_ETH_RPC_URL": chain.url,
         "CASINO_ETH_CHAIN_ID": str(chain.chain_id),

@@ -102,3 +102,41 @@ def test_without_the_sites_cookie_the_link_is_not_spent(app_env, monkeypatch) ->
     page = _substate(_tab(url), RegisterConfirmState)
     assert "/account" in repr(_run(page, "submit", {"password": FORM["password"]}))
     assert user_count() == 1
+
+
+def test_a_used_or_expired_reset_link_says_so_at_once_and_offers_a_new_one(app_env) -> None:  # noqa: ANN001
+    """It still showed the password form, which could only fail after typing twice."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from casino_app.core.clock import utcnow
+    from casino_app.core.db import identity_tx
+    from casino_app.ui.state.auth import LINK_GONE, ResetState
+    from casino_app.users import accounts
+    from casino_app.users.models import ActionToken
+    from tests.users.helpers import NEW_PASSWORD, new_ctx, register
+    from tests.users.test_reset import _reset_link
+
+    _, addr = register()
+    token = _reset_link(addr)
+    url = f"http://localhost:3000/reset?token={token}"
+    fresh = _substate(_tab(url), ResetState)
+    _run(fresh, "on_open")
+    assert not fresh.link_gone and fresh.message == ""          # a good link: the form
+    accounts.reset_password(token, NEW_PASSWORD, new_ctx())     # used once
+    for link in (url, "http://localhost:3000/reset", "http://localhost:3000/reset?token=x"):
+        state = _substate(_tab(link), ResetState)
+        _run(state, "on_open")
+        assert state.link_gone and state.message == LINK_GONE, link
+    # the form opened before the link was used answers the same way on submit
+    _run(fresh, "submit", {"new_password": NEW_PASSWORD + "!",
+                           "new_password_confirm": NEW_PASSWORD + "!"})
+    assert fresh.link_gone and fresh.message == LINK_GONE and not fresh.done
+
+    expired = _reset_link(addr)
+    with identity_tx() as s:
+        s.execute(update(ActionToken).values(expires_at=utcnow() - timedelta(seconds=1)))
+    state = _substate(_tab(f"http://localhost:3000/reset?token={expired}"), ResetState)
+    _run(state, "on_open")
+    assert state.link_gone

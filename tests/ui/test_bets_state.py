@@ -33,24 +33,31 @@ DICE = {"target": 50, "direction": "over"}
 def test_amounts_and_multipliers_are_formatted_from_ints() -> None:
     assert fmt_amount("BTC", 150_000_000) == "1.50000000"
     assert fmt_amount("FUN", 12_345) == "123.45"
-    assert fmt_amount("FUN", -5, signed=True) == "-0.05"
+    assert fmt_amount("FUN", -5, signed=True) == "−0.05"  # the minus sign, as in the games
     assert fmt_amount("FUN", 5, signed=True) == "+0.05"
     assert fmt_amount("FUN", 0, signed=True) == "+0.00"
-    assert fmt_amount("USDT", 1_999_999) == "1.99"  # rounded down, never up
-    assert fmt_mult(19_800) == "1.98x"
-    assert fmt_mult(0) == "0.00x"
-    assert fmt_mult(10_000) == "1.00x"
-    assert fmt_mult(12_345) == "1.2345x"
-    assert fmt_mult(1_000_000_000) == "100000.00x"
+    # never rounded away: digits beyond the display places show when they are not zero
+    assert fmt_amount("USDT", 1_999_999) == "1.999999"
+    assert fmt_amount("ETH", 250_000_000) == "0.250000"
+    assert fmt_amount("ETH", 100_000_000) == "0.100000"   # was "0.1" on the wallet page
+    assert fmt_amount("ETH", 0) == "0.000000"             # was "0" there
+    assert fmt_amount("ETH", 1) == "0.000000001"          # was "0.000000" in the limits
+    assert fmt_mult(19_800) == "1.98×"
+    assert fmt_mult(0) == "0.00×"
+    assert fmt_mult(10_000) == "1.00×"
+    assert fmt_mult(12_345) == "1.2345×"
+    assert fmt_mult(1_000_000_000) == "100,000.00×"
 
 
 def test_outcomes_and_params_read_like_the_game() -> None:
     assert outcome_text("dice", 50.37) == "rolled 50.37"
     assert outcome_text("dice", 7.0) == "rolled 7.00"
-    assert outcome_text("limbo", 2.5) == "2.50x"
-    assert outcome_text("plinko", 7) == "bucket 7"
+    assert outcome_text("limbo", 2.5) == "2.50×"
+    # players count from 1: the first bucket is bucket 1, the last tile is tile 25
+    assert outcome_text("plinko", 7) == "bucket 8"
+    assert outcome_text("plinko", 0) == "bucket 1"
     assert outcome_text("keno", [3, 17, 40]) == "drawn 3, 17, 40"
-    assert outcome_text("mines", [0, 24]) == "mines on tiles 0, 24"
+    assert outcome_text("mines", [0, 24]) == "mines on tiles 1, 25"
     assert outcome_text("mines", None) == "hidden until the round ends"
     assert params_text({"target": 50.5, "direction": "over"}) == "direction over · target 50.50"
     assert params_text({"target_e2": 5050}) == "target 50.50"
@@ -139,19 +146,19 @@ def test_my_bets_pages_filters_stats_and_chart(players, monkeypatch) -> None:  #
     _run(state, "apply_filters", {"game": "dice", "currency": "FUN", "result": ""})
     assert {r.game for r in state.rows} == {"Dice"} and state.game == "dice"
     _run(state, "apply_filters", {"game": "no-such-game", "result": "won"})
-    assert state.game == "" and {r.state for r in state.rows} <= {"won"}
-    wins = [b for b in placed if b.state == "won"]
+    assert state.game == "" and {r.result for r in state.rows} <= {"won"}
+    wins = [b for b in placed if b.payout > b.stake]
     assert len(state.rows) == min(3, len(wins))
 
     st, = state.stats
     assert (st.currency, st.bets) == ("FUN", 8)
     assert st.wagered == fmt_amount("FUN", sum(b.stake for b in placed))
     assert st.profit == fmt_amount("FUN", sum(b.profit for b in placed), signed=True)
-    assert state.chart_currency == "FUN" and state.chart_unit == "cent"
+    # in FUN, as the stats beside it (it was "FUN (cent)")
+    assert state.chart_currency == "FUN" and state.chart_unit == "FUN"
     assert [p["bet"] for p in state.chart] == [0] + [b.bet_id for b in placed]
     assert state.chart[0]["profit"] == 0
-    assert state.chart[-1]["profit"] == sum(b.profit for b in placed)
-    assert all(isinstance(p["profit"], int) for p in state.chart)
+    assert state.chart[-1]["profit"] == sum(b.profit for b in placed) / 100
     _run(state, "show_chart", "BTC")
     assert state.chart == []
     _run(state, "show_chart", "<script>")
@@ -324,3 +331,41 @@ def test_fairness_page_refuses_to_rotate_during_an_open_mines_round(players) -> 
     bets.reveal_tile(pid, start.bet_id, 0)  # 24 mines: the one tile ends the round
     _run(state, "rotate")
     assert state.message == "" and not state.in_use and secret in state.notice
+
+
+def test_a_round_is_won_only_when_it_pays_more_than_the_stake() -> None:
+    """Keno and Plinko rounds paying 0.25x or 0.2x were labelled "won" in My bets and on
+    the staff page: they lost money. A payout below the stake is a partial return."""
+    from types import SimpleNamespace
+
+    from casino_app.ui import format as fmt
+    from casino_app.ui.state.bets import bet_row
+
+    def bet(stake: int, payout: int, state: str = "won"):  # noqa: ANN202
+        return bet_row(SimpleNamespace(  # type: ignore[arg-type]
+            bet_id=1, game="keno", currency="FUN", stake=stake, payout=payout,
+            mult_e4=payout * 10_000 // stake, state=state, created_at=None,
+            profit=payout - stake))
+
+    assert (bet(100, 25).result, bet(100, 25).result_key) == ("partial return", "partial")
+    assert not bet(100, 25).won and bet(100, 25).mult == "0.25×"
+    assert bet(100, 20).profit == "−0.80"
+    assert bet(100, 198).result == "won" and bet(100, 198).won
+    assert bet(100, 100).result == "stake back"
+    assert bet(100, 0, "lost").result == "lost"
+    assert bet(100, 0, "open").result == "open"
+    assert fmt.result_label("void", 100, 100) == "void"
+
+
+def test_no_usd_caption_where_nothing_is_converted() -> None:
+    """ "≈ values in USD" was shown over play-money rows, which convert to nothing."""
+    from casino_app.payments.rates import RateTable
+    from casino_app.ui.state.bets import BetRow, fx_caption
+
+    fun = BetRow(1, "/bets/bet?id=1", "", "Dice", "FUN", "1.00", "1.98×", "1.98", "+0.98",
+                 "won", True)
+    eth = BetRow(2, "/bets/bet?id=2", "", "Dice", "ETH", "0.010000", "1.98×", "0.019800",
+                 "+0.009800", "won", True, fx_profit="≈ +$30.00")
+    assert fx_caption("USD", RateTable(), [fun]) == ""
+    assert fx_caption("USD", RateTable(), [fun, eth]).startswith("≈ values in USD")
+    assert fx_caption("NONE", RateTable(), [eth]) == ""

@@ -74,7 +74,10 @@ def test_small_formatters(app_env) -> None:  # noqa: ANN001
     from casino_app.ui.state.games import e2_text, mult_text, parse_int_in, signed_amount
 
     assert mult_text(19_800) == "1.98×" and mult_text(10_000) == "1.00×"
-    assert mult_text(0) == "0.00×" and mult_text(19_899) == "1.98×"  # rounded down
+    # exact, as in My bets and on the staff pages (one format): never 1.4785x there and
+    # 1.47x here
+    assert mult_text(0) == "0.00×" and mult_text(19_899) == "1.9899×"
+    assert mult_text(14_785) == "1.4785×" and mult_text(2_500) == "0.25×"
     assert mult_text(10_000_000_000) == "1,000,000.00×"
     assert signed_amount(_cur("FUN"), 98) == "+0.98"
     assert signed_amount(_cur("FUN"), -100) == "−1.00"
@@ -99,11 +102,13 @@ def test_dice_and_limbo_figures_follow_the_game_rules(app_env) -> None:  # noqa:
     _run(g, "choose_direction", "over")
     assert (g.dice_target, g.dice_chance) == ("74.50", "25.50%")
     _run(g, "edit_dice_target", "1.00")           # a number, but outside the game's bounds
-    assert g.dice_chance == "—"              # shown as unknown; the server refuses the bet
+    assert g.dice_chance == "—"              # shown as unknown, said at once, no bet
+    assert g.target_error == "Roll over takes a target from 2.00 to 99.99."
+    assert g.dice_target == "74.50" and not g.can_bet
     _run(g, "edit_dice_target", "abc")
-    assert g.dice_target == "1.00"
+    assert g.dice_target == "74.50" and g.dice_target_text == "abc"
     _run(g, "set_dice_slider", [33.0])
-    assert g.dice_target == "33.00"
+    assert (g.dice_target, g.dice_target_text, g.target_error) == ("33.00", "33.00", "")
     _run(g, "edit_limbo_target", "2")
     assert (g.limbo_target, g.limbo_chance) == ("2.00", "49.5%")
 
@@ -267,17 +272,66 @@ def test_an_amount_with_a_comma_is_said_while_typing_and_a_dot_bets_it(app_env) 
     assert game.amount_error == "" and game.amount_ok
 
 
-def test_a_target_with_a_comma_is_refused_and_the_box_shows_the_kept_target(app_env) -> None:  # noqa: ANN001
+def test_a_target_with_a_comma_is_refused_as_it_is_typed(app_env) -> None:  # noqa: ANN001
     from casino_app.ui.state.games import TARGET_FORMAT, GameState
 
     g = _substate(_fresh_root(), GameState)
     _run(g, "edit_limbo_target", "1,5")     # was read as 15x
-    assert g.limbo_target == "2.00" and g.error == TARGET_FORMAT
-    assert g.target_resets == 1              # the box is drawn again, showing 2.00
+    assert g.limbo_target == "2.00" and g.target_error.startswith(TARGET_FORMAT)
+    assert "1.01× to 1,000,000.00×" in g.target_error and not g.can_bet
     _run(g, "edit_limbo_target", "1.5")
-    assert g.limbo_target == "1.50" and g.error == ""
+    assert g.limbo_target == "1.50" and g.target_error == "" and g.can_bet
     _run(g, "edit_dice_target", "49,5")
-    assert g.dice_target == "50.00" and g.error == TARGET_FORMAT
+    assert g.dice_target == "50.00" and g.target_error.startswith(TARGET_FORMAT)
+
+
+@pytest.mark.parametrize(("game", "box", "typed", "said"), [
+    ("dice", "edit_dice_target", "abc", "Enter a target from 2.00 to 99.99."),
+    ("dice", "edit_dice_target", "150", "Roll over takes a target from 2.00 to 99.99."),
+    ("dice", "edit_dice_target", "-1", "Enter a target from 2.00 to 99.99."),
+    ("dice", "edit_dice_target", "", "Enter a target from 2.00 to 99.99."),
+    ("dice", "edit_dice_target", "50.123", "at most 2 decimals"),
+    ("limbo", "edit_limbo_target", "0.5", "Limbo takes a target from 1.01× to"),
+    ("limbo", "edit_limbo_target", "1", "Limbo takes a target"),
+])
+def test_a_refused_target_is_said_at_once_never_bet_and_gone_at_the_next_visit(
+        app_env, game: str, box: str, typed: str, said: str) -> None:  # noqa: ANN001
+    """The issue's cases: "abc", 150 or -1 stayed in the dice box while a bet silently
+    used the previous target; Limbo 0.5x was taken with no message until Bet; and the
+    invalid value came back at a later visit."""
+    from casino_app.payments import demo
+
+    token, pid = _player()
+    demo.top_up_fun(pid, "topup-key-0001")
+    g, wallet = _states(_tab(token))
+    _run(wallet, "load")
+    _run(g, "open_game", game)
+    kept = g.dice_target if game == "dice" else g.limbo_target
+    _run(g, box, typed)
+    assert said in g.target_error and not g.can_bet      # said while typing, Bet off
+    shown = g.dice_target_text if game == "dice" else g.limbo_target_text
+    assert shown == typed                                 # the box keeps what was typed
+    before = _fingerprint()
+    _run(g, "bet", "bet-key-00000021")                   # a forged click: refused too
+    assert said in g.error and not g.has_result and _fingerprint() == before
+    _run(g, "open_game", game)                            # a later visit
+    shown = g.dice_target_text if game == "dice" else g.limbo_target_text
+    assert (shown, g.target_error, g.can_bet) == (kept, "", True)
+
+
+def test_dice_under_99_99_is_refused_while_typing_and_flipping_checks_again(app_env) -> None:  # noqa: ANN001
+    from casino_app.ui.state.games import GameState
+
+    g = _substate(_fresh_root(), GameState)
+    _run(g, "choose_direction", "under")
+    assert g.dice_range == "0.01 to 98.00"
+    _run(g, "edit_dice_target", "99.99")
+    assert g.target_error == "Roll under takes a target from 0.01 to 98.00."
+    _run(g, "choose_direction", "over")                   # 99.99 is a target for over
+    assert (g.target_error, g.dice_target, g.dice_chance) == ("", "99.99", "0.01%")
+    _run(g, "edit_dice_target", "60")
+    _run(g, "tidy_targets")                               # leaving the box tidies it
+    assert g.dice_target_text == "60.00"
 
 
 def test_a_changed_currency_never_reinterprets_the_typed_amount(app_env) -> None:  # noqa: ANN001
@@ -398,3 +452,24 @@ def test_junk_from_a_signed_in_browser_never_breaks_a_handler(app_env) -> None: 
                 n_args = cls.event_handlers[name].fn.__code__.co_argcount - 1
                 _run(state, name, *([value] * n_args))
     assert demo.fun_balance(pid) == 100_000
+
+
+def test_a_refusal_goes_once_what_caused_it_changes(app_env) -> None:  # noqa: ANN001
+    """ "Insufficient balance" stayed under the top-up notice after the top-up worked."""
+    token, pid = _player()
+    game, wallet = _states(_tab(token))
+    _run(wallet, "load")
+    _run(game, "open_game", "dice")
+    _run(game, "bet", "bet-key-00000031")
+    assert "Insufficient balance" in game.error
+    # the top-up button: the wallet's top-up, then the game follows (as the page sends it)
+    _run(wallet, "top_up", "topup-key-0031")
+    _run(game, "follow_currency", "")
+    assert game.error == "" and wallet.balance == "1,000.00"
+    _run(game, "edit_amount", "5000")
+    _run(game, "bet", "bet-key-00000032")
+    assert "Insufficient balance" in game.error
+    _run(game, "edit_amount", "5")                       # a new amount: the refusal goes
+    assert game.error == ""
+    _run(game, "bet", "bet-key-00000033")
+    assert game.error == "" and game.has_result

@@ -111,7 +111,7 @@ def test_support_reads_the_queue_but_cannot_act(world: dict[str, Any]) -> None:
     assert state.loaded and [r.id for r in state.awaiting] == [world["withdrawal"]]
     row = state.awaiting[0]
     assert (row.amount, row.user_id, row.needs_prepare, row.approvals) == \
-        ("0.06", world["victim"], True, "")
+        ("0.060000", world["victim"], True, "")
     assert [r.id for r in state.refills] == [world["payment"]]
     assert state.refills[0].safe.can_sign and state.refills[0].safe.signatures == "0 of 2"
     for name, args in _handlers(world)[2:]:

@@ -115,9 +115,9 @@ def test_amounts_read_exactly() -> None:
     assert exact(eth, 50_000) == "0.00005"
     assert exact(eth, 1_234_500_000_000) == "1234.5"
     assert exact(eth, 0) == "0"
-    assert total_text("ETH", "0.01", "0.00005") == "0.01005"
-    assert total_text("ETH", "abc", "0.00005") == "" == total_text("ETH", "0", "0.00005")
-    assert total_text("ETH", "0.0000000001", "0") == ""   # more decimals than ETH has
+    assert total_text("ETH", "0.01", 50_000) == "0.010050"   # as every amount is shown
+    assert total_text("ETH", "abc", 50_000) == "" == total_text("ETH", "0", 50_000)
+    assert total_text("ETH", "0.0000000001", 0) == ""   # more decimals than ETH has
     assert short_address(DEST) == "0x529084…169EE7"
 
 
@@ -139,13 +139,15 @@ def test_the_form_shows_limits_fee_total_and_withdrawable(env) -> None:  # noqa:
     state = _tab(token)
     assert [o.code for o in state.options] == ["ETH", "USDT"]
     eth = state.options[0]
+    # one format per currency, as in the header ("0.050000 ETH"); "Max" fills the exact
+    # amount into the box
     assert (eth.fee, eth.minimum, eth.maximum, eth.available, eth.most, eth.large) == \
-        ("0.00005", "0.0001", "1", "0.05", "0.04995", "0.04")
-    assert state.options[1].available == "0" and state.options[1].most == "0"
+        ("0.000050", "0.000100", "1.000000", "0.050000", "0.04995", "0.040000")
+    assert state.options[1].available == "0.00" and state.options[1].most == "0"
     _run(state, "edit_amount", "0.01")
-    assert state.totals == {"ETH": "0.01005", "USDT": "1.01"}
+    assert state.totals == {"ETH": "0.010050", "USDT": "1.01"}
     _run(state, "fill", "ETH", "max")
-    assert state.amount == "0.04995" and state.totals["ETH"] == "0.05"
+    assert state.amount == "0.04995" and state.totals["ETH"] == "0.050000"
     _run(state, "fill", "ETH", "half")
     assert state.amount == "0.024975"
     for junk in (None, 42, "x" * 41, ["1"]):
@@ -163,14 +165,14 @@ def test_a_request_reserves_amount_and_fee_and_shows_queued(env) -> None:  # noq
     _run(state, "edit_amount", "0.01")
     out = _run(state, "request", _form(), KEY)
     assert state.errors == {} and state.message == ""
-    assert state.notice.startswith("Withdrawal of 0.01 ETH to 0x529084…169EE7 queued")
+    assert state.notice.startswith("Withdrawal of 0.010000 ETH to 0x529084…169EE7 queued")
     assert _reserved(pid) == 10_000_000 + FEE
     [row] = state.rows
     assert (row.amount, row.fee, row.address, row.state, row.label, row.tx) == \
-        ("0.01", "0.00005", DEST, "queued", "queued", "")
+        ("0.010000", "0.000050", DEST, "queued", "queued", "")
     # the form clears (a new form id: the browser makes a new key), the figures follow
     assert state.amount == "" and state.form_id != form_id
-    assert state.options[0].available == "0.03995"
+    assert state.options[0].available == "0.039950"
     root = state.parent_state
     assert _substate(root, WalletState).balances.get("ETH") in (None, "0.039950")
     assert _substate(root, DepositsState).cards[0].withdrawable == "0.039950"
@@ -225,8 +227,8 @@ def test_every_refusal_is_shown_and_nothing_is_reserved(env) -> None:  # noqa: A
         (_form(address="0x1234"), "address", "40 hex"),
         (_form(address="0x" + "0" * 40), "address", "zero address"),
         (_form(address=None), "address", "Ethereum address"),
-        (_form("0.00001"), "amount", "smallest withdrawal is 0.0001 ETH"),
-        (_form("2"), "amount", "largest withdrawal is 1 ETH"),
+        (_form("0.00001"), "amount", "smallest withdrawal is 0.000100 ETH"),
+        (_form("2"), "amount", "largest withdrawal is 1.000000 ETH"),
         (_form("0.0000000001"), "amount", "at most 9 decimals"),
         (_form("-1"), "amount", "positive"),
         # the pen-test finding: a comma was read as a thousands separator
@@ -255,7 +257,7 @@ def test_a_comma_in_the_amount_is_said_while_typing_and_a_dot_withdraws(env) -> 
     assert "Use a dot for decimals" in state.errors["amount"]
     assert state.totals["ETH"] == ""          # no total for an amount that is not one
     _run(state, "edit_amount", "0.05")       # fixed: the message goes
-    assert "amount" not in state.errors and state.totals["ETH"] == "0.05005"
+    assert "amount" not in state.errors and state.totals["ETH"] == "0.050050"
     _run(state, "edit_amount", "0.01")
     _run(state, "request", _form("0.01"), KEY)
     assert "queued" in state.notice and _reserved(pid) == 10_000_000 + FEE
@@ -367,10 +369,10 @@ def test_the_history_shows_only_the_callers_withdrawals(env) -> None:  # noqa: A
     _run(mine, "request", _form("0.01"), KEY)
     _run(theirs, "request", _form("0.02"), KEY[::-1])
     _run(mine, "request", _form("0.003"), "a" * 32)
-    assert [r.amount for r in mine.rows] == ["0.003", "0.01"]        # newest first
-    assert [r.amount for r in theirs.rows] == ["0.02"]
+    assert [r.amount for r in mine.rows] == ["0.003000", "0.010000"]  # newest first
+    assert [r.amount for r in theirs.rows] == ["0.020000"]
     _run(theirs, "on_open")
-    assert [r.amount for r in theirs.rows] == ["0.02"]
+    assert [r.amount for r in theirs.rows] == ["0.020000"]
     assert _reserved(other_pid) == 20_000_000 + FEE
 
 
@@ -462,8 +464,9 @@ def test_btc_is_offered_with_its_network_address_hint_limits_and_fee(env, monkey
     assert [o.code for o in state.options] == ["ETH", "USDT", "BTC"]
     btc = state.options[2]
     assert (btc.network, btc.placeholder, btc.fee, btc.minimum, btc.maximum, btc.available,
-            btc.most, btc.large) == ("Bitcoin regtest (bcoin)", "rb1q…", "0.000015",
-                                     "0.0002", "0.5", "0.01", "0.009985", "0.1")
+            btc.most, btc.large) == ("Bitcoin regtest (bcoin)", "rb1q…", "0.00001500",
+                                     "0.00020000", "0.50000000", "0.01000000", "0.009985",
+                                     "0.10000000")
     assert btc.address_title.startswith("rb1…") and btc.pattern
     assert state.options[0].network == "Ethereum" and state.options[0].placeholder == "0x…"
     deposits = _substate(state.parent_state, DepositsState)
@@ -471,7 +474,7 @@ def test_btc_is_offered_with_its_network_address_hint_limits_and_fee(env, monkey
     _run(deposits, "show", "BTC")
     assert deposits.selected == "BTC"
     _run(state, "edit_amount", "0.001")
-    assert state.totals["BTC"] == "0.001015"
+    assert state.totals["BTC"] == "0.00101500"
     mainnet = bech32.encode_segwit("bc", 0, bytes(range(20)))
     for address, text in ((mainnet, "Bitcoin mainnet"), (DEST, "Ethereum address"),
                           (None, "Enter your Bitcoin regtest (bcoin) address: rb1…")):
@@ -480,11 +483,11 @@ def test_btc_is_offered_with_its_network_address_hint_limits_and_fee(env, monkey
     assert _count() == 0
     to = bech32.encode_segwit("rb", 0, bytes(range(20)))
     _run(state, "request", _form("0.001", address=to, code="BTC"), KEY)
-    assert state.notice.startswith("Withdrawal of 0.001 BTC to rb1qqqqs…") and \
+    assert state.notice.startswith("Withdrawal of 0.00100000 BTC to rb1qqqqs…") and \
         "queued" in state.notice
     [row] = state.rows
     assert (row.currency, row.amount, row.fee, row.address, row.state) == \
-        ("BTC", "0.001", "0.000015", to, "queued")
+        ("BTC", "0.00100000", "0.00001500", to, "queued")
     with ledger_tx(readonly=True) as s:
         assert ledger.player_balances(s, pid)["BTC"].reserved == 101_500
 
@@ -524,5 +527,20 @@ def test_the_wallet_page_opens_with_one_read_of_the_whole_wallet(env, monkeypatc
     form = _substate(root, WithdrawState)
     assert header.loaded and header.balances["ETH"] == "0.050000"
     assert cards.loaded and {c.code for c in cards.cards} >= {"ETH", "USDT"}
-    assert {o.code: o.available for o in form.options}["ETH"] == "0.05"
+    assert {o.code: o.available for o in form.options}["ETH"] == "0.050000"
     assert push.watched_tabs() == {"one-read": pid}
+
+
+def test_the_limits_line_has_no_maximum_when_none_is_set(monkeypatch) -> None:  # noqa: ANN001
+    """It read "From 0.000000001 to 4611686018.427387904 ETH per withdrawal"."""
+    from casino_app.payments import withdrawals as w
+    from casino_app.payments.chains import AddressHint, Limits
+    from casino_app.payments.currencies import MAX_AMOUNT
+    from casino_app.ui.state import withdraw as ui
+
+    monkeypatch.setattr(w, "limits", lambda code: Limits(code, 1, MAX_AMOUNT, 0, None))
+    monkeypatch.setattr(w, "address_hint",
+                        lambda code: AddressHint("Ethereum", "0x…", "", ""))
+    [eth] = ui.options({"ETH": 0}, ["ETH"])
+    assert (eth.minimum, eth.maximum, eth.available, eth.fee) == \
+        ("0.000000001", "", "0.000000", "0.000000")

@@ -164,3 +164,14 @@ def test_bitcoin_without_a_node(app_env) -> None:  # noqa: ANN001
     assert [(w.currency, w.custody, w.hot_balance) for w in o.wallets] == [
         ("BTC", "0.00000000 BTC", "")]
     assert staff_custody.reconcile_runs(admin, chain="bitcoin") == []
+
+
+def test_wallets_without_a_node_do_not_ask_for_the_signer(
+        app_env, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """/admin/wallets with no chain said to start `casino worker` while `casino run` was
+    running: without a node there is no hot wallet to read, only the way to get one."""
+    support, _, _ = make_staff(Role.support)
+    reconfigure(monkeypatch, eth_rpc_url="", eth_xpub="")  # a fresh data folder: no xpub
+    o = staff_custody.wallets(support)
+    assert o.node == "not configured" and "casino devnet" in o.node_error
+    assert not any("casino worker" in e for e in o.config_errors), o.config_errors

@@ -124,7 +124,7 @@ def test_a_debit_takes_money_back(any_env: str) -> None:
     _credit(admin, support, uid, "0.5")
     debit = staff_money.request_adjustment(support, uid, "BTC", "-0.2", "chargeback",
                                            new_ctx())
-    assert debit.amount == -20_000_000 and debit.amount_text == "-0.20000000 BTC"
+    assert debit.amount == -20_000_000 and debit.amount_text == "−0.20000000 BTC"
     staff_money.approve_adjustment(admin, debit.id, new_ctx())
     assert _balance(pid) == 30_000_000
     assert _violations() == {}

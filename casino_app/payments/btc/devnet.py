@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 from casino_app.core.logging import get_logger
-from casino_app.core.process import stop_process
+from casino_app.core.process import die_with_parent, stop_process
 from casino_app.payments.btc import keys
 from casino_app.payments.btc.network import PRESETS
 from casino_app.payments.btc.rpc import BitcoinRPC
@@ -214,7 +214,8 @@ def start_node(port: int, api_key: str, root: Path, log_file: Path,
     with log_file.open("wb") as fh:
         proc = subprocess.Popen(node_command(port, api_key, root), stdout=fh,  # noqa: S603 - our bcoin, no shell
                                 stderr=subprocess.STDOUT, cwd=root,
-                                env={**os.environ, "NODE_BACKEND": "js"})
+                                env={**os.environ, "NODE_BACKEND": "js"},
+                                preexec_fn=die_with_parent)  # noqa: PLW1509 - prctl only
     node = Node(port, api_key)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

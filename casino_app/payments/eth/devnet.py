@@ -21,7 +21,7 @@ from typing import Any
 from web3 import Web3
 
 from casino_app.core.logging import get_logger
-from casino_app.core.process import stop_process
+from casino_app.core.process import die_with_parent, stop_process
 
 log = get_logger("casino.devnet")
 
@@ -95,6 +95,39 @@ def _batch_code() -> str:
     return Web3.keccak(hexstr=artifact("BatchPay")["bytecode"]).hex()[:16]
 
 
+def fund(data_dir: Path, url: str, address: str, eth_wei: int,
+         tokens: dict[str, int]) -> list[str]:
+    """Pay ``address`` on the running devnet: ETH from anvil's account 0 (the deployer; its
+    ten accounts hold 10,000 ETH each) and test tokens minted by the deployer (their
+    owner), token amounts in their 6-decimal units. Returns the transaction hashes.
+    ValueError with a message to show when the devnet or the address is not right."""
+    from casino_app.payments.eth import chain
+
+    if not Web3.is_address(address):
+        raise ValueError(f"{address!r} is not an Ethereum address")
+    to = Web3.to_checksum_address(address)
+    try:
+        deployed = json.loads((data_dir / "devnet.json").read_text())
+    except FileNotFoundError:
+        raise ValueError(f"no devnet in {data_dir}: start `casino devnet` first") from None
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 10}))
+    if not w3.is_connected():
+        raise ValueError(f"the devnet does not answer at {url}: start `casino devnet`")
+    deployer = _key(DEPLOYER_INDEX)
+    sent = []
+    if eth_wei > 0:
+        sent.append(chain.transact(w3, {"to": to, "value": eth_wei}, deployer))
+    for code, amount in tokens.items():
+        if amount > 0:
+            token = chain.contract(w3, "TetherToken" if code == "USDT" else "TestToken",
+                                   deployed[code])
+            sent.append(chain.transact(w3, {"to": deployed[code], "data": token.encode_abi(
+                "mint", [to, amount])}, deployer))
+    if not all(r.ok for r in sent):
+        raise ValueError("a funding transaction failed on the devnet")
+    return [r.tx_hash for r in sent]
+
+
 def settings_for(d: dict[str, Any], url: str) -> dict[str, str]:
     return {
         "CASINO_ETH_RPC_URL": url,
@@ -112,7 +145,7 @@ class EthDevnet:
     the data folder when it stops (anvil ``--state``, written on SIGTERM) and loaded on the
     next start."""
 
-    def __init__(self, port: int, data_dir: Path, block_time: float | None) -> None:
+    def __init__(self, port: int, data_dir: Path, block_time: float | None = None) -> None:
         self.port = port
         self.data_dir = data_dir
         self.block_time = block_time
@@ -120,17 +153,18 @@ class EthDevnet:
         self.deployed_file = data_dir / "devnet.json"
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen | None = None
+        self.w3: Web3 | None = None
         self.deployed: dict[str, Any] = {}
 
     def start(self, hot_address: str) -> EthDevnet:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # A block per transaction (the set-up is instant); ``mine`` adds the clock's blocks.
         args = [str(anvil_exe()), "--port", str(self.port), "--host", "127.0.0.1",
                 "--chain-id", "31337", "--mnemonic", ANVIL_MNEMONIC, "--state",
                 str(self.state), "--silent"]
-        if self.block_time:
-            args += ["--block-time", str(self.block_time)]
-        self.proc = subprocess.Popen(args)  # noqa: S603 - our own binary, fixed arguments
+        self.proc = subprocess.Popen(args, preexec_fn=die_with_parent)  # noqa: S603, PLW1509 - our own binary, fixed arguments; prctl only
         w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 10}))
+        self.w3 = w3
         _wait(w3, self.proc)
         saved = (json.loads(self.deployed_file.read_text()) if self.deployed_file.exists()
                  else None)
@@ -141,6 +175,12 @@ class EthDevnet:
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def mine(self) -> None:
+        """One block now (the devnet's clock: deposits get their confirmations while
+        nobody sends a transaction)."""
+        if self.w3 is not None:
+            self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
 
     def settings(self) -> dict[str, str]:
         return settings_for(self.deployed, self.url)

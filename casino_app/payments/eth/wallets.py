@@ -66,10 +66,11 @@ def overview(timeout: int = NODE_TIMEOUT, chain: str = CHAIN) -> Overview:
         bands = parse_band(st.eth_hot_band)
     except ValueError as exc:
         errors.append(str(exc))
-    try:
-        hot = keys.hot_wallet_address()
-    except (ConfigError, ValueError) as exc:
-        errors.append(f"hot wallet: {exc}")
+    if st.eth_rpc_url:  # without a node there is no hot wallet to look at (nor an error)
+        try:
+            hot = keys.hot_wallet_address()
+        except (ConfigError, ValueError) as exc:
+            errors.append(f"hot wallet: {exc}")
     safe = st.eth_safe_address
     owners = {k: a for k, a in (("hot", hot), ("safe", safe)) if a}
     codes = ["ETH", *tokens, *(c for c in bands if c not in tokens
@@ -81,7 +82,10 @@ def overview(timeout: int = NODE_TIMEOUT, chain: str = CHAIN) -> Overview:
     balances: dict[str, tuple[int, dict[str, int]]] = {}
     node, node_error = "ok", ""
     if not st.eth_rpc_url:
-        node, node_error = "not configured", "No node is configured (CASINO_ETH_RPC_URL)."
+        node, node_error = "not configured", (
+            "No node is configured (CASINO_ETH_RPC_URL): Ethereum custody is off, and "
+            "players play with FUN. For a local chain, run `casino devnet` and use the "
+            "settings it prints.")
     elif owners:
         try:
             balances = _node_balances(st.eth_rpc_url, tokens, owners, timeout)

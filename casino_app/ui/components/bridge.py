@@ -9,7 +9,9 @@ these React effects, compiled into the bundle, act on it:
   ``/api/session/clear``, which set or remove the HttpOnly session cookie
   (``security/session_cookie.py``), once per tab; when it succeeds, a ``storage`` event
   tells the browser's other tabs to reload, so their new sockets carry the new cookie;
-- on load, the session token that older versions kept in localStorage is removed.
+- on load, the session token that older versions kept in localStorage is removed;
+- what Radix Themes leaves out for assistive technology is added as the page changes
+  (a slider thumb's name, keyboard access to a table's scroll area).
 """
 
 from __future__ import annotations
@@ -82,11 +84,37 @@ def _other_tabs_hook() -> rx.Var:
     return rx.Var(_js_expr=js, _var_data=_IMPORTS)
 
 
+def _a11y_hook() -> rx.Var:
+    """What Radix Themes leaves out, added as the page changes (axe checks it on every
+    page, tests/e2e/test_ux_e2e.py): a slider's thumb gets its slider's name
+    (aria-input-field-name), and a table's scroll area can be reached by keyboard
+    (scrollable-region-focusable)."""
+    js = """useEffect(() => {
+  const fix = () => {
+    document.querySelectorAll(".rt-SliderRoot").forEach((root) => {
+      const name = root.getAttribute("aria-label") || "Value";
+      root.querySelectorAll(".rt-SliderThumb:not([aria-label])")
+        .forEach((t) => t.setAttribute("aria-label", name));
+    });
+    document.querySelectorAll(".rt-ScrollAreaViewport:not([tabindex])").forEach((v) => {
+      v.setAttribute("tabindex", "0");
+      if (!v.getAttribute("aria-label")) v.setAttribute("aria-label", "Scrollable table");
+      v.setAttribute("role", "region");
+    });
+  };
+  fix();
+  const seen = new MutationObserver(fix);
+  seen.observe(document.body, { childList: true, subtree: true });
+  return () => seen.disconnect();
+}, []);"""
+    return rx.Var(_js_expr=js, _var_data=_IMPORTS)
+
+
 class Bridge(rx.Fragment):
     """Renders nothing; its hooks are the point (see the module doc)."""
 
     def add_hooks(self) -> list[str | rx.Var]:
-        return [_notice_hook(), _cookie_hook(), _other_tabs_hook()]
+        return [_notice_hook(), _cookie_hook(), _other_tabs_hook(), _a11y_hook()]
 
 
 def bridge() -> rx.Component:

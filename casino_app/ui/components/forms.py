@@ -9,6 +9,7 @@ from typing import Any
 import reflex as rx
 
 from casino_app.ui import styles
+from casino_app.ui.components.connection import OFFLINE
 
 
 def field(label: str, name: str, *, type: str = "text", errors: Any = None,  # noqa: A002
@@ -58,7 +59,8 @@ def submit(label: str, disabled: Any = None, **attrs: Any) -> rx.Component:
     """Disabled until the page is connected, so a click while assets load can never
     fall back to a native form submission (which would put the fields in a URL); and
     while ``disabled`` (a state var) is true."""
-    off = ~rx.State.is_hydrated if disabled is None else ~rx.State.is_hydrated | disabled
+    off = ~rx.State.is_hydrated | OFFLINE if disabled is None \
+        else ~rx.State.is_hydrated | OFFLINE | disabled
     return rx.button(label, type="submit", size="3", width="100%", disabled=off, **attrs)
 
 
@@ -68,8 +70,12 @@ def card(*children: rx.Component, **props: Any) -> rx.Component:
 
 def link_button(label: Any, *, href: str, **props: Any) -> rx.Component:
     """A link that looks like a button (an <a>, so it opens in a new tab and reads as a
-    link to screen readers; never a button nested in a link)."""
-    return rx.button(rx.link(label, href=href, underline="none", color="inherit"),
+    link to screen readers; never a button nested in a link). Its text takes the button's
+    colours (a solid amber button: the page's dark background colour, 12:1), never the
+    links' amber (1.16:1 on amber: "Join" and "Create an account" could not be read)."""
+    solid = props.get("variant", "solid") == "solid"
+    text = styles.BG if solid else styles.ACCENT
+    return rx.button(rx.link(label, href=href, underline="none", style={"color": text}),
                      as_child=True, **props)
 
 

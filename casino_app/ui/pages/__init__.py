@@ -7,6 +7,7 @@ from casino_app.ui.pages import (  # noqa: F401
     fairness,
     games,
     home,
+    not_found,
     provider_game,
     provider_rounds,
     reserves,

@@ -92,9 +92,20 @@ def _recovery_codes() -> rx.Component:
         rx.heading("Your recovery codes", size="4"),
         rx.text("Each code signs you in once if you lose your phone. Store them somewhere "
                 "safe now: they will not be shown again.", color=styles.MUTED),
+        # a code never breaks across lines (nowrap), two a row even on a 390 px phone
         rx.grid(rx.foreach(SecurityState.recovery_codes,
-                           lambda c: rx.code(c, size="3", class_name="recovery-code")),
-                columns="2", spacing="2", width="100%"),
+                           lambda c: rx.code(c, size="3", class_name="recovery-code",
+                                             white_space="nowrap")),
+                columns="2", spacing="2", width="100%", id="recovery-codes"),
+        rx.hstack(
+            rx.button(rx.icon("copy", size=16), "Copy codes", variant="soft", type="button",
+                      on_click=[rx.set_clipboard(SecurityState.recovery_text),
+                                rx.toast.success("Recovery codes copied.")]),
+            rx.button(rx.icon("download", size=16), "Download", variant="soft",
+                      type="button",
+                      on_click=rx.download(data=SecurityState.recovery_file,
+                                           filename="hashhouse-recovery-codes.txt")),
+            spacing="2", wrap="wrap"),
         rx.button("I have saved them", on_click=SecurityState.cancel),
         spacing="3", align="start"))
 
@@ -204,7 +215,8 @@ def _session_card(row: SessionRow) -> rx.Component:
             spacing="1", align="start"),
         rx.spacer(),
         rx.button(rx.cond(row.current, "Sign out", "Revoke"), variant="soft", color_scheme="red",
-                  on_click=SessionsState.revoke(row.id), aria_label="Revoke session"),
+                  on_click=SessionsState.revoke(row.id),
+                  aria_label=rx.cond(row.current, "Sign out this session", "Revoke session")),
         width="100%", align="center", wrap="wrap", spacing="3"), class_name="session-row")
 
 

@@ -62,7 +62,8 @@ def register() -> rx.Component:
     return _narrow(
         rx.heading("Create your account", size="6"),
         rx.cond(RegisterState.sent, _check_inbox(), _register_form()),
-        rx.text("Already have an account? ", rx.link("Sign in", href=routes.LOGIN), size="2"),
+        rx.text("Already have an account? ", rx.link("Sign in", href=routes.LOGIN, underline="always"),
+                size="2"),
     )
 
 
@@ -91,7 +92,7 @@ def _register_form() -> rx.Component:
                                                           "accent_color": styles.ACCENT}),
                         rx.el.label("I am 18 or older and accept the ",
                                     rx.link("terms of service", href=routes.TERMS,
-                                            is_external=True),
+                                            is_external=True, underline="always"),
                                     html_for="accept_terms"),
                         align="center", spacing="2"),
                     rx.cond(e["accept_terms"], rx.text(e["accept_terms"], role="alert",
@@ -199,13 +200,20 @@ def reset() -> rx.Component:
             ResetState.done,
             _done_then_sign_in("Your password has been changed and every device was "
                                "signed out."),
-            form(
-                rx.vstack(
-                    form_message(ResetState.message),
-                    password_field("New password", "new_password", e, new=True),
-                    password_field("Repeat new password", "new_password_confirm", e, new=True),
-                    submit("Change password"), spacing="3", width="100%"),
-                on_submit=ResetState.submit, reset_on_submit=False, width="100%"),
+            rx.cond(
+                ResetState.link_gone,
+                rx.vstack(form_message(ResetState.message),
+                          link_button("Email me a new link", href=routes.FORGOT, size="3",
+                                      id="reset-new-link"),
+                          spacing="3", width="100%", align="start", id="reset-link-gone"),
+                form(
+                    rx.vstack(
+                        form_message(ResetState.message),
+                        password_field("New password", "new_password", e, new=True),
+                        password_field("Repeat new password", "new_password_confirm", e,
+                                       new=True),
+                        submit("Change password"), spacing="3", width="100%"),
+                    on_submit=ResetState.submit, reset_on_submit=False, width="100%")),
         ),
     )
 

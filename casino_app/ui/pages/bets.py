@@ -8,6 +8,7 @@ from typing import Any
 import reflex as rx
 
 from casino_app.ui import routes, styles
+from casino_app.ui.components.copy import long_value
 from casino_app.ui.components.forms import card, form, link_button
 from casino_app.ui.components.tables import table
 from casino_app.ui.layout import page_title, player_page
@@ -48,6 +49,14 @@ def _fx(value: rx.Var) -> rx.Component:
                                         white_space="nowrap", class_name="fx"))
 
 
+def result_badge(label: rx.Var, key: rx.Var) -> rx.Component:
+    """won (more back than staked) green, a partial return orange, open amber, the rest
+    gray; the label says it in words (never the colour alone)."""
+    return rx.badge(label, class_name="bet-result", data_result=key,
+                    color_scheme=rx.match(key, ("won", "green"), ("partial", "orange"),
+                                          ("open", "amber"), "gray"))
+
+
 def _bet_row(b: BetRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.text(b.when, size="1", white_space="nowrap")),
@@ -57,11 +66,31 @@ def _bet_row(b: BetRow) -> rx.Component:
         rx.table.cell(b.mult),
         rx.table.cell(rx.text(b.payout, white_space="nowrap")),
         rx.table.cell(_profit(b.profit, b.won), _fx(b.fx_profit)),
-        rx.table.cell(rx.badge(b.state, color_scheme=rx.match(
-            b.state, ("won", "green"), ("open", "amber"), "gray"))),
-        rx.table.cell(rx.link("Details", href=b.link, aria_label="Bet " + b.id.to_string())),
+        rx.table.cell(result_badge(b.result, b.result_key)),
+        rx.table.cell(rx.link("Details", href=b.link,
+                              aria_label="Details of bet " + b.id.to_string())),
         class_name="bet-row",
     )
+
+
+def _bet_card(b: BetRow) -> rx.Component:
+    """A bet on a phone: the table's eight columns as a card that fits 390 px (the table
+    put Profit, Result and Details off-screen)."""
+    return rx.vstack(
+        rx.hstack(rx.text(b.game, weight="bold"), result_badge(b.result, b.result_key),
+                  rx.spacer(),
+                  rx.vstack(_profit(b.profit, b.won), _fx(b.fx_profit), spacing="0",
+                            align="end"),
+                  width="100%", align="center"),
+        rx.hstack(rx.text(b.stake, " ", b.currency, " at ", b.mult, size="2",
+                          color=styles.MUTED),
+                  rx.spacer(),
+                  rx.link("Details", href=b.link, size="2",
+                          aria_label="Details of bet " + b.id.to_string()),
+                  width="100%", align="center"),
+        rx.text(b.when, " UTC", size="1", color=styles.MUTED),
+        spacing="1", width="100%", class_name="bet-row bet-card",
+        style={"padding": "10px 0", "border_bottom": f"1px solid {styles.BORDER}"})
 
 
 def _stat_row(s: StatRow) -> rx.Component:
@@ -87,9 +116,9 @@ def _stats() -> rx.Component:
         rx.cond(
             BetsState.chart.length() > 0,
             rx.vstack(
-                rx.text("Cumulative profit in ", BetsState.chart_currency, " (",
-                        BetsState.chart_unit, "), last 200 settled bets", size="2",
-                        color=styles.MUTED),
+                rx.text("Cumulative profit in ", BetsState.chart_unit,
+                        ", last 200 settled bets", size="2", color=styles.MUTED,
+                        id="chart-caption"),
                 rx.recharts.line_chart(
                     rx.recharts.line(data_key="profit", stroke=styles.ACCENT, dot=False,
                                      type_="stepAfter", is_animation_active=False),
@@ -124,8 +153,13 @@ def my_bets() -> rx.Component:
         _filters(),
         rx.cond(
             BetsState.rows.length() > 0,
-            table(("Time", "Game", "Stake", "Multiplier", "Payout", "Profit", "Result", ""),
-                  BetsState.rows, _bet_row, size="1"),
+            rx.fragment(
+                # cards on a phone, the table from a tablet's width up (CSS decides)
+                rx.vstack(rx.foreach(BetsState.rows, _bet_card), spacing="0",
+                          width="100%", display=["flex", "flex", "none"], id="bet-cards"),
+                rx.box(table(("Time", "Game", "Stake", "Multiplier", "Payout", "Profit",
+                              "Result", ""), BetsState.rows, _bet_row, size="1"),
+                       width="100%", display=["none", "none", "block"])),
             rx.cond(BetsState.loaded,
                     rx.vstack(rx.text("No bets match.", color=styles.MUTED),
                               rx.link("Play a game", href=routes.HOME), align="start"),
@@ -140,10 +174,11 @@ def my_bets() -> rx.Component:
 
 # --- recall ----------------------------------------------------------------------------------
 
-def _kv(label: str, value: Any, mono: bool = False, **props: Any) -> rx.Component:
+def _kv(label: str, value: Any, mono: str = "", **props: Any) -> rx.Component:
+    """A labelled value; a long one (``mono`` names it) wraps and has a copy button."""
     return rx.hstack(
         rx.text(label, color=styles.MUTED, min_width="150px"),
-        rx.code(value, word_break="break-all", **props) if mono
+        rx.box(long_value(value, mono, **props), flex="1", min_width="0") if mono
         else rx.text(value, weight="medium", word_break="break-all", **props),
         wrap="wrap", width="100%", align="baseline")
 
@@ -155,8 +190,7 @@ def _recall() -> rx.Component:
         rx.grid(
             card(rx.vstack(
                 rx.heading("Round", size="4"),
-                _kv("Result", rx.badge(b.state, color_scheme=rx.match(
-                    b.state, ("won", "green"), ("open", "amber"), "gray"))),
+                _kv("Result", result_badge(b.result, b.result_key)),
                 _kv("Stake", b.stake + " " + b.currency),
                 _kv("Settings", b.params),
                 _kv("Outcome", b.outcome, id="bet-outcome"),
@@ -169,12 +203,13 @@ def _recall() -> rx.Component:
                 spacing="2", align="start", width="100%")),
             card(rx.vstack(
                 rx.heading("Fairness", size="4"),
-                _kv("Server seed hash", b.server_seed_hash, mono=True),
-                _kv("Client seed", b.client_seed, mono=True),
-                _kv("Nonce", b.nonce, mono=True),
+                _kv("Server seed hash", b.server_seed_hash, mono="server seed hash"),
+                _kv("Client seed", b.client_seed, mono="client seed"),
+                _kv("Nonce", b.nonce),
                 rx.cond(
                     b.server_seed != "",
-                    rx.vstack(_kv("Server seed", b.server_seed, mono=True, id="bet-seed"),
+                    rx.vstack(_kv("Server seed", b.server_seed, mono="server seed",
+                                  id="bet-seed"),
                               link_button("Verify", href=b.verify, size="3"),
                               spacing="3", width="100%", align="start"),
                     rx.vstack(_kv("Server seed", "revealed when you rotate your seeds"),

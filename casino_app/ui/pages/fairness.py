@@ -15,16 +15,18 @@ import reflex as rx
 
 from casino_app.games.house import GAMES
 from casino_app.ui import routes, styles
+from casino_app.ui.components.copy import long_value
 from casino_app.ui.components.forms import card, field, form, form_message, notice, submit
-from casino_app.ui.components.tables import table
 from casino_app.ui.layout import page_title, player_page
 from casino_app.ui.state.fairness import FairnessState, RevealedRow, VerifyState
 
 
-def _kv(label: str, value: rx.Var | str, **props: object) -> rx.Component:
+def _kv(label: str, value: rx.Var | str, what: str = "", **props: object) -> rx.Component:
+    """A labelled value; a long one (``what`` names it) wraps and has a copy button."""
     return rx.vstack(rx.text(label, color=styles.MUTED, size="2"),
-                     rx.code(value, word_break="break-all", **props),
-                     spacing="1", align="start", width="100%")
+                     long_value(value, what, **props) if what
+                     else rx.code(value, word_break="break-all", **props),
+                     spacing="1", align="start", width="100%", min_width="0")
 
 
 def _rotate_dialog() -> rx.Component:
@@ -47,20 +49,27 @@ def _rotate_dialog() -> rx.Component:
 
 
 def _revealed_row(r: RevealedRow) -> rx.Component:
-    return rx.table.row(
-        rx.table.cell(rx.code(r.server_seed_hash, size="1", word_break="break-all")),
-        rx.table.cell(rx.cond(r.withheld,
-                              rx.text("Hidden until your open round ends", size="1"),
-                              rx.code(r.server_seed, size="1", word_break="break-all",
-                                      class_name="revealed-seed"))),
-        rx.table.cell(rx.code(r.client_seed, size="1", word_break="break-all")),
-        rx.table.cell(r.bets),
-        rx.table.cell(rx.text(r.revealed_at, size="1")),
-        rx.table.cell(rx.vstack(
-            rx.cond(r.verify != "", rx.link("Verify first bet", href=r.verify)),
-            rx.cond(r.first_bet != "", rx.link("Open that bet", href=r.first_bet)),
-            spacing="1")),
-        class_name="revealed-row",
+    """One revealed pair as a card (64-character seeds do not fit a table's cell on a
+    phone): each long value wraps and has its copy button."""
+    return rx.vstack(
+        _kv("Server seed hash", r.server_seed_hash, "server seed hash", size="1"),
+        rx.cond(r.withheld,
+                rx.vstack(rx.text("Server seed", color=styles.MUTED, size="2"),
+                          rx.text("Hidden until your open round ends", size="1"),
+                          spacing="1"),
+                _kv("Server seed", r.server_seed, "server seed", size="1",
+                    class_name="revealed-seed")),
+        _kv("Client seed", r.client_seed, "client seed", size="1"),
+        rx.flex(rx.text("Bets: ", rx.text.strong(r.bets, class_name="revealed-bets"),
+                        size="2"),
+                rx.text("Revealed ", r.revealed_at, size="2", color=styles.MUTED),
+                rx.cond(r.verify != "", rx.link("Verify first bet", href=r.verify,
+                                                size="2")),
+                rx.cond(r.first_bet != "", rx.link("Open that bet", href=r.first_bet,
+                                                   size="2")),
+                gap="8px 16px", wrap="wrap", align="baseline"),
+        spacing="2", width="100%", class_name="revealed-row",
+        style={"border_top": f"1px solid {styles.BORDER}", "padding_top": "12px"},
     )
 
 
@@ -75,10 +84,10 @@ def fairness() -> rx.Component:
         card(rx.vstack(
             rx.heading("Your seeds", size="4"),
             _kv("Active server seed (hash)", FairnessState.server_seed_hash,
-                id="active-hash"),
+                "active server seed hash", id="active-hash"),
             _kv("Next server seed (hash)", FairnessState.next_server_seed_hash,
-                id="next-hash"),
-            _kv("Client seed", FairnessState.client_seed, id="client-seed"),
+                "next server seed hash", id="next-hash"),
+            _kv("Client seed", FairnessState.client_seed, "client seed", id="client-seed"),
             _kv("Nonce (bets made with this pair)", FairnessState.nonce, id="nonce"),
             rx.text("The active server seed stays secret until you rotate; then it is "
                     "revealed here and the next one becomes active.", size="2",
@@ -107,9 +116,8 @@ def fairness() -> rx.Component:
         card(rx.vstack(
             rx.heading("Revealed seeds", size="4"),
             rx.cond(FairnessState.revealed.length() > 0,
-                    table(("Server seed hash", "Server seed", "Client seed", "Bets",
-                           "Revealed", ""), FairnessState.revealed, _revealed_row,
-                          size="1"),
+                    rx.vstack(rx.foreach(FairnessState.revealed, _revealed_row),
+                              spacing="3", width="100%", id="revealed-seeds"),
                     rx.text("None yet: rotate your seeds to reveal the current one.",
                             color=styles.MUTED)),
             rx.link("Open the verifier", href=routes.VERIFY),

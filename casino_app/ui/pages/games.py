@@ -15,9 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 import reflex as rx
+from reflex_base.utils.imports import ImportVar
 
 from casino_app.games.house import GAMES
 from casino_app.ui import routes, styles
+from casino_app.ui.components.connection import OFFLINE
 from casino_app.ui.components.forms import card
 from casino_app.ui.layout import currency_select, player_page
 from casino_app.ui.state.games import (
@@ -49,6 +51,10 @@ _CSS = """
 .hh-move{transition:left .3s ease-out,background-color .25s,opacity .25s}
 @media (prefers-reduced-motion: reduce){.hh-pop,.hh-drop,.hh-move{animation:none!important;transition:none!important}}
 """
+
+# the result card and its placeholder (by breakpoint, as the card's padding): the layout
+# never jumps
+_RESULT_HEIGHT = ["104px", "112px", "120px"]
 
 _SELECT_STYLE = {"background_color": styles.SURFACE_2, "color": styles.TEXT,
                  "border": f"1px solid {styles.BORDER}", "border_radius": "8px",
@@ -87,9 +93,9 @@ def _amount() -> rx.Component:
                      spell_check=False, aria_invalid=GameState.amount_error != "",
                      aria_describedby="bet-amount-error bet-error"),
             rx.button("½", on_click=GameState.half_amount, variant="soft", size="3",
-                      aria_label="Halve the amount", type="button"),
+                      aria_label="Halve the amount", type="button", id="bet-half"),
             rx.button("2×", on_click=GameState.double_amount, variant="soft", size="3",
-                      aria_label="Double the amount", type="button"),
+                      aria_label="2× (double the amount)", type="button", id="bet-double"),
             currency_select("Bet currency", "bet-currency",
                             style={"min_height": "40px", "font_size": "16px"}),
             spacing="2", width="100%", align="center"),
@@ -124,14 +130,44 @@ def _errors() -> rx.Component:
     )
 
 
+class _Hotkeys(rx.Fragment):
+    """Desktop keys as Stake players know them: Space bets, A halves and S doubles the
+    amount. They press the page's own buttons (so a disabled Bet stays disabled), never
+    while typing in a field or with a modifier, and Space on a focused button keeps its
+    usual meaning. Compiled page code: renders nothing."""
+
+    def add_hooks(self) -> list[str | rx.Var]:
+        return ["""useEffect(() => {
+  const keys = {" ": "bet-button", "a": "bet-half", "s": "bet-double"};
+  const onKey = (e) => {
+    if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
+    const t = e.target;
+    if (t && (/^(INPUT|SELECT|TEXTAREA|BUTTON|A)$/.test(t.tagName) || t.isContentEditable)) return;
+    const id = keys[(e.key || "").toLowerCase()];
+    const button = id && document.getElementById(id);
+    if (!button || button.disabled) return;
+    e.preventDefault();
+    button.click();
+  };
+  window.addEventListener("keydown", onKey);
+  return () => window.removeEventListener("keydown", onKey);
+}, []);"""]
+
+    def add_imports(self) -> dict[str, Any]:
+        return {"react": [ImportVar(tag="useEffect")]}
+
+
 def _bet_button(label: str = "Bet", disabled: Any = False) -> rx.Component:
     return rx.button(label, id="bet-button", type="button", size="4", width="100%",
                      on_click=GameState.bet(BET_KEY),
-                     disabled=~rx.State.is_hydrated | ~GameState.amount_ok | disabled)
+                     disabled=~rx.State.is_hydrated | ~GameState.can_bet | OFFLINE
+                     | disabled)
 
 
 def _result() -> rx.Component:
-    """The last result, popping in briefly (a new key restarts the animation)."""
+    """The last result, popping in briefly (a new key restarts the animation). Its box is
+    there before the first bet too, at the same height, so nothing below it (on a phone:
+    the Bet button) moves when a result appears."""
     return rx.cond(
         GameState.has_result,
         rx.hstack(
@@ -140,18 +176,25 @@ def _result() -> rx.Component:
                               rx.link(f"Bet #{GameState.result_id}", id="result-bet",
                                       href=f"{routes.BET}?id={GameState.result_id}",
                                       size="1")),
-                      spacing="0", align="start"),
+                      spacing="0", align="start", min_width="0"),
             rx.spacer(),
             rx.vstack(rx.text(GameState.result_mult, size="5", weight="bold"),
                       rx.text(GameState.result_profit, id="result-profit", size="2",
+                              white_space="nowrap",
                               color=rx.cond(GameState.result_won, styles.SUCCESS,
                                             styles.MUTED)),
+                      rx.cond(GameState.result_label != "",
+                              rx.text(GameState.result_label, id="result-label", size="1",
+                                      color=styles.MUTED)),
                       spacing="0", align="end"),
             key=GameState.result_seq, class_name="hh-pop", id="result", role="status",
-            width="100%", align="center",
+            width="100%", align="center", min_height=_RESULT_HEIGHT,
             style={**styles.card, "border_color": rx.cond(GameState.result_won,
                                                           styles.SUCCESS, styles.BORDER)},
         ),
+        rx.center(rx.text("Your result shows here.", size="2", color=styles.MUTED),
+                  id="result-placeholder", width="100%", min_height=_RESULT_HEIGHT,
+                  style={**styles.card, "border_style": "dashed"}),
     )
 
 
@@ -190,6 +233,7 @@ def _game_page(name: str, board: rx.Component, controls: rx.Component,
     game = GAMES[name]
     return rx.vstack(
         rx.el.style(_CSS),
+        _Hotkeys.create(),
         rx.hstack(rx.link("← Lobby", href=routes.HOME, size="2"), rx.spacer(),
                   rx.link("Fairness", href=routes.FAIRNESS, size="2"), width="100%"),
         rx.vstack(rx.heading(game.title, size="7"),
@@ -199,6 +243,9 @@ def _game_page(name: str, board: rx.Component, controls: rx.Component,
             rx.vstack(card(board), _result(), spacing="3", width="100%"),
             card(rx.vstack(controls, _amount(), _top_up(), _errors(),
                            action if action is not None else _bet_button(),
+                           rx.text("Keys: Space bets · A halves · S doubles the amount",
+                                   size="1", color=styles.MUTED, id="hotkeys",
+                                   display=["none", "none", "block"]),
                            spacing="3", width="100%")),
             columns=rx.breakpoints(initial="1", md="2"), spacing="4", width="100%"),
         _history(),
@@ -207,6 +254,23 @@ def _game_page(name: str, board: rx.Component, controls: rx.Component,
 
 
 # --- dice -------------------------------------------------------------------------------
+
+
+def _target_box(box_id: str, value: Any, on_change: Any, allowed: Any) -> rx.Component:
+    """A target box checked as it is typed: the allowed range beside it, and a target the
+    game does not take is said at once (the Bet button is off until it is one)."""
+    return rx.vstack(
+        rx.input(id=box_id, value=value, on_change=on_change,
+                 on_blur=GameState.tidy_targets, size="3", width="100%",
+                 auto_complete="off", spell_check=False, max_length=40,
+                 aria_invalid=GameState.target_error != "",
+                 aria_describedby=f"{box_id}-range {box_id}-error"),
+        rx.text("Allowed: ", allowed, id=f"{box_id}-range", size="1", color=styles.MUTED),
+        rx.cond(GameState.target_error != "",
+                rx.text(GameState.target_error, id=f"{box_id}-error", role="alert",
+                        size="2", color=styles.DANGER)),
+        spacing="1", width="100%", align="start")
+
 
 def _dice_board() -> rx.Component:
     over = GameState.dice_direction == "over"
@@ -251,10 +315,8 @@ def _dice_controls() -> rx.Component:
                   on_change=GameState.set_dice_slider.throttle(80),
                   on_value_commit=GameState.set_dice_slider, aria_label="Target slider",
                   size="3"),
-        rx.input(id="dice-target", default_value=GameState.dice_target,
-                 key=GameState.dice_target + GameState.target_resets.to_string(),
-                 on_blur=GameState.edit_dice_target,
-                 size="3", width="100%", auto_complete="off", spell_check=False),
+        _target_box("dice-target", GameState.dice_target_text, GameState.edit_dice_target,
+                    GameState.dice_range),
         spacing="2", width="100%", align="start")
 
 
@@ -285,11 +347,8 @@ def _limbo_board() -> rx.Component:
 def _limbo_controls() -> rx.Component:
     return rx.vstack(
         _label("Target multiplier", "limbo-target"),
-        rx.input(id="limbo-target", default_value=GameState.limbo_target,
-                 key=GameState.limbo_target + GameState.target_resets.to_string(),
-                 on_blur=GameState.edit_limbo_target,
-                 size="3", width="100%", auto_complete="off", spell_check=False),
-        rx.text("1.01× to 1,000,000×", size="1", color=styles.MUTED),
+        _target_box("limbo-target", GameState.limbo_target_text,
+                    GameState.edit_limbo_target, GameState.limbo_range),
         spacing="1", width="100%", align="start")
 
 
@@ -354,17 +413,22 @@ def plinko_page() -> rx.Component:
 
 # --- keno -------------------------------------------------------------------------------
 
-_KENO_BG = {"hit": styles.SUCCESS, "picked": styles.ACCENT, "miss": "#3a2630"}
+# a drawn square the player did not pick is clearly drawn too: a red ring on a red tint
+_KENO_BG = {"hit": styles.SUCCESS, "picked": styles.ACCENT, "miss": "#5a2a35"}
 
 
 def _keno_square(cell: Cell) -> rx.Component:
     return rx.el.button(
         cell.n, type="button", on_click=GameState.keno_toggle(cell.n),
         aria_pressed=rx.cond((cell.kind == "picked") | (cell.kind == "hit"), "true", "false"),
-        aria_label="Square " + cell.n.to_string(), class_name="hh-move keno-square",
-        data_kind=cell.kind,
+        aria_label="Square " + cell.n.to_string()
+        + rx.match(cell.kind, ("hit", ", picked, drawn: a hit"), ("miss", ", drawn"),
+                   ("picked", ", picked"), "").to(str),
+        class_name="hh-move keno-square", data_kind=cell.kind,
         style={"aspect_ratio": "1", "width": "100%", "border_radius": "8px",
-               "border": f"1px solid {styles.BORDER}", "font_weight": "700",
+               "border": rx.cond(cell.kind == "miss", f"2px solid {styles.DANGER}",
+                                 f"1px solid {styles.BORDER}"),
+               "font_weight": "700",
                "font_size": "14px", "cursor": "pointer",
                "background_color": rx.match(cell.kind, ("hit", _KENO_BG["hit"]),
                                             ("picked", _KENO_BG["picked"]),
@@ -452,7 +516,7 @@ def _mines_action() -> rx.Component:
     return rx.cond(
         GameState.mines_open,
         rx.button("Cash out ", GameState.mines_next, id="cash-out", type="button",
-                  size="4", width="100%", color_scheme="green",
+                  size="4", width="100%", color_scheme="green", high_contrast=True,
                   on_click=GameState.cash_out,
                   disabled=~rx.State.is_hydrated | (GameState.mines_revealed.length() == 0)),
         _bet_button("Start round"),

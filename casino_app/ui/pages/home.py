@@ -77,13 +77,15 @@ def _tile(tile: GameTile) -> rx.Component:
                          style={"aspect_ratio": "16 / 10", "object_fit": "cover",
                                 "border_radius": "8px", "background_color": styles.SURFACE_2,
                                 "display": "block"}),
-                rx.flex(rx.heading(tile.title, size="4"), rx.spacer(),
+                # the link's name is its text, "Play Dice ..." ("Play" for screen
+                # readers only), so what is seen is what is said
+                rx.flex(rx.heading(rx.el.span("Play ", style=styles.sr_only), tile.title,
+                                   size="4"), rx.spacer(),
                         rx.badge(tile.category, variant="soft"), width="100%",
                         align="center", wrap="wrap", gap="4px"),
                 rx.text(tile.description, size="1", color=styles.MUTED),
                 spacing="2", align="start", width="100%"),
-            href=tile.href, underline="none", color=styles.TEXT,
-            aria_label="Play " + tile.title),
+            href=tile.href, underline="none", color=styles.TEXT),
         _star(tile),
         class_name="game-tile", data_game=tile.name,
         style={**styles.card, "position": "relative", "padding": "10px"},

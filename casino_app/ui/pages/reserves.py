@@ -90,7 +90,7 @@ def reserves_page() -> rx.Component:
                                   "word_break": "break-all"}),
                     spacing="2", align="start", width="100%"))),
             rx.cond(~ReservesState.signed_in,
-                    rx.text(rx.link("Sign in", href=routes.login_then(routes.RESERVES)),
+                    rx.text(rx.link("Sign in", href=routes.login_then(routes.RESERVES), underline="always"),
                             " to check that your own balance is in the proof.", size="2")),
             spacing="4", width="100%", align="start")),
         spacing="4", width="100%", align="start",

@@ -60,7 +60,8 @@ def staff_home() -> rx.Component:
                     table(("Email", "Name", "Account", "Role", "State"),
                            StaffSearchState.results, _result),
                     rx.text("No account matches that search.", color=styles.MUTED))),
-        rx.hstack(rx.link("Adjustments awaiting approval", href=routes.STAFF_ADJUSTMENTS),
+        rx.hstack(rx.link("Adjustments awaiting approval", href=routes.STAFF_ADJUSTMENTS,
+                          underline="always"),
                   rx.link("Withdrawals", href=routes.STAFF_WITHDRAWALS),
                   rx.link("Wallets", href=routes.STAFF_WALLETS),
                   rx.link("Reconciliation", href=routes.STAFF_RECONCILE),
@@ -104,7 +105,9 @@ def _reason_form(action: rx.EventHandler, label: str, color: str) -> rx.Componen
     return form(rx.vstack(
         field("Reason", "reason", required=True, max_length=200,
               hint="Written to the audit log."),
-        submit(label, color_scheme=color), spacing="2", width="100%"),
+        # a red action is soft (red text on a tint, 6:1): white on Radix red is 3.9:1
+        submit(label, color_scheme=color, variant="soft" if color == "red" else "solid"),
+        spacing="2", width="100%"),
         on_submit=action, reset_on_submit=True, width="100%")
 
 
@@ -122,7 +125,7 @@ def _role_request(r: RoleRequestRow) -> rx.Component:
                     r.expired,
                     rx.text("Expired unanswered: reject it; it can be asked again.",
                             size="2", color=styles.MUTED),
-                    rx.button("Approve", size="1", color_scheme="green",
+                    rx.button("Approve", size="1", color_scheme="green", high_contrast=True,
                               on_click=StaffPlayerState.approve_role(r.id),
                               aria_label="Approve role request #" + r.id.to_string())),
                 form(rx.hstack(

@@ -23,7 +23,7 @@ def _held(h: HeldRow) -> rx.Component:
         rx.table.cell(rx.text(h.flags, size="1", white_space="pre-wrap")),
         rx.table.cell(rx.text(h.claimed, size="1")),
         rx.table.cell(rx.vstack(
-            rx.button("Approve", size="1", color_scheme="green",
+            rx.button("Approve", size="1", color_scheme="green", high_contrast=True,
                       on_click=StaffLoyaltyState.approve(h.id),
                       aria_label="Approve #" + h.id.to_string()),
             form(rx.hstack(

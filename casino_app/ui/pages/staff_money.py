@@ -33,7 +33,7 @@ def _balance(b: BalanceRow) -> rx.Component:
 def _bet(b: BetRow) -> rx.Component:
     return rx.table.row(rx.table.cell(rx.text(b.when, size="1")), rx.table.cell(b.game),
                         rx.table.cell(b.stake + " " + b.currency), rx.table.cell(b.mult),
-                        rx.table.cell(b.profit), rx.table.cell(b.state))
+                        rx.table.cell(b.profit), rx.table.cell(b.result))
 
 
 def _entry(e: EntryRow) -> rx.Component:
@@ -56,7 +56,7 @@ def _release_form(h: HoldRow) -> rx.Component:
         rx.input(name="note", placeholder="Note (why it is released)", required=True,
                  max_length=200, size="1", aria_label="Note to release hold #"
                  + h.id.to_string()),
-        rx.button("Release hold", size="1", color_scheme="green", type="submit",
+        rx.button("Release hold", size="1", color_scheme="green", high_contrast=True, type="submit",
                   aria_label="Release hold #" + h.id.to_string()),
         spacing="1", wrap="wrap"),
         on_submit=StaffMoneyState.release_hold, reset_on_submit=True)
@@ -94,7 +94,7 @@ def _lock(lk: LockRow) -> rx.Component:
                                  required=True, max_length=200, size="1",
                                  aria_label="Note to lift withdrawal lock #"
                                  + lk.id.to_string()),
-                        rx.button("Lift", size="1", color_scheme="green", type="submit",
+                        rx.button("Lift", size="1", color_scheme="green", high_contrast=True, type="submit",
                                   aria_label="Lift withdrawal lock #" + lk.id.to_string()),
                         spacing="1", wrap="wrap"),
                         on_submit=StaffMoneyState.lift_lock, reset_on_submit=True),
@@ -188,7 +188,7 @@ def money_section() -> rx.Component:
             rx.heading("Adjust the balance", size="4"),
             rx.text("A request is applied only when a different staff member, an admin, "
                     "approves it on the ", rx.link("approvals page",
-                                                   href=routes.STAFF_ADJUSTMENTS), ".",
+                                                   href=routes.STAFF_ADJUSTMENTS, underline="always"), ".",
                     size="2", color=styles.MUTED),
             notice(StaffMoneyState.notice),
             _request_form(),
@@ -223,7 +223,7 @@ def _pending(a: AdjustmentRow) -> rx.Component:
         rx.table.cell(rx.text(a.reason, size="1")),
         rx.table.cell(a.requested_by, " ", rx.text(a.requested_at, size="1")),
         rx.table.cell(rx.vstack(
-            rx.button("Approve", size="1", color_scheme="green",
+            rx.button("Approve", size="1", color_scheme="green", high_contrast=True,
                       on_click=StaffAdjustmentsState.approve(a.id),
                       aria_label="Approve #" + a.id.to_string()),
             form(rx.hstack(

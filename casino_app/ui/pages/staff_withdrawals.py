@@ -57,7 +57,7 @@ def _safe_tx(t: SafeTxRow, label: rx.Var) -> rx.Component:
             rx.input(name="signature", placeholder="0x… owner signature (65 bytes)",
                      required=True, max_length=200, size="1", width="320px",
                      aria_label="Owner signature for " + label, auto_complete="off"),
-            rx.button("Approve and sign", size="1", color_scheme="green", type="submit",
+            rx.button("Approve and sign", size="1", color_scheme="green", high_contrast=True, type="submit",
                       aria_label="Approve and sign " + label),
             spacing="1", wrap="wrap"),
             on_submit=S.sign, reset_on_submit=True)),

@@ -27,6 +27,7 @@ from casino_app.ui.layout import page_title, player_page
 from casino_app.ui.pages.games import _RANDOM_KEY_JS
 from casino_app.ui.state.deposits import CurrencyCard, DepositRow, DepositsState
 from casino_app.ui.state.session import SessionState
+from casino_app.ui.state.wallet import WalletState
 from casino_app.ui.state.withdraw import (
     AddressRow,
     WithdrawalRow,
@@ -132,8 +133,9 @@ def _withdraw_form(o: WithdrawOption) -> rx.Component:
                 _figure("Withdrawable", o.available, o.code, "withdraw-available"),
                 _figure("Fee", o.fee, o.code, "withdraw-fee"),
                 gap="4px 20px", wrap="wrap"),
-            rx.text("From ", o.minimum, " to ", o.maximum, " ", o.code, " per withdrawal.",
-                    size="1", color=styles.MUTED, id="withdraw-limits"),
+            rx.text("From ", o.minimum, " ", o.code,
+                    rx.cond(o.maximum != "", " to " + o.maximum + " " + o.code, ""),
+                    " per withdrawal.", size="1", color=styles.MUTED, id="withdraw-limits"),
             rx.cond(o.large != "", rx.text(
                 "From ", o.large, " ", o.code, " two staff members check a withdrawal "
                 "before it is paid.", size="1", color=styles.MUTED)),
@@ -335,11 +337,32 @@ def _enabled() -> rx.Component:
         spacing="4", width="100%")
 
 
+def _balance(row: rx.Var) -> rx.Component:
+    return rx.hstack(
+        rx.vstack(rx.text(row[0], weight="bold", size="2"),
+                  rx.text(row[1], size="1", color=styles.MUTED), spacing="0"),
+        rx.spacer(),
+        rx.text(row[2], " ", row[0], weight="medium", white_space="nowrap",
+                id="balance-" + row[0].to(str)),
+        width="100%", align="center", class_name="balance-row",
+        style={"padding": "8px 0", "border_bottom": f"1px solid {styles.BORDER}"})
+
+
+def _balances() -> rx.Component:
+    """Every currency's balance (play money too), chain or no chain."""
+    return card(rx.vstack(
+        rx.heading("Balances", size="4"),
+        rx.vstack(rx.foreach(WalletState.balance_list, _balance), spacing="0",
+                  width="100%"),
+        spacing="2", width="100%", align="start"), id="balances")
+
+
 @player_page(routes.WALLET, "Wallet", signed_in=True, on_load=[WithdrawState.on_open])
 def wallet() -> rx.Component:
     return rx.vstack(
         page_title("Wallet", "Deposit crypto to play with real money; deposits appear "
                    "here live."),
+        _balances(),
         rx.cond(
             DepositsState.message != "",
             rx.callout(DepositsState.message, icon="triangle_alert", color_scheme="red",

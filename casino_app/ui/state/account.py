@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from urllib.parse import quote
 
 import reflex as rx
 
@@ -52,6 +53,19 @@ class SecurityState(rx.State):
     errors: dict[str, str] = {}
     message: str = ""
     notice: str = ""
+
+    @rx.var
+    def recovery_text(self) -> str:
+        """The recovery codes as copied and downloaded: one a line, with what they are."""
+        if not self.recovery_codes:
+            return ""
+        return ("HashHouse recovery codes: each signs you in once if you lose your "
+                "authenticator.\n" + "\n".join(self.recovery_codes) + "\n")
+
+    @rx.var
+    def recovery_file(self) -> str:
+        """``recovery_text`` as a data: URL for the download button (no server file)."""
+        return "data:text/plain;charset=utf-8," + quote(self.recovery_text)
 
     def _fail(self, exc: Exception) -> None:
         field, msg = describe(exc)

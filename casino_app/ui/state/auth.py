@@ -200,16 +200,22 @@ class ForgotState(rx.State):
         self.sent, self.message = False, ""
 
 
+LINK_GONE = ("This link no longer works: it was used already, or it expired (a reset "
+             "link works once, for a limited time). Ask for a new one below.")
+
+
 class ResetState(rx.State):
     done: bool = False
+    link_gone: bool = False   # used, expired or not a link: said at once, no form
     message: str = ""
     errors: dict[str, str] = {}
 
     @rx.event
-    def on_open(self):
-        self.done, self.message, self.errors = False, "", {}
-        if not self.router.url.query_parameters.get("token"):
-            self.message = "This link is invalid or has expired. Please request a new one."
+    async def on_open(self):
+        self.done, self.link_gone, self.message, self.errors = False, False, "", {}
+        token = self.router.url.query_parameters.get("token", "")
+        if not token or not await asyncio.to_thread(accounts.reset_link_usable, token):
+            self.link_gone, self.message = True, LINK_GONE
 
     @rx.event
     async def submit(self, form: dict):
@@ -228,6 +234,8 @@ class ResetState(rx.State):
             field, msg = describe(exc)
             if field and field != "token":
                 self.errors = {field: msg}
+            elif isinstance(exc, InvalidToken):
+                self.link_gone, self.message = True, LINK_GONE
             else:
                 self.message = msg
             return

@@ -4,7 +4,9 @@ recall page.
 Every handler resolves the caller from the session token on the server (``caller``) and
 reads only that player's bets: the bet id in a recall URL is looked up together with the
 caller's player id, so another player's bet reads as "not found". Amounts stay ints in
-base units until they are formatted as text here; the chart plots ints too (base units).
+base units until they are formatted as text here (``ui/format.py``: one format per
+currency, one for multipliers, positions counted from 1); the chart plots whole units of
+the currency, as the stats beside it show them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from casino_app.games import history
 from casino_app.games.bets import BetResult
 from casino_app.games.house import GAMES
 from casino_app.payments.currencies import all_currencies, currency
+from casino_app.ui import format as fmt
 from casino_app.ui import routes
 from casino_app.ui.state import fx
 from casino_app.ui.state.session import caller, form_value
@@ -35,22 +38,19 @@ VERIFY_PARAMS = ("rows", "risk", "mines", "picks", "target", "direction")
 # --- formatting (pure, tested in tests/ui/test_bets_state.py) ------------------------------
 
 def fmt_amount(code: str, amount: int, signed: bool = False) -> str:
-    """``amount`` base units of ``code`` as text: ``1.50`` (``+1.50`` / ``-1.50``)."""
+    """``amount`` base units of ``code`` as text, without the code: ``1.50`` (``+1.50`` /
+    ``−1.50``): ``Currency.text``'s format."""
     try:
         cur = currency(code)
     except ValueError:
         return str(amount)
-    text = cur.format(abs(amount))
-    if signed:
-        return ("-" if amount < 0 else "+") + text
-    return ("-" if amount < 0 else "") + text
+    return cur.text(amount, signed=signed).removesuffix(f" {cur.code}")
 
 
 def fmt_mult(mult_e4: int) -> str:
-    """A multiplier in 1/10000 units as ``1.98x`` (at least two decimals, exact)."""
-    whole, frac = divmod(int(mult_e4), 10_000)
-    decimals = f"{frac:04d}".rstrip("0").ljust(2, "0")
-    return f"{whole}.{decimals}x"
+    """A multiplier in 1/10000 units as ``1.98×`` (``ui/format.py``: exact, at least two
+    decimals), the same on every page."""
+    return fmt.mult(mult_e4)
 
 
 def fmt_e2(value: int) -> str:
@@ -89,14 +89,19 @@ def outcome_text(game: str, outcome: Any) -> str:
     if game == "dice" and isinstance(outcome, (int, float)):
         return f"rolled {outcome:.2f}"
     if game == "limbo" and isinstance(outcome, (int, float)):
-        return f"{outcome:.2f}x"
-    if game == "plinko":
-        return f"bucket {outcome}"
+        return f"{outcome:,.2f}×"
+    if game == "plinko" and isinstance(outcome, int):
+        return f"bucket {fmt.position(outcome)}"
     if game == "keno" and isinstance(outcome, list):
-        return "drawn " + ", ".join(str(n) for n in outcome)
+        return "drawn " + ", ".join(str(n) for n in outcome)  # squares are 1 to 40
     if game == "mines" and isinstance(outcome, list):
-        return "mines on tiles " + ", ".join(str(n) for n in outcome)
+        return "mines on tiles " + ", ".join(str(fmt.position(n)) for n in outcome)
     return str(outcome)
+
+
+def tiles_text(tiles: list[int]) -> str:
+    """Mines tiles as players count them (from 1, row by row)."""
+    return ", ".join(str(fmt.position(t)) for t in tiles)
 
 
 def verify_link(game: str, server_seed: str | None, client_seed: str, nonce: int,
@@ -139,6 +144,8 @@ class BetRow:
     profit: str
     state: str
     won: bool
+    result: str = ""       # what the player reads: won, partial return, stake back, lost...
+    result_key: str = ""   # won | partial | even | lost | open | void (the badge colour)
     # converted for display (fx): "≈ $1.20", or "" (play money, no display currency)
     fx_stake: str = ""
     fx_profit: str = ""
@@ -163,7 +170,8 @@ def bet_row(b: BetResult) -> BetRow:
                   fmt_mult(b.mult_e4) if b.state != "open" else "–",
                   fmt_amount(b.currency, b.payout) if b.state != "open" else "–",
                   fmt_amount(b.currency, b.profit, signed=True) if b.state != "open" else "–",
-                  b.state, b.profit > 0)
+                  b.state, b.profit > 0, fmt.result_label(b.state, b.stake, b.payout),
+                  fmt.result_key(b.state, b.stake, b.payout))
 
 
 def stat_row(s: history.Stats) -> StatRow:
@@ -189,9 +197,13 @@ def with_fx(row: Any, units: Units, quote: str, rates: fx.RateTable) -> Any:
         "fx_profit": fx.amount_fx(code, profit, quote, rates, signed=True)})
 
 
-def fx_caption(quote: str, rates: fx.RateTable) -> str:
-    """What the ≈ values on My bets are: today's rates, not the rates of the day."""
+def fx_caption(quote: str, rates: fx.RateTable, rows: list[Any] | None = None) -> str:
+    """What the ≈ values on My bets are: today's rates, not the rates of the day; nothing
+    when none of ``rows`` shows a converted value (play money only)."""
     if quote == fx.NONE:
+        return ""
+    if rows is not None and not any(getattr(r, "fx_profit", "") or getattr(r, "fx_stake", "")
+                                    or getattr(r, "fx_wagered", "") for r in rows):
         return ""
     note = fx.note(quote, rates)
     return f"≈ values in {quote} at current rates" + (f" ({note})" if note else "")
@@ -220,7 +232,7 @@ class BetsState(rx.State):
     stats: list[StatRow] = []
     chart_currency: str = ""
     chart_unit: str = ""
-    chart: list[dict[str, int]] = []
+    chart: list[dict[str, float]] = []
     message: str = ""
     fx_caption: str = ""
     _units: dict[int, Units] = {}
@@ -253,7 +265,7 @@ class BetsState(rx.State):
                      else r for r in self.rows]
         self.stats = [with_fx(s, self._stat_units[s.currency], quote, rates)
                       if s.currency in self._stat_units else s for s in self.stats]
-        self.fx_caption = fx_caption(quote, rates) if self.rows or self.stats else ""
+        self.fx_caption = fx_caption(quote, rates, [*self.rows, *self.stats])
 
     async def _load_page(self, pid: str, before_id: int | None) -> None:
         bets, more = await asyncio.to_thread(history.bets_page, pid, self._filter(),
@@ -265,7 +277,7 @@ class BetsState(rx.State):
         self._units = units if before_id is None else {**self._units, **units}
         self.more = more
         self.loaded = True
-        self.fx_caption = fx_caption(quote, rates)
+        self.fx_caption = fx_caption(quote, rates, [*self.rows, *self.stats])
 
     async def _load_chart(self, pid: str) -> None:
         code = self.chart_currency
@@ -273,10 +285,13 @@ class BetsState(rx.State):
             self.chart, self.chart_unit = [], ""
             return
         series = await asyncio.to_thread(history.profit_series, pid, code)
-        # the line starts at zero, before the first bet of the window
-        self.chart = [{"bet": 0, "profit": 0}] + [{"bet": bet_id, "profit": total}
-                                                  for bet_id, total in series] if series else []
-        self.chart_unit = currency(code).unit
+        # the line starts at zero, before the first bet of the window; in whole units of
+        # the currency (what the stats say), for display only
+        scale = currency(code).scale
+        self.chart = [{"bet": 0, "profit": 0.0}] + [{"bet": bet_id, "profit": total / scale}
+                                                    for bet_id, total in series] \
+            if series else []
+        self.chart_unit = code
 
     @rx.event
     async def on_open(self):
@@ -291,6 +306,7 @@ class BetsState(rx.State):
         self._stat_units = {s.currency: (s.currency, s.wagered, s.profit) for s in stats}
         self.stats = [with_fx(stat_row(s), self._stat_units[s.currency], quote, rates)
                       for s in stats]
+        self.fx_caption = fx_caption(quote, rates, [*self.rows, *self.stats])
         codes = [s.currency for s in stats]
         if self.chart_currency not in codes:
             # real money first if the player has any, else play money
@@ -344,6 +360,8 @@ class Recall:
     profit: str
     mult: str
     won: bool
+    result: str
+    result_key: str
     params: str
     outcome: str
     revealed: str
@@ -365,8 +383,10 @@ def recall(b: BetResult) -> Recall:
         payout="–" if open_ else fmt_amount(b.currency, b.payout),
         profit="–" if open_ else fmt_amount(b.currency, b.profit, signed=True),
         mult="–" if open_ else fmt_mult(b.mult_e4), won=b.profit > 0,
+        result=fmt.result_label(b.state, b.stake, b.payout),
+        result_key=fmt.result_key(b.state, b.stake, b.payout),
         params=params_text(b.params), outcome=outcome_text(b.game, b.outcome),
-        revealed=", ".join(str(t) for t in b.revealed),
+        revealed=tiles_text(b.revealed),
         balance_before=fmt_amount(b.currency, b.balance_before),
         balance_after=fmt_amount(b.currency, b.balance_after),
         server_seed_hash=b.server_seed_hash, server_seed=b.server_seed or "",

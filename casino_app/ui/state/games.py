@@ -23,8 +23,13 @@ import reflex as rx
 from casino_app.games import bets, history
 from casino_app.games.bets import BetRefused, BetResult
 from casino_app.games.house import GAMES, GameError
+from casino_app.games.house.dice import MAX_CHANCE_E2 as DICE_MAX_CHANCE_E2
+from casino_app.games.house.dice import MIN_CHANCE_E2 as DICE_MIN_CHANCE_E2
+from casino_app.games.house.limbo import MAX_TARGET_E2 as LIMBO_MAX_E2
+from casino_app.games.house.limbo import MIN_TARGET_E2 as LIMBO_MIN_E2
 from casino_app.games.providers import catalogue
 from casino_app.payments.currencies import Currency, currency, parse_decimal
+from casino_app.ui import format as fmt
 from casino_app.ui import routes
 from casino_app.ui.state import fx
 from casino_app.ui.state.session import caller
@@ -82,13 +87,12 @@ def scale_amount(cur: Currency, text: object, factor: str) -> str:
 
 
 def mult_text(mult_e4: int) -> str:
-    """A multiplier in 1/10000 units as shown to players, rounded down: 19800 -> 1.98x."""
-    mult_e4 = max(0, int(mult_e4))
-    return f"{mult_e4 // E4:,}.{mult_e4 % E4 // 100:02d}×"
+    """A multiplier as every page shows it (``ui/format.py``): 19800 -> 1.98×."""
+    return fmt.mult(mult_e4)
 
 
 def signed_amount(cur: Currency, amount: int) -> str:
-    return ("+" if amount >= 0 else "−") + cur.format(abs(amount))
+    return cur.text(amount, signed=True).removesuffix(f" {cur.code}")
 
 
 def outcome_text(r: BetResult) -> str:
@@ -99,7 +103,7 @@ def outcome_text(r: BetResult) -> str:
     if r.game == "limbo":
         return f"Result {o:,.2f}×"
     if r.game == "plinko":
-        return f"Bucket {o}"
+        return f"Bucket {fmt.position(o)} of {int(r.params.get('rows', 0)) + 1}"
     if r.game == "keno":
         picks = set(r.params.get("picks", []))
         return f"{len(picks.intersection(o or []))} of {len(picks)} hit"
@@ -129,6 +133,51 @@ def e2_text(text: object, lo: int, hi: int) -> str | None:
     if e2 != e2.to_integral_value() or not lo <= e2 <= hi:
         return None
     return f"{int(e2) // 100}.{int(e2) % 100:02d}"
+
+
+def target_range(game: str, direction: str = "over") -> tuple[int, int]:
+    """The targets a game takes, in hundredths: Dice by direction (win chance 0.01% to
+    98%), Limbo 1.01x to 1,000,000x. The game's ``parse_params`` is the authority."""
+    if game == "limbo":
+        return LIMBO_MIN_E2, LIMBO_MAX_E2
+    if direction == "under":
+        return DICE_MIN_CHANCE_E2, DICE_MAX_CHANCE_E2
+    return 10_000 - DICE_MAX_CHANCE_E2, 10_000 - DICE_MIN_CHANCE_E2
+
+
+def range_text(game: str, direction: str = "over") -> str:
+    """The allowed range, shown next to the box: ``2.00 to 99.99``, ``1.01× to
+    1,000,000.00×``."""
+    lo, hi = target_range(game, direction)
+    unit = "×" if game == "limbo" else ""
+    return f"{lo // 100:,}.{lo % 100:02d}{unit} to {hi // 100:,}.{hi % 100:02d}{unit}"
+
+
+def read_target(text: object, game: str, direction: str = "over") -> tuple[str | None, str]:
+    """A typed target, checked as it is typed: (``"12.34"``, "") when the game takes it,
+    else (None, why, with the allowed range). Read by the one amount parser: "1,5" is
+    refused, never read as 15."""
+    allowed = range_text(game, direction)
+    if isinstance(text, float):
+        text = repr(text) if math.isfinite(text) else ""
+    if isinstance(text, str) and any(c.isdigit() for c in text) \
+            and not text.strip().startswith("-") and target_refusal(text):
+        return None, f"{TARGET_FORMAT} Allowed: {allowed}."
+    value = e2_text(text, 0, 10**12)
+    if value is None:
+        try:
+            decimals = parse_decimal(text) * 100
+        except ValueError:
+            decimals = None
+        if decimals is not None and decimals != decimals.to_integral_value():
+            return None, f"A target has at most 2 decimals. Allowed: {allowed}."
+        return None, f"Enter a target from {allowed}."
+    lo, hi = target_range(game, direction)
+    whole, frac = value.split(".")
+    if not lo <= int(whole) * 100 + int(frac) <= hi:
+        what = f"Roll {direction}" if game == "dice" else "Limbo"
+        return None, f"{what} takes a target from {allowed}."
+    return value, ""
 
 
 def target_refusal(text: object) -> str:
@@ -239,10 +288,16 @@ class GameState(rx.State):
     amount_error: str = ""   # said while typing: the amount cannot be read (e.g. "0,05")
     error: str = ""
 
+    # A target as a bet uses it (always one the game takes) and as its box shows it; the
+    # two differ only while the box holds a target the game does not take, and then the
+    # Bet button is off and ``target_error`` says why, with the allowed range. Nothing
+    # invalid outlives the page: ``open_game`` shows the kept target again.
     dice_target: str = "50.00"
+    dice_target_text: str = "50.00"
     dice_direction: str = "over"
     limbo_target: str = "2.00"
-    target_resets: int = 0   # bumped when a typed target is refused: the box is redrawn
+    limbo_target_text: str = "2.00"
+    target_error: str = ""
     plinko_rows: int = 16
     plinko_risk: str = "medium"
     keno_picks: list[int] = []
@@ -262,6 +317,7 @@ class GameState(rx.State):
     result_mult: str = ""
     result_profit: str = ""
     result_won: bool = False
+    result_label: str = ""   # won, partial return, stake back, lost (ui/format.py)
     result_id: int = 0
     dice_roll: float = -1.0
     plinko_bucket: int = -1
@@ -283,6 +339,20 @@ class GameState(rx.State):
         return self.amount.strip() != "" and self.amount_error == ""
 
     @rx.var
+    def can_bet(self) -> bool:
+        """What the Bet button needs: an amount and a target that are what the boxes
+        show (a refused one turns it off)."""
+        return self.amount_ok and self.target_error == ""
+
+    @rx.var
+    def dice_range(self) -> str:
+        return range_text("dice", self.dice_direction)
+
+    @rx.var
+    def limbo_range(self) -> str:
+        return range_text("limbo")
+
+    @rx.var
     def has_result(self) -> bool:
         return self.result_game != "" and self.result_game == self.game
 
@@ -292,6 +362,8 @@ class GameState(rx.State):
         return [row for row, _, _ in self._rows if row.game == game][:HISTORY_PER_GAME]
 
     def _dice_params(self) -> Any:
+        if self.target_error:
+            return None
         try:
             return GAMES["dice"].parse_params({"target": self.dice_target,
                                                "direction": self.dice_direction})
@@ -325,6 +397,8 @@ class GameState(rx.State):
 
     @rx.var
     def limbo_chance(self) -> str:
+        if self.target_error:
+            return "—"
         try:
             p = GAMES["limbo"].parse_params({"target": self.limbo_target})
         except GameError:
@@ -454,10 +528,12 @@ class GameState(rx.State):
         self.result_text = outcome_text(r)
         if r.state == "open":
             self.result_mult, self.result_profit, self.result_won = "", "", False
+            self.result_label = ""
             return
         self.result_mult = mult_text(r.mult_e4)
-        self.result_profit = f"{signed_amount(cur, r.profit)} {cur.code}"
+        self.result_profit = cur.text(r.profit, signed=True)
         self.result_won = r.profit > 0
+        self.result_label = fmt.result_label(r.state, r.stake, r.payout)
         if r.game == "dice":
             self.dice_roll = float(r.outcome)
         elif r.game == "plinko":
@@ -466,7 +542,7 @@ class GameState(rx.State):
             self.keno_hits = list(r.outcome)
         if not any(row.id == r.bet_id for row, _, _ in self._rows):
             row = BetRow(r.bet_id, r.game, routes.bet(r.bet_id),
-                         f"{cur.format(r.stake)} {cur.code}", self.result_mult,
+                         cur.text(r.stake), self.result_mult,
                          self.result_profit, self.result_text, r.profit > 0,
                          fx.amount_fx(cur.code, r.profit, quote, fx.last_table(),
                                       signed=True))
@@ -503,6 +579,7 @@ class GameState(rx.State):
             self.game = name if name in GAMES else ""
             return self._to_login() if me is None else rx.redirect(routes.HOME)
         self.game = name
+        self._show_targets()  # never an invalid target from an earlier visit
         wallet = await self.get_state(WalletState)
         self._currency_changed(selected(wallet))
         if name == "mines":
@@ -515,7 +592,10 @@ class GameState(rx.State):
     @rx.event
     async def follow_currency(self, _choice: str = ""):
         """After the header's currency changed (WalletState.select_currency, or a top-up
-        that switched to FUN): the amount box takes the new currency's default."""
+        that switched to FUN): the amount box takes the new currency's default, and a
+        refusal said before ("Insufficient balance") is gone: the balance it was about
+        changed."""
+        self.error = ""
         self._currency_changed(selected(await self.get_state(WalletState)))
 
     @rx.event
@@ -527,6 +607,7 @@ class GameState(rx.State):
     @rx.event
     def edit_amount(self, text: str):
         if isinstance(text, str):
+            self.error = ""  # a refusal of the earlier amount no longer applies
             self.amount = text[:MAX_TEXT]
             self._check_amount()
 
@@ -545,51 +626,72 @@ class GameState(rx.State):
     async def double_amount(self):
         await self._scale("double")
 
-    def _set_dice_target(self, text: object) -> None:
-        if isinstance(text, float):
-            text = f"{text:.2f}"  # a slider position
-        value = e2_text(text, 0, 10_000)
-        if value is not None:
-            self.dice_target = value
-        self._target_said(text)
+    def _take_target(self, game: str, text: object) -> None:
+        """Check a typed target at once: taken when the game takes it, otherwise said
+        (with the range) and the Bet button off; the box keeps what was typed. A refusal
+        said after the last bet is about the old target: it goes."""
+        self.error = ""
+        if game == "dice":
+            value, self.target_error = read_target(text, "dice", self.dice_direction)
+            if value is not None:
+                self.dice_target = value
+        else:
+            value, self.target_error = read_target(text, "limbo")
+            if value is not None:
+                self.limbo_target = value
 
-    def _target_said(self, text: object) -> None:
-        """A target that cannot be read ("1,5") is said, never guessed, and the box is
-        drawn again with the target that stays (what a bet would use: ``target_resets``
-        is part of its key); a readable one takes the message away again."""
-        if target_refusal(text):
-            self.error = TARGET_FORMAT
-            self.target_resets += 1
-        elif self.error == TARGET_FORMAT:
-            self.error = ""
+    def _show_targets(self) -> None:
+        """The boxes show the targets a bet uses (a refused one typed earlier is gone)."""
+        self.dice_target_text, self.limbo_target_text = self.dice_target, self.limbo_target
+        self.target_error = ""
 
     @rx.event
     def edit_dice_target(self, text: str):
-        self._set_dice_target(text)
+        if isinstance(text, str):
+            self.dice_target_text = text[:MAX_TEXT]
+            self._take_target("dice", self.dice_target_text)
+
+    @rx.event
+    def tidy_targets(self, _text: str = ""):
+        """on_blur: a taken target is shown as the bet uses it ("50" -> "50.00")."""
+        if not self.target_error:
+            self._show_targets()
 
     @rx.event
     def set_dice_slider(self, value: list):
-        if isinstance(value, list) and value:
-            self._set_dice_target(value[0])
+        if isinstance(value, list) and value and isinstance(value[0], (int, float)) \
+                and not isinstance(value[0], bool):
+            taken, error = read_target(f"{float(value[0]):.2f}", "dice", self.dice_direction)
+            if taken is not None:
+                self.dice_target = taken
+                self._show_targets()
+            elif not self.target_error:
+                self.target_error = error
 
     @rx.event
     def choose_direction(self, direction: str | list[str]):
-        """Flip over/under keeping the win chance (over 50.50 <-> under 49.50)."""
+        """Flip over/under keeping the win chance (over 50.50 <-> under 49.50); a box that
+        holds a refused target is checked again against the new direction's range."""
         if isinstance(direction, list) and len(direction) == 1:
             direction = direction[0]
         if direction not in ("over", "under") or direction == self.dice_direction:
             return
         self.dice_direction = direction
+        if self.target_error:
+            self._take_target("dice", self.dice_target_text)
+            return
         e2 = e2_text(self.dice_target, 0, 10_000)
         if e2 is not None:
-            self.dice_target = e2_text(str(100 - Decimal(e2)), 0, 10_000) or self.dice_target
+            flipped = e2_text(str(100 - Decimal(e2)), 0, 10_000) or self.dice_target
+            self.dice_target = flipped
+            self._show_targets()
+            self._take_target("dice", flipped)
 
     @rx.event
     def edit_limbo_target(self, text: str):
-        value = e2_text(text, 0, 100_000_000)
-        if value is not None:
-            self.limbo_target = value
-        self._target_said(text)
+        if isinstance(text, str):
+            self.limbo_target_text = text[:MAX_TEXT]
+            self._take_target("limbo", self.limbo_target_text)
 
     @rx.event
     def choose_plinko_rows(self, value: str):
@@ -654,6 +756,9 @@ class GameState(rx.State):
             stake = cur.parse(self.amount)
         except ValueError as exc:
             self.error = str(exc)
+            return None
+        if self.target_error and self.game in ("dice", "limbo"):
+            self.error = self.target_error  # never a bet on a target other than the shown
             return None
         if self.game == "keno" and not self.keno_picks:
             self.error = "Pick 1 to 10 squares first."

@@ -120,13 +120,13 @@ class BtcRefillRow:
 
 
 def fmt_amount(code: str, amount: int) -> str:
-    """Every decimal (staff approve exact amounts), trailing zeros dropped."""
+    """As every page shows an amount (``Currency.format``: never rounded, so staff still
+    approve exact amounts)."""
     try:
         cur = currency(code)
     except ValueError:
         return str(amount)
-    text = cur.format(amount, cur.decimals)
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    return cur.format(amount)
 
 
 def _safe_row(p: safe_payments.SafePaymentView | None) -> SafeTxRow:

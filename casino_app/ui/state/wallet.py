@@ -77,6 +77,15 @@ class WalletState(rx.State):
         return self.balances.get(cur.code, cur.format(0))
 
     @rx.var
+    def balance_list(self) -> list[list[str]]:
+        """Every currency's balance for the wallet page: [code, name, amount], play money
+        first, then the currencies the player holds, then the rest."""
+        rows = [[c.code, c.name, self.balances.get(c.code, c.format(0))]
+                for c in all_currencies()]
+        return sorted(rows, key=lambda r: (r[0] != DEFAULT_CURRENCY,
+                                           self._available.get(r[0], 0) == 0))
+
+    @rx.var
     def is_fun(self) -> bool:
         return self.code == DEFAULT_CURRENCY
 

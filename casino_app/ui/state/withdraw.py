@@ -35,7 +35,7 @@ import reflex as rx
 from casino_app.core.clock import utcnow
 from casino_app.core.logging import get_logger
 from casino_app.payments import wallet_view, withdrawal_addresses, withdrawals
-from casino_app.payments.currencies import Currency, currency, parse_decimal
+from casino_app.payments.currencies import MAX_AMOUNT, Currency, currency, parse_decimal
 from casino_app.payments.wallet_view import WalletView
 from casino_app.payments.withdrawal_addresses import AddressCooling, AddressView
 from casino_app.payments.withdrawals import WithdrawalRefused, WithdrawalView
@@ -97,11 +97,12 @@ def short_address(address: str) -> str:
 class WithdrawOption:
     code: str
     name: str
-    fee: str          # exact decimals
+    fee: str          # shown as every amount is (Currency.format)
     minimum: str
-    maximum: str
+    maximum: str      # "" when there is no maximum (the 2^62 cap)
     available: str    # withdrawable now (amount + fee must fit)
-    most: str         # the largest amount: available - fee (0 when the fee does not fit)
+    most: str         # the largest amount: available - fee (0 when the fee does not fit),
+                      # exact: what "Max" puts into the amount box
     large: str        # from this amount staff approve first ("" when never)
     network: str = ""          # the chain's network, as the address label says it
     placeholder: str = ""      # of the address box ("0x…", "bc1q…")
@@ -134,9 +135,10 @@ def options(available: dict[str, int], codes: list[str]) -> list[WithdrawOption]
         have = available.get(code, 0)
         most = max(0, min(have - lim.fee, lim.maximum))
         out.append(WithdrawOption(
-            code, cur.name, exact(cur, lim.fee), exact(cur, lim.minimum),
-            exact(cur, lim.maximum), exact(cur, have), exact(cur, most),
-            exact(cur, lim.large) if lim.large is not None else "",
+            code, cur.name, cur.format(lim.fee), cur.format(lim.minimum),
+            cur.format(lim.maximum) if lim.maximum < MAX_AMOUNT else "",
+            cur.format(have), exact(cur, most),
+            cur.format(lim.large) if lim.large is not None else "",
             hint.network, hint.placeholder, hint.pattern, hint.title))
     return out
 
@@ -144,21 +146,21 @@ def options(available: dict[str, int], codes: list[str]) -> list[WithdrawOption]
 def row(w: WithdrawalView) -> WithdrawalRow:
     cur = currency(w.currency)
     tx = w.tx_hash or ""
-    return WithdrawalRow(w.id, fmt_time(w.created_at), w.currency, exact(cur, w.amount),
-                         exact(cur, w.fee), w.address, short_address(w.address), w.state,
+    return WithdrawalRow(w.id, fmt_time(w.created_at), w.currency, cur.format(w.amount),
+                         cur.format(w.fee), w.address, short_address(w.address), w.state,
                          STATE_LABELS.get(w.state, w.state), STATE_NOTES.get(w.state, ""),
                          tx, short_hash(tx) if tx else "")
 
 
-def total_text(code: str, amount: str, fee: str) -> str:
-    """What leaves the balance for ``amount`` typed (amount + fee), or "" while the
-    amount is not one."""
+def total_text(code: str, amount: str, fee: int) -> str:
+    """What leaves the balance for ``amount`` typed (amount + ``fee`` base units), or ""
+    while the amount is not one."""
     cur = currency(code)
     try:
         value = cur.parse(amount)
     except ValueError:
         return ""
-    return exact(cur, value + cur.parse(fee)) if value > 0 else ""
+    return cur.format(value + fee) if value > 0 else ""
 
 
 @dataclasses.dataclass
@@ -193,7 +195,7 @@ def withdrawable_codes() -> list[str]:
 
 def accepted_text(w: WithdrawalView) -> str:
     cur = currency(w.currency)
-    what = f"{exact(cur, w.amount)} {w.currency} to {short_address(w.address)}"
+    what = f"{cur.text(w.amount)} to {short_address(w.address)}"
     if w.state == "unconfirmed":
         return f"Withdrawal of {what} requested: open the link we mailed you to confirm " \
                "it. Until then the amount stays reserved."
@@ -247,7 +249,8 @@ class WithdrawState(rx.State):
             self.addresses = rows
 
     def _retotal(self) -> None:
-        totals = {o.code: total_text(o.code, self.amount, o.fee) for o in self.options}
+        totals = {o.code: total_text(o.code, self.amount, withdrawals.limits(o.code).fee)
+                  for o in self.options}
         if totals != self.totals:
             self.totals = totals
 

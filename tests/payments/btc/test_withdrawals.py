@@ -266,8 +266,8 @@ def test_refused_requests_reserve_nothing(env: Env) -> None:
     for i, (address, text) in enumerate(cases):
         with pytest.raises(withdrawals.InvalidAddress, match=text):
             withdrawals.request_withdrawal("p-val", "BTC", "0.001", address, f"k-bad-{i}")
-    amounts = [("0.00009", withdrawals.InvalidAmount, "smallest withdrawal is 0.0001 BTC"),
-               ("1.1", withdrawals.InvalidAmount, "largest withdrawal is 1 BTC"),
+    amounts = [("0.00009", withdrawals.InvalidAmount, "smallest withdrawal is 0.00010000 BTC"),
+               ("1.1", withdrawals.InvalidAmount, "largest withdrawal is 1.00000000 BTC"),
                ("0.000000001", withdrawals.InvalidAmount, "at most 8 decimals"),
                ("0,001", withdrawals.InvalidAmount, "Use a dot for decimals"),
                ("0.05", withdrawals.InsufficientBalance, "withdrawable")]
@@ -288,7 +288,7 @@ def test_the_minimum_is_never_below_the_dust_limit(env: Env,
     reset_settings_cache()
     assert withdrawals.limits("BTC").minimum == 546  # P2PKH's dust limit: any address
     _credit("p-dust", "BTC", 100_000)
-    with pytest.raises(withdrawals.InvalidAmount, match="smallest withdrawal is 0.00000546"):
+    with pytest.raises(withdrawals.InvalidAmount, match="smallest withdrawal is 0.00000546 BTC"):
         withdrawals.request_withdrawal("p-dust", "BTC", 545, _p2pkh(), "k-dust")
 
 

@@ -153,3 +153,75 @@ def test_devnet_runs_a_bitcoin_node_that_pays_and_keeps_its_blocks(tmp_path: Pat
                           "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266", "1"], cwd=ROOT,
                          env=_env(tmp_path), capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "casino:" in bad.stderr
+
+
+def _anvil_answers(url: str) -> bool:
+    try:
+        return Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 2})).is_connected()
+    except Exception:  # noqa: BLE001 - not listening
+        return False
+
+
+def _gone(url: str, seconds: float = 40) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not _anvil_answers(url):
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def test_devnet_mines_on_a_clock_and_funds_any_address(tmp_path: Path) -> None:
+    """A deposit waited forever at "1 of 3": anvil mined only when a transaction came.
+    `casino devnet fund` pays an address ETH and test tokens (the README's `cast send` is
+    not installed, and no account held the test tokens)."""
+    port = free_port()
+    proc, printed = _start(tmp_path, port)
+    try:
+        url = printed["CASINO_ETH_RPC_URL"]
+        w3 = Web3(Web3.HTTPProvider(url))
+        first = w3.eth.block_number
+        deadline = time.monotonic() + 15
+        while w3.eth.block_number < first + 2:   # a block every 2 s, nobody sending
+            assert time.monotonic() < deadline, "the devnet does not mine on its own"
+            time.sleep(0.3)
+        to = "0x" + "5a" * 20
+        funded = subprocess.run([sys.executable, "-m", "casino_app.cli", "devnet", "--port",
+                                 str(port), "fund", to, "--eth", "1.5", "--usdt", "100",
+                                 "--usdc", "2.5"], cwd=ROOT, env=_env(tmp_path),
+                                capture_output=True, text=True, timeout=120)
+        assert funded.returncode == 0, funded.stderr
+        assert funded.stdout.startswith("sent 1.5 ETH, 100 USDT, 2.5 USDC to ")
+        to = Web3.to_checksum_address(to)
+        assert w3.eth.get_balance(to) == 15 * 10**17
+        tokens = dict(p.split(":") for p in printed["CASINO_ETH_TOKENS"].split(","))
+        assert chain.erc20(w3, tokens["USDT"]).functions.balanceOf(to).call() == 100 * 10**6
+        assert chain.erc20(w3, tokens["USDC"]).functions.balanceOf(to).call() == 2_500_000
+        for bad in (["not-an-address", "--eth", "1"], [to, "--eth", "1,5"], [to]):
+            refused = subprocess.run([sys.executable, "-m", "casino_app.cli", "devnet",
+                                      "--port", str(port), "fund", *bad], cwd=ROOT,
+                                     env=_env(tmp_path), capture_output=True, text=True,
+                                     timeout=120)
+            assert refused.returncode != 0 and "casino:" in refused.stderr, bad
+    finally:
+        _stop(proc)
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL],
+                         ids=["SIGTERM", "SIGHUP", "SIGKILL"])
+def test_every_way_of_stopping_the_devnet_stops_its_anvil(tmp_path: Path, how: int) -> None:
+    """SIGTERM left anvil running on its port. Handled signals stop it in order (its state
+    is written); SIGKILL cannot be handled: the kernel then stops anvil (parent death)."""
+    port = free_port()
+    proc, printed = _start(tmp_path, port)
+    url = printed["CASINO_ETH_RPC_URL"]
+    assert _anvil_answers(url)
+    proc.send_signal(how)
+    try:
+        proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert _gone(url), "anvil still answers after the devnet stopped"
+    if how != signal.SIGKILL:
+        assert proc.returncode == 0 and (tmp_path / "data" / "devnet-state.json").exists()

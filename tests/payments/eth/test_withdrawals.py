@@ -169,8 +169,8 @@ def test_refused_requests_change_nothing(env, devnet) -> None:  # noqa: ANN001
         (("ETH", "0.001", keys.hot_wallet_address()), withdrawals.InvalidAddress, "own"),
         (("ETH", "0.001", devnet["batch"]), withdrawals.InvalidAddress, "own"),
         (("USDT", "10", devnet["USDT"]), withdrawals.InvalidAddress, "own"),
-        (("ETH", "0.00001", good), withdrawals.InvalidAmount, "smallest withdrawal is 0.0001"),
-        (("ETH", "6", good), withdrawals.InvalidAmount, "largest withdrawal is 5 ETH"),
+        (("ETH", "0.00001", good), withdrawals.InvalidAmount, "smallest withdrawal is 0.000100 ETH"),
+        (("ETH", "6", good), withdrawals.InvalidAmount, "largest withdrawal is 5.000000 ETH"),
         (("ETH", "0.0000000001", good), withdrawals.InvalidAmount, "at most 9 decimals"),
         (("ETH", "-1", good), withdrawals.InvalidAmount, "positive"),
         # a comma is never a thousands separator: "0,001" is not 1 ETH

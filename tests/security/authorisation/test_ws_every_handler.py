@@ -72,7 +72,7 @@ WHO: dict[str, dict[str, str]] = {
                   "half_amount": "anonymous view", "double_amount": "anonymous view",
                   "edit_dice_target": "anonymous view", "set_dice_slider": "anonymous view",
                   "choose_direction": "anonymous view",
-                  "edit_limbo_target": "anonymous view",
+                  "edit_limbo_target": "anonymous view", "tidy_targets": "anonymous view",
                   "choose_plinko_rows": "anonymous view",
                   "choose_plinko_risk": "anonymous view",
                   "choose_keno_risk": "anonymous view", "keno_toggle": "anonymous view",
