@@ -62,6 +62,9 @@ def app(smtp: Inbox, bitcoin_chain: BcoinNode, chain: Anvil,
         "CASINO_BTC_WITHDRAW_MIN": "10000",
         "CASINO_BTC_WITHDRAW_FEE": str(FEE),
         "CASINO_BTC_FEE_FLOOR": "2", "CASINO_BTC_FEE_FALLBACK": "2",
+        # withdrawal protection is tested in test_withdrawal_protection_e2e.py: here the
+        # new address and the fresh account need no wait
+        "CASINO_WITHDRAW_LOCK_HOURS": "0", "CASINO_WITHDRAW_COOLING_HOURS": "0",
     }, chain=chain, words=words, staff=((ADMIN, STAFF_PASSWORD, "admin"),)) as live:
         casino_cli(live.env, "ledger", "fund", "--currency", "BTC", "--amount",
                    str(Decimal(HOT) / 10**8), "--reference", f"hot wallet {funding.txid}")
@@ -159,6 +162,7 @@ def test_deposit_bet_and_withdraw_bitcoin_in_the_browser(  # noqa: ANN001
         rest = balance - Decimal(FEE) / 10**8
         amount_field = page.get_by_label(re.compile(r"^Amount \(BTC\)"))
         expect(amount_field).to_have_value(f"{rest.normalize():f}")
+        page.get_by_label("Your password", exact=True).fill(PASSWORD)  # the second factor
         page.get_by_role("button", name="Request withdrawal").click()
         w = page.locator(".withdrawal-row")
         expect(w).to_have_count(1)
