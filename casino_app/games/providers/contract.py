@@ -56,7 +56,6 @@ class Call:
     tx_ref: str
     amount: int = 0      # base units (0 for a rollback: the original's amount is used)
     reference: str = ""
-    meta: dict | None = None
 
     def fingerprint_fields(self) -> tuple:
         return (self.kind, self.amount, self.reference)

@@ -98,22 +98,12 @@ def _fingerprint(req: WalletRequest, call: Call) -> str:
     return hashlib.sha256(json.dumps(fields, separators=(",", ":")).encode()).hexdigest()
 
 
-def _balance(s: Session, player_id: str, code: str, lock: bool = False) -> int:
+def _balance(s: Session, player_id: str, code: str) -> int:
+    """The player's available balance in ``code`` (base units; 0 with no account)."""
     acct = ledger.existing_account(s, player_id, code, "player")
     if acct is None:
         return 0
-    return ledger.balance_of(s, acct, lock=lock).available
-
-
-def balance(provider: ProviderConfig, player_id: str, code: str) -> int:
-    """The player's available balance in ``code`` (base units)."""
-    with ledger_tx(readonly=True) as s:
-        return _balance(s, player_id, code)
-
-
-def player_exists(player_id: str) -> bool:
-    with ledger_tx(readonly=True) as s:
-        return s.get(Player, player_id) is not None
+    return ledger.balance_of(s, acct).available
 
 
 def handle(provider: ProviderConfig, req: WalletRequest, receipt: Receipt, reply: Reply,

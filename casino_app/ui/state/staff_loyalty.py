@@ -15,7 +15,7 @@ import reflex as rx
 from casino_app.ui import routes
 from casino_app.ui.state.bets import fmt_when
 from casino_app.ui.state.session import form_value
-from casino_app.ui.state.staff_money import money_call
+from casino_app.ui.state.staff_money import decide, money_call
 from casino_app.users import staff_loyalty
 
 
@@ -61,16 +61,7 @@ class StaffLoyaltyState(rx.State):
         return await self._load()
 
     async def _decide(self, fn, *args: Any, done: str):  # noqa: ANN001, ANN202
-        self.message, self.notice = "", ""
-        out = await money_call(self, routes.STAFF_LOYALTY, fn, *args)
-        if not out.ok:
-            self.message = out.error
-            if out.event is not None:
-                return out.event
-            return await self._load()
-        redirect = await self._load()
-        self.notice = done.format(id=out.value.id, amount=out.value.amount_text)
-        return redirect
+        return await decide(self, routes.STAFF_LOYALTY, fn, *args, done=done)
 
     @rx.event
     async def approve(self, reward_id: int):

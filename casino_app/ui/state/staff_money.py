@@ -154,6 +154,23 @@ async def money_call(state: rx.State, path: str, fn, *args: Any,  # noqa: ANN001
         return _Result(error=message, field=field)
 
 
+async def decide(state: rx.State, path: str, fn, *args: Any, done: str):  # noqa: ANN001, ANN201
+    """A staff decision on a request through ``money_call`` (approve, reject), then the
+    page read again (``state._load()``): a refusal in ``state.message``, else ``done``
+    (formatted with the decided row's ``id`` and ``amount_text``) in ``state.notice``.
+    Returns the event to send (a redirect), if any."""
+    state.message, state.notice = "", ""
+    out = await money_call(state, path, fn, *args)
+    if not out.ok:
+        state.message = out.error
+        if out.event is not None:
+            return out.event
+        return await state._load()
+    redirect = await state._load()
+    state.notice = done.format(id=out.value.id, amount=out.value.amount_text)
+    return redirect
+
+
 class StaffMoneyState(rx.State):
     """The money section of the staff player page (``routes.STAFF_PLAYER``)."""
 
@@ -283,19 +300,10 @@ class StaffAdjustmentsState(rx.State):
         return await self._load()
 
     async def _decide(self, fn, request_id: object, *args: Any, done: str):  # noqa: ANN001, ANN202
-        self.message, self.notice = "", ""
         rid = request_id
         if isinstance(rid, str) and rid.isascii() and rid.isdigit() and len(rid) <= 10:
             rid = int(rid)
-        out = await money_call(self, routes.STAFF_ADJUSTMENTS, fn, rid, *args)
-        if not out.ok:
-            self.message = out.error
-            if out.event is not None:
-                return out.event
-            return await self._load()
-        redirect = await self._load()
-        self.notice = done.format(id=out.value.id, amount=out.value.amount_text)
-        return redirect
+        return await decide(self, routes.STAFF_ADJUSTMENTS, fn, rid, *args, done=done)
 
     @rx.event
     async def approve(self, request_id: int):

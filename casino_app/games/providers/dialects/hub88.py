@@ -165,12 +165,9 @@ class Hub88:
                                    "request_uuid": echo.get("request_uuid", "")}
             if isinstance(result, Refused):
                 out["status"] = STATUS[result.status]
-                code, amount = result.currency, result.balance
-            else:
-                code, amount = result.currency, result.balance
-            if not info and code:
-                out["currency"] = code
-                out["balance"] = from_base(amount or 0, code, DECIMALS)
+            if not info and result.currency:
+                out["currency"] = result.currency
+                out["balance"] = from_base(result.balance or 0, result.currency, DECIMALS)
             return dumps(out)
 
         def signer(data: bytes) -> str:
