@@ -131,9 +131,11 @@ def test_a_player_plays_provider_rounds_and_staff_see_the_checks(
     expect(page.locator("#rtp")).to_contain_text("Hash Slot")
     expect(page.locator("#rtp")).to_contain_text("96.00")
     # the provider-checks job (every 2 s here) has checked the round: a high alert
+    # (the table is there only once an alert is: wait for the page, then look)
     alerts = page.locator("#alerts")
     for _ in range(20):
-        if "does not hash" in alerts.inner_text():
+        expect(page.locator("#rtp")).to_be_visible()
+        if alerts.count() and "does not hash" in alerts.inner_text():
             break
         page.wait_for_timeout(1000)
         goto(page, "/admin/providers")
